@@ -1,0 +1,82 @@
+"""The `ordo` command: serve the API, sign local tokens, fill an instance with a demo day."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from adapters.auth import sign_token
+from adapters.config import Settings
+from domain.actors import ROLES
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return handler(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ordo", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the HTTP API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="server processes (PostgreSQL)")
+    serve.set_defaults(handler=_serve)
+
+    token = commands.add_parser("token", help="print a signed bearer token (HS256, local use)")
+    token.add_argument("--role", required=True, choices=ROLES)
+    token.add_argument("--rpps")
+    token.add_argument("--finess")
+    token.add_argument("--ins")
+    token.add_argument("--sub", help="subject (default: derived from the role and identity)")
+    token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
+    token.set_defaults(handler=_token)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn  # noqa: PLC0415 - only the server needs it
+
+    settings = Settings.from_env()
+    if args.workers > 1 and settings.database_url is None:
+        print("ordo: several workers need PostgreSQL (ORDO_DATABASE_URL)", file=sys.stderr)
+        return 2
+    uvicorn.run(
+        "adapters.bootstrap:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=False,  # our own log line has the route template, not the raw path
+        log_level="warning",
+    )
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    if not settings.auth_secret:
+        print("ordo: token needs ORDO_AUTH_SECRET (HS256)", file=sys.stderr)
+        return 2
+    subject = args.sub or f"{args.role}:{args.rpps or 'local'}"
+    print(
+        sign_token(
+            settings.auth_secret,
+            role=args.role,
+            subject=subject,
+            ttl_seconds=args.ttl,
+            rpps=args.rpps,
+            finess=args.finess,
+            ins=args.ins,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

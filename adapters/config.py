@@ -1,0 +1,57 @@
+"""Settings, read once from the environment (twelve-factor), with safe local defaults."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import msgspec
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    data_dir: Path
+    database_url: str | None
+    auth_secret: str | None
+    auth_public_key: str | None
+    log_hash_key: bytes
+    max_body_bytes: int
+    db_pool_size: int
+    failpoint: str | None
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        data_dir = Path(env.get("ORDO_DATA_DIR", "./var"))
+        public_key = _public_key(env.get("ORDO_AUTH_PUBLIC_KEY"))
+        secret = env.get("ORDO_AUTH_SECRET") or (None if public_key else local_secret(data_dir))
+        return cls(
+            data_dir=data_dir,
+            database_url=env.get("ORDO_DATABASE_URL") or None,
+            auth_secret=secret,
+            auth_public_key=public_key,
+            log_hash_key=(env.get("ORDO_LOG_HASH_KEY") or secret or public_key or "").encode(),
+            max_body_bytes=int(env.get("ORDO_MAX_BODY_BYTES", 64 * 1024)),
+            db_pool_size=int(env.get("ORDO_DB_POOL_SIZE", 16)),
+            failpoint=env.get("ORDO_FAILPOINT") or None,
+        )
+
+
+def _public_key(value: str | None) -> str | None:
+    """The PEM itself, or a path to a PEM file."""
+    if not value:
+        return None
+    if value.lstrip().startswith("-----BEGIN"):
+        return value
+    return Path(value).read_text()
+
+
+def local_secret(data_dir: Path) -> str:
+    """A development secret kept under ./var, so `ordo serve` and `ordo token` agree with no
+    set-up. Production sets ORDO_AUTH_SECRET or, better, ORDO_AUTH_PUBLIC_KEY."""
+    path = data_dir / "auth-secret"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return path.read_text().strip()

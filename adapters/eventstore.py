@@ -1,0 +1,168 @@
+"""The append-only log, on eventsourcing's recorders: SQLite by default, PostgreSQL in production.
+
+We use the library's application recorders directly (optimistic concurrency on the
+prescription's version, the gap-free notification log, LISTEN/NOTIFY on PostgreSQL) and map
+our msgspec events to stored events ourselves: the topic is the event's public name and schema
+version (`DispensationRecorded.v1`), not a Python import path, because the log is read by
+other machines and must outlive our module layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import msgspec
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    IntegrityError,
+    Notification,
+    StoredEvent,
+)
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+
+from domain.events import EVENT_TYPES, UPCASTERS, Event, Upcaster
+
+EVENTS_TABLE = "ordo_events"
+IDEMPOTENCY_PREFIX = "idempotency:"
+
+__all__ = ["EventLog", "IdempotencyRecord", "IntegrityError", "open_log"]
+
+
+class IdempotencyRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """The first answer given to a request carrying an `Idempotency-Key`.
+
+    Stored as a one-event stream in the same transaction as the events the request produced,
+    so either both are durable or neither is: a retry after a crash between the append and
+    the answer finds this record and replays the answer.
+    """
+
+    schema_version = 1
+
+    key: str
+    fingerprint: str
+    status: int
+    body: bytes
+
+
+def topic_of(kind: type[Any]) -> str:
+    return f"{kind.__name__}.v{kind.schema_version}"
+
+
+class EventMapper:
+    """Event <-> stored event, with msgspec JSON and upcasting of older schema versions."""
+
+    def __init__(self, upcasters: Mapping[tuple[str, int], Upcaster] = UPCASTERS) -> None:
+        self._encoder = msgspec.json.Encoder()
+        self._types: dict[str, type[Event]] = {kind.__name__: kind for kind in EVENT_TYPES}
+        self._upcasters = upcasters
+
+    def to_stored(self, event: Event) -> StoredEvent:
+        return StoredEvent(
+            originator_id=event.prescription_id,
+            originator_version=event.version,
+            topic=topic_of(type(event)),
+            state=self._encoder.encode(event),
+        )
+
+    def to_event(self, stored: StoredEvent) -> Event:
+        name, _, version_text = stored.topic.rpartition(".v")
+        kind = self._types.get(name)
+        if kind is None:
+            msg = f"unknown event topic {stored.topic!r}"
+            raise ValueError(msg)
+        version = int(version_text)
+        if version == kind.schema_version:
+            return msgspec.json.decode(stored.state, type=kind)
+        payload = msgspec.json.decode(stored.state)
+        while version < kind.schema_version:
+            payload = self._upcasters[(name, version)](payload)
+            version += 1
+        return msgspec.convert(payload, type=kind)
+
+    def is_prescription_event(self, topic: str) -> bool:
+        return topic.rpartition(".v")[0] in self._types
+
+
+class EventLog:
+    """Prescriptions' event streams and the global notification log, in one database."""
+
+    def __init__(self, recorder: ApplicationRecorder, description: str) -> None:
+        self.recorder = recorder
+        self.description = description
+        self.mapper = EventMapper()
+        self._record_topic = topic_of(IdempotencyRecord)
+
+    def events_of(self, prescription_id: str) -> list[Event]:
+        stored = self.recorder.select_events(prescription_id)
+        return [self.mapper.to_event(s) for s in stored]
+
+    def append(
+        self, events: Sequence[Event], idempotency: IdempotencyRecord | None = None
+    ) -> Sequence[int]:
+        """Append atomically; raises IntegrityError if another writer took a version first."""
+        stored = [self.mapper.to_stored(event) for event in events]
+        if idempotency is not None:
+            stored.append(self._stored_record(idempotency))
+        return self.recorder.insert_events(stored) or ()
+
+    def idempotency_record(self, key: str) -> IdempotencyRecord | None:
+        stored = self.recorder.select_events(IDEMPOTENCY_PREFIX + key, limit=1)
+        return msgspec.json.decode(stored[0].state, type=IdempotencyRecord) if stored else None
+
+    def notifications(self, after: int, limit: int) -> Sequence[Notification]:
+        return self.recorder.select_notifications(after, limit, inclusive_of_start=False)
+
+    def last_position(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    def _stored_record(self, record: IdempotencyRecord) -> StoredEvent:
+        return StoredEvent(
+            originator_id=IDEMPOTENCY_PREFIX + record.key,
+            originator_version=1,
+            topic=self._record_topic,
+            state=msgspec.json.encode(record),
+        )
+
+    def close(self) -> None:
+        self.recorder.datastore.close()  # type: ignore[attr-defined]
+
+
+def open_log(database_url: str | None, data_dir: Path, pool_size: int = 10) -> EventLog:
+    """The embedded SQLite log under `data_dir`, or PostgreSQL when a URL is given."""
+    if database_url:
+        return _postgres_log(database_url, pool_size)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "ordo.sqlite3"
+    datastore = SQLiteDatastore(
+        str(path), lock_timeout=30, pool_size=pool_size, originator_id_type="text"
+    )
+    recorder = SQLiteApplicationRecorder(datastore, events_table_name=EVENTS_TABLE)
+    recorder.create_table()
+    return EventLog(recorder, f"sqlite:{path}")
+
+
+def _postgres_log(database_url: str, pool_size: int) -> EventLog:
+    url = urlsplit(database_url)
+    if url.scheme not in {"postgresql", "postgres"}:
+        msg = f"ORDO_DATABASE_URL must start with postgresql://, got {url.scheme}://"
+        raise ValueError(msg)
+    options = {name: values[-1] for name, values in parse_qs(url.query).items()}
+    datastore = PostgresDatastore(
+        dbname=url.path.lstrip("/") or "ordo",
+        host=url.hostname or "127.0.0.1",
+        port=url.port or 5432,
+        user=unquote(url.username or "postgres"),
+        password=unquote(url.password or ""),
+        pool_size=int(options.get("pool_size", pool_size)),
+        max_overflow=int(options.get("max_overflow", pool_size)),
+        schema=options.get("schema", ""),
+        originator_id_type="text",
+    )
+    recorder = PostgresApplicationRecorder(datastore, events_table_name=EVENTS_TABLE)
+    recorder.create_table()
+    where = f"postgresql://{url.hostname}:{url.port or 5432}{url.path}"
+    return EventLog(recorder, where)

@@ -1,0 +1,70 @@
+"""The ASGI application: routes, errors, auth, logs, metrics and the OpenAPI document."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+from litestar import Litestar, Request, Response, get
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+
+from adapters.auth import TokenVerifier
+from adapters.http.problems import EXCEPTION_HANDLERS, Problem, problem
+from adapters.http.routes import PrescriptionController
+from adapters.logging import RequestLogMiddleware
+from adapters.service import PrescriptionService
+
+
+@get("/healthz", include_in_schema=False)
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/readyz", include_in_schema=False)
+async def readyz(state: State) -> Response[Any]:
+    service: PrescriptionService = state.service
+    try:
+        position = await anyio.to_thread.run_sync(service.ready)
+    except Exception as error:
+        return problem(503, "not_ready", f"event store unreachable: {type(error).__name__}")
+    return Response({"status": "ready", "log_position": position})
+
+
+class MetricsController(PrometheusController):
+    path = "/metrics"
+
+
+def create_app(
+    service: PrescriptionService, verifier: TokenVerifier, *, max_body_bytes: int
+) -> Litestar:
+    prometheus = PrometheusConfig(app_name="ordo", group_path=True, exclude=["/metrics"])
+    return Litestar(
+        route_handlers=[PrescriptionController, healthz, readyz, MetricsController],
+        state=State({"service": service, "verifier": verifier}),
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[RequestLogMiddleware, prometheus.middleware],
+        request_max_body_size=max_body_bytes,
+        openapi_config=_openapi(),
+        signature_namespace={"Request": Request, "Problem": Problem},
+        debug=False,
+    )
+
+
+def _openapi() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="ordo",
+        version="1.0.0",
+        description="Event-sourced backend for the ordonnance numérique (contract v1).",
+        path="/schema",
+        render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        components=Components(
+            security_schemes={
+                "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+            }
+        ),
+        security=[{"bearer": []}],
+    )

@@ -1,0 +1,107 @@
+"""Every error as `application/problem+json` (RFC 9457) with the contract's stable `code`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ExceptionHandlersMap
+
+from adapters.auth import UnauthenticatedError
+from adapters.service import ContentionError
+from domain.errors import DomainError
+
+STATUS_OF = {
+    "invalid_request": 422,
+    "not_found": 404,
+    "forbidden": 403,
+    "already_dispensed": 409,
+    "quantity_exceeds_remaining": 409,
+    "prescription_cancelled": 409,
+    "prescription_expired": 409,
+    "already_billed": 409,
+    "billing_exceeds_dispensed": 422,
+    "idempotency_key_reused": 422,
+}
+CODE_OF_STATUS = {
+    400: "invalid_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+PROBLEM_JSON = "application/problem+json"
+log = structlog.get_logger("ordo.http")
+
+
+class Problem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    field: str | None = None
+
+
+def problem(
+    status: int, code: str, detail: str, *, field: str | None = None, headers: Any = None
+) -> Response[Problem]:
+    body = Problem(
+        type=f"https://ordo.example/problems/{code}",
+        title=code.replace("_", " ").capitalize(),
+        status=status,
+        detail=detail,
+        code=code,
+        field=field,
+    )
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def domain_error(_: Request[Any, Any, Any], error: DomainError) -> Response[Problem]:
+    return problem(STATUS_OF[error.code], error.code, error.detail, field=error.field)
+
+
+def unauthenticated(_: Request[Any, Any, Any], error: UnauthenticatedError) -> Response[Problem]:
+    return problem(401, "unauthenticated", str(error), headers={"WWW-Authenticate": "Bearer"})
+
+
+def validation_error(_: Request[Any, Any, Any], error: ValidationException) -> Response[Problem]:
+    """msgspec's message names the field (`… - at $.lines[0].quantity`); pass it on."""
+    messages = [
+        f"{item.get('message', '')} (at {item.get('key')})"
+        if item.get("key")
+        else str(item.get("message"))
+        for item in (error.extra if isinstance(error.extra, list) else [])
+        if isinstance(item, dict)
+    ]
+    return problem(400, "invalid_request", "; ".join(messages) or str(error.detail))
+
+
+def http_error(_: Request[Any, Any, Any], error: HTTPException) -> Response[Problem]:
+    status = error.status_code
+    code = CODE_OF_STATUS.get(status, "internal_error" if status >= 500 else "invalid_request")
+    return problem(status, code, str(error.detail), headers=error.headers)
+
+
+def contention(_: Request[Any, Any, Any], error: ContentionError) -> Response[Problem]:
+    return problem(503, "busy", str(error), headers={"Retry-After": "1"})
+
+
+def unexpected(_: Request[Any, Any, Any], error: Exception) -> Response[Problem]:
+    log.error("unhandled error", exc_info=error)
+    return problem(500, "internal_error", "an unexpected error occurred; it was logged")
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    DomainError: domain_error,
+    UnauthenticatedError: unauthenticated,
+    ValidationException: validation_error,
+    HTTPException: http_error,
+    ContentionError: contention,
+    Exception: unexpected,
+}

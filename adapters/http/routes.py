@@ -1,0 +1,240 @@
+"""The v1 routes of contract.md. Handlers translate HTTP to a use case and back, nothing more.
+
+Use cases are synchronous (the event store's drivers are), so handlers run in worker threads.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+import segno
+from litestar import Controller, Request, Response, get, post, put
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
+
+from adapters.auth import TokenVerifier
+from adapters.http.schemas import (
+    BillBody,
+    CancelBody,
+    ConsentBody,
+    DispenseBody,
+    IssueBody,
+    TransmissionBody,
+    parse_identifier,
+)
+from adapters.service import PrescriptionService
+from domain.actors import Actor
+from domain.errors import DomainError
+from domain.events import Event
+from domain.identifiers import Finess, Rpps
+from domain.prescription import Prescription
+from projections.views import (
+    DispensationReceipt,
+    DispensationView,
+    IssuedPrescriptionView,
+    PrescriptionView,
+    dispensation_view,
+    issued_view,
+    qr_payload,
+    view_of,
+)
+
+IdempotencyKey = Annotated[
+    str | None,
+    Parameter(
+        header="Idempotency-Key",
+        required=False,
+        max_length=255,
+        description="Retry-safe key: a repeat returns the first answer and records nothing new.",
+    ),
+]
+
+
+async def provide_actor(request: Request[Any, Any, Any]) -> Actor:
+    verifier: TokenVerifier = request.app.state.verifier
+    actor = verifier.actor(request.headers.get("authorization"))
+    request.state.actor = actor  # for the request log line
+    return actor
+
+
+def provide_service(state: State) -> PrescriptionService:
+    service: PrescriptionService = state.service
+    return service
+
+
+def _today(service: PrescriptionService) -> Any:
+    return service.clock().today
+
+
+def _pharmacy(actor: Actor) -> tuple[Finess, Rpps]:
+    assert actor.finess is not None and actor.rpps is not None  # pharmacist tokens carry both
+    return Finess(actor.finess), Rpps(actor.rpps)
+
+
+class HistoryActor(msgspec.Struct, frozen=True, omit_defaults=True):
+    role: str
+    rpps: str | None = None
+    finess: str | None = None
+
+
+class HistoryEntry(msgspec.Struct, frozen=True):
+    type: str
+    version: int
+    at: datetime
+    actor: HistoryActor
+    data: dict[str, Any]
+
+
+class History(msgspec.Struct, frozen=True):
+    events: list[HistoryEntry]
+
+
+ENVELOPE = {"prescription_id", "version", "at"}
+
+
+def history_entry(event: Event, prescriber_rpps: str) -> HistoryEntry:
+    data = {k: v for k, v in msgspec.to_builtins(event).items() if k not in ENVELOPE}
+    return HistoryEntry(
+        type=type(event).__name__,
+        version=event.version,
+        at=event.at,
+        actor=_acting(data, prescriber_rpps),
+        data=data,
+    )
+
+
+def _acting(data: dict[str, Any], prescriber_rpps: str) -> HistoryActor:
+    if "finess" in data and "pharmacist_rpps" in data:
+        return HistoryActor("pharmacist", rpps=data["pharmacist_rpps"], finess=data["finess"])
+    if "changed_by" in data:
+        return HistoryActor(data["changed_by"])
+    if "finess" in data:
+        return HistoryActor("patient")  # a transmission is the patient's act
+    return HistoryActor("prescriber", rpps=data.get("prescriber_rpps", prescriber_rpps))
+
+
+class PrescriptionController(Controller):
+    path = "/v1/prescriptions"
+    dependencies = {  # noqa: RUF012 - Litestar reads this class attribute
+        "actor": Provide(provide_actor),
+        "service": Provide(provide_service, sync_to_thread=False),
+    }
+    tags = ["prescriptions"]  # noqa: RUF012
+
+    @post("/", status_code=201, sync_to_thread=True, summary="Register a prescription (LAP)")
+    def issue(
+        self, data: IssueBody, actor: Actor, service: PrescriptionService
+    ) -> IssuedPrescriptionView:
+        prescriber = Rpps(actor.rpps) if actor.rpps and actor.role == "prescriber" else None
+        if prescriber is None:
+            raise DomainError("forbidden", "only a prescriber registers prescriptions")
+        state = service.issue(actor, data.command(prescriber, _today(service)))
+        return issued_view(state, actor, _today(service))
+
+    @get("/{prescription_id:str}", sync_to_thread=True, summary="Read a prescription")
+    def read(
+        self, prescription_id: str, actor: Actor, service: PrescriptionService
+    ) -> PrescriptionView:
+        return view_of(service.read(actor, prescription_id), actor, _today(service))
+
+    @get(
+        "/{prescription_id:str}/qr.svg",
+        sync_to_thread=True,
+        media_type="image/svg+xml",
+        summary="The QR code to print on the prescription",
+    )
+    def qr_code(self, prescription_id: str, actor: Actor, service: PrescriptionService) -> bytes:
+        state = service.read(actor, prescription_id)
+        buffer = io.BytesIO()
+        segno.make(qr_payload(state.prescription_id), error="m").save(
+            buffer, kind="svg", scale=4, border=2
+        )
+        return buffer.getvalue()
+
+    @post("/{prescription_id:str}/cancel", status_code=200, sync_to_thread=True)
+    def cancel(
+        self, prescription_id: str, data: CancelBody, actor: Actor, service: PrescriptionService
+    ) -> PrescriptionView:
+        state = service.cancel(actor, prescription_id, data.reason)
+        return view_of(state, actor, _today(service))
+
+    @put("/{prescription_id:str}/execution-view-consent", sync_to_thread=True)
+    def change_consent(
+        self, prescription_id: str, data: ConsentBody, actor: Actor, service: PrescriptionService
+    ) -> PrescriptionView:
+        state = service.change_consent(actor, prescription_id, data.consent)
+        return view_of(state, actor, _today(service))
+
+    @get("/{prescription_id:str}/events", sync_to_thread=True, summary="Audit history")
+    def history(self, prescription_id: str, actor: Actor, service: PrescriptionService) -> History:
+        events = service.history(actor, prescription_id)
+        prescriber = getattr(events[0], "prescriber_rpps", "")
+        return History([history_entry(event, prescriber) for event in events])
+
+    @post(
+        "/{prescription_id:str}/dispensations",
+        status_code=201,
+        sync_to_thread=True,
+        summary="Record a dispensing (LGO), at once",
+        responses={201: ResponseSpec(data_container=DispensationReceipt, description="Recorded")},
+    )
+    def dispense(
+        self,
+        prescription_id: str,
+        data: DispenseBody,
+        actor: Actor,
+        service: PrescriptionService,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[bytes]:
+        if actor.role != "pharmacist":
+            raise DomainError("forbidden", "only a pharmacist records a dispensing")
+        pharmacy, pharmacist = _pharmacy(actor)
+        answer = service.dispense(
+            actor, prescription_id, data.command(pharmacy, pharmacist), idempotency_key
+        )
+        return Response(answer.body, status_code=answer.status, media_type="application/json")
+
+    @post(
+        "/{prescription_id:str}/dispensations/{dispensation_id:str}/billing",
+        status_code=201,
+        sync_to_thread=True,
+        summary="Send the billing data of a dispensation",
+    )
+    def bill(
+        self,
+        prescription_id: str,
+        dispensation_id: str,
+        data: BillBody,
+        actor: Actor,
+        service: PrescriptionService,
+    ) -> DispensationView:
+        if actor.role != "pharmacist":
+            raise DomainError("forbidden", "only the pharmacist who dispensed bills it")
+        pharmacy, pharmacist = _pharmacy(actor)
+        state = service.bill(
+            actor, prescription_id, data.command(pharmacy, pharmacist, dispensation_id)
+        )
+        return _billed(state, dispensation_id)
+
+    @post("/{prescription_id:str}/transmissions", status_code=201, sync_to_thread=True)
+    def transmit(
+        self,
+        prescription_id: str,
+        data: TransmissionBody,
+        actor: Actor,
+        service: PrescriptionService,
+    ) -> PrescriptionView:
+        pharmacy = parse_identifier(Finess, data.finess, "finess")
+        state = service.transmit(actor, prescription_id, pharmacy, data.message)
+        return view_of(state, actor, _today(service))
+
+
+def _billed(state: Prescription, dispensation_id: str) -> DispensationView:
+    dispensation = state.dispensation(dispensation_id)
+    assert dispensation is not None  # billing succeeded on it
+    return dispensation_view(dispensation)

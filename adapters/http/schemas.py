@@ -1,0 +1,136 @@
+"""Request bodies of the v1 contract, and their translation into domain commands.
+
+msgspec rejects malformed JSON, wrong types and unknown fields (400). What it cannot know, a
+check key or a line that does not exist, is checked when the command is built or decided
+(422), and the error names the field either way.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal, TypeVar
+
+import msgspec
+
+from domain.commands import (
+    Bill,
+    Dispense,
+    DispenseLine,
+    IssuePrescription,
+    RequestedLine,
+)
+from domain.errors import invalid
+from domain.events import BilledLine, Product
+from domain.identifiers import Finess, Ins, InvalidIdentifier, Rpps
+
+ShortText = Annotated[str, msgspec.Meta(max_length=500)]
+LongText = Annotated[str, msgspec.Meta(max_length=2000)]
+IdentifierT = TypeVar("IdentifierT", Ins, Rpps, Finess)
+
+
+class Body(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class PatientBody(Body, frozen=True, kw_only=True):
+    ins: str
+
+
+class PrescriptionLineBody(Body, frozen=True, kw_only=True):
+    product: Product
+    quantity: int
+    dosage: ShortText
+    duration_days: int
+    narcotic: bool = False
+
+
+class IssueBody(Body, frozen=True, kw_only=True):
+    patient: PatientBody
+    issued_on: date | None = None
+    kind: Literal["standard", "secure"] = "standard"
+    execution_view_consent: bool
+    lines: Annotated[list[PrescriptionLineBody], msgspec.Meta(max_length=200)]
+
+    def command(self, prescriber: Rpps, today: date) -> IssuePrescription:
+        return IssuePrescription(
+            prescriber=prescriber,
+            patient=parse_identifier(Ins, self.patient.ins, "patient.ins"),
+            issued_on=self.issued_on or today,
+            kind=self.kind,
+            execution_view_consent=self.execution_view_consent,
+            lines=tuple(
+                RequestedLine(
+                    product=line.product,
+                    quantity=line.quantity,
+                    dosage=line.dosage,
+                    duration_days=line.duration_days,
+                    narcotic=line.narcotic,
+                )
+                for line in self.lines
+            ),
+        )
+
+
+class DispenseLineBody(Body, frozen=True, kw_only=True):
+    line_no: int
+    quantity: int
+    product: Product | None = None
+
+
+class DispenseBody(Body, frozen=True, kw_only=True):
+    lines: Annotated[list[DispenseLineBody], msgspec.Meta(max_length=200)]
+
+    def command(self, pharmacy: Finess, pharmacist: Rpps) -> Dispense:
+        return Dispense(
+            pharmacy=pharmacy,
+            pharmacist=pharmacist,
+            lines=tuple(
+                DispenseLine(line_no=line.line_no, quantity=line.quantity, product=line.product)
+                for line in self.lines
+            ),
+        )
+
+
+class BillLineBody(Body, frozen=True, kw_only=True):
+    line_no: int
+    quantity: int
+    amount_cents: int
+
+
+class BillBody(Body, frozen=True, kw_only=True):
+    invoice_number: Annotated[str, msgspec.Meta(max_length=64)]
+    lines: Annotated[list[BillLineBody], msgspec.Meta(max_length=200)]
+
+    def command(self, pharmacy: Finess, pharmacist: Rpps, dispensation_id: str) -> Bill:
+        return Bill(
+            pharmacy=pharmacy,
+            pharmacist=pharmacist,
+            dispensation_id=dispensation_id,
+            invoice_number=self.invoice_number,
+            lines=tuple(
+                BilledLine(
+                    line_no=line.line_no, quantity=line.quantity, amount_cents=line.amount_cents
+                )
+                for line in self.lines
+            ),
+        )
+
+
+class CancelBody(Body, frozen=True, kw_only=True):
+    reason: ShortText
+
+
+class ConsentBody(Body, frozen=True, kw_only=True):
+    consent: bool
+
+
+class TransmissionBody(Body, frozen=True, kw_only=True):
+    finess: str
+    message: LongText = ""
+
+
+def parse_identifier(kind: type[IdentifierT], text: str, field: str) -> IdentifierT:
+    try:
+        return kind.parse(text)
+    except InvalidIdentifier as error:
+        raise invalid(str(error), field) from error

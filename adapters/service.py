@@ -1,0 +1,275 @@
+"""The use cases behind the API: load a prescription, check who asks, decide, append.
+
+One prescription is one consistency boundary. A command loads the prescription's events,
+decides against that state, and appends at the next version; if another writer appended
+first (two pharmacies at once), the append fails on the version and the command is decided
+again against the new state. So the loser of a race gets its 201 if enough remains, and a
+409 otherwise; never a 5xx, never a pack dispensed twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import TypeVar
+from zoneinfo import ZoneInfo
+
+import msgspec
+
+from adapters.eventstore import EventLog, IdempotencyRecord, IntegrityError
+from domain import commands
+from domain.actors import Actor, Role
+from domain.commands import Bill, Dispense, IssuePrescription, Moment
+from domain.errors import DomainError
+from domain.events import ConsentActor, Event
+from domain.identifiers import Finess, InvalidIdentifier, PrescriptionNumber
+from domain.prescription import Prescription, fold
+from projections.views import DispensationReceipt, receipt_of
+
+PARIS = ZoneInfo("Europe/Paris")
+MAX_ATTEMPTS = 200
+
+E = TypeVar("E", bound=Event)
+
+
+def paris_clock() -> Moment:
+    """Events are stamped in UTC; calendar rules use the day in France (Europe/Paris)."""
+    now = datetime.now(UTC)
+    return Moment(at=now, today=now.astimezone(PARIS).date())
+
+
+class IdempotentRequest(msgspec.Struct, frozen=True):
+    """A caller-scoped `Idempotency-Key` and a fingerprint of what was asked with it."""
+
+    key: str
+    fingerprint: str
+
+
+class Answer(msgspec.Struct, frozen=True):
+    status: int
+    body: bytes
+
+
+NOT_FOUND = DomainError("not_found", "no such prescription")
+
+
+class PrescriptionService:
+    def __init__(
+        self,
+        log: EventLog,
+        clock: Callable[[], Moment] = paris_clock,
+        after_append: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.log = log
+        self.clock = clock
+        # A failpoint for crash tests: runs after the append is durable, before answering.
+        self._after_append = after_append
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    def read(self, actor: Actor, prescription_id: str) -> Prescription:
+        """The prescription as its own events say now: read-your-writes for every caller."""
+        state = self._load(prescription_id)
+        if not _may_read(actor, state):
+            raise NOT_FOUND
+        return state
+
+    def history(self, actor: Actor, prescription_id: str) -> list[Event]:
+        _require_role(actor, "patient", "insurer")
+        number = _number(prescription_id)
+        events = self.log.events_of(number.value)
+        state = fold(events)
+        if state is None or not (actor.role == "insurer" or actor.is_patient(state.patient_ins)):
+            raise NOT_FOUND
+        return events
+
+    # --- commands ------------------------------------------------------------------------------
+
+    def issue(self, actor: Actor, command: IssuePrescription) -> Prescription:
+        _require_role(actor, "prescriber")
+        while True:
+            event = commands.issue(command, PrescriptionNumber.generate(), self.clock())
+            try:
+                self._append([event])
+            except IntegrityError:
+                continue  # a number already drawn (1 in 2**95): draw another
+            return _evolved(None, event)
+
+    def dispense(
+        self,
+        actor: Actor,
+        prescription_id: str,
+        command: Dispense,
+        idempotency_key: str | None = None,
+    ) -> Answer:
+        """Record a dispensing; with an `Idempotency-Key`, a retry replays the first answer."""
+        _require_role(actor, "pharmacist")
+        scoped = (
+            _scoped(actor, idempotency_key, prescription_id, command) if idempotency_key else None
+        )
+        for _ in range(MAX_ATTEMPTS):
+            if scoped is not None and (replay := self._replay(scoped)) is not None:
+                return replay
+            state = self._load(prescription_id)
+            now = self.clock()
+            event = commands.dispense(state, command, str(uuid.uuid4()), now)
+            after = _evolved(state, event)
+            answer = Answer(201, _encode_receipt(after, event.dispensation_id, command, now))
+            record = _record(scoped, answer) if scoped else None
+            if self._try_append([event], record):
+                return answer
+        raise _contention()
+
+    def bill(self, actor: Actor, prescription_id: str, command: Bill) -> Prescription:
+        _require_role(actor, "pharmacist")
+        return self._decide(
+            prescription_id, lambda state: commands.bill(state, command, self.clock())
+        )
+
+    def cancel(self, actor: Actor, prescription_id: str, reason: str) -> Prescription:
+        _require_role(actor, "prescriber")
+
+        def decide(state: Prescription) -> Event:
+            if not actor.wrote(state.prescriber_rpps):
+                raise NOT_FOUND
+            return commands.cancel(state, reason, self.clock())
+
+        return self._decide(prescription_id, decide)
+
+    def change_consent(self, actor: Actor, prescription_id: str, consent: bool) -> Prescription:
+        _require_role(actor, "patient", "insurer")
+
+        def decide(state: Prescription) -> Event | None:
+            if actor.role == "patient" and not actor.is_patient(state.patient_ins):
+                raise NOT_FOUND
+            changed_by: ConsentActor = "patient" if actor.role == "patient" else "insurer"
+            return commands.change_consent(state, consent, changed_by, self.clock())
+
+        return self._decide(prescription_id, decide)
+
+    def transmit(
+        self, actor: Actor, prescription_id: str, pharmacy: Finess, message: str
+    ) -> Prescription:
+        _require_role(actor, "patient")
+
+        def decide(state: Prescription) -> Event:
+            if not actor.is_patient(state.patient_ins):
+                raise NOT_FOUND
+            return commands.transmit(state, pharmacy, message, self.clock())
+
+        return self._decide(prescription_id, decide)
+
+    def ready(self) -> int:
+        """The log's last position; raises if the database cannot be reached."""
+        return self.log.last_position()
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    def _decide(
+        self, prescription_id: str, decide: Callable[[Prescription], Event | None]
+    ) -> Prescription:
+        for _ in range(MAX_ATTEMPTS):
+            state = self._load(prescription_id)
+            event = decide(state)
+            if event is None:
+                return state
+            if self._try_append([event]):
+                return _evolved(state, event)
+        raise _contention()
+
+    def _load(self, prescription_id: str) -> Prescription:
+        state = fold(self.log.events_of(_number(prescription_id).value))
+        if state is None:
+            raise NOT_FOUND
+        return state
+
+    def _try_append(self, events: Sequence[Event], record: IdempotencyRecord | None = None) -> bool:
+        """Append, or report that another writer got there first (then back off a little)."""
+        try:
+            self._append(events, record)
+        except IntegrityError:
+            time.sleep(random.uniform(0, 0.005))
+            return False
+        return True
+
+    def _append(self, events: Sequence[Event], record: IdempotencyRecord | None = None) -> None:
+        self.log.append(events, record)
+        self._after_append()
+
+    def _replay(self, scoped: IdempotentRequest) -> Answer | None:
+        record = self.log.idempotency_record(scoped.key)
+        if record is None:
+            return None
+        if record.fingerprint != scoped.fingerprint:
+            raise DomainError(
+                "idempotency_key_reused",
+                "this Idempotency-Key was already used for a different request",
+                field="Idempotency-Key",
+            )
+        return Answer(record.status, record.body)
+
+
+def _number(prescription_id: str) -> PrescriptionNumber:
+    """A mistyped number (bad check character) is simply not found: never another prescription."""
+    try:
+        return PrescriptionNumber.parse(prescription_id)
+    except InvalidIdentifier:
+        raise NOT_FOUND from None
+
+
+def _may_read(actor: Actor, state: Prescription) -> bool:
+    match actor.role:
+        case "pharmacist" | "insurer":
+            return True
+        case "prescriber":
+            return actor.wrote(state.prescriber_rpps)
+        case "patient":
+            return actor.is_patient(state.patient_ins)
+
+
+def _require_role(actor: Actor, *roles: Role) -> None:
+    if actor.role not in roles:
+        raise DomainError("forbidden", f"this operation is for the role {' or '.join(roles)}")
+
+
+def _evolved(state: Prescription | None, event: Event) -> Prescription:
+    after = fold([event], state)
+    assert after is not None
+    return after
+
+
+def _encode_receipt(
+    state: Prescription, dispensation_id: str, command: Dispense, now: Moment
+) -> bytes:
+    receipt: DispensationReceipt = receipt_of(
+        state, dispensation_id, command.pharmacy.value, now.today
+    )
+    return msgspec.json.encode(receipt)
+
+
+def _scoped(actor: Actor, key: str, prescription_id: str, command: Dispense) -> IdempotentRequest:
+    """Keys belong to one caller: the same key from another pharmacy is another request."""
+    scope = f"{actor.role}|{actor.finess}|{actor.subject}|{key}"
+    asked = _number(prescription_id).value.encode() + msgspec.json.encode(command)
+    return IdempotentRequest(
+        key=hashlib.sha256(scope.encode()).hexdigest(),
+        fingerprint=hashlib.sha256(asked).hexdigest(),
+    )
+
+
+def _record(scoped: IdempotentRequest, answer: Answer) -> IdempotencyRecord:
+    return IdempotencyRecord(
+        key=scoped.key, fingerprint=scoped.fingerprint, status=answer.status, body=answer.body
+    )
+
+
+class ContentionError(Exception):
+    """Other writers kept winning the race for this prescription: the client should retry."""
+
+
+def _contention() -> ContentionError:
+    return ContentionError(f"{MAX_ATTEMPTS} attempts lost to concurrent writers, retry later")

@@ -1,0 +1,343 @@
+"""Commands: pure functions from a prescription's state to the events they cause, or a refusal.
+
+Each function checks the request's own shape first (422 `invalid_request`: unknown line,
+zero quantity), then the prescription's state (409: cancelled, expired, nothing left). A
+refusal raises `DomainError` and produces no event, so a refused request records nothing.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from datetime import date, datetime
+
+import msgspec
+
+from domain.errors import DomainError, invalid
+from domain.events import (
+    BilledLine,
+    BillingRecorded,
+    ConsentActor,
+    DispensationRecorded,
+    DispensedLine,
+    ExecutionViewConsentChanged,
+    PrescribedLine,
+    PrescriptionCancelled,
+    PrescriptionIssued,
+    PrescriptionKind,
+    PrescriptionTransmitted,
+    Product,
+)
+from domain.identifiers import Cip13, Finess, Ins, InvalidIdentifier, PrescriptionNumber, Rpps
+from domain.prescription import Prescription
+
+MAX_LINES = 50
+MAX_PACKS_PER_LINE = 999
+MAX_DURATION_DAYS = 366
+# Stupéfiants: a secure prescription covers 28 days at most (CSP R5132-30).
+MAX_NARCOTIC_DURATION_DAYS = 28
+
+
+class Moment(msgspec.Struct, frozen=True):
+    """When a command runs: the instant recorded, and the calendar day in France."""
+
+    at: datetime
+    today: date
+
+
+class RequestedLine(msgspec.Struct, frozen=True, kw_only=True):
+    product: Product
+    quantity: int
+    dosage: str
+    duration_days: int
+    narcotic: bool = False
+
+
+class IssuePrescription(msgspec.Struct, frozen=True, kw_only=True):
+    prescriber: Rpps
+    patient: Ins
+    issued_on: date
+    kind: PrescriptionKind
+    execution_view_consent: bool
+    lines: tuple[RequestedLine, ...]
+
+
+class DispenseLine(msgspec.Struct, frozen=True, kw_only=True):
+    line_no: int
+    quantity: int
+    product: Product | None = None
+
+
+class Dispense(msgspec.Struct, frozen=True, kw_only=True):
+    pharmacy: Finess
+    pharmacist: Rpps
+    lines: tuple[DispenseLine, ...]
+
+
+class Bill(msgspec.Struct, frozen=True, kw_only=True):
+    pharmacy: Finess
+    pharmacist: Rpps
+    dispensation_id: str
+    invoice_number: str
+    lines: tuple[BilledLine, ...]
+
+
+# --- issuing ---------------------------------------------------------------------------------
+
+
+def issue(
+    command: IssuePrescription, number: PrescriptionNumber, now: Moment
+) -> PrescriptionIssued:
+    """Register a new prescription (SEL_MP_040) under a freshly drawn number."""
+    if command.issued_on > now.today:
+        raise invalid("issued_on may not be in the future", "issued_on")
+    _check_line_count(command.lines, "lines")
+    lines = tuple(
+        _prescribed_line(line_no, line, command.kind)
+        for line_no, line in enumerate(command.lines, start=1)
+    )
+    return PrescriptionIssued(
+        prescription_id=number.value,
+        version=1,
+        at=now.at,
+        prescriber_rpps=command.prescriber.value,
+        patient_ins=command.patient.value,
+        issued_on=command.issued_on,
+        kind=command.kind,
+        execution_view_consent=command.execution_view_consent,
+        lines=lines,
+    )
+
+
+def _prescribed_line(line_no: int, line: RequestedLine, kind: PrescriptionKind) -> PrescribedLine:
+    field = f"lines[{line_no - 1}]"
+    _check_product(line.product, f"{field}.product")
+    _check_range(line.quantity, 1, MAX_PACKS_PER_LINE, f"{field}.quantity")
+    _check_range(line.duration_days, 1, MAX_DURATION_DAYS, f"{field}.duration_days")
+    if line.narcotic:
+        _check_narcotic(line, kind, field)
+    return PrescribedLine(
+        line_no=line_no,
+        product=line.product,
+        quantity=line.quantity,
+        dosage=line.dosage,
+        duration_days=line.duration_days,
+        narcotic=line.narcotic,
+    )
+
+
+def _check_narcotic(line: RequestedLine, kind: PrescriptionKind, field: str) -> None:
+    if kind != "secure":
+        raise invalid("a narcotic line needs a secure prescription (kind 'secure')", field)
+    if line.duration_days > MAX_NARCOTIC_DURATION_DAYS:
+        raise invalid(
+            f"a narcotic line covers at most {MAX_NARCOTIC_DURATION_DAYS} days",
+            f"{field}.duration_days",
+        )
+
+
+def _check_product(product: Product, field: str) -> None:
+    if not product.label.strip():
+        raise invalid("a product needs a label", f"{field}.label")
+    if product.system == "DCI":
+        if product.code is not None:
+            raise invalid(
+                "a DCI product is a substance name, written in label, with no code", field
+            )
+        return
+    if product.code is None:
+        raise invalid(f"a {product.system} product needs a code", f"{field}.code")
+    if product.system == "CIP13":
+        _check_identifier(Cip13, product.code, f"{field}.code")
+    elif not _is_ucd(product.code):
+        raise invalid("a UCD code has 7 digits (UCD7) or 13 digits (UCD13)", f"{field}.code")
+
+
+def _is_ucd(code: str) -> bool:
+    return code.isascii() and code.isdigit() and len(code) in (7, 13)
+
+
+def _check_identifier(kind: type[Cip13], text: str, field: str) -> None:
+    try:
+        kind(text)
+    except InvalidIdentifier as error:
+        raise invalid(str(error), field) from error
+
+
+def _check_range(value: int, low: int, high: int, field: str) -> None:
+    if not low <= value <= high:
+        raise invalid(f"must be between {low} and {high}, got {value}", field)
+
+
+def _check_line_count(lines: tuple[object, ...], field: str) -> None:
+    if not lines:
+        raise invalid("at least one line is needed", field)
+    if len(lines) > MAX_LINES:
+        raise invalid(f"at most {MAX_LINES} lines", field)
+
+
+def _check_unique_line_numbers(line_numbers: Iterable[int]) -> None:
+    repeated = [no for no, count in Counter(line_numbers).items() if count > 1]
+    if repeated:
+        raise invalid(f"line_no {repeated[0]} appears twice; send one entry per line", "lines")
+
+
+# --- dispensing ------------------------------------------------------------------------------
+
+
+def dispense(
+    state: Prescription, command: Dispense, dispensation_id: str, now: Moment
+) -> DispensationRecorded:
+    """Record packs handed over now (délivrance); never more than remains on any line."""
+    _check_dispense_request(state, command)
+    _check_dispensable(state, now.today)
+    for requested in command.lines:
+        _check_remaining(state, requested)
+    return DispensationRecorded(
+        prescription_id=state.prescription_id,
+        version=state.version + 1,
+        at=now.at,
+        dispensation_id=dispensation_id,
+        finess=command.pharmacy.value,
+        pharmacist_rpps=command.pharmacist.value,
+        lines=tuple(_handed_over(state, requested) for requested in command.lines),
+    )
+
+
+def _check_dispense_request(state: Prescription, command: Dispense) -> None:
+    _check_line_count(command.lines, "lines")
+    _check_unique_line_numbers(line.line_no for line in command.lines)
+    for index, requested in enumerate(command.lines):
+        field = f"lines[{index}]"
+        if state.line(requested.line_no) is None:
+            raise invalid(f"this prescription has no line {requested.line_no}", f"{field}.line_no")
+        if requested.quantity < 1:
+            raise invalid(
+                f"quantity must be at least 1, got {requested.quantity}", f"{field}.quantity"
+            )
+        if requested.product is not None:
+            _check_product(requested.product, f"{field}.product")
+
+
+def _check_dispensable(state: Prescription, today: date) -> None:
+    if state.cancelled:
+        raise DomainError("prescription_cancelled", "this prescription was cancelled")
+    if state.fully_dispensed:
+        raise DomainError("already_dispensed", "everything on this prescription was dispensed")
+    if state.is_expired(today):
+        raise DomainError(
+            "prescription_expired",
+            f"this prescription could be dispensed until {state.expires_on()}",
+        )
+
+
+def _check_remaining(state: Prescription, requested: DispenseLine) -> None:
+    remaining = state.remaining(requested.line_no)
+    if remaining == 0:
+        raise DomainError(
+            "already_dispensed", f"line {requested.line_no} has nothing left to dispense"
+        )
+    if requested.quantity > remaining:
+        raise DomainError(
+            "quantity_exceeds_remaining",
+            f"line {requested.line_no} has {remaining} left, {requested.quantity} asked",
+        )
+
+
+def _handed_over(state: Prescription, requested: DispenseLine) -> DispensedLine:
+    """The pack actually given: the substitute when there is one, else the prescribed product."""
+    line = state.line(requested.line_no)
+    assert line is not None  # checked by _check_dispense_request
+    return DispensedLine(
+        line_no=requested.line_no,
+        quantity=requested.quantity,
+        product=requested.product or line.prescribed.product,
+    )
+
+
+# --- billing ---------------------------------------------------------------------------------
+
+
+def bill(state: Prescription, command: Bill, now: Moment) -> BillingRecorded:
+    """Attach billing data to one dispensation (second step of exécution en 2 temps)."""
+    dispensation = state.dispensation(command.dispensation_id)
+    if dispensation is None:
+        raise DomainError("not_found", "no such dispensation on this prescription")
+    if dispensation.finess != command.pharmacy.value:
+        raise DomainError("forbidden", "only the pharmacy that dispensed may bill it")
+    if not command.invoice_number.strip():
+        raise invalid("an invoice number is needed", "invoice_number")
+    _check_line_count(command.lines, "lines")
+    _check_unique_line_numbers(line.line_no for line in command.lines)
+    for index, line in enumerate(command.lines):
+        _check_range(line.quantity, 1, MAX_PACKS_PER_LINE, f"lines[{index}].quantity")
+        if line.amount_cents < 0:
+            raise invalid("amount_cents may not be negative", f"lines[{index}].amount_cents")
+    if dispensation.billed:
+        raise DomainError("already_billed", "this dispensation was already billed")
+    for line in command.lines:
+        given = dispensation.quantity_of(line.line_no)
+        if line.quantity > given:
+            raise DomainError(
+                "billing_exceeds_dispensed",
+                f"line {line.line_no}: {line.quantity} billed but {given} dispensed",
+            )
+    return BillingRecorded(
+        prescription_id=state.prescription_id,
+        version=state.version + 1,
+        at=now.at,
+        dispensation_id=command.dispensation_id,
+        finess=command.pharmacy.value,
+        pharmacist_rpps=command.pharmacist.value,
+        invoice_number=command.invoice_number,
+        lines=command.lines,
+    )
+
+
+# --- cancelling, consent, transmission -------------------------------------------------------
+
+
+def cancel(state: Prescription, reason: str, now: Moment) -> PrescriptionCancelled:
+    """Cancel what remains; what was already dispensed stays recorded.
+
+    A fully dispensed prescription may be cancelled too (nothing is left, nothing changes):
+    refusing it would tell a prescriber under the patient's opposition that it was dispensed.
+    """
+    if state.cancelled:
+        raise DomainError("prescription_cancelled", "this prescription was already cancelled")
+    return PrescriptionCancelled(
+        prescription_id=state.prescription_id,
+        version=state.version + 1,
+        at=now.at,
+        prescriber_rpps=state.prescriber_rpps,
+        reason=reason,
+    )
+
+
+def change_consent(
+    state: Prescription, consent: bool, changed_by: ConsentActor, now: Moment
+) -> ExecutionViewConsentChanged | None:
+    """Record the patient's OUI/NON; answering what is already recorded records nothing."""
+    if consent == state.execution_view_consent:
+        return None
+    return ExecutionViewConsentChanged(
+        prescription_id=state.prescription_id,
+        version=state.version + 1,
+        at=now.at,
+        consent=consent,
+        changed_by=changed_by,
+    )
+
+
+def transmit(
+    state: Prescription, pharmacy: Finess, message: str, now: Moment
+) -> PrescriptionTransmitted:
+    """The patient sends the prescription to a pharmacy so it can be prepared before the visit."""
+    _check_dispensable(state, now.today)
+    return PrescriptionTransmitted(
+        prescription_id=state.prescription_id,
+        version=state.version + 1,
+        at=now.at,
+        finess=pharmacy.value,
+        message=message,
+    )

@@ -1,0 +1,40 @@
+"""Why a command was refused, in the contract's own words.
+
+The codes are fixed by the external contract (contract.md, "Errors"): LGO and LAP software
+branch on them, so they are a closed set here and the HTTP adapter maps each to a status.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+ErrorCode = Literal[
+    "invalid_request",
+    "not_found",
+    "forbidden",
+    "already_dispensed",
+    "quantity_exceeds_remaining",
+    "prescription_cancelled",
+    "prescription_expired",
+    "already_billed",
+    "billing_exceeds_dispensed",
+    "idempotency_key_reused",
+]
+
+
+class DomainError(Exception):
+    """A command the rules refuse. Nothing is recorded when it is raised."""
+
+    def __init__(self, code: ErrorCode, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.code: ErrorCode = code
+        self.detail = detail
+        self.field = field
+
+    def __repr__(self) -> str:
+        return f"DomainError({self.code!r}, {self.detail!r}, field={self.field!r})"
+
+
+def invalid(detail: str, field: str) -> DomainError:
+    """A request that names something impossible (an unknown line, a zero quantity)."""
+    return DomainError("invalid_request", detail, field=field)

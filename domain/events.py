@@ -1,0 +1,138 @@
+"""The facts of a prescription's life, as recorded in the append-only log.
+
+Events are a public, versioned schema: other machines read them from Kafka, and the log keeps
+them forever. A field is never renamed or removed in place; a new version is added and the
+old one is upcast on load (see `UPCASTERS`). Identifiers are stored in their canonical text
+form, already validated by the command that produced the event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any, ClassVar, Literal
+
+import msgspec
+
+ProductSystem = Literal["CIP13", "UCD", "DCI"]
+PrescriptionKind = Literal["standard", "secure"]
+ConsentActor = Literal["patient", "insurer"]
+
+
+class Product(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A medicine as written: a pack (CIP13), a unit (UCD) or a substance name (DCI)."""
+
+    system: ProductSystem
+    code: str | None = None
+    label: str
+
+
+class PrescribedLine(msgspec.Struct, frozen=True, kw_only=True):
+    """One line of the prescription; `quantity` counts packs over the whole life of the line."""
+
+    line_no: int
+    product: Product
+    quantity: int
+    dosage: str
+    duration_days: int
+    narcotic: bool
+
+
+class DispensedLine(msgspec.Struct, frozen=True, kw_only=True):
+    """What was handed over for one line; `product` is the pack actually given (substitution)."""
+
+    line_no: int
+    quantity: int
+    product: Product
+
+
+class BilledLine(msgspec.Struct, frozen=True, kw_only=True):
+    line_no: int
+    quantity: int
+    amount_cents: int
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True):
+    """Common envelope: which prescription, at which version of it, and when it happened."""
+
+    schema_version: ClassVar[int] = 1
+
+    prescription_id: str
+    version: int
+    at: datetime
+
+
+class PrescriptionIssued(Event, frozen=True, kw_only=True):
+    """The prescriber registered the prescription (enregistrement, SEL_MP_040)."""
+
+    prescriber_rpps: str
+    patient_ins: str
+    issued_on: date
+    kind: PrescriptionKind
+    execution_view_consent: bool
+    lines: tuple[PrescribedLine, ...]
+
+
+class DispensationRecorded(Event, frozen=True, kw_only=True):
+    """A pharmacy handed over packs and recorded it at once (délivrance "au fil de l'eau")."""
+
+    dispensation_id: str
+    finess: str
+    pharmacist_rpps: str
+    lines: tuple[DispensedLine, ...]
+
+
+class BillingRecorded(Event, frozen=True, kw_only=True):
+    """The pharmacy sent the billing data of one dispensation (exécution en 2 temps)."""
+
+    dispensation_id: str
+    finess: str
+    pharmacist_rpps: str
+    invoice_number: str
+    lines: tuple[BilledLine, ...]
+
+
+class PrescriptionCancelled(Event, frozen=True, kw_only=True):
+    """The prescriber cancelled what remains of the prescription."""
+
+    prescriber_rpps: str
+    reason: str
+
+
+class ExecutionViewConsentChanged(Event, frozen=True, kw_only=True):
+    """The patient (or the insurer on their behalf) allowed or opposed the prescriber's view."""
+
+    consent: bool
+    changed_by: ConsentActor
+
+
+class PrescriptionTransmitted(Event, frozen=True, kw_only=True):
+    """The patient sent the prescription to a pharmacy's mailbox (MSSanté BAL ORG)."""
+
+    finess: str
+    message: str
+
+
+PrescriptionEvent = (
+    PrescriptionIssued
+    | DispensationRecorded
+    | BillingRecorded
+    | PrescriptionCancelled
+    | ExecutionViewConsentChanged
+    | PrescriptionTransmitted
+)
+
+EVENT_TYPES: tuple[type[Event], ...] = (
+    PrescriptionIssued,
+    DispensationRecorded,
+    BillingRecorded,
+    PrescriptionCancelled,
+    ExecutionViewConsentChanged,
+    PrescriptionTransmitted,
+)
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+# (event name, stored schema version) -> function turning that payload into the next version.
+# Empty while every event is at version 1; the mapper applies these in a chain on load.
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}

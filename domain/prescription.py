@@ -1,0 +1,233 @@
+"""A prescription's current state, folded from its events, and what follows from it.
+
+The state is a frozen value: `evolve(state, event)` returns a new one. Rules that depend on
+the calendar (the presentation window, the 12-month life) take `today` as an argument, so the
+model stays pure and testable on any date.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterable
+from datetime import date, datetime
+from functools import singledispatch
+from typing import Literal
+
+import msgspec
+
+from domain.events import (
+    BillingRecorded,
+    DispensationRecorded,
+    DispensedLine,
+    Event,
+    ExecutionViewConsentChanged,
+    PrescribedLine,
+    PrescriptionCancelled,
+    PrescriptionIssued,
+    PrescriptionKind,
+    PrescriptionTransmitted,
+)
+
+Status = Literal["active", "partially_dispensed", "dispensed", "cancelled", "expired"]
+
+# R5132-21/22 CSP: first presentation within 3 months; no prescription runs beyond 12 months.
+FIRST_DISPENSING_WINDOW_MONTHS = 3
+LIFETIME_MONTHS = 12
+
+
+class LineState(msgspec.Struct, frozen=True, kw_only=True):
+    prescribed: PrescribedLine
+    dispensed: int = 0
+
+    @property
+    def line_no(self) -> int:
+        return self.prescribed.line_no
+
+    def remaining(self, *, cancelled: bool) -> int:
+        """Packs that may still be handed over; a cancellation cancels what remained."""
+        return 0 if cancelled else self.prescribed.quantity - self.dispensed
+
+
+class Dispensation(msgspec.Struct, frozen=True, kw_only=True):
+    dispensation_id: str
+    finess: str
+    pharmacist_rpps: str
+    dispensed_at: datetime
+    lines: tuple[DispensedLine, ...]
+    invoice_number: str | None = None
+
+    @property
+    def billed(self) -> bool:
+        return self.invoice_number is not None
+
+    def quantity_of(self, line_no: int) -> int:
+        return sum(line.quantity for line in self.lines if line.line_no == line_no)
+
+
+class Transmission(msgspec.Struct, frozen=True, kw_only=True):
+    finess: str
+    message: str
+    transmitted_at: datetime
+
+
+class Prescription(msgspec.Struct, frozen=True, kw_only=True):
+    prescription_id: str
+    version: int
+    issued_at: datetime
+    issued_on: date
+    kind: PrescriptionKind
+    prescriber_rpps: str
+    patient_ins: str
+    execution_view_consent: bool
+    lines: tuple[LineState, ...]
+    dispensations: tuple[Dispensation, ...] = ()
+    transmissions: tuple[Transmission, ...] = ()
+    cancelled_at: datetime | None = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancelled_at is not None
+
+    @property
+    def has_dispensations(self) -> bool:
+        return bool(self.dispensations)
+
+    @property
+    def fully_dispensed(self) -> bool:
+        return all(line.dispensed >= line.prescribed.quantity for line in self.lines)
+
+    def line(self, line_no: int) -> LineState | None:
+        return next((line for line in self.lines if line.line_no == line_no), None)
+
+    def remaining(self, line_no: int) -> int:
+        line = self.line(line_no)
+        return 0 if line is None else line.remaining(cancelled=self.cancelled)
+
+    def dispensation(self, dispensation_id: str) -> Dispensation | None:
+        return next((d for d in self.dispensations if d.dispensation_id == dispensation_id), None)
+
+    def expires_on(self) -> date:
+        """Last day a dispensing is accepted: 3 months until the first one, then 12 months."""
+        months = LIFETIME_MONTHS if self.has_dispensations else FIRST_DISPENSING_WINDOW_MONTHS
+        return add_months(self.issued_on, months)
+
+    def is_expired(self, today: date) -> bool:
+        return today > self.expires_on()
+
+    def status(self, today: date) -> Status:
+        if self.cancelled:
+            return "cancelled"
+        if self.fully_dispensed:
+            return "dispensed"
+        if self.is_expired(today):
+            return "expired"
+        return "partially_dispensed" if self.has_dispensations else "active"
+
+    def dispensed_by_other_than(self, finess: str) -> bool:
+        """Whether another pharmacy has already dispensed any of it (seed 000)."""
+        return any(d.finess != finess for d in self.dispensations)
+
+
+def add_months(day: date, months: int) -> date:
+    """Same day `months` later, clamped to the month's end (31 Jan + 1 month = 28/29 Feb)."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+@singledispatch
+def evolve(event: Event, state: Prescription | None) -> Prescription:
+    """Apply one event to the state; every event type registers its own rule below."""
+    msg = f"no evolve rule for {type(event).__name__}"
+    raise TypeError(msg)
+
+
+@evolve.register
+def _issued(event: PrescriptionIssued, _: Prescription | None) -> Prescription:
+    return Prescription(
+        prescription_id=event.prescription_id,
+        version=event.version,
+        issued_at=event.at,
+        issued_on=event.issued_on,
+        kind=event.kind,
+        prescriber_rpps=event.prescriber_rpps,
+        patient_ins=event.patient_ins,
+        execution_view_consent=event.execution_view_consent,
+        lines=tuple(LineState(prescribed=line) for line in event.lines),
+    )
+
+
+@evolve.register
+def _dispensed(event: DispensationRecorded, state: Prescription | None) -> Prescription:
+    current = _existing(state, event)
+    given = {line.line_no: 0 for line in current.lines}
+    for line in event.lines:
+        given[line.line_no] += line.quantity
+    dispensation = Dispensation(
+        dispensation_id=event.dispensation_id,
+        finess=event.finess,
+        pharmacist_rpps=event.pharmacist_rpps,
+        dispensed_at=event.at,
+        lines=event.lines,
+    )
+    return msgspec.structs.replace(
+        current,
+        version=event.version,
+        lines=tuple(
+            msgspec.structs.replace(line, dispensed=line.dispensed + given[line.line_no])
+            for line in current.lines
+        ),
+        dispensations=(*current.dispensations, dispensation),
+    )
+
+
+@evolve.register
+def _billed(event: BillingRecorded, state: Prescription | None) -> Prescription:
+    current = _existing(state, event)
+    return msgspec.structs.replace(
+        current,
+        version=event.version,
+        dispensations=tuple(
+            msgspec.structs.replace(d, invoice_number=event.invoice_number)
+            if d.dispensation_id == event.dispensation_id
+            else d
+            for d in current.dispensations
+        ),
+    )
+
+
+@evolve.register
+def _cancelled(event: PrescriptionCancelled, state: Prescription | None) -> Prescription:
+    current = _existing(state, event)
+    return msgspec.structs.replace(current, version=event.version, cancelled_at=event.at)
+
+
+@evolve.register
+def _consent(event: ExecutionViewConsentChanged, state: Prescription | None) -> Prescription:
+    current = _existing(state, event)
+    return msgspec.structs.replace(
+        current, version=event.version, execution_view_consent=event.consent
+    )
+
+
+@evolve.register
+def _transmitted(event: PrescriptionTransmitted, state: Prescription | None) -> Prescription:
+    current = _existing(state, event)
+    transmission = Transmission(finess=event.finess, message=event.message, transmitted_at=event.at)
+    return msgspec.structs.replace(
+        current, version=event.version, transmissions=(*current.transmissions, transmission)
+    )
+
+
+def _existing(state: Prescription | None, event: Event) -> Prescription:
+    if state is None:
+        msg = f"{type(event).__name__} before PrescriptionIssued for {event.prescription_id}"
+        raise ValueError(msg)
+    return state
+
+
+def fold(events: Iterable[Event], state: Prescription | None = None) -> Prescription | None:
+    """The state after these events, starting from `state` (None: nothing issued yet)."""
+    for event in events:
+        state = evolve(event, state)
+    return state
