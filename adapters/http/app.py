@@ -41,7 +41,9 @@ class MetricsController(PrometheusController):
 def create_app(
     service: PrescriptionService, verifier: TokenVerifier, *, max_body_bytes: int
 ) -> Litestar:
-    prometheus = PrometheusConfig(app_name="ordo", group_path=True, exclude=["/metrics"])
+    prometheus = PrometheusConfig(
+        app_name="ordo", prefix="ordo", group_path=True, exclude=["/metrics"]
+    )
     return Litestar(
         route_handlers=[PrescriptionController, healthz, readyz, MetricsController],
         state=State({"service": service, "verifier": verifier}),

@@ -13,9 +13,9 @@ import msgspec
 import segno
 from litestar import Controller, Request, Response, get, post, put
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import FromPath, HeaderParameter, JSONBody
 
 from adapters.auth import TokenVerifier
 from adapters.http.schemas import (
@@ -46,8 +46,8 @@ from projections.views import (
 
 IdempotencyKey = Annotated[
     str | None,
-    Parameter(
-        header="Idempotency-Key",
+    HeaderParameter(
+        name="Idempotency-Key",
         required=False,
         max_length=255,
         description="Retry-safe key: a repeat returns the first answer and records nothing new.",
@@ -67,11 +67,11 @@ def provide_service(state: State) -> PrescriptionService:
     return service
 
 
-def _today(service: PrescriptionService) -> Any:
+def _today(service: NamedDependency[PrescriptionService]) -> Any:
     return service.clock().today
 
 
-def _pharmacy(actor: Actor) -> tuple[Finess, Rpps]:
+def _pharmacy(actor: NamedDependency[Actor]) -> tuple[Finess, Rpps]:
     assert actor.finess is not None and actor.rpps is not None  # pharmacist tokens carry both
     return Finess(actor.finess), Rpps(actor.rpps)
 
@@ -128,7 +128,10 @@ class PrescriptionController(Controller):
 
     @post("/", status_code=201, sync_to_thread=True, summary="Register a prescription (LAP)")
     def issue(
-        self, data: IssueBody, actor: Actor, service: PrescriptionService
+        self,
+        data: JSONBody[IssueBody],
+        actor: NamedDependency[Actor],
+        service: NamedDependency[PrescriptionService],
     ) -> IssuedPrescriptionView:
         prescriber = Rpps(actor.rpps) if actor.rpps and actor.role == "prescriber" else None
         if prescriber is None:
@@ -138,7 +141,10 @@ class PrescriptionController(Controller):
 
     @get("/{prescription_id:str}", sync_to_thread=True, summary="Read a prescription")
     def read(
-        self, prescription_id: str, actor: Actor, service: PrescriptionService
+        self,
+        prescription_id: FromPath[str],
+        actor: NamedDependency[Actor],
+        service: NamedDependency[PrescriptionService],
     ) -> PrescriptionView:
         return view_of(service.read(actor, prescription_id), actor, _today(service))
 
@@ -148,7 +154,12 @@ class PrescriptionController(Controller):
         media_type="image/svg+xml",
         summary="The QR code to print on the prescription",
     )
-    def qr_code(self, prescription_id: str, actor: Actor, service: PrescriptionService) -> bytes:
+    def qr_code(
+        self,
+        prescription_id: FromPath[str],
+        actor: NamedDependency[Actor],
+        service: NamedDependency[PrescriptionService],
+    ) -> bytes:
         state = service.read(actor, prescription_id)
         buffer = io.BytesIO()
         segno.make(qr_payload(state.prescription_id), error="m").save(
@@ -158,20 +169,33 @@ class PrescriptionController(Controller):
 
     @post("/{prescription_id:str}/cancel", status_code=200, sync_to_thread=True)
     def cancel(
-        self, prescription_id: str, data: CancelBody, actor: Actor, service: PrescriptionService
+        self,
+        prescription_id: FromPath[str],
+        data: JSONBody[CancelBody],
+        actor: NamedDependency[Actor],
+        service: NamedDependency[PrescriptionService],
     ) -> PrescriptionView:
         state = service.cancel(actor, prescription_id, data.reason)
         return view_of(state, actor, _today(service))
 
     @put("/{prescription_id:str}/execution-view-consent", sync_to_thread=True)
     def change_consent(
-        self, prescription_id: str, data: ConsentBody, actor: Actor, service: PrescriptionService
+        self,
+        prescription_id: FromPath[str],
+        data: JSONBody[ConsentBody],
+        actor: NamedDependency[Actor],
+        service: NamedDependency[PrescriptionService],
     ) -> PrescriptionView:
         state = service.change_consent(actor, prescription_id, data.consent)
         return view_of(state, actor, _today(service))
 
     @get("/{prescription_id:str}/events", sync_to_thread=True, summary="Audit history")
-    def history(self, prescription_id: str, actor: Actor, service: PrescriptionService) -> History:
+    def history(
+        self,
+        prescription_id: FromPath[str],
+        actor: NamedDependency[Actor],
+        service: NamedDependency[PrescriptionService],
+    ) -> History:
         events = service.history(actor, prescription_id)
         prescriber = getattr(events[0], "prescriber_rpps", "")
         return History([history_entry(event, prescriber) for event in events])
@@ -185,10 +209,10 @@ class PrescriptionController(Controller):
     )
     def dispense(
         self,
-        prescription_id: str,
-        data: DispenseBody,
-        actor: Actor,
-        service: PrescriptionService,
+        prescription_id: FromPath[str],
+        data: JSONBody[DispenseBody],
+        actor: NamedDependency[Actor],
+        service: NamedDependency[PrescriptionService],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[bytes]:
         if actor.role != "pharmacist":
@@ -207,11 +231,11 @@ class PrescriptionController(Controller):
     )
     def bill(
         self,
-        prescription_id: str,
-        dispensation_id: str,
-        data: BillBody,
-        actor: Actor,
-        service: PrescriptionService,
+        prescription_id: FromPath[str],
+        dispensation_id: FromPath[str],
+        data: JSONBody[BillBody],
+        actor: NamedDependency[Actor],
+        service: NamedDependency[PrescriptionService],
     ) -> DispensationView:
         if actor.role != "pharmacist":
             raise DomainError("forbidden", "only the pharmacist who dispensed bills it")
@@ -224,10 +248,10 @@ class PrescriptionController(Controller):
     @post("/{prescription_id:str}/transmissions", status_code=201, sync_to_thread=True)
     def transmit(
         self,
-        prescription_id: str,
-        data: TransmissionBody,
-        actor: Actor,
-        service: PrescriptionService,
+        prescription_id: FromPath[str],
+        data: JSONBody[TransmissionBody],
+        actor: NamedDependency[Actor],
+        service: NamedDependency[PrescriptionService],
     ) -> PrescriptionView:
         pharmacy = parse_identifier(Finess, data.finess, "finess")
         state = service.transmit(actor, prescription_id, pharmacy, data.message)

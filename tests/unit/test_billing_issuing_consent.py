@@ -1,0 +1,260 @@
+"""Billing, issuing, consent and transmission rules, given/when/then."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from builders import (
+    ISSUED_ON,
+    NUMBER,
+    PARACETAMOL,
+    PATIENT,
+    PHARMACIST,
+    PHARMACY_A,
+    PHARMACY_B,
+    PRESCRIBER,
+    dispensed,
+    given,
+    issued,
+    moment,
+)
+
+from domain.commands import (
+    Bill,
+    IssuePrescription,
+    RequestedLine,
+    bill,
+    cancel,
+    change_consent,
+    issue,
+    transmit,
+)
+from domain.errors import DomainError
+from domain.events import BilledLine, ExecutionViewConsentChanged, Product
+
+
+def billing(*lines: tuple[int, int], pharmacy=PHARMACY_A, dispensation_id: str = "d1") -> Bill:  # type: ignore[no-untyped-def]
+    return Bill(
+        pharmacy=pharmacy,
+        pharmacist=PHARMACIST,
+        dispensation_id=dispensation_id,
+        invoice_number="F-2026-0001",
+        lines=tuple(BilledLine(line_no=no, quantity=q, amount_cents=250 * q) for no, q in lines),
+    )
+
+
+def code_of(refusal: pytest.ExceptionInfo[DomainError]) -> str:
+    return refusal.value.code
+
+
+# --- billing ---------------------------------------------------------------------------------
+
+
+def test_the_dispensing_pharmacy_bills_what_it_gave() -> None:
+    state = given(issued(3), dispensed(2, (1, 2)))
+
+    event = bill(state, billing((1, 2)), moment())
+
+    after = given(issued(3), dispensed(2, (1, 2)), event)
+    assert event.invoice_number == "F-2026-0001"
+    assert after.dispensations[0].billed
+
+
+def test_only_the_pharmacy_that_dispensed_may_bill() -> None:
+    state = given(issued(3), dispensed(2, (1, 2)))
+
+    with pytest.raises(DomainError) as refusal:
+        bill(state, billing((1, 1), pharmacy=PHARMACY_B), moment())
+
+    assert code_of(refusal) == "forbidden"
+
+
+def test_a_dispensation_is_billed_once() -> None:
+    state = given(issued(3), dispensed(2, (1, 2)))
+    state = given(issued(3), dispensed(2, (1, 2)), bill(state, billing((1, 2)), moment()))
+
+    with pytest.raises(DomainError) as refusal:
+        bill(state, billing((1, 1)), moment())
+
+    assert code_of(refusal) == "already_billed"
+
+
+@pytest.mark.parametrize("lines", [((1, 3),), ((2, 1),)], ids=["more-than-given", "line-not-given"])
+def test_billing_never_exceeds_what_the_dispensation_gave(
+    lines: tuple[tuple[int, int], ...],
+) -> None:
+    state = given(issued(3, 2), dispensed(2, (1, 2)))
+
+    with pytest.raises(DomainError) as refusal:
+        bill(state, billing(*lines), moment())
+
+    assert code_of(refusal) == "billing_exceeds_dispensed"
+
+
+def test_billing_an_unknown_dispensation_is_not_found() -> None:
+    state = given(issued(3), dispensed(2, (1, 2)))
+
+    with pytest.raises(DomainError) as refusal:
+        bill(state, billing((1, 1), dispensation_id="nope"), moment())
+
+    assert code_of(refusal) == "not_found"
+
+
+# --- issuing ---------------------------------------------------------------------------------
+
+
+def prescription(
+    *lines: RequestedLine, kind: str = "standard", on: date = ISSUED_ON
+) -> IssuePrescription:
+    return IssuePrescription(
+        prescriber=PRESCRIBER,
+        patient=PATIENT,
+        issued_on=on,
+        kind=kind,  # type: ignore[arg-type]
+        execution_view_consent=True,
+        lines=lines,
+    )
+
+
+def line(
+    product: Product = PARACETAMOL, quantity: int = 3, days: int = 8, narcotic: bool = False
+) -> RequestedLine:
+    return RequestedLine(
+        product=product,
+        quantity=quantity,
+        dosage="1 par jour",
+        duration_days=days,
+        narcotic=narcotic,
+    )
+
+
+def test_issuing_numbers_the_lines_from_one() -> None:
+    event = issue(prescription(line(), line(quantity=1)), NUMBER, moment())
+
+    assert [(x.line_no, x.quantity) for x in event.lines] == [(1, 3), (2, 1)]
+    assert (event.version, event.prescription_id, event.patient_ins) == (
+        1,
+        NUMBER.value,
+        PATIENT.value,
+    )
+
+
+MORPHINE = Product(system="CIP13", code=PARACETAMOL.code, label="Morphine LP 10 mg")
+
+
+@pytest.mark.parametrize(
+    ("command", "field"),
+    [
+        (prescription(line(), on=date(2026, 11, 24)), "issued_on"),
+        (prescription(), "lines"),
+        (prescription(line(quantity=0)), "lines[0].quantity"),
+        (prescription(line(days=0)), "lines[0].duration_days"),
+        (
+            prescription(line(Product(system="CIP13", code="3400930000008", label="x"))),
+            "lines[0].product.code",
+        ),
+        (
+            prescription(line(Product(system="CIP13", code=None, label="x"))),
+            "lines[0].product.code",
+        ),
+        (
+            prescription(line(Product(system="DCI", code="123", label="paracétamol"))),
+            "lines[0].product",
+        ),
+        (prescription(line(Product(system="UCD", code="12", label="x"))), "lines[0].product.code"),
+        (prescription(line(Product(system="DCI", label="  "))), "lines[0].product.label"),
+        (prescription(line(MORPHINE, narcotic=True)), "lines[0]"),
+        (
+            prescription(line(MORPHINE, days=29, narcotic=True), kind="secure"),
+            "lines[0].duration_days",
+        ),
+    ],
+    ids=[
+        "issued-in-the-future",
+        "no-line",
+        "zero-packs",
+        "zero-days",
+        "bad-cip13-check-digit",
+        "cip13-without-code",
+        "dci-with-a-code",
+        "ucd-too-short",
+        "blank-label",
+        "narcotic-on-a-standard-prescription",
+        "narcotic-beyond-28-days",
+    ],
+)
+def test_an_invalid_prescription_is_refused_naming_the_field(
+    command: IssuePrescription, field: str
+) -> None:
+    with pytest.raises(DomainError) as refusal:
+        issue(command, NUMBER, moment())
+
+    assert (refusal.value.code, refusal.value.field) == ("invalid_request", field)
+
+
+def test_a_narcotic_goes_on_a_secure_prescription_for_28_days_at_most() -> None:
+    event = issue(
+        prescription(line(MORPHINE, days=28, narcotic=True), kind="secure"), NUMBER, moment()
+    )
+
+    assert event.kind == "secure" and event.lines[0].narcotic
+
+
+def test_substances_and_units_are_accepted() -> None:
+    dci = Product(system="DCI", label="paracétamol")
+    ucd = Product(system="UCD", code="9000001", label="Paracétamol 1 g, comprimé")
+
+    event = issue(prescription(line(dci), line(ucd)), NUMBER, moment())
+
+    assert [x.product.system for x in event.lines] == ["DCI", "UCD"]
+
+
+# --- consent and transmission ----------------------------------------------------------------
+
+
+def test_the_patient_opposes_the_prescriber_view() -> None:
+    state = given(issued(3))
+
+    event = change_consent(state, False, "patient", moment())
+
+    assert event == ExecutionViewConsentChanged(
+        prescription_id=NUMBER.value, version=2, at=moment().at, consent=False, changed_by="patient"
+    )
+    assert not given(issued(3), event).execution_view_consent
+
+
+def test_repeating_the_recorded_answer_records_nothing() -> None:
+    assert change_consent(given(issued(3)), True, "insurer", moment()) is None
+
+
+def test_the_patient_transmits_a_prescription_to_a_pharmacy() -> None:
+    state = given(issued(3))
+
+    event = transmit(state, PHARMACY_B, "Je passe demain matin", moment())
+
+    after = given(issued(3), event)
+    assert after.transmissions[0].finess == PHARMACY_B.value
+
+
+@pytest.mark.parametrize(
+    ("history", "today", "code"),
+    [
+        ("cancelled", ISSUED_ON, "prescription_cancelled"),
+        ("dispensed", ISSUED_ON, "already_dispensed"),
+        ("issued", date(2027, 3, 1), "prescription_expired"),
+    ],
+)
+def test_nothing_left_to_prepare_cannot_be_transmitted(
+    history: str, today: date, code: str
+) -> None:
+    state = given(issued(1))
+    if history == "cancelled":
+        state = given(issued(1), cancel(state, "erreur", moment()))
+    elif history == "dispensed":
+        state = given(issued(1), dispensed(2, (1, 1)))
+
+    with pytest.raises(DomainError) as refusal:
+        transmit(state, PHARMACY_B, "", moment(today))
+
+    assert code_of(refusal) == code
