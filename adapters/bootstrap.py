@@ -27,12 +27,18 @@ def build_log(settings: Settings) -> EventLog:
 
 def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
     configure_logging(settings.log_hash_key)
+    event_log = log or build_log(settings)
     service = PrescriptionService(
-        log or build_log(settings),
+        event_log,
         after_append=FAILPOINTS[settings.failpoint] if settings.failpoint else lambda: None,
     )
     verifier = TokenVerifier(secret=settings.auth_secret, public_key=settings.auth_public_key)
-    return create_app(service, verifier, max_body_bytes=settings.max_body_bytes)
+    return create_app(
+        service,
+        verifier,
+        max_body_bytes=settings.max_body_bytes,
+        on_shutdown=[event_log.close] if log is None else [],
+    )
 
 
 def app_from_env() -> Litestar:

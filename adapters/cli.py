@@ -36,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--sub", help="subject (default: derived from the role and identity)")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
     token.set_defaults(handler=_token)
+
+    demo = commands.add_parser("demo", help="fill an instance with a realistic demo day")
+    demo.add_argument("--url", help="a running server (default: the embedded store, in-process)")
+    demo.add_argument("--prescriptions", type=int, default=40, help="how many (default 40)")
+    demo.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    demo.set_defaults(handler=_demo)
     return parser
 
 
@@ -76,6 +82,15 @@ def _token(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from adapters import demo  # noqa: PLC0415 - only the demo needs it
+
+    if args.prescriptions < 1:
+        print("ordo: --prescriptions must be at least 1", file=sys.stderr)
+        return 2
+    return demo.main(demo.DemoOptions(args.url, args.prescriptions, args.seed))
 
 
 if __name__ == "__main__":

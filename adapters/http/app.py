@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio.to_thread
@@ -39,7 +40,11 @@ class MetricsController(PrometheusController):
 
 
 def create_app(
-    service: PrescriptionService, verifier: TokenVerifier, *, max_body_bytes: int
+    service: PrescriptionService,
+    verifier: TokenVerifier,
+    *,
+    max_body_bytes: int,
+    on_shutdown: Sequence[Callable[[], object]] = (),
 ) -> Litestar:
     prometheus = PrometheusConfig(
         app_name="ordo", prefix="ordo", group_path=True, exclude=["/metrics"]
@@ -52,6 +57,8 @@ def create_app(
         request_max_body_size=max_body_bytes,
         openapi_config=_openapi(),
         signature_namespace={"Request": Request, "Problem": Problem},
+        on_shutdown=list(on_shutdown),
+        logging_config=None,  # our structlog lines only; no root handler for libraries' logs
         debug=False,
     )
 

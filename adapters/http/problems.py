@@ -11,6 +11,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
 from adapters.auth import UnauthenticatedError
+from adapters.http.schemas import BadBody
 from adapters.service import ContentionError
 from domain.errors import DomainError
 
@@ -30,7 +31,7 @@ CODE_OF_STATUS = {
     400: "invalid_request",
     401: "unauthenticated",
     403: "forbidden",
-    404: "not_found",
+    404: "route_not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
     415: "unsupported_media_type",
@@ -70,6 +71,10 @@ def unauthenticated(_: Request[Any, Any, Any], error: UnauthenticatedError) -> R
     return problem(401, "unauthenticated", str(error), headers={"WWW-Authenticate": "Bearer"})
 
 
+def bad_body(_: Request[Any, Any, Any], error: BadBody) -> Response[Problem]:
+    return problem(400, "invalid_request", error.detail, field=error.field)
+
+
 def validation_error(_: Request[Any, Any, Any], error: ValidationException) -> Response[Problem]:
     """msgspec's message names the field (`… - at $.lines[0].quantity`); pass it on."""
     messages = [
@@ -82,10 +87,11 @@ def validation_error(_: Request[Any, Any, Any], error: ValidationException) -> R
     return problem(400, "invalid_request", "; ".join(messages) or str(error.detail))
 
 
-def http_error(_: Request[Any, Any, Any], error: HTTPException) -> Response[Problem]:
+def http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Problem]:
     status = error.status_code
     code = CODE_OF_STATUS.get(status, "internal_error" if status >= 500 else "invalid_request")
-    return problem(status, code, str(error.detail), headers=error.headers)
+    detail = f"no route {request.method} {request.url.path}" if status == 404 else str(error.detail)
+    return problem(status, code, detail, headers=error.headers)
 
 
 def contention(_: Request[Any, Any, Any], error: ContentionError) -> Response[Problem]:
@@ -100,6 +106,7 @@ def unexpected(_: Request[Any, Any, Any], error: Exception) -> Response[Problem]
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     DomainError: domain_error,
     UnauthenticatedError: unauthenticated,
+    BadBody: bad_body,
     ValidationException: validation_error,
     HTTPException: http_error,
     ContentionError: contention,

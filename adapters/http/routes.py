@@ -15,7 +15,7 @@ from litestar import Controller, Request, Response, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.params import FromPath, HeaderParameter
 
 from adapters.auth import TokenVerifier
 from adapters.http.schemas import (
@@ -26,6 +26,7 @@ from adapters.http.schemas import (
     IssueBody,
     TransmissionBody,
     parse_identifier,
+    strict_body,
 )
 from adapters.service import PrescriptionService
 from domain.actors import Actor
@@ -126,17 +127,23 @@ class PrescriptionController(Controller):
     }
     tags = ["prescriptions"]  # noqa: RUF012
 
-    @post("/", status_code=201, sync_to_thread=True, summary="Register a prescription (LAP)")
+    @post(
+        "/",
+        status_code=201,
+        sync_to_thread=True,
+        summary="Register a prescription (LAP)",
+        dependencies={"payload": strict_body(IssueBody)},
+    )
     def issue(
         self,
-        data: JSONBody[IssueBody],
+        payload: NamedDependency[IssueBody],
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
     ) -> IssuedPrescriptionView:
         prescriber = Rpps(actor.rpps) if actor.rpps and actor.role == "prescriber" else None
         if prescriber is None:
             raise DomainError("forbidden", "only a prescriber registers prescriptions")
-        state = service.issue(actor, data.command(prescriber, _today(service)))
+        state = service.issue(actor, payload.command(prescriber, _today(service)))
         return issued_view(state, actor, _today(service))
 
     @get("/{prescription_id:str}", sync_to_thread=True, summary="Read a prescription")
@@ -167,26 +174,35 @@ class PrescriptionController(Controller):
         )
         return buffer.getvalue()
 
-    @post("/{prescription_id:str}/cancel", status_code=200, sync_to_thread=True)
+    @post(
+        "/{prescription_id:str}/cancel",
+        status_code=200,
+        sync_to_thread=True,
+        dependencies={"payload": strict_body(CancelBody)},
+    )
     def cancel(
         self,
         prescription_id: FromPath[str],
-        data: JSONBody[CancelBody],
+        payload: NamedDependency[CancelBody],
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
     ) -> PrescriptionView:
-        state = service.cancel(actor, prescription_id, data.reason)
+        state = service.cancel(actor, prescription_id, payload.reason)
         return view_of(state, actor, _today(service))
 
-    @put("/{prescription_id:str}/execution-view-consent", sync_to_thread=True)
+    @put(
+        "/{prescription_id:str}/execution-view-consent",
+        sync_to_thread=True,
+        dependencies={"payload": strict_body(ConsentBody)},
+    )
     def change_consent(
         self,
         prescription_id: FromPath[str],
-        data: JSONBody[ConsentBody],
+        payload: NamedDependency[ConsentBody],
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
     ) -> PrescriptionView:
-        state = service.change_consent(actor, prescription_id, data.consent)
+        state = service.change_consent(actor, prescription_id, payload.consent)
         return view_of(state, actor, _today(service))
 
     @get("/{prescription_id:str}/events", sync_to_thread=True, summary="Audit history")
@@ -206,11 +222,12 @@ class PrescriptionController(Controller):
         sync_to_thread=True,
         summary="Record a dispensing (LGO), at once",
         responses={201: ResponseSpec(data_container=DispensationReceipt, description="Recorded")},
+        dependencies={"payload": strict_body(DispenseBody)},
     )
     def dispense(
         self,
         prescription_id: FromPath[str],
-        data: JSONBody[DispenseBody],
+        payload: NamedDependency[DispenseBody],
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
         idempotency_key: IdempotencyKey = None,
@@ -219,7 +236,7 @@ class PrescriptionController(Controller):
             raise DomainError("forbidden", "only a pharmacist records a dispensing")
         pharmacy, pharmacist = _pharmacy(actor)
         answer = service.dispense(
-            actor, prescription_id, data.command(pharmacy, pharmacist), idempotency_key
+            actor, prescription_id, payload.command(pharmacy, pharmacist), idempotency_key
         )
         return Response(answer.body, status_code=answer.status, media_type="application/json")
 
@@ -228,12 +245,13 @@ class PrescriptionController(Controller):
         status_code=201,
         sync_to_thread=True,
         summary="Send the billing data of a dispensation",
+        dependencies={"payload": strict_body(BillBody)},
     )
     def bill(
         self,
         prescription_id: FromPath[str],
         dispensation_id: FromPath[str],
-        data: JSONBody[BillBody],
+        payload: NamedDependency[BillBody],
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
     ) -> DispensationView:
@@ -241,20 +259,25 @@ class PrescriptionController(Controller):
             raise DomainError("forbidden", "only the pharmacist who dispensed bills it")
         pharmacy, pharmacist = _pharmacy(actor)
         state = service.bill(
-            actor, prescription_id, data.command(pharmacy, pharmacist, dispensation_id)
+            actor, prescription_id, payload.command(pharmacy, pharmacist, dispensation_id)
         )
         return _billed(state, dispensation_id)
 
-    @post("/{prescription_id:str}/transmissions", status_code=201, sync_to_thread=True)
+    @post(
+        "/{prescription_id:str}/transmissions",
+        status_code=201,
+        sync_to_thread=True,
+        dependencies={"payload": strict_body(TransmissionBody)},
+    )
     def transmit(
         self,
         prescription_id: FromPath[str],
-        data: JSONBody[TransmissionBody],
+        payload: NamedDependency[TransmissionBody],
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
     ) -> PrescriptionView:
-        pharmacy = parse_identifier(Finess, data.finess, "finess")
-        state = service.transmit(actor, prescription_id, pharmacy, data.message)
+        pharmacy = parse_identifier(Finess, payload.finess, "finess")
+        state = service.transmit(actor, prescription_id, pharmacy, payload.message)
         return view_of(state, actor, _today(service))
 
 

@@ -7,10 +7,14 @@ check key or a line that does not exist, is checked when the command is built or
 
 from __future__ import annotations
 
+import re
 from datetime import date
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
+from litestar import Request
+from litestar.di import Provide
+from litestar.params import JSONBody
 
 from domain.commands import (
     Bill,
@@ -134,3 +138,50 @@ def parse_identifier(kind: type[IdentifierT], text: str, field: str) -> Identifi
         return kind.parse(text)
     except InvalidIdentifier as error:
         raise invalid(str(error), field) from error
+
+
+BodyT = TypeVar("BodyT", bound=Body)
+MSGSPEC_PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+UNKNOWN_FIELD = re.compile(r"unknown field `(?P<name>[^`]+)`")
+
+
+class BadBody(Exception):  # noqa: N818 - reads as the HTTP answer it becomes
+    """A body that is not JSON of the expected shape (400), with the field it is about."""
+
+    def __init__(self, detail: str, field: str | None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+
+
+def decode_strictly(raw: bytes, kind: type[BodyT]) -> BodyT:
+    """msgspec in strict mode: "3" is not a number and "true" is not a boolean (contract: 400)."""
+    try:
+        return msgspec.json.decode(raw, type=kind, strict=True)
+    except msgspec.ValidationError as error:
+        raise BadBody(*_located(str(error))) from None
+    except msgspec.DecodeError as error:
+        raise BadBody(f"the body is not valid JSON: {error}", None) from None
+
+
+def _located(message: str) -> tuple[str, str | None]:
+    where = MSGSPEC_PATH.search(message)
+    path = where.group("path") if where else None
+    unknown = UNKNOWN_FIELD.search(message)
+    if unknown:
+        path = f"{path}.{unknown.group('name')}" if path else unknown.group("name")
+    return MSGSPEC_PATH.sub("", message), path or None
+
+
+def strict_body(kind: type[BodyT]) -> Provide:
+    """A dependency giving the handler its body decoded strictly.
+
+    Litestar converts bodies leniently; its `data` parameter stays here only so that the
+    OpenAPI document describes the request body.
+    """
+
+    async def provide_body(request: Request[Any, Any, Any], data: Any) -> Any:
+        return decode_strictly(await request.body(), kind)
+
+    provide_body.__annotations__ = {"request": Request, "data": JSONBody[kind], "return": kind}  # type: ignore[valid-type,misc]
+    return Provide(provide_body)

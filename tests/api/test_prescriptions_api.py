@@ -409,6 +409,19 @@ def test_a_patient_sends_a_prescription_to_a_pharmacy(client: Client, people: Pe
         ),
         (b'{"execution_view_consent": true, "lines": []}', 400, "patient"),
         (
+            b'{"patient": {"ins": "184127645108946"}, "execution_view_consent": "true",'
+            b' "lines": []}',
+            400,
+            "execution_view_consent",
+        ),
+        (
+            b'{"patient": {"ins": "184127645108946"}, "execution_view_consent": true, "lines": ['
+            b'{"product": {"system": "DCI", "label": "x"}, "quantity": "3", "dosage": "x",'
+            b' "duration_days": 1}]}',
+            400,
+            "lines[0].quantity",
+        ),
+        (
             b'{"patient": {"ins": "184127645108947"}, "execution_view_consent": true, "lines": ['
             b'{"product": {"system": "DCI", "label": "x"}, "quantity": 1, "dosage": "x",'
             b' "duration_days": 1}]}',
@@ -427,6 +440,8 @@ def test_a_patient_sends_a_prescription_to_a_pharmacy(client: Client, people: Pe
         "unknown-field",
         "wrong-type",
         "missing-field",
+        "string-for-a-boolean",
+        "string-for-a-number",
         "bad-ins-key",
         "unknown-kind",
     ],
@@ -442,6 +457,8 @@ def test_bad_input_gets_a_4xx_problem_naming_the_field(
 
     problem = assert_problem(response, status, "invalid_request")
     assert field_hint in problem["detail"] + str(problem.get("field"))
+    if "field" in problem:
+        assert problem["field"] == field_hint
 
 
 def test_an_oversize_body_is_refused_with_413(client: Client, people: People) -> None:
@@ -486,5 +503,7 @@ def test_operational_endpoints(client: Client, people: People) -> None:
     assert "ordo_request_duration_seconds_bucket" in metrics
     schema = client.get("/schema/openapi.json").json()
     assert schema["openapi"].startswith("3.1")
-    assert "/v1/prescriptions/{prescription_id}/dispensations" in schema["paths"]
+    dispensing = schema["paths"]["/v1/prescriptions/{prescription_id}/dispensations"]["post"]
+    assert "requestBody" in dispensing and "Idempotency-Key" in str(dispensing["parameters"])
+    assert_problem(client.get("/v2/nothing-here"), 404, "route_not_found")
     assert client.get("/schema").status_code == 200

@@ -1,0 +1,75 @@
+"""Run `ordo serve` as a real process, the way production does, for integration tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+from conftest import SECRET
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def ordo_server(
+    database_url: str, data_dir: Path, *, workers: int = 1, failpoint: str | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Start the API on a free port; yields its base URL and process, stops it afterwards."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "ORDO_DATABASE_URL": database_url,
+        "ORDO_DATA_DIR": str(data_dir),
+        "ORDO_AUTH_SECRET": SECRET,
+    }
+    if failpoint:
+        env["ORDO_FAILPOINT"] = failpoint
+    command = [sys.executable, "-m", "adapters.cli", "serve", "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, "--workers", str(workers)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_ready(base_url, process)
+        yield base_url, process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _wait_until_ready(base_url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            stderr = process.stderr.read().decode() if process.stderr else ""
+            msg = f"ordo serve exited with {process.returncode}: {stderr}"
+            raise RuntimeError(msg)
+        try:
+            if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    msg = "ordo serve did not become ready in 30 s"
+    raise RuntimeError(msg)

@@ -1,0 +1,108 @@
+"""On a real PostgreSQL, through real server processes: races between pharmacies, and crashes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import People
+from servers import ordo_server
+
+pytestmark = pytest.mark.postgres
+
+
+def register(base_url: str, people: People, *quantities: int) -> str:
+    response = httpx.post(
+        f"{base_url}/v1/prescriptions",
+        json=people.prescription_body(*quantities),
+        headers=people.as_prescriber(),
+    )
+    assert response.status_code == 201, response.text
+    number: str = response.json()["prescription_id"]
+    return number
+
+
+def pharmacy(index: int) -> str:
+    from domain.identifiers import Finess  # noqa: PLC0415
+
+    return Finess.from_body(f"{75000000 + index:08d}").value
+
+
+async def race(base_url: str, people: People, number: str, pharmacies: int) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=pharmacies)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
+        return await asyncio.gather(
+            *(
+                client.post(
+                    f"/v1/prescriptions/{number}/dispensations",
+                    json={"lines": [{"line_no": 1, "quantity": 1}]},
+                    headers=people.as_pharmacist(pharmacy(index)),
+                )
+                for index in range(pharmacies)
+            )
+        )
+
+
+def test_24_pharmacies_racing_for_5_packs_get_exactly_five_201s(
+    postgres_url: str, tmp_path: Path, people: People
+) -> None:
+    with ordo_server(postgres_url, tmp_path, workers=2) as (base_url, _):
+        number = register(base_url, people, 5)
+
+        answers = asyncio.run(race(base_url, people, number, pharmacies=24))
+
+        statuses = Counter(response.status_code for response in answers)
+        assert statuses == {201: 5, 409: 19}, [r.text for r in answers if r.status_code >= 500]
+        assert {r.json()["code"] for r in answers if r.status_code == 409} == {"already_dispensed"}
+        read = httpx.get(
+            f"{base_url}/v1/prescriptions/{number}", headers=people.as_insurer()
+        ).json()
+        assert (read["lines"][0]["dispensed"], read["lines"][0]["remaining"]) == (5, 0)
+        assert len(read["dispensations"]) == 5
+        assert len({d["finess"] for d in read["dispensations"]}) == 5
+
+
+def test_racing_for_more_than_one_pack_each_never_oversells(
+    postgres_url: str, tmp_path: Path, people: People
+) -> None:
+    with ordo_server(postgres_url, tmp_path, workers=2) as (base_url, _):
+        number = register(base_url, people, 7)
+
+        answers = asyncio.run(race(base_url, people, number, pharmacies=16))
+
+        assert all(r.status_code in {201, 409} for r in answers)
+        read = httpx.get(
+            f"{base_url}/v1/prescriptions/{number}", headers=people.as_insurer()
+        ).json()
+        assert read["lines"][0]["dispensed"] == sum(r.status_code == 201 for r in answers) == 7
+
+
+def test_a_retry_after_the_server_died_between_append_and_answer_returns_the_first_answer(
+    postgres_url: str, tmp_path: Path, people: People
+) -> None:
+    request = {"lines": [{"line_no": 1, "quantity": 2}]}
+    headers = {**people.as_pharmacist(), "Idempotency-Key": "lgo-retry-1"}
+    with ordo_server(postgres_url, tmp_path) as (base_url, _):
+        number = register(base_url, people, 3)
+    url = f"/v1/prescriptions/{number}/dispensations"
+
+    with ordo_server(postgres_url, tmp_path, failpoint="crash_after_append") as (base_url, process):
+        with pytest.raises(httpx.TransportError):
+            httpx.post(base_url + url, json=request, headers=headers, timeout=10)
+        assert process.wait(timeout=10) == -9  # killed after the append, before any answer
+
+    with ordo_server(postgres_url, tmp_path) as (base_url, _):
+        retry = httpx.post(base_url + url, json=request, headers=headers)
+        again = httpx.post(base_url + url, json=request, headers=headers)
+        history = httpx.get(
+            f"{base_url}/v1/prescriptions/{number}/events", headers=people.as_insurer()
+        )
+
+    recorded = [e for e in history.json()["events"] if e["type"] == "DispensationRecorded"]
+    assert retry.status_code == 201 and again.content == retry.content
+    assert len(recorded) == 1
+    assert retry.json()["dispensation_id"] == recorded[0]["data"]["dispensation_id"]
+    assert retry.json()["lines"] == [{"line_no": 1, "dispensed": 2, "remaining": 1}]

@@ -1,0 +1,129 @@
+"""Read-model folds: given these events, then these rows."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from builders import (
+    AMOXICILLINE,
+    GENERIC,
+    NUMBER,
+    PATIENT,
+    PHARMACY_A,
+    PHARMACY_B,
+    dispensed,
+    given,
+    issued,
+    moment,
+)
+
+from domain.events import (
+    DispensationRecorded,
+    DispensedLine,
+    PrescriptionCancelled,
+    PrescriptionTransmitted,
+)
+from domain.prescription import Prescription
+from projections.folds import dispensing_records, fold_batch, inbox_entries
+
+
+def transmitted(
+    version: int, finess: str = PHARMACY_B.value, minutes: int = 0
+) -> PrescriptionTransmitted:
+    return PrescriptionTransmitted(
+        prescription_id=NUMBER.value,
+        version=version,
+        at=moment().at + timedelta(minutes=minutes),
+        finess=finess,
+        message="Je passe demain",
+    )
+
+
+def cancelled(version: int) -> PrescriptionCancelled:
+    return PrescriptionCancelled(
+        prescription_id=NUMBER.value,
+        version=version,
+        at=moment().at,
+        prescriber_rpps="x",
+        reason="r",
+    )
+
+
+def test_a_transmitted_prescription_waits_in_the_pharmacy_inbox_with_what_remains() -> None:
+    state = given(issued(3, 2), transmitted(2), dispensed(3, (1, 1), finess=PHARMACY_A))
+
+    (entry,) = inbox_entries(state)
+
+    assert (entry.finess, entry.prescription_id, entry.patient_ins) == (
+        PHARMACY_B.value,
+        NUMBER.value,
+        PATIENT.value,
+    )
+    assert [(line.line_no, line.remaining) for line in entry.lines] == [(1, 2), (2, 2)]
+
+
+def test_it_leaves_the_inbox_once_fully_dispensed_anywhere() -> None:
+    state = given(issued(1), transmitted(2), dispensed(3, (1, 1), finess=PHARMACY_A))
+
+    assert inbox_entries(state) == ()
+
+
+def test_it_leaves_the_inbox_once_cancelled() -> None:
+    assert inbox_entries(given(issued(3), transmitted(2), cancelled(3))) == ()
+
+
+def test_sent_twice_to_the_same_pharmacy_it_appears_once_with_the_latest_sending() -> None:
+    state = given(
+        issued(3), transmitted(2), transmitted(3, minutes=30), transmitted(4, PHARMACY_A.value)
+    )
+
+    entries = {entry.finess: entry for entry in inbox_entries(state)}
+
+    assert set(entries) == {PHARMACY_A.value, PHARMACY_B.value}
+    assert entries[PHARMACY_B.value].transmitted_at == moment().at + timedelta(minutes=30)
+
+
+def test_an_untransmitted_prescription_is_in_no_inbox() -> None:
+    assert inbox_entries(given(issued(3))) == ()
+
+
+def test_the_dispensing_index_records_each_product_handed_to_the_patient() -> None:
+    substitution = DispensationRecorded(
+        prescription_id=NUMBER.value,
+        version=3,
+        at=moment().at,
+        dispensation_id="d2",
+        finess=PHARMACY_B.value,
+        pharmacist_rpps="x",
+        lines=(DispensedLine(line_no=2, quantity=1, product=GENERIC),),
+    )
+    state = given(issued(3, 2), dispensed(2, (1, 2)), substitution)
+
+    records = dispensing_records(state)
+
+    assert [(r.dispensation_id, r.line_no, r.quantity, r.finess) for r in records] == [
+        ("d1", 1, 2, PHARMACY_A.value),
+        ("d2", 2, 1, PHARMACY_B.value),
+    ]
+    assert records[1].product == GENERIC != AMOXICILLINE
+    assert all(r.patient_ins == PATIENT.value for r in records)
+
+
+def test_a_batch_folds_in_log_order_and_ignores_what_it_already_applied() -> None:
+    events = [issued(3), dispensed(2, (1, 1)), dispensed(3, (1, 1), dispensation_id="d2")]
+    first = fold_batch({}, events[:2])
+
+    again = fold_batch(first, events)  # a redelivery of the first two, then the third
+
+    assert again[NUMBER.value].version == 3
+    assert again[NUMBER.value].lines[0].dispensed == 2
+    assert again[NUMBER.value] == given(*events)
+
+
+def test_folding_event_by_event_or_in_one_batch_gives_the_same_state() -> None:
+    events = [issued(3, 2), transmitted(2), dispensed(3, (1, 1)), cancelled(4)]
+    states: dict[str, Prescription] = {}
+    for event in events:
+        states.update(fold_batch(states, [event]))
+
+    assert states == fold_batch({}, events)
