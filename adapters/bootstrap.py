@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
 
 from litestar import Litestar
 
@@ -13,6 +15,8 @@ from adapters.config import Settings
 from adapters.eventstore import EventLog, open_log
 from adapters.http.app import create_app
 from adapters.logging import configure_logging
+from adapters.readmodels import open_read_models
+from adapters.readmodels.sqlite import SqliteLog
 from adapters.service import PrescriptionService
 
 FAILPOINTS: dict[str, Callable[[], None]] = {
@@ -25,18 +29,50 @@ def build_log(settings: Settings) -> EventLog:
     return open_log(settings.database_url, settings.data_dir, settings.db_pool_size)
 
 
+class AppendListeners:
+    """Called after every append: the failpoint, then whoever wants waking (the runner)."""
+
+    def __init__(self, failpoint: str | None) -> None:
+        self.listeners: list[Callable[[], None]] = [FAILPOINTS[failpoint]] if failpoint else []
+
+    def __call__(self) -> None:
+        for listener in self.listeners:
+            listener()
+
+
 def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
     configure_logging(settings.log_hash_key)
     event_log = log or build_log(settings)
-    service = PrescriptionService(
-        event_log,
-        after_append=FAILPOINTS[settings.failpoint] if settings.failpoint else lambda: None,
-    )
+    appended = AppendListeners(settings.failpoint)
+    service = PrescriptionService(event_log, after_append=appended)
     verifier = TokenVerifier(secret=settings.auth_secret, public_key=settings.auth_public_key)
+
+    @asynccontextmanager
+    async def read_side(app: Litestar) -> AsyncIterator[None]:
+        """Open the views; in this process, follow the log into them unless told not to."""
+        read_models = await open_read_models(settings, event_log)
+        app.state.read_models = read_models
+        if isinstance(read_models.source, SqliteLog):
+            appended.listeners.append(read_models.source.notify)
+        stopping = asyncio.Event()
+        tasks = [asyncio.create_task(read_models.watch_lag(stopping))]
+        if settings.projections_in_process:
+            tasks.append(asyncio.create_task(read_models.follow(stopping)))
+        try:
+            yield
+        finally:
+            stopping.set()
+            for task in tasks:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+            await read_models.close()
+
     return create_app(
         service,
         verifier,
         max_body_bytes=settings.max_body_bytes,
+        lifespan=[read_side],
         on_shutdown=[event_log.close] if log is None else [],
     )
 

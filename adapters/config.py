@@ -18,6 +18,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int
     db_pool_size: int
     failpoint: str | None
+    projections_in_process: bool
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -34,6 +35,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             max_body_bytes=int(env.get("ORDO_MAX_BODY_BYTES", 64 * 1024)),
             db_pool_size=int(env.get("ORDO_DB_POOL_SIZE", 16)),
             failpoint=env.get("ORDO_FAILPOINT") or None,
+            projections_in_process=env.get("ORDO_PROJECTIONS", "in-process") != "off",
         )
 
 

@@ -69,15 +69,18 @@ class EventMapper:
         )
 
     def to_event(self, stored: StoredEvent) -> Event:
-        name, _, version_text = stored.topic.rpartition(".v")
+        return self.decode(stored.topic, stored.state)
+
+    def decode(self, topic: str, state: bytes) -> Event:
+        name, _, version_text = topic.rpartition(".v")
         kind = self._types.get(name)
         if kind is None:
-            msg = f"unknown event topic {stored.topic!r}"
+            msg = f"unknown event topic {topic!r}"
             raise ValueError(msg)
         version = int(version_text)
         if version == kind.schema_version:
-            return msgspec.json.decode(stored.state, type=kind)
-        payload = msgspec.json.decode(stored.state)
+            return msgspec.json.decode(state, type=kind)
+        payload = msgspec.json.decode(state)
         while version < kind.schema_version:
             payload = self._upcasters[(name, version)](payload)
             version += 1

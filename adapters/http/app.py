@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio.to_thread
@@ -14,6 +15,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from adapters.auth import TokenVerifier
+from adapters.http.lists import ListsController
 from adapters.http.problems import EXCEPTION_HANDLERS, Problem, problem
 from adapters.http.routes import PrescriptionController
 from adapters.logging import RequestLogMiddleware
@@ -44,13 +46,21 @@ def create_app(
     verifier: TokenVerifier,
     *,
     max_body_bytes: int,
+    lifespan: Sequence[Callable[[Litestar], AbstractAsyncContextManager[None]]] = (),
     on_shutdown: Sequence[Callable[[], object]] = (),
 ) -> Litestar:
     prometheus = PrometheusConfig(
         app_name="ordo", prefix="ordo", group_path=True, exclude=["/metrics"]
     )
     return Litestar(
-        route_handlers=[PrescriptionController, healthz, readyz, MetricsController],
+        route_handlers=[
+            PrescriptionController,
+            ListsController,
+            healthz,
+            readyz,
+            MetricsController,
+        ],
+        lifespan=list(lifespan),
         state=State({"service": service, "verifier": verifier}),
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[RequestLogMiddleware, prometheus.middleware],

@@ -1,0 +1,67 @@
+"""The rows each view keeps for one prescription, shared by the PostgreSQL and SQLite stores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from domain.prescription import Prescription
+from projections.folds import InboxEntry, ViewName, dispensing_records, inbox_entries
+
+# States are stored as MessagePack: compact, and decoded straight into the domain's Structs.
+state_encoder = msgspec.msgpack.Encoder()
+state_decoder = msgspec.msgpack.Decoder(Prescription)
+inbox_encoder = msgspec.msgpack.Encoder()
+inbox_decoder = msgspec.msgpack.Decoder(InboxEntry)
+
+COLUMNS: dict[ViewName, list[str]] = {
+    "inbox": ["finess", "prescription_id", "transmitted_at", "expires_on", "entry"],
+    "dispensings": [
+        "prescription_id",
+        "dispensation_id",
+        "line_no",
+        "patient_ins",
+        "product_code",
+        "quantity",
+        "narcotic",
+        "duration_days",
+        "dispensed_at",
+        "finess",
+    ],
+}
+
+
+def state_row(state: Prescription) -> tuple[Any, ...]:
+    return (
+        state.prescription_id,
+        state.prescriber_rpps,
+        state.patient_ins,
+        state.issued_at,
+        state_encoder.encode(state),
+    )
+
+
+def inbox_rows(state: Prescription) -> list[tuple[Any, ...]]:
+    return [
+        (e.finess, e.prescription_id, e.transmitted_at, e.expires_on, inbox_encoder.encode(e))
+        for e in inbox_entries(state)
+    ]
+
+
+def dispensing_rows(state: Prescription) -> list[tuple[Any, ...]]:
+    return [
+        (
+            r.prescription_id,
+            r.dispensation_id,
+            r.line_no,
+            r.patient_ins,
+            r.product.code,
+            r.quantity,
+            r.narcotic,
+            r.duration_days,
+            r.dispensed_at,
+            r.finess,
+        )
+        for r in dispensing_records(state)
+    ]
