@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Callable, Sequence
+
+from rich.console import Console
 
 from adapters.auth import sign_token
 from adapters.config import Settings
 from domain.actors import ROLES
+from projections.folds import VIEW_NAMES
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,6 +40,19 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--sub", help="subject (default: derived from the role and identity)")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds")
     token.set_defaults(handler=_token)
+
+    project = commands.add_parser("project", help="follow the log into the read models")
+    project.add_argument("--metrics-port", type=int, help="serve /metrics on 127.0.0.1:PORT")
+    project.set_defaults(handler=_project)
+
+    projections = commands.add_parser("projections", help="inspect or rebuild the read models")
+    operations = projections.add_subparsers(required=True, metavar="OPERATION")
+    operations.add_parser("status", help="position and lag of each view").set_defaults(
+        handler=_status
+    )
+    rebuild = operations.add_parser("rebuild", help="rebuild from the start of the log")
+    rebuild.add_argument("view", nargs="?", choices=VIEW_NAMES, help="one view (default: all)")
+    rebuild.set_defaults(handler=_rebuild)
 
     demo = commands.add_parser("demo", help="fill an instance with a realistic demo day")
     demo.add_argument("--url", help="a running server (default: the embedded store, in-process)")
@@ -81,6 +98,28 @@ def _token(args: argparse.Namespace) -> int:
             ins=args.ins,
         )
     )
+    return 0
+
+
+def _project(args: argparse.Namespace) -> int:
+    from adapters import operations  # noqa: PLC0415 - keeps `ordo token` instant
+
+    asyncio.run(operations.project(Settings.from_env(), args.metrics_port))
+    return 0
+
+
+def _status(_: argparse.Namespace) -> int:
+    from adapters import operations  # noqa: PLC0415
+
+    asyncio.run(operations.status(Settings.from_env(), Console()))
+    return 0
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    from adapters import operations  # noqa: PLC0415
+
+    views = [args.view] if args.view else list(VIEW_NAMES)
+    asyncio.run(operations.rebuild(Settings.from_env(), views, Console()))
     return 0
 
 
