@@ -55,9 +55,10 @@ def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
         if isinstance(read_models.source, SqliteLog):
             appended.listeners.append(read_models.source.notify)
         stopping = asyncio.Event()
-        tasks = [asyncio.create_task(read_models.watch_lag(stopping))]
+        tasks = []
         if settings.projections_in_process:
             tasks.append(asyncio.create_task(read_models.follow(stopping)))
+            tasks.append(asyncio.create_task(read_models.watch_lag(stopping)))
         try:
             yield
         finally:

@@ -45,6 +45,14 @@ def _parser() -> argparse.ArgumentParser:
     project.add_argument("--metrics-port", type=int, help="serve /metrics on 127.0.0.1:PORT")
     project.set_defaults(handler=_project)
 
+    relay = commands.add_parser("relay", help="publish the event log to Kafka")
+    relay.add_argument("--metrics-port", type=int, help="serve /metrics on 127.0.0.1:PORT")
+    relay.set_defaults(handler=_relay)
+
+    worker = commands.add_parser("worker", help="apply the Kafka topic to the read models")
+    worker.add_argument("--metrics-port", type=int, help="serve /metrics on 127.0.0.1:PORT")
+    worker.set_defaults(handler=_worker)
+
     projections = commands.add_parser("projections", help="inspect or rebuild the read models")
     operations = projections.add_subparsers(required=True, metavar="OPERATION")
     operations.add_parser("status", help="position and lag of each view").set_defaults(
@@ -105,6 +113,20 @@ def _project(args: argparse.Namespace) -> int:
     from adapters import operations  # noqa: PLC0415 - keeps `ordo token` instant
 
     asyncio.run(operations.project(Settings.from_env(), args.metrics_port))
+    return 0
+
+
+def _relay(args: argparse.Namespace) -> int:
+    from adapters import operations  # noqa: PLC0415
+
+    asyncio.run(operations.relay(Settings.from_env(), args.metrics_port))
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from adapters import operations  # noqa: PLC0415
+
+    asyncio.run(operations.worker(Settings.from_env(), args.metrics_port))
     return 0
 
 

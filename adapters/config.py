@@ -19,6 +19,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_pool_size: int
     failpoint: str | None
     projections_in_process: bool
+    kafka: KafkaSettings | None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -35,7 +36,34 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             max_body_bytes=int(env.get("ORDO_MAX_BODY_BYTES", 64 * 1024)),
             db_pool_size=int(env.get("ORDO_DB_POOL_SIZE", 16)),
             failpoint=env.get("ORDO_FAILPOINT") or None,
-            projections_in_process=env.get("ORDO_PROJECTIONS", "in-process") != "off",
+            # With Kafka, the relay and the workers feed the views, not `ordo serve`.
+            projections_in_process=env.get("ORDO_PROJECTIONS", "in-process") != "off"
+            and not env.get("ORDO_KAFKA_BOOTSTRAP"),
+            kafka=KafkaSettings.from_env(env),
+        )
+
+
+class KafkaSettings(msgspec.Struct, frozen=True, kw_only=True):
+    bootstrap: str
+    topic: str
+    partitions: int
+    replication: int
+    group: str
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return f"{self.topic}.dead-letter"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str]) -> KafkaSettings | None:
+        if not env.get("ORDO_KAFKA_BOOTSTRAP"):
+            return None
+        return cls(
+            bootstrap=env["ORDO_KAFKA_BOOTSTRAP"],
+            topic=env.get("ORDO_KAFKA_TOPIC", "ordo.prescription-events"),
+            partitions=int(env.get("ORDO_KAFKA_PARTITIONS", 6)),
+            replication=int(env.get("ORDO_KAFKA_REPLICATION", 1)),
+            group=env.get("ORDO_KAFKA_GROUP", "ordo-projections"),
         )
 
 

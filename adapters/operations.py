@@ -8,15 +8,19 @@ import time
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 
+import asyncpg
 import prometheus_client
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from adapters.bootstrap import build_log
-from adapters.config import Settings
+from adapters.config import KafkaSettings, Settings
+from adapters.kafka.relay import Relay, ensure_topics, producer
+from adapters.kafka.worker import Worker, consumer
 from adapters.logging import configure_logging
 from adapters.readmodels import ReadModels, open_read_models
+from adapters.readmodels.postgres import PostgresViews, asyncpg_target
 from projections.folds import VIEW_NAMES, ViewName
 
 
@@ -33,6 +37,63 @@ async def read_models_for(settings: Settings) -> AsyncIterator[ReadModels]:
 
 async def project(settings: Settings, metrics_port: int | None) -> None:
     """`ordo project`: follow the log into the views until SIGTERM or SIGINT."""
+    stopping = _serving(settings, metrics_port)
+    async with read_models_for(settings) as read_models:
+        await asyncio.gather(read_models.follow(stopping), read_models.watch_lag(stopping))
+
+
+@asynccontextmanager
+async def postgres_pool(settings: Settings) -> AsyncIterator[tuple[asyncpg.Pool, str]]:
+    if settings.database_url is None:
+        msg = "the relay and the workers run on PostgreSQL: set ORDO_DATABASE_URL"
+        raise SystemExit(msg)
+    dsn, schema = asyncpg_target(settings.database_url)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+    try:
+        yield pool, schema
+    finally:
+        await pool.close()
+
+
+def _kafka(settings: Settings) -> KafkaSettings:
+    if settings.kafka is None:
+        msg = "set ORDO_KAFKA_BOOTSTRAP=host:port"
+        raise SystemExit(msg)
+    return settings.kafka
+
+
+async def relay(settings: Settings, metrics_port: int | None) -> None:
+    """`ordo relay`: publish the log to Kafka until SIGTERM or SIGINT."""
+    kafka = _kafka(settings)
+    stopping = _serving(settings, metrics_port)
+    await asyncio.to_thread(ensure_topics, kafka)
+    async with postgres_pool(settings) as (pool, schema):
+        send = producer(kafka)
+        try:
+            await Relay(pool, schema, send, kafka.topic).run(stopping)
+        finally:
+            send.close()
+
+
+async def worker(settings: Settings, metrics_port: int | None) -> None:
+    """`ordo worker`: apply the topic to the views until SIGTERM or SIGINT."""
+    kafka = _kafka(settings)
+    stopping = _serving(settings, metrics_port)
+    await asyncio.to_thread(ensure_topics, kafka)
+    async with postgres_pool(settings) as (pool, schema):
+        views = PostgresViews(pool, schema)
+        await views.create()
+        dead_letters = producer(kafka)
+        try:
+            await Worker(views, await asyncio.to_thread(consumer, kafka), dead_letters, kafka).run(
+                stopping
+            )
+        finally:
+            dead_letters.close()
+
+
+def _serving(settings: Settings, metrics_port: int | None) -> asyncio.Event:
+    """Logging, /metrics, and an event set by SIGTERM or SIGINT."""
     configure_logging(settings.log_hash_key)
     if metrics_port:
         prometheus_client.start_http_server(metrics_port, addr="127.0.0.1")
@@ -40,8 +101,7 @@ async def project(settings: Settings, metrics_port: int | None) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    async with read_models_for(settings) as read_models:
-        await asyncio.gather(read_models.follow(stopping), read_models.watch_lag(stopping))
+    return stopping
 
 
 async def status(settings: Settings, console: Console) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import date
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -72,6 +72,21 @@ def lock_key(schema: str, purpose: str) -> int:
     """An advisory lock key per schema, so separate deployments never block each other."""
     digest = hashlib.sha256(f"ordo:{schema}:{purpose}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@asynccontextmanager
+async def leadership(
+    pool: asyncpg.Pool, key: int, poll_seconds: float = 1.0
+) -> AsyncIterator[None]:
+    """One holder at a time; a standby waits and takes over when the holder's session ends
+    (a session-level advisory lock dies with its connection, so a killed leader frees it)."""
+    async with pool.acquire() as conn:
+        while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):  # noqa: ASYNC110
+            await asyncio.sleep(poll_seconds)  # a database lock has no event to await
+        try:
+            yield
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", key)
 
 
 class PostgresLog(LogSource):
@@ -162,7 +177,8 @@ class PostgresViews:
             "updated_at timestamptz NOT NULL DEFAULT now())",
             f"CREATE TABLE IF NOT EXISTS {self.table('prescriptions')} ("
             "prescription_id text NOT NULL, prescriber_rpps text NOT NULL, "
-            "patient_ins text NOT NULL, issued_at timestamptz NOT NULL, state bytea NOT NULL, "
+            "patient_ins text NOT NULL, issued_at timestamptz NOT NULL, version int NOT NULL, "
+            "state bytea NOT NULL, "
             f"CONSTRAINT ordo_view_prescriptions{x}_pkey PRIMARY KEY (prescription_id))",
             f"CREATE INDEX IF NOT EXISTS ordo_view_prescriptions{x}_by_prescriber ON "
             f"{self.table('prescriptions')} "
@@ -230,10 +246,15 @@ class PostgresViews:
         async with self.pool.acquire() as conn:
             return await self.states_in(conn, ids)
 
-    async def states_in(self, conn: Conn, ids: Collection[str]) -> dict[str, Prescription]:
+    async def states_in(
+        self, conn: Conn, ids: Collection[str], *, for_update: bool = False
+    ) -> dict[str, Prescription]:
+        """With `for_update`, concurrent writers of the same prescriptions wait for each other
+        (two Kafka workers during a rebalance) instead of folding from the same old state."""
         rows = await conn.fetch(
             f"SELECT prescription_id, state FROM {self.table('prescriptions')} "
-            "WHERE prescription_id = ANY($1)",
+            "WHERE prescription_id = ANY($1) ORDER BY prescription_id"
+            + (" FOR UPDATE" if for_update else ""),
             list(ids),
         )
         return {row[0]: state_decoder.decode(row[1]) for row in rows}
@@ -262,14 +283,17 @@ class PostgresViews:
         if moved != f"UPDATE {len(VIEW_NAMES)}":
             raise PositionMoved(f"views are no longer at {expected}")
         if changed:
-            await self._write_rows(conn, list(changed.values()))
+            await self.write_rows(conn, list(changed.values()))
 
-    async def _write_rows(self, conn: Conn, states: list[Prescription]) -> None:
+    async def write_rows(self, conn: Conn, states: list[Prescription]) -> None:
+        """Each view's rows for these prescriptions; a state never replaces a newer one."""
         await conn.executemany(
-            f"INSERT INTO {self.table('prescriptions')} "
-            "(prescription_id, prescriber_rpps, patient_ins, issued_at, state) "
-            "VALUES ($1, $2, $3, $4, $5) "
-            "ON CONFLICT (prescription_id) DO UPDATE SET state = EXCLUDED.state",
+            f"INSERT INTO {self.table('prescriptions')} AS t "
+            "(prescription_id, prescriber_rpps, patient_ins, issued_at, version, state) "
+            "VALUES ($1, $2, $3, $4, $5, $6) "
+            "ON CONFLICT (prescription_id) DO UPDATE "
+            "SET state = EXCLUDED.state, version = EXCLUDED.version "
+            "WHERE t.version < EXCLUDED.version",
             [state_row(s) for s in states],
         )
         await self._replace(conn, "inbox", [s for s in states if s.transmissions], inbox_rows)
@@ -333,18 +357,9 @@ class PostgresViews:
 
     # --- operations ----------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def leadership(self, poll_seconds: float = 1.0) -> AsyncIterator[None]:
-        """Held by the one runner that applies batches; a standby waits and takes over when the
-        leader's session ends (the lock dies with its connection)."""
-        key = lock_key(self.schema, "leader")
-        async with self.pool.acquire() as conn:
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):  # noqa: ASYNC110
-                await asyncio.sleep(poll_seconds)
-            try:
-                yield
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock($1)", key)
+    def leadership(self) -> AbstractAsyncContextManager[None]:
+        """Held by the one runner that applies batches."""
+        return leadership(self.pool, lock_key(self.schema, "leader"))
 
     async def switch_to(
         self, scratch: RebuildableStore, source: LogSource, views: Collection[ViewName], target: int

@@ -38,6 +38,7 @@ def state_row(state: Prescription) -> tuple[Any, ...]:
         state.prescriber_rpps,
         state.patient_ins,
         state.issued_at,
+        state.version,
         state_encoder.encode(state),
     )
 

@@ -53,7 +53,8 @@ INDEXES: dict[ViewName, list[tuple[str, str]]] = {
 }
 TABLES: dict[ViewName, str] = {
     "prescriptions": "prescription_id TEXT PRIMARY KEY, prescriber_rpps TEXT NOT NULL, "
-    "patient_ins TEXT NOT NULL, issued_at TEXT NOT NULL, state BLOB NOT NULL",
+    "patient_ins TEXT NOT NULL, issued_at TEXT NOT NULL, version INTEGER NOT NULL, "
+    "state BLOB NOT NULL",
     "inbox": "finess TEXT NOT NULL, prescription_id TEXT NOT NULL, transmitted_at TEXT NOT NULL, "
     "expires_on TEXT NOT NULL, entry BLOB NOT NULL, PRIMARY KEY (finess, prescription_id)",
     "dispensings": "prescription_id TEXT NOT NULL, dispensation_id TEXT NOT NULL, "
@@ -192,8 +193,10 @@ class SqliteViews:
             raise PositionMoved(f"views are no longer at {expected}")
         states = list(changed.values())
         cur.executemany(
-            f"INSERT INTO {self.table('prescriptions')} VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT (prescription_id) DO UPDATE SET state = excluded.state",
+            f"INSERT INTO {self.table('prescriptions')} VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (prescription_id) DO UPDATE "
+            "SET state = excluded.state, version = excluded.version "
+            f"WHERE {self.table('prescriptions')}.version < excluded.version",
             [_sqlite_row(state_row(s)) for s in states],
         )
         self._replace(cur, "inbox", [s for s in states if s.transmissions], inbox_rows)

@@ -1,0 +1,139 @@
+"""`ordo relay`: copies the event log to Kafka, in log order, at least once, never with a gap.
+
+The relay reads the notification log after the last position the broker acknowledged, sends
+the batch with an idempotent producer (`acks=all`), waits until every message is acknowledged,
+and only then records the new position in PostgreSQL. A crash between the two re-sends the
+batch on restart: consumers see a duplicate (which the folds absorb by version), never a gap.
+Messages are keyed by prescription, so one prescription's events stay in one partition, in
+order. One relay publishes at a time (an advisory lock); a second one waits to take over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import suppress
+from typing import Any
+
+import asyncpg
+import structlog
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+from prometheus_client import Counter, Gauge
+
+from adapters.config import KafkaSettings
+from adapters.kafka.messages import to_message
+from adapters.readmodels.postgres import PostgresLog, leadership, lock_key
+
+log = structlog.get_logger("ordo.relay")
+PUBLISHED = Counter("ordo_relay_published_total", "Events the broker acknowledged")
+RELAY_POSITION = Gauge("ordo_relay_position", "Last log position the broker acknowledged")
+ACK_TIMEOUT_SECONDS = 120
+
+
+def producer(settings: KafkaSettings) -> KafkaProducer:
+    return KafkaProducer(
+        bootstrap_servers=settings.bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        batch_size=256 * 1024,
+        compression_type=None,
+        client_id="ordo-relay",
+    )
+
+
+def ensure_topics(settings: KafkaSettings) -> None:
+    """Create the event topic and its dead-letter topic if the cluster does not have them."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="ordo-admin")
+    try:
+        existing = set(admin.list_topics())
+        wanted = [settings.topic, settings.dead_letter_topic]
+        missing = [
+            NewTopic(
+                name, settings.partitions if name == settings.topic else 1, settings.replication
+            )
+            for name in wanted
+            if name not in existing
+        ]
+        if missing:
+            with suppress(TopicAlreadyExistsError):  # another relay or worker was first
+                admin.create_topics(missing)
+    finally:
+        admin.close()
+
+
+class Relay:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        schema: str,
+        send: KafkaProducer,
+        topic: str,
+        batch_size: int = 5000,
+    ) -> None:
+        self.pool = pool
+        self.schema = schema
+        self.source = PostgresLog(pool, schema)
+        self.producer = send
+        self.topic = topic
+        self.batch_size = batch_size
+        self._table = f'"{schema}".ordo_relay_positions'
+
+    async def create(self) -> None:
+        await self.pool.execute(
+            f"CREATE TABLE IF NOT EXISTS {self._table} (topic text PRIMARY KEY, "
+            "position bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())"
+        )
+
+    async def position(self) -> int:
+        position: int | None = await self.pool.fetchval(
+            f"SELECT position FROM {self._table} WHERE topic = $1", self.topic
+        )
+        return position or 0
+
+    async def publish_next(self) -> int:
+        """Send the next batch and record its end once all of it is acknowledged."""
+        position = await self.position()
+        batch = await self.source.read(position, self.batch_size)
+        if not batch:
+            return 0
+        futures = [
+            self.producer.send(self.topic, key=key, value=value, headers=headers)
+            for at, event in batch
+            if event is not None
+            for key, value, headers in [to_message(event, at)]
+        ]
+        await asyncio.to_thread(self._acknowledged, futures)
+        reached = batch[-1][0]
+        await self.pool.execute(
+            f"INSERT INTO {self._table} (topic, position) VALUES ($1, $2) "
+            "ON CONFLICT (topic) DO UPDATE SET position = EXCLUDED.position, updated_at = now()",
+            self.topic,
+            reached,
+        )
+        PUBLISHED.inc(len(futures))
+        RELAY_POSITION.set(reached)
+        return len(batch)
+
+    def _acknowledged(self, futures: list[Any]) -> None:
+        self.producer.flush(timeout=ACK_TIMEOUT_SECONDS)
+        for future in futures:
+            future.get(timeout=ACK_TIMEOUT_SECONDS)  # raises what the broker answered
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Publish until `stopping`; a failure (broker away) retries from the recorded position."""
+        await self.create()
+        while not stopping.is_set():
+            try:
+                async with leadership(self.pool, lock_key(self.schema, f"relay:{self.topic}")):
+                    log.info("relay leading", topic=self.topic, position=await self.position())
+                    await self._follow(stopping)
+            except Exception:
+                log.exception("relay failed; retrying from the last acknowledged position in 1 s")
+                await asyncio.sleep(1)
+
+    async def _follow(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            if not await self.publish_next():
+                await self.source.wait_for_news(1.0)
