@@ -49,6 +49,7 @@ class KafkaSettings(msgspec.Struct, frozen=True, kw_only=True):
     partitions: int
     replication: int
     group: str
+    relay_batch_size: int
 
     @property
     def dead_letter_topic(self) -> str:
@@ -64,6 +65,7 @@ class KafkaSettings(msgspec.Struct, frozen=True, kw_only=True):
             partitions=int(env.get("ORDO_KAFKA_PARTITIONS", 6)),
             replication=int(env.get("ORDO_KAFKA_REPLICATION", 1)),
             group=env.get("ORDO_KAFKA_GROUP", "ordo-projections"),
+            relay_batch_size=int(env.get("ORDO_RELAY_BATCH_SIZE", 5000)),
         )
 
 

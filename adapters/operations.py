@@ -10,6 +10,8 @@ from contextlib import asynccontextmanager
 
 import asyncpg
 import prometheus_client
+import structlog
+from kafka.errors import KafkaError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
@@ -66,11 +68,11 @@ async def relay(settings: Settings, metrics_port: int | None) -> None:
     """`ordo relay`: publish the log to Kafka until SIGTERM or SIGINT."""
     kafka = _kafka(settings)
     stopping = _serving(settings, metrics_port)
-    await asyncio.to_thread(ensure_topics, kafka)
+    await _when_broker_answers(kafka)
     async with postgres_pool(settings) as (pool, schema):
         send = producer(kafka)
         try:
-            await Relay(pool, schema, send, kafka.topic).run(stopping)
+            await Relay(pool, schema, send, kafka.topic, kafka.relay_batch_size).run(stopping)
         finally:
             send.close()
 
@@ -79,7 +81,7 @@ async def worker(settings: Settings, metrics_port: int | None) -> None:
     """`ordo worker`: apply the topic to the views until SIGTERM or SIGINT."""
     kafka = _kafka(settings)
     stopping = _serving(settings, metrics_port)
-    await asyncio.to_thread(ensure_topics, kafka)
+    await _when_broker_answers(kafka)
     async with postgres_pool(settings) as (pool, schema):
         views = PostgresViews(pool, schema)
         await views.create()
@@ -90,6 +92,21 @@ async def worker(settings: Settings, metrics_port: int | None) -> None:
             )
         finally:
             dead_letters.close()
+
+
+async def _when_broker_answers(kafka: KafkaSettings, retry_seconds: float = 2.0) -> None:
+    """Wait for the broker (and make sure the topics exist): a broker that is down at start-up
+    delays the relay and the workers, it does not stop them."""
+    while True:
+        try:
+            await asyncio.to_thread(ensure_topics, kafka)
+        except KafkaError as error:
+            structlog.get_logger("ordo.kafka").warning(
+                "broker unavailable, retrying", error=str(error)
+            )
+            await asyncio.sleep(retry_seconds)
+        else:
+            return
 
 
 def _serving(settings: Settings, metrics_port: int | None) -> asyncio.Event:

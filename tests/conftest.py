@@ -50,6 +50,21 @@ def postgres_server_url() -> Iterator[str]:
         missing_service("PostgreSQL")
 
 
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    bootstrap = os.environ.get("ORDO_TEST_KAFKA_BOOTSTRAP")
+    if bootstrap:
+        yield bootstrap
+        return
+    try:
+        from testcontainers.kafka import KafkaContainer  # noqa: PLC0415
+
+        with KafkaContainer("apache/kafka:4.1.0").with_kraft() as container:
+            yield container.get_bootstrap_server()
+    except Exception:
+        missing_service("Kafka")
+
+
 @pytest.fixture
 def postgres_url(postgres_server_url: str) -> Iterator[str]:
     """A fresh schema per test, so tests never see each other's prescriptions."""

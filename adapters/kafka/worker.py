@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 from prometheus_client import Counter, Gauge
 
@@ -80,7 +81,13 @@ class Worker:
         log.info("worker consuming", topic=self.settings.topic, group=self.settings.group)
         try:
             while not stopping.is_set():
-                await self.step()
+                try:
+                    await self.step()
+                except KafkaError as error:
+                    # The broker went away: the consumer reconnects; uncommitted messages come
+                    # again and are recognised by version.
+                    log.warning("broker unavailable, retrying", error=str(error))
+                    await asyncio.sleep(1)
         finally:
             await self._call(self.consumer.close)
             self._kafka.shutdown(wait=False)

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -26,7 +26,12 @@ def free_port() -> int:
 
 @contextmanager
 def ordo_server(
-    database_url: str, data_dir: Path, *, workers: int = 1, failpoint: str | None = None
+    database_url: str,
+    data_dir: Path,
+    *,
+    workers: int = 1,
+    failpoint: str | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Start the API on a free port; yields its base URL and process, stops it afterwards."""
     port = free_port()
@@ -38,6 +43,7 @@ def ordo_server(
     }
     if failpoint:
         env["ORDO_FAILPOINT"] = failpoint
+    env.update(extra_env or {})
     command = [sys.executable, "-m", "adapters.cli", "serve", "--port", str(port)]
     process = subprocess.Popen(
         [*command, "--workers", str(workers)],
@@ -56,6 +62,38 @@ def ordo_server(
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@contextmanager
+def ordo_process(
+    command: list[str], env: dict[str, str], log_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `ordo COMMAND…` (relay, worker, project) with its output in `log_path`."""
+    with log_path.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "adapters.cli", *command],
+            cwd=REPO,
+            env={**os.environ, "ORDO_AUTH_SECRET": SECRET, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+
+
+def wait_for(check: Callable[[], object], seconds: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+        time.sleep(0.05)
 
 
 def _wait_until_ready(base_url: str, process: subprocess.Popen[bytes]) -> None:

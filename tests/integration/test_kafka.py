@@ -1,0 +1,243 @@
+"""The log's copy in a real Kafka broker: relay, consumer-group workers, and their failures."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import People
+from kafka import KafkaConsumer, KafkaProducer
+from logs import a_busy_day, append_all, dump, rebuild, scalar
+from servers import REPO, ordo_process, ordo_server, wait_for
+
+pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
+
+
+@pytest.fixture
+def kafka_env(postgres_url: str, kafka_bootstrap: str, tmp_path: Path) -> dict[str, str]:
+    """One schema, topic and consumer group per test."""
+    tag = uuid.uuid4().hex[:8]
+    return {
+        "ORDO_DATABASE_URL": postgres_url,
+        "ORDO_DATA_DIR": str(tmp_path),
+        "ORDO_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "ORDO_KAFKA_TOPIC": f"ordo.test.{tag}",
+        "ORDO_KAFKA_GROUP": f"ordo-test-{tag}",
+        "ORDO_KAFKA_PARTITIONS": "6",
+    }
+
+
+def relay(env: dict[str, str], tmp_path: Path, name: str = "relay", **extra: str) -> Any:
+    return ordo_process(["relay"], {**env, **extra}, tmp_path / f"{name}.log")
+
+
+def worker(env: dict[str, str], tmp_path: Path, name: str = "worker") -> Any:
+    return ordo_process(["worker"], env, tmp_path / f"{name}.log")
+
+
+def views_hold(url: str, prescriptions: int, events: int) -> bool:
+    """Every prescription is in the views, each at the version its last event gave it."""
+    try:
+        found = asyncio.run(
+            scalar(
+                url,
+                "SELECT count(*) || '/' || coalesce(sum(version), 0) FROM ordo_view_prescriptions",
+            )
+        )
+    except Exception:
+        return False
+    return bool(found == f"{prescriptions}/{events}")
+
+
+def relayed(url: str, topic: str) -> int:
+    try:
+        found = asyncio.run(
+            scalar(url, f"SELECT position FROM ordo_relay_positions WHERE topic = '{topic}'")
+        )
+    except Exception:
+        return 0
+    return int(found or 0)
+
+
+def assert_views_equal_a_fresh_rebuild(url: str, tmp_path: Path) -> None:
+    applied = asyncio.run(dump(url))
+    rebuild(url, tmp_path)
+    assert asyncio.run(dump(url)) == applied
+
+
+def test_a_dispensing_reaches_the_list_through_the_relay_kafka_and_a_worker(
+    kafka_env: dict[str, str], tmp_path: Path, people: People
+) -> None:
+    url = kafka_env["ORDO_DATABASE_URL"]
+    with (
+        ordo_server(url, tmp_path, extra_env=kafka_env) as (base_url, _),
+        relay(kafka_env, tmp_path),
+        worker(kafka_env, tmp_path),
+    ):
+        created = httpx.post(
+            f"{base_url}/v1/prescriptions",
+            json=people.prescription_body(3),
+            headers=people.as_prescriber(),
+        )
+        number = created.json()["prescription_id"]
+        dispensed = httpx.post(
+            f"{base_url}/v1/prescriptions/{number}/dispensations",
+            json={"lines": [{"line_no": 1, "quantity": 2}]},
+            headers=people.as_pharmacist(),
+        )
+        assert dispensed.status_code == 201
+
+        def listed() -> bool:
+            page = httpx.get(
+                f"{base_url}/v1/prescribers/me/prescriptions", headers=people.as_prescriber()
+            ).json()
+            return bool(page["items"]) and page["items"][0]["lines"][0]["dispensed"] == 2
+
+        wait_for(listed, seconds=30, what="the dispensing in the prescriber's list")
+
+
+def test_a_relay_killed_mid_stream_loses_nothing_and_duplicates_are_absorbed(
+    kafka_env: dict[str, str], tmp_path: Path
+) -> None:
+    url, topic = kafka_env["ORDO_DATABASE_URL"], kafka_env["ORDO_KAFKA_TOPIC"]
+    events = a_busy_day(2900)
+    append_all(url, tmp_path, events)
+    assert len(events) >= 10_000
+
+    with relay(kafka_env, tmp_path, "first", ORDO_RELAY_BATCH_SIZE="500") as first:
+        wait_for(lambda: relayed(url, topic) > 0, what="a first acknowledged batch")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    stopped_at = relayed(url, topic)
+    assert 0 < stopped_at < len(events), "the kill must land in the middle of publishing"
+
+    with relay(kafka_env, tmp_path, "second"), worker(kafka_env, tmp_path):
+        wait_for(
+            lambda: views_hold(url, 2900, len(events)), seconds=120, what="the views to converge"
+        )
+    assert_views_equal_a_fresh_rebuild(url, tmp_path)
+
+
+def test_when_a_worker_dies_the_other_takes_its_partitions(
+    kafka_env: dict[str, str], tmp_path: Path
+) -> None:
+    url = kafka_env["ORDO_DATABASE_URL"]
+    first_half, second_half = a_busy_day(1500), a_busy_day(1500)
+
+    with (
+        relay(kafka_env, tmp_path),
+        worker(kafka_env, tmp_path, "a") as a,
+        worker(kafka_env, tmp_path, "b"),
+    ):
+        append_all(url, tmp_path, first_half)
+        wait_for(lambda: views_hold(url, 1500, len(first_half)), seconds=120, what="the first half")
+        a.send_signal(signal.SIGKILL)
+        a.wait(timeout=10)
+        append_all(url, tmp_path, second_half)
+        total = len(first_half) + len(second_half)
+        wait_for(lambda: views_hold(url, 3000, total), seconds=120, what="the survivor to catch up")
+    assert_views_equal_a_fresh_rebuild(url, tmp_path)
+
+
+def test_the_api_keeps_dispensing_while_the_broker_is_down_and_nothing_is_lost(
+    kafka_env: dict[str, str], tmp_path: Path, people: People
+) -> None:
+    url = kafka_env["ORDO_DATABASE_URL"]
+    statuses: list[int] = []
+    stop = threading.Event()
+    with (
+        ordo_server(url, tmp_path, extra_env=kafka_env) as (base_url, _),
+        relay(kafka_env, tmp_path),
+        worker(kafka_env, tmp_path),
+    ):
+        wait_for(lambda: started(tmp_path, "relay", "relay leading"), what="the relay")
+        wait_for(lambda: started(tmp_path, "worker", "worker consuming"), what="the worker")
+
+        def pharmacy_day() -> None:
+            with httpx.Client(base_url=base_url, timeout=30) as client:
+                while not stop.is_set():
+                    created = client.post(
+                        "/v1/prescriptions",
+                        json=people.prescription_body(2),
+                        headers=people.as_prescriber(),
+                    )
+                    number = created.json()["prescription_id"]
+                    dispensed = client.post(
+                        f"/v1/prescriptions/{number}/dispensations",
+                        json={"lines": [{"line_no": 1, "quantity": 1}]},
+                        headers=people.as_pharmacist(),
+                    )
+                    statuses.extend([created.status_code, dispensed.status_code])
+
+        writer = threading.Thread(target=pharmacy_day)
+        writer.start()
+        try:
+            time.sleep(2)
+            services(["down", "kafka"])
+            during_outage = len(statuses)
+            time.sleep(3)
+            assert len(statuses) > during_outage, (
+                "the API must keep answering while the broker is down"
+            )
+            services(["up", "kafka"])
+            time.sleep(2)
+        finally:
+            stop.set()
+            writer.join()
+        prescriptions = len(statuses) // 2
+        wait_for(
+            lambda: views_hold(url, prescriptions, 2 * prescriptions),
+            seconds=180,
+            what="catching up",
+        )
+    assert set(statuses) == {201}
+    assert_views_equal_a_fresh_rebuild(url, tmp_path)
+
+
+def started(tmp_path: Path, name: str, line: str) -> bool:
+    log = tmp_path / f"{name}.log"
+    return log.exists() and line in log.read_text()
+
+
+def services(arguments: list[str]) -> None:
+    subprocess.run(
+        [str(REPO / "scripts" / "services"), *arguments], check=True, capture_output=True
+    )
+
+
+def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_worker_goes_on(
+    kafka_env: dict[str, str], tmp_path: Path
+) -> None:
+    url, topic, bootstrap = (
+        kafka_env[k] for k in ("ORDO_DATABASE_URL", "ORDO_KAFKA_TOPIC", "ORDO_KAFKA_BOOTSTRAP")
+    )
+    events = a_busy_day(5)
+    with relay(kafka_env, tmp_path), worker(kafka_env, tmp_path):
+        producer = KafkaProducer(bootstrap_servers=bootstrap)
+        producer.send(topic, key=b"junk", value=b'{"type": "NotAnEvent"').get(timeout=30)
+        producer.close()
+        append_all(url, tmp_path, events)
+        wait_for(
+            lambda: views_hold(url, 5, len(events)),
+            seconds=60,
+            what="the good events after the poison",
+        )
+
+    dead = KafkaConsumer(
+        f"{topic}.dead-letter",
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=10_000,
+    )
+    letters = [message for message in dead if message.key == b"junk"]
+    dead.close()
+    assert len(letters) == 1
+    assert dict(letters[0].headers)["reason"].startswith(b"undecodable")
