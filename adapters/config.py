@@ -19,6 +19,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_pool_size: int
     failpoint: str | None
     projections_in_process: bool
+    metrics_host: str
     kafka: KafkaSettings | None
 
     @classmethod
@@ -40,6 +41,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             projections_in_process=env.get("ORDO_PROJECTIONS", "in-process") != "off"
             and not env.get("ORDO_KAFKA_BOOTSTRAP"),
             kafka=KafkaSettings.from_env(env),
+            metrics_host=env.get("ORDO_METRICS_HOST", "127.0.0.1"),
         )
 
 

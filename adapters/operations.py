@@ -113,7 +113,7 @@ def _serving(settings: Settings, metrics_port: int | None) -> asyncio.Event:
     """Logging, /metrics, and an event set by SIGTERM or SIGINT."""
     configure_logging(settings.log_hash_key)
     if metrics_port:
-        prometheus_client.start_http_server(metrics_port, addr="127.0.0.1")
+        prometheus_client.start_http_server(metrics_port, addr=settings.metrics_host)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
