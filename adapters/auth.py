@@ -19,6 +19,7 @@ from domain.actors import ROLES, Actor
 from domain.identifiers import Finess, Ins, InvalidIdentifier, Rpps
 
 ASYMMETRIC_ALGORITHMS = ["RS256", "EdDSA"]
+VERIFIED_TOKENS_KEPT = 10_000
 IDENTITY_CLAIMS = {"prescriber": ("rpps",), "pharmacist": ("rpps", "finess"), "patient": ("ins",)}
 
 
@@ -37,22 +38,40 @@ class TokenVerifier:
         else:
             msg = "set ORDO_AUTH_SECRET (HS256) or ORDO_AUTH_PUBLIC_KEY (RS256/EdDSA)"
             raise ValueError(msg)
+        self._verified: dict[str, tuple[Actor, float]] = {}
 
     def actor(self, authorization: str | None) -> Actor:
-        """The caller named by an `Authorization: Bearer …` header, or UnauthenticatedError."""
+        """The caller named by an `Authorization: Bearer …` header, or UnauthenticatedError.
+
+        A pharmacy's software sends the same token on every call, so a token whose signature
+        was verified is remembered (bounded) with its expiry, which is still checked each time.
+        """
         scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise UnauthenticatedError("missing bearer token")
+        known = self._verified.get(token)
+        if known is None:
+            known = self._verify(token)
+            if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+                self._verified.clear()
+            self._verified[token] = known
+        actor, expires = known
+        if time.time() >= expires:
+            raise UnauthenticatedError("invalid token: Signature has expired")
+        return actor
+
+    def _verify(self, token: str) -> tuple[Actor, float]:
         try:
             claims = jwt.decode(
-                token.strip(),
+                token,
                 self._key,
                 algorithms=self._algorithms,
                 options={"require": ["exp", "sub", "role"]},
             )
         except jwt.PyJWTError as error:
             raise UnauthenticatedError(f"invalid token: {error}") from None
-        return actor_from_claims(claims)
+        return actor_from_claims(claims), float(claims["exp"])
 
 
 def actor_from_claims(claims: dict[str, Any]) -> Actor:

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from litestar.testing import TestClient
 
-from adapters.auth import TokenVerifier
+from adapters.auth import TokenVerifier, UnauthenticatedError
 from adapters.bootstrap import build_app
 from adapters.config import Settings
 
@@ -127,3 +127,15 @@ def test_production_verifies_asymmetric_tokens_against_the_public_key(
 def test_a_verifier_needs_a_key() -> None:
     with pytest.raises(ValueError, match="ORDO_AUTH_SECRET"):
         TokenVerifier()
+
+
+def test_a_remembered_token_still_expires(people: People) -> None:
+    verifier = TokenVerifier(secret=SECRET)
+    token = jwt.encode(claims(people, exp=int(time.time()) + 1), SECRET, algorithm="HS256")
+    header = f"Bearer {token}"
+
+    assert verifier.actor(header).role == "pharmacist"
+    assert verifier.actor(header).role == "pharmacist"  # served from what was verified
+    time.sleep(1.1)
+    with pytest.raises(UnauthenticatedError, match="expired"):
+        verifier.actor(header)
