@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Collection
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine
+from contextlib import asynccontextmanager, suppress
+from typing import Any
 
 import asyncpg
 import prometheus_client
@@ -25,6 +26,8 @@ from adapters.readmodels import ReadModels, open_read_models
 from adapters.readmodels.postgres import PostgresViews, asyncpg_target
 from projections.folds import VIEW_NAMES, ViewName
 
+STOP_GRACE_SECONDS = 5
+
 
 @asynccontextmanager
 async def read_models_for(settings: Settings) -> AsyncIterator[ReadModels]:
@@ -39,9 +42,12 @@ async def read_models_for(settings: Settings) -> AsyncIterator[ReadModels]:
 
 async def project(settings: Settings, metrics_port: int | None) -> None:
     """`ordo project`: follow the log into the views until SIGTERM or SIGINT."""
-    stopping = _serving(settings, metrics_port)
-    async with read_models_for(settings) as read_models:
-        await asyncio.gather(read_models.follow(stopping), read_models.watch_lag(stopping))
+
+    async def work(stopping: asyncio.Event) -> None:
+        async with read_models_for(settings) as read_models:
+            await asyncio.gather(read_models.follow(stopping), read_models.watch_lag(stopping))
+
+    await _until_signalled(settings, metrics_port, work)
 
 
 @asynccontextmanager
@@ -67,31 +73,36 @@ def _kafka(settings: Settings) -> KafkaSettings:
 async def relay(settings: Settings, metrics_port: int | None) -> None:
     """`ordo relay`: publish the log to Kafka until SIGTERM or SIGINT."""
     kafka = _kafka(settings)
-    stopping = _serving(settings, metrics_port)
-    await _when_broker_answers(kafka)
-    async with postgres_pool(settings) as (pool, schema):
-        send = producer(kafka)
-        try:
-            await Relay(pool, schema, send, kafka.topic, kafka.relay_batch_size).run(stopping)
-        finally:
-            send.close()
+
+    async def work(stopping: asyncio.Event) -> None:
+        await _when_broker_answers(kafka)
+        async with postgres_pool(settings) as (pool, schema):
+            send = producer(kafka)
+            try:
+                await Relay(pool, schema, send, kafka.topic, kafka.relay_batch_size).run(stopping)
+            finally:
+                send.close()
+
+    await _until_signalled(settings, metrics_port, work)
 
 
 async def worker(settings: Settings, metrics_port: int | None) -> None:
     """`ordo worker`: apply the topic to the views until SIGTERM or SIGINT."""
     kafka = _kafka(settings)
-    stopping = _serving(settings, metrics_port)
-    await _when_broker_answers(kafka)
-    async with postgres_pool(settings) as (pool, schema):
-        views = PostgresViews(pool, schema)
-        await views.create()
-        dead_letters = producer(kafka)
-        try:
-            await Worker(views, await asyncio.to_thread(consumer, kafka), dead_letters, kafka).run(
-                stopping
-            )
-        finally:
-            dead_letters.close()
+
+    async def work(stopping: asyncio.Event) -> None:
+        await _when_broker_answers(kafka)
+        async with postgres_pool(settings) as (pool, schema):
+            views = PostgresViews(pool, schema)
+            await views.create()
+            dead_letters = producer(kafka)
+            source = await asyncio.to_thread(consumer, kafka)
+            try:
+                await Worker(views, source, dead_letters, kafka).run(stopping)
+            finally:
+                dead_letters.close()
+
+    await _until_signalled(settings, metrics_port, work)
 
 
 async def _when_broker_answers(kafka: KafkaSettings, retry_seconds: float = 2.0) -> None:
@@ -109,16 +120,31 @@ async def _when_broker_answers(kafka: KafkaSettings, retry_seconds: float = 2.0)
             return
 
 
-def _serving(settings: Settings, metrics_port: int | None) -> asyncio.Event:
-    """Logging, /metrics, and an event set by SIGTERM or SIGINT."""
+async def _until_signalled(
+    settings: Settings,
+    metrics_port: int | None,
+    work: Callable[[asyncio.Event], Coroutine[Any, Any, None]],
+) -> None:
+    """Run `work` with logging and /metrics until SIGTERM or SIGINT.
+
+    The signal sets `stopping` so that a leader finishes its batch; a process that is waiting
+    (a standby for the lock, or for the broker) is cancelled after a short grace period.
+    """
     configure_logging(settings.log_hash_key)
     if metrics_port:
         prometheus_client.start_http_server(metrics_port, addr=settings.metrics_host)
     stopping = asyncio.Event()
+    task = asyncio.create_task(work(stopping))
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        stopping.set()
+        loop.call_later(STOP_GRACE_SECONDS, task.cancel)
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stopping.set)
-    return stopping
+        loop.add_signal_handler(signum, stop)
+    with suppress(asyncio.CancelledError):
+        await task
 
 
 async def status(settings: Settings, console: Console) -> None:
