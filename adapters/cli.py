@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from rich.console import Console
 
@@ -42,15 +43,21 @@ def _parser() -> argparse.ArgumentParser:
     token.set_defaults(handler=_token)
 
     project = commands.add_parser("project", help="follow the log into the read models")
-    project.add_argument("--metrics-port", type=int, help="serve /metrics on 127.0.0.1:PORT")
+    project.add_argument(
+        "--metrics-port", type=int, help="serve /metrics on PORT (ORDO_METRICS_HOST)"
+    )
     project.set_defaults(handler=_project)
 
     relay = commands.add_parser("relay", help="publish the event log to Kafka")
-    relay.add_argument("--metrics-port", type=int, help="serve /metrics on 127.0.0.1:PORT")
+    relay.add_argument(
+        "--metrics-port", type=int, help="serve /metrics on PORT (ORDO_METRICS_HOST)"
+    )
     relay.set_defaults(handler=_relay)
 
     worker = commands.add_parser("worker", help="apply the Kafka topic to the read models")
-    worker.add_argument("--metrics-port", type=int, help="serve /metrics on 127.0.0.1:PORT")
+    worker.add_argument(
+        "--metrics-port", type=int, help="serve /metrics on PORT (ORDO_METRICS_HOST)"
+    )
     worker.set_defaults(handler=_worker)
 
     projections = commands.add_parser("projections", help="inspect or rebuild the read models")
@@ -67,6 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--prescriptions", type=int, default=40, help="how many (default 40)")
     demo.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     demo.set_defaults(handler=_demo)
+
+    reconcile = commands.add_parser("reconcile", help="reconcile an insurer's invoices (NDJSON)")
+    reconcile.add_argument("file", type=Path, help="one invoice per line (NDJSON)")
+    reconcile.add_argument("--out", help="write the items there (- for stdout)")
+    reconcile.add_argument("--format", choices=("ndjson", "csv"), help="default: from --out")
+    reconcile.set_defaults(handler=_reconcile)
     return parser
 
 
@@ -152,6 +165,18 @@ def _demo(args: argparse.Namespace) -> int:
         print("ordo: --prescriptions must be at least 1", file=sys.stderr)
         return 2
     return demo.main(demo.DemoOptions(args.url, args.prescriptions, args.seed))
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    from adapters.reconciliation import cli  # noqa: PLC0415 - only reconciling needs it
+
+    if not args.file.is_file():
+        print(f"ordo: no such file: {args.file}", file=sys.stderr)
+        return 2
+    console = Console(stderr=args.out == "-")
+    settings = Settings.from_env()
+    asyncio.run(cli.reconcile_file(settings, args.file, args.out, args.format, console))
+    return 0
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from adapters.auth import TokenVerifier
 from adapters.http.lists import ListsController
 from adapters.http.problems import EXCEPTION_HANDLERS, Problem, problem
+from adapters.http.reconciliation import ReconciliationController
 from adapters.http.routes import PrescriptionController
 from adapters.logging import RequestLogMiddleware
 from adapters.service import PrescriptionService
@@ -56,6 +57,7 @@ def create_app(
         route_handlers=[
             PrescriptionController,
             ListsController,
+            ReconciliationController,
             healthz,
             readyz,
             MetricsController,

@@ -1,0 +1,36 @@
+"""Assurance Maladie reconciliation batches (contract.md, "Assurance Maladie (reconciliation)").
+
+The rules are pure (`projections.reconciliation`); here is the I/O around them: NDJSON in
+(`ndjson`), batches, chunks, items and claimed invoice numbers in a store (`postgres`,
+`sqlite`), and the processing that ties them (`processing`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adapters.readmodels import ReadModels
+from adapters.readmodels.postgres import PostgresViews
+from adapters.reconciliation.postgres import PostgresBatches
+from adapters.reconciliation.processing import Reconciliation
+from adapters.reconciliation.sqlite import SqliteBatches
+from adapters.reconciliation.store import BatchStore
+
+SQLITE_FILE = "reconciliation.sqlite3"
+
+
+def open_store(read_models: ReadModels) -> BatchStore:
+    """Beside the views: the same PostgreSQL schema, or a SQLite file next to views.sqlite3."""
+    views = read_models.views
+    if isinstance(views, PostgresViews):
+        return PostgresBatches(views.pool, views.schema, views.table("prescriptions"))
+    return SqliteBatches(
+        views.path.with_name(SQLITE_FILE), views.path, views.table("prescriptions")
+    )
+
+
+def reconciliation_for(read_models: ReadModels, **options: Any) -> Reconciliation:
+    return Reconciliation(open_store(read_models), read_models, **options)
+
+
+__all__ = ["Reconciliation", "open_store", "reconciliation_for"]

@@ -1,0 +1,118 @@
+"""A batch survives its process: a crash mid-batch is resumed by another process, exactly.
+
+Each chunk is committed in one transaction (claims, items, progress), and the process working
+on a batch holds a lease it renews with every chunk. Here a process "dies" after two chunks
+(its lease left to run out); another one, reading the batch, resumes it at the third chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import pytest
+from test_reconciliation_memory import append_prescriptions, body
+
+from adapters.config import Settings
+from adapters.eventstore import open_log
+from adapters.readmodels import ReadModels, open_read_models
+from adapters.reconciliation import reconciliation_for
+from adapters.reconciliation.store import Batch
+from projections.runner import ProjectionRunner
+
+T = TypeVar("T")
+INVOICES = 5_000
+CHUNK = 1_000
+
+
+class Crash(BaseException):
+    """The process dies: nothing of it runs any more (not even an `except Exception`)."""
+
+
+async def with_log(
+    settings: Settings, scenario: Callable[[ReadModels, list[str]], Awaitable[T]]
+) -> T:
+    """A log of dispensed prescriptions, projected; then the scenario."""
+    log = open_log(settings.database_url, settings.data_dir)
+    read_models = await open_read_models(settings, log)
+    try:
+        numbers = append_prescriptions(log)
+        await ProjectionRunner(read_models.source, read_models.views).catch_up()
+        return await scenario(read_models, numbers)
+    finally:
+        await read_models.close()
+        log.close()
+
+
+async def crash_after_two_chunks(read_models: ReadModels, numbers: list[str]) -> str:
+    first = reconciliation_for(read_models, owner="first", chunk_lines=CHUNK, lease_seconds=1)
+    await first.store.create()
+    commit = first.store.commit_chunk
+    committed = 0
+
+    async def dying(*args: Any, **kwargs: Any) -> Any:
+        nonlocal committed
+        if committed == 2:
+            raise Crash
+        committed += 1
+        return await commit(*args, **kwargs)
+
+    first.store.commit_chunk = dying  # type: ignore[method-assign]
+    batch_id = await first.receive(body(numbers, INVOICES, 1))
+    with pytest.raises(Crash):
+        await first.process(batch_id)
+    half = await first.store.batch(batch_id)
+    assert half is not None and half.status == "running"
+    assert (half.chunks_done, half.lines_done, half.owner) == (2, 2 * CHUNK, "first")
+    return batch_id
+
+
+async def test_a_batch_cut_off_by_a_crash_is_resumed_by_another_process(
+    settings: Settings,
+) -> None:
+    async def scenario(
+        read_models: ReadModels, numbers: list[str]
+    ) -> tuple[Batch, Batch, list[int]]:
+        batch_id = await crash_after_two_chunks(read_models, numbers)
+        second = reconciliation_for(read_models, owner="second", chunk_lines=CHUNK)
+
+        await second.status(batch_id)  # the first process's lease still runs: left alone
+        assert batch_id not in second._tasks
+        await asyncio.sleep(1.2)  # now it has run out
+        await second.status(batch_id)  # reading the batch resumes it, here
+        await second.wait(batch_id)
+
+        resumed = await second.store.batch(batch_id)
+        lines = [item.line async for page in second.item_pages(batch_id, None) for item in page]
+        clean = reconciliation_for(read_models, owner="clean", chunk_lines=CHUNK)
+        again = await clean.receive(body(numbers, INVOICES, 2))  # same invoices, new numbers
+        await clean.process(again)
+        reference = await clean.store.batch(again)
+        assert resumed is not None and reference is not None
+        return resumed, reference, lines
+
+    resumed, reference, lines = await with_log(settings, scenario)
+
+    assert resumed.status == "done" and resumed.owner is None
+    assert resumed.lines_done == resumed.lines_total == INVOICES
+    assert lines == list(range(1, INVOICES + 1))  # every line once, none twice
+    assert resumed.counts == reference.counts  # as if it had never stopped
+    assert "duplicate_invoice" not in resumed.counts
+
+
+async def test_an_upload_cut_off_leaves_nothing_behind(settings: Settings) -> None:
+    async def scenario(read_models: ReadModels, numbers: list[str]) -> list[Batch]:
+        reconciliation = reconciliation_for(read_models, chunk_lines=CHUNK)
+        await reconciliation.store.create()
+
+        async def broken() -> AsyncIterator[bytes]:
+            async for piece in body(numbers, INVOICES, 3):
+                yield piece
+                raise ConnectionResetError("the client went away")
+
+        with pytest.raises(ConnectionResetError):
+            await reconciliation.receive(broken())
+        return await reconciliation.store.unfinished()
+
+    assert await with_log(settings, scenario) == []
