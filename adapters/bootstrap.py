@@ -15,7 +15,7 @@ from adapters.config import Settings
 from adapters.eventstore import EventLog, open_log
 from adapters.http.app import create_app
 from adapters.logging import configure_logging
-from adapters.readmodels import open_read_models
+from adapters.readmodels import ReadModels, open_read_models
 from adapters.readmodels.sqlite import SqliteLog
 from adapters.service import PrescriptionService
 
@@ -38,6 +38,18 @@ class AppendListeners:
     def __call__(self) -> None:
         for listener in self.listeners:
             listener()
+
+
+@asynccontextmanager
+async def read_models_for(settings: Settings) -> AsyncIterator[ReadModels]:
+    """The instance's log and read models, as `ordo serve` opens them, for command-line tools."""
+    event_log = build_log(settings)
+    read_models = await open_read_models(settings, event_log)
+    try:
+        yield read_models
+    finally:
+        await read_models.close()
+        event_log.close()
 
 
 def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:

@@ -17,27 +17,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from adapters.bootstrap import build_log
+from adapters.bootstrap import read_models_for
 from adapters.config import KafkaSettings, Settings
 from adapters.kafka.relay import Relay, ensure_topics, producer
 from adapters.kafka.worker import Worker, consumer
 from adapters.logging import configure_logging
-from adapters.readmodels import ReadModels, open_read_models
 from adapters.readmodels.postgres import PostgresViews, asyncpg_target
 from projections.folds import VIEW_NAMES, ViewName
 
 STOP_GRACE_SECONDS = 5
-
-
-@asynccontextmanager
-async def read_models_for(settings: Settings) -> AsyncIterator[ReadModels]:
-    event_log = build_log(settings)
-    read_models = await open_read_models(settings, event_log)
-    try:
-        yield read_models
-    finally:
-        await read_models.close()
-        event_log.close()
 
 
 async def project(settings: Settings, metrics_port: int | None) -> None:

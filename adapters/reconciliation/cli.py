@@ -13,7 +13,7 @@ import logging
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, contextmanager
 from pathlib import Path
 from typing import IO, Literal
 
@@ -31,10 +31,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from adapters.bootstrap import build_log
+from adapters.bootstrap import read_models_for
 from adapters.config import Settings
 from adapters.logging import configure_logging
-from adapters.readmodels import ReadModels, open_read_models
+from adapters.readmodels import ReadModels
 from adapters.reconciliation import reconciliation_for
 from adapters.reconciliation.processing import Reconciliation
 from adapters.reconciliation.store import Batch
@@ -69,18 +69,6 @@ async def reconcile_file(
     if out is not None and out != "-":
         console.print(f"report: {out}")
     return batch
-
-
-@asynccontextmanager
-async def read_models_for(settings: Settings) -> AsyncIterator[ReadModels]:
-    """The instance's log and read models, as `ordo serve` opens them."""
-    event_log = build_log(settings)
-    read_models = await open_read_models(settings, event_log)
-    try:
-        yield read_models
-    finally:
-        await read_models.close()
-        event_log.close()
 
 
 async def _run(reconciliation: Reconciliation, source: Path, console: Console) -> str:

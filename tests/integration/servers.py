@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from conftest import SECRET
+from conftest import SECRET, People
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -111,3 +111,27 @@ def _wait_until_ready(base_url: str, process: subprocess.Popen[bytes]) -> None:
         time.sleep(0.1)
     msg = "ordo serve did not become ready in 30 s"
     raise RuntimeError(msg)
+
+
+def dispense_two_of_three(base_url: str, people: People) -> None:
+    """A prescriber registers 3 packs and a pharmacy dispenses 2, through the API."""
+    created = httpx.post(
+        f"{base_url}/v1/prescriptions",
+        json=people.prescription_body(3),
+        headers=people.as_prescriber(),
+    )
+    number = created.json()["prescription_id"]
+    dispensed = httpx.post(
+        f"{base_url}/v1/prescriptions/{number}/dispensations",
+        json={"lines": [{"line_no": 1, "quantity": 2}]},
+        headers=people.as_pharmacist(),
+    )
+    assert dispensed.status_code == 201, dispensed.text
+
+
+def listed_as_dispensed(base_url: str, people: People) -> bool:
+    """Whether the prescriber's list already shows those 2 packs dispensed."""
+    page = httpx.get(
+        f"{base_url}/v1/prescribers/me/prescriptions", headers=people.as_prescriber()
+    ).json()
+    return bool(page["items"]) and page["items"][0]["lines"][0]["dispensed"] == 2

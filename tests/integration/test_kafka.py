@@ -16,7 +16,14 @@ import pytest
 from conftest import People
 from kafka import KafkaConsumer, KafkaProducer
 from logs import a_busy_day, append_all, dump, rebuild, scalar
-from servers import REPO, ordo_process, ordo_server, wait_for
+from servers import (
+    REPO,
+    dispense_two_of_three,
+    listed_as_dispensed,
+    ordo_process,
+    ordo_server,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
 
@@ -82,26 +89,13 @@ def test_a_dispensing_reaches_the_list_through_the_relay_kafka_and_a_worker(
         relay(kafka_env, tmp_path),
         worker(kafka_env, tmp_path),
     ):
-        created = httpx.post(
-            f"{base_url}/v1/prescriptions",
-            json=people.prescription_body(3),
-            headers=people.as_prescriber(),
-        )
-        number = created.json()["prescription_id"]
-        dispensed = httpx.post(
-            f"{base_url}/v1/prescriptions/{number}/dispensations",
-            json={"lines": [{"line_no": 1, "quantity": 2}]},
-            headers=people.as_pharmacist(),
-        )
-        assert dispensed.status_code == 201
+        dispense_two_of_three(base_url, people)
 
-        def listed() -> bool:
-            page = httpx.get(
-                f"{base_url}/v1/prescribers/me/prescriptions", headers=people.as_prescriber()
-            ).json()
-            return bool(page["items"]) and page["items"][0]["lines"][0]["dispensed"] == 2
-
-        wait_for(listed, seconds=30, what="the dispensing in the prescriber's list")
+        wait_for(
+            lambda: listed_as_dispensed(base_url, people),
+            seconds=30,
+            what="the dispensing in the prescriber's list",
+        )
 
 
 def test_a_relay_killed_mid_stream_loses_nothing_and_duplicates_are_absorbed(

@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 from conftest import People
 from logs import a_busy_day, append_all, dump, position, rebuild
-from servers import ordo_process, ordo_server, wait_for
+from servers import dispense_two_of_three, listed_as_dispensed, ordo_process, ordo_server, wait_for
 
 from adapters.readmodels.postgres import asyncpg_target
 
@@ -29,27 +28,10 @@ def test_a_list_reflects_a_dispensing_within_a_second(
     postgres_url: str, tmp_path: Path, people: People
 ) -> None:
     with ordo_server(postgres_url, tmp_path) as (base_url, _):
-        created = httpx.post(
-            f"{base_url}/v1/prescriptions",
-            json=people.prescription_body(3),
-            headers=people.as_prescriber(),
-        )
-        number = created.json()["prescription_id"]
-        dispensed = httpx.post(
-            f"{base_url}/v1/prescriptions/{number}/dispensations",
-            json={"lines": [{"line_no": 1, "quantity": 2}]},
-            headers=people.as_pharmacist(),
-        )
-        assert dispensed.status_code == 201
+        dispense_two_of_three(base_url, people)
         acknowledged = time.monotonic()
 
-        def listed() -> bool:
-            page = httpx.get(
-                f"{base_url}/v1/prescribers/me/prescriptions", headers=people.as_prescriber()
-            ).json()
-            return bool(page["items"]) and page["items"][0]["lines"][0]["dispensed"] == 2
-
-        wait_for(listed, seconds=5)
+        wait_for(lambda: listed_as_dispensed(base_url, people), seconds=5)
         assert time.monotonic() - acknowledged < 1.0
 
 
