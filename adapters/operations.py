@@ -19,10 +19,11 @@ from rich.table import Table
 
 from adapters.bootstrap import read_models_for
 from adapters.config import KafkaSettings, Settings
-from adapters.kafka.relay import Relay, ensure_topics, producer
+from adapters.kafka.lag import group_lag
+from adapters.kafka.relay import Relay, acknowledged_position, ensure_topics, producer
 from adapters.kafka.worker import Worker, consumer
 from adapters.logging import configure_logging
-from adapters.readmodels.postgres import PostgresViews, asyncpg_target
+from adapters.readmodels.postgres import PostgresLog, PostgresViews, asyncpg_target
 from projections.folds import VIEW_NAMES, ViewName
 
 STOP_GRACE_SECONDS = 5
@@ -136,6 +137,10 @@ async def _until_signalled(
 
 
 async def status(settings: Settings, console: Console) -> None:
+    """Per view, how far behind the log it is; with Kafka, the relay's and each partition's lag."""
+    if settings.kafka is not None:
+        await _kafka_status(settings, settings.kafka, console)
+        return
     async with read_models_for(settings) as read_models:
         lag = await read_models.lag()
     table = Table(title="ordo projections")
@@ -144,6 +149,31 @@ async def status(settings: Settings, console: Console) -> None:
     for view in VIEW_NAMES:
         table.add_row(view, str(lag.position), str(lag.head), str(lag.events), f"{lag.seconds:.1f}")
     console.print(table)
+
+
+async def _kafka_status(settings: Settings, kafka: KafkaSettings, console: Console) -> None:
+    """The views are fed by the consumer group, so their lag is the relay's plus the group's."""
+    async with postgres_pool(settings) as (pool, schema):
+        head = await PostgresLog(pool, schema).head()
+        relayed = await acknowledged_position(pool, schema, kafka.topic)
+    relay = Table(title=f"ordo relay → {kafka.topic}")
+    for column in ("log head", "acknowledged position", "lag (events)"):
+        relay.add_column(column, justify="right")
+    relay.add_row(str(head), str(relayed), str(max(head - relayed, 0)))
+    console.print(relay)
+    partitions = await asyncio.to_thread(group_lag, kafka)
+    group = Table(
+        title=f"ordo workers: consumer group {kafka.group} (views: {', '.join(VIEW_NAMES)})"
+    )
+    for column in ("partition", "committed offset", "end offset", "lag (messages)"):
+        group.add_column(column, justify="right")
+    for p in partitions:
+        committed = "-" if p.committed is None else str(p.committed)
+        group.add_row(str(p.partition), committed, str(p.end), str(p.lag))
+    group.add_row(
+        "all", "", str(sum(p.end for p in partitions)), str(sum(p.lag for p in partitions))
+    )
+    console.print(group)
 
 
 async def rebuild(settings: Settings, views: Collection[ViewName], console: Console) -> None:

@@ -63,6 +63,17 @@ def ensure_topics(settings: KafkaSettings) -> None:
         admin.close()
 
 
+async def acknowledged_position(pool: asyncpg.Pool, schema: str, topic: str) -> int:
+    """The last log position the broker acknowledged for `topic`; 0 before any relay ran."""
+    try:
+        position: int | None = await pool.fetchval(
+            f'SELECT position FROM "{schema}".ordo_relay_positions WHERE topic = $1', topic
+        )
+    except asyncpg.UndefinedTableError:
+        return 0
+    return position or 0
+
+
 class Relay:
     def __init__(
         self,
@@ -87,10 +98,7 @@ class Relay:
         )
 
     async def position(self) -> int:
-        position: int | None = await self.pool.fetchval(
-            f"SELECT position FROM {self._table} WHERE topic = $1", self.topic
-        )
-        return position or 0
+        return await acknowledged_position(self.pool, self.schema, self.topic)
 
     async def publish_next(self) -> int:
         """Send the next batch and record its end once all of it is acknowledged."""

@@ -139,11 +139,11 @@ class Worker:
             return
         self._lag_checked = time.monotonic()
         assigned = await self._call(self.consumer.assignment)
-        if not assigned:
-            return
-        ends = await self._call(self.consumer.end_offsets, list(assigned))
-        for tp in assigned:
-            position = await self._call(self.consumer.position, tp)
+        ends = await self._call(self.consumer.end_offsets, list(assigned)) if assigned else {}
+        positions = {tp: await self._call(self.consumer.position, tp) for tp in assigned}
+        # A rebalance moves partitions to other workers: report only the ones this one holds.
+        PARTITION_LAG.clear()
+        for tp, position in positions.items():
             PARTITION_LAG.labels(str(tp.partition)).set(max(ends.get(tp, 0) - position, 0))
 
     async def _call(self, function: Any, *args: Any) -> Any:

@@ -110,19 +110,36 @@ async def position(database_url: str) -> int:
 
 
 def rebuild(database_url: str, tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "ORDO_DATABASE_URL": database_url,
-        "ORDO_DATA_DIR": str(tmp_path),
-        "ORDO_AUTH_SECRET": SECRET,
-    }
-    subprocess.run(
-        [sys.executable, "-m", "adapters.cli", "projections", "rebuild"],
+    ordo_cli(["projections", "rebuild"], {"ORDO_DATABASE_URL": database_url}, tmp_path)
+
+
+def ordo_cli(args: list[str], env: dict[str, str], tmp_path: Path) -> str:
+    """Run `ordo ARGS…` to completion and return what it printed (wide, so tables stay whole)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "adapters.cli", *args],
         cwd=REPO,
-        env=env,
-        check=True,
+        env={
+            **os.environ,
+            "ORDO_DATA_DIR": str(tmp_path),
+            "ORDO_AUTH_SECRET": SECRET,
+            "COLUMNS": "200",
+            **env,
+        },
         capture_output=True,
+        text=True,
+        check=False,
     )
+    assert done.returncode == 0, f"ordo {' '.join(args)} failed:\n{done.stdout}{done.stderr}"
+    return done.stdout
+
+
+def table_rows(printed: str) -> list[list[str]]:
+    """The body rows of the tables `ordo` printed, as lists of cells."""
+    return [
+        [cell.strip() for cell in line.strip().strip("│").split("│")]
+        for line in printed.splitlines()
+        if line.lstrip().startswith("│")
+    ]
 
 
 async def scalar(database_url: str, query: str) -> Any:

@@ -15,10 +15,11 @@ import httpx
 import pytest
 from conftest import People
 from kafka import KafkaConsumer, KafkaProducer
-from logs import a_busy_day, append_all, dump, rebuild, scalar
+from logs import a_busy_day, append_all, dump, ordo_cli, rebuild, scalar, table_rows
 from servers import (
     REPO,
     dispense_two_of_three,
+    free_port,
     listed_as_dispensed,
     ordo_process,
     ordo_server,
@@ -46,8 +47,8 @@ def relay(env: dict[str, str], tmp_path: Path, name: str = "relay", **extra: str
     return ordo_process(["relay"], {**env, **extra}, tmp_path / f"{name}.log")
 
 
-def worker(env: dict[str, str], tmp_path: Path, name: str = "worker") -> Any:
-    return ordo_process(["worker"], env, tmp_path / f"{name}.log")
+def worker(env: dict[str, str], tmp_path: Path, name: str = "worker", *args: str) -> Any:
+    return ordo_process(["worker", *args], env, tmp_path / f"{name}.log")
 
 
 def views_hold(url: str, prescriptions: int, events: int) -> bool:
@@ -83,11 +84,11 @@ def assert_views_equal_a_fresh_rebuild(url: str, tmp_path: Path) -> None:
 def test_a_dispensing_reaches_the_list_through_the_relay_kafka_and_a_worker(
     kafka_env: dict[str, str], tmp_path: Path, people: People
 ) -> None:
-    url = kafka_env["ORDO_DATABASE_URL"]
+    url, metrics_port = kafka_env["ORDO_DATABASE_URL"], free_port()
     with (
         ordo_server(url, tmp_path, extra_env=kafka_env) as (base_url, _),
         relay(kafka_env, tmp_path),
-        worker(kafka_env, tmp_path),
+        worker(kafka_env, tmp_path, "worker", "--metrics-port", str(metrics_port)),
     ):
         dispense_two_of_three(base_url, people)
 
@@ -96,6 +97,27 @@ def test_a_dispensing_reaches_the_list_through_the_relay_kafka_and_a_worker(
             seconds=30,
             what="the dispensing in the prescriber's list",
         )
+        wait_for(lambda: nothing_left_behind(kafka_env, tmp_path), what="status to show no lag")
+        wait_for(lambda: worker_reports_no_lag(metrics_port), what="the worker's /metrics")
+
+
+def worker_reports_no_lag(port: int) -> bool:
+    """The only worker holds all six partitions and has applied everything on each."""
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    return all(f'ordo_worker_lag{{partition="{n}"}} 0.0' in metrics for n in range(6))
+
+
+def nothing_left_behind(env: dict[str, str], tmp_path: Path) -> bool:
+    """`ordo projections status`: the relay at the log head, every partition fully consumed."""
+    rows = table_rows(ordo_cli(["projections", "status"], env, tmp_path))
+    relay_row, partitions, total = rows[0], rows[1:-1], rows[-1]
+    assert [p[0] for p in partitions] == [str(n) for n in range(6)]
+    events = int(relay_row[0])
+    return (
+        events > 0
+        and relay_row[1:] == [str(events), "0"]
+        and total == ["all", "", str(events), "0"]
+    )
 
 
 def test_a_relay_killed_mid_stream_loses_nothing_and_duplicates_are_absorbed(

@@ -3,25 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 from conftest import People
-from logs import a_busy_day, append_all, dump, position, rebuild
-from servers import dispense_two_of_three, listed_as_dispensed, ordo_process, ordo_server, wait_for
+from logs import a_busy_day, append_all, dump, ordo_cli, position, rebuild, table_rows
+from servers import (
+    dispense_two_of_three,
+    free_port,
+    listed_as_dispensed,
+    ordo_process,
+    ordo_server,
+    wait_for,
+)
 
 from adapters.readmodels.postgres import asyncpg_target
+from projections.folds import VIEW_NAMES
 
 pytestmark = pytest.mark.postgres
 
 
-def projector(database_url: str, tmp_path: Path, name: str) -> Any:
+def projector(database_url: str, tmp_path: Path, name: str, *args: str) -> Any:
     env = {"ORDO_DATABASE_URL": database_url, "ORDO_DATA_DIR": str(tmp_path)}
-    return ordo_process(["project"], env, tmp_path / f"{name}.log")
+    return ordo_process(["project", *args], env, tmp_path / f"{name}.log")
 
 
 def test_a_list_reflects_a_dispensing_within_a_second(
@@ -92,6 +102,37 @@ def test_two_projectors_never_both_apply_and_the_second_takes_over(
         wait_for(lambda: asyncio.run(position(postgres_url)) == head, seconds=10)
 
     assert len(asyncio.run(dump(postgres_url))["ordo_view_prescriptions"]) == 250
+
+
+def test_projections_status_and_metrics_show_each_view_behind_then_caught_up(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    events = a_busy_day(300)
+    append_all(postgres_url, tmp_path, events)
+    head = str(len(events))
+
+    def status() -> dict[str, list[str]]:
+        printed = ordo_cli(["projections", "status"], {"ORDO_DATABASE_URL": postgres_url}, tmp_path)
+        return {row[0]: row[1:4] for row in table_rows(printed)}
+
+    assert status() == {view: ["0", head, head] for view in VIEW_NAMES}
+
+    port = free_port()
+    with projector(postgres_url, tmp_path, "project", "--metrics-port", str(port)):
+        wait_for(lambda: asyncio.run(position(postgres_url)) == len(events))
+        assert status() == {view: [head, head, "0"] for view in VIEW_NAMES}
+
+        def metrics_say_caught_up() -> bool:
+            with contextlib.suppress(httpx.TransportError):
+                metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+                return all(
+                    f'ordo_projection_lag_events{{view="{view}"}} 0.0' in metrics
+                    and f'ordo_projection_position{{view="{view}"}} {head}.0' in metrics
+                    for view in VIEW_NAMES
+                )
+            return False
+
+        wait_for(metrics_say_caught_up, seconds=10, what="/metrics to show no lag")
 
 
 async def _head(database_url: str) -> int:

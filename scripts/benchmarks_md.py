@@ -1,0 +1,32 @@
+"""BENCHMARKS.md: each benchmark script rewrites only its own block, between markers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HEADER = """# Benchmarks
+
+Blocks between `<!-- bench:NAME:begin/end -->` markers are rewritten by the scripts that
+measured them (`scripts/bench … --write BENCHMARKS.md --section NAME`, `scripts/bench_readside
+--write BENCHMARKS.md`, `scripts/bench_reconciliation --write BENCHMARKS.md`); the text around
+them is kept.
+"""
+
+
+def update_benchmarks(path: Path, section: str, text: str) -> None:
+    """Replace (or append) the block `section`; the file is read right before it is written."""
+    begin, end = f"<!-- bench:{section}:begin -->", f"<!-- bench:{section}:end -->"
+    current = path.read_text() if path.exists() else HEADER
+    new = f"{begin}\n{text.rstrip()}\n{end}"
+    if begin in current and end in current:
+        before, rest = current.split(begin, 1)
+        current = before + new + rest.split(end, 1)[1]
+    else:
+        current = current.rstrip() + "\n\n" + new + "\n"
+    path.write_text(current)
+
+
+def markdown_table(head: list[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in body]
+    return "\n".join(lines)
