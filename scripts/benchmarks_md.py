@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import timeit
 from pathlib import Path
 
 HEADER = """# Benchmarks
@@ -30,3 +31,10 @@ def markdown_table(head: list[str], body: list[list[str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in body]
     return "\n".join(lines)
+
+
+def python_speed() -> str:
+    """One core's speed as Python sees it, so that runs on different days can be compared:
+    these shared machines vary by 2x or more from one session to the next."""
+    best = min(timeit.repeat("sum(range(1_000_000))", number=10, repeat=5)) / 10
+    return f"{best * 1000:.1f} ms"

@@ -116,9 +116,10 @@ class PostgresLog(LogSource):
 
     async def wait_for_news(self, seconds: float) -> None:
         if self._listener is None:
-            listener = await self._pool.acquire()
-            await listener.add_listener(EVENTS_TABLE, self._notified)
-            self._listener = listener
+            # Kept before LISTEN is sent: a runner cancelled in between (at shutdown) must
+            # still give the connection back in close(), or closing the pool waits forever.
+            self._listener = await self._pool.acquire()
+            await self._listener.add_listener(EVENTS_TABLE, self._notified)
         try:
             await asyncio.wait_for(self._news.wait(), seconds)
         except TimeoutError:
@@ -127,10 +128,12 @@ class PostgresLog(LogSource):
             self._news.clear()
 
     async def close(self) -> None:
-        if self._listener is not None:
-            await self._listener.remove_listener(EVENTS_TABLE, self._notified)
-            await self._pool.release(self._listener)
-            self._listener = None
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            try:
+                await listener.remove_listener(EVENTS_TABLE, self._notified)
+            finally:
+                await self._pool.release(listener)  # the pool's reset UNLISTENs in any case
 
     def _notified(self, *_: object) -> None:
         self._news.set()

@@ -23,7 +23,7 @@ from servers import (
     wait_for,
 )
 
-from adapters.readmodels.postgres import asyncpg_target
+from adapters.readmodels.postgres import PostgresLog, asyncpg_target
 from projections.folds import VIEW_NAMES
 
 pytestmark = pytest.mark.postgres
@@ -133,6 +133,30 @@ def test_projections_status_and_metrics_show_each_view_behind_then_caught_up(
             return False
 
         wait_for(metrics_say_caught_up, seconds=10, what="/metrics to show no lag")
+
+
+async def test_a_runner_stopped_while_it_starts_listening_gives_its_connection_back(
+    postgres_url: str,
+) -> None:
+    """Shutting down cancels the runner wherever it is, LISTEN half sent included; a
+    connection kept would make closing the pool (and so the server) wait forever."""
+    dsn, schema = asyncpg_target(postgres_url)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    try:
+        for steps in range(60):  # cancel after 0, 1, 2, … event-loop turns
+            source = PostgresLog(pool, schema)
+            waiting = asyncio.create_task(source.wait_for_news(5))
+            for _ in range(steps % 30):
+                await asyncio.sleep(0)
+            if steps >= 30:
+                await asyncio.sleep(0.001 * (steps - 30))  # past the round trips
+            waiting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
+            await source.close()
+            assert pool.get_idle_size() == pool.get_size(), f"kept after {steps} steps"
+    finally:
+        await asyncio.wait_for(pool.close(), 10)
 
 
 async def _head(database_url: str) -> int:
