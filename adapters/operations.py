@@ -161,7 +161,11 @@ async def _kafka_status(settings: Settings, kafka: KafkaSettings, console: Conso
         relay.add_column(column, justify="right")
     relay.add_row(str(head), str(relayed), str(max(head - relayed, 0)))
     console.print(relay)
-    partitions = await asyncio.to_thread(group_lag, kafka)
+    try:
+        partitions = await asyncio.to_thread(group_lag, kafka)
+    except KafkaError as error:
+        msg = f"the Kafka broker at {kafka.bootstrap} did not answer: {error}"
+        raise SystemExit(msg) from error
     group = Table(
         title=f"ordo workers: consumer group {kafka.group} (views: {', '.join(VIEW_NAMES)})"
     )
