@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from adapters.auth import sign_token
+from adapters.auth import UnauthenticatedError, actor_from_claims, sign_token
 from adapters.config import Settings
 from domain.actors import ROLES
 from projections.folds import VIEW_NAMES
@@ -108,6 +108,13 @@ def _token(args: argparse.Namespace) -> int:
         print("ordo: token needs ORDO_AUTH_SECRET (HS256)", file=sys.stderr)
         return 2
     subject = args.sub or f"{args.role}:{args.rpps or 'local'}"
+    identity = {"rpps": args.rpps, "finess": args.finess, "ins": args.ins}
+    claims = {"sub": subject, "role": args.role, **{k: v for k, v in identity.items() if v}}
+    try:  # the checks the API makes on every call: refuse to sign what it would refuse
+        actor_from_claims(claims)
+    except UnauthenticatedError as error:
+        print(f"ordo token: {error}", file=sys.stderr)
+        return 2
     print(
         sign_token(
             settings.auth_secret,
