@@ -63,11 +63,15 @@ def ensure_topics(settings: KafkaSettings) -> None:
         admin.close()
 
 
+def positions_table(schema: str) -> str:
+    return f'"{schema}".ordo_relay_positions'
+
+
 async def acknowledged_position(pool: asyncpg.Pool, schema: str, topic: str) -> int:
     """The last log position the broker acknowledged for `topic`; 0 before any relay ran."""
     try:
         position: int | None = await pool.fetchval(
-            f'SELECT position FROM "{schema}".ordo_relay_positions WHERE topic = $1', topic
+            f"SELECT position FROM {positions_table(schema)} WHERE topic = $1", topic
         )
     except asyncpg.UndefinedTableError:
         return 0
@@ -89,7 +93,7 @@ class Relay:
         self.producer = send
         self.topic = topic
         self.batch_size = batch_size
-        self._table = f'"{schema}".ordo_relay_positions'
+        self._table = positions_table(schema)
 
     async def create(self) -> None:
         await self.pool.execute(

@@ -31,7 +31,7 @@ import msgspec
 import structlog
 
 from adapters.readmodels import ReadModels
-from adapters.reconciliation.ndjson import CHUNK_LINES, Chunker, Rejected, parse_chunk
+from adapters.reconciliation.ndjson import CHUNK_LINES, Chunker, RawChunk, Rejected, parse_chunk
 from adapters.reconciliation.store import (
     Batch,
     BatchStore,
@@ -109,23 +109,10 @@ class Reconciliation:
         chunker = Chunker(self.chunk_lines)
         chunk_no = 0
         renewed = time.monotonic()
-        try:
-            async for piece in body:
-                for chunk in chunker.feed(piece):
-                    await self.store.add_chunk(
-                        batch_id,
-                        self.owner,
-                        chunk_no,
-                        chunk,
-                        bytes_received=chunker.bytes_received,
-                        lease_seconds=self.lease_seconds,
-                    )
-                    chunk_no += 1
-                    renewed = time.monotonic()
-                if time.monotonic() - renewed > self.lease_seconds / 3:  # a slow sender
-                    await self.store.renew(batch_id, self.owner, self.lease_seconds)
-                    renewed = time.monotonic()
-            for chunk in chunker.close():
+
+        async def stage(chunks: list[RawChunk]) -> None:
+            nonlocal chunk_no, renewed
+            for chunk in chunks:
                 await self.store.add_chunk(
                     batch_id,
                     self.owner,
@@ -135,6 +122,15 @@ class Reconciliation:
                     lease_seconds=self.lease_seconds,
                 )
                 chunk_no += 1
+                renewed = time.monotonic()
+
+        try:
+            async for piece in body:
+                await stage(chunker.feed(piece))
+                if time.monotonic() - renewed > self.lease_seconds / 3:  # a slow sender
+                    await self.store.renew(batch_id, self.owner, self.lease_seconds)
+                    renewed = time.monotonic()
+            await stage(chunker.close())
             await self.store.received(batch_id, self.owner)
         except BaseException:
             with suppress(Exception):
