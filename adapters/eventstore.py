@@ -28,6 +28,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
+from domain.coverage import COVERAGE_EVENT_TYPES, CoverageEvent, NarcoticCoverage, fold_coverage
 from domain.events import EVENT_TYPES, UPCASTERS, Event, Upcaster
 
 EVENTS_TABLE = "ordo_events"
@@ -56,21 +57,37 @@ def topic_of(kind: type[Any]) -> str:
     return f"{kind.__name__}.v{kind.schema_version}"
 
 
+AnyEvent = Event | CoverageEvent
+
+
 class EventMapper:
-    """Event <-> stored event, with msgspec JSON and upcasting of older schema versions."""
+    """Event <-> stored event, with msgspec JSON and upcasting of older schema versions.
+
+    Prescriptions' events are the public log; a patient's narcotic coverage events live in the
+    same table (so that both append in one transaction) but are nobody's business outside it:
+    projections and the Kafka relay skip them (`is_prescription_event`).
+    """
 
     def __init__(self, upcasters: Mapping[tuple[str, int], Upcaster] = UPCASTERS) -> None:
         self._encoder = msgspec.json.Encoder()
         self._types: dict[str, type[Event]] = {kind.__name__: kind for kind in EVENT_TYPES}
+        self._coverage_types: dict[str, type[CoverageEvent]] = {
+            kind.__name__: kind for kind in COVERAGE_EVENT_TYPES
+        }
         self._upcasters = upcasters
 
-    def to_stored(self, event: Event) -> StoredEvent:
+    def to_stored(self, event: AnyEvent) -> StoredEvent:
+        stream = event.stream_id if isinstance(event, CoverageEvent) else event.prescription_id
         return StoredEvent(
-            originator_id=event.prescription_id,
+            originator_id=stream,
             originator_version=event.version,
             topic=topic_of(type(event)),
             state=self._encoder.encode(event),
         )
+
+    def to_coverage_event(self, stored: StoredEvent) -> CoverageEvent:
+        name = stored.topic.rpartition(".v")[0]
+        return msgspec.json.decode(stored.state, type=self._coverage_types[name])
 
     def to_event(self, stored: StoredEvent) -> Event:
         return self.decode(stored.topic, stored.state)
@@ -107,8 +124,13 @@ class EventLog:
         stored = self.recorder.select_events(prescription_id)
         return [self.mapper.to_event(s) for s in stored]
 
+    def coverage(self, stream_id: str) -> NarcoticCoverage:
+        """A patient's narcotic coverage, folded from its own stream."""
+        stored = self.recorder.select_events(stream_id)
+        return fold_coverage(stream_id, map(self.mapper.to_coverage_event, stored))
+
     def append(
-        self, events: Sequence[Event], idempotency: IdempotencyRecord | None = None
+        self, events: Sequence[AnyEvent], idempotency: IdempotencyRecord | None = None
     ) -> Sequence[int]:
         """Append atomically; raises IntegrityError if another writer took a version first."""
         stored = [self.mapper.to_stored(event) for event in events]

@@ -200,6 +200,7 @@ def dispense(
         dispensation_id=dispensation_id,
         finess=command.pharmacy.value,
         pharmacist_rpps=command.pharmacist.value,
+        dispensed_at=now.at,
         lines=tuple(_handed_over(state, requested) for requested in command.lines),
     )
 

@@ -36,6 +36,15 @@ class PrescribedLine(msgspec.Struct, frozen=True, kw_only=True):
     dosage: str
     duration_days: int
     narcotic: bool
+    # v1.1 additions, defaulted so that lines recorded before them read as they were written.
+    assimilated: bool = False
+    fraction_days: int | None = None
+    overlap_allowed: bool = False
+
+    @property
+    def secure_only(self) -> bool:
+        """Narcotics and assimilated products (tramadol, codeine…) need a secure prescription."""
+        return self.narcotic or self.assimilated
 
 
 class DispensedLine(msgspec.Struct, frozen=True, kw_only=True):
@@ -74,12 +83,41 @@ class PrescriptionIssued(Event, frozen=True, kw_only=True):
 
 
 class DispensationRecorded(Event, frozen=True, kw_only=True):
-    """A pharmacy handed over packs and recorded it at once (délivrance "au fil de l'eau")."""
+    """A pharmacy handed over packs and recorded it (délivrance "au fil de l'eau").
+
+    `at` is when the server recorded it; `dispensed_at` when the packs were handed over, which
+    an LGO recording after a network outage may give up to 72 hours earlier (v2; a v1 event
+    was recorded at once, so its `dispensed_at` is its `at`).
+    """
+
+    schema_version: ClassVar[int] = 2
 
     dispensation_id: str
     finess: str
     pharmacist_rpps: str
+    dispensed_at: datetime
     lines: tuple[DispensedLine, ...]
+
+
+class DispensationWithdrawn(Event, frozen=True, kw_only=True):
+    """The pharmacy that recorded a dispensing in error withdrew it: it counts nowhere now."""
+
+    dispensation_id: str
+    finess: str
+    pharmacist_rpps: str
+    reason: str
+
+
+class AdaptationRecorded(Event, frozen=True, kw_only=True):
+    """A pharmacist changed a line with the prescriber's agreement (adaptation, CSP)."""
+
+    line_no: int
+    description: str
+    agreed_by_rpps: str
+    agreed_on: date
+    finess: str
+    pharmacist_rpps: str
+    dispensation_id: str | None = None
 
 
 class BillingRecorded(Event, frozen=True, kw_only=True):
@@ -116,6 +154,8 @@ class PrescriptionTransmitted(Event, frozen=True, kw_only=True):
 PrescriptionEvent = (
     PrescriptionIssued
     | DispensationRecorded
+    | DispensationWithdrawn
+    | AdaptationRecorded
     | BillingRecorded
     | PrescriptionCancelled
     | ExecutionViewConsentChanged
@@ -125,6 +165,8 @@ PrescriptionEvent = (
 EVENT_TYPES: tuple[type[Event], ...] = (
     PrescriptionIssued,
     DispensationRecorded,
+    DispensationWithdrawn,
+    AdaptationRecorded,
     BillingRecorded,
     PrescriptionCancelled,
     ExecutionViewConsentChanged,
@@ -133,6 +175,13 @@ EVENT_TYPES: tuple[type[Event], ...] = (
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
-# (event name, stored schema version) -> function turning that payload into the next version.
-# Empty while every event is at version 1; the mapper applies these in a chain on load.
-UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+def _handed_over_when_recorded(payload: dict[str, Any]) -> dict[str, Any]:
+    return {**payload, "dispensed_at": payload["at"]}
+
+
+# (event name, stored schema version) -> function turning that payload into the next version;
+# the mapper applies these in a chain on load.
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    ("DispensationRecorded", 1): _handed_over_when_recorded,
+}

@@ -16,8 +16,10 @@ from typing import Literal
 import msgspec
 
 from domain.events import (
+    AdaptationRecorded,
     BillingRecorded,
     DispensationRecorded,
+    DispensationWithdrawn,
     DispensedLine,
     Event,
     ExecutionViewConsentChanged,
@@ -53,15 +55,34 @@ class Dispensation(msgspec.Struct, frozen=True, kw_only=True):
     finess: str
     pharmacist_rpps: str
     dispensed_at: datetime
+    recorded_at: datetime
     lines: tuple[DispensedLine, ...]
     invoice_number: str | None = None
+    withdrawn_at: datetime | None = None
 
     @property
     def billed(self) -> bool:
         return self.invoice_number is not None
 
+    @property
+    def withdrawn(self) -> bool:
+        return self.withdrawn_at is not None
+
     def quantity_of(self, line_no: int) -> int:
         return sum(line.quantity for line in self.lines if line.line_no == line_no)
+
+
+class Adaptation(msgspec.Struct, frozen=True, kw_only=True):
+    """A change made by the pharmacist with the prescriber's agreement, as recorded."""
+
+    line_no: int
+    description: str
+    agreed_by_rpps: str
+    agreed_on: date
+    finess: str
+    pharmacist_rpps: str
+    recorded_at: datetime
+    dispensation_id: str | None = None
 
 
 class Transmission(msgspec.Struct, frozen=True, kw_only=True):
@@ -82,6 +103,7 @@ class Prescription(msgspec.Struct, frozen=True, kw_only=True):
     lines: tuple[LineState, ...]
     dispensations: tuple[Dispensation, ...] = ()
     transmissions: tuple[Transmission, ...] = ()
+    adaptations: tuple[Adaptation, ...] = ()
     cancelled_at: datetime | None = None
 
     @property
@@ -89,8 +111,13 @@ class Prescription(msgspec.Struct, frozen=True, kw_only=True):
         return self.cancelled_at is not None
 
     @property
+    def standing_dispensations(self) -> tuple[Dispensation, ...]:
+        """The dispensings that count: a withdrawn one counts nowhere."""
+        return tuple(d for d in self.dispensations if not d.withdrawn)
+
+    @property
     def has_dispensations(self) -> bool:
-        return bool(self.dispensations)
+        return any(not d.withdrawn for d in self.dispensations)
 
     @property
     def fully_dispensed(self) -> bool:
@@ -125,7 +152,7 @@ class Prescription(msgspec.Struct, frozen=True, kw_only=True):
 
     def dispensed_by_other_than(self, finess: str) -> bool:
         """Whether another pharmacy has already dispensed any of it (seed 000)."""
-        return any(d.finess != finess for d in self.dispensations)
+        return any(d.finess != finess for d in self.standing_dispensations)
 
 
 def add_months(day: date, months: int) -> date:
@@ -160,24 +187,63 @@ def _issued(event: PrescriptionIssued, _: Prescription | None) -> Prescription:
 @evolve.register
 def _dispensed(event: DispensationRecorded, state: Prescription | None) -> Prescription:
     current = _existing(state, event)
-    given = {line.line_no: 0 for line in current.lines}
-    for line in event.lines:
-        given[line.line_no] += line.quantity
     dispensation = Dispensation(
         dispensation_id=event.dispensation_id,
         finess=event.finess,
         pharmacist_rpps=event.pharmacist_rpps,
-        dispensed_at=event.at,
+        dispensed_at=event.dispensed_at,
+        recorded_at=event.at,
         lines=event.lines,
     )
+    return _counted(current, event.version, (*current.dispensations, dispensation))
+
+
+@evolve.register
+def _withdrawn(event: DispensationWithdrawn, state: Prescription | None) -> Prescription:
+    current = _existing(state, event)
+    dispensations = tuple(
+        msgspec.structs.replace(d, withdrawn_at=event.at)
+        if d.dispensation_id == event.dispensation_id
+        else d
+        for d in current.dispensations
+    )
+    return _counted(current, event.version, dispensations)
+
+
+def _counted(
+    current: Prescription, version: int, dispensations: tuple[Dispensation, ...]
+) -> Prescription:
+    """The state with these dispensations, each line's count net of the withdrawn ones."""
+    given = {line.line_no: 0 for line in current.lines}
+    for dispensation in dispensations:
+        if not dispensation.withdrawn:
+            for line in dispensation.lines:
+                given[line.line_no] += line.quantity
     return msgspec.structs.replace(
         current,
-        version=event.version,
+        version=version,
         lines=tuple(
-            msgspec.structs.replace(line, dispensed=line.dispensed + given[line.line_no])
-            for line in current.lines
+            msgspec.structs.replace(line, dispensed=given[line.line_no]) for line in current.lines
         ),
-        dispensations=(*current.dispensations, dispensation),
+        dispensations=dispensations,
+    )
+
+
+@evolve.register
+def _adapted(event: AdaptationRecorded, state: Prescription | None) -> Prescription:
+    current = _existing(state, event)
+    adaptation = Adaptation(
+        line_no=event.line_no,
+        description=event.description,
+        agreed_by_rpps=event.agreed_by_rpps,
+        agreed_on=event.agreed_on,
+        finess=event.finess,
+        pharmacist_rpps=event.pharmacist_rpps,
+        recorded_at=event.at,
+        dispensation_id=event.dispensation_id,
+    )
+    return msgspec.structs.replace(
+        current, version=event.version, adaptations=(*current.adaptations, adaptation)
     )
 
 

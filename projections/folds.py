@@ -106,7 +106,7 @@ def dispensing_records(state: Prescription) -> tuple[DispensingRecord, ...]:
             dispensed_at=dispensation.dispensed_at,
             finess=dispensation.finess,
         )
-        for dispensation in state.dispensations
+        for dispensation in state.standing_dispensations
         for line in dispensation.lines
     )
 

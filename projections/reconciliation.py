@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Literal
 
@@ -118,6 +119,7 @@ class HandedOver(msgspec.Struct, frozen=True, gc=False):
 class DispensationRef(msgspec.Struct, frozen=True, gc=False):
     finess: str
     lines: tuple[HandedOver, ...]
+    withdrawn_at: datetime | None = None
 
 
 class PrescriptionRecord(msgspec.Struct, frozen=True, gc=False):
@@ -248,6 +250,8 @@ def facts_of(record: PrescriptionRecord, finess: str) -> Facts:
     handed: dict[int, tuple[ProductRef, ...]] = {}
     others: list[str] = []
     for dispensation in record.dispensations:
+        if dispensation.withdrawn_at is not None:
+            continue  # a dispensing withdrawn as recorded in error counts nowhere
         if dispensation.finess != finess:
             others.append(dispensation.finess)
             continue

@@ -51,8 +51,10 @@ class DispensationView(msgspec.Struct, frozen=True, kw_only=True):
     dispensation_id: str
     finess: str
     dispensed_at: datetime
+    recorded_at: datetime
     lines: tuple[DispensedLineView, ...]
     billed: bool
+    withdrawn: bool
 
 
 class PrescriptionView(msgspec.Struct, frozen=True, kw_only=True):
@@ -145,11 +147,13 @@ def dispensation_view(dispensation: Dispensation) -> DispensationView:
         dispensation_id=dispensation.dispensation_id,
         finess=dispensation.finess,
         dispensed_at=dispensation.dispensed_at,
+        recorded_at=dispensation.recorded_at,
         lines=tuple(
             DispensedLineView(line_no=line.line_no, quantity=line.quantity, product=line.product)
             for line in dispensation.lines
         ),
         billed=dispensation.billed,
+        withdrawn=dispensation.withdrawn,
     )
 
 

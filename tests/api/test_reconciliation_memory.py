@@ -60,6 +60,7 @@ def append_prescriptions(log: EventLog) -> list[str]:
                     dispensation_id=f"d{n}",
                     finess=PHARMACY,
                     pharmacist_rpps=Rpps.from_body("2000123456").value,
+                    dispensed_at=now,
                     lines=(DispensedLine(line_no=1, quantity=2, product=PRODUCT),),
                 ),
             ]

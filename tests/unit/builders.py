@@ -75,6 +75,7 @@ def dispensed(
         dispensation_id=dispensation_id,
         finess=finess.value,
         pharmacist_rpps=PHARMACIST.value,
+        dispensed_at=moment().at,
         lines=tuple(
             DispensedLine(line_no=no, quantity=quantity, product=PARACETAMOL)
             for no, quantity in lines

@@ -37,6 +37,7 @@ def test_a_pharmacy_records_what_it_hands_over() -> None:
         dispensation_id="d1",
         finess=PHARMACY_A.value,
         pharmacist_rpps=PHARMACIST.value,
+        dispensed_at=moment().at,
         lines=(DispensedLine(line_no=1, quantity=2, product=PARACETAMOL),),
     )
 

@@ -95,6 +95,7 @@ def test_the_dispensing_index_records_each_product_handed_to_the_patient() -> No
         dispensation_id="d2",
         finess=PHARMACY_B.value,
         pharmacist_rpps="x",
+        dispensed_at=moment().at,
         lines=(DispensedLine(line_no=2, quantity=1, product=GENERIC),),
     )
     state = given(issued(3, 2), dispensed(2, (1, 2)), substitution)

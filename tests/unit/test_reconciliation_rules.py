@@ -84,6 +84,7 @@ def substituted(
         dispensation_id=f"s{version}",
         finess=finess.value,
         pharmacist_rpps=PHARMACIST.value,
+        dispensed_at=moment().at,
         lines=(DispensedLine(line_no=line_no, quantity=quantity, product=product),),
     )
 
