@@ -3,9 +3,15 @@
 A day is drawn from `random.Random(seed)`: prescribers (RPPS) write prescriptions for patients
 (INS, some born in Corsica), patients send some to a pharmacy, pharmacies (FINESS) scan and
 dispense them, sometimes in two pharmacies, sometimes with a generic, and bill part of what they
-dispensed; one prescription is cancelled, one patient withdraws their consent. Every step is an
-HTTP call, either to a running server (`--url`) or to the embedded app in-process, so the demo
-also exercises the API: a non-2xx answer, or an answer that contradicts the contract, stops it.
+dispensed; one prescription is cancelled, one patient withdraws their consent. The people are
+new at every run (a second run on the same store would otherwise give its patients a second,
+overlapping narcotic prescription). Then the rules that decide how much may be given now are
+shown one by one (`show_rules`): a narcotic in fractions, a late narcotic reduced to the days
+left, a refused overlap, a renewal month by month, a withdrawal.
+
+Every step is an HTTP call, either to a running server (`--url`) or to the embedded app
+in-process, so the demo also exercises the API: a non-2xx answer that was not the point, or an
+answer that contradicts the contract, stops it.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import asyncio
 import hashlib
 import itertools
 import logging
+import math
 import random
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -41,6 +48,7 @@ SERVE_URL = "http://127.0.0.1:8000"  # where `ordo serve` listens by default
 API_TOKEN_TTL = 3600
 CURL_TOKEN_TTL = 8 * 3600
 MONTH_DAYS = 30
+STOCKPILING_MARGIN_DAYS = 7
 PRESCRIBERS, PATIENTS, CORSICAN_PATIENTS = 5, 30, 4
 Fate = Literal["untouched", "one_pharmacy", "split", "cancelled"]
 FATES: tuple[Fate, ...] = ("untouched", "one_pharmacy", "split")
@@ -344,12 +352,19 @@ def _split(
     for no, medicine in enumerate(medicines, 1):
         if no == 1 or rng.random() < 0.5:
             first[no] = min(medicine.packs_per_visit(), max(1, medicine.quantity - 1))
-    rest = {
-        no: min(m.packs_per_visit(), m.quantity - first.get(no, 0))
-        for no, m in enumerate(medicines, 1)
-        if m.quantity > first.get(no, 0)
-    }
+    # The same day, the second pharmacy completes this month's packs, not next month's.
+    rest = {no: _rest_of_month(m, first.get(no, 0)) for no, m in enumerate(medicines, 1)}
+    rest = {no: packs for no, packs in rest.items() if packs > 0}
     return (first, rest) if rest else None
+
+
+def _rest_of_month(medicine: Medicine, given: int) -> int:
+    """What a second pharmacy may add the same day: the rest of this month's packs, when what
+    the first gave covers at most the 7 days a renewal may be collected early."""
+    covered = math.ceil(given * medicine.duration_days / medicine.quantity)
+    if given and covered > STOCKPILING_MARGIN_DAYS and not medicine.narcotic:
+        return 0
+    return min(medicine.packs_per_visit() - given, medicine.quantity - given)
 
 
 def _visit(
@@ -478,6 +493,18 @@ class Api:
         answer: dict[str, Any] = (await self.call(*args, **kwargs)).json()
         return answer
 
+    async def refused(
+        self, action: str, path: str, token: str, body: dict[str, Any], *, code: str
+    ) -> dict[str, Any]:
+        """A POST the rules must refuse with this problem `code`; its problem body."""
+        response = await self.client.post(
+            path, json=body, headers={"Authorization": f"Bearer {token}"}
+        )
+        problem = _problem(response)
+        expect(problem.get("code") == code, f"{action} answered {response.status_code}, not {code}")
+        self.counts[action] += 1
+        return problem
+
 
 # --- playing the day --------------------------------------------------------------------------
 
@@ -493,6 +520,7 @@ class Report:
     cast: Cast
     played: list[Played]
     counts: Counter[str] = field(default_factory=Counter)
+    rules: list[RuleShown] = field(default_factory=list)
 
     def showcase(self) -> Played:
         return next((p for p in self.played if p.plan.showcase), self.played[0])
@@ -501,11 +529,12 @@ class Report:
 async def fill(api: Api, options: DemoOptions) -> Report:
     """Draw the day from the seed and play it, prescription after prescription."""
     rng = random.Random(options.seed)
-    cast = make_cast(rng)
+    cast = make_cast(random.Random())
     today = datetime.now(PARIS).date()
     report = Report(cast=cast, played=[], counts=api.counts)
     for plan in plan_day(rng, cast, options.prescriptions):
         report.played.append(Played(await play(api, plan, today), plan))
+    report.rules = await show_rules(api, cast, today)
     return report
 
 
@@ -652,6 +681,133 @@ async def _patient_looks(api: Api, path: str, plan: Plan) -> None:
     expect(len(history["events"]) > len(plan.visits), "the history misses events")
 
 
+# --- the rules of how much may be given now ----------------------------------------------------
+
+LEVOTHYROXINE = STANDARD[2]  # 3 packs for 90 days: one a month
+
+
+@dataclass(frozen=True)
+class RuleShown:
+    rule: str
+    prescription_id: str
+    outcome: str
+
+
+class _Desk:
+    """One pharmacy's counter for the rules' showcase: read what may be given, then give it."""
+
+    def __init__(self, api: Api, pharmacy: Pharmacy) -> None:
+        self.api = api
+        self.token = api.tokens.pharmacist(pharmacy, pharmacy.pharmacists[0])
+
+    async def allowed(self, number: str, line_no: int = 1) -> dict[str, Any]:
+        url = f"/v1/prescriptions/{number}/dispensable"
+        answer = await self.api.json("how much now", "GET", url, self.token)
+        line: dict[str, Any] = answer["lines"][line_no - 1]
+        return line
+
+    async def give(self, number: str, packs: int) -> dict[str, Any]:
+        body = {"lines": [{"line_no": 1, "quantity": packs}]}
+        url = f"/v1/prescriptions/{number}/dispensations"
+        return await self.api.json("dispense (rules)", "POST", url, self.token, body)
+
+
+async def show_rules(api: Api, cast: Cast, today: date) -> list[RuleShown]:
+    """Each rule of contract v1.1 at a counter, checked against what `dispensable` says."""
+    desk, other_desk = _Desk(api, cast.pharmacies[0]), _Desk(api, cast.pharmacies[1])
+    fresh = random.Random()
+    patient, late_patient, chronic_patient = (_ins(fresh, corsican=False) for _ in range(3))
+    shown = [await _fractions(api, desk, cast, patient, today)]
+    shown.append(await _overlap(api, other_desk, cast, patient, today))
+    shown.append(await _late_narcotic(api, desk, cast, late_patient, today))
+    renewal, number = await _renewal(api, desk, cast, chronic_patient, today)
+    shown += [renewal, await _withdrawal(api, desk, number)]
+    return shown
+
+
+async def _prescribe(
+    api: Api, cast: Cast, patient: str, medicine: Medicine, issued_on: date, **extra: Any
+) -> str:
+    body = {
+        "patient": {"ins": patient},
+        "issued_on": issued_on.isoformat(),
+        "kind": "secure" if medicine.narcotic else "standard",
+        "execution_view_consent": True,
+        "lines": [
+            {
+                "product": medicine.product,
+                "quantity": medicine.quantity,
+                "dosage": medicine.dosage,
+                "duration_days": medicine.duration_days,
+                "narcotic": medicine.narcotic,
+                **extra,
+            }
+        ],
+    }
+    token = api.tokens.prescriber(cast.prescribers[0])
+    issued = await api.json("issue prescription", "POST", "/v1/prescriptions", token, body)
+    number: str = issued["prescription_id"]
+    return number
+
+
+async def _fractions(api: Api, desk: _Desk, cast: Cast, patient: str, today: date) -> RuleShown:
+    number = await _prescribe(api, cast, patient, MORPHINE, today, fraction_days=7)
+    now = await desk.allowed(number)
+    expect(now["max_quantity"] == 1, f"a 7-day fraction of morphine is 1 pack, not {now}")
+    await desk.give(number, 1)
+    then = await desk.allowed(number)
+    expected = today + timedelta(days=6)
+    expect(then["next_on"] == expected.isoformat(), f"next fraction on {then}, not {expected}")
+    outcome = f"28 days in fractions of 7: 1 pack now, the next fraction from {then['next_on']}"
+    return RuleShown("narcotic in fractions", number, outcome)
+
+
+async def _overlap(api: Api, desk: _Desk, cast: Cast, patient: str, today: date) -> RuleShown:
+    number = await _prescribe(api, cast, patient, MORPHINE, today)
+    url = f"/v1/prescriptions/{number}/dispensations"
+    body = {"lines": [{"line_no": 1, "quantity": 1}]}
+    await api.refused("refused as the rules say", url, desk.token, body, code="narcotic_overlap")
+    outcome = "a second morphine prescription, another pharmacy: 409 narcotic_overlap"
+    return RuleShown("no overlap between narcotic prescriptions", number, outcome)
+
+
+async def _late_narcotic(api: Api, desk: _Desk, cast: Cast, patient: str, today: date) -> RuleShown:
+    number = await _prescribe(api, cast, patient, MORPHINE, today - timedelta(days=10))
+    now = await desk.allowed(number)
+    # 4 packs for 28 days (7 days a pack), presented on day 10: 18 days left, 2 whole packs.
+    expect(now["max_quantity"] == 2, f"18 days left of 28 is 2 packs, not {now}")
+    await desk.give(number, 2)
+    outcome = "presented 10 days late: 2 packs of 4, the 18 days left of 28"
+    return RuleShown("narcotic presented late (3-day rule)", number, outcome)
+
+
+async def _renewal(
+    api: Api, desk: _Desk, cast: Cast, patient: str, today: date
+) -> tuple[RuleShown, str]:
+    number = await _prescribe(api, cast, patient, LEVOTHYROXINE, today)
+    now = await desk.allowed(number)
+    expect(now["max_quantity"] == 1, f"one month of 3 packs for 90 days is 1 pack, not {now}")
+    await desk.give(number, 1)
+    then = await desk.allowed(number)
+    expected = today + timedelta(days=23)  # covered 30 days, collected up to 7 days early
+    expect(then["next_on"] == expected.isoformat(), f"next month on {then}, not {expected}")
+    outcome = f"3 packs for 90 days: 1 now, the next from {then['next_on']}"
+    return RuleShown("renewal month by month", number, outcome), number
+
+
+async def _withdrawal(api: Api, desk: _Desk, number: str) -> RuleShown:
+    path = f"/v1/prescriptions/{number}"
+    seen = await api.json("read as pharmacist", "GET", path, desk.token)
+    dispensation_id = seen["dispensations"][0]["dispensation_id"]
+    url = f"{path}/dispensations/{dispensation_id}/withdrawal"
+    body = {"reason": "Saisie sur la mauvaise ordonnance"}
+    after = await api.json("withdraw", "POST", url, desk.token, body)
+    expect(after["lines"][0]["remaining"] == 3, "a withdrawn dispensing still counts")
+    expect(after["dispensations"][0]["withdrawn"] is True, "the dispensing is not withdrawn")
+    outcome = "the month's pack withdrawn as recorded in error: 3 packs left again"
+    return RuleShown("withdrawal of a dispensing recorded in error", number, outcome)
+
+
 # --- running it -------------------------------------------------------------------------------
 
 
@@ -727,6 +883,10 @@ ACTIONS = (  # paths under /v1/prescriptions
     ("read as pharmacist", "GET  /{id}"),
     ("dispense", "POST /{id}/dispensations"),
     ("bill", "POST /{id}/dispensations/{d_id}/billing"),
+    ("how much now", "GET  /{id}/dispensable"),
+    ("dispense (rules)", "POST /{id}/dispensations"),
+    ("withdraw", "POST /{id}/dispensations/{d_id}/withdrawal"),
+    ("refused as the rules say", "POST /{id}/dispensations"),
     ("cancel", "POST /{id}/cancel"),
     ("change consent", "PUT  /{id}/execution-view-consent"),
     ("read as prescriber", "GET  /{id}"),
@@ -738,7 +898,18 @@ ACTIONS = (  # paths under /v1/prescriptions
 def print_summary(console: Console, report: Report, base_url: str, tokens: Tokens) -> None:
     console.print(_actions_table(report.counts))
     console.print(_day_table(report))
+    console.print(_rules_table(report))
     _print_curls(console, report, base_url, tokens)
+
+
+def _rules_table(report: Report) -> Table:
+    table = Table(title="how much may be dispensed now", title_justify="left")
+    table.add_column("rule")
+    table.add_column("prescription", style="dim")
+    table.add_column("what the API answered")
+    for shown in report.rules:
+        table.add_row(shown.rule, shown.prescription_id, shown.outcome)
+    return table
 
 
 def _actions_table(counts: Counter[str]) -> Table:

@@ -16,30 +16,39 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
-from zoneinfo import ZoneInfo
 
 import msgspec
 
 from adapters.eventstore import EventLog, IdempotencyRecord, IntegrityError
 from domain import commands
 from domain.actors import Actor, Role
-from domain.commands import Bill, Dispense, IssuePrescription, Moment
+from domain.calendar import local_day, paris_day
+from domain.commands import (
+    Bill,
+    Dispense,
+    IssuePrescription,
+    Moment,
+    RecordAdaptation,
+    Withdraw,
+)
+from domain.coverage import CoverageEvent, NarcoticCoverage, coverage_stream_of
+from domain.dispensable import Allowance, allowances
 from domain.errors import DomainError
 from domain.events import ConsentActor, Event
 from domain.identifiers import Finess, InvalidIdentifier, PrescriptionNumber
 from domain.prescription import Prescription, fold
 from projections.views import DispensationReceipt, receipt_of
 
-PARIS = ZoneInfo("Europe/Paris")
 MAX_ATTEMPTS = 200
 
 E = TypeVar("E", bound=Event)
 
 
 def paris_clock() -> Moment:
-    """Events are stamped in UTC; calendar rules use the day in France (Europe/Paris)."""
+    """Events are stamped in UTC; prescribing uses the day in France (Europe/Paris), and
+    dispensing the day at the pharmacy (`domain.calendar`)."""
     now = datetime.now(UTC)
-    return Moment(at=now, today=now.astimezone(PARIS).date())
+    return Moment(at=now, today=paris_day(now))
 
 
 class IdempotentRequest(msgspec.Struct, frozen=True):
@@ -115,14 +124,48 @@ class PrescriptionService:
             if scoped is not None and (replay := self._replay(scoped)) is not None:
                 return replay
             state = self._load(prescription_id)
+            coverage = self._coverage_for(state, {line.line_no for line in command.lines})
             now = self.clock()
-            event = commands.dispense(state, command, str(uuid.uuid4()), now)
+            dispensed = commands.dispense(state, command, str(uuid.uuid4()), now, coverage)
+            event = dispensed.recorded
             after = _evolved(state, event)
             answer = Answer(201, _encode_receipt(after, event.dispensation_id, command, now))
             record = _record(scoped, answer) if scoped else None
-            if self._try_append([event], record):
+            if self._try_append(_present(event, dispensed.coverage), record):
                 return answer
         raise _contention()
+
+    def dispensable(
+        self, actor: Actor, prescription_id: str, at: datetime | None
+    ) -> tuple[datetime, tuple[Allowance, ...]]:
+        """What a dispensing at `at` (default now) in the caller's pharmacy may give, per line."""
+        _require_role(actor, "pharmacist")
+        assert actor.finess is not None  # pharmacist tokens carry the pharmacy
+        state = self._load(prescription_id)
+        coverage = self._coverage_for(state, {line.line_no for line in state.lines})
+        instant = commands.handed_over_at(state, at, self.clock(), "at")
+        return instant, allowances(state, coverage, instant, actor.finess)
+
+    def withdraw(self, actor: Actor, prescription_id: str, command: Withdraw) -> Prescription:
+        _require_role(actor, "pharmacist")
+        for _ in range(MAX_ATTEMPTS):
+            state = self._load(prescription_id)
+            coverage = self._coverage_for(state, {line.line_no for line in state.lines})
+            decided = commands.withdraw(state, command, self.clock(), coverage)
+            if decided is None:
+                return state
+            withdrawn, released = decided
+            if self._try_append(_present(withdrawn, released)):
+                return _evolved(state, withdrawn)
+        raise _contention()
+
+    def record_adaptation(
+        self, actor: Actor, prescription_id: str, command: RecordAdaptation
+    ) -> Prescription:
+        _require_role(actor, "pharmacist")
+        return self._decide(
+            prescription_id, lambda state: commands.record_adaptation(state, command, self.clock())
+        )
 
     def bill(self, actor: Actor, prescription_id: str, command: Bill) -> Prescription:
         _require_role(actor, "pharmacist")
@@ -181,13 +224,21 @@ class PrescriptionService:
                 return _evolved(state, event)
         raise _contention()
 
+    def _coverage_for(self, state: Prescription, line_nos: set[int]) -> NarcoticCoverage | None:
+        """The patient's narcotic coverage, read only when one of these lines is a narcotic."""
+        if not any(line.prescribed.narcotic for line in state.lines if line.line_no in line_nos):
+            return None
+        return self.log.coverage(coverage_stream_of(state.patient_ins))
+
     def _load(self, prescription_id: str) -> Prescription:
         state = fold(self.log.events_of(_number(prescription_id).value))
         if state is None:
             raise NOT_FOUND
         return state
 
-    def _try_append(self, events: Sequence[Event], record: IdempotencyRecord | None = None) -> bool:
+    def _try_append(
+        self, events: Sequence[Event | CoverageEvent], record: IdempotencyRecord | None = None
+    ) -> bool:
         """Append, or report that another writer got there first (then back off a little)."""
         try:
             self._append(events, record)
@@ -196,7 +247,9 @@ class PrescriptionService:
             return False
         return True
 
-    def _append(self, events: Sequence[Event], record: IdempotencyRecord | None = None) -> None:
+    def _append(
+        self, events: Sequence[Event | CoverageEvent], record: IdempotencyRecord | None = None
+    ) -> None:
         self.log.append(events, record)
         self._after_append()
 
@@ -231,6 +284,11 @@ def _may_read(actor: Actor, state: Prescription) -> bool:
             return actor.is_patient(state.patient_ins)
 
 
+def _present(*events: Event | CoverageEvent | None) -> list[Event | CoverageEvent]:
+    """The events one decision appends together, in one transaction."""
+    return [event for event in events if event is not None]
+
+
 def _require_role(actor: Actor, *roles: Role) -> None:
     if actor.role not in roles:
         raise DomainError("forbidden", f"this operation is for the role {' or '.join(roles)}")
@@ -245,8 +303,9 @@ def _evolved(state: Prescription | None, event: Event) -> Prescription:
 def _encode_receipt(
     state: Prescription, dispensation_id: str, command: Dispense, now: Moment
 ) -> bytes:
+    pharmacy = command.pharmacy.value
     receipt: DispensationReceipt = receipt_of(
-        state, dispensation_id, command.pharmacy.value, now.today
+        state, dispensation_id, pharmacy, local_day(now.at, pharmacy)
     )
     return msgspec.json.encode(receipt)
 

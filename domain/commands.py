@@ -9,16 +9,26 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import msgspec
 
+from domain.calendar import local_day
+from domain.coverage import (
+    CoveredPeriod,
+    NarcoticCoverage,
+    NarcoticPeriodsCovered,
+    NarcoticPeriodsReleased,
+)
+from domain.dispensable import Allowance, allowances, period_covered
 from domain.errors import DomainError, invalid
 from domain.events import (
+    AdaptationRecorded,
     BilledLine,
     BillingRecorded,
     ConsentActor,
     DispensationRecorded,
+    DispensationWithdrawn,
     DispensedLine,
     ExecutionViewConsentChanged,
     PrescribedLine,
@@ -36,6 +46,14 @@ MAX_PACKS_PER_LINE = 999
 MAX_DURATION_DAYS = 366
 # Stupéfiants: a secure prescription covers 28 days at most (CSP R5132-30).
 MAX_NARCOTIC_DURATION_DAYS = 28
+# Tramadol, codeine, dihydrocodeine (since 1 March 2025): secure prescription, 12 weeks at most.
+MAX_ASSIMILATED_DURATION_DAYS = 84
+# An LGO may record a dispensing after an outage: when the packs were handed over may be given,
+# up to 72 hours back, and a little ahead for clocks that drift (contract v1.1).
+HANDED_OVER_MAX_AHEAD = timedelta(minutes=5)
+HANDED_OVER_MAX_BEHIND = timedelta(hours=72)
+# A dispensing recorded in error may be withdrawn within 7 days, before billing (our design).
+WITHDRAWAL_WINDOW = timedelta(days=7)
 
 
 class Moment(msgspec.Struct, frozen=True):
@@ -51,6 +69,9 @@ class RequestedLine(msgspec.Struct, frozen=True, kw_only=True):
     dosage: str
     duration_days: int
     narcotic: bool = False
+    assimilated: bool = False
+    fraction_days: int | None = None
+    overlap_allowed: bool = False
 
 
 class IssuePrescription(msgspec.Struct, frozen=True, kw_only=True):
@@ -72,6 +93,31 @@ class Dispense(msgspec.Struct, frozen=True, kw_only=True):
     pharmacy: Finess
     pharmacist: Rpps
     lines: tuple[DispenseLine, ...]
+    dispensed_at: datetime | None = None  # None: handed over as it is recorded
+
+
+class Dispensed(msgspec.Struct, frozen=True):
+    """A dispensing's events: the prescription's, and the patient's narcotic coverage if any."""
+
+    recorded: DispensationRecorded
+    coverage: NarcoticPeriodsCovered | None = None
+
+
+class Withdraw(msgspec.Struct, frozen=True, kw_only=True):
+    pharmacy: Finess
+    pharmacist: Rpps
+    dispensation_id: str
+    reason: str
+
+
+class RecordAdaptation(msgspec.Struct, frozen=True, kw_only=True):
+    pharmacy: Finess
+    pharmacist: Rpps
+    line_no: int
+    description: str
+    agreed_by: Rpps
+    agreed_on: date
+    dispensation_id: str | None = None
 
 
 class Bill(msgspec.Struct, frozen=True, kw_only=True):
@@ -114,8 +160,8 @@ def _prescribed_line(line_no: int, line: RequestedLine, kind: PrescriptionKind) 
     _check_product(line.product, f"{field}.product")
     _check_range(line.quantity, 1, MAX_PACKS_PER_LINE, f"{field}.quantity")
     _check_range(line.duration_days, 1, MAX_DURATION_DAYS, f"{field}.duration_days")
-    if line.narcotic:
-        _check_narcotic(line, kind, field)
+    _check_secure_only(line, kind, field)
+    _check_narcotic_mentions(line, field)
     return PrescribedLine(
         line_no=line_no,
         product=line.product,
@@ -123,17 +169,32 @@ def _prescribed_line(line_no: int, line: RequestedLine, kind: PrescriptionKind) 
         dosage=line.dosage,
         duration_days=line.duration_days,
         narcotic=line.narcotic,
+        assimilated=line.assimilated,
+        fraction_days=line.fraction_days,
+        overlap_allowed=line.overlap_allowed,
     )
 
 
-def _check_narcotic(line: RequestedLine, kind: PrescriptionKind, field: str) -> None:
+def _check_secure_only(line: RequestedLine, kind: PrescriptionKind, field: str) -> None:
+    """Narcotics (28 days) and assimilated products (84 days) need a secure prescription."""
+    if not (line.narcotic or line.assimilated):
+        return
+    what = "narcotic" if line.narcotic else "assimilated"
     if kind != "secure":
-        raise invalid("a narcotic line needs a secure prescription (kind 'secure')", field)
-    if line.duration_days > MAX_NARCOTIC_DURATION_DAYS:
-        raise invalid(
-            f"a narcotic line covers at most {MAX_NARCOTIC_DURATION_DAYS} days",
-            f"{field}.duration_days",
-        )
+        raise invalid(f"a {what} line needs a secure prescription (kind 'secure')", field)
+    longest = MAX_NARCOTIC_DURATION_DAYS if line.narcotic else MAX_ASSIMILATED_DURATION_DAYS
+    if line.duration_days > longest:
+        raise invalid(f"a {what} line covers at most {longest} days", f"{field}.duration_days")
+
+
+def _check_narcotic_mentions(line: RequestedLine, field: str) -> None:
+    """Fractioning and the overlap mention are the prescriber's words on a narcotic line."""
+    if line.fraction_days is not None:
+        if not line.narcotic:
+            raise invalid("fraction_days is for narcotic lines only", f"{field}.fraction_days")
+        _check_range(line.fraction_days, 1, line.duration_days - 1, f"{field}.fraction_days")
+    if line.overlap_allowed and not line.narcotic:
+        raise invalid("overlap_allowed is for narcotic lines only", f"{field}.overlap_allowed")
 
 
 def _check_product(product: Product, field: str) -> None:
@@ -186,23 +247,53 @@ def _check_unique_line_numbers(line_numbers: Iterable[int]) -> None:
 
 
 def dispense(
-    state: Prescription, command: Dispense, dispensation_id: str, now: Moment
-) -> DispensationRecorded:
-    """Record packs handed over now (délivrance); never more than remains on any line."""
+    state: Prescription,
+    command: Dispense,
+    dispensation_id: str,
+    now: Moment,
+    coverage: NarcoticCoverage | None = None,
+) -> Dispensed:
+    """Record packs handed over (délivrance): never more than remains, nor than may be given at
+    that instant (`domain.dispensable`), the patient's narcotic coverage extended with it.
+
+    `coverage` is the patient's narcotic coverage; it is needed when a narcotic line is asked.
+    """
     _check_dispense_request(state, command)
-    _check_dispensable(state, now.today)
+    at = handed_over_at(state, command.dispensed_at, now, "dispensed_at")
+    day = local_day(at, command.pharmacy.value)
+    _check_dispensable(state, day)
+    allowed = {a.line_no: a for a in allowances(state, coverage, at, command.pharmacy.value)}
     for requested in command.lines:
         _check_remaining(state, requested)
-    return DispensationRecorded(
+        _check_allowed(allowed[requested.line_no], requested)
+    recorded = DispensationRecorded(
         prescription_id=state.prescription_id,
         version=state.version + 1,
         at=now.at,
         dispensation_id=dispensation_id,
         finess=command.pharmacy.value,
         pharmacist_rpps=command.pharmacist.value,
-        dispensed_at=now.at,
+        dispensed_at=at,
         lines=tuple(_handed_over(state, requested) for requested in command.lines),
     )
+    return Dispensed(recorded, _coverage_extended(state, recorded, day, coverage, now))
+
+
+def handed_over_at(
+    state: Prescription, requested: datetime | None, now: Moment, field: str
+) -> datetime:
+    """The instant every rule is decided at: the LGO's, within bounds, else the server's."""
+    if requested is None:
+        return now.at
+    if requested.tzinfo is None:
+        raise invalid("an instant needs its UTC offset (RFC 3339)", field)
+    if requested > now.at + HANDED_OVER_MAX_AHEAD:
+        raise invalid("may be at most 5 minutes ahead of the server's clock", field)
+    if requested < now.at - HANDED_OVER_MAX_BEHIND:
+        raise invalid("may be at most 72 hours before the server's clock", field)
+    if requested < state.issued_at:
+        raise invalid("is before the prescription was registered", field)
+    return requested
 
 
 def _check_dispense_request(state: Prescription, command: Dispense) -> None:
@@ -210,7 +301,8 @@ def _check_dispense_request(state: Prescription, command: Dispense) -> None:
     _check_unique_line_numbers(line.line_no for line in command.lines)
     for index, requested in enumerate(command.lines):
         field = f"lines[{index}]"
-        if state.line(requested.line_no) is None:
+        line = state.line(requested.line_no)
+        if line is None:
             raise invalid(f"this prescription has no line {requested.line_no}", f"{field}.line_no")
         if requested.quantity < 1:
             raise invalid(
@@ -218,6 +310,14 @@ def _check_dispense_request(state: Prescription, command: Dispense) -> None:
             )
         if requested.product is not None:
             _check_product(requested.product, f"{field}.product")
+        if line.prescribed.product.system == "DCI" and (
+            requested.product is None or requested.product.system != "CIP13"
+        ):
+            raise invalid(
+                f"line {requested.line_no} is prescribed by substance (DCI): "
+                "name the CIP13 pack handed over",
+                f"{field}.product",
+            )
 
 
 def _check_dispensable(state: Prescription, today: date) -> None:
@@ -245,6 +345,50 @@ def _check_remaining(state: Prescription, requested: DispenseLine) -> None:
         )
 
 
+def _check_allowed(allowed: Allowance, requested: DispenseLine) -> None:
+    if requested.quantity <= allowed.max_quantity:
+        return
+    code = allowed.reason or "quantity_exceeds_allowed_now"
+    if code not in ("quantity_exceeds_allowed_now", "narcotic_overlap"):
+        raise DomainError(code, allowed.why)
+    raise DomainError(
+        code,
+        f"line {requested.line_no}: at most {allowed.max_quantity} may be dispensed now, "
+        f"{requested.quantity} asked ({allowed.why})",
+        max_quantity=allowed.max_quantity,
+    )
+
+
+def _coverage_extended(
+    state: Prescription,
+    recorded: DispensationRecorded,
+    day: date,
+    coverage: NarcoticCoverage | None,
+    now: Moment,
+) -> NarcoticPeriodsCovered | None:
+    periods = []
+    for given in recorded.lines:
+        line = state.line(given.line_no)
+        assert line is not None  # checked by _check_dispense_request
+        if line.prescribed.narcotic:
+            first_day, until = period_covered(line, day, given.quantity)
+            periods.append(
+                CoveredPeriod(
+                    prescription_id=state.prescription_id,
+                    dispensation_id=recorded.dispensation_id,
+                    line_no=given.line_no,
+                    first_day=first_day,
+                    until=until,
+                )
+            )
+    if not periods:
+        return None
+    if coverage is None:
+        msg = "a narcotic dispensing is decided against the patient's narcotic coverage"
+        raise ValueError(msg)
+    return coverage.covered(tuple(periods), now.at)
+
+
 def _handed_over(state: Prescription, requested: DispenseLine) -> DispensedLine:
     """The pack actually given: the substitute when there is one, else the prescribed product."""
     line = state.line(requested.line_no)
@@ -253,6 +397,80 @@ def _handed_over(state: Prescription, requested: DispenseLine) -> DispensedLine:
         line_no=requested.line_no,
         quantity=requested.quantity,
         product=requested.product or line.prescribed.product,
+    )
+
+
+# --- corrections -----------------------------------------------------------------------------
+
+
+def withdraw(
+    state: Prescription, command: Withdraw, now: Moment, coverage: NarcoticCoverage | None = None
+) -> tuple[DispensationWithdrawn, NarcoticPeriodsReleased | None] | None:
+    """Withdraw a dispensing recorded in error: its pharmacy, within 7 days, before billing.
+
+    Withdrawing one already withdrawn records nothing (None): a retry after a lost answer is
+    answered as the first call was. The patient's coverage releases the days it covered.
+    """
+    dispensation = state.dispensation(command.dispensation_id)
+    if dispensation is None or dispensation.finess != command.pharmacy.value:
+        raise DomainError("not_found", "no such dispensation of your pharmacy on this prescription")
+    if not command.reason.strip():
+        raise invalid("say why the dispensing is withdrawn", "reason")
+    if dispensation.withdrawn:
+        return None
+    if dispensation.billed:
+        raise DomainError("already_billed", "a billed dispensing can no longer be withdrawn")
+    if now.at - dispensation.dispensed_at > WITHDRAWAL_WINDOW:
+        raise DomainError(
+            "withdrawal_window_closed",
+            f"a dispensing may be withdrawn within 7 days of {dispensation.dispensed_at}",
+        )
+    withdrawn = DispensationWithdrawn(
+        prescription_id=state.prescription_id,
+        version=state.version + 1,
+        at=now.at,
+        dispensation_id=dispensation.dispensation_id,
+        finess=command.pharmacy.value,
+        pharmacist_rpps=command.pharmacist.value,
+        reason=command.reason,
+    )
+    released = (
+        coverage.released(state.prescription_id, dispensation.dispensation_id, now.at)
+        if coverage is not None
+        else None
+    )
+    return withdrawn, released
+
+
+def record_adaptation(
+    state: Prescription, command: RecordAdaptation, now: Moment
+) -> AdaptationRecorded:
+    """A change to a line made with the prescriber's agreement, with its date (CSP)."""
+    field = "line_no"
+    if state.line(command.line_no) is None:
+        raise invalid(f"this prescription has no line {command.line_no}", field)
+    if not command.description.strip():
+        raise invalid("describe the adaptation", "description")
+    today = local_day(now.at, command.pharmacy.value)
+    if not state.issued_on <= command.agreed_on <= today:
+        raise invalid(f"the agreement is dated between {state.issued_on} and {today}", "agreed_on")
+    if command.dispensation_id is not None:
+        dispensation = state.dispensation(command.dispensation_id)
+        if dispensation is None or dispensation.finess != command.pharmacy.value:
+            raise invalid("no such dispensation of your pharmacy", "dispensation_id")
+    if state.cancelled:
+        raise DomainError("prescription_cancelled", "this prescription was cancelled")
+    return AdaptationRecorded(
+        prescription_id=state.prescription_id,
+        version=state.version + 1,
+        at=now.at,
+        line_no=command.line_no,
+        description=command.description,
+        agreed_by_rpps=command.agreed_by.value,
+        agreed_on=command.agreed_on,
+        finess=command.pharmacy.value,
+        pharmacist_rpps=command.pharmacist.value,
+        dispensation_id=command.dispensation_id,
     )
 
 
@@ -266,6 +484,8 @@ def bill(state: Prescription, command: Bill, now: Moment) -> BillingRecorded:
         raise DomainError("not_found", "no such dispensation on this prescription")
     if dispensation.finess != command.pharmacy.value:
         raise DomainError("forbidden", "only the pharmacy that dispensed may bill it")
+    if dispensation.withdrawn:
+        raise DomainError("dispensation_withdrawn", "this dispensing was withdrawn")
     if not command.invoice_number.strip():
         raise invalid("an invoice number is needed", "invoice_number")
     _check_line_count(command.lines, "lines")
@@ -334,7 +554,7 @@ def transmit(
     state: Prescription, pharmacy: Finess, message: str, now: Moment
 ) -> PrescriptionTransmitted:
     """The patient sends the prescription to a pharmacy so it can be prepared before the visit."""
-    _check_dispensable(state, now.today)
+    _check_dispensable(state, local_day(now.at, pharmacy.value))
     return PrescriptionTransmitted(
         prescription_id=state.prescription_id,
         version=state.version + 1,

@@ -19,17 +19,30 @@ ErrorCode = Literal[
     "already_billed",
     "billing_exceeds_dispensed",
     "idempotency_key_reused",
+    "quantity_exceeds_allowed_now",
+    "narcotic_overlap",
+    "withdrawal_window_closed",
+    "dispensation_withdrawn",
 ]
 
 
 class DomainError(Exception):
     """A command the rules refuse. Nothing is recorded when it is raised."""
 
-    def __init__(self, code: ErrorCode, detail: str, *, field: str | None = None) -> None:
+    def __init__(
+        self,
+        code: ErrorCode,
+        detail: str,
+        *,
+        field: str | None = None,
+        max_quantity: int | None = None,
+    ) -> None:
         super().__init__(detail)
         self.code: ErrorCode = code
         self.detail = detail
         self.field = field
+        # quantity_exceeds_allowed_now / narcotic_overlap: the most that may be given now.
+        self.max_quantity = max_quantity
 
     def __repr__(self) -> str:
         return f"DomainError({self.code!r}, {self.detail!r}, field={self.field!r})"

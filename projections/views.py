@@ -14,10 +14,12 @@ from datetime import date, datetime
 import msgspec
 
 from domain.actors import Actor
+from domain.dispensable import covered_until
 from domain.events import Product
 from domain.identifiers import PrescriptionNumber
 from domain.prescription import (
     FIRST_DISPENSING_WINDOW_MONTHS,
+    Adaptation,
     Dispensation,
     LineState,
     Prescription,
@@ -37,8 +39,12 @@ class LineView(msgspec.Struct, frozen=True, kw_only=True):
     dosage: str
     duration_days: int
     narcotic: bool
+    assimilated: bool
+    fraction_days: int | None
+    overlap_allowed: bool
     dispensed: int | None
     remaining: int | None
+    covered_until: date | None
 
 
 class DispensedLineView(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,6 +63,19 @@ class DispensationView(msgspec.Struct, frozen=True, kw_only=True):
     withdrawn: bool
 
 
+class AdaptationView(msgspec.Struct, frozen=True, kw_only=True):
+    """An adaptation made with the prescriber's agreement: who agreed, when, what changed."""
+
+    line_no: int
+    description: str
+    prescriber_rpps: str
+    agreed_on: date
+    finess: str
+    pharmacist_rpps: str
+    recorded_at: datetime
+    dispensation_id: str | None
+
+
 class PrescriptionView(msgspec.Struct, frozen=True, kw_only=True):
     prescription_id: str
     status: Status
@@ -69,6 +88,7 @@ class PrescriptionView(msgspec.Struct, frozen=True, kw_only=True):
     execution_visible: bool
     lines: tuple[LineView, ...]
     dispensations: tuple[DispensationView, ...]
+    adaptations: tuple[AdaptationView, ...]
     dispensed_elsewhere: bool | None
 
 
@@ -102,6 +122,7 @@ def view_of(state: Prescription, viewer: Actor, today: date) -> PrescriptionView
         execution_visible=visible,
         lines=tuple(_line_view(line, state, visible) for line in state.lines),
         dispensations=tuple(map(dispensation_view, state.dispensations)) if visible else (),
+        adaptations=tuple(map(_adaptation_view, state.adaptations)) if visible else (),
         dispensed_elsewhere=_dispensed_elsewhere(state, viewer),
     )
 
@@ -137,8 +158,25 @@ def _line_view(line: LineState, state: Prescription, visible: bool) -> LineView:
         dosage=prescribed.dosage,
         duration_days=prescribed.duration_days,
         narcotic=prescribed.narcotic,
+        assimilated=prescribed.assimilated,
+        fraction_days=prescribed.fraction_days,
+        overlap_allowed=prescribed.overlap_allowed,
         dispensed=line.dispensed if visible else None,
         remaining=line.remaining(cancelled=state.cancelled) if visible else None,
+        covered_until=covered_until(state, line) if visible else None,
+    )
+
+
+def _adaptation_view(adaptation: Adaptation) -> AdaptationView:
+    return AdaptationView(
+        line_no=adaptation.line_no,
+        description=adaptation.description,
+        prescriber_rpps=adaptation.agreed_by_rpps,
+        agreed_on=adaptation.agreed_on,
+        finess=adaptation.finess,
+        pharmacist_rpps=adaptation.pharmacist_rpps,
+        recorded_at=adaptation.recorded_at,
+        dispensation_id=adaptation.dispensation_id,
     )
 
 

@@ -26,6 +26,10 @@ STATUS_OF = {
     "already_billed": 409,
     "billing_exceeds_dispensed": 422,
     "idempotency_key_reused": 422,
+    "quantity_exceeds_allowed_now": 409,
+    "narcotic_overlap": 409,
+    "withdrawal_window_closed": 409,
+    "dispensation_withdrawn": 409,
 }
 CODE_OF_STATUS = {
     400: "invalid_request",
@@ -47,10 +51,18 @@ class Problem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     detail: str
     code: str
     field: str | None = None
+    # quantity_exceeds_allowed_now and narcotic_overlap: the most that may be dispensed now.
+    max_quantity: int | None = None
 
 
 def problem(
-    status: int, code: str, detail: str, *, field: str | None = None, headers: Any = None
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    field: str | None = None,
+    headers: Any = None,
+    max_quantity: int | None = None,
 ) -> Response[Problem]:
     body = Problem(
         type=f"https://ordo.example/problems/{code}",
@@ -59,12 +71,19 @@ def problem(
         detail=detail,
         code=code,
         field=field,
+        max_quantity=max_quantity,
     )
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def domain_error(_: Request[Any, Any, Any], error: DomainError) -> Response[Problem]:
-    return problem(STATUS_OF[error.code], error.code, error.detail, field=error.field)
+    return problem(
+        STATUS_OF[error.code],
+        error.code,
+        error.detail,
+        field=error.field,
+        max_quantity=error.max_quantity,
+    )
 
 
 def unauthenticated(_: Request[Any, Any, Any], error: UnauthenticatedError) -> Response[Problem]:

@@ -6,7 +6,7 @@ Use cases are synchronous (the event store's drivers are), so handlers run in wo
 from __future__ import annotations
 
 import io
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -15,22 +15,26 @@ from litestar import Controller, Request, Response, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, HeaderParameter
+from litestar.params import FromPath, HeaderParameter, Parameter
 
 from adapters.auth import TokenVerifier
 from adapters.http.schemas import (
+    AdaptationBody,
     BillBody,
     CancelBody,
     ConsentBody,
     DispenseBody,
     IssueBody,
     TransmissionBody,
+    WithdrawalBody,
     parse_identifier,
     strict_body,
 )
 from adapters.service import PrescriptionService
 from domain.actors import Actor
-from domain.errors import DomainError
+from domain.calendar import local_day
+from domain.dispensable import Allowance, LimitingRule
+from domain.errors import DomainError, invalid
 from domain.events import Event
 from domain.identifiers import Finess, Rpps
 from domain.prescription import Prescription
@@ -68,13 +72,51 @@ def provide_service(state: State) -> PrescriptionService:
     return service
 
 
-def _today(service: NamedDependency[PrescriptionService]) -> Any:
-    return service.clock().today
+def _today(service: NamedDependency[PrescriptionService], actor: Actor | None = None) -> date:
+    """Today where the caller is: a pharmacy's own calendar, else France's (Paris)."""
+    now = service.clock()
+    if actor is not None and actor.role == "pharmacist" and actor.finess:
+        return local_day(now.at, actor.finess)
+    return now.today
 
 
 def _pharmacy(actor: NamedDependency[Actor]) -> tuple[Finess, Rpps]:
     assert actor.finess is not None and actor.rpps is not None  # pharmacist tokens carry both
     return Finess(actor.finess), Rpps(actor.rpps)
+
+
+class DispensableLine(msgspec.Struct, frozen=True, kw_only=True):
+    line_no: int
+    max_quantity: int
+    reason: LimitingRule | None
+    next_on: date | None
+    detail: str
+
+
+class Dispensable(msgspec.Struct, frozen=True, kw_only=True):
+    """How much a dispensing at `at` in the caller's pharmacy may give, line by line."""
+
+    at: datetime
+    lines: tuple[DispensableLine, ...]
+
+
+def dispensable_line(allowance: Allowance) -> DispensableLine:
+    return DispensableLine(
+        line_no=allowance.line_no,
+        max_quantity=allowance.max_quantity,
+        reason=allowance.reason,
+        next_on=allowance.next_on,
+        detail=allowance.why,
+    )
+
+
+def _instant(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return msgspec.convert(text, datetime)
+    except msgspec.ValidationError:
+        raise invalid("an RFC 3339 instant with its offset is expected", "at") from None
 
 
 class HistoryActor(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -143,8 +185,8 @@ class PrescriptionController(Controller):
         prescriber = Rpps(actor.rpps) if actor.rpps and actor.role == "prescriber" else None
         if prescriber is None:
             raise DomainError("forbidden", "only a prescriber registers prescriptions")
-        state = service.issue(actor, payload.command(prescriber, _today(service)))
-        return issued_view(state, actor, _today(service))
+        state = service.issue(actor, payload.command(prescriber, _today(service, actor)))
+        return issued_view(state, actor, _today(service, actor))
 
     @get("/{prescription_id:str}", sync_to_thread=True, summary="Read a prescription")
     def read(
@@ -153,7 +195,7 @@ class PrescriptionController(Controller):
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
     ) -> PrescriptionView:
-        return view_of(service.read(actor, prescription_id), actor, _today(service))
+        return view_of(service.read(actor, prescription_id), actor, _today(service, actor))
 
     @get(
         "/{prescription_id:str}/qr.svg",
@@ -188,7 +230,7 @@ class PrescriptionController(Controller):
         service: NamedDependency[PrescriptionService],
     ) -> PrescriptionView:
         state = service.cancel(actor, prescription_id, payload.reason)
-        return view_of(state, actor, _today(service))
+        return view_of(state, actor, _today(service, actor))
 
     @put(
         "/{prescription_id:str}/execution-view-consent",
@@ -203,7 +245,7 @@ class PrescriptionController(Controller):
         service: NamedDependency[PrescriptionService],
     ) -> PrescriptionView:
         state = service.change_consent(actor, prescription_id, payload.consent)
-        return view_of(state, actor, _today(service))
+        return view_of(state, actor, _today(service, actor))
 
     @get("/{prescription_id:str}/events", sync_to_thread=True, summary="Audit history")
     def history(
@@ -263,6 +305,76 @@ class PrescriptionController(Controller):
         )
         return _billed(state, dispensation_id)
 
+    @get(
+        "/{prescription_id:str}/dispensable",
+        sync_to_thread=True,
+        summary="How much may be dispensed now, line by line (LGO)",
+        description="A dispensing of `max_quantity` at that instant succeeds; one more pack "
+        "fails with the line's `reason` as its code. `next_on` is the first day the line may "
+        "be dispensed again once `max_quantity` is given (null: never).",
+    )
+    def dispensable(
+        self,
+        prescription_id: FromPath[str],
+        actor: NamedDependency[Actor],
+        service: NamedDependency[PrescriptionService],
+        at: Annotated[
+            str | None,
+            Parameter(
+                query="at",
+                required=False,
+                description="RFC 3339 instant, same bounds as `dispensed_at`; default now",
+            ),
+        ] = None,
+    ) -> Dispensable:
+        instant, allowed = service.dispensable(actor, prescription_id, _instant(at))
+        return Dispensable(at=instant, lines=tuple(map(dispensable_line, allowed)))
+
+    @post(
+        "/{prescription_id:str}/dispensations/{dispensation_id:str}/withdrawal",
+        status_code=201,
+        sync_to_thread=True,
+        summary="Withdraw a dispensing recorded in error (its pharmacy, within 7 days)",
+        dependencies={"payload": strict_body(WithdrawalBody)},
+    )
+    def withdraw(
+        self,
+        prescription_id: FromPath[str],
+        dispensation_id: FromPath[str],
+        payload: NamedDependency[WithdrawalBody],
+        actor: NamedDependency[Actor],
+        service: NamedDependency[PrescriptionService],
+    ) -> PrescriptionView:
+        if actor.role != "pharmacist":
+            raise DomainError("forbidden", "only the pharmacy that dispensed withdraws it")
+        pharmacy, pharmacist = _pharmacy(actor)
+        command = payload.command(pharmacy, pharmacist, dispensation_id)
+        return view_of(
+            service.withdraw(actor, prescription_id, command), actor, _today(service, actor)
+        )
+
+    @post(
+        "/{prescription_id:str}/adaptations",
+        status_code=201,
+        sync_to_thread=True,
+        summary="Record an adaptation made with the prescriber's agreement",
+        dependencies={"payload": strict_body(AdaptationBody)},
+    )
+    def adapt(
+        self,
+        prescription_id: FromPath[str],
+        payload: NamedDependency[AdaptationBody],
+        actor: NamedDependency[Actor],
+        service: NamedDependency[PrescriptionService],
+    ) -> PrescriptionView:
+        if actor.role != "pharmacist":
+            raise DomainError("forbidden", "only a pharmacist records an adaptation")
+        pharmacy, pharmacist = _pharmacy(actor)
+        state = service.record_adaptation(
+            actor, prescription_id, payload.command(pharmacy, pharmacist)
+        )
+        return view_of(state, actor, _today(service, actor))
+
     @post(
         "/{prescription_id:str}/transmissions",
         status_code=201,
@@ -278,7 +390,7 @@ class PrescriptionController(Controller):
     ) -> PrescriptionView:
         pharmacy = parse_identifier(Finess, payload.finess, "finess")
         state = service.transmit(actor, prescription_id, pharmacy, payload.message)
-        return view_of(state, actor, _today(service))
+        return view_of(state, actor, _today(service, actor))
 
 
 def _billed(state: Prescription, dispensation_id: str) -> DispensationView:

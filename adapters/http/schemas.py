@@ -8,7 +8,7 @@ check key or a line that does not exist, is checked when the command is built or
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
@@ -21,7 +21,9 @@ from domain.commands import (
     Dispense,
     DispenseLine,
     IssuePrescription,
+    RecordAdaptation,
     RequestedLine,
+    Withdraw,
 )
 from domain.errors import invalid
 from domain.events import BilledLine, Product
@@ -46,6 +48,21 @@ class PrescriptionLineBody(Body, frozen=True, kw_only=True):
     dosage: ShortText
     duration_days: int
     narcotic: bool = False
+    assimilated: Annotated[
+        bool,
+        msgspec.Meta(description="Tramadol, codeine, dihydrocodeine: secure, 84 days at most"),
+    ] = False
+    fraction_days: Annotated[
+        int | None,
+        msgspec.Meta(description="Narcotic lines: each dispensing covers at most this many days"),
+    ] = None
+    overlap_allowed: Annotated[
+        bool,
+        msgspec.Meta(
+            description="Narcotic lines: the prescriber's express mention that this line may "
+            "overlap another narcotic prescription of the patient"
+        ),
+    ] = False
 
 
 class IssueBody(Body, frozen=True, kw_only=True):
@@ -69,6 +86,9 @@ class IssueBody(Body, frozen=True, kw_only=True):
                     dosage=line.dosage,
                     duration_days=line.duration_days,
                     narcotic=line.narcotic,
+                    assimilated=line.assimilated,
+                    fraction_days=line.fraction_days,
+                    overlap_allowed=line.overlap_allowed,
                 )
                 for line in self.lines
             ),
@@ -83,6 +103,13 @@ class DispenseLineBody(Body, frozen=True, kw_only=True):
 
 class DispenseBody(Body, frozen=True, kw_only=True):
     lines: Annotated[list[DispenseLineBody], msgspec.Meta(max_length=200)]
+    dispensed_at: Annotated[
+        datetime | None,
+        msgspec.Meta(
+            description="When the packs were handed over (RFC 3339 with offset), at most "
+            "5 minutes ahead of the server's clock and 72 hours behind it; default: now"
+        ),
+    ] = None
 
     def command(self, pharmacy: Finess, pharmacist: Rpps) -> Dispense:
         return Dispense(
@@ -92,6 +119,43 @@ class DispenseBody(Body, frozen=True, kw_only=True):
                 DispenseLine(line_no=line.line_no, quantity=line.quantity, product=line.product)
                 for line in self.lines
             ),
+            dispensed_at=self.dispensed_at,
+        )
+
+
+class WithdrawalBody(Body, frozen=True, kw_only=True):
+    reason: ShortText
+
+    def command(self, pharmacy: Finess, pharmacist: Rpps, dispensation_id: str) -> Withdraw:
+        return Withdraw(
+            pharmacy=pharmacy,
+            pharmacist=pharmacist,
+            dispensation_id=dispensation_id,
+            reason=self.reason,
+        )
+
+
+class AdaptationBody(Body, frozen=True, kw_only=True):
+    line_no: int
+    description: LongText
+    prescriber_rpps: str
+    agreed_on: date
+    dispensation_id: (
+        Annotated[
+            str, msgspec.Meta(max_length=64, description="The dispensing it was made at, if any")
+        ]
+        | None
+    ) = None
+
+    def command(self, pharmacy: Finess, pharmacist: Rpps) -> RecordAdaptation:
+        return RecordAdaptation(
+            pharmacy=pharmacy,
+            pharmacist=pharmacist,
+            line_no=self.line_no,
+            description=self.description,
+            agreed_by=parse_identifier(Rpps, self.prescriber_rpps, "prescriber_rpps"),
+            agreed_on=self.agreed_on,
+            dispensation_id=self.dispensation_id,
         )
 
 

@@ -15,7 +15,15 @@ from servers import REPO
 
 from adapters.eventstore import open_log
 from adapters.readmodels.postgres import asyncpg_target
-from domain.commands import Dispense, DispenseLine, Moment, dispense, transmit
+from domain.commands import (
+    Dispense,
+    DispenseLine,
+    Moment,
+    Withdraw,
+    dispense,
+    transmit,
+    withdraw,
+)
 from domain.events import Event, PrescribedLine, PrescriptionIssued, Product
 from domain.identifiers import Cip13, Finess, Ins, PrescriptionNumber, Rpps
 from domain.prescription import Prescription, fold
@@ -24,7 +32,8 @@ TABLES = ("ordo_view_prescriptions", "ordo_view_inbox", "ordo_view_dispensings")
 
 
 def a_busy_day(prescriptions: int) -> list[Event]:
-    """Prescriptions issued, sent to a pharmacy and dispensed in one or two visits."""
+    """Prescriptions issued, sent to a pharmacy and dispensed in one or two visits; every
+    seventh has its last dispensing withdrawn, so that the views agree on what counts."""
     now = Moment(at=datetime.now(UTC), today=date.today())
     events: list[Event] = []
     for n in range(prescriptions):
@@ -36,9 +45,19 @@ def a_busy_day(prescriptions: int) -> list[Event]:
                 pharmacist=PHARMACIST,
                 lines=(DispenseLine(line_no=1, quantity=quantity),),
             )
-            history.append(dispense(_state(history), request, f"d{n}-{visit}", now))
+            history.append(dispense(_state(history), request, f"d{n}-{visit}", now).recorded)
+        if n % 7 == 3:
+            history.append(_withdrawn(_state(history), now))
         events += history
     return events
+
+
+def _withdrawn(state: Prescription, now: Moment) -> Event:
+    last = state.dispensations[-1].dispensation_id
+    command = Withdraw(pharmacy=PHARMACY, pharmacist=PHARMACIST, dispensation_id=last, reason="x")
+    decided = withdraw(state, command, now)
+    assert decided is not None
+    return decided[0]
 
 
 PHARMACY, PHARMACIST = Finess.from_body("75071218"), Rpps.from_body("2000123456")

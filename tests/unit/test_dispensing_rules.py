@@ -28,7 +28,7 @@ from domain.events import DispensationRecorded, DispensedLine
 def test_a_pharmacy_records_what_it_hands_over() -> None:
     state = given(issued(3))
 
-    event = dispense(state, request((1, 2)), "d1", moment())
+    event = dispense(state, request((1, 2)), "d1", moment()).recorded
 
     assert event == DispensationRecorded(
         prescription_id=NUMBER.value,
@@ -45,7 +45,7 @@ def test_a_pharmacy_records_what_it_hands_over() -> None:
 def test_the_rest_of_a_line_can_be_dispensed_later_in_another_pharmacy() -> None:
     state = given(issued(3), dispensed(2, (1, 2)))
 
-    event = dispense(state, request((1, 1), finess=PHARMACY_B), "d2", moment())
+    event = dispense(state, request((1, 1), finess=PHARMACY_B), "d2", moment()).recorded
 
     after = given(issued(3), dispensed(2, (1, 2)), event)
     assert after.remaining(1) == 0
@@ -120,7 +120,7 @@ def test_a_first_dispensing_must_come_within_three_months(today: date, allowed: 
     state = given(issued(3))
 
     if allowed:
-        assert dispense(state, request((1, 1)), "d1", moment(today)).version == 2
+        assert dispense(state, request((1, 1)), "d1", moment(today)).recorded.version == 2
     else:
         with pytest.raises(DomainError) as refusal:
             dispense(state, request((1, 1)), "d1", moment(today))
@@ -131,7 +131,7 @@ def test_a_first_dispensing_must_come_within_three_months(today: date, allowed: 
 def test_a_started_prescription_may_go_on_until_twelve_months() -> None:
     state = given(issued(6), dispensed(2, (1, 1)))
 
-    assert dispense(state, request((1, 1)), "d2", moment(date(2027, 11, 23))).version == 3
+    assert dispense(state, request((1, 1)), "d2", moment(date(2027, 11, 23))).recorded.version == 3
     with pytest.raises(DomainError) as refusal:
         dispense(state, request((1, 1)), "d2", moment(date(2027, 11, 24)))
     assert refusal.value.code == "prescription_expired"
@@ -145,7 +145,7 @@ def test_a_substitute_is_recorded_as_the_product_handed_over() -> None:
         lines=(DispenseLine(line_no=1, quantity=1, product=GENERIC),),
     )
 
-    event = dispense(state, substituted, "d1", moment())
+    event = dispense(state, substituted, "d1", moment()).recorded
 
     assert event.lines[0].product == GENERIC
     assert given(issued(3), event).dispensations[0].lines[0].product == GENERIC

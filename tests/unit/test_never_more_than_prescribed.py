@@ -1,57 +1,105 @@
-"""Property: whatever pharmacies ask, in whatever order, no line ever gets more than prescribed."""
+"""Properties over random histories of dispensings and withdrawals, in several pharmacies and
+calendars, across two prescriptions of one patient (narcotic lines included):
+
+- what `dispensable` reports is exactly what the command enforces: `max_quantity` packs are
+  accepted and one more pack is refused;
+- no line is ever dispensed beyond what was prescribed, and what counts is what stands.
+"""
 
 from __future__ import annotations
 
-from builders import PHARMACY_A, PHARMACY_B, given, issued, moment, request
+from datetime import timedelta
+
+from builders import PHARMACY_A, PHARMACY_B
+from counter import Counter, at, days, line, prescribed
 from hypothesis import given as for_all
+from hypothesis import settings
 from hypothesis import strategies as st
 
-from domain.commands import dispense
 from domain.errors import DomainError
-from domain.events import Event
+from domain.events import PrescribedLine
+from domain.identifiers import Finess
 
-quantities = st.lists(st.integers(min_value=1, max_value=9), min_size=1, max_size=4)
-asks = st.lists(
-    st.tuples(st.integers(1, 4), st.integers(-1, 10), st.sampled_from([PHARMACY_A, PHARMACY_B])),
-    max_size=30,
+PHARMACIES = (PHARMACY_A, PHARMACY_B, Finess.from_body("97100012"), Finess.from_body("97400012"))
+
+standard_lines = st.builds(line, st.integers(1, 12), st.integers(1, 366))
+
+
+@st.composite
+def narcotic_lines(draw: st.DrawFn) -> PrescribedLine:
+    duration = draw(st.integers(2, 28))
+    fraction = draw(st.one_of(st.none(), st.integers(1, duration - 1)))
+    return line(
+        draw(st.integers(1, 8)),
+        duration,
+        narcotic=True,
+        fraction_days=fraction,
+        overlap_allowed=draw(st.booleans()),
+    )
+
+
+prescriptions = st.lists(st.one_of(standard_lines, narcotic_lines()), min_size=1, max_size=3)
+steps = st.lists(
+    st.tuples(
+        st.integers(0, 1),  # which prescription
+        st.sampled_from(["dispense", "dispense", "dispense", "withdraw"]),
+        st.integers(0, 24 * 20),  # hours later
+        st.integers(1, 3),  # line
+        st.integers(1, 14),  # packs asked
+        st.sampled_from(PHARMACIES),
+    ),
+    max_size=25,
 )
 
 
-@for_all(prescribed=quantities, requests=asks)
-def test_no_sequence_of_dispensings_exceeds_what_was_prescribed(
-    prescribed: list[int], requests: list[tuple[int, int, object]]
+@settings(max_examples=150, deadline=None)
+@for_all(first=prescriptions, second=prescriptions, history=steps)
+def test_dispensable_and_the_command_agree_and_never_exceed_what_was_prescribed(
+    first: list[PrescribedLine],
+    second: list[PrescribedLine],
+    history: list[tuple[int, str, int, int, int, Finess]],
 ) -> None:
-    events: list[Event] = [issued(*prescribed)]
-    for line_no, quantity, pharmacy in requests:
-        state = given(*events)
-        try:
-            event = dispense(state, request((line_no, quantity), finess=pharmacy), "d", moment())  # type: ignore[arg-type]
-        except DomainError:
-            after = given(*events)
-            assert after == state  # a refusal records nothing
+    issued = (prescribed(*first, seed=1), prescribed(*second, seed=2))
+    counter = Counter(*issued)
+    when = at(days(0), 8)
+    for which, action, hours, asked_line, quantity, pharmacy in history:
+        when += timedelta(hours=hours)
+        number = issued[which].prescription_id
+        if action == "withdraw":
+            _withdraw_one(counter, number, when, pharmacy)
             continue
-        assert 1 <= quantity <= state.remaining(line_no)  # accepted only what remained
-        events.append(event)
-
-    final = given(*events)
-    for line, total in zip(final.lines, prescribed, strict=True):
-        assert 0 <= line.dispensed <= total
-        assert line.dispensed + final.remaining(line.line_no) == total
-
-
-@for_all(prescribed=quantities, requests=asks)
-def test_a_request_within_what_remains_is_always_accepted(
-    prescribed: list[int], requests: list[tuple[int, int, object]]
-) -> None:
-    events: list[Event] = [issued(*prescribed)]
-    for line_no, quantity, pharmacy in requests:
-        state = given(*events)
-        fits = line_no <= len(prescribed) and 1 <= quantity <= state.remaining(line_no)
+        _check_agreement(counter, number, when, pharmacy)
+        allowed = {a.line_no: a.max_quantity for a in counter.allowed(number, when, pharmacy)}
+        line_no = min(asked_line, len(allowed))
         try:
-            events.append(
-                dispense(state, request((line_no, quantity), finess=pharmacy), "d", moment())
-            )  # type: ignore[arg-type]
+            counter.dispense(number, (line_no, quantity), when=when, finess=pharmacy)
         except DomainError:
-            assert not fits
+            assert quantity > allowed[line_no]
         else:
-            assert fits
+            assert quantity <= allowed[line_no]
+
+    for event in issued:
+        state = counter.state(event.prescription_id)
+        for state_line in state.lines:
+            standing = sum(d.quantity_of(state_line.line_no) for d in state.standing_dispensations)
+            assert state_line.dispensed == standing <= state_line.prescribed.quantity
+
+
+def _check_agreement(counter: Counter, number: str, when: object, pharmacy: Finess) -> None:
+    for allowance in counter.allowed(number, when, pharmacy):  # type: ignore[arg-type]
+        most = allowance.max_quantity
+        if most:
+            assert counter.would_dispense(number, allowance.line_no, most, when, pharmacy)  # type: ignore[arg-type]
+        assert not counter.would_dispense(number, allowance.line_no, most + 1, when, pharmacy)  # type: ignore[arg-type]
+
+
+def _withdraw_one(counter: Counter, number: str, when: object, pharmacy: Finess) -> None:
+    state = counter.state(number)
+    mine = [d for d in state.standing_dispensations if d.finess == pharmacy.value]
+    if not mine:
+        return
+    try:
+        counter.withdraw(number, mine[-1].dispensation_id, when, pharmacy)  # type: ignore[arg-type]
+    except DomainError as refused:
+        assert refused.code == "withdrawal_window_closed"
+        assert when - mine[-1].dispensed_at > timedelta(days=7)  # type: ignore[operator]

@@ -1,0 +1,326 @@
+"""How much may be dispensed now: one pure decision, used by the read and by the command.
+
+`allowances(state, coverage, at, finess)` answers, for every line, the most packs a dispensing
+at that instant in that pharmacy may give, the rule that limits it, and the first day on which
+the line may be dispensed again. `commands.dispense` refuses exactly what this refuses, so an
+LGO that asks first is never surprised (domain.md, "How much may be dispensed now").
+
+Every day is a calendar day in a pharmacy's calendar (`domain.calendar`): today is the caller
+pharmacy's day, and an earlier dispensing's day is the day where it was handed over.
+
+The rules, per line, with `days_per_pack = duration_days / quantity`:
+
+- one month at a time: one dispensing covers at most max(30, days_per_pack) days (R5132-22);
+- no stockpiling (non-narcotic lines): a new dispensing starts at most 7 days before
+  `covered_until = first dispensing day + Σ days covered`;
+- narcotics without fractions: the whole line is one period from `issued_on`; presented within
+  3 days, all of it; later, only the days left of it (`floor(days_left / days_per_pack)` packs
+  in all, less what was already given);
+- narcotics in fractions of F days: each dispensing is a fraction of at most F days; the next
+  may start 1 day before the previous one runs out; the 3-day rule counts from `issued_on` for
+  the first fraction and from the day the previous one runs out for the next. A fraction whose
+  whole period went by without being collected is lost, and with it the rest of the line (our
+  reading of R5132-30: the pharmacist gives only "the treatment left to run"); the prescriber
+  writes a new prescription;
+- no overlap: a narcotic dispensing may not cover a day that a narcotic dispensing of another
+  prescription of the same patient covers, unless the line carries `overlap_allowed` (R5132-33).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from fractions import Fraction
+from typing import Literal
+
+import msgspec
+
+from domain.calendar import local_day
+from domain.coverage import CoveredPeriod, NarcoticCoverage
+from domain.events import DispensedLine
+from domain.prescription import Dispensation, LineState, Prescription
+
+LimitingRule = Literal[
+    "quantity_exceeds_allowed_now",
+    "narcotic_overlap",
+    "prescription_cancelled",
+    "prescription_expired",
+]
+
+ONE_MONTH_DAYS = 30  # R5132-22: 4 weeks or 30 days at a time
+STOCKPILING_MARGIN_DAYS = 7  # our design: a renewal may be collected a week early
+FRACTION_MARGIN_DAYS = 1  # the next fraction 1 day before the previous one runs out
+NARCOTIC_GRACE_DAYS = 3  # R5132-30: full quantity if presented within 3 days
+NEXT_ON_SEARCH_STEPS = 64
+
+
+class Allowance(msgspec.Struct, frozen=True, kw_only=True):
+    """What one line allows at one instant; `reason` is None when only what remains limits it."""
+
+    line_no: int
+    max_quantity: int
+    reason: LimitingRule | None
+    next_on: date | None
+    why: str = ""
+
+
+class _Verdict(msgspec.Struct, frozen=True):
+    """One rule's cap at one day, and the day it stops blocking (None: never) when it is 0."""
+
+    packs: int
+    reason: LimitingRule | None = None
+    why: str = ""
+    opens_on: date | None = None
+
+
+_UNLIMITED = _Verdict(packs=1 << 30)
+
+
+class _Asked(msgspec.Struct, frozen=True):
+    """The question: this prescription, the patient's other narcotic periods, this instant,
+    this pharmacy and its day."""
+
+    state: Prescription
+    others: tuple[CoveredPeriod, ...]
+    at: datetime
+    finess: str
+    day: date
+
+
+def days_per_pack(line: LineState) -> Fraction:
+    prescribed = line.prescribed
+    return Fraction(prescribed.duration_days, prescribed.quantity)
+
+
+def days_covered(packs: int, line: LineState) -> Fraction:
+    return packs * days_per_pack(line)
+
+
+def allowances(
+    state: Prescription, coverage: NarcoticCoverage | None, at: datetime, finess: str
+) -> tuple[Allowance, ...]:
+    """Per line: the most a dispensing at `at` in pharmacy `finess` may give, and why."""
+    others = coverage.of_other_prescriptions(state.prescription_id) if coverage else ()
+    asked = _Asked(state, others, at, finess, local_day(at, finess))
+    return tuple(_allowance(asked, line) for line in state.lines)
+
+
+def covered_until(state: Prescription, line: LineState) -> date | None:
+    """The day the line's dispensings so far run out (None before the first one)."""
+    given = _given(state, line.line_no)
+    if not given:
+        return None
+    if line.prescribed.narcotic:
+        return _chain_end(given, line)
+    first_day = given[0][0]
+    total = sum((days_covered(packs, line) for _, packs in given), Fraction(0))
+    return first_day + timedelta(days=math.ceil(total))
+
+
+def period_covered(line: LineState, day: date, packs: int) -> tuple[date, date]:
+    """Days [day, until) that `packs` packs of this line handed over on `day` cover."""
+    return day, day + timedelta(days=math.ceil(days_covered(packs, line)))
+
+
+# --- one line ---------------------------------------------------------------------------------
+
+
+def _allowance(asked: _Asked, line: LineState) -> Allowance:
+    state = asked.state
+    remaining = line.remaining(cancelled=state.cancelled)
+    verdict = _verdict(state, line, asked.others, asked.day)
+    if state.cancelled or remaining == 0:
+        return Allowance(
+            line_no=line.line_no,
+            max_quantity=0,
+            reason=verdict.reason if state.cancelled else None,
+            next_on=None,
+            why=verdict.why or "nothing remains on this line",
+        )
+    packs = min(remaining, verdict.packs)
+    limited = verdict.packs < remaining
+    return Allowance(
+        line_no=line.line_no,
+        max_quantity=packs,
+        reason=verdict.reason if limited else None,
+        next_on=_next_on(asked, line, packs),
+        why=verdict.why if limited else f"{remaining} left on this line",
+    )
+
+
+def _verdict(
+    state: Prescription, line: LineState, others: tuple[CoveredPeriod, ...], day: date
+) -> _Verdict:
+    """The tightest rule for this line on this day, whatever remains."""
+    if state.cancelled:
+        return _Verdict(0, "prescription_cancelled", "this prescription was cancelled")
+    if state.is_expired(day):
+        why = f"this prescription could be dispensed until {state.expires_on()}"
+        return _Verdict(0, "prescription_expired", why)
+    if line.prescribed.narcotic:
+        verdicts: Iterable[_Verdict] = (
+            _narcotic_period(state, line, day),
+            _no_overlap(line, others, day),
+        )
+    else:
+        verdicts = (_one_month(line), _no_stockpiling(state, line, day))
+    return min(verdicts, key=lambda v: v.packs)
+
+
+def _one_month(line: LineState) -> _Verdict:
+    per_pack = days_per_pack(line)
+    packs = math.floor(max(Fraction(ONE_MONTH_DAYS), per_pack) / per_pack)
+    why = f"one dispensing covers at most {ONE_MONTH_DAYS} days: {packs} pack(s) of this line"
+    return _Verdict(packs, "quantity_exceeds_allowed_now", why)
+
+
+def _no_stockpiling(state: Prescription, line: LineState, day: date) -> _Verdict:
+    until = covered_until(state, line)
+    if until is None:
+        return _UNLIMITED
+    earliest = until - timedelta(days=STOCKPILING_MARGIN_DAYS)
+    if day >= earliest:
+        return _UNLIMITED
+    why = f"what was dispensed covers the treatment until {until}; the next from {earliest}"
+    return _Verdict(0, "quantity_exceeds_allowed_now", why, opens_on=earliest)
+
+
+def _narcotic_period(state: Prescription, line: LineState, day: date) -> _Verdict:
+    if line.prescribed.fraction_days is None:
+        return _whole_narcotic_line(state, line, day)
+    return _narcotic_fraction(state, line, day, line.prescribed.fraction_days)
+
+
+def _whole_narcotic_line(state: Prescription, line: LineState, day: date) -> _Verdict:
+    duration = line.prescribed.duration_days
+    late = (day - state.issued_on).days
+    if late <= NARCOTIC_GRACE_DAYS:
+        return _UNLIMITED
+    days_left = max(0, duration - late)
+    packs = max(0, math.floor(days_left / days_per_pack(line)) - line.dispensed)
+    why = (
+        f"narcotic presented {late} days after {state.issued_on}: only the {days_left} days "
+        f"left of its {duration} may be dispensed"
+    )
+    return _Verdict(packs, "quantity_exceeds_allowed_now", why)
+
+
+def _narcotic_fraction(state: Prescription, line: LineState, day: date, fraction: int) -> _Verdict:
+    given = _given(state, line.line_no)
+    reference = _chain_end(given, line) if given else state.issued_on
+    if given and day < reference - timedelta(days=FRACTION_MARGIN_DAYS):
+        earliest = reference - timedelta(days=FRACTION_MARGIN_DAYS)
+        why = f"the previous fraction runs out on {reference}; the next from {earliest}"
+        return _Verdict(0, "quantity_exceeds_allowed_now", why, opens_on=earliest)
+    per_pack = days_per_pack(line)
+    late = (day - reference).days
+    if late <= NARCOTIC_GRACE_DAYS:
+        packs = math.floor(max(Fraction(fraction), per_pack) / per_pack)
+        why = f"a fraction covers at most {fraction} days: {packs} pack(s)"
+        return _Verdict(packs, "quantity_exceeds_allowed_now", why)
+    days_left = max(0, fraction - late)
+    why = (
+        f"fraction presented {late} days after {reference}: only the {days_left} days left "
+        f"of its {fraction} may be dispensed"
+    )
+    return _Verdict(math.floor(days_left / per_pack), "quantity_exceeds_allowed_now", why)
+
+
+def _no_overlap(line: LineState, others: tuple[CoveredPeriod, ...], day: date) -> _Verdict:
+    if line.prescribed.overlap_allowed or not others:
+        return _UNLIMITED
+    covering = [p for p in others if p.first_day <= day < p.until]
+    if covering:
+        free_on = _first_uncovered_day(others, day)
+        why = (
+            f"another narcotic prescription of this patient covers {day} "
+            f"(until {max(p.until for p in covering)})"
+        )
+        return _Verdict(0, "narcotic_overlap", why, opens_on=free_on)
+    later = [p.first_day for p in others if p.first_day > day]
+    if not later:
+        return _UNLIMITED
+    starts = min(later)
+    packs = math.floor((starts - day).days / days_per_pack(line))
+    why = f"another narcotic prescription of this patient covers the days from {starts}"
+    return _Verdict(packs, "narcotic_overlap", why, opens_on=None)
+
+
+def _first_uncovered_day(periods: tuple[CoveredPeriod, ...], day: date) -> date:
+    while True:
+        ends = [p.until for p in periods if p.first_day <= day < p.until]
+        if not ends:
+            return day
+        day = max(ends)
+
+
+# --- history of one line ----------------------------------------------------------------------
+
+
+def _given(state: Prescription, line_no: int) -> list[tuple[date, int]]:
+    """(day handed over, packs) of the line's standing dispensings, in the order handed over."""
+    given = [
+        (dispensation.dispensed_at, local_day(dispensation.dispensed_at, dispensation.finess), q)
+        for dispensation in state.standing_dispensations
+        if (q := dispensation.quantity_of(line_no))
+    ]
+    return [(day, packs) for _, day, packs in sorted(given)]
+
+
+def _chain_end(given: list[tuple[date, int]], line: LineState) -> date:
+    """When a narcotic line's fractions run out: each starts when handed over, or when the
+    previous one runs out if it was collected early."""
+    end = Fraction(0)
+    for day, packs in given:
+        end = max(end, Fraction(day.toordinal())) + days_covered(packs, line)
+    return date.fromordinal(math.ceil(end))
+
+
+# --- when more becomes possible ---------------------------------------------------------------
+
+
+def _next_on(asked: _Asked, line: LineState, packs_now: int) -> date | None:
+    """The first day the line may be dispensed again once `packs_now` are given today."""
+    day = asked.day
+    after = _as_if_dispensed(asked.state, line.line_no, packs_now, asked.at, asked.finess)
+    line_after = after.line(line.line_no)
+    assert line_after is not None
+    if line_after.remaining(cancelled=after.cancelled) == 0:
+        return None
+    candidate = day + timedelta(days=1) if packs_now else day
+    for _ in range(NEXT_ON_SEARCH_STEPS):
+        verdict = _verdict(after, line_after, asked.others, candidate)
+        if verdict.packs > 0:
+            return candidate if candidate > day else None
+        if verdict.opens_on is None or verdict.opens_on <= candidate:
+            return None
+        candidate = verdict.opens_on
+    return None
+
+
+def _as_if_dispensed(
+    state: Prescription, line_no: int, packs: int, at: datetime, finess: str
+) -> Prescription:
+    if packs == 0:
+        return state
+    line = state.line(line_no)
+    assert line is not None
+    hypothesis = Dispensation(
+        dispensation_id="",
+        finess=finess,
+        pharmacist_rpps="",
+        dispensed_at=at,
+        recorded_at=at,
+        lines=(DispensedLine(line_no=line_no, quantity=packs, product=line.prescribed.product),),
+    )
+    return msgspec.structs.replace(
+        state,
+        lines=tuple(
+            msgspec.structs.replace(other, dispensed=other.dispensed + packs)
+            if other.line_no == line_no
+            else other
+            for other in state.lines
+        ),
+        dispensations=(*state.dispensations, hypothesis),
+    )

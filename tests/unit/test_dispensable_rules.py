@@ -1,0 +1,468 @@
+"""How much may be dispensed now (contract v1.1, domain.md): given these dispensings, when a
+pharmacy asks at this instant, then this much, for this reason, until this day."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from builders import PHARMACIST, PHARMACY_A, PHARMACY_B
+from counter import MORPHINE, Counter, at, days, line, prescribed
+
+from domain.commands import Dispense, DispenseLine, Moment, dispense
+from domain.errors import DomainError
+from domain.events import Product
+from domain.identifiers import Cip13, Finess
+
+GUADELOUPE = Finess.from_body("97100012")
+REUNION = Finess.from_body("97400012")
+
+
+def refusal_of(counter: Counter, number: str, *lines: tuple[int, int], when: object) -> DomainError:
+    with pytest.raises(DomainError) as refused:
+        counter.dispense(number, *lines, when=when)  # type: ignore[arg-type]
+    return refused.value
+
+
+# --- one month at a time ----------------------------------------------------------------------
+
+
+def test_one_month_at_a_time_twelve_packs_for_a_year_give_one_pack_now() -> None:
+    issued = prescribed(line(12, 360))
+    counter = Counter(issued)
+
+    allowed = counter.allowed_on(issued.prescription_id, at(days(0)))
+    refused = refusal_of(counter, issued.prescription_id, (1, 12), when=at(days(0)))
+
+    assert (allowed.max_quantity, allowed.reason) == (1, "quantity_exceeds_allowed_now")
+    assert refused.code == "quantity_exceeds_allowed_now"
+    assert refused.max_quantity == 1
+    assert "line 1" in refused.detail and "30 days" in refused.detail
+
+
+def test_one_month_at_a_time_still_allows_one_pack_covering_three_months() -> None:
+    issued = prescribed(line(2, 180))
+    counter = Counter(issued)
+
+    assert counter.allowed_on(issued.prescription_id, at(days(0))).max_quantity == 1
+    counter.dispense(issued.prescription_id, (1, 1), when=at(days(0)))
+
+
+def test_one_month_at_a_time_a_short_treatment_goes_out_whole() -> None:
+    issued = prescribed(line(3, 8))
+
+    allowed = Counter(issued).allowed_on(issued.prescription_id, at(days(0)))
+
+    assert (allowed.max_quantity, allowed.reason, allowed.next_on) == (3, None, None)
+
+
+# --- no stockpiling ---------------------------------------------------------------------------
+
+
+def test_no_stockpiling_the_next_month_seven_days_early_not_eight() -> None:
+    issued = prescribed(line(3, 90))
+    number = issued.prescription_id
+    counter = Counter(issued)
+    counter.dispense(number, (1, 1), when=at(days(0)))
+
+    eight_early = counter.allowed_on(number, at(days(22)))
+    seven_early = counter.allowed_on(number, at(days(23)))
+
+    assert (eight_early.max_quantity, eight_early.reason) == (0, "quantity_exceeds_allowed_now")
+    assert eight_early.next_on == days(23)
+    assert seven_early.max_quantity == 1
+    assert refusal_of(counter, number, (1, 1), when=at(days(22))).max_quantity == 0
+    counter.dispense(number, (1, 1), when=at(days(23)))
+
+
+def test_no_stockpiling_covered_until_counts_from_the_first_dispensing() -> None:
+    issued = prescribed(line(3, 90))
+    number = issued.prescription_id
+    counter = Counter(issued)
+    counter.dispense(number, (1, 1), when=at(days(0)))
+    counter.dispense(number, (1, 1), when=at(days(25)))  # a few days early
+
+    from domain.dispensable import covered_until  # noqa: PLC0415
+
+    state = counter.state(number)
+    assert covered_until(state, state.lines[0]) == days(60)
+    assert counter.allowed_on(number, at(days(52))).next_on == days(53)
+
+
+def test_a_renewal_month_by_month_for_a_year() -> None:
+    issued = prescribed(line(12, 360))
+    number = issued.prescription_id
+    counter = Counter(issued)
+    day = days(0)
+    for month in range(12):
+        allowed = counter.allowed_on(number, at(day))
+        assert allowed.max_quantity == 1, f"month {month + 1}"
+        counter.dispense(number, (1, 1), when=at(day))
+        day = counter.allowed_on(number, at(day)).next_on or day
+
+    assert counter.state(number).remaining(1) == 0
+    assert counter.allowed_on(number, at(day)).next_on is None
+
+
+def test_next_on_says_when_once_the_most_allowed_now_is_given() -> None:
+    issued = prescribed(line(3, 90))
+
+    allowed = Counter(issued).allowed_on(issued.prescription_id, at(days(0)))
+
+    assert (allowed.max_quantity, allowed.next_on) == (1, days(23))
+
+
+# --- the 3- and 12-month windows, in the pharmacy's calendar ----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("issued_on", "last_day"),
+    [
+        (date(2026, 11, 30), date(2027, 2, 28)),
+        (date(2027, 11, 30), date(2028, 2, 29)),  # leap year
+        (date(2026, 12, 31), date(2027, 3, 31)),
+    ],
+    ids=["month-end", "leap-day", "31st"],
+)
+def test_the_three_month_window_ends_on_the_same_day_or_the_month_end(
+    issued_on: date, last_day: date
+) -> None:
+    issued = prescribed(line(1, 10), issued_on=issued_on)
+    counter = Counter(issued)
+    number = issued.prescription_id
+
+    assert counter.allowed_on(number, at(last_day)).max_quantity == 1
+    late = counter.allowed_on(number, at(last_day + timedelta(days=1)))
+    assert (late.max_quantity, late.reason, late.next_on) == (0, "prescription_expired", None)
+
+
+def test_overseas_calendars_count_days_at_the_pharmacy_local_midnight() -> None:
+    issued = prescribed(line(1, 10))  # issued 2026-11-23: last day 2027-02-23
+    number = issued.prescription_id
+    counter = Counter(issued)
+    # 23:30 in Guadeloupe on the last day is already the next day in Paris.
+    evening_there = at(date(2027, 2, 23), 23, ZoneInfo("America/Guadeloupe")).replace(minute=30)
+    # 00:30 in Réunion on the day after is still the last day in Paris.
+    night_there = at(date(2027, 2, 24), 0, ZoneInfo("Indian/Reunion")).replace(minute=30)
+
+    assert counter.allowed(number, evening_there, GUADELOUPE)[0].max_quantity == 1
+    assert counter.allowed(number, evening_there, PHARMACY_A)[0].reason == "prescription_expired"
+    assert counter.allowed(number, night_there, REUNION)[0].reason == "prescription_expired"
+    assert counter.allowed(number, night_there, PHARMACY_A)[0].max_quantity == 1
+    counter.dispense(number, (1, 1), when=evening_there, finess=GUADELOUPE)
+
+
+def test_twelve_months_once_started() -> None:
+    issued = prescribed(line(12, 360))
+    number = issued.prescription_id
+    counter = Counter(issued)
+    counter.dispense(number, (1, 1), when=at(days(0)))
+
+    assert counter.allowed_on(number, at(date(2027, 11, 23))).max_quantity == 1
+    assert counter.allowed_on(number, at(date(2027, 11, 24))).reason == "prescription_expired"
+
+
+# --- narcotics: the 3-day rule, fractions, no overlap -----------------------------------------
+
+
+def test_narcotic_presented_on_day_three_goes_out_in_full() -> None:
+    issued = prescribed(line(4, 28, narcotic=True))
+
+    allowed = Counter(issued).allowed_on(issued.prescription_id, at(days(3)))
+
+    assert (allowed.max_quantity, allowed.reason) == (4, None)
+
+
+def test_narcotic_presented_on_day_four_gives_only_the_days_left() -> None:
+    issued = prescribed(line(4, 28, narcotic=True))
+    counter = Counter(issued)
+    number = issued.prescription_id
+
+    allowed = counter.allowed_on(number, at(days(4)))
+    refused = refusal_of(counter, number, (1, 4), when=at(days(4)))
+
+    # 24 days left of 28, a pack covers 7: 3 whole packs.
+    assert (allowed.max_quantity, allowed.reason, allowed.next_on) == (
+        3,
+        "quantity_exceeds_allowed_now",
+        None,
+    )
+    assert (refused.code, refused.max_quantity) == ("quantity_exceeds_allowed_now", 3)
+
+
+def test_a_narcotic_sixty_days_late_gets_nothing() -> None:
+    issued = prescribed(line(4, 28, narcotic=True))
+    counter = Counter(issued)
+
+    allowed = counter.allowed_on(issued.prescription_id, at(days(60)))
+
+    assert (allowed.max_quantity, allowed.next_on) == (0, None)
+    assert refusal_of(counter, issued.prescription_id, (1, 1), when=at(days(60))).code == (
+        "quantity_exceeds_allowed_now"
+    )
+
+
+def test_narcotic_partly_given_the_rest_within_its_period() -> None:
+    issued = prescribed(line(4, 28, narcotic=True))
+    counter = Counter(issued)
+    number = issued.prescription_id
+    counter.dispense(number, (1, 2), when=at(days(0)))  # the pharmacy had only two
+
+    assert counter.allowed_on(number, at(days(1))).max_quantity == 2
+    # On day 10, 18 days are left: 2 packs in all, both already given.
+    assert counter.allowed_on(number, at(days(10))).max_quantity == 0
+
+
+def test_narcotic_fractions_one_at_a_time() -> None:
+    issued = prescribed(line(28, 28, narcotic=True, fraction_days=7))
+    counter = Counter(issued)
+    number = issued.prescription_id
+
+    first = counter.allowed_on(number, at(days(0)))
+    counter.dispense(number, (1, 7), when=at(days(0)))
+    too_early = counter.allowed_on(number, at(days(5)))
+    one_day_before = counter.allowed_on(number, at(days(6)))
+
+    assert (first.max_quantity, first.next_on) == (7, days(6))
+    assert (too_early.max_quantity, too_early.next_on) == (0, days(6))
+    assert one_day_before.max_quantity == 7
+
+
+def test_a_fraction_presented_late_gives_only_the_days_left_of_it() -> None:
+    issued = prescribed(line(28, 28, narcotic=True, fraction_days=7))
+    counter = Counter(issued)
+    number = issued.prescription_id
+    counter.dispense(number, (1, 7), when=at(days(0)))  # runs out on day 7
+
+    on_day_three = counter.allowed_on(number, at(days(10)))
+    on_day_five = counter.allowed_on(number, at(days(12)))
+
+    assert on_day_three.max_quantity == 7
+    assert (on_day_five.max_quantity, on_day_five.reason) == (2, "quantity_exceeds_allowed_now")
+    counter.dispense(number, (1, 2), when=at(days(12)))
+    # The late fraction ran out on day 14: the next from day 13.
+    assert counter.allowed_on(number, at(days(12))).next_on == days(13)
+
+
+def test_a_narcotic_line_is_decided_against_another_prescription_coverage() -> None:
+    first = prescribed(line(4, 28, narcotic=True), seed=1)
+    second = prescribed(line(4, 28, narcotic=True), seed=2)
+    counter = Counter(first, second)
+    counter.dispense(first.prescription_id, (1, 4), when=at(days(0)))  # covers days 0..27
+
+    allowed = counter.allowed_on(second.prescription_id, at(days(2)))
+    refused = refusal_of(counter, second.prescription_id, (1, 1), when=at(days(2)))
+
+    assert (allowed.max_quantity, allowed.reason) == (0, "narcotic_overlap")
+    assert (refused.code, refused.max_quantity) == ("narcotic_overlap", 0)
+
+
+def test_an_overlap_of_one_day_is_an_overlap() -> None:
+    first = prescribed(line(4, 28, narcotic=True), seed=1)
+    second = prescribed(line(4, 28, narcotic=True, fraction_days=7), issued_on=days(6), seed=2)
+    counter = Counter(first, second)
+    counter.dispense(first.prescription_id, (1, 1), when=at(days(0)))  # days 0..6
+
+    on_day_six = counter.allowed_on(second.prescription_id, at(days(6)))
+    on_day_seven = counter.allowed_on(second.prescription_id, at(days(7)))
+
+    assert (on_day_six.max_quantity, on_day_six.next_on) == (0, days(7))
+    assert on_day_seven.max_quantity == 1
+
+
+def test_overlap_allowed_when_the_prescriber_wrote_so() -> None:
+    first = prescribed(line(4, 28, narcotic=True), seed=1)
+    second = prescribed(line(4, 28, narcotic=True, overlap_allowed=True), seed=2)
+    counter = Counter(first, second)
+    counter.dispense(first.prescription_id, (1, 4), when=at(days(0)))
+
+    counter.dispense(second.prescription_id, (1, 4), when=at(days(1)))
+
+    assert len(counter.coverage.periods) == 2
+
+
+def test_a_later_narcotic_period_limits_how_many_days_may_be_covered_now() -> None:
+    first = prescribed(line(4, 28, narcotic=True), seed=1)
+    second = prescribed(line(4, 28, narcotic=True), seed=2)
+    counter = Counter(first, second)
+    # Recorded after an outage: the second prescription's packs were handed over on day 14.
+    counter.dispense(second.prescription_id, (1, 1), when=at(days(14)))
+
+    allowed = counter.allowed_on(first.prescription_id, at(days(0)))
+
+    assert (allowed.max_quantity, allowed.reason) == (2, "narcotic_overlap")
+
+
+# --- assimilated products ---------------------------------------------------------------------
+
+
+def test_an_assimilated_line_is_dispensed_one_month_at_a_time() -> None:
+    issued = prescribed(line(3, 84, assimilated=True))
+
+    allowed = Counter(issued).allowed_on(issued.prescription_id, at(days(0)))
+
+    assert (allowed.max_quantity, allowed.reason) == (1, "quantity_exceeds_allowed_now")
+
+
+# --- dispensed_at: after an outage, within bounds ---------------------------------------------
+
+
+def _request(dispensed_at: object, product: Product | None = None) -> Dispense:
+    return Dispense(
+        pharmacy=PHARMACY_A,
+        pharmacist=PHARMACIST,
+        lines=(DispenseLine(line_no=1, quantity=1, product=product),),
+        dispensed_at=dispensed_at,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(
+    ("offset", "accepted"),
+    [
+        (timedelta(hours=-72), True),
+        (timedelta(hours=-72, seconds=-1), False),
+        (timedelta(minutes=5), True),
+        (timedelta(minutes=5, seconds=1), False),
+    ],
+    ids=["72h-behind", "just-over-72h", "5min-ahead", "just-over-5min"],
+)
+def test_dispensed_at_within_its_bounds(offset: timedelta, accepted: bool) -> None:
+    issued = prescribed(line(3, 8))
+    state = Counter(issued).state(issued.prescription_id)
+    now = at(days(10))
+    moment = Moment(at=now, today=now.date())
+
+    if accepted:
+        recorded = dispense(state, _request(now + offset), "d1", moment).recorded
+        assert (recorded.dispensed_at, recorded.at) == (now + offset, now)
+    else:
+        with pytest.raises(DomainError) as refused:
+            dispense(state, _request(now + offset), "d1", moment)
+        assert (refused.value.code, refused.value.field) == ("invalid_request", "dispensed_at")
+
+
+def test_a_dispensing_recorded_after_an_outage_is_decided_on_the_day_it_was_handed_over() -> None:
+    issued = prescribed(line(3, 8))  # last day of the 3 months: 2027-02-23
+    state = Counter(issued).state(issued.prescription_id)
+    handed_over = at(date(2027, 2, 23), 18)
+    recorded_now = at(date(2027, 2, 24), 9)
+
+    recorded = dispense(
+        state, _request(handed_over), "d1", Moment(at=recorded_now, today=recorded_now.date())
+    ).recorded
+
+    assert recorded.dispensed_at == handed_over
+    with pytest.raises(DomainError) as refused:
+        dispense(state, _request(None), "d1", Moment(at=recorded_now, today=recorded_now.date()))
+    assert refused.value.code == "prescription_expired"
+
+
+def test_dispensed_at_needs_its_offset() -> None:
+    issued = prescribed(line(3, 8))
+    state = Counter(issued).state(issued.prescription_id)
+    now = at(days(1))
+
+    with pytest.raises(DomainError) as refused:
+        dispense(state, _request(now.replace(tzinfo=None)), "d1", Moment(at=now, today=now.date()))
+
+    assert refused.value.field == "dispensed_at"
+
+
+# --- DCI lines --------------------------------------------------------------------------------
+
+AMOXICILLINE_DCI = Product(system="DCI", label="amoxicilline 500 mg")
+AMOXICILLINE_ARROW = Product(
+    system="CIP13", code=Cip13.from_body("340093576568").value, label="Amoxicilline Arrow 500 mg"
+)
+
+
+def test_a_substance_line_needs_the_pack_handed_over() -> None:
+    issued = prescribed(line(2, 6, product=AMOXICILLINE_DCI))
+    counter = Counter(issued)
+    number = issued.prescription_id
+
+    refused = refusal_of(counter, number, (1, 1), when=at(days(0)))
+    done = counter.dispense(number, (1, 1), when=at(days(0)), product=AMOXICILLINE_ARROW)
+
+    assert (refused.code, refused.field) == ("invalid_request", "lines[0].product")
+    assert done.recorded.lines[0].product == AMOXICILLINE_ARROW
+
+
+# --- withdrawal -------------------------------------------------------------------------------
+
+
+def test_a_withdrawn_dispensing_counts_nowhere() -> None:
+    issued = prescribed(line(3, 90))
+    number = issued.prescription_id
+    counter = Counter(issued)
+    done = counter.dispense(number, (1, 1), when=at(days(0)))
+
+    counter.withdraw(number, done.recorded.dispensation_id, at(days(1)))
+
+    state = counter.state(number)
+    assert (state.remaining(1), state.status(days(1))) == (3, "active")
+    assert state.dispensations[0].withdrawn
+    assert counter.allowed_on(number, at(days(1))).max_quantity == 1
+
+
+def test_a_withdrawn_narcotic_dispensing_frees_its_days() -> None:
+    first = prescribed(line(4, 28, narcotic=True), seed=1)
+    second = prescribed(line(4, 28, narcotic=True), seed=2)
+    counter = Counter(first, second)
+    done = counter.dispense(first.prescription_id, (1, 4), when=at(days(0)))
+
+    counter.withdraw(first.prescription_id, done.recorded.dispensation_id, at(days(1)))
+
+    assert counter.coverage.periods == ()
+    counter.dispense(second.prescription_id, (1, 4), when=at(days(1)))
+
+
+def test_withdrawal_within_seven_days_only() -> None:
+    issued = prescribed(line(3, 8))
+    number = issued.prescription_id
+    counter = Counter(issued)
+    done = counter.dispense(number, (1, 1), when=at(days(0)))
+
+    with pytest.raises(DomainError) as refused:
+        counter.withdraw(number, done.recorded.dispensation_id, at(days(7)) + timedelta(hours=1))
+
+    assert refused.value.code == "withdrawal_window_closed"
+    counter.withdraw(number, done.recorded.dispensation_id, at(days(7)))
+
+
+def test_only_the_pharmacy_that_dispensed_withdraws() -> None:
+    issued = prescribed(line(3, 8))
+    number = issued.prescription_id
+    counter = Counter(issued)
+    done = counter.dispense(number, (1, 1), when=at(days(0)))
+
+    with pytest.raises(DomainError) as refused:
+        counter.withdraw(number, done.recorded.dispensation_id, at(days(1)), PHARMACY_B)
+
+    assert refused.value.code == "not_found"
+
+
+def test_withdrawing_twice_records_nothing_the_second_time() -> None:
+    issued = prescribed(line(3, 8))
+    number = issued.prescription_id
+    counter = Counter(issued)
+    done = counter.dispense(number, (1, 1), when=at(days(0)))
+    counter.withdraw(number, done.recorded.dispensation_id, at(days(1)))
+    version = counter.state(number).version
+
+    counter.withdraw(number, done.recorded.dispensation_id, at(days(1)))
+
+    assert counter.state(number).version == version
+
+
+def test_a_narcotic_dispensing_extends_the_patient_coverage_in_the_same_decision() -> None:
+    issued = prescribed(line(4, 28, narcotic=True))
+    counter = Counter(issued)
+
+    done = counter.dispense(issued.prescription_id, (1, 2), when=at(days(1)))
+
+    assert done.coverage is not None
+    (period,) = done.coverage.periods
+    assert (period.first_day, period.until, period.line_no) == (days(1), days(15), 1)
+    assert MORPHINE.code is not None
