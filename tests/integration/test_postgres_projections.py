@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 import asyncio
 import contextlib
 import signal
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
