@@ -286,13 +286,13 @@ def handed_over_at(
     if requested is None:
         return now.at
     if requested.tzinfo is None:
-        raise invalid("an instant needs its UTC offset (RFC 3339)", field)
+        raise invalid(f"{field} needs its UTC offset (RFC 3339)", field)
     if requested > now.at + HANDED_OVER_MAX_AHEAD:
-        raise invalid("may be at most 5 minutes ahead of the server's clock", field)
+        raise invalid(f"{field} may be at most 5 minutes ahead of the server's clock", field)
     if requested < now.at - HANDED_OVER_MAX_BEHIND:
-        raise invalid("may be at most 72 hours before the server's clock", field)
+        raise invalid(f"{field} may be at most 72 hours before the server's clock", field)
     if requested < state.issued_at:
-        raise invalid("is before the prescription was registered", field)
+        raise invalid(f"{field} is before the prescription was registered", field)
     return requested
 
 

@@ -106,3 +106,77 @@ def test_a_retry_after_the_server_died_between_append_and_answer_returns_the_fir
     assert len(recorded) == 1
     assert retry.json()["dispensation_id"] == recorded[0]["data"]["dispensation_id"]
     assert retry.json()["lines"] == [{"line_no": 1, "dispensed": 2, "remaining": 1}]
+
+
+def secure_morphine_for(patient: str) -> dict[str, object]:
+    morphine = {"system": "CIP13", "code": "3400933323523", "label": "Skenan LP 10 mg"}
+    return {
+        "patient": {"ins": patient},
+        "kind": "secure",
+        "execution_view_consent": True,
+        "lines": [
+            {
+                "product": morphine,
+                "quantity": 4,
+                "dosage": "1 gélule matin et soir",
+                "duration_days": 28,
+                "narcotic": True,
+            }
+        ],
+    }
+
+
+async def narcotic_round(
+    clients: tuple[httpx.AsyncClient, httpx.AsyncClient], people: People, patient: str
+) -> tuple[list[str], list[httpx.Response]]:
+    """Two narcotic prescriptions of one patient, dispensed at once by two pharmacies."""
+    numbers = []
+    for _ in range(2):
+        issued = await clients[0].post(
+            "/v1/prescriptions", json=secure_morphine_for(patient), headers=people.as_prescriber()
+        )
+        assert issued.status_code == 201, issued.text
+        numbers.append(issued.json()["prescription_id"])
+    answers = await asyncio.gather(
+        *(
+            client.post(
+                f"/v1/prescriptions/{number}/dispensations",
+                json={"lines": [{"line_no": 1, "quantity": 4}]},
+                headers=people.as_pharmacist(pharmacy(index)),
+            )
+            for index, (client, number) in enumerate(zip(clients, numbers, strict=True))
+        )
+    )
+    return numbers, list(answers)
+
+
+async def narcotic_rounds(base_url: str, people: People, rounds: int) -> list[list[httpx.Response]]:
+    from domain.identifiers import Ins  # noqa: PLC0415
+
+    async with (
+        httpx.AsyncClient(base_url=base_url, timeout=30) as one,
+        httpx.AsyncClient(base_url=base_url, timeout=30) as other,
+    ):
+        outcomes = []
+        for round_no in range(rounds):
+            patient = Ins.from_body(f"1840175{round_no:06d}").value
+            numbers, answers = await narcotic_round((one, other), people, patient)
+            reads = [
+                (await one.get(f"/v1/prescriptions/{n}", headers=people.as_insurer())).json()
+                for n in numbers
+            ]
+            assert sum(len(read["dispensations"]) for read in reads) == 1
+            outcomes.append(answers)
+        return outcomes
+
+
+def test_two_pharmacies_dispensing_two_overlapping_narcotic_prescriptions_at_once(
+    postgres_url: str, tmp_path: Path, people: People
+) -> None:
+    with ordo_server(postgres_url, tmp_path, workers=2) as (base_url, _):
+        outcomes = asyncio.run(narcotic_rounds(base_url, people, rounds=50))
+
+    for answers in outcomes:
+        assert sorted(r.status_code for r in answers) == [201, 409], [r.text for r in answers]
+        (refused,) = [r for r in answers if r.status_code == 409]
+        assert refused.json()["code"] == "narcotic_overlap"
