@@ -16,7 +16,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from adapters.auth import TokenVerifier
 from adapters.http.lists import ListsController
-from adapters.http.problems import EXCEPTION_HANDLERS, Problem, problem
+from adapters.http.problems import EXCEPTION_HANDLERS, STATUS_OF, Problem, problem
 from adapters.http.reconciliation import ReconciliationController
 from adapters.http.routes import PrescriptionController
 from adapters.logging import RequestLogMiddleware
@@ -75,11 +75,26 @@ def create_app(
     )
 
 
+API_DESCRIPTION = """Event-sourced backend for the ordonnance numérique (contract v1.1).
+
+Every error is `application/problem+json` with a stable `code`; a client branches on it:
+
+| code | status |
+| --- | --- |
+{codes}
+
+`quantity_exceeds_allowed_now` and `narcotic_overlap` also carry `max_quantity`, the most that
+may be dispensed of the line at that instant (`GET /v1/prescriptions/{{id}}/dispensable` says
+the same beforehand).
+"""
+
+
 def _openapi() -> OpenAPIConfig:
+    codes = "\n".join(f"| `{code}` | {status} |" for code, status in STATUS_OF.items())
     return OpenAPIConfig(
         title="ordo",
-        version="1.0.0",
-        description="Event-sourced backend for the ordonnance numérique (contract v1).",
+        version="1.1.0",
+        description=API_DESCRIPTION.format(codes=codes),
         path="/schema",
         render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
         components=Components(

@@ -18,6 +18,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, HeaderParameter, Parameter
 
 from adapters.auth import TokenVerifier
+from adapters.http.problems import Problem
 from adapters.http.schemas import (
     AdaptationBody,
     BillBody,
@@ -263,7 +264,15 @@ class PrescriptionController(Controller):
         status_code=201,
         sync_to_thread=True,
         summary="Record a dispensing (LGO), at once",
-        responses={201: ResponseSpec(data_container=DispensationReceipt, description="Recorded")},
+        responses={
+            201: ResponseSpec(data_container=DispensationReceipt, description="Recorded"),
+            409: ResponseSpec(
+                data_container=Problem,
+                description="already_dispensed, quantity_exceeds_remaining, "
+                "quantity_exceeds_allowed_now or narcotic_overlap (with max_quantity), "
+                "prescription_cancelled, prescription_expired",
+            ),
+        },
         dependencies={"payload": strict_body(DispenseBody)},
     )
     def dispense(
