@@ -6,11 +6,12 @@ import asyncio
 import os
 import signal
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 
 from litestar import Litestar
 
 from adapters.auth import TokenVerifier
+from adapters.catalogue import CatalogueSnapshot, LiveCatalogue, load_snapshot, open_catalogue_store
 from adapters.config import Settings
 from adapters.eventstore import EventLog, open_log
 from adapters.http.app import create_app
@@ -52,10 +53,50 @@ async def read_models_for(settings: Settings) -> AsyncIterator[ReadModels]:
         event_log.close()
 
 
+@asynccontextmanager
+async def catalogue_snapshot_for(settings: Settings) -> AsyncIterator[CatalogueSnapshot]:
+    """The catalogue snapshot in force, loaded once, for command-line tools (EMPTY if none)."""
+    store = await open_catalogue_store(settings)
+    try:
+        yield await load_snapshot(store)
+    finally:
+        await store.close()
+
+
+def catalogue_follower(
+    settings: Settings, catalogue: LiveCatalogue
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """A lifespan: the snapshot in force before the first request, then a new import's
+    within `catalogue_refresh_seconds` (plus its loading time)."""
+
+    @asynccontextmanager
+    async def follow(_: Litestar) -> AsyncIterator[None]:
+        store = await open_catalogue_store(settings)
+        stopping = asyncio.Event()
+        try:
+            await catalogue.refresh(store)
+            task = asyncio.create_task(
+                catalogue.follow(store, stopping, settings.catalogue_refresh_seconds)
+            )
+            try:
+                yield
+            finally:
+                stopping.set()
+                await task
+        finally:
+            await store.close()
+
+    return follow
+
+
 def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
     configure_logging(settings.log_hash_key)
     event_log = log or build_log(settings)
     appended = AppendListeners(settings.failpoint)
+    # The medicines catalogue in force: `catalogue.snapshot().facts(cip13)` answers a pack's
+    # facts, or None when unknown (always None until a catalogue is imported: v1 behaviour).
+    # The dispensing rules take it from here (pass it to the service).
+    catalogue = LiveCatalogue()
     service = PrescriptionService(event_log, after_append=appended)
     verifier = TokenVerifier(secret=settings.auth_secret, public_key=settings.auth_public_key)
 
@@ -85,8 +126,9 @@ def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
         service,
         verifier,
         max_body_bytes=settings.max_body_bytes,
-        lifespan=[read_side],
+        lifespan=[read_side, catalogue_follower(settings, catalogue)],
         on_shutdown=[event_log.close] if log is None else [],
+        catalogue=catalogue,
     )
 
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 
 from rich.console import Console
@@ -80,6 +81,25 @@ def _parser() -> argparse.ArgumentParser:
     reconcile.add_argument("--out", help="write the items there (- for stdout)")
     reconcile.add_argument("--format", choices=("ndjson", "csv"), help="default: from --out")
     reconcile.set_defaults(handler=_reconcile)
+
+    catalogue = commands.add_parser("catalogue", help="the medicines catalogue (BDPM)")
+    catalogue_operations = catalogue.add_subparsers(required=True, metavar="OPERATION")
+    load = catalogue_operations.add_parser(
+        "import", help="import the official BDPM files of DIR as the catalogue in force"
+    )
+    load.add_argument("directory", type=Path, metavar="DIR", help="the five CIS_*.txt files")
+    load.add_argument(
+        "--date",
+        type=date.fromisoformat,
+        help="the snapshot's date, YYYY-MM-DD (default: the newest file's modification day)",
+    )
+    load.add_argument(
+        "--force", action="store_true", help="import even if the files are those in force"
+    )
+    load.set_defaults(handler=_catalogue_import)
+    catalogue_operations.add_parser(
+        "status", help="the snapshot in force and its counts"
+    ).set_defaults(handler=_catalogue_status)
     return parser
 
 
@@ -183,6 +203,29 @@ def _reconcile(args: argparse.Namespace) -> int:
     console = Console(stderr=args.out == "-")
     settings = Settings.from_env()
     asyncio.run(cli.reconcile_file(settings, args.file, args.out, args.format, console))
+    return 0
+
+
+def _catalogue_import(args: argparse.Namespace) -> int:
+    from adapters.catalogue import cli  # noqa: PLC0415 - only the catalogue needs it
+    from adapters.catalogue.importer import MissingFiles  # noqa: PLC0415
+
+    try:
+        asyncio.run(
+            cli.import_files(
+                Settings.from_env(), args.directory, args.date, force=args.force, console=Console()
+            )
+        )
+    except MissingFiles as error:
+        print(f"ordo catalogue import: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _catalogue_status(_: argparse.Namespace) -> int:
+    from adapters.catalogue import cli  # noqa: PLC0415
+
+    asyncio.run(cli.show_status(Settings.from_env(), Console()))
     return 0
 
 

@@ -21,6 +21,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     projections_in_process: bool
     metrics_host: str
     kafka: KafkaSettings | None
+    # How often a server asks which catalogue snapshot is in force (an import is used within
+    # this plus its loading time).
+    catalogue_refresh_seconds: float = 2.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -42,6 +45,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             and not env.get("ORDO_KAFKA_BOOTSTRAP"),
             kafka=KafkaSettings.from_env(env),
             metrics_host=env.get("ORDO_METRICS_HOST", "127.0.0.1"),
+            catalogue_refresh_seconds=float(env.get("ORDO_CATALOGUE_REFRESH_SECONDS", 2.0)),
         )
 
 

@@ -15,8 +15,10 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from adapters.auth import TokenVerifier
+from adapters.catalogue.index import LiveCatalogue
 from adapters.http.lists import ListsController
 from adapters.http.problems import EXCEPTION_HANDLERS, STATUS_OF, Problem, problem
+from adapters.http.products import ProductsController
 from adapters.http.reconciliation import ReconciliationController
 from adapters.http.routes import PrescriptionController
 from adapters.logging import RequestLogMiddleware
@@ -49,6 +51,7 @@ def create_app(
     max_body_bytes: int,
     lifespan: Sequence[Callable[[Litestar], AbstractAsyncContextManager[None]]] = (),
     on_shutdown: Sequence[Callable[[], object]] = (),
+    catalogue: LiveCatalogue | None = None,
 ) -> Litestar:
     prometheus = PrometheusConfig(
         app_name="ordo", prefix="ordo", group_path=True, exclude=["/metrics"]
@@ -58,12 +61,15 @@ def create_app(
             PrescriptionController,
             ListsController,
             ReconciliationController,
+            ProductsController,
             healthz,
             readyz,
             MetricsController,
         ],
         lifespan=list(lifespan),
-        state=State({"service": service, "verifier": verifier}),
+        state=State(
+            {"service": service, "verifier": verifier, "catalogue": catalogue or LiveCatalogue()}
+        ),
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[RequestLogMiddleware, prometheus.middleware],
         request_max_body_size=max_body_bytes,

@@ -1,0 +1,302 @@
+"""What the medicines catalogue says about a pack, and the rules that follow from it.
+
+The catalogue is the French public medicines database (Base de données publique des
+médicaments, BDPM). Its files describe medicines (CIS codes), their packs (présentations, CIP13
+codes), substances, generic groups and prescribing conditions (conditions de prescription et de
+délivrance, free French text). Reading the files is the adapters' business; here are the facts
+per pack (`PackFacts`), what the condition texts mean (`prescribing_conditions`), and the pure
+functions the dispensing rules use: `line_requirements` and `substitute_allowed`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from typing import Literal, Protocol
+
+import msgspec
+
+GenericRole = Literal["princeps", "generic", "complementary", "substitutable"]
+# CIS_GENER's type column: 0 princeps, 1 générique, 2 générique par complémentarité
+# posologique, 4 générique substituable.
+GENERIC_ROLES: dict[int, GenericRole] = {
+    0: "princeps",
+    1: "generic",
+    2: "complementary",
+    4: "substitutable",
+}
+
+NARCOTIC_MAX_DAYS = 28  # R5132-30: a narcotic is prescribed for 28 days at most
+ASSIMILATED_MAX_DAYS = 84  # since 1 March 2025: 12 weeks for tramadol, codeine, dihydrocodeine
+# Matched as whole words of the normalised substance names ("CHLORHYDRATE DE TRAMADOL",
+# "PHOSPHATE DE CODÉINE HÉMIHYDRATÉ", "TARTRATE DE DIHYDROCODÉINE").
+ASSIMILATED_SUBSTANCES = frozenset({"tramadol", "codeine", "dihydrocodeine"})
+DAYS_PER_UNIT = {"jour": 1, "semaine": 7, "mois": 30}  # a month as 30 days: our design choice
+
+# Words of a substance's name that say which salt, hydrate or form it is, not what it is:
+# "SULFATE DE MORPHINE" is morphine for a prescription written by substance (DCI).
+SALT_WORDS = frozenset(
+    {
+        "acetate", "anhydre", "base", "besilate", "bromhydrate", "calcique", "chlorhydrate",
+        "citrate", "de", "dihydrate", "disodique", "d", "du", "des", "equivalant", "a",
+        "fumarate", "hemihydrate", "hydrate", "hydrochlorure", "magnesique", "maleate",
+        "mesilate", "monohydrate", "monosodique", "phosphate", "potassique", "potassium",
+        "sel", "sesquihydrate", "sodique", "sodium", "succinate", "sulfate", "tartrate",
+        "trihydrate", "la", "le", "les", "l", "et", "exprime", "en", "forme",
+    }
+)  # fmt: skip
+
+
+class Substance(msgspec.Struct, frozen=True, kw_only=True):
+    """One line of CIS_COMPO: an active substance (SA) or its therapeutic fraction (FT).
+
+    An SA and an FT with the same element and link number are one component of the medicine,
+    named two ways ("AMOXICILLINE TRIHYDRATÉE" and "AMOXICILLINE ANHYDRE")."""
+
+    code: str
+    name: str
+    dosage: str
+    reference: str
+    nature: str  # SA (substance active) or FT (fraction thérapeutique)
+    element: str
+    link: int
+
+
+class GenericGroup(msgspec.Struct, frozen=True, kw_only=True):
+    id: str
+    label: str
+    role: GenericRole
+
+
+class PrescribingConditions(msgspec.Struct, frozen=True, kw_only=True):
+    """What CIS_CPD's texts say, for the rules ordo enforces."""
+
+    narcotic: bool = False
+    secure_prescription: bool = False
+    max_duration_days: int | None = None
+    fraction_days: int | None = None
+    lists: tuple[str, ...] = ()
+
+
+class PackFacts(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the catalogue knows about one pack (CIP13), with the rules applied.
+
+    `secure_prescription` and `max_duration_days` are what a prescription of this pack needs
+    today: a narcotic needs a secure prescription for 28 days at most even where CIS_CPD omits
+    it, and an `assimilated` product (tramadol, codeine, dihydrocodeine: a rule later than
+    older snapshots) needs one for 84 days at most. `conditions` keeps CIS_CPD's texts as
+    written."""
+
+    cip13: str
+    cip7: str
+    cis: str
+    label: str  # the medicine (dénomination), "" when CIS_bdpm does not list its CIS
+    pack: str  # the presentation ("plaquette(s) PVC-Aluminium de 14 gélule(s)")
+    form: str
+    routes: tuple[str, ...]
+    marketed: bool  # the pack's marketing declaration is not an end of marketing
+    substances: tuple[Substance, ...]
+    generic_group: GenericGroup | None
+    other_generic_groups: tuple[GenericGroup, ...]
+    price_cents: int | None
+    price_with_fee_cents: int | None
+    reimbursement_rate: int | None  # percent
+    narcotic: bool
+    secure_prescription: bool
+    max_duration_days: int | None
+    fraction_days: int | None
+    lists: tuple[str, ...]
+    assimilated: bool
+    conditions: tuple[str, ...]
+
+    def generic_groups(self) -> tuple[GenericGroup, ...]:
+        first = (self.generic_group,) if self.generic_group else ()
+        return first + self.other_generic_groups
+
+
+class LineRequirements(msgspec.Struct, frozen=True, kw_only=True):
+    """What a prescription line of this pack must say, and how it may be dispensed."""
+
+    narcotic: bool
+    secure_prescription: bool
+    max_duration_days: int | None
+    fraction_days: int | None
+    assimilated: bool
+
+
+class PackLookup(Protocol):
+    """A catalogue snapshot as the rules see it: facts per CIP13, None when it does not know
+    the pack (or when no catalogue was imported)."""
+
+    def facts(self, cip13: str) -> PackFacts | None: ...
+
+
+def normalized(text: str) -> str:
+    """Lower case without accents or typographic quotes: "CODÉINE" and "codeine" are equal."""
+    decomposed = unicodedata.normalize("NFKD", text.replace("’", "'"))
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", normalized(text))
+
+
+_LIMITED = re.compile(r"prescription limitee a (.+)$")
+_SPAN = re.compile(r"(\d+)\s*(jour|semaine|mois)s?")
+_FRACTIONED = re.compile(r"delivrance fractionnee de (\d+)\s*(jour|semaine|mois)")
+_LIST = re.compile(r"^liste (i{1,2})$")
+
+
+def prescribing_conditions(texts: Iterable[str]) -> PrescribingConditions:
+    """Read CIS_CPD's condition texts: `stupéfiants`, `… ordonnance sécurisée`,
+    `prescription limitée à 4 semaines` (also `12 semaines`, `6 mois`, `7 jours ou 28 jours`,
+    whose longest span is the limit: the shorter one applies to some forms, which the prescriber
+    writes), `délivrance fractionnée de 7 jours`, `liste I`, `liste II`. Other conditions
+    (hospital prescription, specialists) are kept as text by the caller, not enforced here."""
+    narcotic = secure = False
+    limits: list[int] = []
+    fractions: list[int] = []
+    lists: list[str] = []
+    for text in texts:
+        plain = " ".join(normalized(text).split())
+        narcotic = narcotic or plain in {"stupefiants", "stupefiant"}
+        secure = secure or "ordonnance securisee" in plain
+        if limited := _LIMITED.search(plain):
+            limits.extend(_days(m) for m in _SPAN.finditer(limited.group(1)))
+        if fraction := _FRACTIONED.search(plain):
+            fractions.append(_days(fraction))
+        if listed := _LIST.match(plain):
+            lists.append(listed.group(1).upper())
+    return PrescribingConditions(
+        narcotic=narcotic,
+        secure_prescription=secure,
+        max_duration_days=max(limits) if limits else None,
+        fraction_days=min(fractions) if fractions else None,
+        lists=tuple(sorted(set(lists))),
+    )
+
+
+def _days(match: re.Match[str]) -> int:
+    return int(match.group(1)) * DAYS_PER_UNIT[match.group(2)]
+
+
+def is_assimilated(substance_names: Iterable[str]) -> bool:
+    """Contains tramadol, codeine or dihydrocodeine, whatever the salt, case or accents."""
+    return any(ASSIMILATED_SUBSTANCES.intersection(words(name)) for name in substance_names)
+
+
+def pack_facts(
+    *,
+    cip13: str,
+    cip7: str,
+    cis: str,
+    label: str,
+    pack: str,
+    form: str = "",
+    routes: tuple[str, ...] = (),
+    marketed: bool = True,
+    substances: tuple[Substance, ...] = (),
+    generic_groups: tuple[GenericGroup, ...] = (),
+    price_cents: int | None = None,
+    price_with_fee_cents: int | None = None,
+    reimbursement_rate: int | None = None,
+    conditions: tuple[str, ...] = (),
+) -> PackFacts:
+    """The facts of one pack, the rules applied to what the files say."""
+    read = prescribing_conditions(conditions)
+    assimilated = is_assimilated(s.name for s in substances)
+    return PackFacts(
+        cip13=cip13,
+        cip7=cip7,
+        cis=cis,
+        label=label,
+        pack=pack,
+        form=form,
+        routes=routes,
+        marketed=marketed,
+        substances=substances,
+        generic_group=generic_groups[0] if generic_groups else None,
+        other_generic_groups=generic_groups[1:],
+        price_cents=price_cents,
+        price_with_fee_cents=price_with_fee_cents,
+        reimbursement_rate=reimbursement_rate,
+        narcotic=read.narcotic,
+        secure_prescription=read.secure_prescription or read.narcotic or assimilated,
+        max_duration_days=_max_duration(read, assimilated=assimilated),
+        fraction_days=read.fraction_days,
+        lists=read.lists,
+        assimilated=assimilated,
+        conditions=conditions,
+    )
+
+
+def _max_duration(read: PrescribingConditions, *, assimilated: bool) -> int | None:
+    caps = [read.max_duration_days] if read.max_duration_days is not None else []
+    if read.narcotic:
+        caps.append(NARCOTIC_MAX_DAYS)
+    if assimilated:
+        caps.append(ASSIMILATED_MAX_DAYS)
+    return min(caps) if caps else None
+
+
+def line_requirements(facts: PackFacts) -> LineRequirements:
+    return LineRequirements(
+        narcotic=facts.narcotic,
+        secure_prescription=facts.secure_prescription,
+        max_duration_days=facts.max_duration_days,
+        fraction_days=facts.fraction_days,
+        assimilated=facts.assimilated,
+    )
+
+
+def substitute_allowed(
+    prescribed: PackFacts | None, prescribed_substance_label: str | None, handed: PackFacts
+) -> bool:
+    """May `handed` be dispensed for a line prescribing `prescribed` (a CIP13 line the
+    catalogue knows) or, for a line written by substance (DCI), `prescribed_substance_label`?
+
+    A pack of the same medicine (same CIS, another pack size) or of the same generic group is
+    a substitute. For a DCI line, every component of the handed pack must be named in the
+    prescribed label: "amoxicilline 500 mg" allows Clamoxyl or a generic of it, but a line
+    for paracetamol does not allow paracetamol with codeine. With neither a known prescribed
+    pack nor a label there is nothing to compare with: False (callers decide unknown packs)."""
+    if prescribed is not None:
+        return prescribed.cis == handed.cis or _share_a_group(prescribed, handed)
+    if prescribed_substance_label is not None:
+        return contains_only_substances_of(prescribed_substance_label, handed)
+    return False
+
+
+def _share_a_group(one: PackFacts, other: PackFacts) -> bool:
+    ids = {group.id for group in one.generic_groups()}
+    return any(group.id in ids for group in other.generic_groups())
+
+
+def contains_only_substances_of(label: str, facts: PackFacts) -> bool:
+    """Whether each component of the pack is named in `label` (by its SA or FT name)."""
+    written = set(words(label))
+    components = _components(facts.substances)
+    return bool(components) and all(
+        any(_core_words(name) and _core_words(name) <= written for name in names)
+        for names in components.values()
+    )
+
+
+def _components(substances: Iterable[Substance]) -> dict[tuple[str, int], list[str]]:
+    components: dict[tuple[str, int], list[str]] = {}
+    for substance in substances:
+        components.setdefault((substance.element, substance.link), []).append(substance.name)
+    return components
+
+
+def _core_words(name: str) -> set[str]:
+    return {word for word in words(name) if not _qualifier(word)}
+
+
+def _qualifier(word: str) -> bool:
+    """A salt, a hydrate ("TRIHYDRATÉE", "HÉMIHYDRATÉ"), a connector or a number."""
+    return word in SALT_WORDS or word.isdigit() or _HYDRATE.fullmatch(word) is not None
+
+
+_HYDRATE = re.compile(r"[a-z]*hydrate[es]{0,2}")
