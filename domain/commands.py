@@ -179,12 +179,12 @@ def _check_secure_only(line: RequestedLine, kind: PrescriptionKind, field: str) 
     """Narcotics (28 days) and assimilated products (84 days) need a secure prescription."""
     if not (line.narcotic or line.assimilated):
         return
-    what = "narcotic" if line.narcotic else "assimilated"
+    what = "a narcotic" if line.narcotic else "an assimilated"
     if kind != "secure":
-        raise invalid(f"a {what} line needs a secure prescription (kind 'secure')", field)
+        raise invalid(f"{what} line needs a secure prescription (kind 'secure')", field)
     longest = MAX_NARCOTIC_DURATION_DAYS if line.narcotic else MAX_ASSIMILATED_DURATION_DAYS
     if line.duration_days > longest:
-        raise invalid(f"a {what} line covers at most {longest} days", f"{field}.duration_days")
+        raise invalid(f"{what} line covers at most {longest} days", f"{field}.duration_days")
 
 
 def _check_narcotic_mentions(line: RequestedLine, field: str) -> None:

@@ -130,14 +130,17 @@ def _allowance(asked: _Asked, line: LineState) -> Allowance:
     state = asked.state
     remaining = line.remaining(cancelled=state.cancelled)
     verdict = _verdict(state, line, asked.others, asked.day)
-    if state.cancelled or remaining == 0:
+    if state.cancelled:
         return Allowance(
             line_no=line.line_no,
             max_quantity=0,
-            reason=verdict.reason if state.cancelled else None,
+            reason=verdict.reason,
             next_on=None,
-            why=verdict.why or "nothing remains on this line",
+            why=verdict.why,
         )
+    if remaining == 0:
+        why = "nothing remains on this line"
+        return Allowance(line_no=line.line_no, max_quantity=0, reason=None, next_on=None, why=why)
     packs = min(remaining, verdict.packs)
     limited = verdict.packs < remaining
     return Allowance(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import msgspec
 from builders import (
@@ -15,10 +16,19 @@ from builders import (
     given,
     issued,
 )
+from counter import LEVOTHYROX, MORPHINE, Counter, at, days, line, prescribed
 
 from domain.actors import Actor
-from domain.prescription import add_months
-from projections.views import view_of
+from domain.events import AdaptationRecorded
+from domain.prescription import Prescription, add_months, evolve
+from projections.views import (
+    DispensationReceipt,
+    ReceiptLine,
+    display_number,
+    issued_view,
+    receipt_of,
+    view_of,
+)
 
 PRESCRIBER_ACTOR = Actor(role="prescriber", subject="dr", rpps=PRESCRIBER.value)
 PHARMACIST_B = Actor(
@@ -75,3 +85,135 @@ def test_months_are_added_in_the_calendar_and_clamped_to_the_month_end() -> None
     assert add_months(date(2026, 11, 30), 3) == date(2027, 2, 28)
     assert add_months(date(2027, 11, 30), 3) == date(2028, 2, 29)
     assert add_months(date(2026, 1, 31), 12) == date(2027, 1, 31)
+
+
+# --- the whole answer, field by field ---------------------------------------------------------
+
+
+def as_json(value: object) -> Any:
+    """What the API would send: the struct through JSON and back."""
+    return msgspec.json.decode(msgspec.json.encode(value))
+
+
+def _rich_state() -> Prescription:
+    """Two lines; a dispensing in pharmacy A, another withdrawn, an adaptation."""
+    issued = prescribed(line(3, 8), line(4, 28, narcotic=True))
+    counter = Counter(issued)
+    number = issued.prescription_id
+    counter.dispense(number, (1, 1), (2, 4), when=at(days(1)))
+    mistake = counter.dispense(number, (1, 1), when=at(days(1), 11), finess=PHARMACY_B)
+    counter.withdraw(number, mistake.recorded.dispensation_id, at(days(1), 12), PHARMACY_B)
+    state = counter.state(number)
+    adapted = AdaptationRecorded(
+        prescription_id=number,
+        version=state.version + 1,
+        at=at(days(2)),
+        line_no=1,
+        description="boîte de 28",
+        agreed_by_rpps=PRESCRIBER.value,
+        agreed_on=days(2),
+        finess=PHARMACY_A.value,
+        pharmacist_rpps=PRESCRIBER.value,
+        dispensation_id="d1",
+    )
+    return evolve(adapted, state)
+
+
+def test_a_pharmacist_reads_every_field() -> None:
+    state = _rich_state()
+    pharmacist_a = Actor(role="pharmacist", subject="a", rpps="x", finess=PHARMACY_A.value)
+
+    view = as_json(view_of(state, pharmacist_a, days(2)))
+
+    lines = view.pop("lines")
+    dispensations = view.pop("dispensations")
+    assert view == {
+        "prescription_id": display_number(state.prescription_id),
+        "status": "partially_dispensed",
+        "kind": "secure",
+        "issued_on": "2026-11-23",
+        "expires_on": "2027-11-23",
+        "prescriber_rpps": PRESCRIBER.value,
+        "patient": {"ins": PATIENT.value},
+        "execution_view_consent": True,
+        "execution_visible": True,
+        "adaptations": [
+            {
+                "line_no": 1,
+                "description": "boîte de 28",
+                "prescriber_rpps": PRESCRIBER.value,
+                "agreed_on": "2026-11-25",
+                "finess": PHARMACY_A.value,
+                "pharmacist_rpps": PRESCRIBER.value,
+                "recorded_at": "2026-11-25T09:00:00Z",
+                "dispensation_id": "d1",
+            }
+        ],
+        "dispensed_elsewhere": False,  # B's dispensing was withdrawn: it counts nowhere
+    }
+    assert [
+        (x["line_no"], x["dispensed"], x["remaining"], x["covered_until"], x["narcotic"])
+        for x in lines
+    ] == [(1, 1, 2, "2026-11-27", False), (2, 4, 0, "2026-12-22", True)]
+    assert {k: lines[1][k] for k in ("quantity", "duration_days", "dosage")} == {
+        "quantity": 4,
+        "duration_days": 28,
+        "dosage": "1 par jour",
+    }
+    assert [(d["finess"], d["withdrawn"], d["billed"]) for d in dispensations] == [
+        (PHARMACY_A.value, False, False),
+        (PHARMACY_B.value, True, False),
+    ]
+    assert dispensations[1]["dispensed_at"] == "2026-11-24T10:00:00Z"
+    assert dispensations[1]["recorded_at"] == "2026-11-24T10:00:00Z"
+    assert dispensations[0]["lines"] == [
+        {"line_no": 1, "quantity": 1, "product": as_json(LEVOTHYROX)},
+        {"line_no": 2, "quantity": 4, "product": as_json(MORPHINE)},
+    ]
+
+
+def test_a_prescriber_under_opposition_reads_only_what_was_written() -> None:
+    state = msgspec.structs.replace(_rich_state(), execution_view_consent=False)
+
+    view = view_of(state, PRESCRIBER_ACTOR, days(2))
+
+    assert (view.status, view.expires_on, view.dispensations, view.adaptations) == (
+        "active",
+        date(2027, 2, 23),
+        (),
+        (),
+    )
+    assert [(x.dispensed, x.remaining, x.covered_until) for x in view.lines] == [
+        (None, None, None),
+        (None, None, None),
+    ]
+    assert view.dispensed_elsewhere is None
+    assert view.patient.ins == PATIENT.value and view.kind == "secure"
+
+
+def test_issuing_answers_the_view_and_the_qr_payload() -> None:
+    state = _rich_state()
+
+    issued_answer = issued_view(state, PRESCRIBER_ACTOR, days(2))
+
+    plain = as_json(view_of(state, PRESCRIBER_ACTOR, days(2)))
+    assert as_json(issued_answer) == {
+        **plain,
+        "qr_payload": display_number(state.prescription_id),
+    }
+
+
+def test_the_receipt_of_a_dispensing_says_where_each_line_stands() -> None:
+    state = _rich_state()
+
+    receipt = receipt_of(state, "d1", PHARMACY_B.value, days(2))
+
+    assert receipt == DispensationReceipt(
+        dispensation_id="d1",
+        status="partially_dispensed",
+        lines=(
+            ReceiptLine(line_no=1, dispensed=1, remaining=2),
+            ReceiptLine(line_no=2, dispensed=4, remaining=0),
+        ),
+        dispensed_elsewhere=True,
+    )

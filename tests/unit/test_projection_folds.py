@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from builders import (
     AMOXICILLINE,
     GENERIC,
     NUMBER,
+    PARACETAMOL,
     PATIENT,
     PHARMACY_A,
     PHARMACY_B,
@@ -19,12 +20,20 @@ from builders import (
 
 from domain.events import (
     DispensationRecorded,
+    DispensationWithdrawn,
     DispensedLine,
     PrescriptionCancelled,
     PrescriptionTransmitted,
 )
 from domain.prescription import Prescription
-from projections.folds import dispensing_records, fold_batch, inbox_entries
+from projections.folds import (
+    DispensingRecord,
+    InboxEntry,
+    InboxLine,
+    dispensing_records,
+    fold_batch,
+    inbox_entries,
+)
 
 
 def transmitted(
@@ -128,3 +137,59 @@ def test_folding_event_by_event_or_in_one_batch_gives_the_same_state() -> None:
         states.update(fold_batch(states, [event]))
 
     assert states == fold_batch({}, events)
+
+
+def test_an_inbox_entry_carries_everything_the_pharmacy_prepares_from() -> None:
+    state = given(issued(3, 2), transmitted(2), dispensed(3, (1, 1), finess=PHARMACY_A))
+
+    (entry,) = inbox_entries(state)
+
+    assert entry == InboxEntry(
+        finess=PHARMACY_B.value,
+        prescription_id=NUMBER.value,
+        transmitted_at=moment().at,
+        message="Je passe demain",
+        patient_ins=PATIENT.value,
+        expires_on=date(2027, 11, 23),
+        lines=(
+            InboxLine(line_no=1, product=PARACETAMOL, quantity=3, remaining=2),
+            InboxLine(line_no=2, product=AMOXICILLINE, quantity=2, remaining=2),
+        ),
+    )
+
+
+def test_a_withdrawn_dispensing_brings_the_prescription_back_to_the_inbox() -> None:
+    withdrawn = DispensationWithdrawn(
+        prescription_id=NUMBER.value,
+        version=4,
+        at=moment().at,
+        dispensation_id="d1",
+        finess=PHARMACY_A.value,
+        pharmacist_rpps="x",
+        reason="erreur",
+    )
+    state = given(issued(1), transmitted(2), dispensed(3, (1, 1)), withdrawn)
+
+    (entry,) = inbox_entries(state)
+
+    assert entry.lines[0].remaining == 1
+    assert dispensing_records(state) == ()
+
+
+def test_a_dispensing_record_says_what_the_line_prescribed() -> None:
+    state = given(issued(3), dispensed(2, (1, 2)))
+
+    (record,) = dispensing_records(state)
+
+    assert record == DispensingRecord(
+        patient_ins=PATIENT.value,
+        prescription_id=NUMBER.value,
+        dispensation_id="d1",
+        line_no=1,
+        product=PARACETAMOL,
+        quantity=2,
+        narcotic=False,
+        duration_days=8,
+        dispensed_at=moment().at,
+        finess=PHARMACY_A.value,
+    )
