@@ -348,9 +348,9 @@ def _check_remaining(state: Prescription, requested: DispenseLine) -> None:
 def _check_allowed(allowed: Allowance, requested: DispenseLine) -> None:
     if requested.quantity <= allowed.max_quantity:
         return
-    code = allowed.reason or "quantity_exceeds_allowed_now"
-    if code not in ("quantity_exceeds_allowed_now", "narcotic_overlap"):
-        raise DomainError(code, allowed.why)
+    code = allowed.reason
+    # Cancellation, expiry and what remains were checked first: a dispensing rule limits it.
+    assert code is not None
     raise DomainError(
         code,
         f"line {requested.line_no}: at most {allowed.max_quantity} may be dispensed now, "

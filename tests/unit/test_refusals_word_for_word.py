@@ -1,0 +1,288 @@
+"""Every refusal of the commands, as the LGO and LAP receive it: code, field and detail, word for
+word. Software branches on the code; people read the detail at the counter."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+from builders import (
+    NUMBER,
+    PARACETAMOL,
+    PATIENT,
+    PHARMACIST,
+    PHARMACY_A,
+    PHARMACY_B,
+    PRESCRIBER,
+    dispensed,
+    given,
+    issued,
+    moment,
+    request,
+)
+from counter import Counter, at, days, line, prescribed
+
+from domain.commands import (
+    Dispense,
+    DispenseLine,
+    IssuePrescription,
+    Moment,
+    RequestedLine,
+    cancel,
+    dispense,
+    issue,
+    transmit,
+)
+from domain.errors import DomainError
+from domain.events import PrescriptionCancelled, PrescriptionTransmitted, Product
+
+CANCELLED = PrescriptionCancelled(
+    prescription_id=NUMBER.value, version=2, at=moment().at, prescriber_rpps="x", reason="x"
+)
+
+
+def _issue(*products: Product, quantity: int = 1) -> Callable[[], object]:
+    command = IssuePrescription(
+        prescriber=PRESCRIBER,
+        patient=PATIENT,
+        issued_on=moment().today,
+        kind="standard",
+        execution_view_consent=True,
+        lines=tuple(
+            RequestedLine(product=p, quantity=quantity, dosage="x", duration_days=8)
+            for p in products
+        ),
+    )
+    return lambda: issue(command, NUMBER, moment())
+
+
+def _dispense_at(offset: timedelta | None, naive: bool = False) -> Callable[[], object]:
+    state = given(issued(3))
+    now = moment(days(2))
+    handed_over = None if offset is None else now.at + offset
+    if handed_over is not None and naive:
+        handed_over = handed_over.replace(tzinfo=None)
+    command = Dispense(
+        pharmacy=PHARMACY_A,
+        pharmacist=PHARMACIST,
+        lines=(DispenseLine(line_no=1, quantity=1),),
+        dispensed_at=handed_over,
+    )
+    return lambda: dispense(state, command, "d1", now)
+
+
+def _dispense_before_registration() -> Callable[[], object]:
+    state = given(issued(3))
+    command = Dispense(
+        pharmacy=PHARMACY_A,
+        pharmacist=PHARMACIST,
+        lines=(DispenseLine(line_no=1, quantity=1),),
+        dispensed_at=moment().at - timedelta(minutes=1),
+    )
+    return lambda: dispense(state, command, "d1", moment())
+
+
+def _too_many(*given_packs: int, asked: int, on: int) -> Callable[[], object]:
+    issued_event = prescribed(line(12, 360))
+    counter = Counter(issued_event)
+    for day in given_packs:
+        counter.dispense(issued_event.prescription_id, (1, 1), when=at(days(day)))
+    return lambda: counter.dispense(issued_event.prescription_id, (1, asked), when=at(days(on)))
+
+
+TOO_LONG = "l" * 10
+REFUSALS: list[tuple[str, Callable[[], object], tuple[str, str | None, str]]] = [
+    (
+        "cancel-twice",
+        lambda: cancel(given(issued(3), CANCELLED), "x", moment()),
+        ("prescription_cancelled", None, "this prescription was already cancelled"),
+    ),
+    (
+        "dispense-cancelled",
+        lambda: dispense(given(issued(3), CANCELLED), request((1, 1)), "d", moment()),
+        ("prescription_cancelled", None, "this prescription was cancelled"),
+    ),
+    (
+        "dispense-everything-given",
+        lambda: dispense(given(issued(1), dispensed(2, (1, 1))), request((1, 1)), "d", moment()),
+        ("already_dispensed", None, "everything on this prescription was dispensed"),
+    ),
+    (
+        "dispense-expired",
+        lambda: dispense(given(issued(3)), request((1, 1)), "d", moment(days(100))),
+        ("prescription_expired", None, "this prescription could be dispensed until 2027-02-23"),
+    ),
+    (
+        "line-with-nothing-left",
+        lambda: dispense(given(issued(1, 3), dispensed(2, (1, 1))), request((1, 1)), "d", moment()),
+        ("already_dispensed", None, "line 1 has nothing left to dispense"),
+    ),
+    (
+        "more-than-remains",
+        lambda: dispense(given(issued(3)), request((1, 4)), "d", moment()),
+        ("quantity_exceeds_remaining", None, "line 1 has 3 left, 4 asked"),
+    ),
+    (
+        "more-than-a-month",
+        _too_many(asked=2, on=0),
+        (
+            "quantity_exceeds_allowed_now",
+            None,
+            "line 1: at most 1 may be dispensed now, 2 asked (one dispensing covers at most 30 "
+            "days: 1 pack(s) of this line)",
+        ),
+    ),
+    (
+        "no-line",
+        lambda: dispense(given(issued(3)), request(), "d", moment()),
+        ("invalid_request", "lines", "at least one line is needed"),
+    ),
+    (
+        "fifty-one-lines",
+        lambda: dispense(given(issued(3)), request(*[(n, 1) for n in range(1, 52)]), "d", moment()),
+        ("invalid_request", "lines", "at most 50 lines"),
+    ),
+    (
+        "no-offset",
+        _dispense_at(timedelta(hours=-1), naive=True),
+        ("invalid_request", "dispensed_at", "dispensed_at needs its UTC offset (RFC 3339)"),
+    ),
+    (
+        "ahead",
+        _dispense_at(timedelta(minutes=6)),
+        (
+            "invalid_request",
+            "dispensed_at",
+            "dispensed_at may be at most 5 minutes ahead of the server's clock",
+        ),
+    ),
+    (
+        "behind",
+        _dispense_at(timedelta(hours=-73)),
+        (
+            "invalid_request",
+            "dispensed_at",
+            "dispensed_at may be at most 72 hours before the server's clock",
+        ),
+    ),
+    (
+        "before-registration",
+        _dispense_before_registration(),
+        (
+            "invalid_request",
+            "dispensed_at",
+            "dispensed_at is before the prescription was registered",
+        ),
+    ),
+    (
+        "transmit-cancelled",
+        lambda: transmit(given(issued(3), CANCELLED), PHARMACY_B, "", moment()),
+        ("prescription_cancelled", None, "this prescription was cancelled"),
+    ),
+    (
+        "blank-label",
+        _issue(Product(system="CIP13", code=PARACETAMOL.code, label=" ")),
+        ("invalid_request", "lines[0].product.label", "a product needs a label"),
+    ),
+    (
+        "dci-with-code",
+        _issue(Product(system="DCI", code="1", label="paracétamol")),
+        (
+            "invalid_request",
+            "lines[0].product",
+            "a DCI product is a substance name, written in label, with no code",
+        ),
+    ),
+    (
+        "ucd-without-code",
+        _issue(Product(system="UCD", label="x")),
+        ("invalid_request", "lines[0].product.code", "a UCD product needs a code"),
+    ),
+    (
+        "ucd-eight-digits",
+        _issue(Product(system="UCD", code="12345678", label="x")),
+        (
+            "invalid_request",
+            "lines[0].product.code",
+            "a UCD code has 7 digits (UCD7) or 13 digits (UCD13)",
+        ),
+    ),
+    (
+        "ucd-letters",
+        _issue(Product(system="UCD", code="123456a", label="x")),
+        (
+            "invalid_request",
+            "lines[0].product.code",
+            "a UCD code has 7 digits (UCD7) or 13 digits (UCD13)",
+        ),
+    ),
+    (
+        "ucd-non-ascii-digits",
+        _issue(Product(system="UCD", code="١٢٣٤٥٦٧", label="x")),
+        (
+            "invalid_request",
+            "lines[0].product.code",
+            "a UCD code has 7 digits (UCD7) or 13 digits (UCD13)",
+        ),
+    ),
+    (
+        "cip13-bad-key",
+        _issue(Product(system="CIP13", code="3400930000008", label="x")),
+        ("invalid_request", "lines[0].product.code", "CIP13 check digit does not match"),
+    ),
+    (
+        "a-thousand-packs",
+        _issue(PARACETAMOL, quantity=1000),
+        ("invalid_request", "lines[0].quantity", "must be between 1 and 999, got 1000"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "call", "expected"), REFUSALS, ids=[r[0] for r in REFUSALS])
+def test_the_refusal_says_exactly_why(
+    case: str, call: Callable[[], object], expected: tuple[str, str | None, str]
+) -> None:
+    with pytest.raises(DomainError) as refused:
+        call()
+
+    assert (refused.value.code, refused.value.field, refused.value.detail) == expected
+
+
+def test_a_refusal_prints_as_its_code_detail_and_field() -> None:
+    error = DomainError("invalid_request", "bad", field="lines")
+
+    assert repr(error) == "DomainError('invalid_request', 'bad', field='lines')"
+    assert str(error) == "bad" and error.max_quantity is None
+
+
+def test_thirteen_digit_ucd_and_999_packs_are_accepted() -> None:
+    ucd13 = Product(system="UCD", code="3400890000001", label="x")
+
+    event = _issue(ucd13, quantity=999)()
+
+    assert event.lines[0].quantity == 999  # type: ignore[attr-defined]
+
+
+def test_a_transmission_records_the_pharmacy_and_the_message() -> None:
+    event = transmit(given(issued(3)), PHARMACY_B, "Je passe à 18 h", moment())
+
+    assert event == PrescriptionTransmitted(
+        prescription_id=NUMBER.value,
+        version=2,
+        at=moment().at,
+        finess=PHARMACY_B.value,
+        message="Je passe à 18 h",
+    )
+
+
+def test_a_cancellation_is_the_next_version() -> None:
+    assert cancel(given(issued(3), dispensed(2, (1, 1))), "erreur", moment()).version == 3
+
+
+def test_a_prescription_issued_today_is_decided_in_the_pharmacy_calendar() -> None:
+    late_evening = Moment(at=at(days(0), 23), today=days(0))
+
+    event = transmit(given(issued(3)), PHARMACY_B, "", late_evening)
+
+    assert event.at == late_evening.at
