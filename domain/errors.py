@@ -19,6 +19,8 @@ ErrorCode = Literal[
     "already_billed",
     "billing_exceeds_dispensed",
     "idempotency_key_reused",
+    "invoice_number_used",
+    "dispensation_withdrawn",
 ]
 
 

@@ -26,6 +26,8 @@ STATUS_OF = {
     "already_billed": 409,
     "billing_exceeds_dispensed": 422,
     "idempotency_key_reused": 422,
+    "invoice_number_used": 409,
+    "dispensation_withdrawn": 409,
 }
 CODE_OF_STATUS = {
     400: "invalid_request",
