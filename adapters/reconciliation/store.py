@@ -9,7 +9,10 @@ Tables (PostgreSQL beside the views; SQLite in `reconciliation.sqlite3` beside `
     ordo_reconciliation_items    one row per invoice: line, invoice number, outcome, detail
     ordo_reconciled_invoices     (finess, invoice number) -> where it was first reconciled: the
                                  primary key is what makes a number reconciled only once, even by
-                                 two batches running at the same time
+                                 two batches running at the same time; for a `matched` invoice,
+                                 its prescription and the lines it paid (`paid_lines`: line_no,
+                                 quantity, amount_cents, flat), what later invoices of the same
+                                 packs are `over_billed` against
 """
 
 from __future__ import annotations
@@ -21,7 +24,14 @@ from typing import Any, Literal, NamedTuple, Protocol
 import msgspec
 
 from adapters.reconciliation.ndjson import RawChunk
-from projections.reconciliation import OUTCOMES, InvoiceKey, Outcome, Previous
+from projections.reconciliation import (
+    OUTCOMES,
+    Billed,
+    InvoiceKey,
+    Outcome,
+    PaidInvoices,
+    Previous,
+)
 
 BatchPhase = Literal["receiving", "running", "done"]
 
@@ -30,6 +40,7 @@ class Batch(msgspec.Struct, frozen=True, kw_only=True):
     batch_id: str
     status: BatchPhase
     counts: dict[str, int]
+    amounts: dict[str, int]  # cents billed by the invoices of each outcome
     lines_total: int
     lines_done: int
     chunks_total: int
@@ -47,6 +58,9 @@ class Batch(msgspec.Struct, frozen=True, kw_only=True):
     def counts_of_every_outcome(self) -> dict[str, int]:
         return {outcome: self.counts.get(outcome, 0) for outcome in OUTCOMES}
 
+    def amounts_of_every_outcome(self) -> dict[str, int]:
+        return {outcome: self.amounts.get(outcome, 0) for outcome in OUTCOMES}
+
 
 class Item(NamedTuple):
     line: int
@@ -59,9 +73,18 @@ class Item(NamedTuple):
 ItemRow = tuple[
     str, int, str | None, Outcome, str
 ]  # batch_id, line, invoice_number, outcome, detail
-ClaimRow = tuple[str, str, str, int, Outcome]  # finess, invoice_number, batch_id, line, outcome
+# finess, invoice_number, batch_id, line, outcome, prescription_id, paid_lines (matched only)
+ClaimRow = tuple[str, str, str, int, Outcome, str | None, list[int] | None]
 ITEM_COLUMNS = ["batch_id", "line", "invoice_number", "outcome", "detail"]
-CLAIM_COLUMNS = ["finess", "invoice_number", "batch_id", "line", "outcome"]
+CLAIM_COLUMNS = [
+    "finess",
+    "invoice_number",
+    "batch_id",
+    "line",
+    "outcome",
+    "prescription_id",
+    "paid_lines",
+]
 
 
 class ChunkResult(NamedTuple):
@@ -70,6 +93,16 @@ class ChunkResult(NamedTuple):
     items: list[ItemRow]
     claims: list[ClaimRow]
     counts: dict[str, int]  # of these items, per outcome
+    amounts: dict[str, int]  # cents billed by these items' invoices, per outcome
+
+
+def flat_paid(lines: tuple[Billed, ...]) -> list[int]:
+    """A matched invoice's lines as stored: (line_no, quantity, amount_cents) one after another."""
+    return [value for line in lines for value in (line.line_no, line.quantity, line.amount_cents)]
+
+
+def paid_of(flat: list[int]) -> tuple[Billed, ...]:
+    return tuple(Billed(*flat[i : i + 3]) for i in range(0, len(flat), 3))
 
 
 # The chunk's result again, knowing invoice numbers that turned out to be taken meanwhile (by
@@ -123,6 +156,9 @@ class BatchStore(Protocol):
 
     async def taken(self, keys: Sequence[InvoiceKey]) -> dict[InvoiceKey, Previous]:
         """Which of these invoice numbers were already reconciled, and where."""
+
+    async def paid(self, numbers: Collection[str]) -> dict[str, PaidInvoices]:
+        """The invoices already reconciled as `matched` for these prescriptions, by number."""
 
     async def commit_chunk(
         self,

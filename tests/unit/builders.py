@@ -7,7 +7,6 @@ from datetime import UTC, date, datetime, timedelta
 from domain.commands import Dispense, DispenseLine, Moment
 from domain.events import (
     DispensationRecorded,
-    DispensationWithdrawn,
     DispensedLine,
     Event,
     PrescribedLine,
@@ -81,21 +80,6 @@ def dispensed(
             DispensedLine(line_no=no, quantity=quantity, product=PARACETAMOL)
             for no, quantity in lines
         ),
-    )
-
-
-def withdrawn(
-    version: int, dispensation_id: str = "d1", finess: Finess = PHARMACY_A
-) -> DispensationWithdrawn:
-    """The pharmacy withdrew a dispensing it recorded in error (issue 9): it counts nowhere."""
-    return DispensationWithdrawn(
-        prescription_id=NUMBER.value,
-        version=version,
-        at=moment().at,
-        dispensation_id=dispensation_id,
-        finess=finess.value,
-        pharmacist_rpps=PHARMACIST.value,
-        reason="recorded in error",
     )
 
 

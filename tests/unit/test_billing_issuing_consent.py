@@ -18,8 +18,8 @@ from builders import (
     given,
     issued,
     moment,
-    withdrawn,
 )
+from test_billing_integrity import withdrawn
 
 from domain.commands import (
     Bill,
