@@ -508,8 +508,7 @@ def _matched_detail(invoice: Invoice, facts: Facts) -> str:
         f"line {line.line_no}: billed {line.quantity} of {describe(line.product)} "
         f"({line.amount_cents} cents), dispensed {facts.given.get(line.line_no, 0)}"
         + (
-            f", already paid {facts.paid[line.line_no]} "
-            f"({_invoices(facts.paid_in[line.line_no])})"
+            f", already paid {facts.paid[line.line_no]} ({_invoices(facts.paid_in[line.line_no])})"
             if line.line_no in facts.paid
             else ""
         )
