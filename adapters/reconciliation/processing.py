@@ -61,7 +61,9 @@ from projections.reconciliation import (
 log = structlog.get_logger("ordo.reconciliation")
 
 OWNER = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-LEASE_SECONDS = 60.0
+# How long a batch whose process died waits before another process resumes it (every commit
+# renews the lease; a chunk takes well under a second). Tests of a real kill shorten it.
+LEASE_SECONDS = float(os.environ.get("ORDO_RECONCILIATION_LEASE_SECONDS", "60"))
 RETRY_SECONDS = 10.0  # after a failure, before another attempt may take the batch
 VIEWS_WAIT_SECONDS = 30.0
 ITEMS_PAGE = 5000
