@@ -24,9 +24,11 @@ from adapters.reconciliation.store import (
     Batch,
     ChunkResult,
     ClaimRow,
+    Decided,
     Item,
     LostLease,
-    Resolve,
+    Paid,
+    PaidByPrescription,
     merge_counts,
     paid_of,
 )
@@ -54,6 +56,8 @@ class PostgresBatches:
         self._chunks = f"{s}.ordo_reconciliation_chunks"
         self._items = f"{s}.ordo_reconciliation_items"
         self._reconciled = f"{s}.ordo_reconciled_invoices"
+        self._commits = f"{s}.ordo_reconciliation_commits"
+        self._commit_lock = lock_key(schema, "reconciliation-commit")
 
     async def create(self) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -95,6 +99,10 @@ class PostgresBatches:
             "ADD COLUMN IF NOT EXISTS paid_lines bigint[]",
             f"CREATE INDEX IF NOT EXISTS ordo_reconciled_invoices_paid ON {self._reconciled} "
             "(prescription_id) WHERE paid_lines IS NOT NULL",
+            # One row per chunk commit, numbered in commit order (commits hold a lock): tells a
+            # commit whether another batch committed since its chunk was looked up.
+            f"CREATE TABLE IF NOT EXISTS {self._commits} ("
+            "seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, batch_id text NOT NULL)",
         ]
 
     async def close(self) -> None:
@@ -244,10 +252,16 @@ class PostgresBatches:
         )
         return {(row[0], row[1]): Previous(row[2], int(row[3]), row[4]) for row in rows}
 
-    async def paid(self, numbers: Collection[str]) -> dict[str, PaidInvoices]:
+    async def paid(self, numbers: Collection[str]) -> Paid:
+        async with self.pool.acquire() as conn:
+            # the commit number first: every commit up to it is visible to the next statement
+            seen = await conn.fetchval(f"SELECT coalesce(max(seq), 0) FROM {self._commits}")
+            return Paid(int(seen), await self._paid_in(conn, numbers))
+
+    async def _paid_in(self, conn: Conn, numbers: Collection[str]) -> dict[str, PaidInvoices]:
         if not numbers:
             return {}
-        rows = await self.pool.fetch(
+        rows = await conn.fetch(
             f"SELECT prescription_id, finess, invoice_number, paid_lines FROM {self._reconciled} "
             "WHERE prescription_id = ANY($1::text[]) AND paid_lines IS NOT NULL",
             list(numbers),
@@ -262,12 +276,12 @@ class PostgresBatches:
         batch_id: str,
         owner: str,
         chunk_no: int,
-        result: ChunkResult,
-        resolve: Resolve,
+        decided: Decided,
         *,
         lease_seconds: float,
     ) -> ChunkResult:
         async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", self._commit_lock)
             totals = await conn.fetchrow(
                 f"SELECT counts, amounts FROM {self._batches} "
                 "WHERE batch_id = $1 AND owner = $2 AND chunks_done = $3 FOR UPDATE",
@@ -278,7 +292,8 @@ class PostgresBatches:
             if totals is None:
                 msg = f"batch {batch_id} is no longer ours at chunk {chunk_no}"
                 raise LostLease(msg)
-            result = await self._claim(conn, result, resolve)
+            taken, paid = await self._since_looked_up(conn, batch_id, decided)
+            result = await self._claim(conn, decided, taken, paid)
             await conn.copy_records_to_table(
                 "ordo_reconciliation_items",
                 schema_name=self.schema,
@@ -304,14 +319,38 @@ class PostgresBatches:
             )
             return result
 
-    async def _claim(self, conn: Conn, result: ChunkResult, resolve: Resolve) -> ChunkResult:
-        """COPY the claims: none was taken when the chunk was prepared, so this is the usual
-        case. If a batch running at the same time took some since, the primary key refuses the
-        COPY (after waiting for that batch's commit, so its claims are visible now): decide the
-        chunk again knowing them (its invoices that became duplicates pay nothing, which may
-        change the ones after them) and try again. Rows go in key order, so that two batches
-        claiming at once wait for each other in one order and never deadlock."""
-        taken: dict[InvoiceKey, Previous] = {}
+    async def _since_looked_up(
+        self, conn: Conn, batch_id: str, decided: Decided
+    ) -> tuple[dict[InvoiceKey, Previous], PaidByPrescription | None]:
+        """If another batch committed since the chunk was looked up, the chunk's invoice
+        numbers it took and what is paid now for the chunk's prescriptions (under the commit
+        lock: every earlier commit is visible); else nothing changed ({}, None)."""
+        mine = await conn.fetchval(
+            f"INSERT INTO {self._commits} (batch_id) VALUES ($1) RETURNING seq", batch_id
+        )
+        others = await conn.fetchval(
+            f"SELECT count(*) FROM {self._commits} WHERE seq > $1 AND seq < $2 AND batch_id <> $3",
+            decided.seen,
+            mine,
+            batch_id,
+        )
+        if not others:
+            return {}, None
+        keys = [_claim_key(claim) for claim in decided.result.claims]
+        taken = await self._taken_in(conn, [k[0] for k in keys], [k[1] for k in keys])
+        return taken, await self._paid_in(conn, decided.numbers)
+
+    async def _claim(
+        self,
+        conn: Conn,
+        decided: Decided,
+        taken: dict[InvoiceKey, Previous],
+        paid: PaidByPrescription | None,
+    ) -> ChunkResult:
+        """COPY the claims, in key order. Commits of chunks take turns, so what other batches
+        claimed is committed and known here (`taken`); the primary key is the last word all the
+        same: if it refuses the COPY, decide the chunk again with the numbers it refused."""
+        result = decided.resolve(taken, paid) if taken or paid is not None else decided.result
         while result.claims:
             ordered = sorted(result.claims, key=_claim_key)
             try:
@@ -328,8 +367,8 @@ class PostgresBatches:
                 lost = await self._taken_in(conn, [k[0] for k in keys], [k[1] for k in keys])
                 if not lost.keys() - taken.keys():
                     raise  # nothing new is taken: not a race between batches
-                taken.update(lost)
-                result = resolve(taken)
+                taken = {**taken, **lost}
+                result = decided.resolve(taken, paid)
         return result
 
     async def finish(self, batch_id: str, owner: str, error: str | None = None) -> None:

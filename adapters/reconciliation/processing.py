@@ -41,6 +41,8 @@ from adapters.reconciliation.store import (
     Item,
     ItemRow,
     LostLease,
+    Paid,
+    PaidByPrescription,
     flat_paid,
     paid_of,
 )
@@ -245,8 +247,7 @@ class Reconciliation:
                     batch.batch_id,
                     self.owner,
                     prepared.chunk_no,
-                    prepared.result,
-                    prepared.resolve,
+                    prepared,
                     lease_seconds=self.lease_seconds,
                 )
                 done += len(result.items)
@@ -276,11 +277,11 @@ class Reconciliation:
     ) -> PreparedChunk:
         found = await looking_up
         taken = dict(found.taken)
-        paid = found.paid
+        paid = found.paid.invoices
         for chunk in before:
             taken.update(chunk.claimed)
             paid = _with_paid(paid, chunk.paid)
-        decide = partial(decide_chunk, previous=taken, paid=paid)
+        decide = partial(decide_chunk, previous=taken, paid=paid, seen=found.paid.seen)
         return await anyio.to_thread.run_sync(
             decide, batch_id, found.chunk_no, found.parsed, found.states
         )
@@ -349,10 +350,7 @@ class LookedUp(NamedTuple):
     parsed: ParsedChunk
     states: dict[str, bytes]  # found prescriptions' states, by number
     taken: dict[InvoiceKey, Previous]  # invoice numbers reconciled before
-    paid: dict[str, PaidInvoices]  # invoices matched before, by prescription
-
-
-PaidByPrescription = Mapping[str, PaidInvoices]
+    paid: Paid  # invoices matched before, by prescription
 
 
 def _with_paid(paid: PaidByPrescription, more: PaidByPrescription) -> dict[str, PaidInvoices]:
@@ -377,6 +375,7 @@ class PreparedChunk:
         *,
         previous: Mapping[InvoiceKey, Previous],
         paid: PaidByPrescription,
+        seen: int,
     ) -> None:
         self.batch_id = batch_id
         self.chunk_no = chunk_no
@@ -384,6 +383,8 @@ class PreparedChunk:
         self._records = records
         self._previous = previous
         self._paid = paid
+        self.numbers = records.keys()
+        self.seen = seen
         self.result = self.resolve({})
         self.claimed = {
             (claim[0], claim[1]): Previous(batch_id, claim[3], claim[4])
@@ -391,10 +392,15 @@ class PreparedChunk:
         }
         self.paid = _paid_in(self.result.claims)
 
-    def resolve(self, taken: Mapping[InvoiceKey, Previous]) -> ChunkResult:
+    def resolve(
+        self, taken: Mapping[InvoiceKey, Previous], paid: PaidByPrescription | None = None
+    ) -> ChunkResult:
+        """The chunk decided knowing these numbers `taken` since it was looked up, and (from
+        the commit, all earlier chunks committed) what is `paid` now, if it changed."""
         entries = [p for p in self._parsed if isinstance(p, Entry)]
         previous = {**self._previous, **taken} if taken else self._previous
-        verdicts = reconcile_chunk(self.batch_id, entries, self._records, previous, self._paid)
+        paid_now = self._paid if paid is None else paid
+        verdicts = reconcile_chunk(self.batch_id, entries, self._records, previous, paid_now)
         return self._rows(iter(verdicts))
 
     def _rows(self, verdicts: Iterator[Verdict]) -> ChunkResult:
@@ -449,9 +455,12 @@ def decide_chunk(
     *,
     previous: Mapping[InvoiceKey, Previous],
     paid: PaidByPrescription,
+    seen: int = 0,
 ) -> PreparedChunk:
     records = {number: _record_decoder.decode(raw) for number, raw in raw_states.items()}
-    return PreparedChunk(batch_id, chunk_no, parsed.lines, records, previous=previous, paid=paid)
+    return PreparedChunk(
+        batch_id, chunk_no, parsed.lines, records, previous=previous, paid=paid, seen=seen
+    )
 
 
 # The stored state (`adapters.readmodels.rows.state_encoder`: MessagePack of the domain's

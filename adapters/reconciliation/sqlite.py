@@ -21,9 +21,10 @@ from adapters.reconciliation.ndjson import RawChunk
 from adapters.reconciliation.store import (
     Batch,
     ChunkResult,
+    Decided,
     Item,
     LostLease,
-    Resolve,
+    Paid,
     merge_counts,
     paid_of,
 )
@@ -60,6 +61,10 @@ ADDED_COLUMNS = [
     ("ordo_reconciled_invoices", "prescription_id", "TEXT"),
     ("ordo_reconciled_invoices", "paid_lines", "TEXT"),  # JSON: line_no, quantity, cents, …
 ]
+COMMITS = (
+    "CREATE TABLE IF NOT EXISTS ordo_reconciliation_commits ("
+    "seq INTEGER PRIMARY KEY AUTOINCREMENT, batch_id TEXT NOT NULL)"
+)
 PAID_INDEX = (
     "CREATE INDEX IF NOT EXISTS ordo_reconciled_invoices_paid ON ordo_reconciled_invoices "
     "(prescription_id) WHERE paid_lines IS NOT NULL"
@@ -82,6 +87,7 @@ class SqliteBatches:
                 if column not in have:
                     cur.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
             cur.execute(PAID_INDEX)
+            cur.execute(COMMITS)
 
         await self.db.run(work, write=True)
 
@@ -207,28 +213,19 @@ class SqliteBatches:
             return {}
         return await self.db.run(lambda cur: _taken_in(cur, keys))
 
-    async def paid(self, numbers: Collection[str]) -> dict[str, PaidInvoices]:
-        if not numbers:
-            return {}
-        query = (
-            "SELECT prescription_id, finess, invoice_number, paid_lines "
-            "FROM ordo_reconciled_invoices WHERE paid_lines IS NOT NULL "
-            "AND prescription_id IN (SELECT value FROM json_each(?))"
-        )
-        ids = json.dumps(list(numbers))
-        rows = await self.db.run(lambda cur: cur.execute(query, [ids]).fetchall())
-        paid: dict[str, dict[InvoiceKey, Any]] = {}
-        for row in rows:
-            paid.setdefault(row[0], {})[(row[1], row[2])] = paid_of(json.loads(row[3]))
-        return dict(paid)
+    async def paid(self, numbers: Collection[str]) -> Paid:
+        def work(cur: sqlite3.Cursor) -> Paid:
+            seen = cur.execute("SELECT coalesce(max(seq), 0) FROM ordo_reconciliation_commits")
+            return Paid(int(seen.fetchone()[0]), _paid_in(cur, numbers))
+
+        return await self.db.run(work)
 
     async def commit_chunk(
         self,
         batch_id: str,
         owner: str,
         chunk_no: int,
-        result: ChunkResult,
-        resolve: Resolve,
+        decided: Decided,
         *,
         lease_seconds: float,
     ) -> ChunkResult:
@@ -242,9 +239,7 @@ class SqliteBatches:
                 msg = f"batch {batch_id} is no longer ours at chunk {chunk_no}"
                 raise LostLease(msg)
             # In the write transaction (SQLite has one writer): nobody claims in between.
-            final = result
-            if taken := _taken_in(cur, [(claim[0], claim[1]) for claim in result.claims]):
-                final = resolve(taken)
+            final = _since_looked_up(cur, batch_id, decided)
             cur.executemany(
                 "INSERT INTO ordo_reconciled_invoices (finess, invoice_number, batch_id, line, "
                 "outcome, prescription_id, paid_lines) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -332,6 +327,38 @@ class SqliteBatches:
             ).fetchall()
         )
         return [_batch(row) for row in rows]
+
+
+def _since_looked_up(cur: sqlite3.Cursor, batch_id: str, decided: Decided) -> ChunkResult:
+    """The chunk's result, decided again if another batch committed since it was looked up
+    (it may have taken some of its invoice numbers, paid some of its packs)."""
+    mine = cur.execute(
+        "INSERT INTO ordo_reconciliation_commits (batch_id) VALUES (?) RETURNING seq", [batch_id]
+    ).fetchone()[0]
+    others = cur.execute(
+        "SELECT count(*) FROM ordo_reconciliation_commits WHERE seq > ? AND seq < ? "
+        "AND batch_id <> ?",
+        [decided.seen, mine, batch_id],
+    ).fetchone()[0]
+    taken = _taken_in(cur, [(claim[0], claim[1]) for claim in decided.result.claims])
+    if not others:
+        return decided.resolve(taken) if taken else decided.result
+    return decided.resolve(taken, _paid_in(cur, decided.numbers))
+
+
+def _paid_in(cur: sqlite3.Cursor, numbers: Collection[str]) -> dict[str, PaidInvoices]:
+    if not numbers:
+        return {}
+    rows = cur.execute(
+        "SELECT prescription_id, finess, invoice_number, paid_lines "
+        "FROM ordo_reconciled_invoices WHERE paid_lines IS NOT NULL "
+        "AND prescription_id IN (SELECT value FROM json_each(?))",
+        [json.dumps(list(numbers))],
+    )
+    paid: dict[str, dict[InvoiceKey, Any]] = {}
+    for row in rows:
+        paid.setdefault(row[0], {})[(row[1], row[2])] = paid_of(json.loads(row[3]))
+    return dict(paid)
 
 
 def _taken_in(cur: sqlite3.Cursor, keys: Sequence[InvoiceKey]) -> dict[InvoiceKey, Previous]:

@@ -17,7 +17,7 @@ Tables (PostgreSQL beside the views; SQLite in `reconciliation.sqlite3` beside `
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal, NamedTuple, Protocol
 
@@ -105,9 +105,39 @@ def paid_of(flat: list[int]) -> tuple[Billed, ...]:
     return tuple(Billed(*flat[i : i + 3]) for i in range(0, len(flat), 3))
 
 
-# The chunk's result again, knowing invoice numbers that turned out to be taken meanwhile (by
-# a batch running at the same time): they become duplicates.
-Resolve = Callable[[Mapping[InvoiceKey, Previous]], ChunkResult]
+PaidByPrescription = Mapping[str, PaidInvoices]
+
+
+class Paid(NamedTuple):
+    """The invoices already paid for some prescriptions, as of the `seen`-th chunk commit (of
+    any batch): a commit after it may have paid more (see `Decided`)."""
+
+    seen: int
+    invoices: dict[str, PaidInvoices]
+
+
+class Decided(Protocol):
+    """A chunk decided before its commit, from what the store said when it was looked up.
+
+    Chunks of all batches commit one at a time, each numbered; a batch running at the same time
+    may have committed since, claiming some of the chunk's invoice numbers or paying some of its
+    packs. The commit then decides it again (`resolve`) knowing those numbers taken and what
+    is paid now, so that the packs are paid once whichever batch comes first."""
+
+    @property
+    def result(self) -> ChunkResult: ...
+
+    @property
+    def numbers(self) -> Collection[str]:
+        """The prescriptions the chunk bills."""
+
+    @property
+    def seen(self) -> int:
+        """The last commit whose payments it saw."""
+
+    def resolve(
+        self, taken: Mapping[InvoiceKey, Previous], paid: PaidByPrescription | None = None
+    ) -> ChunkResult: ...
 
 
 class LostLease(Exception):  # noqa: N818 - named after the fact it reports
@@ -157,7 +187,7 @@ class BatchStore(Protocol):
     async def taken(self, keys: Sequence[InvoiceKey]) -> dict[InvoiceKey, Previous]:
         """Which of these invoice numbers were already reconciled, and where."""
 
-    async def paid(self, numbers: Collection[str]) -> dict[str, PaidInvoices]:
+    async def paid(self, numbers: Collection[str]) -> Paid:
         """The invoices already reconciled as `matched` for these prescriptions, by number."""
 
     async def commit_chunk(
@@ -165,14 +195,14 @@ class BatchStore(Protocol):
         batch_id: str,
         owner: str,
         chunk_no: int,
-        result: ChunkResult,
-        resolve: Resolve,
+        decided: Decided,
         *,
         lease_seconds: float,
     ) -> ChunkResult:
-        """In one transaction: claim the chunk's invoice numbers (if one was taken since it was
-        prepared, the result is `resolve`d again), write the items, add to the counts and the
-        progress, renew the lease. Raises LostLease if the batch is no longer ours here."""
+        """In one transaction, one chunk commit of any batch at a time: claim the chunk's
+        invoice numbers (if another batch took some or paid for its prescriptions since it was
+        looked up, it is decided again), write the items, add to the counts and the progress,
+        renew the lease. Raises LostLease if the batch is no longer ours here."""
 
     async def finish(self, batch_id: str, owner: str, error: str | None = None) -> None: ...
 

@@ -339,6 +339,22 @@ def test_two_batches_sent_at_once_never_both_reconcile_a_number(
     assert outcomes(first + second).count("matched") == 3  # 3 packs dispensed, 3 paid
 
 
+def test_two_batches_sent_at_once_never_pay_the_same_packs_twice(
+    client: Client, people: People
+) -> None:
+    number = dispensed(client, people, 3)
+    ours = [invoice(people, number, (1, 1), number=f"A-{n}") for n in range(50)]
+    theirs = [invoice(people, number, (1, 1), number=f"B-{n}") for n in range(50)]
+
+    batches = [submit(client, people, *ours), submit(client, people, *theirs)]
+    for batch_id in batches:
+        finished(client, people, batch_id)
+    found = [item for batch_id in batches for item in items(client, people, batch_id)]
+
+    assert outcomes(found).count("matched") == 3  # 3 packs dispensed, 3 paid, whoever first
+    assert outcomes(found).count("over_billed") == 97
+
+
 # --- a mixed batch, its status and its items ------------------------------------------------------
 
 
