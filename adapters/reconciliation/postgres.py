@@ -11,6 +11,7 @@ items with COPY, and moves the batch's progress.
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -96,7 +97,7 @@ class PostgresBatches:
             f"ALTER TABLE {self._batches} "
             "ADD COLUMN IF NOT EXISTS amounts jsonb NOT NULL DEFAULT '{}'",
             f"ALTER TABLE {self._reconciled} ADD COLUMN IF NOT EXISTS prescription_id text, "
-            "ADD COLUMN IF NOT EXISTS paid_lines bigint[]",
+            "ADD COLUMN IF NOT EXISTS paid_lines text",
             f"CREATE INDEX IF NOT EXISTS ordo_reconciled_invoices_paid ON {self._reconciled} "
             "(prescription_id) WHERE paid_lines IS NOT NULL",
             # One row per chunk commit, numbered in commit order (commits hold a lock): tells a
@@ -352,7 +353,7 @@ class PostgresBatches:
         same: if it refuses the COPY, decide the chunk again with the numbers it refused."""
         result = decided.resolve(taken, paid) if taken or paid is not None else decided.result
         while result.claims:
-            ordered = sorted(result.claims, key=_claim_key)
+            ordered = sorted(result.claims, key=_in_key_order)
             try:
                 async with conn.transaction():  # a savepoint
                     await conn.copy_records_to_table(
@@ -420,6 +421,9 @@ class PostgresBatches:
 
 def _claim_key(claim: ClaimRow) -> InvoiceKey:
     return (claim[0], claim[1])
+
+
+_in_key_order = operator.itemgetter(0, 1)  # (finess, invoice_number), at C speed
 
 
 def _batch(row: asyncpg.Record) -> Batch:

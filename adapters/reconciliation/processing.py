@@ -43,16 +43,15 @@ from adapters.reconciliation.store import (
     LostLease,
     Paid,
     PaidByPrescription,
-    flat_paid,
-    paid_of,
+    stored_paid,
 )
 from projections.reconciliation import (
     RECONCILED,
-    Billed,
     Entry,
     InvoiceKey,
     Outcome,
     PaidInvoices,
+    PaidLines,
     PrescriptionRecord,
     Previous,
     Verdict,
@@ -223,7 +222,7 @@ class Reconciliation:
         on_progress(done, batch.lines_total)
         chunk_numbers = iter(range(batch.chunks_done, batch.chunks_total))
         lookups: deque[asyncio.Task[LookedUp]] = deque()
-        recent: deque[PreparedChunk] = deque(maxlen=LOOKAHEAD + 1)
+        recent: deque[Handover] = deque(maxlen=LOOKAHEAD + 1)
         deciding: asyncio.Task[PreparedChunk] | None = None
 
         def look_ahead() -> None:
@@ -241,7 +240,7 @@ class Reconciliation:
             deciding = decide_next()
             while deciding is not None:
                 prepared = await deciding
-                recent.append(prepared)
+                recent.append(Handover(prepared.claimed, prepared.paid))
                 deciding = decide_next()
                 result = await self.store.commit_chunk(
                     batch.batch_id,
@@ -273,7 +272,7 @@ class Reconciliation:
         self,
         batch_id: str,
         looking_up: asyncio.Task[LookedUp],
-        before: list[PreparedChunk],
+        before: list[Handover],
     ) -> PreparedChunk:
         found = await looking_up
         taken = dict(found.taken)
@@ -361,6 +360,14 @@ def _with_paid(paid: PaidByPrescription, more: PaidByPrescription) -> dict[str, 
     return merged
 
 
+class Handover(NamedTuple):
+    """What a chunk decided, for the chunks decided before it is committed: only the numbers it
+    claims and the invoices it pays (the rest of it is let go once it is committed)."""
+
+    claimed: dict[InvoiceKey, Previous]
+    paid: dict[str, PaidInvoices]
+
+
 class PreparedChunk:
     """A chunk's verdicts, decided before its commit; `resolve` decides it again when some of
     its invoice numbers turn out to be taken by a batch running at the same time (an invoice
@@ -390,7 +397,7 @@ class PreparedChunk:
             (claim[0], claim[1]): Previous(batch_id, claim[3], claim[4])
             for claim in self.result.claims
         }
-        self.paid = _paid_in(self.result.claims)
+        self.paid = self.result.paid
 
     def resolve(
         self, taken: Mapping[InvoiceKey, Previous], paid: PaidByPrescription | None = None
@@ -409,6 +416,7 @@ class PreparedChunk:
         claims: list[ClaimRow] = []
         counts: Counter[str] = Counter()
         amounts: Counter[str] = Counter()
+        paid: dict[str, dict[InvoiceKey, PaidLines]] = {}
         for parsed in self._parsed:
             if isinstance(parsed, Rejected):
                 items.append(
@@ -421,9 +429,16 @@ class PreparedChunk:
             outcome = verdict.outcome
             items.append((batch_id, parsed.line, invoice.invoice_number, outcome, verdict.detail))
             counts[outcome] += 1
-            amounts[outcome] += sum(line.amount_cents for line in invoice.lines)
+            cents = 0
+            for billed in invoice.lines:
+                cents += billed.amount_cents
+            amounts[outcome] += cents
             if outcome in RECONCILED:
-                paid = flat_paid(paid_lines(invoice)) if outcome == "matched" else None
+                stored = None
+                if outcome == "matched" and parsed.number is not None:
+                    lines_paid = paid_lines(invoice)
+                    paid.setdefault(parsed.number, {})[invoice.key] = lines_paid
+                    stored = stored_paid(lines_paid)
                 claims.append(
                     (
                         invoice.finess,
@@ -432,19 +447,10 @@ class PreparedChunk:
                         parsed.line,
                         outcome,
                         parsed.number,
-                        paid,
+                        stored,
                     )
                 )
-        return ChunkResult(items, claims, dict(counts), dict(amounts))
-
-
-def _paid_in(claims: list[ClaimRow]) -> dict[str, PaidInvoices]:
-    """The invoices these claims pay for, by prescription."""
-    paid: dict[str, dict[InvoiceKey, tuple[Billed, ...]]] = {}
-    for finess, number, _, _, outcome, prescription, flat in claims:
-        if outcome == "matched" and prescription is not None and flat is not None:
-            paid.setdefault(prescription, {})[(finess, number)] = paid_of(flat)
-    return dict(paid)
+        return ChunkResult(items, claims, dict(counts), dict(amounts), dict(paid))
 
 
 def decide_chunk(

@@ -59,7 +59,7 @@ DDL = [
 ADDED_COLUMNS = [
     ("ordo_reconciliation_batches", "amounts", "TEXT NOT NULL DEFAULT '{}'"),
     ("ordo_reconciled_invoices", "prescription_id", "TEXT"),
-    ("ordo_reconciled_invoices", "paid_lines", "TEXT"),  # JSON: line_no, quantity, cents, …
+    ("ordo_reconciled_invoices", "paid_lines", "TEXT"),  # line_no,quantity,cents,…
 ]
 COMMITS = (
     "CREATE TABLE IF NOT EXISTS ordo_reconciliation_commits ("
@@ -243,10 +243,7 @@ class SqliteBatches:
             cur.executemany(
                 "INSERT INTO ordo_reconciled_invoices (finess, invoice_number, batch_id, line, "
                 "outcome, prescription_id, paid_lines) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (*claim[:6], None if claim[6] is None else json.dumps(claim[6]))
-                    for claim in final.claims
-                ],
+                final.claims,
             )
             cur.executemany(
                 "INSERT INTO ordo_reconciliation_items VALUES (?, ?, ?, ?, ?)", final.items
@@ -357,7 +354,7 @@ def _paid_in(cur: sqlite3.Cursor, numbers: Collection[str]) -> dict[str, PaidInv
     )
     paid: dict[str, dict[InvoiceKey, Any]] = {}
     for row in rows:
-        paid.setdefault(row[0], {})[(row[1], row[2])] = paid_of(json.loads(row[3]))
+        paid.setdefault(row[0], {})[(row[1], row[2])] = paid_of(row[3])
     return dict(paid)
 
 

@@ -26,10 +26,10 @@ import msgspec
 from adapters.reconciliation.ndjson import RawChunk
 from projections.reconciliation import (
     OUTCOMES,
-    Billed,
     InvoiceKey,
     Outcome,
     PaidInvoices,
+    PaidLines,
     Previous,
 )
 
@@ -73,8 +73,9 @@ class Item(NamedTuple):
 ItemRow = tuple[
     str, int, str | None, Outcome, str
 ]  # batch_id, line, invoice_number, outcome, detail
-# finess, invoice_number, batch_id, line, outcome, prescription_id, paid_lines (matched only)
-ClaimRow = tuple[str, str, str, int, Outcome, str | None, list[int] | None]
+# finess, invoice_number, batch_id, line, outcome, prescription_id, paid_lines (matched only,
+# as text: "line_no,quantity,amount_cents,…", which COPY sends without a per-element check)
+ClaimRow = tuple[str, str, str, int, Outcome, str | None, str | None]
 ITEM_COLUMNS = ["batch_id", "line", "invoice_number", "outcome", "detail"]
 CLAIM_COLUMNS = [
     "finess",
@@ -94,15 +95,18 @@ class ChunkResult(NamedTuple):
     claims: list[ClaimRow]
     counts: dict[str, int]  # of these items, per outcome
     amounts: dict[str, int]  # cents billed by these items' invoices, per outcome
+    paid: dict[str, PaidInvoices]  # the matched ones, by prescription
 
 
-def flat_paid(lines: tuple[Billed, ...]) -> list[int]:
-    """A matched invoice's lines as stored: (line_no, quantity, amount_cents) one after another."""
-    return [value for line in lines for value in (line.line_no, line.quantity, line.amount_cents)]
+def stored_paid(lines: PaidLines) -> str:
+    """A matched invoice's lines as stored: line_no, quantity, amount_cents, one after another."""
+    if len(lines) == 3:  # one line: most invoices
+        return f"{lines[0]},{lines[1]},{lines[2]}"
+    return ",".join(map(str, lines))
 
 
-def paid_of(flat: list[int]) -> tuple[Billed, ...]:
-    return tuple(Billed(*flat[i : i + 3]) for i in range(0, len(flat), 3))
+def paid_of(text: str) -> PaidLines:
+    return tuple(map(int, text.split(",")))
 
 
 PaidByPrescription = Mapping[str, PaidInvoices]

@@ -31,7 +31,6 @@ from domain.events import (
 )
 from domain.identifiers import Finess
 from projections.reconciliation import (
-    Billed,
     Entry,
     Invoice,
     PaidInvoices,
@@ -119,7 +118,7 @@ def test_invoices_add_up_until_what_was_dispensed() -> None:
 
 def test_what_an_earlier_batch_paid_counts() -> None:
     record = log(issued(3), dispensed(2, (1, 2)))
-    earlier: PaidInvoices = {(PHARMACY_A.value, "F-1"): (Billed(1, 1, 250),)}
+    earlier: PaidInvoices = {(PHARMACY_A.value, "F-1"): (1, 1, 250)}  # line 1: 1 pack
 
     outcomes = in_order(
         record, invoice((1, 1), number="F-2"), invoice((1, 1), number="F-3"), paid=earlier
