@@ -9,6 +9,7 @@ other machines and must outlive our module layout.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,9 @@ from domain.events import EVENT_TYPES, UPCASTERS, Event, Upcaster
 
 EVENTS_TABLE = "ordo_events"
 IDEMPOTENCY_PREFIX = "idempotency:"
+INVOICE_PREFIX = "invoice:"
 
-__all__ = ["EventLog", "IdempotencyRecord", "IntegrityError", "open_log"]
+__all__ = ["EventLog", "IdempotencyRecord", "IntegrityError", "InvoiceClaim", "open_log"]
 
 
 class IdempotencyRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -51,6 +53,34 @@ class IdempotencyRecord(msgspec.Struct, frozen=True, kw_only=True):
     fingerprint: str
     status: int
     body: bytes
+
+
+class InvoiceClaim(msgspec.Struct, frozen=True, kw_only=True):
+    """A pharmacy's invoice number, taken by the billing of one dispensation.
+
+    Like an idempotency record, a one-event stream appended in the same transaction as the
+    `BillingRecorded` it belongs to, under a stream id derived from (FINESS, invoice number) at
+    version 1: of two billings with one number at once, whichever prescription they are on,
+    the database's unique key on (stream, version) lets exactly one commit.
+    """
+
+    schema_version = 1
+
+    finess: str
+    invoice_number: str
+    prescription_id: str
+    dispensation_id: str
+
+    @property
+    def stream_id(self) -> str:
+        return invoice_stream(self.finess, self.invoice_number)
+
+
+def invoice_stream(finess: str, invoice_number: str) -> str:
+    """Hashed: an invoice number is free text up to 64 characters, a stream id a short key
+    (a FINESS is 9 digits, so the separator is unambiguous)."""
+    digest = hashlib.sha256(f"{finess}|{invoice_number}".encode()).hexdigest()
+    return INVOICE_PREFIX + digest
 
 
 def topic_of(kind: type[Any]) -> str:
@@ -119,6 +149,7 @@ class EventLog:
         self.description = description
         self.mapper = EventMapper()
         self._record_topic = topic_of(IdempotencyRecord)
+        self._claim_topic = topic_of(InvoiceClaim)
 
     def events_of(self, prescription_id: str) -> list[Event]:
         stored = self.recorder.select_events(prescription_id)
@@ -130,17 +161,28 @@ class EventLog:
         return fold_coverage(stream_id, map(self.mapper.to_coverage_event, stored))
 
     def append(
-        self, events: Sequence[AnyEvent], idempotency: IdempotencyRecord | None = None
+        self,
+        events: Sequence[AnyEvent],
+        idempotency: IdempotencyRecord | None = None,
+        claim: InvoiceClaim | None = None,
     ) -> Sequence[int]:
-        """Append atomically; raises IntegrityError if another writer took a version first."""
+        """Append atomically; raises IntegrityError if another writer took a version first
+        (or the idempotency key, or the invoice number)."""
         stored = [self.mapper.to_stored(event) for event in events]
         if idempotency is not None:
             stored.append(self._stored_record(idempotency))
+        if claim is not None:
+            stored.append(self._stored_claim(claim))
         return self.recorder.insert_events(stored) or ()
 
     def idempotency_record(self, key: str) -> IdempotencyRecord | None:
         stored = self.recorder.select_events(IDEMPOTENCY_PREFIX + key, limit=1)
         return msgspec.json.decode(stored[0].state, type=IdempotencyRecord) if stored else None
+
+    def invoice_claim(self, finess: str, invoice_number: str) -> InvoiceClaim | None:
+        """Who took this pharmacy's invoice number, if anyone did."""
+        stored = self.recorder.select_events(invoice_stream(finess, invoice_number), limit=1)
+        return msgspec.json.decode(stored[0].state, type=InvoiceClaim) if stored else None
 
     def notifications(self, after: int, limit: int) -> Sequence[Notification]:
         return self.recorder.select_notifications(after, limit, inclusive_of_start=False)
@@ -154,6 +196,14 @@ class EventLog:
             originator_version=1,
             topic=self._record_topic,
             state=msgspec.json.encode(record),
+        )
+
+    def _stored_claim(self, claim: InvoiceClaim) -> StoredEvent:
+        return StoredEvent(
+            originator_id=claim.stream_id,
+            originator_version=1,
+            topic=self._claim_topic,
+            state=msgspec.json.encode(claim),
         )
 
     def close(self) -> None:

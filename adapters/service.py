@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import msgspec
 
-from adapters.eventstore import EventLog, IdempotencyRecord, IntegrityError
+from adapters.eventstore import EventLog, IdempotencyRecord, IntegrityError, InvoiceClaim
 from domain import commands
 from domain.actors import Actor, Role
 from domain.calendar import local_day, paris_day
@@ -37,7 +37,7 @@ from domain.errors import DomainError
 from domain.events import ConsentActor, Event
 from domain.identifiers import Finess, InvalidIdentifier, PrescriptionNumber
 from domain.prescription import Prescription, fold
-from projections.views import DispensationReceipt, receipt_of
+from projections.views import DispensationReceipt, dispensation_view, receipt_of
 
 MAX_ATTEMPTS = 200
 
@@ -167,11 +167,40 @@ class PrescriptionService:
             prescription_id, lambda state: commands.record_adaptation(state, command, self.clock())
         )
 
-    def bill(self, actor: Actor, prescription_id: str, command: Bill) -> Prescription:
+    def bill(
+        self,
+        actor: Actor,
+        prescription_id: str,
+        command: Bill,
+        idempotency_key: str | None = None,
+    ) -> Answer:
+        """Record a dispensation's billing under an invoice number this pharmacy never used.
+
+        The number is claimed in the same append as the billing (`InvoiceClaim`): when two
+        billings race for one number, the loser's append fails, and deciding again finds the
+        number taken (409 `invoice_number_used`). With an `Idempotency-Key`, a retry replays
+        the first answer, exactly as for dispensing."""
         _require_role(actor, "pharmacist")
-        return self._decide(
-            prescription_id, lambda state: commands.bill(state, command, self.clock())
+        scoped = (
+            _scoped(actor, idempotency_key, prescription_id, command) if idempotency_key else None
         )
+        for _ in range(MAX_ATTEMPTS):
+            if scoped is not None and (replay := self._replay(scoped)) is not None:
+                return replay
+            state = self._load(prescription_id)
+            used = self.log.invoice_claim(command.pharmacy.value, command.invoice_number)
+            event = commands.bill(state, command, self.clock(), invoice_number_used=bool(used))
+            answer = Answer(201, _encode_billed(_evolved(state, event), command.dispensation_id))
+            claim = InvoiceClaim(
+                finess=event.finess,
+                invoice_number=event.invoice_number,
+                prescription_id=event.prescription_id,
+                dispensation_id=event.dispensation_id,
+            )
+            record = _record(scoped, answer) if scoped else None
+            if self._try_append([event], record, claim):
+                return answer
+        raise _contention()
 
     def cancel(self, actor: Actor, prescription_id: str, reason: str) -> Prescription:
         _require_role(actor, "prescriber")
@@ -237,20 +266,26 @@ class PrescriptionService:
         return state
 
     def _try_append(
-        self, events: Sequence[Event | CoverageEvent], record: IdempotencyRecord | None = None
+        self,
+        events: Sequence[Event | CoverageEvent],
+        record: IdempotencyRecord | None = None,
+        claim: InvoiceClaim | None = None,
     ) -> bool:
         """Append, or report that another writer got there first (then back off a little)."""
         try:
-            self._append(events, record)
+            self._append(events, record, claim)
         except IntegrityError:
             time.sleep(random.uniform(0, 0.005))
             return False
         return True
 
     def _append(
-        self, events: Sequence[Event | CoverageEvent], record: IdempotencyRecord | None = None
+        self,
+        events: Sequence[Event | CoverageEvent],
+        record: IdempotencyRecord | None = None,
+        claim: InvoiceClaim | None = None,
     ) -> None:
-        self.log.append(events, record)
+        self.log.append(events, record, claim)
         self._after_append()
 
     def _replay(self, scoped: IdempotentRequest) -> Answer | None:
@@ -310,7 +345,15 @@ def _encode_receipt(
     return msgspec.json.encode(receipt)
 
 
-def _scoped(actor: Actor, key: str, prescription_id: str, command: Dispense) -> IdempotentRequest:
+def _encode_billed(state: Prescription, dispensation_id: str) -> bytes:
+    dispensation = state.dispensation(dispensation_id)
+    assert dispensation is not None  # billing succeeded on it
+    return msgspec.json.encode(dispensation_view(dispensation))
+
+
+def _scoped(
+    actor: Actor, key: str, prescription_id: str, command: Dispense | Bill
+) -> IdempotentRequest:
     """Keys belong to one caller: the same key from another pharmacy is another request."""
     scope = f"{actor.role}|{actor.finess}|{actor.subject}|{key}"
     asked = _number(prescription_id).value.encode() + msgspec.json.encode(command)

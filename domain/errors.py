@@ -22,6 +22,7 @@ ErrorCode = Literal[
     "quantity_exceeds_allowed_now",
     "narcotic_overlap",
     "withdrawal_window_closed",
+    "invoice_number_used",
     "dispensation_withdrawn",
 ]
 

@@ -17,6 +17,7 @@ import msgspec
 
 from domain.events import (
     AdaptationRecorded,
+    BilledLine,
     BillingRecorded,
     DispensationRecorded,
     DispensationWithdrawn,
@@ -58,6 +59,9 @@ class Dispensation(msgspec.Struct, frozen=True, kw_only=True):
     recorded_at: datetime
     lines: tuple[DispensedLine, ...]
     invoice_number: str | None = None
+    # What the pharmacy billed (exécution en 2 temps): kept so that the insurer's invoice can
+    # be compared with it (reconciliation's `amount_mismatch`).
+    billed_lines: tuple[BilledLine, ...] = ()
     withdrawn_at: datetime | None = None
 
     @property
@@ -254,7 +258,9 @@ def _billed(event: BillingRecorded, state: Prescription | None) -> Prescription:
         current,
         version=event.version,
         dispensations=tuple(
-            msgspec.structs.replace(d, invoice_number=event.invoice_number)
+            msgspec.structs.replace(
+                d, invoice_number=event.invoice_number, billed_lines=event.lines
+            )
             if d.dispensation_id == event.dispensation_id
             else d
             for d in current.dispensations

@@ -12,11 +12,18 @@ first that applies in the contract's order:
     product_mismatch      a billed product is neither the prescribed one nor a substitute that
                           pharmacy recorded when dispensing that line
     quantity_mismatch     a line bills more than that pharmacy dispensed of it
+    over_billed           with the invoices of that pharmacy already `matched` for the
+                          prescription (in this batch or an earlier one), a line bills more
+                          than it dispensed: the insurer would pay the same packs twice
+    amount_mismatch       the pharmacy recorded billing under this invoice number (the billing
+                          endpoint) and the invoice's quantities or amounts differ from it
     matched               everything billed was dispensed, by that pharmacy, as billed
 
 An invoice counts as reconciled (and its number as used) once it got an outcome from
 `no_dispensation` on: `invalid` and `unknown_prescription` never name a real invoice, so the
-pharmacy may send it again, corrected, under the same number.
+pharmacy may send it again, corrected, under the same number. Only `matched` invoices count
+as paid: they are what later invoices of the same packs are `over_billed` against, in the
+order the invoices arrive. Withdrawn dispensings count nowhere.
 
 Everything here is pure: the adapters look the prescriptions up and record the results.
 """
@@ -42,6 +49,8 @@ Outcome = Literal[
     "no_dispensation",
     "product_mismatch",
     "quantity_mismatch",
+    "over_billed",
+    "amount_mismatch",
     "matched",
 ]
 OUTCOMES: tuple[Outcome, ...] = (
@@ -51,10 +60,19 @@ OUTCOMES: tuple[Outcome, ...] = (
     "no_dispensation",
     "product_mismatch",
     "quantity_mismatch",
+    "over_billed",
+    "amount_mismatch",
     "matched",
 )
 RECONCILED: frozenset[Outcome] = frozenset(
-    {"no_dispensation", "product_mismatch", "quantity_mismatch", "matched"}
+    {
+        "no_dispensation",
+        "product_mismatch",
+        "quantity_mismatch",
+        "over_billed",
+        "amount_mismatch",
+        "matched",
+    }
 )
 MAX_INVOICE_LINES = 200
 
@@ -116,9 +134,20 @@ class HandedOver(msgspec.Struct, frozen=True, gc=False):
     product: ProductRef
 
 
+class Billed(msgspec.Struct, frozen=True, gc=False):
+    """One line of a billing: as the pharmacy recorded it, or as an invoice already paid."""
+
+    line_no: int
+    quantity: int
+    amount_cents: int
+
+
 class DispensationRef(msgspec.Struct, frozen=True, gc=False):
     finess: str
     lines: tuple[HandedOver, ...]
+    dispensation_id: str = ""
+    invoice_number: str | None = None
+    billed_lines: tuple[Billed, ...] = ()
     withdrawn_at: datetime | None = None
 
 
@@ -147,6 +176,21 @@ class Previous(msgspec.Struct, frozen=True, gc=False):
     outcome: Outcome
 
 
+# A prescription's invoices already reconciled as `matched` (paid), by (FINESS, number): the
+# lines each paid, flat (line_no, quantity, amount_cents, line_no, …). Flat ints, not Structs:
+# three quarters of the invoices of a batch are matched, and each is handed on as paid.
+PaidLines = tuple[int, ...]
+PaidInvoices = Mapping[InvoiceKey, PaidLines]
+NOTHING_PAID: PaidInvoices = {}
+
+
+class Recorded(msgspec.Struct, frozen=True, gc=False):
+    """The billing a pharmacy recorded through the API under the invoice's number."""
+
+    dispensation_id: str
+    lines: tuple[Billed, ...]
+
+
 class Facts(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """What the log says about one prescription, seen from the invoice's pharmacy."""
 
@@ -154,6 +198,10 @@ class Facts(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     given: Mapping[int, int]  # line_no -> how much this pharmacy handed over, in all
     handed: Mapping[int, tuple[ProductRef, ...]]  # line_no -> the products it handed over
     other_pharmacies: tuple[str, ...] = ()  # who else dispensed some of it
+    # line_no -> the packs of this pharmacy's invoices already paid, and those invoices
+    paid: Mapping[int, int] = msgspec.field(default_factory=dict)
+    paid_in: Mapping[int, tuple[str, ...]] = msgspec.field(default_factory=dict)
+    recorded: Recorded | None = None  # the billing recorded under the invoice's number
 
 
 # --- is the line an invoice at all ------------------------------------------------------------
@@ -245,16 +293,27 @@ _NUMBER_FORM = str.maketrans(
 # --- the checks, in the contract's order ------------------------------------------------------
 
 
-def facts_of(record: PrescriptionRecord, finess: str) -> Facts:
+def facts_of(
+    record: PrescriptionRecord,
+    finess: str,
+    paid: PaidInvoices = NOTHING_PAID,
+    invoice_number: str | None = None,
+) -> Facts:
+    """The facts an invoice of pharmacy `finess` is checked against: what it handed over, what
+    of it was already paid (`paid`: the prescription's matched invoices), and the billing it
+    recorded under `invoice_number`."""
     given: dict[int, int] = {}
     handed: dict[int, tuple[ProductRef, ...]] = {}
     others: list[str] = []
+    recorded = None
     for dispensation in record.dispensations:
         if dispensation.withdrawn_at is not None:
             continue  # a dispensing withdrawn as recorded in error counts nowhere
         if dispensation.finess != finess:
             others.append(dispensation.finess)
             continue
+        if invoice_number is not None and dispensation.invoice_number == invoice_number:
+            recorded = Recorded(dispensation.dispensation_id, dispensation.billed_lines)
         for line in dispensation.lines:
             no = line.line_no
             if no in given:
@@ -263,19 +322,42 @@ def facts_of(record: PrescriptionRecord, finess: str) -> Facts:
             else:
                 given[no] = line.quantity
                 handed[no] = (line.product,)
+    paid_packs, paid_in = _paid_by(paid, finess) if paid else ({}, {})
     return Facts(
         prescribed={line.prescribed.line_no: line.prescribed.product for line in record.lines},
         given=given,
         handed=handed,
         other_pharmacies=tuple(dict.fromkeys(others)) if others else (),
+        paid=paid_packs,
+        paid_in=paid_in,
+        recorded=recorded,
     )
 
 
+def _paid_by(paid: PaidInvoices, finess: str) -> tuple[dict[int, int], dict[int, tuple[str, ...]]]:
+    packs: dict[int, int] = {}
+    invoices: dict[int, tuple[str, ...]] = {}
+    for (payee, number), lines in paid.items():
+        if payee != finess:
+            continue  # another pharmacy's invoices pay for its own packs
+        for at in range(0, len(lines), 3):
+            line_no, quantity = lines[at], lines[at + 1]
+            packs[line_no] = packs.get(line_no, 0) + quantity
+            invoices[line_no] = (*invoices.get(line_no, ()), number)
+    return packs, invoices
+
+
 def reconcile(
-    invoice: Invoice, record: PrescriptionRecord | None, previous: Previous | None
+    invoice: Invoice,
+    record: PrescriptionRecord | None,
+    previous: Previous | None,
+    paid: PaidInvoices = NOTHING_PAID,
 ) -> Verdict:
-    """The outcome of an invoice whose prescription is `record` (None: no such prescription)."""
-    return decide(invoice, None if record is None else facts_of(record, invoice.finess), previous)
+    """The outcome of an invoice whose prescription is `record` (None: no such prescription),
+    given the prescription's invoices already paid."""
+    if record is None:
+        return decide(invoice, None, previous)
+    return decide(invoice, facts_of(record, invoice.finess, paid, invoice.invoice_number), previous)
 
 
 def decide(invoice: Invoice, facts: Facts | None, previous: Previous | None) -> Verdict:
@@ -296,11 +378,21 @@ def decide(invoice: Invoice, facts: Facts | None, previous: Previous | None) -> 
             f"pharmacy {invoice.finess} dispensed nothing of prescription "
             f"{_shown(invoice.prescription_id)} (dispensed by: {others})",
         )
+    return _billing_checked(invoice, facts)
+
+
+def _billing_checked(invoice: Invoice, facts: Facts) -> Verdict:
+    """What the invoice bills against what was dispensed, already paid, and recorded."""
     if problems := _product_problems(invoice, facts):
         return Verdict("product_mismatch", "; ".join(problems))
-    if problems := _quantity_problems(invoice, facts):
+    billed = billed_per_line(invoice)
+    if problems := _quantity_problems(invoice, billed, facts):
         return Verdict("quantity_mismatch", "; ".join(problems))
-    return Verdict("matched", _matched_detail(invoice))
+    if problems := _over_billing(invoice, billed, facts):
+        return Verdict("over_billed", "; ".join(problems))
+    if facts.recorded is not None and (problem := _amount_problem(invoice, billed, facts)):
+        return Verdict("amount_mismatch", problem)
+    return Verdict("matched", _matched_detail(invoice, facts))
 
 
 def _product_problems(invoice: Invoice, facts: Facts) -> list[str]:
@@ -316,7 +408,9 @@ def _product_problems(invoice: Invoice, facts: Facts) -> list[str]:
             continue
         billed = line.product
         handed = facts.handed.get(line.line_no, ())
-        if same_product(billed, prescribed) or any(same_product(billed, h) for h in handed):
+        if prescribed.system != "DCI" and same_product(billed, prescribed):
+            continue  # the usual case, without a call more
+        if _may_bill(billed, prescribed, handed):
             continue
         substitutes = {
             product_key(h): h for h in handed if not same_product(h, prescribed)
@@ -329,44 +423,101 @@ def _product_problems(invoice: Invoice, facts: Facts) -> list[str]:
     return problems
 
 
-def _quantity_problems(invoice: Invoice, facts: Facts) -> list[str]:
+def _may_bill(billed: ProductRef, prescribed: ProductRef, handed: tuple[ProductRef, ...]) -> bool:
+    """A pack (or unit) line bills what was prescribed or the substitute handed over. A line
+    written by substance (DCI) names no pack: it bills the pack recorded at dispensing (or the
+    substance itself when the dispensing recorded none, as v1 dispensings may)."""
+    if prescribed.system != "DCI" and same_product(billed, prescribed):
+        return True
+    return any(same_product(billed, h) for h in handed)
+
+
+class LineBilled(msgspec.Struct, gc=False):
+    """What an invoice bills of one prescribed line, adding up its invoice lines."""
+
+    quantity: int
+    amount_cents: int
+    products: tuple[ProductRef, ...]
+
+
+def billed_per_line(invoice: Invoice) -> dict[int, LineBilled]:
     lines = invoice.lines
-    if len(lines) == 1:  # most invoices: no line to add up
+    if len(lines) == 1:  # most invoices: nothing to add up
         line = lines[0]
-        given = facts.given.get(line.line_no, 0)
-        if line.quantity <= given:
-            return []
-        return [_too_many(invoice, line.line_no, line.quantity, [line.product], given)]
-    billed: dict[int, int] = {}
-    products: dict[int, dict[tuple[str, str], ProductRef]] = {}
+        return {line.line_no: LineBilled(line.quantity, line.amount_cents, (line.product,))}
+    billed: dict[int, LineBilled] = {}
     for line in lines:
-        billed[line.line_no] = billed.get(line.line_no, 0) + line.quantity
-        products.setdefault(line.line_no, {})[product_key(line.product)] = line.product
+        so_far = billed.get(line.line_no)
+        if so_far is None:
+            billed[line.line_no] = LineBilled(line.quantity, line.amount_cents, (line.product,))
+            continue
+        so_far.quantity += line.quantity
+        so_far.amount_cents += line.amount_cents
+        if all(product_key(p) != product_key(line.product) for p in so_far.products):
+            so_far.products += (line.product,)
+    return billed
+
+
+def _quantity_problems(
+    invoice: Invoice, billed: Mapping[int, LineBilled], facts: Facts
+) -> list[str]:
     return [
-        _too_many(invoice, no, quantity, products[no].values(), facts.given.get(no, 0))
-        for no, quantity in billed.items()
-        if quantity > facts.given.get(no, 0)
+        f"line {no}: {_billed_text(line)}, pharmacy {invoice.finess} dispensed "
+        f"{facts.given.get(no, 0)}"
+        for no, line in billed.items()
+        if line.quantity > facts.given.get(no, 0)
     ]
 
 
-def _too_many(
-    invoice: Invoice, line_no: int, quantity: int, products: Iterable[ProductRef], given: int
-) -> str:
+def _over_billing(invoice: Invoice, billed: Mapping[int, LineBilled], facts: Facts) -> list[str]:
+    if not facts.paid:
+        return []
+    return [
+        f"line {no}: {_billed_text(line)}, pharmacy {invoice.finess} dispensed "
+        f"{facts.given.get(no, 0)} and was already paid for {facts.paid[no]} "
+        f"({_invoices(facts.paid_in[no])})"
+        for no, line in billed.items()
+        if no in facts.paid and facts.paid[no] + line.quantity > facts.given.get(no, 0)
+    ]
+
+
+def _amount_problem(invoice: Invoice, billed: Mapping[int, LineBilled], facts: Facts) -> str:
+    """How the invoice differs from the billing recorded under its number ("" if it does not)."""
+    recorded = facts.recorded
+    assert recorded is not None
+    expected = {line.line_no: (line.quantity, line.amount_cents) for line in recorded.lines}
+    if expected == {no: (line.quantity, line.amount_cents) for no, line in billed.items()}:
+        return ""
+    shown = "; ".join(f"line {no}: {q} packs, {a} cents" for no, (q, a) in sorted(expected.items()))
     return (
-        f"line {line_no}: billed {quantity} of {', '.join(describe(p) for p in products)}, "
-        f"pharmacy {invoice.finess} dispensed {given}"
+        f"invoice {invoice.invoice_number} bills "
+        + "; ".join(
+            f"line {no}: {line.quantity} packs, {line.amount_cents} cents"
+            for no, line in sorted(billed.items())
+        )
+        + f"; pharmacy {invoice.finess} recorded under this number (dispensation "
+        f"{recorded.dispensation_id}): {shown or 'no line'}"
     )
 
 
-def _matched_detail(invoice: Invoice) -> str:
-    if len(invoice.lines) == 1:  # most invoices: one f-string
-        line = invoice.lines[0]
-        return (
-            f"billed as dispensed by pharmacy {invoice.finess} "
-            f"(line {line.line_no}: {line.quantity} of {describe(line.product)})"
+def _billed_text(line: LineBilled) -> str:
+    products = ", ".join(describe(p) for p in line.products)
+    return f"billed {line.quantity} of {products} ({line.amount_cents} cents)"
+
+
+def _invoices(numbers: tuple[str, ...]) -> str:
+    return ("invoice " if len(numbers) == 1 else "invoices ") + ", ".join(numbers)
+
+
+def _matched_detail(invoice: Invoice, facts: Facts) -> str:
+    lines = "; ".join(
+        f"line {line.line_no}: billed {line.quantity} of {describe(line.product)} "
+        f"({line.amount_cents} cents), dispensed {facts.given.get(line.line_no, 0)}"
+        + (
+            f", already paid {facts.paid[line.line_no]} ({_invoices(facts.paid_in[line.line_no])})"
+            if line.line_no in facts.paid
+            else ""
         )
-    lines = ", ".join(
-        f"line {line.line_no}: {line.quantity} of {describe(line.product)}"
         for line in invoice.lines
     )
     return f"billed as dispensed by pharmacy {invoice.finess} ({lines})"
@@ -422,19 +573,49 @@ def reconcile_chunk(
     entries: Iterable[Entry],
     records: Mapping[str, PrescriptionRecord],
     previous: Mapping[InvoiceKey, Previous],
+    paid: Mapping[str, PaidInvoices] | None = None,
 ) -> list[Verdict]:
     """The verdict of each entry, in order. `records` holds the prescriptions found, by
-    canonical number; `previous` the invoices reconciled before this chunk. Within the chunk,
-    the first invoice reconciled under a number keeps it, and a later one with the same number
-    is a `duplicate_invoice` of it."""
+    canonical number; `previous` the invoices reconciled before this chunk, and `paid` those of
+    them that were `matched`, by prescription. Within the chunk, the first invoice reconciled
+    under a number keeps it, and a later one with the same number is a `duplicate_invoice` of
+    it; a `matched` invoice counts as paid for the ones after it."""
     verdicts = []
     seen: dict[InvoiceKey, Previous] = {}
+    paid_now: dict[str, dict[InvoiceKey, PaidLines]] = {}
     for entry in entries:
         invoice = entry.invoice
-        record = None if entry.number is None else records.get(entry.number)
+        number = entry.number
+        record = None if number is None else records.get(number)
         key = invoice.key
-        verdict = reconcile(invoice, record, previous.get(key) or seen.get(key))
+        already = NOTHING_PAID
+        if record is not None and (paid or paid_now):  # most chunks of a first batch: neither
+            already = _paid_for(number, paid, paid_now)
+        verdict = reconcile(invoice, record, previous.get(key) or seen.get(key), already)
         if verdict.outcome in RECONCILED:
             seen[key] = Previous(batch_id, entry.line, verdict.outcome)
+            if verdict.outcome == "matched" and number is not None:
+                paid_now.setdefault(number, {})[key] = paid_lines(invoice)
         verdicts.append(verdict)
     return verdicts
+
+
+def _paid_for(
+    number: str | None,
+    before: Mapping[str, PaidInvoices] | None,
+    now: Mapping[str, PaidInvoices],
+) -> PaidInvoices:
+    earlier = before.get(number, NOTHING_PAID) if before and number else NOTHING_PAID
+    here = now.get(number, NOTHING_PAID) if number else NOTHING_PAID
+    if not here:
+        return earlier
+    return {**earlier, **here} if earlier else here
+
+
+def paid_lines(invoice: Invoice) -> PaidLines:
+    """What a matched invoice pays, line by line (flat)."""
+    lines = invoice.lines
+    if len(lines) == 1:
+        line = lines[0]
+        return (line.line_no, line.quantity, line.amount_cents)
+    return tuple(v for line in lines for v in (line.line_no, line.quantity, line.amount_cents))

@@ -29,6 +29,7 @@ STATUS_OF = {
     "quantity_exceeds_allowed_now": 409,
     "narcotic_overlap": 409,
     "withdrawal_window_closed": 409,
+    "invoice_number_used": 409,
     "dispensation_withdrawn": 409,
 }
 CODE_OF_STATUS = {

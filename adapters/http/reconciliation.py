@@ -45,6 +45,9 @@ class BatchView(msgspec.Struct, frozen=True, kw_only=True):
     batch_id: str
     status: Literal["running", "done"]
     counts: dict[str, int]
+    # cents billed by the invoices of each outcome: what the insurer pays (`matched`) and what
+    # this batch stopped it from paying (every other outcome); `invalid` lines count 0
+    amounts_cents: dict[str, int]
     lines_total: int
     lines_done: int
     progress: float
@@ -202,6 +205,7 @@ def _view(batch: Batch) -> BatchView:
         batch_id=batch.batch_id,
         status="done" if batch.status == "done" else "running",
         counts=batch.counts_of_every_outcome(),
+        amounts_cents=batch.amounts_of_every_outcome(),
         lines_total=batch.lines_total,
         lines_done=batch.lines_done,
         progress=round(batch.lines_done / batch.lines_total, 4) if batch.lines_total else 1.0,

@@ -38,13 +38,11 @@ from domain.dispensable import Allowance, LimitingRule
 from domain.errors import DomainError, invalid
 from domain.events import Event
 from domain.identifiers import Finess, Rpps
-from domain.prescription import Prescription
 from projections.views import (
     DispensationReceipt,
     DispensationView,
     IssuedPrescriptionView,
     PrescriptionView,
-    dispensation_view,
     issued_view,
     qr_payload,
     view_of,
@@ -296,6 +294,10 @@ class PrescriptionController(Controller):
         status_code=201,
         sync_to_thread=True,
         summary="Send the billing data of a dispensation",
+        description="An invoice number is used once per pharmacy (409 `invoice_number_used`); "
+        "`amount_cents` is 0 to 10,000,000 per line. A withdrawn dispensation cannot be "
+        "billed (409 `dispensation_withdrawn`).",
+        responses={201: ResponseSpec(data_container=DispensationView, description="Billed")},
         dependencies={"payload": strict_body(BillBody)},
     )
     def bill(
@@ -305,14 +307,19 @@ class PrescriptionController(Controller):
         payload: NamedDependency[BillBody],
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
-    ) -> DispensationView:
+        *,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[bytes]:
         if actor.role != "pharmacist":
             raise DomainError("forbidden", "only the pharmacist who dispensed bills it")
         pharmacy, pharmacist = _pharmacy(actor)
-        state = service.bill(
-            actor, prescription_id, payload.command(pharmacy, pharmacist, dispensation_id)
+        answer = service.bill(
+            actor,
+            prescription_id,
+            payload.command(pharmacy, pharmacist, dispensation_id),
+            idempotency_key,
         )
-        return _billed(state, dispensation_id)
+        return Response(answer.body, status_code=answer.status, media_type="application/json")
 
     @get(
         "/{prescription_id:str}/dispensable",
@@ -400,9 +407,3 @@ class PrescriptionController(Controller):
         pharmacy = parse_identifier(Finess, payload.finess, "finess")
         state = service.transmit(actor, prescription_id, pharmacy, payload.message)
         return view_of(state, actor, _today(service, actor))
-
-
-def _billed(state: Prescription, dispensation_id: str) -> DispensationView:
-    dispensation = state.dispensation(dispensation_id)
-    assert dispensation is not None  # billing succeeded on it
-    return dispensation_view(dispensation)

@@ -177,7 +177,9 @@ def _format_of(out: str) -> ReportFormat:
 
 
 def summary(batch: Batch, elapsed: float) -> Table:
+    """Invoices and amounts per outcome: what the insurer pays (`matched`), what it does not."""
     counts = batch.counts_of_every_outcome()
+    amounts = batch.amounts_of_every_outcome()
     total = sum(counts.values())
     table = Table(
         title=f"reconciliation batch {batch.batch_id}",
@@ -186,8 +188,21 @@ def summary(batch: Batch, elapsed: float) -> Table:
     table.add_column("outcome")
     table.add_column("invoices", justify="right")
     table.add_column("share", justify="right")
+    table.add_column("amount (EUR)", justify="right")
     for outcome in OUTCOMES:
         share = counts[outcome] / total if total else 0.0
-        table.add_row(outcome, f"{counts[outcome]:,}", f"{share:.1%}")
-    table.add_row("total", f"{total:,}", "100.0%" if total else "-", style="bold")
+        table.add_row(outcome, f"{counts[outcome]:,}", f"{share:.1%}", euros(amounts[outcome]))
+    table.add_row(
+        "total",
+        f"{total:,}",
+        "100.0%" if total else "-",
+        euros(sum(amounts.values())),
+        style="bold",
+    )
+    held = sum(amount for outcome, amount in amounts.items() if outcome != "matched")
+    table.add_row("not paid", "", "", euros(held), style="bold")
     return table
+
+
+def euros(cents: int) -> str:
+    return f"{cents // 100:,}.{cents % 100:02d}"

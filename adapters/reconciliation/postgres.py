@@ -11,8 +11,9 @@ items with COPY, and moves the batch's progress.
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Collection, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
@@ -23,12 +24,16 @@ from adapters.reconciliation.store import (
     ITEM_COLUMNS,
     Batch,
     ChunkResult,
+    ClaimRow,
+    Decided,
     Item,
     LostLease,
-    Resolve,
+    Paid,
+    PaidByPrescription,
     merge_counts,
+    paid_of,
 )
-from projections.reconciliation import InvoiceKey, Outcome, Previous
+from projections.reconciliation import InvoiceKey, Outcome, PaidInvoices, Previous
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -36,7 +41,7 @@ if TYPE_CHECKING:
     Conn = PoolConnectionProxy[asyncpg.Record]
 
 BATCH_COLUMNS = (
-    "batch_id, status, counts, lines_total, lines_done, chunks_total, chunks_done, "
+    "batch_id, status, counts, amounts, lines_total, lines_done, chunks_total, chunks_done, "
     "bytes_received, created_at, started_at, finished_at, log_position, log_head, owner, "
     "lease_until, error"
 )
@@ -52,6 +57,8 @@ class PostgresBatches:
         self._chunks = f"{s}.ordo_reconciliation_chunks"
         self._items = f"{s}.ordo_reconciliation_items"
         self._reconciled = f"{s}.ordo_reconciled_invoices"
+        self._commits = f"{s}.ordo_reconciliation_commits"
+        self._commit_lock = lock_key(schema, "reconciliation-commit")
 
     async def create(self) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -86,6 +93,17 @@ class PostgresBatches:
             f"CREATE TABLE IF NOT EXISTS {self._reconciled} ("
             "finess text NOT NULL, invoice_number text NOT NULL, batch_id text NOT NULL, "
             "line bigint NOT NULL, outcome text NOT NULL, PRIMARY KEY (finess, invoice_number))",
+            # Billing integrity (issue 10), added to tables created before it.
+            f"ALTER TABLE {self._batches} "
+            "ADD COLUMN IF NOT EXISTS amounts jsonb NOT NULL DEFAULT '{}'",
+            f"ALTER TABLE {self._reconciled} ADD COLUMN IF NOT EXISTS prescription_id text, "
+            "ADD COLUMN IF NOT EXISTS paid_lines text",
+            f"CREATE INDEX IF NOT EXISTS ordo_reconciled_invoices_paid ON {self._reconciled} "
+            "(prescription_id) WHERE paid_lines IS NOT NULL",
+            # One row per chunk commit, numbered in commit order (commits hold a lock): tells a
+            # commit whether another batch committed since its chunk was looked up.
+            f"CREATE TABLE IF NOT EXISTS {self._commits} ("
+            "seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, batch_id text NOT NULL)",
         ]
 
     async def close(self) -> None:
@@ -235,28 +253,48 @@ class PostgresBatches:
         )
         return {(row[0], row[1]): Previous(row[2], int(row[3]), row[4]) for row in rows}
 
+    async def paid(self, numbers: Collection[str]) -> Paid:
+        async with self.pool.acquire() as conn:
+            # the commit number first: every commit up to it is visible to the next statement
+            seen = await conn.fetchval(f"SELECT coalesce(max(seq), 0) FROM {self._commits}")
+            return Paid(int(seen), await self._paid_in(conn, numbers))
+
+    async def _paid_in(self, conn: Conn, numbers: Collection[str]) -> dict[str, PaidInvoices]:
+        if not numbers:
+            return {}
+        rows = await conn.fetch(
+            f"SELECT prescription_id, finess, invoice_number, paid_lines FROM {self._reconciled} "
+            "WHERE prescription_id = ANY($1::text[]) AND paid_lines IS NOT NULL",
+            list(numbers),
+        )
+        paid: dict[str, dict[InvoiceKey, Any]] = {}
+        for row in rows:
+            paid.setdefault(row[0], {})[(row[1], row[2])] = paid_of(row[3])
+        return dict(paid)
+
     async def commit_chunk(
         self,
         batch_id: str,
         owner: str,
         chunk_no: int,
-        result: ChunkResult,
-        resolve: Resolve,
+        decided: Decided,
         *,
         lease_seconds: float,
     ) -> ChunkResult:
         async with self.pool.acquire() as conn, conn.transaction():
-            counts = await conn.fetchval(
-                f"SELECT counts FROM {self._batches} "
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", self._commit_lock)
+            totals = await conn.fetchrow(
+                f"SELECT counts, amounts FROM {self._batches} "
                 "WHERE batch_id = $1 AND owner = $2 AND chunks_done = $3 FOR UPDATE",
                 batch_id,
                 owner,
                 chunk_no,
             )
-            if counts is None:
+            if totals is None:
                 msg = f"batch {batch_id} is no longer ours at chunk {chunk_no}"
                 raise LostLease(msg)
-            result = await self._claim(conn, result, resolve)
+            taken, paid = await self._since_looked_up(conn, batch_id, decided)
+            result = await self._claim(conn, decided, taken, paid)
             await conn.copy_records_to_table(
                 "ordo_reconciliation_items",
                 schema_name=self.schema,
@@ -265,13 +303,15 @@ class PostgresBatches:
             )
             await conn.execute(
                 f"UPDATE {self._batches} SET chunks_done = $2 + 1, lines_done = lines_done + $3, "
-                "counts = $4::jsonb, lease_until = now() + make_interval(secs => $5), "
+                "counts = $4::jsonb, amounts = $6::jsonb, "
+                "lease_until = now() + make_interval(secs => $5), "
                 "error = NULL WHERE batch_id = $1",
                 batch_id,
                 chunk_no,
                 len(result.items),
-                json.dumps(merge_counts(json.loads(counts), result.counts)),
+                json.dumps(merge_counts(json.loads(totals[0]), result.counts)),
                 lease_seconds,
+                json.dumps(merge_counts(json.loads(totals[1]), result.amounts)),
             )
             await conn.execute(
                 f"DELETE FROM {self._chunks} WHERE batch_id = $1 AND chunk_no = $2",
@@ -280,39 +320,57 @@ class PostgresBatches:
             )
             return result
 
-    async def _claim(self, conn: Conn, result: ChunkResult, resolve: Resolve) -> ChunkResult:
-        """COPY the claims: none was taken when the chunk was prepared, so this is the usual
-        case. If a batch running at the same time took one since, the primary key refuses the
-        COPY; then claim row by row (ON CONFLICT DO NOTHING, in key order so that two batches
-        never deadlock) and resolve the chunk again with the numbers lost."""
-        if not result.claims:
-            return result
-        try:
-            async with conn.transaction():  # a savepoint
-                await conn.copy_records_to_table(
-                    "ordo_reconciled_invoices",
-                    schema_name=self.schema,
-                    columns=CLAIM_COLUMNS,
-                    records=result.claims,
-                )
-            return result
-        except asyncpg.UniqueViolationError:
-            pass
-        columns = list(zip(*result.claims, strict=True))
-        lost = await conn.fetch(
-            "WITH wanted AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
-            "$4::bigint[], $5::text[]) AS t(finess, invoice_number, batch_id, line, outcome)), "
-            f"claimed AS (INSERT INTO {self._reconciled} "
-            "(finess, invoice_number, batch_id, line, outcome) "
-            "SELECT * FROM wanted ORDER BY finess, invoice_number "
-            "ON CONFLICT DO NOTHING RETURNING finess, invoice_number) "
-            "SELECT w.finess, w.invoice_number FROM wanted w "
-            "LEFT JOIN claimed c USING (finess, invoice_number) WHERE c.finess IS NULL",
-            *columns,
+    async def _since_looked_up(
+        self, conn: Conn, batch_id: str, decided: Decided
+    ) -> tuple[dict[InvoiceKey, Previous], PaidByPrescription | None]:
+        """If another batch committed since the chunk was looked up, the chunk's invoice
+        numbers it took and what is paid now for the chunk's prescriptions (under the commit
+        lock: every earlier commit is visible); else nothing changed ({}, None)."""
+        mine = await conn.fetchval(
+            f"INSERT INTO {self._commits} (batch_id) VALUES ($1) RETURNING seq", batch_id
         )
-        taken = await self._taken_in(conn, [row[0] for row in lost], [row[1] for row in lost])
-        resolved = resolve(taken)
-        return resolved._replace(claims=[])  # the others were inserted just now
+        others = await conn.fetchval(
+            f"SELECT count(*) FROM {self._commits} WHERE seq > $1 AND seq < $2 AND batch_id <> $3",
+            decided.seen,
+            mine,
+            batch_id,
+        )
+        if not others:
+            return {}, None
+        keys = [_claim_key(claim) for claim in decided.result.claims]
+        taken = await self._taken_in(conn, [k[0] for k in keys], [k[1] for k in keys])
+        return taken, await self._paid_in(conn, decided.numbers)
+
+    async def _claim(
+        self,
+        conn: Conn,
+        decided: Decided,
+        taken: dict[InvoiceKey, Previous],
+        paid: PaidByPrescription | None,
+    ) -> ChunkResult:
+        """COPY the claims, in key order. Commits of chunks take turns, so what other batches
+        claimed is committed and known here (`taken`); the primary key is the last word all the
+        same: if it refuses the COPY, decide the chunk again with the numbers it refused."""
+        result = decided.resolve(taken, paid) if taken or paid is not None else decided.result
+        while result.claims:
+            ordered = sorted(result.claims, key=_in_key_order)
+            try:
+                async with conn.transaction():  # a savepoint
+                    await conn.copy_records_to_table(
+                        "ordo_reconciled_invoices",
+                        schema_name=self.schema,
+                        columns=CLAIM_COLUMNS,
+                        records=ordered,
+                    )
+                return result
+            except asyncpg.UniqueViolationError:
+                keys = [_claim_key(claim) for claim in result.claims]
+                lost = await self._taken_in(conn, [k[0] for k in keys], [k[1] for k in keys])
+                if not lost.keys() - taken.keys():
+                    raise  # nothing new is taken: not a race between batches
+                taken = {**taken, **lost}
+                result = decided.resolve(taken, paid)
+        return result
 
     async def finish(self, batch_id: str, owner: str, error: str | None = None) -> None:
         await self.pool.execute(
@@ -361,7 +419,15 @@ class PostgresBatches:
         return [_batch(row) for row in rows]
 
 
+def _claim_key(claim: ClaimRow) -> InvoiceKey:
+    return (claim[0], claim[1])
+
+
+_in_key_order = operator.itemgetter(0, 1)  # (finess, invoice_number), at C speed
+
+
 def _batch(row: asyncpg.Record) -> Batch:
     values = dict(row)
     values["counts"] = json.loads(values["counts"])
+    values["amounts"] = json.loads(values["amounts"])
     return Batch(**values)

@@ -21,9 +21,10 @@ import secrets
 import socket
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Mapping
 from contextlib import suppress
 from datetime import UTC, datetime
+from functools import partial
 from typing import NamedTuple
 
 import anyio.to_thread
@@ -40,23 +41,30 @@ from adapters.reconciliation.store import (
     Item,
     ItemRow,
     LostLease,
+    Paid,
+    PaidByPrescription,
+    stored_paid,
 )
 from projections.reconciliation import (
     RECONCILED,
     Entry,
     InvoiceKey,
     Outcome,
+    PaidInvoices,
+    PaidLines,
     PrescriptionRecord,
     Previous,
     Verdict,
-    reconcile,
+    paid_lines,
     reconcile_chunk,
 )
 
 log = structlog.get_logger("ordo.reconciliation")
 
 OWNER = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-LEASE_SECONDS = 60.0
+# How long a batch whose process died waits before another process resumes it (every commit
+# renews the lease; a chunk takes well under a second). Tests of a real kill shorten it.
+LEASE_SECONDS = float(os.environ.get("ORDO_RECONCILIATION_LEASE_SECONDS", "60"))
 RETRY_SECONDS = 10.0  # after a failure, before another attempt may take the batch
 VIEWS_WAIT_SECONDS = 30.0
 ITEMS_PAGE = 5000
@@ -206,14 +214,15 @@ class Reconciliation:
             decide (in order): the verdicts, given which numbers are taken;
             commit (in order): one transaction per chunk.
 
-        A chunk looked up early cannot see in the store the numbers claimed by the chunks
-        decided but not yet committed before it: those are handed over (`recent`), so that a
-        number repeated across them is a duplicate as well."""
+        A chunk looked up early cannot see in the store what the chunks decided but not yet
+        committed before it claimed and paid: those are handed over (`recent`), so that a
+        number repeated across them is a duplicate, and packs paid by one are paid for the
+        next. Both merge by invoice number, so a chunk already committed counts once."""
         done = batch.lines_done
         on_progress(done, batch.lines_total)
         chunk_numbers = iter(range(batch.chunks_done, batch.chunks_total))
         lookups: deque[asyncio.Task[LookedUp]] = deque()
-        recent: deque[Mapping[InvoiceKey, Previous]] = deque(maxlen=LOOKAHEAD + 1)
+        recent: deque[Handover] = deque(maxlen=LOOKAHEAD + 1)
         deciding: asyncio.Task[PreparedChunk] | None = None
 
         def look_ahead() -> None:
@@ -224,21 +233,20 @@ class Reconciliation:
             look_ahead()
             if not lookups:
                 return None
-            claimed = {key: where for claims in recent for key, where in claims.items()}
-            return asyncio.create_task(self._decide(batch.batch_id, lookups.popleft(), claimed))
+            before = list(recent)
+            return asyncio.create_task(self._decide(batch.batch_id, lookups.popleft(), before))
 
         try:
             deciding = decide_next()
             while deciding is not None:
                 prepared = await deciding
-                recent.append(prepared.claimed)
+                recent.append(Handover(prepared.claimed, prepared.paid))
                 deciding = decide_next()
                 result = await self.store.commit_chunk(
                     batch.batch_id,
                     self.owner,
                     prepared.chunk_no,
-                    prepared.result,
-                    prepared.resolve,
+                    prepared,
                     lease_seconds=self.lease_seconds,
                 )
                 done += len(result.items)
@@ -253,25 +261,28 @@ class Reconciliation:
         first_line, body = await self.store.chunk(batch_id, chunk_no)
         parsed = await anyio.to_thread.run_sync(ParsedChunk.of, body, first_line)
         del body
-        states, taken = await asyncio.gather(
-            self.store.states(parsed.numbers), self.store.taken(parsed.keys)
+        states, taken, paid = await asyncio.gather(
+            self.store.states(parsed.numbers),
+            self.store.taken(parsed.keys),
+            self.store.paid(parsed.numbers),
         )
-        return LookedUp(chunk_no, parsed, states, taken)
+        return LookedUp(chunk_no, parsed, states, taken, paid)
 
     async def _decide(
         self,
         batch_id: str,
         looking_up: asyncio.Task[LookedUp],
-        claimed: Mapping[InvoiceKey, Previous],
+        before: list[Handover],
     ) -> PreparedChunk:
         found = await looking_up
+        taken = dict(found.taken)
+        paid = found.paid.invoices
+        for chunk in before:
+            taken.update(chunk.claimed)
+            paid = _with_paid(paid, chunk.paid)
+        decide = partial(decide_chunk, previous=taken, paid=paid, seen=found.paid.seen)
         return await anyio.to_thread.run_sync(
-            decide_chunk,
-            batch_id,
-            found.chunk_no,
-            found.parsed,
-            found.states,
-            {**found.taken, **claimed},
+            decide, batch_id, found.chunk_no, found.parsed, found.states
         )
 
     # --- reading ---------------------------------------------------------------------------------
@@ -338,56 +349,108 @@ class LookedUp(NamedTuple):
     parsed: ParsedChunk
     states: dict[str, bytes]  # found prescriptions' states, by number
     taken: dict[InvoiceKey, Previous]  # invoice numbers reconciled before
+    paid: Paid  # invoices matched before, by prescription
+
+
+def _with_paid(paid: PaidByPrescription, more: PaidByPrescription) -> dict[str, PaidInvoices]:
+    """Both, merged by invoice number: an invoice in both is the same invoice, counted once."""
+    merged = dict(paid)
+    for number, invoices in more.items():
+        merged[number] = {**merged[number], **invoices} if number in merged else invoices
+    return merged
+
+
+class Handover(NamedTuple):
+    """What a chunk decided, for the chunks decided before it is committed: only the numbers it
+    claims and the invoices it pays (the rest of it is let go once it is committed)."""
+
+    claimed: dict[InvoiceKey, Previous]
+    paid: dict[str, PaidInvoices]
 
 
 class PreparedChunk:
-    """A chunk's verdicts, decided before its commit; `resolve` settles the invoice numbers
-    that turn out to be taken by a batch running at the same time."""
+    """A chunk's verdicts, decided before its commit; `resolve` decides it again when some of
+    its invoice numbers turn out to be taken by a batch running at the same time (an invoice
+    that becomes a duplicate no longer pays, so the ones after it may change too)."""
 
     def __init__(
         self,
         batch_id: str,
         chunk_no: int,
         parsed: list[Entry | Rejected],
-        verdicts: list[Verdict],
         records: Mapping[str, PrescriptionRecord],
+        *,
+        previous: Mapping[InvoiceKey, Previous],
+        paid: PaidByPrescription,
+        seen: int,
     ) -> None:
         self.batch_id = batch_id
         self.chunk_no = chunk_no
         self._parsed = parsed
-        self._verdicts = verdicts  # one per Entry, in order
         self._records = records
+        self._previous = previous
+        self._paid = paid
+        self.numbers = records.keys()
+        self.seen = seen
         self.result = self.resolve({})
         self.claimed = {
             (claim[0], claim[1]): Previous(batch_id, claim[3], claim[4])
             for claim in self.result.claims
         }
+        self.paid = self.result.paid
 
-    def resolve(self, taken: Mapping[InvoiceKey, Previous]) -> ChunkResult:
+    def resolve(
+        self, taken: Mapping[InvoiceKey, Previous], paid: PaidByPrescription | None = None
+    ) -> ChunkResult:
+        """The chunk decided knowing these numbers `taken` since it was looked up, and (from
+        the commit, all earlier chunks committed) what is `paid` now, if it changed."""
+        entries = [p for p in self._parsed if isinstance(p, Entry)]
+        previous = {**self._previous, **taken} if taken else self._previous
+        paid_now = self._paid if paid is None else paid
+        verdicts = reconcile_chunk(self.batch_id, entries, self._records, previous, paid_now)
+        return self._rows(iter(verdicts))
+
+    def _rows(self, verdicts: Iterator[Verdict]) -> ChunkResult:
         batch_id = self.batch_id
-        verdicts = iter(self._verdicts)
         items: list[ItemRow] = []
         claims: list[ClaimRow] = []
+        counts: Counter[str] = Counter()
+        amounts: Counter[str] = Counter()
+        paid: dict[str, dict[InvoiceKey, PaidLines]] = {}
         for parsed in self._parsed:
             if isinstance(parsed, Rejected):
                 items.append(
                     (batch_id, parsed.line, parsed.invoice_number, "invalid", parsed.reason)
                 )
+                counts["invalid"] += 1
                 continue
             verdict = next(verdicts)
             invoice = parsed.invoice
-            if taken and verdict.outcome != "unknown_prescription":
-                previous = taken.get(invoice.key)
-                if previous is not None:
-                    record = self._records[parsed.number] if parsed.number else None
-                    verdict = reconcile(invoice, record, previous)
             outcome = verdict.outcome
             items.append((batch_id, parsed.line, invoice.invoice_number, outcome, verdict.detail))
+            counts[outcome] += 1
+            cents = 0
+            for billed in invoice.lines:
+                cents += billed.amount_cents
+            amounts[outcome] += cents
             if outcome in RECONCILED:
+                stored = None
+                if outcome == "matched" and parsed.number is not None:
+                    lines_paid = paid_lines(invoice)
+                    paid.setdefault(parsed.number, {})[invoice.key] = lines_paid
+                    stored = stored_paid(lines_paid)
                 claims.append(
-                    (invoice.finess, invoice.invoice_number, batch_id, parsed.line, outcome)
+                    (
+                        invoice.finess,
+                        invoice.invoice_number,
+                        batch_id,
+                        parsed.line,
+                        outcome,
+                        parsed.number,
+                        stored,
+                    )
                 )
-        return ChunkResult(items, claims, dict(Counter(item[3] for item in items)))
+        return ChunkResult(items, claims, dict(counts), dict(amounts), dict(paid))
 
 
 def decide_chunk(
@@ -395,12 +458,15 @@ def decide_chunk(
     chunk_no: int,
     parsed: ParsedChunk,
     raw_states: Mapping[str, bytes],
+    *,
     previous: Mapping[InvoiceKey, Previous],
+    paid: PaidByPrescription,
+    seen: int = 0,
 ) -> PreparedChunk:
     records = {number: _record_decoder.decode(raw) for number, raw in raw_states.items()}
-    entries = [p for p in parsed.lines if isinstance(p, Entry)]
-    verdicts = reconcile_chunk(batch_id, entries, records, previous)
-    return PreparedChunk(batch_id, chunk_no, parsed.lines, verdicts, records)
+    return PreparedChunk(
+        batch_id, chunk_no, parsed.lines, records, previous=previous, paid=paid, seen=seen
+    )
 
 
 # The stored state (`adapters.readmodels.rows.state_encoder`: MessagePack of the domain's

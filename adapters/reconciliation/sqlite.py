@@ -21,15 +21,17 @@ from adapters.reconciliation.ndjson import RawChunk
 from adapters.reconciliation.store import (
     Batch,
     ChunkResult,
+    Decided,
     Item,
     LostLease,
-    Resolve,
+    Paid,
     merge_counts,
+    paid_of,
 )
-from projections.reconciliation import InvoiceKey, Outcome, Previous
+from projections.reconciliation import InvoiceKey, Outcome, PaidInvoices, Previous
 
 BATCH_COLUMNS = (
-    "batch_id, status, counts, lines_total, lines_done, chunks_total, chunks_done, "
+    "batch_id, status, counts, amounts, lines_total, lines_done, chunks_total, chunks_done, "
     "bytes_received, created_at, started_at, finished_at, log_position, log_head, owner, "
     "lease_until, error"
 )
@@ -53,6 +55,20 @@ DDL = [
     "finess TEXT NOT NULL, invoice_number TEXT NOT NULL, batch_id TEXT NOT NULL, "
     "line INTEGER NOT NULL, outcome TEXT NOT NULL, PRIMARY KEY (finess, invoice_number))",
 ]
+# Billing integrity (issue 10), added to tables created before it: (table, column, type).
+ADDED_COLUMNS = [
+    ("ordo_reconciliation_batches", "amounts", "TEXT NOT NULL DEFAULT '{}'"),
+    ("ordo_reconciled_invoices", "prescription_id", "TEXT"),
+    ("ordo_reconciled_invoices", "paid_lines", "TEXT"),  # line_no,quantity,cents,…
+]
+COMMITS = (
+    "CREATE TABLE IF NOT EXISTS ordo_reconciliation_commits ("
+    "seq INTEGER PRIMARY KEY AUTOINCREMENT, batch_id TEXT NOT NULL)"
+)
+PAID_INDEX = (
+    "CREATE INDEX IF NOT EXISTS ordo_reconciled_invoices_paid ON ordo_reconciled_invoices "
+    "(prescription_id) WHERE paid_lines IS NOT NULL"
+)
 
 
 class SqliteBatches:
@@ -63,7 +79,17 @@ class SqliteBatches:
         self._prescriptions = prescriptions_table
 
     async def create(self) -> None:
-        await self.db.run(lambda cur: [cur.execute(statement) for statement in DDL], write=True)
+        def work(cur: sqlite3.Cursor) -> None:
+            for statement in DDL:
+                cur.execute(statement)
+            for table, column, kind in ADDED_COLUMNS:
+                have = {row[1] for row in cur.execute(f"PRAGMA table_info({table})")}
+                if column not in have:
+                    cur.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            cur.execute(PAID_INDEX)
+            cur.execute(COMMITS)
+
+        await self.db.run(work, write=True)
 
     async def close(self) -> None:
         self.db.close()
@@ -187,19 +213,25 @@ class SqliteBatches:
             return {}
         return await self.db.run(lambda cur: _taken_in(cur, keys))
 
+    async def paid(self, numbers: Collection[str]) -> Paid:
+        def work(cur: sqlite3.Cursor) -> Paid:
+            seen = cur.execute("SELECT coalesce(max(seq), 0) FROM ordo_reconciliation_commits")
+            return Paid(int(seen.fetchone()[0]), _paid_in(cur, numbers))
+
+        return await self.db.run(work)
+
     async def commit_chunk(
         self,
         batch_id: str,
         owner: str,
         chunk_no: int,
-        result: ChunkResult,
-        resolve: Resolve,
+        decided: Decided,
         *,
         lease_seconds: float,
     ) -> ChunkResult:
         def work(cur: sqlite3.Cursor) -> ChunkResult:
             row = cur.execute(
-                "SELECT counts FROM ordo_reconciliation_batches "
+                "SELECT counts, amounts FROM ordo_reconciliation_batches "
                 "WHERE batch_id = ? AND owner = ? AND chunks_done = ?",
                 [batch_id, owner, chunk_no],
             ).fetchone()
@@ -207,23 +239,24 @@ class SqliteBatches:
                 msg = f"batch {batch_id} is no longer ours at chunk {chunk_no}"
                 raise LostLease(msg)
             # In the write transaction (SQLite has one writer): nobody claims in between.
-            final = result
-            if taken := _taken_in(cur, [(claim[0], claim[1]) for claim in result.claims]):
-                final = resolve(taken)
+            final = _since_looked_up(cur, batch_id, decided)
             cur.executemany(
-                "INSERT INTO ordo_reconciled_invoices VALUES (?, ?, ?, ?, ?)", final.claims
+                "INSERT INTO ordo_reconciled_invoices (finess, invoice_number, batch_id, line, "
+                "outcome, prescription_id, paid_lines) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                final.claims,
             )
             cur.executemany(
                 "INSERT INTO ordo_reconciliation_items VALUES (?, ?, ?, ?, ?)", final.items
             )
             cur.execute(
                 "UPDATE ordo_reconciliation_batches SET chunks_done = ?, "
-                "lines_done = lines_done + ?, counts = ?, lease_until = ?, error = NULL "
-                "WHERE batch_id = ?",
+                "lines_done = lines_done + ?, counts = ?, amounts = ?, lease_until = ?, "
+                "error = NULL WHERE batch_id = ?",
                 [
                     chunk_no + 1,
                     len(final.items),
                     json.dumps(merge_counts(json.loads(row[0]), final.counts)),
+                    json.dumps(merge_counts(json.loads(row[1]), final.amounts)),
                     _lease(datetime.now(UTC), lease_seconds),
                     batch_id,
                 ],
@@ -293,6 +326,38 @@ class SqliteBatches:
         return [_batch(row) for row in rows]
 
 
+def _since_looked_up(cur: sqlite3.Cursor, batch_id: str, decided: Decided) -> ChunkResult:
+    """The chunk's result, decided again if another batch committed since it was looked up
+    (it may have taken some of its invoice numbers, paid some of its packs)."""
+    mine = cur.execute(
+        "INSERT INTO ordo_reconciliation_commits (batch_id) VALUES (?) RETURNING seq", [batch_id]
+    ).fetchone()[0]
+    others = cur.execute(
+        "SELECT count(*) FROM ordo_reconciliation_commits WHERE seq > ? AND seq < ? "
+        "AND batch_id <> ?",
+        [decided.seen, mine, batch_id],
+    ).fetchone()[0]
+    taken = _taken_in(cur, [(claim[0], claim[1]) for claim in decided.result.claims])
+    if not others:
+        return decided.resolve(taken) if taken else decided.result
+    return decided.resolve(taken, _paid_in(cur, decided.numbers))
+
+
+def _paid_in(cur: sqlite3.Cursor, numbers: Collection[str]) -> dict[str, PaidInvoices]:
+    if not numbers:
+        return {}
+    rows = cur.execute(
+        "SELECT prescription_id, finess, invoice_number, paid_lines "
+        "FROM ordo_reconciled_invoices WHERE paid_lines IS NOT NULL "
+        "AND prescription_id IN (SELECT value FROM json_each(?))",
+        [json.dumps(list(numbers))],
+    )
+    paid: dict[str, dict[InvoiceKey, Any]] = {}
+    for row in rows:
+        paid.setdefault(row[0], {})[(row[1], row[2])] = paid_of(row[3])
+    return dict(paid)
+
+
 def _taken_in(cur: sqlite3.Cursor, keys: Sequence[InvoiceKey]) -> dict[InvoiceKey, Previous]:
     if not keys:
         return {}
@@ -339,6 +404,7 @@ def _batch(row: tuple[Any, ...]) -> Batch:
     names = [name.strip() for name in BATCH_COLUMNS.split(",")]
     values = dict(zip(names, row, strict=True))
     values["counts"] = json.loads(values["counts"])
+    values["amounts"] = json.loads(values["amounts"])
     for name in ("created_at", "started_at", "finished_at", "lease_until"):
         if values[name] is not None:
             values[name] = datetime.fromisoformat(values[name])

@@ -9,19 +9,29 @@ Tables (PostgreSQL beside the views; SQLite in `reconciliation.sqlite3` beside `
     ordo_reconciliation_items    one row per invoice: line, invoice number, outcome, detail
     ordo_reconciled_invoices     (finess, invoice number) -> where it was first reconciled: the
                                  primary key is what makes a number reconciled only once, even by
-                                 two batches running at the same time
+                                 two batches running at the same time; for a `matched` invoice,
+                                 its prescription and the lines it paid (`paid_lines`: line_no,
+                                 quantity, amount_cents, flat), what later invoices of the same
+                                 packs are `over_billed` against
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal, NamedTuple, Protocol
 
 import msgspec
 
 from adapters.reconciliation.ndjson import RawChunk
-from projections.reconciliation import OUTCOMES, InvoiceKey, Outcome, Previous
+from projections.reconciliation import (
+    OUTCOMES,
+    InvoiceKey,
+    Outcome,
+    PaidInvoices,
+    PaidLines,
+    Previous,
+)
 
 BatchPhase = Literal["receiving", "running", "done"]
 
@@ -30,6 +40,7 @@ class Batch(msgspec.Struct, frozen=True, kw_only=True):
     batch_id: str
     status: BatchPhase
     counts: dict[str, int]
+    amounts: dict[str, int]  # cents billed by the invoices of each outcome
     lines_total: int
     lines_done: int
     chunks_total: int
@@ -47,6 +58,9 @@ class Batch(msgspec.Struct, frozen=True, kw_only=True):
     def counts_of_every_outcome(self) -> dict[str, int]:
         return {outcome: self.counts.get(outcome, 0) for outcome in OUTCOMES}
 
+    def amounts_of_every_outcome(self) -> dict[str, int]:
+        return {outcome: self.amounts.get(outcome, 0) for outcome in OUTCOMES}
+
 
 class Item(NamedTuple):
     line: int
@@ -59,9 +73,19 @@ class Item(NamedTuple):
 ItemRow = tuple[
     str, int, str | None, Outcome, str
 ]  # batch_id, line, invoice_number, outcome, detail
-ClaimRow = tuple[str, str, str, int, Outcome]  # finess, invoice_number, batch_id, line, outcome
+# finess, invoice_number, batch_id, line, outcome, prescription_id, paid_lines (matched only,
+# as text: "line_no,quantity,amount_cents,…", which COPY sends without a per-element check)
+ClaimRow = tuple[str, str, str, int, Outcome, str | None, str | None]
 ITEM_COLUMNS = ["batch_id", "line", "invoice_number", "outcome", "detail"]
-CLAIM_COLUMNS = ["finess", "invoice_number", "batch_id", "line", "outcome"]
+CLAIM_COLUMNS = [
+    "finess",
+    "invoice_number",
+    "batch_id",
+    "line",
+    "outcome",
+    "prescription_id",
+    "paid_lines",
+]
 
 
 class ChunkResult(NamedTuple):
@@ -70,11 +94,54 @@ class ChunkResult(NamedTuple):
     items: list[ItemRow]
     claims: list[ClaimRow]
     counts: dict[str, int]  # of these items, per outcome
+    amounts: dict[str, int]  # cents billed by these items' invoices, per outcome
+    paid: dict[str, PaidInvoices]  # the matched ones, by prescription
 
 
-# The chunk's result again, knowing invoice numbers that turned out to be taken meanwhile (by
-# a batch running at the same time): they become duplicates.
-Resolve = Callable[[Mapping[InvoiceKey, Previous]], ChunkResult]
+def stored_paid(lines: PaidLines) -> str:
+    """A matched invoice's lines as stored: line_no, quantity, amount_cents, one after another."""
+    if len(lines) == 3:  # one line: most invoices
+        return f"{lines[0]},{lines[1]},{lines[2]}"
+    return ",".join(map(str, lines))
+
+
+def paid_of(text: str) -> PaidLines:
+    return tuple(map(int, text.split(",")))
+
+
+PaidByPrescription = Mapping[str, PaidInvoices]
+
+
+class Paid(NamedTuple):
+    """The invoices already paid for some prescriptions, as of the `seen`-th chunk commit (of
+    any batch): a commit after it may have paid more (see `Decided`)."""
+
+    seen: int
+    invoices: dict[str, PaidInvoices]
+
+
+class Decided(Protocol):
+    """A chunk decided before its commit, from what the store said when it was looked up.
+
+    Chunks of all batches commit one at a time, each numbered; a batch running at the same time
+    may have committed since, claiming some of the chunk's invoice numbers or paying some of its
+    packs. The commit then decides it again (`resolve`) knowing those numbers taken and what
+    is paid now, so that the packs are paid once whichever batch comes first."""
+
+    @property
+    def result(self) -> ChunkResult: ...
+
+    @property
+    def numbers(self) -> Collection[str]:
+        """The prescriptions the chunk bills."""
+
+    @property
+    def seen(self) -> int:
+        """The last commit whose payments it saw."""
+
+    def resolve(
+        self, taken: Mapping[InvoiceKey, Previous], paid: PaidByPrescription | None = None
+    ) -> ChunkResult: ...
 
 
 class LostLease(Exception):  # noqa: N818 - named after the fact it reports
@@ -124,19 +191,22 @@ class BatchStore(Protocol):
     async def taken(self, keys: Sequence[InvoiceKey]) -> dict[InvoiceKey, Previous]:
         """Which of these invoice numbers were already reconciled, and where."""
 
+    async def paid(self, numbers: Collection[str]) -> Paid:
+        """The invoices already reconciled as `matched` for these prescriptions, by number."""
+
     async def commit_chunk(
         self,
         batch_id: str,
         owner: str,
         chunk_no: int,
-        result: ChunkResult,
-        resolve: Resolve,
+        decided: Decided,
         *,
         lease_seconds: float,
     ) -> ChunkResult:
-        """In one transaction: claim the chunk's invoice numbers (if one was taken since it was
-        prepared, the result is `resolve`d again), write the items, add to the counts and the
-        progress, renew the lease. Raises LostLease if the batch is no longer ours here."""
+        """In one transaction, one chunk commit of any batch at a time: claim the chunk's
+        invoice numbers (if another batch took some or paid for its prescriptions since it was
+        looked up, it is decided again), write the items, add to the counts and the progress,
+        renew the lease. Raises LostLease if the batch is no longer ours here."""
 
     async def finish(self, batch_id: str, owner: str, error: str | None = None) -> None: ...
 

@@ -112,7 +112,7 @@ def test_billing_what_was_dispensed_is_matched(client: Client, people: People) -
         "invoice_number": "F-0001",
         "outcome": "matched",
         "detail": f"billed as dispensed by pharmacy {people.pharmacy} "
-        f"(line 1: 2 of CIP13 {people.paracetamol})",
+        f"(line 1: billed 2 of CIP13 {people.paracetamol} (500 cents), dispensed 2)",
     }
 
 
@@ -125,7 +125,8 @@ def test_billing_more_than_was_dispensed_is_quantity_mismatch(
 
     assert item["outcome"] == "quantity_mismatch"
     assert item["detail"] == (
-        f"line 1: billed 3 of CIP13 {people.paracetamol}, pharmacy {people.pharmacy} dispensed 2"
+        f"line 1: billed 3 of CIP13 {people.paracetamol} (750 cents), "
+        f"pharmacy {people.pharmacy} dispensed 2"
     )
 
 
@@ -333,17 +334,36 @@ def test_two_batches_sent_at_once_never_both_reconcile_a_number(
     first, second = (items(client, people, batch_id) for batch_id in batches)
 
     for one, other in zip(first, second, strict=True):
-        assert {one["outcome"], other["outcome"]} == {"matched", "duplicate_invoice"}
+        assert "duplicate_invoice" in {one["outcome"], other["outcome"]}
+        assert {one["outcome"], other["outcome"]} & {"matched", "over_billed"}
+    assert outcomes(first + second).count("matched") == 3  # 3 packs dispensed, 3 paid
+
+
+def test_two_batches_sent_at_once_never_pay_the_same_packs_twice(
+    client: Client, people: People
+) -> None:
+    number = dispensed(client, people, 3)
+    ours = [invoice(people, number, (1, 1), number=f"A-{n}") for n in range(50)]
+    theirs = [invoice(people, number, (1, 1), number=f"B-{n}") for n in range(50)]
+
+    batches = [submit(client, people, *ours), submit(client, people, *theirs)]
+    for batch_id in batches:
+        finished(client, people, batch_id)
+    found = [item for batch_id in batches for item in items(client, people, batch_id)]
+
+    assert outcomes(found).count("matched") == 3  # 3 packs dispensed, 3 paid, whoever first
+    assert outcomes(found).count("over_billed") == 97
 
 
 # --- a mixed batch, its status and its items ------------------------------------------------------
 
 
-def test_a_mixed_batch_runs_to_done_with_the_counts_of_each_outcome(
+def test_a_mixed_batch_runs_to_done_with_the_counts_and_amounts_of_each_outcome(
     client: Client, people: People
 ) -> None:
     number = dispensed(client, people, 2)
     elsewhere = dispensed(client, people, 1, finess=people.other_pharmacy)
+    recorded = billed_through_the_api(client, people, "F-7", amount_cents=450)
     lines = [
         invoice(people, number, (1, 2), number="F-1"),  # matched
         invoice(people, number, (1, 3), number="F-2"),  # quantity_mismatch
@@ -352,6 +372,8 @@ def test_a_mixed_batch_runs_to_done_with_the_counts_of_each_outcome(
         invoice(people, number, (1, 1), number="F-1"),  # duplicate_invoice
         invoice(people, PrescriptionNumber.generate().value, number="F-5"),  # unknown
         "{",  # invalid
+        invoice(people, number, (1, 1), number="F-6"),  # over_billed: F-1 paid both packs
+        invoice(people, recorded, (1, 2), number="F-7"),  # amount_mismatch: 500, not 450
     ]
     batch_id = submit(client, people, *lines)
 
@@ -359,7 +381,7 @@ def test_a_mixed_batch_runs_to_done_with_the_counts_of_each_outcome(
     batch = finished(client, people, batch_id)
 
     assert first["status"] in {"running", "done"}
-    assert 0 <= first["lines_done"] <= first["lines_total"] == 7
+    assert 0 <= first["lines_done"] <= first["lines_total"] == 9
     assert batch["counts"] == {
         "invalid": 1,
         "unknown_prescription": 1,
@@ -367,9 +389,22 @@ def test_a_mixed_batch_runs_to_done_with_the_counts_of_each_outcome(
         "no_dispensation": 1,
         "product_mismatch": 1,
         "quantity_mismatch": 1,
+        "over_billed": 1,
+        "amount_mismatch": 1,
         "matched": 1,
     }
-    assert (batch["lines_total"], batch["lines_done"], batch["progress"]) == (7, 7, 1.0)
+    assert batch["amounts_cents"] == {
+        "invalid": 0,
+        "unknown_prescription": 250,
+        "duplicate_invoice": 250,
+        "no_dispensation": 250,
+        "product_mismatch": 250,
+        "quantity_mismatch": 750,
+        "over_billed": 250,
+        "amount_mismatch": 500,
+        "matched": 500,
+    }
+    assert (batch["lines_total"], batch["lines_done"], batch["progress"]) == (9, 9, 1.0)
     assert batch["finished_at"] is not None
     assert outcomes(items(client, people, batch_id)) == [
         "matched",
@@ -379,7 +414,76 @@ def test_a_mixed_batch_runs_to_done_with_the_counts_of_each_outcome(
         "duplicate_invoice",
         "unknown_prescription",
         "invalid",
+        "over_billed",
+        "amount_mismatch",
     ]
+
+
+def billed_through_the_api(
+    client: Client, people: People, invoice_number: str, amount_cents: int
+) -> str:
+    """A prescription of which 2 packs were dispensed and billed by the pharmacy's LGO."""
+    number: str = issue(client, people, 3)["prescription_id"]
+    dispensation = dispense(client, people, number, (1, 2)).json()["dispensation_id"]
+    answer = client.post(
+        f"/v1/prescriptions/{number}/dispensations/{dispensation}/billing",
+        json={
+            "invoice_number": invoice_number,
+            "lines": [{"line_no": 1, "quantity": 2, "amount_cents": amount_cents}],
+        },
+        headers=people.as_pharmacist(),
+    )
+    assert answer.status_code == 201, answer.text
+    return number
+
+
+# --- billing integrity --------------------------------------------------------------------------
+
+
+def test_over_billing_across_two_batches_is_caught(client: Client, people: People) -> None:
+    number = dispensed(client, people, 2)
+    first = reconcile(client, people, invoice(people, number, (1, 2), number="F-1"))
+
+    second = reconcile(client, people, invoice(people, number, (1, 1), number="F-2"))
+
+    assert outcomes(first + second) == ["matched", "over_billed"]
+    assert second[0]["detail"] == (
+        f"line 1: billed 1 of CIP13 {people.paracetamol} (250 cents), pharmacy "
+        f"{people.pharmacy} dispensed 2 and was already paid for 2 (invoice F-1)"
+    )
+
+
+def test_an_invoice_as_the_pharmacy_recorded_it_matches(client: Client, people: People) -> None:
+    number = billed_through_the_api(client, people, "F-8", amount_cents=500)
+
+    (item,) = reconcile(client, people, invoice(people, number, (1, 2), number="F-8"))
+
+    assert item["outcome"] == "matched"
+
+
+def test_a_dci_line_dispensed_with_a_pack_is_billed_by_that_pack(
+    client: Client, people: People
+) -> None:
+    body = people.prescription_body(2)
+    body["lines"][0]["product"] = {"system": "DCI", "label": "Paracétamol"}  # type: ignore[index]
+    created = client.post("/v1/prescriptions", json=body, headers=people.as_prescriber())
+    number = created.json()["prescription_id"]
+    pack = {"system": "CIP13", "code": people.generic, "label": "Paracétamol Biogaran 1 g"}
+    handed = client.post(
+        f"/v1/prescriptions/{number}/dispensations",
+        json={"lines": [{"line_no": 1, "quantity": 2, "product": pack}]},
+        headers=people.as_pharmacist(),
+    )
+    assert handed.status_code == 201, handed.text
+
+    found = reconcile(
+        client,
+        people,
+        invoice(people, number, (1, 1), number="F-1", product=people.generic),
+        invoice(people, number, (1, 1), number="F-2"),  # the prescriber's pack: not handed over
+    )
+
+    assert outcomes(found) == ["matched", "product_mismatch"]
 
 
 def test_items_are_filtered_by_outcome(client: Client, people: People) -> None:
@@ -412,7 +516,7 @@ def test_a_batch_larger_than_the_usual_body_limit_is_accepted(
 
     batch = finished(client, people, submit(client, people, *lines))
 
-    assert batch["counts"]["matched"] == 600
+    assert (batch["counts"]["matched"], batch["counts"]["over_billed"]) == (3, 597)
 
 
 def test_an_empty_batch_is_done_at_once(client: Client, people: People) -> None:

@@ -113,7 +113,10 @@ async def peak_while_reconciling(
     assert batch is not None and batch.status == "done"
     assert read == batch.lines_done == batch.lines_total == invoices
     assert batch.counts["invalid"] == len(range(0, invoices, 97))  # a line spoilt now and then
-    assert batch.counts["matched"] > 0 and batch.counts["quantity_mismatch"] > 0
+    # the same 200 prescriptions are billed again and again: after the first packs are paid,
+    # invoices are over_billed
+    assert batch.counts["quantity_mismatch"] > 0
+    assert batch.counts.get("matched", 0) + batch.counts.get("over_billed", 0) > 0
     return peak
 
 

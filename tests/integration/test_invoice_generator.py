@@ -28,7 +28,7 @@ def test_invoices_generated_while_the_server_runs_reconcile_to_the_expected_coun
         subprocess.run(
             [
                 *(sys.executable, str(REPO / "scripts" / "invoices"), "--out", str(invoices)),
-                *("--lines", "600", "--generate-log", "300", "--expect", str(expected)),
+                *("--lines", "600", "--generate-log", "700", "--expect", str(expected)),
             ],
             cwd=REPO,
             env={**os.environ, "ORDO_DATABASE_URL": postgres_url, "ORDO_DATA_DIR": str(tmp_path)},
@@ -50,7 +50,7 @@ def test_invoices_generated_while_the_server_runs_reconcile_to_the_expected_coun
 
     assert {k: v for k, v in batch["counts"].items() if v} == promised
     assert sum(promised.values()) == 600
-    assert len(promised) == 7, "the default mix has every outcome"
+    assert len(promised) == 9, "the default mix has every outcome"
 
 
 def wait_until_done(client: httpx.Client, batch_id: str) -> dict[str, object]:

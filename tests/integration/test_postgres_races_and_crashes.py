@@ -180,3 +180,59 @@ def test_two_pharmacies_dispensing_two_overlapping_narcotic_prescriptions_at_onc
         assert sorted(r.status_code for r in answers) == [201, 409], [r.text for r in answers]
         (refused,) = [r for r in answers if r.status_code == 409]
         assert refused.json()["code"] == "narcotic_overlap"
+
+
+async def bill_all_at_once(
+    base_url: str, people: People, dispensations: list[tuple[str, str]], invoice_number: str
+) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=len(dispensations))
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
+        return await asyncio.gather(
+            *(
+                client.post(
+                    f"/v1/prescriptions/{number}/dispensations/{dispensation_id}/billing",
+                    json={
+                        "invoice_number": invoice_number,
+                        "lines": [{"line_no": 1, "quantity": 1, "amount_cents": 250}],
+                    },
+                    headers=people.as_pharmacist(),
+                )
+                for number, dispensation_id in dispensations
+            )
+        )
+
+
+def test_20_billings_racing_for_one_invoice_number_get_exactly_one_201(
+    postgres_url: str, tmp_path: Path, people: People
+) -> None:
+    with ordo_server(postgres_url, tmp_path, workers=2) as (base_url, _):
+        dispensations = []
+        for _ in range(10):  # two dispensations on each prescription: versions race too
+            number = register(base_url, people, 2)
+            for _ in range(2):
+                answer = httpx.post(
+                    f"{base_url}/v1/prescriptions/{number}/dispensations",
+                    json={"lines": [{"line_no": 1, "quantity": 1}]},
+                    headers=people.as_pharmacist(),
+                )
+                assert answer.status_code == 201, answer.text
+                dispensations.append((number, answer.json()["dispensation_id"]))
+
+        answers = asyncio.run(bill_all_at_once(base_url, people, dispensations, "F-RACE-1"))
+
+        statuses = Counter(response.status_code for response in answers)
+        assert statuses == {201: 1, 409: 19}, [r.text for r in answers if r.status_code != 409]
+        assert {r.json()["code"] for r in answers if r.status_code == 409} == {
+            "invoice_number_used"
+        }
+        billed = [
+            d["dispensation_id"]
+            for number in dict.fromkeys(n for n, _ in dispensations)
+            for d in httpx.get(
+                f"{base_url}/v1/prescriptions/{number}", headers=people.as_insurer()
+            ).json()["dispensations"]
+            if d["billed"]
+        ]
+        assert billed == [
+            next(r for r in answers if r.status_code == 201).json()["dispensation_id"]
+        ]

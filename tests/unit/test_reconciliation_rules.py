@@ -302,7 +302,8 @@ def test_billing_more_than_the_pharmacy_dispensed_of_a_line_is_quantity_mismatch
 
     assert verdict.outcome == "quantity_mismatch"
     assert verdict.detail == (
-        f"line 1: billed 3 of CIP13 {PARACETAMOL.code}, pharmacy {PHARMACY_A.value} dispensed 2"
+        f"line 1: billed 3 of CIP13 {PARACETAMOL.code} (750 cents), "
+        f"pharmacy {PHARMACY_A.value} dispensed 2"
     )
 
 
@@ -331,7 +332,7 @@ def test_two_invoice_lines_for_one_prescription_line_add_up() -> None:
     verdict = reconcile(invoice((1, 2, GENERIC), (1, 1)), record, None)
     assert verdict.outcome == "quantity_mismatch"
     assert verdict.detail == (
-        f"line 1: billed 3 of CIP13 {GENERIC.code}, CIP13 {PARACETAMOL.code}, "
+        f"line 1: billed 3 of CIP13 {GENERIC.code}, CIP13 {PARACETAMOL.code} (750 cents), "
         f"pharmacy {PHARMACY_A.value} dispensed 2"
     )
 
@@ -357,7 +358,8 @@ def test_billing_what_the_pharmacy_dispensed_matches() -> None:
     assert verdict.outcome == "matched"
     assert verdict.detail == (
         f"billed as dispensed by pharmacy {PHARMACY_A.value} "
-        f"(line 1: 2 of CIP13 {PARACETAMOL.code}, line 2: 1 of CIP13 {AMOXICILLINE.code})"
+        f"(line 1: billed 2 of CIP13 {PARACETAMOL.code} (500 cents), dispensed 2; "
+        f"line 2: billed 1 of CIP13 {AMOXICILLINE.code} (250 cents), dispensed 1)"
     )
 
 
