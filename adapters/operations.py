@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from adapters.bootstrap import read_models_for
+from adapters.bootstrap import failpoint, read_models_for
 from adapters.config import KafkaSettings, Settings
 from adapters.kafka.lag import group_lag
 from adapters.kafka.relay import Relay, acknowledged_position, ensure_topics, producer
@@ -94,7 +94,8 @@ async def worker(settings: Settings, metrics_port: int | None) -> None:
             dead_letters = producer(kafka)
             source = await asyncio.to_thread(consumer, kafka)
             try:
-                await Worker(views, source, dead_letters, kafka).run(stopping)
+                crash = failpoint(settings, "crash_after_view_commit")
+                await Worker(views, source, dead_letters, kafka, crash).run(stopping)
             finally:
                 dead_letters.close()
 
