@@ -50,6 +50,8 @@ def producer(settings: KafkaSettings) -> KafkaProducer:
         linger_ms=5,
         batch_size=256 * 1024,
         compression_type=None,
+        # Back within a second of the broker (the Java client's default), not kafka-python's 30 s.
+        reconnect_backoff_max_ms=1000,
         client_id="ordo-relay",
     )
 

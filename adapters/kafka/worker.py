@@ -44,6 +44,7 @@ def consumer(settings: KafkaSettings) -> KafkaConsumer:
         max_poll_records=MAX_POLL_RECORDS,
         session_timeout_ms=settings.session_timeout_ms,
         heartbeat_interval_ms=min(3000, settings.session_timeout_ms // 3),
+        reconnect_backoff_max_ms=1000,  # as the relay: back within a second of the broker
         client_id="ordo-worker",
     )
 
