@@ -20,10 +20,28 @@ from adapters.readmodels import ReadModels, open_read_models
 from adapters.readmodels.sqlite import SqliteLog
 from adapters.service import PrescriptionService
 
+
+def _die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 FAILPOINTS: dict[str, Callable[[], None]] = {
     # Crash tests: die the hard way once the events are durable, before any answer is sent.
-    "crash_after_append": lambda: os.kill(os.getpid(), signal.SIGKILL),
+    "crash_after_append": _die,
+    # `ordo worker`: once a batch's views are committed, before its Kafka offsets are.
+    "crash_after_view_commit": _die,
+    # `ordo catalogue import` dies after 4,000 packs (adapters/catalogue/cli.py).
+    "catalogue_kill_midway": _die,
 }
+
+
+def failpoint(settings: Settings, name: str) -> Callable[[], None]:
+    """The failpoint `name` when ORDO_FAILPOINT names it; otherwise nothing happens there."""
+    if settings.failpoint is not None and settings.failpoint not in FAILPOINTS:
+        # A misspelt failpoint would let a crash test pass without crashing anything.
+        msg = f"unknown ORDO_FAILPOINT {settings.failpoint!r}: one of {', '.join(FAILPOINTS)}"
+        raise ValueError(msg)
+    return FAILPOINTS[name] if settings.failpoint == name else lambda: None
 
 
 def build_log(settings: Settings) -> EventLog:
@@ -33,8 +51,8 @@ def build_log(settings: Settings) -> EventLog:
 class AppendListeners:
     """Called after every append: the failpoint, then whoever wants waking (the runner)."""
 
-    def __init__(self, failpoint: str | None) -> None:
-        self.listeners: list[Callable[[], None]] = [FAILPOINTS[failpoint]] if failpoint else []
+    def __init__(self, crash: Callable[[], None]) -> None:
+        self.listeners: list[Callable[[], None]] = [crash]
 
     def __call__(self) -> None:
         for listener in self.listeners:
@@ -92,7 +110,7 @@ def catalogue_follower(
 def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
     configure_logging(settings.log_hash_key)
     event_log = log or build_log(settings)
-    appended = AppendListeners(settings.failpoint)
+    appended = AppendListeners(failpoint(settings, "crash_after_append"))
     # The medicines catalogue in force: `catalogue.snapshot().facts(cip13)` answers a pack's
     # facts, or None when unknown (always None until a catalogue is imported: v1 behaviour).
     # The dispensing rules take it from here (pass it to the service).

@@ -56,6 +56,8 @@ class KafkaSettings(msgspec.Struct, frozen=True, kw_only=True):
     replication: int
     group: str
     relay_batch_size: int
+    # How long a silent worker keeps its partitions: a killed one's come back after this.
+    session_timeout_ms: int
 
     @property
     def dead_letter_topic(self) -> str:
@@ -72,6 +74,7 @@ class KafkaSettings(msgspec.Struct, frozen=True, kw_only=True):
             replication=int(env.get("ORDO_KAFKA_REPLICATION", 1)),
             group=env.get("ORDO_KAFKA_GROUP", "ordo-projections"),
             relay_batch_size=int(env.get("ORDO_RELAY_BATCH_SIZE", 5000)),
+            session_timeout_ms=int(env.get("ORDO_KAFKA_SESSION_TIMEOUT_MS", 45_000)),
         )
 
 

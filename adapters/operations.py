@@ -17,13 +17,18 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from adapters.bootstrap import read_models_for
+from adapters.bootstrap import failpoint, read_models_for
 from adapters.config import KafkaSettings, Settings
 from adapters.kafka.lag import group_lag
 from adapters.kafka.relay import Relay, acknowledged_position, ensure_topics, producer
 from adapters.kafka.worker import Worker, consumer
 from adapters.logging import configure_logging
-from adapters.readmodels.postgres import PostgresLog, PostgresViews, asyncpg_target
+from adapters.readmodels.postgres import (
+    PostgresLog,
+    PostgresViews,
+    asyncpg_target,
+    connection_settings,
+)
 from projections.folds import VIEW_NAMES, ViewName
 
 STOP_GRACE_SECONDS = 5
@@ -45,7 +50,9 @@ async def postgres_pool(settings: Settings) -> AsyncIterator[tuple[asyncpg.Pool,
         msg = "the relay and the workers run on PostgreSQL: set ORDO_DATABASE_URL"
         raise SystemExit(msg)
     dsn, schema = asyncpg_target(settings.database_url)
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+    pool = await asyncpg.create_pool(
+        dsn, min_size=1, max_size=4, server_settings=connection_settings()
+    )
     try:
         yield pool, schema
     finally:
@@ -87,7 +94,8 @@ async def worker(settings: Settings, metrics_port: int | None) -> None:
             dead_letters = producer(kafka)
             source = await asyncio.to_thread(consumer, kafka)
             try:
-                await Worker(views, source, dead_letters, kafka).run(stopping)
+                crash = failpoint(settings, "crash_after_view_commit")
+                await Worker(views, source, dead_letters, kafka, crash).run(stopping)
             finally:
                 dead_letters.close()
 

@@ -11,6 +11,7 @@ order. One relay publishes at a time (an advisory lock); a second one waits to t
 from __future__ import annotations
 
 import asyncio
+import math
 from contextlib import suppress
 from typing import Any
 
@@ -28,6 +29,16 @@ from adapters.readmodels.postgres import PostgresLog, leadership, lock_key
 log = structlog.get_logger("ordo.relay")
 PUBLISHED = Counter("ordo_relay_published_total", "Events the broker acknowledged")
 RELAY_POSITION = Gauge("ordo_relay_position", "Last log position the broker acknowledged")
+UNACKNOWLEDGED = Gauge(
+    "ordo_relay_unacknowledged", "Events sent to the broker and not yet acknowledged"
+)
+BROKER_CONNECTIONS = Gauge(
+    "ordo_relay_broker_connections",
+    "Connections the relay's producer holds to brokers: 0 with events unacknowledged is an outage",
+)
+PUBLISH_FAILURES = Counter(
+    "ordo_relay_publish_failures_total", "Batches that failed and are sent again"
+)
 ACK_TIMEOUT_SECONDS = 120
 
 
@@ -39,6 +50,8 @@ def producer(settings: KafkaSettings) -> KafkaProducer:
         linger_ms=5,
         batch_size=256 * 1024,
         compression_type=None,
+        # Back within a second of the broker (the Java client's default), not kafka-python's 30 s.
+        reconnect_backoff_max_ms=1000,
         client_id="ordo-relay",
     )
 
@@ -94,6 +107,8 @@ class Relay:
         self.topic = topic
         self.batch_size = batch_size
         self._table = positions_table(schema)
+        # Read when /metrics is scraped: the producer's own count, so an outage shows at once.
+        BROKER_CONNECTIONS.set_function(self._broker_connections)
 
     async def create(self) -> None:
         await self.pool.execute(
@@ -116,7 +131,9 @@ class Relay:
             if event is not None
             for key, value, headers in [to_message(event, at)]
         ]
+        UNACKNOWLEDGED.set(len(futures))
         await asyncio.to_thread(self._acknowledged, futures)
+        UNACKNOWLEDGED.set(0)
         reached = batch[-1][0]
         await self.pool.execute(
             f"INSERT INTO {self._table} (topic, position) VALUES ($1, $2) "
@@ -127,6 +144,10 @@ class Relay:
         PUBLISHED.inc(len(futures))
         RELAY_POSITION.set(reached)
         return len(batch)
+
+    def _broker_connections(self) -> float:
+        metrics = self.producer.metrics().get("producer-metrics", {})
+        return float(metrics.get("connection-count", math.nan))
 
     def _acknowledged(self, futures: list[Any]) -> None:
         self.producer.flush(timeout=ACK_TIMEOUT_SECONDS)
@@ -142,6 +163,7 @@ class Relay:
                     log.info("relay leading", topic=self.topic, position=await self.position())
                     await self._follow(stopping)
             except Exception:
+                PUBLISH_FAILURES.inc()
                 log.exception("relay failed; retrying from the last acknowledged position in 1 s")
                 await asyncio.sleep(1)
 

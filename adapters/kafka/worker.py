@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -42,6 +42,9 @@ def consumer(settings: KafkaSettings) -> KafkaConsumer:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=MAX_POLL_RECORDS,
+        session_timeout_ms=settings.session_timeout_ms,
+        heartbeat_interval_ms=min(3000, settings.session_timeout_ms // 3),
+        reconnect_backoff_max_ms=1000,  # as the relay: back within a second of the broker
         client_id="ordo-worker",
     )
 
@@ -53,6 +56,7 @@ class Worker:
         source: KafkaConsumer,
         dead_letters: KafkaProducer,
         settings: KafkaSettings,
+        after_view_commit: Callable[[], None] = lambda: None,
     ) -> None:
         self.views = views
         self.consumer = source
@@ -61,6 +65,8 @@ class Worker:
         # KafkaConsumer is not thread-safe: every call goes through this one thread.
         self._kafka = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-consumer")
         self._lag_checked = 0.0
+        # A failpoint for crash tests: runs between the views' commit and the offsets' commit.
+        self._after_view_commit = after_view_commit
 
     async def step(self) -> int:
         """Poll, apply, commit; returns how many messages the batch held."""
@@ -70,6 +76,7 @@ class Worker:
         records = [record for batch in polled.values() for record in batch]
         if records:
             await self._apply(self._decoded(records))
+            self._after_view_commit()
             offsets = {
                 tp: OffsetAndMetadata(batch[-1].offset + 1, "", -1) for tp, batch in polled.items()
             }

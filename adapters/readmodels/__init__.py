@@ -12,7 +12,12 @@ from prometheus_client import Gauge
 
 from adapters.config import Settings
 from adapters.eventstore import EventLog
-from adapters.readmodels.postgres import PostgresLog, PostgresViews, asyncpg_target
+from adapters.readmodels.postgres import (
+    PostgresLog,
+    PostgresViews,
+    asyncpg_target,
+    connection_settings,
+)
 from adapters.readmodels.sqlite import SqliteLog, SqliteViews
 from projections.folds import VIEW_NAMES, ViewName
 from projections.runner import Lag, LogSource, ProjectionRunner, lag_of, rebuild
@@ -85,7 +90,9 @@ async def open_read_models(settings: Settings, event_log: EventLog) -> ReadModel
         await views.create()
         return ReadModels(views, SqliteLog(event_log), views.scratch, views.db.close)
     dsn, schema = asyncpg_target(settings.database_url)
-    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=settings.db_pool_size)
+    pool = await asyncpg.create_pool(
+        dsn, min_size=1, max_size=settings.db_pool_size, server_settings=connection_settings()
+    )
     source = PostgresLog(pool, schema)
     pg_views = PostgresViews(pool, schema)
     await pg_views.create()

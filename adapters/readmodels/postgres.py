@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
+import socket
 from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import date
@@ -66,6 +68,13 @@ def asyncpg_target(database_url: str) -> tuple[str, str]:
     schema = dict(options).get("schema", "public")
     kept = urlencode([(k, v) for k, v in options if k not in OUR_OPTIONS])
     return urlunsplit(url._replace(scheme="postgresql", query=kept)), schema
+
+
+def connection_settings() -> dict[str, str]:
+    """Name every connection after the process that opened it, so an operator (and a test)
+    reading pg_stat_activity, or a trigger, knows which runner, relay or worker did what."""
+    name = f"ordo-{os.getpid()}@{socket.gethostname()}"
+    return {"application_name": name[:63]}  # PostgreSQL keeps 63 bytes of it
 
 
 def lock_key(schema: str, purpose: str) -> int:

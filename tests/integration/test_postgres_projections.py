@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import signal
 import time
 from collections import Counter
@@ -24,7 +25,7 @@ from servers import (
     wait_for,
 )
 
-from adapters.readmodels.postgres import PostgresLog, asyncpg_target
+from adapters.readmodels.postgres import PostgresLog, PostgresViews, asyncpg_target
 from projections.folds import VIEW_NAMES
 
 pytestmark = pytest.mark.postgres
@@ -76,35 +77,109 @@ def test_a_projector_killed_mid_catch_up_resumes_to_the_same_views_as_a_rebuild(
     )
 
 
+async def record_every_apply(database_url: str) -> None:
+    """Create the views, and a trigger that records each move of a view's position with the
+    name of the process whose transaction made it (`connection_settings`)."""
+    dsn, schema = asyncpg_target(database_url)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
+    try:
+        await PostgresViews(pool, schema).create()
+        await pool.execute(
+            f"""
+            CREATE TABLE "{schema}".test_applies (
+                id bigserial PRIMARY KEY, view text, moved_from bigint, moved_to bigint,
+                applied_by text);
+            CREATE FUNCTION "{schema}".test_record_apply() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                INSERT INTO "{schema}".test_applies (view, moved_from, moved_to, applied_by)
+                VALUES (NEW.view, OLD.position, NEW.position, current_setting('application_name'));
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER test_record_apply AFTER UPDATE ON "{schema}".ordo_projection_positions
+                FOR EACH ROW EXECUTE FUNCTION "{schema}".test_record_apply();
+            """
+        )
+    finally:
+        await pool.close()
+
+
+async def applies(database_url: str) -> list[tuple[int, int, str]]:
+    """Each batch applied to the prescriptions view, in order: from, to, and by which process."""
+    dsn, schema = asyncpg_target(database_url)
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            f'SELECT moved_from, moved_to, applied_by FROM "{schema}".test_applies '
+            "WHERE view = 'prescriptions' ORDER BY id"
+        )
+        return [(row[0], row[1], row[2]) for row in rows]
+    finally:
+        await conn.close()
+
+
+def reports_position(metrics_port: int, head: int) -> bool:
+    """Whether a projector's /metrics says the views stand at `head`: its loops are running
+    (the lag watcher starts with the runner, leading or standing by)."""
+    with contextlib.suppress(httpx.TransportError):
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+        return f'ordo_projection_position{{view="prescriptions"}} {head}.0' in metrics
+    return False
+
+
+def by_process(name: str) -> int:
+    return int(name.split("@", maxsplit=1)[0].removeprefix("ordo-"))
+
+
+def assert_one_unbroken_chain(batches: list[tuple[int, int, str]], head: int) -> None:
+    """Every batch starts where the previous one ended (the compare-and-set), from 0 to head:
+    nothing applied twice, nothing skipped."""
+    assert batches and batches[0][0] == 0 and batches[-1][1] == head
+    for (_, reached, _), (start, end, _) in itertools.pairwise(batches):
+        assert start == reached < end, batches
+
+
 def test_two_projectors_never_both_apply_and_the_second_takes_over(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    append_all(postgres_url, tmp_path, a_busy_day(200))
+    asyncio.run(record_every_apply(postgres_url))
+    append_all(postgres_url, tmp_path, a_busy_day(100))
 
-    with projector(postgres_url, tmp_path, "a") as a, projector(postgres_url, tmp_path, "b") as b:
-        wait_for(
-            lambda: "leading" in (tmp_path / "a.log").read_text() + (tmp_path / "b.log").read_text()
+    def caught_up() -> bool:
+        return asyncio.run(position(postgres_url)) == asyncio.run(_head(postgres_url))
+
+    ports = {"a": free_port(), "b": free_port()}
+    with contextlib.ExitStack() as stack:
+        a = stack.enter_context(
+            projector(postgres_url, tmp_path, "a", "--metrics-port", str(ports["a"]))
         )
-        time.sleep(
-            1.5
-        )  # the standby polls the lock every second: give it the chance to (wrongly) lead
-        leaders = [
-            p
-            for p, name in ((a, "a"), (b, "b"))
-            if "leading" in (tmp_path / f"{name}.log").read_text()
-        ]
-        assert len(leaders) == 1
-        leader = leaders[0]
-        standby_log = tmp_path / ("b.log" if leader is a else "a.log")
+        # b joins once a runs: two processes creating the event store's tables at the same
+        # instant can fail ("tuple concurrently updated"), which is not what this test is about.
+        head = asyncio.run(_head(postgres_url))
+        wait_for(lambda: reports_position(ports["a"], head), what="a to catch up")
+        b = stack.enter_context(
+            projector(postgres_url, tmp_path, "b", "--metrics-port", str(ports["b"]))
+        )
+        wait_for(lambda: reports_position(ports["b"], head), what="b to run")
+        # Ten rounds of news while both run: each wakes both processes, so a standby that
+        # wrongly led would win some of them.
+        for _ in range(10):
+            append_all(postgres_url, tmp_path, a_busy_day(10))
+            wait_for(caught_up, what="the views to reach the log head")
+        while_both_ran = asyncio.run(applies(postgres_url))
+        appliers = {name for _, _, name in while_both_ran}
+        assert len(appliers) == 1, f"more than one process applied batches: {appliers}"
+        (leader_name,) = appliers
+        leader, standby = {a.pid: (a, b), b.pid: (b, a)}[by_process(leader_name)]
 
         leader.send_signal(signal.SIGKILL)
         leader.wait(timeout=10)
-        more = a_busy_day(50)
-        append_all(postgres_url, tmp_path, more)
-        wait_for(lambda: "leading" in standby_log.read_text(), seconds=10)
-        head = asyncio.run(_head(postgres_url))
-        wait_for(lambda: asyncio.run(position(postgres_url)) == head, seconds=10)
+        append_all(postgres_url, tmp_path, a_busy_day(50))
+        wait_for(caught_up, what="the standby to take over")
 
+    batches = asyncio.run(applies(postgres_url))
+    after_the_kill = {by_process(name) for _, _, name in batches[len(while_both_ran) :]}
+    assert after_the_kill == {standby.pid}
+    assert_one_unbroken_chain(batches, asyncio.run(_head(postgres_url)))
     assert len(asyncio.run(dump(postgres_url))["ordo_view_prescriptions"]) == 250
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from pathlib import Path
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -14,12 +15,11 @@ from servers import ordo_server
 pytestmark = pytest.mark.postgres
 
 
-def register(base_url: str, people: People, *quantities: int) -> str:
-    response = httpx.post(
-        f"{base_url}/v1/prescriptions",
-        json=people.prescription_body(*quantities),
-        headers=people.as_prescriber(),
-    )
+def register(base_url: str, people: People, *quantities: int, duration_days: int = 8) -> str:
+    body = people.prescription_body(*quantities)
+    for line in cast("list[dict[str, object]]", body["lines"]):
+        line["duration_days"] = duration_days
+    response = httpx.post(f"{base_url}/v1/prescriptions", json=body, headers=people.as_prescriber())
     assert response.status_code == 201, response.text
     number: str = response.json()["prescription_id"]
     return number
@@ -31,17 +31,18 @@ def pharmacy(index: int) -> str:
     return Finess.from_body(f"{75000000 + index:08d}").value
 
 
-async def race(base_url: str, people: People, number: str, pharmacies: int) -> list[httpx.Response]:
-    limits = httpx.Limits(max_connections=pharmacies)
+async def race(base_url: str, people: People, number: str, asks: list[int]) -> list[httpx.Response]:
+    """Pharmacy `index` asks `asks[index]` packs of line 1, all at once."""
+    limits = httpx.Limits(max_connections=len(asks))
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
         return await asyncio.gather(
             *(
                 client.post(
                     f"/v1/prescriptions/{number}/dispensations",
-                    json={"lines": [{"line_no": 1, "quantity": 1}]},
+                    json={"lines": [{"line_no": 1, "quantity": quantity}]},
                     headers=people.as_pharmacist(pharmacy(index)),
                 )
-                for index in range(pharmacies)
+                for index, quantity in enumerate(asks)
             )
         )
 
@@ -52,7 +53,7 @@ def test_24_pharmacies_racing_for_5_packs_get_exactly_five_201s(
     with ordo_server(postgres_url, tmp_path, workers=2) as (base_url, _):
         number = register(base_url, people, 5)
 
-        answers = asyncio.run(race(base_url, people, number, pharmacies=24))
+        answers = asyncio.run(race(base_url, people, number, asks=[1] * 24))
 
         statuses = Counter(response.status_code for response in answers)
         assert statuses == {201: 5, 409: 19}, [r.text for r in answers if r.status_code >= 500]
@@ -65,19 +66,40 @@ def test_24_pharmacies_racing_for_5_packs_get_exactly_five_201s(
         assert len({d["finess"] for d in read["dispensations"]}) == 5
 
 
+# 20 packs for 7 days: one dispensing may give them all (one month at a time), and however many
+# are out, the treatment stays within the 7 days' margin of the no-stockpiling rule, so only what
+# remains limits a request (domain/dispensable.py).
+ASKS = [1 + index % 3 for index in range(16)]  # 31 packs asked for 20
+
+
 def test_racing_for_more_than_one_pack_each_never_oversells(
     postgres_url: str, tmp_path: Path, people: People
 ) -> None:
     with ordo_server(postgres_url, tmp_path, workers=2) as (base_url, _):
-        number = register(base_url, people, 7)
+        # A broken check oversells only when the grants do not add up to exactly 20 on the
+        # way: three rounds make a lucky pass unlikely.
+        for _ in range(3):
+            number = register(base_url, people, 20, duration_days=7)
+            answers = asyncio.run(race(base_url, people, number, ASKS))
+            read = httpx.get(
+                f"{base_url}/v1/prescriptions/{number}", headers=people.as_insurer()
+            ).json()
+            assert_never_oversold(answers, read)
 
-        answers = asyncio.run(race(base_url, people, number, pharmacies=16))
 
-        assert all(r.status_code in {201, 409} for r in answers)
-        read = httpx.get(
-            f"{base_url}/v1/prescriptions/{number}", headers=people.as_insurer()
-        ).json()
-        assert read["lines"][0]["dispensed"] == sum(r.status_code == 201 for r in answers) == 7
+def assert_never_oversold(answers: list[httpx.Response], read: dict[str, Any]) -> None:
+    assert all(r.status_code in {201, 409} for r in answers), [r.text for r in answers]
+    granted = {pharmacy(i): ASKS[i] for i, r in enumerate(answers) if r.status_code == 201}
+    refused = {r.json()["code"] for r in answers if r.status_code == 409}
+    assert refused <= {"already_dispensed", "quantity_exceeds_remaining"}
+    assert refused and max(granted.values()) > 1, "the race must refuse some, grant several packs"
+    assert read["lines"][0]["dispensed"] == sum(granted.values()) <= 20
+    # Each 201 is one dispensation of what that pharmacy asked, and nothing else is recorded.
+    recorded = {d["finess"]: d["lines"][0]["quantity"] for d in read["dispensations"]}
+    assert recorded == granted and len(read["dispensations"]) == len(granted)
+    # The 201s were decided one after another: each saw a different total, the last one all.
+    totals = sorted(r.json()["lines"][0]["dispensed"] for r in answers if r.status_code == 201)
+    assert len(set(totals)) == len(totals) and totals[-1] == read["lines"][0]["dispensed"]
 
 
 def test_a_retry_after_the_server_died_between_append_and_answer_returns_the_first_answer(
