@@ -112,10 +112,15 @@ def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
     event_log = log or build_log(settings)
     appended = AppendListeners(failpoint(settings, "crash_after_append"))
     # The medicines catalogue in force: `catalogue.snapshot().facts(cip13)` answers a pack's
-    # facts, or None when unknown (always None until a catalogue is imported: v1 behaviour).
-    # The dispensing rules take it from here (pass it to the service).
+    # facts, or None when unknown. Until a catalogue is imported the rules take the
+    # prescriber's word, as in v1.
     catalogue = LiveCatalogue()
-    service = PrescriptionService(event_log, after_append=appended)
+    service = PrescriptionService(
+        event_log,
+        after_append=appended,
+        catalogue=lambda: catalogue.snapshot() if catalogue.loaded else None,
+        catalogue_strict=settings.catalogue_strict,
+    )
     verifier = TokenVerifier(secret=settings.auth_secret, public_key=settings.auth_public_key)
 
     @asynccontextmanager

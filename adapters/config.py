@@ -24,6 +24,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # How often a server asks which catalogue snapshot is in force (an import is used within
     # this plus its loading time).
     catalogue_refresh_seconds: float = 2.0
+    # Refuse CIP13 codes the imported catalogue does not know (422 unknown_product).
+    catalogue_strict: bool = False
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -46,6 +48,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             kafka=KafkaSettings.from_env(env),
             metrics_host=env.get("ORDO_METRICS_HOST", "127.0.0.1"),
             catalogue_refresh_seconds=float(env.get("ORDO_CATALOGUE_REFRESH_SECONDS", 2.0)),
+            catalogue_strict=_flag(
+                env.get("ORDO_CATALOGUE_STRICT", "false"), "ORDO_CATALOGUE_STRICT"
+            ),
         )
 
 
@@ -76,6 +81,17 @@ class KafkaSettings(msgspec.Struct, frozen=True, kw_only=True):
             relay_batch_size=int(env.get("ORDO_RELAY_BATCH_SIZE", 5000)),
             session_timeout_ms=int(env.get("ORDO_KAFKA_SESSION_TIMEOUT_MS", 45_000)),
         )
+
+
+def _flag(value: str, name: str) -> bool:
+    """A yes/no setting: true/false, yes/no, 1/0 (any case); anything else is a mistake."""
+    text = value.strip().lower()
+    if text in {"true", "yes", "1"}:
+        return True
+    if text in {"false", "no", "0", ""}:
+        return False
+    msg = f"{name} must be true or false, got {value!r}"
+    raise ValueError(msg)
 
 
 def _public_key(value: str | None) -> str | None:

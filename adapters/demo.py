@@ -39,6 +39,8 @@ from rich.text import Text
 
 from adapters.auth import sign_token
 from adapters.bootstrap import build_app, build_log
+from adapters.catalogue import SAMPLE_DIR, open_catalogue_store
+from adapters.catalogue.importer import import_directory
 from adapters.config import Settings
 from domain.identifiers import Cip13, Finess, Ins, Rpps
 
@@ -61,6 +63,11 @@ def _product(code: str, label: str) -> dict[str, str]:
     return {"system": "CIP13", "code": Cip13.from_body("3400" + code).value, "label": label}
 
 
+def _pack(cip13: str, label: str) -> dict[str, str]:
+    """A real pack of the public medicines database (in the sample the demo imports)."""
+    return {"system": "CIP13", "code": Cip13(cip13).value, "label": label}
+
+
 @dataclass(frozen=True)
 class Medicine:
     """A pack as prescribed: `quantity` packs over `duration_days`, and its generic if any."""
@@ -80,20 +87,20 @@ class Medicine:
 
 STANDARD = (
     Medicine(
-        _product("93000001", "Paracétamol 1 g, 8 comprimés"),
-        116,
+        _pack("3400935955838", "Doliprane 1000 mg, 8 comprimés"),
+        107,
         "1 comprimé 3 fois par jour si douleur",
         8,
         3,
         _product("93000101", "Paracétamol Biogaran 1 g, 8 comprimés"),
     ),
     Medicine(
-        _product("93000002", "Amoxicilline 1 g, 6 comprimés"),
-        244,
-        "1 comprimé matin et soir",
+        _pack("3400931587538", "Clamoxyl 500 mg, 12 gélules"),
+        153,
+        "2 gélules matin et soir",
         6,
         2,
-        _product("93000102", "Amoxicilline Sandoz 1 g, 6 comprimés dispersibles"),
+        _pack("3400935765680", "Amoxicilline Arrow 500 mg, 12 gélules"),
     ),
     Medicine(
         _product("93000003", "Lévothyroxine 75 µg, 30 comprimés"),
@@ -151,8 +158,8 @@ STANDARD = (
     ),
 )
 MORPHINE = Medicine(
-    _product("93000010", "Morphine LP 10 mg, 14 gélules"),
-    518,
+    _pack("3400933323523", "Skenan LP 10 mg, 14 gélules"),
+    309,
     "1 gélule matin et soir, à 12 heures d'intervalle",
     28,
     4,
@@ -521,6 +528,7 @@ class Report:
     played: list[Played]
     counts: Counter[str] = field(default_factory=Counter)
     rules: list[RuleShown] = field(default_factory=list)
+    catalogue: str = ""
 
     def showcase(self) -> Played:
         return next((p for p in self.played if p.plan.showcase), self.played[0])
@@ -827,8 +835,46 @@ def run(options: DemoOptions, settings: Settings) -> Report:
 
 
 async def _run(options: DemoOptions, settings: Settings, tokens: Tokens) -> Report:
+    catalogue = await ensure_catalogue(settings)
     async with _client(options.url, settings) as client:
-        return await fill(Api(client, tokens), options)
+        api = Api(client, tokens)
+        await _catalogue_in_use(api, catalogue)
+        report = await fill(api, options)
+        report.catalogue = catalogue
+        return report
+
+
+SAMPLE_DATE = date(2022, 6, 2)  # the official files the shipped sample was cut from
+SKENAN = "3400933323523"
+
+
+async def ensure_catalogue(settings: Settings) -> str:
+    """The instance's medicines catalogue: the shipped sample of the public database is
+    imported when none is in force, so the demo's packs are real and their rules apply."""
+    store = await open_catalogue_store(settings)
+    try:
+        current = await store.current()
+        if current is not None:
+            return f"snapshot {current.snapshot_id} of {current.snapshot_date} in force"
+        await import_directory(store, SAMPLE_DIR, snapshot_date=SAMPLE_DATE)
+        return f"the shipped sample of the BDPM ({SAMPLE_DATE}) imported"
+    finally:
+        await store.close()
+
+
+async def _catalogue_in_use(api: Api, catalogue: str, patience: float = 10.0) -> None:
+    """Wait until the server knows Skenan: a running server picks an import up within
+    ORDO_CATALOGUE_REFRESH_SECONDS. One that never does uses another store: go on without."""
+    token = api.tokens.patient("184127645108946")
+    deadline = asyncio.get_running_loop().time() + patience
+    while asyncio.get_running_loop().time() < deadline:
+        response = await api.client.get(
+            f"/v1/products/{SKENAN}", headers={"Authorization": f"Bearer {token}"}
+        )
+        if response.status_code == 200:
+            return
+        await asyncio.sleep(0.25)
+    logging.getLogger("ordo.demo").warning("the server does not use the catalogue: %s", catalogue)
 
 
 @asynccontextmanager
@@ -899,6 +945,7 @@ def print_summary(console: Console, report: Report, base_url: str, tokens: Token
     console.print(_actions_table(report.counts))
     console.print(_day_table(report))
     console.print(_rules_table(report))
+    console.print(f"Medicines catalogue: {report.catalogue}", highlight=False)
     _print_curls(console, report, base_url, tokens)
 
 

@@ -23,8 +23,10 @@ from adapters.eventstore import EventLog, IdempotencyRecord, IntegrityError, Inv
 from domain import commands
 from domain.actors import Actor, Role
 from domain.calendar import local_day, paris_day
+from domain.catalogue import PackLookup, catalogued
 from domain.commands import (
     Bill,
+    Catalogue,
     Dispense,
     IssuePrescription,
     Moment,
@@ -72,9 +74,14 @@ class PrescriptionService:
         log: EventLog,
         clock: Callable[[], Moment] = paris_clock,
         after_append: Callable[[], None] = lambda: None,
+        catalogue: Callable[[], PackLookup | None] = lambda: None,
+        catalogue_strict: bool = False,
     ) -> None:
         self.log = log
         self.clock = clock
+        # The catalogue snapshot in force (None: none imported), taken once per command.
+        self._packs = catalogue
+        self._strict = catalogue_strict
         # A failpoint for crash tests: runs after the append is durable, before answering.
         self._after_append = after_append
 
@@ -101,7 +108,8 @@ class PrescriptionService:
     def issue(self, actor: Actor, command: IssuePrescription) -> Prescription:
         _require_role(actor, "prescriber")
         while True:
-            event = commands.issue(command, PrescriptionNumber.generate(), self.clock())
+            number = PrescriptionNumber.generate()
+            event = commands.issue(command, number, self.clock(), self._catalogue())
             try:
                 self._append([event])
             except IntegrityError:
@@ -123,10 +131,14 @@ class PrescriptionService:
         for _ in range(MAX_ATTEMPTS):
             if scoped is not None and (replay := self._replay(scoped)) is not None:
                 return replay
-            state = self._load(prescription_id)
+            catalogue = self._catalogue()
+            state = self._load_catalogued(prescription_id, catalogue)
             coverage = self._coverage_for(state, {line.line_no for line in command.lines})
             now = self.clock()
-            dispensed = commands.dispense(state, command, str(uuid.uuid4()), now, coverage)
+            dispensation_id = str(uuid.uuid4())
+            dispensed = commands.dispense(
+                state, command, dispensation_id, now, coverage, catalogue=catalogue
+            )
             event = dispensed.recorded
             after = _evolved(state, event)
             answer = Answer(201, _encode_receipt(after, event.dispensation_id, command, now))
@@ -141,7 +153,7 @@ class PrescriptionService:
         """What a dispensing at `at` (default now) in the caller's pharmacy may give, per line."""
         _require_role(actor, "pharmacist")
         assert actor.finess is not None  # pharmacist tokens carry the pharmacy
-        state = self._load(prescription_id)
+        state = self._load_catalogued(prescription_id, self._catalogue())
         coverage = self._coverage_for(state, {line.line_no for line in state.lines})
         instant = commands.handed_over_at(state, at, self.clock(), "at")
         return instant, allowances(state, coverage, instant, actor.finess)
@@ -149,7 +161,7 @@ class PrescriptionService:
     def withdraw(self, actor: Actor, prescription_id: str, command: Withdraw) -> Prescription:
         _require_role(actor, "pharmacist")
         for _ in range(MAX_ATTEMPTS):
-            state = self._load(prescription_id)
+            state = self._load_catalogued(prescription_id, self._catalogue())
             coverage = self._coverage_for(state, {line.line_no for line in state.lines})
             decided = commands.withdraw(state, command, self.clock(), coverage)
             if decided is None:
@@ -252,6 +264,16 @@ class PrescriptionService:
             if self._try_append([event]):
                 return _evolved(state, event)
         raise _contention()
+
+    def _catalogue(self) -> Catalogue | None:
+        """The catalogue for one command; None while none is imported (v1 behaviour)."""
+        packs = self._packs()
+        return None if packs is None else Catalogue(packs, strict=self._strict)
+
+    def _load_catalogued(self, prescription_id: str, catalogue: Catalogue | None) -> Prescription:
+        """The prescription with its lines as the catalogue knows their packs (narcotic,
+        fractioning): the rules of dispensing follow the product, whatever was written."""
+        return catalogued(self._load(prescription_id), catalogue.packs if catalogue else None)
 
     def _coverage_for(self, state: Prescription, line_nos: set[int]) -> NarcoticCoverage | None:
         """The patient's narcotic coverage, read only when one of these lines is a narcotic."""

@@ -17,6 +17,9 @@ from typing import Literal, Protocol
 
 import msgspec
 
+from domain.events import PrescribedLine, Product
+from domain.prescription import Prescription
+
 GenericRole = Literal["princeps", "generic", "complementary", "substitutable"]
 # CIS_GENER's type column: 0 princeps, 1 générique, 2 générique par complémentarité
 # posologique, 4 générique substituable.
@@ -300,3 +303,44 @@ def _qualifier(word: str) -> bool:
 
 
 _HYDRATE = re.compile(r"[a-z]*hydrate[es]{0,2}")
+
+
+def catalogued_line(line: PrescribedLine, catalogue: PackLookup | None) -> PrescribedLine:
+    """A prescribed line as the catalogue knows its pack: a narcotic or assimilated product is
+    one whatever the prescriber's software said, and the product's fractioning applies when
+    the prescriber wrote none. Lines written before a catalogue was imported are dispensed by
+    the rules their product needs, like the ones written after."""
+    facts = _facts_of(line.product, catalogue)
+    if facts is None:
+        return line
+    narcotic = line.narcotic or facts.narcotic
+    fraction = line.fraction_days or _product_fraction(facts, line.duration_days)
+    return msgspec.structs.replace(
+        line,
+        narcotic=narcotic,
+        assimilated=line.assimilated or (facts.assimilated and not narcotic),
+        fraction_days=fraction if narcotic else None,
+    )
+
+
+def catalogued(state: Prescription, catalogue: PackLookup | None) -> Prescription:
+    """The prescription with each line as the catalogue knows it (`catalogued_line`)."""
+    if catalogue is None:
+        return state
+    lines = tuple(
+        msgspec.structs.replace(line, prescribed=catalogued_line(line.prescribed, catalogue))
+        for line in state.lines
+    )
+    return msgspec.structs.replace(state, lines=lines)
+
+
+def _facts_of(product: Product, catalogue: PackLookup | None) -> PackFacts | None:
+    if catalogue is None or product.system != "CIP13" or product.code is None:
+        return None
+    return catalogue.facts(product.code)
+
+
+def _product_fraction(facts: PackFacts, duration_days: int) -> int | None:
+    """The product's fractioning, when it splits this line at all."""
+    fraction = facts.fraction_days
+    return fraction if fraction is not None and fraction < duration_days else None

@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 import msgspec
 
 from domain.calendar import local_day
+from domain.catalogue import PackFacts, PackLookup, substitute_allowed
 from domain.coverage import (
     CoveredPeriod,
     NarcoticCoverage,
@@ -64,12 +65,15 @@ class Moment(msgspec.Struct, frozen=True):
 
 
 class RequestedLine(msgspec.Struct, frozen=True, kw_only=True):
+    """A line as the prescriber's software sent it; `narcotic` and `assimilated` are None when
+    it did not say (then the catalogue says, or they are false)."""
+
     product: Product
     quantity: int
     dosage: str
     duration_days: int
-    narcotic: bool = False
-    assimilated: bool = False
+    narcotic: bool | None = None
+    assimilated: bool | None = None
     fraction_days: int | None = None
     overlap_allowed: bool = False
 
@@ -131,15 +135,39 @@ class Bill(msgspec.Struct, frozen=True, kw_only=True):
 # --- issuing ---------------------------------------------------------------------------------
 
 
+class Catalogue(msgspec.Struct, frozen=True):
+    """The medicines catalogue as the rules consult it; `strict`: a CIP13 it does not know is
+    refused (ORDO_CATALOGUE_STRICT), else it is taken at the prescriber's word, as in v1."""
+
+    packs: PackLookup
+    strict: bool = False
+
+    def facts(self, product: Product, field: str) -> PackFacts | None:
+        if product.system != "CIP13" or product.code is None:
+            return None
+        facts = self.packs.facts(product.code)
+        if facts is None and self.strict:
+            raise DomainError(
+                "unknown_product",
+                f"the medicines catalogue knows no pack {product.code}",
+                field=f"{field}.code",
+            )
+        return facts
+
+
 def issue(
-    command: IssuePrescription, number: PrescriptionNumber, now: Moment
+    command: IssuePrescription,
+    number: PrescriptionNumber,
+    now: Moment,
+    catalogue: Catalogue | None = None,
 ) -> PrescriptionIssued:
-    """Register a new prescription (SEL_MP_040) under a freshly drawn number."""
+    """Register a new prescription (SEL_MP_040) under a freshly drawn number; where the
+    catalogue knows a pack, its facts decide the narcotic rules, not the prescriber's word."""
     if command.issued_on > now.today:
         raise invalid("issued_on may not be in the future", "issued_on")
     _check_line_count(command.lines, "lines")
     lines = tuple(
-        _prescribed_line(line_no, line, command.kind)
+        _prescribed_line(line_no, _with_facts(line, line_no, command.kind, catalogue), command.kind)
         for line_no, line in enumerate(command.lines, start=1)
     )
     return PrescriptionIssued(
@@ -155,6 +183,41 @@ def issue(
     )
 
 
+def _with_facts(
+    line: RequestedLine, line_no: int, kind: PrescriptionKind, catalogue: Catalogue | None
+) -> RequestedLine:
+    """The line with what the catalogue says of its pack: narcotic, assimilated, the need of a
+    secure prescription, the longest duration and the product's fractioning."""
+    field = f"lines[{line_no - 1}]"
+    facts = catalogue.facts(line.product, f"{field}.product") if catalogue else None
+    if facts is None:
+        return line
+    name = facts.label or line.product.label
+    narcotic = _as_catalogued(line.narcotic, facts.narcotic, name, "narcotic", field)
+    assimilated = _as_catalogued(line.assimilated, facts.assimilated, name, "assimilated", field)
+    if facts.secure_prescription and kind != "secure":
+        raise invalid(f"{name} is prescribed on a secure prescription (kind 'secure')", "kind")
+    limit = facts.max_duration_days
+    if limit is not None and line.duration_days > limit:
+        raise invalid(f"{name} is prescribed for {limit} days at most", f"{field}.duration_days")
+    fraction = line.fraction_days
+    if narcotic and fraction is None and facts.fraction_days is not None:
+        fraction = facts.fraction_days if facts.fraction_days < line.duration_days else None
+    return msgspec.structs.replace(
+        line,
+        narcotic=narcotic,
+        assimilated=assimilated and not narcotic,
+        fraction_days=fraction,
+    )
+
+
+def _as_catalogued(said: bool | None, known: bool, name: str, what: str, field: str) -> bool:
+    if said is not None and said != known:
+        verdict = "is" if known else "is not"
+        raise invalid(f"the medicines catalogue says {name} {verdict} {what}", f"{field}.{what}")
+    return known
+
+
 def _prescribed_line(line_no: int, line: RequestedLine, kind: PrescriptionKind) -> PrescribedLine:
     field = f"lines[{line_no - 1}]"
     _check_product(line.product, f"{field}.product")
@@ -168,8 +231,8 @@ def _prescribed_line(line_no: int, line: RequestedLine, kind: PrescriptionKind) 
         quantity=line.quantity,
         dosage=line.dosage,
         duration_days=line.duration_days,
-        narcotic=line.narcotic,
-        assimilated=line.assimilated,
+        narcotic=bool(line.narcotic),
+        assimilated=bool(line.assimilated),
         fraction_days=line.fraction_days,
         overlap_allowed=line.overlap_allowed,
     )
@@ -252,13 +315,17 @@ def dispense(
     dispensation_id: str,
     now: Moment,
     coverage: NarcoticCoverage | None = None,
+    *,
+    catalogue: Catalogue | None = None,
 ) -> Dispensed:
     """Record packs handed over (délivrance): never more than remains, nor than may be given at
     that instant (`domain.dispensable`), the patient's narcotic coverage extended with it.
 
     `coverage` is the patient's narcotic coverage; it is needed when a narcotic line is asked.
+    `state` has its lines as the catalogue knows them (`domain.catalogue.catalogued`), and a
+    substitute must be one the catalogue allows.
     """
-    _check_dispense_request(state, command)
+    _check_dispense_request(state, command, catalogue)
     at = handed_over_at(state, command.dispensed_at, now, "dispensed_at")
     day = local_day(at, command.pharmacy.value)
     _check_dispensable(state, day)
@@ -296,7 +363,9 @@ def handed_over_at(
     return requested
 
 
-def _check_dispense_request(state: Prescription, command: Dispense) -> None:
+def _check_dispense_request(
+    state: Prescription, command: Dispense, catalogue: Catalogue | None = None
+) -> None:
     _check_line_count(command.lines, "lines")
     _check_unique_line_numbers(line.line_no for line in command.lines)
     for index, requested in enumerate(command.lines):
@@ -318,6 +387,35 @@ def _check_dispense_request(state: Prescription, command: Dispense) -> None:
                 "name the CIP13 pack handed over",
                 f"{field}.product",
             )
+        if catalogue is not None and requested.product is not None:
+            _check_substitute(line.prescribed.product, requested.product, field, catalogue)
+
+
+def _check_substitute(
+    prescribed: Product, handed: Product, field: str, catalogue: Catalogue
+) -> None:
+    """A substitute is a pack of the same medicine or generic group, or for a line written by
+    substance, a pack of that substance alone (domain.catalogue.substitute_allowed). A pack the
+    catalogue does not know is taken at the pharmacist's word, unless the catalogue is strict."""
+    handed_facts = catalogue.facts(handed, f"{field}.product")
+    if handed_facts is None or handed == prescribed:
+        return
+    if prescribed.system == "DCI":
+        allowed = substitute_allowed(None, prescribed.label, handed_facts)
+    else:
+        code = prescribed.code or ""
+        prescribed_facts = catalogue.packs.facts(code) if prescribed.system == "CIP13" else None
+        if prescribed_facts is None:
+            return  # nothing to compare with: the prescribed pack is not in the catalogue
+        allowed = substitute_allowed(prescribed_facts, None, handed_facts)
+    if not allowed:
+        name = handed_facts.label or handed.label
+        raise DomainError(
+            "substitution_not_allowed",
+            f"{name} ({handed.code}) may not be given for {prescribed.label}: "
+            "neither the same medicine, nor its generic group, nor its substance",
+            field=f"{field}.product",
+        )
 
 
 def _check_dispensable(state: Prescription, today: date) -> None:

@@ -24,6 +24,8 @@ ErrorCode = Literal[
     "withdrawal_window_closed",
     "invoice_number_used",
     "dispensation_withdrawn",
+    "substitution_not_allowed",
+    "unknown_product",
 ]
 
 

@@ -31,6 +31,8 @@ STATUS_OF = {
     "withdrawal_window_closed": 409,
     "invoice_number_used": 409,
     "dispensation_withdrawn": 409,
+    "substitution_not_allowed": 422,
+    "unknown_product": 422,
 }
 CODE_OF_STATUS = {
     400: "invalid_request",

@@ -47,11 +47,20 @@ class PrescriptionLineBody(Body, frozen=True, kw_only=True):
     quantity: int
     dosage: ShortText
     duration_days: int
-    narcotic: bool = False
+    narcotic: Annotated[
+        bool | None,
+        msgspec.Meta(
+            description="A narcotic (stupéfiant): secure prescription, 28 days at most. Unset: "
+            "the medicines catalogue says for the packs it knows, else false"
+        ),
+    ] = None
     assimilated: Annotated[
-        bool,
-        msgspec.Meta(description="Tramadol, codeine, dihydrocodeine: secure, 84 days at most"),
-    ] = False
+        bool | None,
+        msgspec.Meta(
+            description="Tramadol, codeine, dihydrocodeine: secure, 84 days at most. Unset: "
+            "the medicines catalogue says for the packs it knows, else false"
+        ),
+    ] = None
     fraction_days: Annotated[
         int | None,
         msgspec.Meta(description="Narcotic lines: each dispensing covers at most this many days"),
