@@ -31,13 +31,14 @@ Everything here is pure: the adapters look the prescriptions up and record the r
 from __future__ import annotations
 
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Literal
 
 import msgspec
 
+from domain.catalogue import PackLookup, substitute_allowed
 from domain.events import ProductSystem
 from domain.identifiers import Cip13, Finess, InvalidIdentifier, PrescriptionNumber
 from domain.prescription import Prescription
@@ -76,7 +77,11 @@ RECONCILED: frozenset[Outcome] = frozenset(
 )
 MAX_INVOICE_LINES = 200
 
-InvoiceKey = tuple[str, str]  # (pharmacy FINESS, invoice number): an invoice number is per pharmacy
+InvoiceKey = tuple[str, str]
+# (billed, prescribed) -> whether the billed pack may stand for the prescribed one.
+SubstituteCheck = Callable[
+    ["ProductRef", "ProductRef"], bool
+]  # (pharmacy FINESS, invoice number): an invoice number is per pharmacy
 
 
 # The structs below hold no references back to themselves, so they are left out of the cyclic
@@ -202,6 +207,9 @@ class Facts(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     paid: Mapping[int, int] = msgspec.field(default_factory=dict)
     paid_in: Mapping[int, tuple[str, ...]] = msgspec.field(default_factory=dict)
     recorded: Recorded | None = None  # the billing recorded under the invoice's number
+    # May a billed pack stand for the prescribed one (the medicines catalogue: same medicine
+    # or generic group)? None: no catalogue, only the packs recorded count.
+    substitute: SubstituteCheck | None = None
 
 
 # --- is the line an invoice at all ------------------------------------------------------------
@@ -298,6 +306,7 @@ def facts_of(
     finess: str,
     paid: PaidInvoices = NOTHING_PAID,
     invoice_number: str | None = None,
+    substitute: SubstituteCheck | None = None,
 ) -> Facts:
     """The facts an invoice of pharmacy `finess` is checked against: what it handed over, what
     of it was already paid (`paid`: the prescription's matched invoices), and the billing it
@@ -331,6 +340,7 @@ def facts_of(
         paid=paid_packs,
         paid_in=paid_in,
         recorded=recorded,
+        substitute=substitute,
     )
 
 
@@ -352,12 +362,14 @@ def reconcile(
     record: PrescriptionRecord | None,
     previous: Previous | None,
     paid: PaidInvoices = NOTHING_PAID,
+    substitute: SubstituteCheck | None = None,
 ) -> Verdict:
     """The outcome of an invoice whose prescription is `record` (None: no such prescription),
     given the prescription's invoices already paid."""
     if record is None:
         return decide(invoice, None, previous)
-    return decide(invoice, facts_of(record, invoice.finess, paid, invoice.invoice_number), previous)
+    facts = facts_of(record, invoice.finess, paid, invoice.invoice_number, substitute)
+    return decide(invoice, facts, previous)
 
 
 def decide(invoice: Invoice, facts: Facts | None, previous: Previous | None) -> Verdict:
@@ -412,6 +424,8 @@ def _product_problems(invoice: Invoice, facts: Facts) -> list[str]:
             continue  # the usual case, without a call more
         if _may_bill(billed, prescribed, handed):
             continue
+        if _a_substitute_of_the_prescribed_pack(billed, prescribed, handed, facts.substitute):
+            continue
         substitutes = {
             product_key(h): h for h in handed if not same_product(h, prescribed)
         }.values()
@@ -430,6 +444,22 @@ def _may_bill(billed: ProductRef, prescribed: ProductRef, handed: tuple[ProductR
     if prescribed.system != "DCI" and same_product(billed, prescribed):
         return True
     return any(same_product(billed, h) for h in handed)
+
+
+def _a_substitute_of_the_prescribed_pack(
+    billed: ProductRef,
+    prescribed: ProductRef,
+    handed: tuple[ProductRef, ...],
+    substitute: SubstituteCheck | None,
+) -> bool:
+    """A pharmacy that recorded the prescribed pack itself (the LGO named no substitute) may
+    bill a pack the catalogue allows for it: a generic of the same group, usually cheaper. One
+    that recorded a substitute bills that substitute, not another."""
+    if substitute is None or prescribed.system != "CIP13" or not handed:
+        return False
+    if not all(same_product(h, prescribed) for h in handed):
+        return False
+    return substitute(billed, prescribed)
 
 
 class LineBilled(msgspec.Struct, gc=False):
@@ -574,6 +604,7 @@ def reconcile_chunk(
     records: Mapping[str, PrescriptionRecord],
     previous: Mapping[InvoiceKey, Previous],
     paid: Mapping[str, PaidInvoices] | None = None,
+    substitute: SubstituteCheck | None = None,
 ) -> list[Verdict]:
     """The verdict of each entry, in order. `records` holds the prescriptions found, by
     canonical number; `previous` the invoices reconciled before this chunk, and `paid` those of
@@ -591,7 +622,8 @@ def reconcile_chunk(
         already = NOTHING_PAID
         if record is not None and (paid or paid_now):  # most chunks of a first batch: neither
             already = _paid_for(number, paid, paid_now)
-        verdict = reconcile(invoice, record, previous.get(key) or seen.get(key), already)
+        earlier = previous.get(key) or seen.get(key)
+        verdict = reconcile(invoice, record, earlier, already, substitute)
         if verdict.outcome in RECONCILED:
             seen[key] = Previous(batch_id, entry.line, verdict.outcome)
             if verdict.outcome == "matched" and number is not None:
@@ -619,3 +651,19 @@ def paid_lines(invoice: Invoice) -> PaidLines:
         line = lines[0]
         return (line.line_no, line.quantity, line.amount_cents)
     return tuple(v for line in lines for v in (line.line_no, line.quantity, line.amount_cents))
+
+
+def catalogue_substitutes(packs: Callable[[], PackLookup | None]) -> SubstituteCheck:
+    """The catalogue's answer to "may this billed pack stand for the prescribed one?": both
+    packs known, and the billed one the same medicine or in the same generic group."""
+
+    def may_stand_for(billed: ProductRef, prescribed: ProductRef) -> bool:
+        lookup = packs()
+        if lookup is None or billed.system != "CIP13" or not billed.code or not prescribed.code:
+            return False
+        handed, written = lookup.facts(billed.code), lookup.facts(prescribed.code)
+        return (
+            handed is not None and written is not None and substitute_allowed(written, None, handed)
+        )
+
+    return may_stand_for

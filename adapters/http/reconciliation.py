@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -23,14 +24,16 @@ from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Requ
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
 
+from adapters.catalogue import LiveCatalogue
 from adapters.http.routes import provide_actor
 from adapters.http.schemas import BadBody
 from adapters.readmodels import ReadModels
 from adapters.reconciliation import Reconciliation, reconciliation_for
 from adapters.reconciliation.store import Batch, Item
 from domain.actors import Actor
+from domain.catalogue import PackLookup
 from domain.errors import DomainError
-from projections.reconciliation import OUTCOMES, Outcome
+from projections.reconciliation import OUTCOMES, Outcome, catalogue_substitutes
 
 NDJSON = "application/x-ndjson"
 NDJSON_TYPES = {NDJSON, "application/ndjson", "application/jsonl", "application/x-jsonlines"}
@@ -67,12 +70,18 @@ class ItemView(msgspec.Struct, frozen=True):
     detail: str
 
 
+def _in_force(catalogue: LiveCatalogue) -> PackLookup | None:
+    return catalogue.snapshot() if catalogue.loaded else None
+
+
 async def provide_reconciliation(state: State) -> Reconciliation:
     """One per application, beside its read models; created (and its store) on first use."""
     reconciliation: Reconciliation | None = state.get("reconciliation")
     read_models: ReadModels = state.read_models
     if reconciliation is None or reconciliation.read_models is not read_models:
-        reconciliation = reconciliation_for(read_models)
+        catalogue: LiveCatalogue = state.catalogue
+        packs = partial(_in_force, catalogue)
+        reconciliation = reconciliation_for(read_models, substitute=catalogue_substitutes(packs))
         state.reconciliation = reconciliation
     await reconciliation.ready()
     return reconciliation

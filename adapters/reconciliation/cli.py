@@ -31,14 +31,14 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from adapters.bootstrap import read_models_for
+from adapters.bootstrap import catalogue_snapshot_for, read_models_for
 from adapters.config import Settings
 from adapters.logging import configure_logging
 from adapters.readmodels import ReadModels
 from adapters.reconciliation import reconciliation_for
 from adapters.reconciliation.processing import Reconciliation
 from adapters.reconciliation.store import Batch
-from projections.reconciliation import OUTCOMES
+from projections.reconciliation import OUTCOMES, catalogue_substitutes
 from projections.runner import ProjectionRunner
 
 ReportFormat = Literal["ndjson", "csv"]
@@ -54,9 +54,15 @@ async def reconcile_file(
     console: Console,
 ) -> Batch:
     configure_logging(settings.log_hash_key, logging.WARNING)
-    async with read_models_for(settings) as read_models:
+    async with (
+        read_models_for(settings) as read_models,
+        catalogue_snapshot_for(settings) as snapshot,
+    ):
         await catch_up_views(read_models, console)
-        reconciliation = reconciliation_for(read_models, views_wait_seconds=0.0)
+        packs = snapshot if snapshot.info is not None else None
+        reconciliation = reconciliation_for(
+            read_models, views_wait_seconds=0.0, substitute=catalogue_substitutes(lambda: packs)
+        )
         await reconciliation.store.create()
         started = time.perf_counter()
         batch_id = await _run(reconciliation, source, console)

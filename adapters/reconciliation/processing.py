@@ -54,6 +54,7 @@ from projections.reconciliation import (
     PaidLines,
     PrescriptionRecord,
     Previous,
+    SubstituteCheck,
     Verdict,
     paid_lines,
     reconcile_chunk,
@@ -85,8 +86,10 @@ class Reconciliation:
         chunk_lines: int = CHUNK_LINES,
         lease_seconds: float = LEASE_SECONDS,
         views_wait_seconds: float = VIEWS_WAIT_SECONDS,
+        substitute: SubstituteCheck | None = None,
     ) -> None:
         self.store = store
+        self.substitute = substitute
         self.read_models = read_models
         self.owner = owner
         self.chunk_lines = chunk_lines
@@ -280,7 +283,13 @@ class Reconciliation:
         for chunk in before:
             taken.update(chunk.claimed)
             paid = _with_paid(paid, chunk.paid)
-        decide = partial(decide_chunk, previous=taken, paid=paid, seen=found.paid.seen)
+        decide = partial(
+            decide_chunk,
+            previous=taken,
+            paid=paid,
+            seen=found.paid.seen,
+            substitute=self.substitute,
+        )
         return await anyio.to_thread.run_sync(
             decide, batch_id, found.chunk_no, found.parsed, found.states
         )
@@ -383,8 +392,10 @@ class PreparedChunk:
         previous: Mapping[InvoiceKey, Previous],
         paid: PaidByPrescription,
         seen: int,
+        substitute: SubstituteCheck | None = None,
     ) -> None:
         self.batch_id = batch_id
+        self._substitute = substitute
         self.chunk_no = chunk_no
         self._parsed = parsed
         self._records = records
@@ -407,7 +418,9 @@ class PreparedChunk:
         entries = [p for p in self._parsed if isinstance(p, Entry)]
         previous = {**self._previous, **taken} if taken else self._previous
         paid_now = self._paid if paid is None else paid
-        verdicts = reconcile_chunk(self.batch_id, entries, self._records, previous, paid_now)
+        verdicts = reconcile_chunk(
+            self.batch_id, entries, self._records, previous, paid_now, self._substitute
+        )
         return self._rows(iter(verdicts))
 
     def _rows(self, verdicts: Iterator[Verdict]) -> ChunkResult:
@@ -462,10 +475,18 @@ def decide_chunk(
     previous: Mapping[InvoiceKey, Previous],
     paid: PaidByPrescription,
     seen: int = 0,
+    substitute: SubstituteCheck | None = None,
 ) -> PreparedChunk:
     records = {number: _record_decoder.decode(raw) for number, raw in raw_states.items()}
     return PreparedChunk(
-        batch_id, chunk_no, parsed.lines, records, previous=previous, paid=paid, seen=seen
+        batch_id,
+        chunk_no,
+        parsed.lines,
+        records,
+        previous=previous,
+        paid=paid,
+        seen=seen,
+        substitute=substitute,
     )
 
 

@@ -13,6 +13,7 @@ from conftest import People
 from litestar.testing import TestClient
 from test_prescriptions_api import assert_problem
 from test_products_api import AMOXICILLINE_ARROW, CLAMOXYL, SKENAN, TOPALGIC, import_sample
+from test_reconciliation_api import reconcile
 
 from adapters.bootstrap import build_app
 from adapters.config import Settings
@@ -181,3 +182,56 @@ def test_a_morphine_prescribed_as_not_narcotic_before_the_import_is_dispensed_as
     assert (allowed["max_quantity"], allowed["reason"]) == (2, "quantity_exceeds_allowed_now")
     assert assert_problem(too_many, 409, "quantity_exceeds_allowed_now")["max_quantity"] == 2
     assert just_enough.status_code == 201, just_enough.text
+
+
+# --- reconciliation ---------------------------------------------------------------------------
+
+AMOXICILLINE_ALMUS = "3400937054393"  # another generic of Clamoxyl 500 mg in the sample
+
+
+def amoxicilline_dispensed(client: Client, people: People, **handed: Any) -> str:
+    created = prescribe(client, people, line(pack(CLAMOXYL), 6, 2), kind="standard")
+    number: str = created.json()["prescription_id"]
+    assert give(client, people, number, 1, **handed).status_code == 201
+    return number
+
+
+def billed_as(number: str, people: People, code: str, invoice_number: str) -> dict[str, Any]:
+    return {
+        "invoice_number": invoice_number,
+        "finess": people.pharmacy,
+        "prescription_id": number,
+        "lines": [{"line_no": 1, "product": pack(code), "quantity": 1, "amount_cents": 153}],
+    }
+
+
+def test_reconciliation_takes_a_generic_of_the_prescribed_pack_when_none_was_named(
+    with_catalogue: Client, people: People
+) -> None:
+    plain = amoxicilline_dispensed(with_catalogue, people)
+    named = amoxicilline_dispensed(with_catalogue, people, product=pack(AMOXICILLINE_ARROW))
+    other = amoxicilline_dispensed(with_catalogue, people)
+
+    found = reconcile(
+        with_catalogue,
+        people,
+        billed_as(plain, people, AMOXICILLINE_ARROW, "F-1"),  # a generic of what was recorded
+        billed_as(named, people, AMOXICILLINE_ALMUS, "F-2"),  # not the generic recorded
+        billed_as(other, people, SKENAN, "F-3"),  # not a substitute at all
+    )
+
+    assert [item["outcome"] for item in found] == [
+        "matched",
+        "product_mismatch",
+        "product_mismatch",
+    ]
+
+
+def test_without_a_catalogue_only_the_recorded_pack_is_billed(
+    client: Client, people: People
+) -> None:
+    plain = amoxicilline_dispensed(client, people)
+
+    (item,) = reconcile(client, people, billed_as(plain, people, AMOXICILLINE_ARROW, "F-1"))
+
+    assert item["outcome"] == "product_mismatch"
