@@ -604,6 +604,7 @@ def reconcile_chunk(
     records: Mapping[str, PrescriptionRecord],
     previous: Mapping[InvoiceKey, Previous],
     paid: Mapping[str, PaidInvoices] | None = None,
+    *,
     substitute: SubstituteCheck | None = None,
 ) -> list[Verdict]:
     """The verdict of each entry, in order. `records` holds the prescriptions found, by

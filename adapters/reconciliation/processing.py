@@ -419,7 +419,7 @@ class PreparedChunk:
         previous = {**self._previous, **taken} if taken else self._previous
         paid_now = self._paid if paid is None else paid
         verdicts = reconcile_chunk(
-            self.batch_id, entries, self._records, previous, paid_now, self._substitute
+            self.batch_id, entries, self._records, previous, paid_now, substitute=self._substitute
         )
         return self._rows(iter(verdicts))
 
