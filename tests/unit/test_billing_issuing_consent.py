@@ -32,7 +32,7 @@ from domain.commands import (
     transmit,
 )
 from domain.errors import DomainError
-from domain.events import BilledLine, ExecutionViewConsentChanged, Product
+from domain.events import BilledLine, BillingRecorded, ExecutionViewConsentChanged, Product
 
 
 def billing(  # type: ignore[no-untyped-def]
@@ -68,10 +68,19 @@ def code_of(refusal: pytest.ExceptionInfo[DomainError]) -> str:
 def test_the_dispensing_pharmacy_bills_what_it_gave() -> None:
     state = given(issued(3), dispensed(2, (1, 2)))
 
-    event = bill(state, billing((1, 2)), moment())
+    event = bill(state, billing((1, 2)), moment(date(2026, 11, 30)))
 
+    assert event == BillingRecorded(
+        prescription_id=NUMBER.value,
+        version=3,
+        at=moment(date(2026, 11, 30)).at,
+        dispensation_id="d1",
+        finess=PHARMACY_A.value,
+        pharmacist_rpps=PHARMACIST.value,
+        invoice_number="F-2026-0001",
+        lines=(BilledLine(line_no=1, quantity=2, amount_cents=500),),
+    )
     after = given(issued(3), dispensed(2, (1, 2)), event)
-    assert event.invoice_number == "F-2026-0001"
     assert after.dispensations[0].billed
 
 

@@ -7,10 +7,13 @@ import pytest
 
 from domain.catalogue import (
     GenericGroup,
+    LineRequirements,
     PackFacts,
+    PrescribingConditions,
     Substance,
     is_assimilated,
     line_requirements,
+    normalized,
     pack_facts,
     prescribing_conditions,
     substitute_allowed,
@@ -196,3 +199,96 @@ def test_with_nothing_to_compare_with_no_substitute_is_allowed() -> None:
     assert not substitute_allowed(None, None, CLAMOXYL)
     no_substances = pack("3400930000008", "60000003")
     assert not substitute_allowed(None, "anything", no_substances)
+
+
+# --- built when the test runs (the packs above are built once, when the module is imported) ----
+
+
+def test_a_pack_keeps_what_the_files_say_and_the_rules_it_follows() -> None:
+    groups = tuple(GenericGroup(id=g, label=f"group {g}", role="generic") for g in "123")
+
+    facts = pack_facts(
+        cip13="3400930000015",
+        cip7="3000001",
+        cis="60000010",
+        label="SKENAN LP 10 mg",
+        pack="plaquette de 14 gélules",
+        substances=(substance("SULFATE DE MORPHINE"),),
+        generic_groups=groups,
+        price_cents=512,
+        price_with_fee_cents=614,
+        reimbursement_rate=65,
+        conditions=("stupéfiant", "délivrance fractionnée de 7 jours"),
+    )
+
+    assert facts == PackFacts(
+        cip13="3400930000015",
+        cip7="3000001",
+        cis="60000010",
+        label="SKENAN LP 10 mg",
+        pack="plaquette de 14 gélules",
+        form="",
+        routes=(),
+        marketed=True,
+        substances=(substance("SULFATE DE MORPHINE"),),
+        generic_group=groups[0],
+        other_generic_groups=groups[1:],
+        price_cents=512,
+        price_with_fee_cents=614,
+        reimbursement_rate=65,
+        narcotic=True,
+        secure_prescription=True,
+        max_duration_days=28,
+        fraction_days=7,
+        lists=(),
+        assimilated=False,
+        conditions=("stupéfiant", "délivrance fractionnée de 7 jours"),
+    )
+    assert line_requirements(facts) == LineRequirements(
+        narcotic=True,
+        secure_prescription=True,
+        max_duration_days=28,
+        fraction_days=7,
+        assimilated=False,
+    )
+
+
+def test_tramadol_needs_a_secure_prescription_for_84_days_where_the_files_say_nothing() -> None:
+    facts = pack("3400930000022", "60000011", substance("CHLORHYDRATE DE TRAMADOL"))
+
+    assert line_requirements(facts) == LineRequirements(
+        narcotic=False,
+        secure_prescription=True,
+        max_duration_days=84,
+        fraction_days=None,
+        assimilated=True,
+    )
+
+
+def test_conditions_that_say_nothing_ask_nothing() -> None:
+    read = prescribing_conditions([])
+
+    assert read == PrescribingConditions()
+    assert read.narcotic is False and read.secure_prescription is False
+
+
+def test_stupefiant_in_the_singular_is_a_narcotic() -> None:
+    assert prescribing_conditions(["Stupéfiant"]).narcotic is True
+
+
+def test_a_label_naming_exactly_the_substance_allows_its_packs() -> None:
+    assert substitute_allowed(None, "morphine", SKENAN)
+
+
+def test_hydrates_and_numbers_in_a_substance_name_are_not_needed_in_the_label() -> None:
+    trihydrate = pack("3400930000039", "60000012", substance("AMOXICILLINE TRIHYDRATÉE"))
+    macrogol = pack("3400930000046", "60000013", substance("MACROGOL 4000"))
+
+    assert substitute_allowed(None, "amoxicilline 1 g", trihydrate)
+    assert substitute_allowed(None, "macrogol sachet", macrogol)
+
+
+def test_accents_case_and_typographic_apostrophes_are_normalised() -> None:
+    assert normalized("Déclaration d’ARRÊT de commercialisation") == (
+        "declaration d'arret de commercialisation"
+    )

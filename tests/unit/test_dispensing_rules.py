@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from builders import (
@@ -13,6 +13,7 @@ from builders import (
     PHARMACIST,
     PHARMACY_A,
     PHARMACY_B,
+    PRESCRIBER,
     dispensed,
     given,
     issued,
@@ -22,7 +23,12 @@ from builders import (
 
 from domain.commands import Dispense, DispenseLine, cancel, dispense
 from domain.errors import DomainError
-from domain.events import DispensationRecorded, DispensedLine
+from domain.events import DispensationRecorded, DispensedLine, PrescriptionCancelled
+from domain.prescription import evolve
+
+
+def days_after(n: int) -> date:
+    return ISSUED_ON + timedelta(days=n)
 
 
 def test_a_pharmacy_records_what_it_hands_over() -> None:
@@ -99,6 +105,35 @@ def test_cancelling_a_partially_dispensed_prescription_cancels_what_remains() ->
     assert after.status(ISSUED_ON) == "cancelled"
     assert [after.remaining(1), after.remaining(2)] == [0, 0]
     assert after.lines[0].dispensed == 1  # what was handed over stays recorded
+
+
+def test_a_cancellation_records_who_cancelled_why_and_when() -> None:
+    state = given(issued(3), dispensed(2, (1, 1)))
+
+    event = cancel(state, "erreur de posologie", moment(days_after(1)))
+
+    assert event == PrescriptionCancelled(
+        prescription_id=NUMBER.value,
+        version=3,
+        at=moment(days_after(1)).at,
+        prescriber_rpps=PRESCRIBER.value,
+        reason="erreur de posologie",
+    )
+
+
+def test_handed_over_the_instant_it_was_registered_is_accepted() -> None:
+    state = given(issued(3))
+    registered = state.issued_at
+    command = Dispense(
+        pharmacy=PHARMACY_A,
+        pharmacist=PHARMACIST,
+        lines=(DispenseLine(line_no=1, quantity=1),),
+        dispensed_at=registered,
+    )
+
+    done = dispense(state, command, "d1", moment(days_after(1)))
+
+    assert done.recorded.dispensed_at == registered
 
 
 def test_a_prescription_is_cancelled_once() -> None:
@@ -178,3 +213,35 @@ def test_status_follows_the_dispensings() -> None:
     assert given(issued(3)).status(ISSUED_ON) == "active"
     assert given(issued(3), dispensed(2, (1, 1))).status(ISSUED_ON) == "partially_dispensed"
     assert given(issued(3), dispensed(2, (1, 3))).status(ISSUED_ON) == "dispensed"
+
+
+def test_cancelled_wins_over_dispensed_and_dispensed_over_expired() -> None:
+    everything = (issued(3), dispensed(2, (1, 3)))
+    cancelled = PrescriptionCancelled(
+        prescription_id=NUMBER.value,
+        version=3,
+        at=moment().at,
+        prescriber_rpps=PRESCRIBER.value,
+        reason="erreur",
+    )
+    years_later = date(2029, 1, 1)
+
+    assert given(*everything).status(years_later) == "dispensed"
+    assert given(*everything, cancelled).status(ISSUED_ON) == "cancelled"
+    assert given(*everything, cancelled).status(years_later) == "cancelled"
+    assert given(issued(3), dispensed(2, (1, 1))).status(years_later) == "expired"
+
+
+def test_a_line_the_prescription_does_not_have_has_nothing_to_dispense() -> None:
+    state = given(issued(3))
+
+    assert (state.remaining(1), state.remaining(2)) == (3, 0)
+
+
+def test_nothing_happens_to_a_prescription_before_it_is_issued() -> None:
+    with pytest.raises(ValueError) as refused:
+        evolve(dispensed(2, (1, 1)), None)
+
+    assert str(refused.value) == (
+        f"DispensationRecorded before PrescriptionIssued for {NUMBER.value}"
+    )

@@ -21,6 +21,7 @@ from domain.identifiers import (
     InvalidIdentifier,
     PrescriptionNumber,
     Rpps,
+    _gf32_times_x,
 )
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -237,6 +238,9 @@ def test_a_known_cip13_is_valid() -> None:
         (Cip13.parse, "34009359558X8", "CIP13 character 12 must be a digit, got 'X'"),
         (Cip13.parse, "5000159407236", "CIP13 must start with 3400"),
         (Cip13.from_body, "500015940723", "CIP13 body must start with 3400"),
+        (Cip13.from_body, "34009359558", "CIP13 body must be 12 characters, got 11"),
+        (Cip13.from_body, "34009359558X", "CIP13 body character 12 must be a digit, got 'X'"),
+        (Ins.from_body, "184127645108", "INS body must be 13 characters, got 12"),
         (Rpps.from_body, "100012345", "RPPS body must be 10 characters, got 9"),
         (Finess.from_body, "7507121A", "FINESS body character 8 must be a digit, got 'A'"),
         (Ins.from_body, "26905 2A00401", "INS body characters 6-7 \\(department\\) must be"),
@@ -312,6 +316,15 @@ def test_hand_computed_prescription_numbers_are_valid() -> None:
     for number in ("0" * 20, "0" * 18 + "12", "0" * 17 + "104", "0" * 18 + "ZV"):
         assert damm_fold(number) == 0
         assert PrescriptionNumber(number).value == number
+
+
+def test_the_check_symbol_multiplies_by_x_in_gf32_as_written_out_here() -> None:
+    # The Damm table is built from this at import; here it is compared with the arithmetic
+    # above for every element, the reduction by x⁵ = x² + 1 included (16·2 = 32 → 0b00101).
+    assert [_gf32_times_x(value) for value in range(32)] == [
+        gf32_multiply(2, value) for value in range(32)
+    ]
+    assert _gf32_times_x(0b10000) == 0b00101
 
 
 @given(prescription_numbers)

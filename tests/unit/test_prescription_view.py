@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 from builders import (
     ISSUED_ON,
+    NUMBER,
     PATIENT,
     PHARMACY_A,
     PHARMACY_B,
@@ -19,7 +20,8 @@ from builders import (
 from counter import LEVOTHYROX, MORPHINE, Counter, at, days, line, prescribed
 
 from domain.actors import Actor
-from domain.events import AdaptationRecorded
+from domain.events import AdaptationRecorded, PrescriptionCancelled, Product
+from domain.identifiers import Cip13
 from domain.prescription import Prescription, add_months, evolve
 from projections.views import (
     DispensationReceipt,
@@ -160,9 +162,11 @@ def test_a_pharmacist_reads_every_field() -> None:
         "duration_days": 28,
         "dosage": "1 par jour",
     }
-    assert [(d["finess"], d["withdrawn"], d["billed"]) for d in dispensations] == [
-        (PHARMACY_A.value, False, False),
-        (PHARMACY_B.value, True, False),
+    assert [
+        (d["dispensation_id"], d["finess"], d["withdrawn"], d["billed"]) for d in dispensations
+    ] == [
+        ("d1", PHARMACY_A.value, False, False),
+        ("d2", PHARMACY_B.value, True, False),
     ]
     assert dispensations[1]["dispensed_at"] == "2026-11-24T10:00:00Z"
     assert dispensations[1]["recorded_at"] == "2026-11-24T10:00:00Z"
@@ -216,4 +220,110 @@ def test_the_receipt_of_a_dispensing_says_where_each_line_stands() -> None:
             ReceiptLine(line_no=2, dispensed=4, remaining=0),
         ),
         dispensed_elsewhere=True,
+    )
+
+
+# --- status precedence and the masked status --------------------------------------------------
+
+
+def _cancelled(version: int) -> PrescriptionCancelled:
+    return PrescriptionCancelled(
+        prescription_id=NUMBER.value,
+        version=version,
+        at=at(days(1)),
+        prescriber_rpps=PRESCRIBER.value,
+        reason="erreur",
+    )
+
+
+def test_a_cancelled_prescription_reads_cancelled_to_a_prescriber_under_opposition() -> None:
+    started = given(issued(3, consent=False), dispensed(2, (1, 1)), _cancelled(3))
+    untouched = given(issued(3, consent=False), _cancelled(2))
+
+    for state in (started, untouched):
+        view = view_of(state, PRESCRIBER_ACTOR, days(2))
+        assert (view.status, view.expires_on) == ("cancelled", date(2027, 2, 23))
+    # After the deadline too: a cancellation is what the prescriber did, not what was dispensed.
+    assert view_of(started, PRESCRIBER_ACTOR, date(2027, 3, 1)).status == "cancelled"
+
+
+def test_under_opposition_the_deadline_day_itself_still_reads_active() -> None:
+    state = given(issued(3, consent=False), dispensed(2, (1, 1)))
+
+    on_the_day = view_of(state, PRESCRIBER_ACTOR, date(2027, 2, 23))
+    the_day_after = view_of(state, PRESCRIBER_ACTOR, date(2027, 2, 24))
+
+    assert (on_the_day.status, the_day_after.status) == ("active", "expired")
+    assert on_the_day.expires_on == the_day_after.expires_on == date(2027, 2, 23)
+
+
+def test_a_cancelled_prescription_shows_what_was_given_and_that_nothing_remains() -> None:
+    state = given(issued(3, 2), dispensed(2, (1, 1)), _cancelled(3))
+
+    view = view_of(state, PATIENT_ACTOR, days(2))
+
+    assert view.status == "cancelled"
+    assert [(x.line_no, x.dispensed, x.remaining) for x in view.lines] == [(1, 1, 0), (2, 0, 0)]
+
+
+# --- what was written, line by line -----------------------------------------------------------
+
+TRAMADOL = Product(
+    system="CIP13", code=Cip13.from_body("340093000111").value, label="Tramadol 50 mg"
+)
+
+
+def test_every_caller_reads_each_line_as_it_was_written() -> None:
+    issued_event = prescribed(
+        line(4, 28, narcotic=True, fraction_days=7, overlap_allowed=True),
+        line(6, 84, assimilated=True, product=TRAMADOL),
+    )
+    state = msgspec.structs.replace(
+        Counter(issued_event).state(issued_event.prescription_id), execution_view_consent=False
+    )
+    written = [
+        {
+            "line_no": 1,
+            "product": as_json(MORPHINE),
+            "quantity": 4,
+            "dosage": "1 par jour",
+            "duration_days": 28,
+            "narcotic": True,
+            "assimilated": False,
+            "fraction_days": 7,
+            "overlap_allowed": True,
+        },
+        {
+            "line_no": 2,
+            "product": as_json(TRAMADOL),
+            "quantity": 6,
+            "dosage": "1 par jour",
+            "duration_days": 84,
+            "narcotic": False,
+            "assimilated": True,
+            "fraction_days": None,
+            "overlap_allowed": False,
+        },
+    ]
+
+    masked = as_json(view_of(state, PRESCRIBER_ACTOR, days(0)))["lines"]
+    seen = as_json(view_of(state, PATIENT_ACTOR, days(0)))["lines"]
+
+    hidden = {"dispensed": None, "remaining": None, "covered_until": None}
+    assert masked == [{**x, **hidden} for x in written]
+    assert seen == [
+        {**x, "dispensed": 0, "remaining": x["quantity"], "covered_until": None} for x in written
+    ]
+
+
+def test_the_receipt_in_the_only_pharmacy_that_dispensed_says_not_elsewhere() -> None:
+    state = given(issued(3), dispensed(2, (1, 1)), dispensed(3, (1, 1), dispensation_id="d2"))
+
+    receipt = receipt_of(state, "d2", PHARMACY_A.value, ISSUED_ON)
+
+    assert receipt == DispensationReceipt(
+        dispensation_id="d2",
+        status="partially_dispensed",
+        lines=(ReceiptLine(line_no=1, dispensed=2, remaining=1),),
+        dispensed_elsewhere=False,
     )

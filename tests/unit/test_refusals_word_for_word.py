@@ -4,10 +4,11 @@ word. Software branches on the code; people read the detail at the counter."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from builders import (
+    ISSUED_ON,
     NUMBER,
     PARACETAMOL,
     PATIENT,
@@ -22,35 +23,48 @@ from builders import (
     request,
 )
 from counter import Counter, at, days, line, prescribed
+from test_billing_integrity import withdrawn
+from test_billing_issuing_consent import billing
 
 from domain.commands import (
+    Bill,
     Dispense,
     DispenseLine,
     IssuePrescription,
     Moment,
     RequestedLine,
+    bill,
     cancel,
     dispense,
     issue,
     transmit,
 )
 from domain.errors import DomainError
-from domain.events import PrescriptionCancelled, PrescriptionTransmitted, Product
+from domain.events import (
+    BilledLine,
+    BillingRecorded,
+    Event,
+    PrescriptionCancelled,
+    PrescriptionTransmitted,
+    Product,
+)
 
 CANCELLED = PrescriptionCancelled(
     prescription_id=NUMBER.value, version=2, at=moment().at, prescriber_rpps="x", reason="x"
 )
 
 
-def _issue(*products: Product, quantity: int = 1) -> Callable[[], object]:
+def _issue(
+    *products: Product, quantity: int = 1, issued_on: date = ISSUED_ON, duration_days: int = 8
+) -> Callable[[], object]:
     command = IssuePrescription(
         prescriber=PRESCRIBER,
         patient=PATIENT,
-        issued_on=moment().today,
+        issued_on=issued_on,
         kind="standard",
         execution_view_consent=True,
         lines=tuple(
-            RequestedLine(product=p, quantity=quantity, dosage="x", duration_days=8)
+            RequestedLine(product=p, quantity=quantity, dosage="x", duration_days=duration_days)
             for p in products
         ),
     )
@@ -91,6 +105,37 @@ def _too_many(*given_packs: int, asked: int, on: int) -> Callable[[], object]:
     return lambda: counter.dispense(issued_event.prescription_id, (1, asked), when=at(days(on)))
 
 
+def _dispense_by_substance(product: Product | None) -> Callable[[], object]:
+    """A line written by substance (DCI), dispensed naming `product` (None: naming nothing)."""
+    issued_event = prescribed(line(2, 6, product=Product(system="DCI", label="amoxicilline")))
+    command = Dispense(
+        pharmacy=PHARMACY_A,
+        pharmacist=PHARMACIST,
+        lines=(DispenseLine(line_no=1, quantity=1, product=product),),
+    )
+    return lambda: dispense(
+        Counter(issued_event).state(issued_event.prescription_id),
+        command,
+        "d1",
+        Moment(at=at(days(0)), today=days(0)),
+    )
+
+
+def _bill(*events: Event, command: Bill, number_used: bool = False) -> Callable[[], object]:
+    return lambda: bill(given(*events), command, moment(), invoice_number_used=number_used)
+
+
+GIVEN_TWO = (issued(3), dispensed(2, (1, 2)))
+BILLED = BillingRecorded(
+    prescription_id=NUMBER.value,
+    version=3,
+    at=moment().at,
+    dispensation_id="d1",
+    finess=PHARMACY_A.value,
+    pharmacist_rpps=PHARMACIST.value,
+    invoice_number="F-0",
+    lines=(BilledLine(line_no=1, quantity=2, amount_cents=500),),
+)
 TOO_LONG = "l" * 10
 REFUSALS: list[tuple[str, Callable[[], object], tuple[str, str | None, str]]] = [
     (
@@ -236,6 +281,98 @@ REFUSALS: list[tuple[str, Callable[[], object], tuple[str, str | None, str]]] = 
         _issue(PARACETAMOL, quantity=1000),
         ("invalid_request", "lines[0].quantity", "must be between 1 and 999, got 1000"),
     ),
+    (
+        "issued-tomorrow",
+        _issue(PARACETAMOL, issued_on=days(1)),
+        ("invalid_request", "issued_on", "issued_on may not be in the future"),
+    ),
+    (
+        "substance-line-without-its-pack",
+        _dispense_by_substance(None),
+        (
+            "invalid_request",
+            "lines[0].product",
+            "line 1 is prescribed by substance (DCI): name the CIP13 pack handed over",
+        ),
+    ),
+    (
+        "substance-line-with-a-unit",
+        _dispense_by_substance(Product(system="UCD", code="9000001", label="amoxicilline")),
+        (
+            "invalid_request",
+            "lines[0].product",
+            "line 1 is prescribed by substance (DCI): name the CIP13 pack handed over",
+        ),
+    ),
+    (
+        "substitute-without-a-label",
+        _dispense_by_substance(Product(system="CIP13", code=PARACETAMOL.code, label=" ")),
+        ("invalid_request", "lines[0].product.label", "a product needs a label"),
+    ),
+    (
+        "substitute-with-a-bad-key",
+        _dispense_by_substance(Product(system="CIP13", code="3400930000008", label="x")),
+        ("invalid_request", "lines[0].product.code", "CIP13 check digit does not match"),
+    ),
+    # --- billing (exécution en 2 temps) ---
+    (
+        "bill-an-unknown-dispensation",
+        _bill(*GIVEN_TWO, command=billing((1, 1), dispensation_id="d9")),
+        ("not_found", None, "no such dispensation on this prescription"),
+    ),
+    (
+        "bill-another-pharmacy-dispensing",
+        _bill(*GIVEN_TWO, command=billing((1, 1), pharmacy=PHARMACY_B)),
+        ("forbidden", None, "only the pharmacy that dispensed may bill it"),
+    ),
+    (
+        "bill-a-withdrawn-dispensing",
+        _bill(*GIVEN_TWO, withdrawn(3), command=billing((1, 1))),
+        (
+            "dispensation_withdrawn",
+            None,
+            "this dispensation was withdrawn: there is nothing to bill",
+        ),
+    ),
+    (
+        "bill-twice",
+        _bill(*GIVEN_TWO, BILLED, command=billing((1, 1))),
+        ("already_billed", None, "this dispensation was already billed"),
+    ),
+    (
+        "bill-under-a-used-number",
+        _bill(*GIVEN_TWO, command=billing((1, 1), invoice_number="F-7"), number_used=True),
+        (
+            "invoice_number_used",
+            "invoice_number",
+            f"pharmacy {PHARMACY_A.value} already used invoice number 'F-7'",
+        ),
+    ),
+    (
+        "bill-more-than-given",
+        _bill(*GIVEN_TWO, command=billing((1, 3))),
+        ("billing_exceeds_dispensed", None, "line 1: 3 billed but 2 dispensed"),
+    ),
+    (
+        "bill-without-invoice-number",
+        _bill(*GIVEN_TWO, command=billing((1, 1), invoice_number=" ")),
+        ("invalid_request", "invoice_number", "an invoice number is needed"),
+    ),
+    (
+        "bill-no-line",
+        _bill(*GIVEN_TWO, command=billing()),
+        ("invalid_request", "lines", "at least one line is needed"),
+    ),
+    (
+        "bill-a-line-twice",
+        _bill(*GIVEN_TWO, command=billing((1, 1), (1, 1))),
+        ("invalid_request", "lines", "line_no 1 appears twice; send one entry per line"),
+    ),
+    (
+        "bill-no-pack",
+        _bill(*GIVEN_TWO, command=billing((1, 0))),
+        ("invalid_request", "lines[0].quantity", "must be between 1 and 999, got 0"),
+    ),
 ]
 
 
@@ -262,6 +399,14 @@ def test_thirteen_digit_ucd_and_999_packs_are_accepted() -> None:
     event = _issue(ucd13, quantity=999)()
 
     assert event.lines[0].quantity == 999  # type: ignore[attr-defined]
+
+
+def test_fifty_lines_and_a_one_day_treatment_are_accepted() -> None:
+    event = _issue(*[PARACETAMOL] * 50, duration_days=1)()
+
+    assert [(x.line_no, x.duration_days) for x in event.lines] == [  # type: ignore[attr-defined]
+        (no, 1) for no in range(1, 51)
+    ]
 
 
 def test_a_transmission_records_the_pharmacy_and_the_message() -> None:
