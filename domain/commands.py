@@ -469,7 +469,7 @@ def _coverage_extended(
         line = state.line(given.line_no)
         assert line is not None  # checked by _check_dispense_request
         if line.prescribed.narcotic:
-            first_day, until = period_covered(line, day, given.quantity)
+            first_day, until = period_covered(state, line, day, given.quantity)
             periods.append(
                 CoveredPeriod(
                     prescription_id=state.prescription_id,

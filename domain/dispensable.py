@@ -118,9 +118,15 @@ def covered_until(state: Prescription, line: LineState) -> date | None:
     return first_day + timedelta(days=math.ceil(total))
 
 
-def period_covered(line: LineState, day: date, packs: int) -> tuple[date, date]:
-    """Days [day, until) that `packs` packs of this line handed over on `day` cover."""
-    return day, day + timedelta(days=math.ceil(days_covered(packs, line)))
+def period_covered(
+    state: Prescription, line: LineState, day: date, packs: int
+) -> tuple[date, date]:
+    """Days [first, until) that `packs` more packs of this narcotic line, handed over on `day`,
+    cover: from that day, or from when the packs already given run out if that is later (the
+    patient takes them one after the other)."""
+    given = _given(state, line.line_no)
+    first = max(day, _chain_end(given, line)) if given else day
+    return first, _chain_end([*given, (day, packs)], line)
 
 
 # --- one line ---------------------------------------------------------------------------------
@@ -164,7 +170,7 @@ def _verdict(
     if line.prescribed.narcotic:
         verdicts: Iterable[_Verdict] = (
             _narcotic_period(state, line, day),
-            _no_overlap(line, others, day),
+            _no_overlap(state, line, others, day),
         )
     else:
         verdicts = (_one_month(line), _no_stockpiling(state, line, day))
@@ -230,24 +236,32 @@ def _narcotic_fraction(state: Prescription, line: LineState, day: date, fraction
     return _Verdict(math.floor(days_left / per_pack), "quantity_exceeds_allowed_now", why)
 
 
-def _no_overlap(line: LineState, others: tuple[CoveredPeriod, ...], day: date) -> _Verdict:
+def _no_overlap(
+    state: Prescription, line: LineState, others: tuple[CoveredPeriod, ...], day: date
+) -> _Verdict:
+    """More packs of this line would cover the days from `first` (today, or when the packs
+    already given run out): none of them may be a day another prescription covers."""
     if line.prescribed.overlap_allowed or not others:
         return _UNLIMITED
-    covering = [p for p in others if p.first_day <= day < p.until]
+    given = _given(state, line.line_no)
+    first = max(day, _chain_end(given, line)) if given else day
+    covering = [p for p in others if p.first_day <= first < p.until]
     if covering:
-        free_on = _first_uncovered_day(others, day)
+        free_on = _first_uncovered_day(others, first)
         why = (
-            f"another narcotic prescription of this patient covers {day} "
+            f"another narcotic prescription of this patient covers {first} "
             f"(until {max(p.until for p in covering)})"
         )
         return _Verdict(0, "narcotic_overlap", why, opens_on=free_on)
-    later = [p.first_day for p in others if p.first_day > day]
+    later = [p.first_day for p in others if p.first_day > first]
     if not later:
         return _UNLIMITED
     starts = min(later)
-    packs = math.floor((starts - day).days / days_per_pack(line))
+    packs = math.floor((starts - first).days / days_per_pack(line))
     why = f"another narcotic prescription of this patient covers the days from {starts}"
-    return _Verdict(packs, "narcotic_overlap", why, opens_on=None)
+    # Too few days before it for one pack: the line opens again once that period is over.
+    opens_on = _first_uncovered_day(others, starts) if packs == 0 else None
+    return _Verdict(packs, "narcotic_overlap", why, opens_on=opens_on)
 
 
 def _first_uncovered_day(periods: tuple[CoveredPeriod, ...], day: date) -> date:

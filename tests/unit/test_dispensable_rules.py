@@ -734,12 +734,6 @@ def test_a_period_of_another_prescription_that_starts_today_covers_today() -> No
 # --- answers that look wrong, reported and not fixed here (rules unchanged) -------------------
 
 
-@pytest.mark.xfail(
-    reason="next_on gives up (None) when a later period of another prescription leaves too few "
-    "days for one pack: _no_overlap's verdict has no opens_on, though the line opens once that "
-    "period ends",
-    strict=False,
-)
 def test_next_on_names_the_day_after_a_later_period_of_another_prescription() -> None:
     mine = prescribed(line(14, 28, narcotic=True, fraction_days=14), seed=1)
     other = prescribed(line(2, 2, narcotic=True), issued_on=days(1), seed=2)
@@ -752,12 +746,6 @@ def test_next_on_names_the_day_after_a_later_period_of_another_prescription() ->
     assert (today.max_quantity, today.next_on) == (0, days(3))
 
 
-@pytest.mark.xfail(
-    reason="an unfractioned narcotic line limited by another prescription's later period may be "
-    "dispensed again the next days, each dispensing's period counted from its own day and not "
-    "after the packs already given (covered_until chains them, period_covered does not)",
-    strict=False,
-)
 def test_packs_already_given_count_before_another_prescription_period() -> None:
     mine = prescribed(line(28, 28, narcotic=True), seed=1)
     other = prescribed(line(28, 28, narcotic=True), issued_on=days(9), seed=2)
