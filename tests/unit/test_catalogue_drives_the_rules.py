@@ -10,6 +10,7 @@ import pytest
 from builders import NUMBER, PATIENT, PHARMACIST, PHARMACY_A, PRESCRIBER, moment
 from counter import Counter, at, days, line, prescribed
 from test_catalogue_rules import pack, substance
+from test_reconciliation_rules import invoice, log
 
 from domain.catalogue import PackFacts, catalogued, catalogued_line
 from domain.commands import (
@@ -22,11 +23,18 @@ from domain.commands import (
     issue,
 )
 from domain.errors import DomainError
-from domain.events import PrescribedLine, Product
-from projections.reconciliation import ProductRef, catalogue_substitutes
+from domain.events import (
+    DispensationRecorded,
+    DispensedLine,
+    PrescribedLine,
+    PrescriptionIssued,
+    Product,
+)
+from projections.reconciliation import ProductRef, catalogue_substitutes, reconcile
 
 SKENAN_CODE, CLAMOXYL_CODE, ARROW_CODE = "3400933323523", "3400931587538", "3400935765680"
 TOPALGIC_CODE, UNKNOWN_CODE = "3400933911881", "3400930000007"
+ALMUS_CODE = "3400937054393"
 
 
 class Packs:
@@ -51,6 +59,7 @@ def sample() -> Packs:
             ),
             CLAMOXYL_CODE: pack(CLAMOXYL_CODE, "67707794", *amoxicilline, group="148"),
             ARROW_CODE: pack(ARROW_CODE, "66082724", *amoxicilline, group="148"),
+            ALMUS_CODE: pack(ALMUS_CODE, "64338986", *amoxicilline, group="148"),
             TOPALGIC_CODE: pack(TOPALGIC_CODE, "63435884", substance("CHLORHYDRATE DE TRAMADOL")),
             "3400934238307": pack(
                 "3400934238307",
@@ -341,3 +350,79 @@ def test_the_catalogue_says_which_billed_pack_may_stand_for_the_prescribed_one()
     assert not may_stand_for(ref(ARROW_CODE), ref(UNKNOWN_CODE))
     assert not may_stand_for(ref("9000001", "UCD"), ref(CLAMOXYL_CODE))
     assert not nothing(ref(ARROW_CODE), ref(CLAMOXYL_CODE))
+
+
+def test_a_generic_billed_for_the_recorded_prescribed_pack_matches_only_with_the_catalogue() -> (
+    None
+):
+    """The pharmacy recorded Clamoxyl itself (its LGO named no substitute) and bills Arrow."""
+    clamoxyl, arrow = cip13(CLAMOXYL_CODE), cip13(ARROW_CODE)
+    record = log(issued(2, product=clamoxyl), dispensed_as(2, 1, clamoxyl))
+    billed = invoice((1, 1, arrow))
+
+    with_catalogue = reconcile(billed, record, None, substitute=catalogue_substitutes(sample))
+    without = reconcile(billed, record, None)
+
+    assert (with_catalogue.outcome, without.outcome) == ("matched", "product_mismatch")
+
+
+def test_a_pharmacy_that_recorded_a_substitute_bills_that_one() -> None:
+    clamoxyl, arrow = cip13(CLAMOXYL_CODE), cip13(ARROW_CODE)
+    record = log(issued(2, product=clamoxyl), dispensed_as(2, 1, arrow))
+
+    other_generic = reconcile(
+        invoice((1, 1, clamoxyl)), record, None, substitute=catalogue_substitutes(sample)
+    )
+    recorded = reconcile(
+        invoice((1, 1, arrow)), record, None, substitute=catalogue_substitutes(sample)
+    )
+
+    assert (other_generic.outcome, recorded.outcome) == ("matched", "matched")
+
+
+def test_the_generic_rule_is_for_packs_only() -> None:
+    dci = Product(system="DCI", label="amoxicilline 500 mg")
+    clamoxyl = cip13(CLAMOXYL_CODE)
+    record = log(issued(2, product=dci), dispensed_as(2, 1, clamoxyl))
+
+    verdict = reconcile(
+        invoice((1, 1, cip13(ARROW_CODE))), record, None, substitute=catalogue_substitutes(sample)
+    )
+
+    assert verdict.outcome == "product_mismatch"
+
+
+def issued(quantity: int, *, product: Product) -> PrescriptionIssued:
+    return PrescriptionIssued(
+        prescription_id=NUMBER.value,
+        version=1,
+        at=moment().at,
+        prescriber_rpps=PRESCRIBER.value,
+        patient_ins=PATIENT.value,
+        issued_on=moment().today,
+        kind="standard",
+        execution_view_consent=True,
+        lines=(
+            PrescribedLine(
+                line_no=1,
+                product=product,
+                quantity=quantity,
+                dosage="x",
+                duration_days=6,
+                narcotic=False,
+            ),
+        ),
+    )
+
+
+def dispensed_as(version: int, quantity: int, product: Product) -> DispensationRecorded:
+    return DispensationRecorded(
+        prescription_id=NUMBER.value,
+        version=version,
+        at=moment().at,
+        dispensation_id=f"d{version}",
+        finess=PHARMACY_A.value,
+        pharmacist_rpps=PHARMACIST.value,
+        dispensed_at=moment().at,
+        lines=(DispensedLine(line_no=1, quantity=quantity, product=product),),
+    )
