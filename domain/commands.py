@@ -329,7 +329,11 @@ def dispense(
     at = handed_over_at(state, command.dispensed_at, now, "dispensed_at")
     day = local_day(at, command.pharmacy.value)
     _check_dispensable(state, day)
-    allowed = {a.line_no: a for a in allowances(state, coverage, at, command.pharmacy.value)}
+    asked = {requested.line_no for requested in command.lines}
+    allowed = {
+        a.line_no: a
+        for a in allowances(state, coverage, at, command.pharmacy.value, lines=asked, next_on=False)
+    }
     for requested in command.lines:
         _check_remaining(state, requested)
         _check_allowed(allowed[requested.line_no], requested)

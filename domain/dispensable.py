@@ -29,7 +29,7 @@ The rules, per line, with `days_per_pack = duration_days / quantity`:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import Literal
@@ -98,12 +98,21 @@ def days_covered(packs: int, line: LineState) -> Fraction:
 
 
 def allowances(
-    state: Prescription, coverage: NarcoticCoverage | None, at: datetime, finess: str
+    state: Prescription,
+    coverage: NarcoticCoverage | None,
+    at: datetime,
+    finess: str,
+    *,
+    lines: Collection[int] | None = None,
+    next_on: bool = True,
 ) -> tuple[Allowance, ...]:
-    """Per line: the most a dispensing at `at` in pharmacy `finess` may give, and why."""
+    """Per line (or only `lines`): the most a dispensing at `at` in pharmacy `finess` may give,
+    and why. `next_on=False` leaves out when the line opens again: the command needs only the
+    most it may give now, and searching the days ahead is most of the work."""
     others = coverage.of_other_prescriptions(state.prescription_id) if coverage else ()
     asked = _Asked(state, others, at, finess, local_day(at, finess))
-    return tuple(_allowance(asked, line) for line in state.lines)
+    wanted = state.lines if lines is None else [x for x in state.lines if x.line_no in lines]
+    return tuple(_allowance(asked, line, with_next_on=next_on) for line in wanted)
 
 
 def covered_until(state: Prescription, line: LineState) -> date | None:
@@ -132,7 +141,7 @@ def period_covered(
 # --- one line ---------------------------------------------------------------------------------
 
 
-def _allowance(asked: _Asked, line: LineState) -> Allowance:
+def _allowance(asked: _Asked, line: LineState, *, with_next_on: bool = True) -> Allowance:
     state = asked.state
     remaining = line.remaining(cancelled=state.cancelled)
     verdict = _verdict(state, line, asked.others, asked.day)
@@ -153,7 +162,7 @@ def _allowance(asked: _Asked, line: LineState) -> Allowance:
         line_no=line.line_no,
         max_quantity=packs,
         reason=verdict.reason if limited else None,
-        next_on=_next_on(asked, line, packs),
+        next_on=_next_on(asked, line, packs) if with_next_on else None,
         why=verdict.why if limited else f"{remaining} left on this line",
     )
 
