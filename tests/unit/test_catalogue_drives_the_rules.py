@@ -30,7 +30,13 @@ from domain.events import (
     PrescriptionIssued,
     Product,
 )
-from projections.reconciliation import ProductRef, catalogue_substitutes, reconcile
+from projections.reconciliation import (
+    Entry,
+    ProductRef,
+    catalogue_substitutes,
+    reconcile,
+    reconcile_chunk,
+)
 
 SKENAN_CODE, CLAMOXYL_CODE, ARROW_CODE = "3400933323523", "3400931587538", "3400935765680"
 TOPALGIC_CODE, UNKNOWN_CODE = "3400933911881", "3400930000007"
@@ -366,18 +372,15 @@ def test_a_generic_billed_for_the_recorded_prescribed_pack_matches_only_with_the
     assert (with_catalogue.outcome, without.outcome) == ("matched", "product_mismatch")
 
 
-def test_a_pharmacy_that_recorded_a_substitute_bills_that_one() -> None:
+def test_a_pharmacy_that_recorded_a_substitute_bills_that_one_not_another_generic() -> None:
     clamoxyl, arrow = cip13(CLAMOXYL_CODE), cip13(ARROW_CODE)
     record = log(issued(2, product=clamoxyl), dispensed_as(2, 1, arrow))
+    substitutes = catalogue_substitutes(sample)
 
-    other_generic = reconcile(
-        invoice((1, 1, clamoxyl)), record, None, substitute=catalogue_substitutes(sample)
-    )
-    recorded = reconcile(
-        invoice((1, 1, arrow)), record, None, substitute=catalogue_substitutes(sample)
-    )
+    another = reconcile(invoice((1, 1, cip13(ALMUS_CODE))), record, None, substitute=substitutes)
+    recorded = reconcile(invoice((1, 1, arrow)), record, None, substitute=substitutes)
 
-    assert (other_generic.outcome, recorded.outcome) == ("matched", "matched")
+    assert (another.outcome, recorded.outcome) == ("product_mismatch", "matched")
 
 
 def test_the_generic_rule_is_for_packs_only() -> None:
@@ -426,3 +429,76 @@ def dispensed_as(version: int, quantity: int, product: Product) -> DispensationR
         dispensed_at=moment().at,
         lines=(DispensedLine(line_no=1, quantity=quantity, product=product),),
     )
+
+
+def test_a_chunk_of_invoices_is_reconciled_with_the_catalogue_s_substitutes() -> None:
+    clamoxyl, arrow = cip13(CLAMOXYL_CODE), cip13(ARROW_CODE)
+    records = {NUMBER.value: log(issued(2, product=clamoxyl), dispensed_as(2, 1, clamoxyl))}
+    entries = [Entry(line=1, invoice=invoice((1, 1, arrow)), number=NUMBER.value)]
+
+    with_catalogue = reconcile_chunk(
+        "b", entries, records, {}, substitute=catalogue_substitutes(sample)
+    )
+    without = reconcile_chunk("b", entries, records, {})
+
+    assert [v.outcome for v in with_catalogue] == ["matched"]
+    assert [v.outcome for v in without] == ["product_mismatch"]
+
+
+def test_a_generic_billed_for_a_line_the_pharmacy_never_dispensed_is_a_product_mismatch() -> None:
+    clamoxyl = cip13(CLAMOXYL_CODE)
+    two_lines = msgspec.structs.replace(
+        issued(2, product=clamoxyl),
+        lines=(
+            PrescribedLine(
+                line_no=1, product=clamoxyl, quantity=2, dosage="x", duration_days=6, narcotic=False
+            ),
+            PrescribedLine(
+                line_no=2, product=clamoxyl, quantity=2, dosage="x", duration_days=6, narcotic=False
+            ),
+        ),
+    )
+    record = log(two_lines, dispensed_as(2, 1, clamoxyl))  # line 1 only
+
+    verdict = reconcile(
+        invoice((2, 1, cip13(ARROW_CODE))), record, None, substitute=catalogue_substitutes(sample)
+    )
+
+    assert verdict.outcome == "product_mismatch"
+
+
+def test_every_line_of_an_invoice_is_checked_after_one_passes_as_a_generic() -> None:
+    clamoxyl = cip13(CLAMOXYL_CODE)
+    record = log(issued(2, product=clamoxyl), dispensed_as(2, 1, clamoxyl))
+
+    verdict = reconcile(
+        invoice((1, 1, cip13(ARROW_CODE)), (1, 1, cip13(SKENAN_CODE))),
+        record,
+        None,
+        substitute=catalogue_substitutes(sample),
+    )
+
+    assert verdict.outcome == "product_mismatch"
+    assert SKENAN_CODE in verdict.detail
+
+
+def test_more_packs_of_a_narcotic_line_cover_the_days_after_the_first_run_out() -> None:
+    issued_ = prescribed(line(4, 28, narcotic=True))
+    counter = Counter(issued_)
+    counter.dispense(issued_.prescription_id, (1, 2), when=at(days(0)))  # days 0..13
+
+    second = counter.dispense(issued_.prescription_id, (1, 1), when=at(days(1)))
+
+    assert second.coverage is not None
+    (period,) = second.coverage.periods
+    assert (period.first_day, period.until) == (days(14), days(21))
+
+
+def test_a_line_with_nothing_left_names_its_line() -> None:
+    issued_ = prescribed(line(1, 8), line(3, 8))
+    counter = Counter(issued_)
+    counter.dispense(issued_.prescription_id, (1, 1), when=at(days(0)))
+
+    first, second = counter.allowed(issued_.prescription_id, at(days(0)))
+
+    assert (first.line_no, first.max_quantity, second.line_no) == (1, 0, 2)
