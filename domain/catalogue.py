@@ -314,7 +314,7 @@ def catalogued_line(line: PrescribedLine, catalogue: PackLookup | None) -> Presc
     if facts is None:
         return line
     narcotic = line.narcotic or facts.narcotic
-    fraction = line.fraction_days or _product_fraction(facts, line.duration_days)
+    fraction = line.fraction_days or product_fraction(facts, line.duration_days)
     return msgspec.structs.replace(
         line,
         narcotic=narcotic,
@@ -340,7 +340,7 @@ def _facts_of(product: Product, catalogue: PackLookup | None) -> PackFacts | Non
     return catalogue.facts(product.code)
 
 
-def _product_fraction(facts: PackFacts, duration_days: int) -> int | None:
+def product_fraction(facts: PackFacts, duration_days: int) -> int | None:
     """The product's fractioning, when it splits this line at all."""
     fraction = facts.fraction_days
     return fraction if fraction is not None and fraction < duration_days else None

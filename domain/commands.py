@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 import msgspec
 
 from domain.calendar import local_day
-from domain.catalogue import PackFacts, PackLookup, substitute_allowed
+from domain.catalogue import PackFacts, PackLookup, product_fraction, substitute_allowed
 from domain.coverage import (
     CoveredPeriod,
     NarcoticCoverage,
@@ -201,8 +201,8 @@ def _with_facts(
     if limit is not None and line.duration_days > limit:
         raise invalid(f"{name} is prescribed for {limit} days at most", f"{field}.duration_days")
     fraction = line.fraction_days
-    if narcotic and fraction is None and facts.fraction_days is not None:
-        fraction = facts.fraction_days if facts.fraction_days < line.duration_days else None
+    if narcotic and fraction is None:
+        fraction = product_fraction(facts, line.duration_days)
     return msgspec.structs.replace(
         line,
         narcotic=narcotic,

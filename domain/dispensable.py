@@ -134,8 +134,7 @@ def period_covered(
     cover: from that day, or from when the packs already given run out if that is later (the
     patient takes them one after the other)."""
     given = _given(state, line.line_no)
-    first = max(day, _chain_end(given, line)) if given else day
-    return first, _chain_end([*given, (day, packs)], line)
+    return _first_day_of_more(given, line, day), _chain_end([*given, (day, packs)], line)
 
 
 # --- one line ---------------------------------------------------------------------------------
@@ -252,8 +251,7 @@ def _no_overlap(
     already given run out): none of them may be a day another prescription covers."""
     if line.prescribed.overlap_allowed or not others:
         return _UNLIMITED
-    given = _given(state, line.line_no)
-    first = max(day, _chain_end(given, line)) if given else day
+    first = _first_day_of_more(_given(state, line.line_no), line, day)
     covering = [p for p in others if p.first_day <= first < p.until]
     if covering:
         free_on = _first_uncovered_day(others, first)
@@ -292,6 +290,12 @@ def _given(state: Prescription, line_no: int) -> list[tuple[date, int]]:
         if (q := dispensation.quantity_of(line_no))
     ]
     return [(day, packs) for _, day, packs in sorted(given)]
+
+
+def _first_day_of_more(given: list[tuple[date, int]], line: LineState, day: date) -> date:
+    """The first day more packs of a narcotic line handed over on `day` cover: that day, or
+    when the packs already given run out if that is later."""
+    return max(day, _chain_end(given, line)) if given else day
 
 
 def _chain_end(given: list[tuple[date, int]], line: LineState) -> date:
