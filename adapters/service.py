@@ -65,6 +65,14 @@ class Answer(msgspec.Struct, frozen=True):
     body: bytes
 
 
+class Attempt(msgspec.Struct, frozen=True):
+    """One decision of an answered command: its answer and what to append for it."""
+
+    answer: Answer
+    events: Sequence[Event | CoverageEvent]
+    claim: InvoiceClaim | None = None
+
+
 NOT_FOUND = DomainError("not_found", "no such prescription")
 
 
@@ -128,9 +136,8 @@ class PrescriptionService:
         scoped = (
             _scoped(actor, idempotency_key, prescription_id, command) if idempotency_key else None
         )
-        for _ in range(MAX_ATTEMPTS):
-            if scoped is not None and (replay := self._replay(scoped)) is not None:
-                return replay
+
+        def attempt() -> Attempt:
             catalogue = self._catalogue()
             state = self._load_catalogued(prescription_id, catalogue)
             coverage = self._coverage_for(state, {line.line_no for line in command.lines})
@@ -142,10 +149,9 @@ class PrescriptionService:
             event = dispensed.recorded
             after = _evolved(state, event)
             answer = Answer(201, _encode_receipt(after, event.dispensation_id, command, now))
-            record = _record(scoped, answer) if scoped else None
-            if self._try_append(_present(event, dispensed.coverage), record):
-                return answer
-        raise _contention()
+            return Attempt(answer, _present(event, dispensed.coverage))
+
+        return self._answer_once(scoped, attempt)
 
     def dispensable(
         self, actor: Actor, prescription_id: str, at: datetime | None
@@ -196,9 +202,8 @@ class PrescriptionService:
         scoped = (
             _scoped(actor, idempotency_key, prescription_id, command) if idempotency_key else None
         )
-        for _ in range(MAX_ATTEMPTS):
-            if scoped is not None and (replay := self._replay(scoped)) is not None:
-                return replay
+
+        def attempt() -> Attempt:
             state = self._load(prescription_id)
             used = self.log.invoice_claim(command.pharmacy.value, command.invoice_number)
             event = commands.bill(state, command, self.clock(), invoice_number_used=bool(used))
@@ -209,10 +214,9 @@ class PrescriptionService:
                 prescription_id=event.prescription_id,
                 dispensation_id=event.dispensation_id,
             )
-            record = _record(scoped, answer) if scoped else None
-            if self._try_append([event], record, claim):
-                return answer
-        raise _contention()
+            return Attempt(answer, [event], claim)
+
+        return self._answer_once(scoped, attempt)
 
     def cancel(self, actor: Actor, prescription_id: str, reason: str) -> Prescription:
         _require_role(actor, "prescriber")
@@ -263,6 +267,21 @@ class PrescriptionService:
                 return state
             if self._try_append([event]):
                 return _evolved(state, event)
+        raise _contention()
+
+    def _answer_once(
+        self, scoped: IdempotentRequest | None, attempt: Callable[[], Attempt]
+    ) -> Answer:
+        """Decide and append until no other writer got there first; with an `Idempotency-Key`,
+        a request already answered is answered again from its record, and a new answer is
+        recorded in the same append as its events."""
+        for _ in range(MAX_ATTEMPTS):
+            if scoped is not None and (replay := self._replay(scoped)) is not None:
+                return replay
+            decided = attempt()
+            record = _record(scoped, decided.answer) if scoped else None
+            if self._try_append(decided.events, record, decided.claim):
+                return decided.answer
         raise _contention()
 
     def _catalogue(self) -> Catalogue | None:
