@@ -63,7 +63,11 @@ class PrescriptionLineBody(Body, frozen=True, kw_only=True):
     ] = None
     fraction_days: Annotated[
         int | None,
-        msgspec.Meta(description="Narcotic lines: each dispensing covers at most this many days"),
+        msgspec.Meta(
+            description="Narcotic lines only: each dispensing covers at most this many days; "
+            "1 <= fraction_days < duration_days (else 422). Unset: the catalogue's fractioning "
+            "of the pack, if any"
+        ),
     ] = None
     overlap_allowed: Annotated[
         bool,
@@ -133,7 +137,10 @@ class DispenseBody(Body, frozen=True, kw_only=True):
 
 
 class WithdrawalBody(Body, frozen=True, kw_only=True):
-    reason: ShortText
+    """Withdraw a dispensing of the caller's pharmacy, within 7 days of `dispensed_at` and
+    before billing (409 withdrawal_window_closed, already_billed)."""
+
+    reason: Annotated[str, msgspec.Meta(max_length=500, description="Why; not blank (422)")]
 
     def command(self, pharmacy: Finess, pharmacist: Rpps, dispensation_id: str) -> Withdraw:
         return Withdraw(
@@ -145,10 +152,15 @@ class WithdrawalBody(Body, frozen=True, kw_only=True):
 
 
 class AdaptationBody(Body, frozen=True, kw_only=True):
+    """An adaptation agreed with the prescriber; 409 prescription_cancelled on a cancelled one."""
+
     line_no: int
-    description: LongText
-    prescriber_rpps: str
-    agreed_on: date
+    description: Annotated[str, msgspec.Meta(max_length=2000, description="Not blank (422)")]
+    prescriber_rpps: Annotated[str, msgspec.Meta(description="The agreeing prescriber's RPPS")]
+    agreed_on: Annotated[
+        date,
+        msgspec.Meta(description="Between the prescription's issued_on and today (else 422)"),
+    ]
     dispensation_id: (
         Annotated[
             str, msgspec.Meta(max_length=64, description="The dispensing it was made at, if any")
@@ -170,8 +182,13 @@ class AdaptationBody(Body, frozen=True, kw_only=True):
 
 class BillLineBody(Body, frozen=True, kw_only=True):
     line_no: int
-    quantity: int
-    amount_cents: int
+    quantity: Annotated[
+        int,
+        msgspec.Meta(description="1 to 999, at most what the dispensation gave of the line (422)"),
+    ]
+    amount_cents: Annotated[
+        int, msgspec.Meta(description="0 to 10,000,000 cents per line (else 422)")
+    ]
 
 
 class BillBody(Body, frozen=True, kw_only=True):
