@@ -211,3 +211,33 @@ def test_a_reader_following_the_log_sees_every_position_once_in_order(postgres_u
                 await store.close()
 
     asyncio.run(scenario())
+
+
+def test_a_cached_prescription_is_brought_up_to_date_before_a_decision(
+    postgres_url: str,
+) -> None:
+    """Two server processes: each caches what it folded. What the other appended since is read
+    (the events after the cached version) before deciding, so the last pack is given once."""
+
+    async def scenario() -> None:
+        stores = [PostgresEventStore(postgres_url), PostgresEventStore(postgres_url)]
+        for store in stores:
+            await store.start()
+        try:
+            one, other = (PrescriptionService(store) for store in stores)
+            number = await issue(one, packs=2)
+            await one.read(pharmacist(1), number)  # cached by `one` at version 1
+            await other.dispense(pharmacist(2), number, one_pack().command)
+
+            receipt = await one.dispense(pharmacist(1), number, one_pack().command)
+            with pytest.raises(DomainError) as refused:
+                await one.dispense(pharmacist(1), number, one_pack().command)
+
+            assert receipt.lines[0].remaining == 0
+            assert refused.value.code == "already_dispensed"
+            assert one._states.get(number) is not None  # the cache was used
+        finally:
+            for store in stores:
+                await store.close()
+
+    asyncio.run(scenario())
