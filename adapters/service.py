@@ -8,9 +8,10 @@ enough remains, and its domain error otherwise; never a pack dispensed twice.
 
 The use cases speak the domain: they return states, receipts and views, or raise a
 `DomainError`; the HTTP layer alone turns those into statuses and bodies. Adding a use case:
-an entry in `ROLES`, an `async def` that calls `self._allow(actor, "name")` first, loads with
-`self._load`, decides with `domain.commands`, and appends through `self._decide` (one event
-on the prescription) or `self._record_once` (results replayed under an `Idempotency-Key`).
+an entry in `adapters.access.PERMISSIONS`, an `async def` that calls `allow(actor, "name")`
+first, loads with `self._load`, decides with `domain.commands`, and appends through
+`self._decide` (one event on the prescription) or `self._record_once` (results replayed under
+an `Idempotency-Key`).
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from typing import Generic, TypeVar
 
 import msgspec
 
+from adapters.access import allow
 from adapters.eventstore import IdempotencyRecord, InvoiceClaim
 from adapters.store import ConflictError, EventStore, Write
 from domain import commands
-from domain.actors import Actor, Role
+from domain.actors import Actor
 from domain.calendar import local_day, paris_day
 from domain.catalogue import PackLookup, catalogued
 from domain.commands import (
@@ -62,23 +64,6 @@ C = TypeVar("C")
 # A command as the HTTP body gives it, completed with who acts once their role is checked.
 ByPharmacist = Callable[[Finess, Rpps], C]
 ByPrescriber = Callable[[Rpps, date], C]
-
-# Who may ask what: the one place roles are checked (every use case starts with `_allow`).
-# Finer checks (the prescriber who wrote it, the patient it is for) need the state and stay
-# in the use case, where they answer not_found rather than reveal the prescription exists.
-ROLES: dict[str, tuple[Role, ...]] = {
-    "read": ("prescriber", "pharmacist", "patient", "insurer"),
-    "history": ("patient", "insurer"),
-    "issue": ("prescriber",),
-    "dispense": ("pharmacist",),
-    "dispensable": ("pharmacist",),
-    "withdraw": ("pharmacist",),
-    "record_adaptation": ("pharmacist",),
-    "bill": ("pharmacist",),
-    "cancel": ("prescriber",),
-    "change_consent": ("patient", "insurer"),
-    "transmit": ("patient",),
-}
 
 
 def paris_clock() -> Moment:
@@ -160,14 +145,14 @@ class PrescriptionService:
 
     async def read(self, actor: Actor, prescription_id: str) -> Prescription:
         """The prescription as its own events say now: read-your-writes for every caller."""
-        _allow(actor, "read")
+        allow(actor, "read")
         state = await self._load(prescription_id)
         if not _may_read(actor, state):
             raise NOT_FOUND
         return state
 
     async def history(self, actor: Actor, prescription_id: str) -> list[Event]:
-        _allow(actor, "history")
+        allow(actor, "history")
         number = _number(prescription_id)
         events = await self.store.events_of(number.value)
         state = fold(events)
@@ -178,7 +163,7 @@ class PrescriptionService:
     # --- commands ------------------------------------------------------------------------------
 
     async def issue(self, actor: Actor, command: ByPrescriber[IssuePrescription]) -> Prescription:
-        _allow(actor, "issue")
+        allow(actor, "issue")
         assert actor.rpps is not None  # prescriber tokens carry the RPPS
         issuing = command(Rpps(actor.rpps), self.clock().today)
         while True:
@@ -198,7 +183,7 @@ class PrescriptionService:
         idempotency_key: str | None = None,
     ) -> DispensationReceipt:
         """Record a dispensing; with an `Idempotency-Key`, a retry replays the first receipt."""
-        _allow(actor, "dispense")
+        allow(actor, "dispense")
         command = by(*_pharmacy(actor))
         scoped = (
             _scoped(actor, idempotency_key, prescription_id, command) if idempotency_key else None
@@ -225,7 +210,7 @@ class PrescriptionService:
         self, actor: Actor, prescription_id: str, at: datetime | None
     ) -> tuple[datetime, tuple[Allowance, ...]]:
         """What a dispensing at `at` (default now) in the caller's pharmacy may give, per line."""
-        _allow(actor, "dispensable")
+        allow(actor, "dispensable")
         assert actor.finess is not None  # pharmacist tokens carry the pharmacy
         state = await self._load_catalogued(prescription_id, self._catalogue())
         coverage = await self._coverage_for(state, {line.line_no for line in state.lines})
@@ -235,7 +220,7 @@ class PrescriptionService:
     async def withdraw(
         self, actor: Actor, prescription_id: str, by: ByPharmacist[Withdraw]
     ) -> Prescription:
-        _allow(actor, "withdraw")
+        allow(actor, "withdraw")
         command = by(*_pharmacy(actor))
         for _ in range(MAX_ATTEMPTS):
             state = await self._load_catalogued(prescription_id, self._catalogue())
@@ -251,7 +236,7 @@ class PrescriptionService:
     async def record_adaptation(
         self, actor: Actor, prescription_id: str, by: ByPharmacist[RecordAdaptation]
     ) -> Prescription:
-        _allow(actor, "record_adaptation")
+        allow(actor, "record_adaptation")
         command = by(*_pharmacy(actor))
         return await self._decide(
             prescription_id, lambda state: commands.record_adaptation(state, command, self.clock())
@@ -270,7 +255,7 @@ class PrescriptionService:
         billings race for one number, the loser's append is refused, and deciding again finds
         the number taken (`invoice_number_used`). With an `Idempotency-Key`, a retry replays
         the first result, exactly as for dispensing."""
-        _allow(actor, "bill")
+        allow(actor, "bill")
         command = by(*_pharmacy(actor))
         scoped = (
             _scoped(actor, idempotency_key, prescription_id, command) if idempotency_key else None
@@ -293,7 +278,7 @@ class PrescriptionService:
         return await self._record_once(scoped, attempt, DispensationView)
 
     async def cancel(self, actor: Actor, prescription_id: str, reason: str) -> Prescription:
-        _allow(actor, "cancel")
+        allow(actor, "cancel")
 
         def decide(state: Prescription) -> Event:
             if not actor.wrote(state.prescriber_rpps):
@@ -305,7 +290,7 @@ class PrescriptionService:
     async def change_consent(
         self, actor: Actor, prescription_id: str, consent: bool
     ) -> Prescription:
-        _allow(actor, "change_consent")
+        allow(actor, "change_consent")
 
         def decide(state: Prescription) -> Event | None:
             if actor.role == "patient" and not actor.is_patient(state.patient_ins):
@@ -318,7 +303,7 @@ class PrescriptionService:
     async def transmit(
         self, actor: Actor, prescription_id: str, pharmacy: Finess, message: str
     ) -> Prescription:
-        _allow(actor, "transmit")
+        allow(actor, "transmit")
 
         def decide(state: Prescription) -> Event:
             if not actor.is_patient(state.patient_ins):
@@ -449,12 +434,6 @@ def _may_read(actor: Actor, state: Prescription) -> bool:
 def _present(*events: Event | CoverageEvent | None) -> list[Event | CoverageEvent]:
     """The events one decision appends together, in one transaction."""
     return [event for event in events if event is not None]
-
-
-def _allow(actor: Actor, use_case: str) -> None:
-    roles = ROLES[use_case]
-    if actor.role not in roles:
-        raise DomainError("forbidden", f"this operation is for the role {' or '.join(roles)}")
 
 
 def _pharmacy(actor: Actor) -> tuple[Finess, Rpps]:
