@@ -1,6 +1,10 @@
 # ruff: noqa: S608 - SQL is built from our own table names; every value is a bound parameter.
 """The append-only log, on eventsourcing's recorders: SQLite by default, PostgreSQL in production.
 
+The API appends through `adapters.store` (on PostgreSQL: asyncpg with group commit, not this
+module's recorder); this module is the embedded store's log, the read side's on SQLite, and the
+command-line tools' (seeding, demo, benchmarks).
+
 We use the library's application recorders directly (optimistic concurrency on the
 prescription's version, the gap-free notification log, LISTEN/NOTIFY on PostgreSQL) and map
 our msgspec events to stored events ourselves: the topic is the event's public name and schema
