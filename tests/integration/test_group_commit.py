@@ -20,7 +20,7 @@ import pytest
 from conftest import People
 
 from adapters.http.schemas import DispenseBody, IssueBody
-from adapters.readmodels.postgres import PostgresLog, asyncpg_target
+from adapters.readmodels.postgres import PostgresLog, asyncpg_target, connection_settings
 from adapters.service import PrescriptionService
 from adapters.store import ConflictError, EventStore, Write
 from adapters.store.postgres import PostgresEventStore
@@ -239,5 +239,49 @@ def test_a_cached_prescription_is_brought_up_to_date_before_a_decision(
         finally:
             for store in stores:
                 await store.close()
+
+    asyncio.run(scenario())
+
+
+async def cut_connections(database_url: str) -> int:
+    """What a PostgreSQL restart or a network cut does to this process's connections."""
+    dsn, _ = asyncpg_target(database_url)
+    admin = await asyncpg.connect(dsn)
+    try:
+        return int(
+            await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = $1",
+                connection_settings()["application_name"],
+            )
+        )
+    finally:
+        await admin.close()
+
+
+def test_a_group_whose_connection_is_lost_acknowledges_none_of_its_commands(
+    postgres_url: str,
+) -> None:
+    async def scenario() -> None:
+        store = PostgresEventStore(postgres_url)
+        await store.start()
+        try:
+            service = PrescriptionService(store, cached_states=0)
+            numbers = [await issue(service, packs=5) for _ in range(10)]
+            decided = [await dispensing_event(service, n, i) for i, n in enumerate(numbers)]
+            assert await cut_connections(postgres_url) >= 1
+
+            lost = await asyncio.gather(
+                *(store.append(Write([event])) for event in decided), return_exceptions=True
+            )
+
+            assert all(isinstance(r, Exception) for r in lost), lost
+            assert not any(isinstance(r, ConflictError) for r in lost)  # an error, not a race
+            assert await stored_dispensations(store) == {}
+            # The pool replaces the dead connections: the same decisions commit on a retry.
+            await asyncio.gather(*(store.append(Write([event])) for event in decided))
+            assert await stored_dispensations(store) == dict.fromkeys(numbers, 1)
+        finally:
+            await store.close()
 
     asyncio.run(scenario())
