@@ -243,37 +243,46 @@ def test_a_cached_prescription_is_brought_up_to_date_before_a_decision(
     asyncio.run(scenario())
 
 
-async def cut_connections(database_url: str) -> int:
-    """What a PostgreSQL restart or a network cut does to this process's connections."""
-    dsn, _ = asyncpg_target(database_url)
-    admin = await asyncpg.connect(dsn)
-    try:
-        return int(
-            await admin.fetchval(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE application_name = $1",
-                connection_settings()["application_name"],
-            )
+async def sessions_waiting_for_the_lock(admin: asyncpg.Connection, ours: str) -> int:
+    return int(
+        await admin.fetchval(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE application_name = $1 AND wait_event_type = 'Lock'",
+            ours,
         )
-    finally:
-        await admin.close()
+    )
 
 
 def test_a_group_whose_connection_is_lost_acknowledges_none_of_its_commands(
     postgres_url: str,
 ) -> None:
+    """The group's call is at the database (held behind someone else's table lock) when its
+    connection is cut: every command of the group fails, none is acknowledged or stored."""
+
     async def scenario() -> None:
         store = PostgresEventStore(postgres_url)
         await store.start()
+        dsn, _ = asyncpg_target(postgres_url)
+        admin, ours = await asyncpg.connect(dsn), connection_settings()["application_name"]
         try:
             service = PrescriptionService(store, cached_states=0)
             numbers = [await issue(service, packs=5) for _ in range(10)]
             decided = [await dispensing_event(service, n, i) for i, n in enumerate(numbers)]
-            assert await cut_connections(postgres_url) >= 1
-
-            lost = await asyncio.gather(
+            holding = admin.transaction()
+            await holding.start()
+            await admin.execute(f"LOCK TABLE {store.sql.events} IN EXCLUSIVE MODE")
+            appends = asyncio.gather(
                 *(store.append(Write([event])) for event in decided), return_exceptions=True
             )
+            while not await sessions_waiting_for_the_lock(admin, ours):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)  # a lock wait in the database has no event to await
+            await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = $1",
+                ours,
+            )
+            lost = await appends
+            await holding.rollback()
 
             assert all(isinstance(r, Exception) for r in lost), lost
             assert not any(isinstance(r, ConflictError) for r in lost)  # an error, not a race
@@ -282,6 +291,7 @@ def test_a_group_whose_connection_is_lost_acknowledges_none_of_its_commands(
             await asyncio.gather(*(store.append(Write([event])) for event in decided))
             assert await stored_dispensations(store) == dict.fromkeys(numbers, 1)
         finally:
+            await admin.close()
             await store.close()
 
     asyncio.run(scenario())
