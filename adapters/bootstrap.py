@@ -19,6 +19,9 @@ from adapters.logging import configure_logging
 from adapters.readmodels import ReadModels, open_read_models
 from adapters.readmodels.sqlite import SqliteLog
 from adapters.service import PrescriptionService
+from adapters.store import EventStore
+from adapters.store.embedded import EmbeddedEventStore
+from adapters.store.postgres import PostgresEventStore
 
 
 def _die() -> None:
@@ -46,6 +49,26 @@ def failpoint(settings: Settings, name: str) -> Callable[[], None]:
 
 def build_log(settings: Settings) -> EventLog:
     return open_log(settings.database_url, settings.data_dir, settings.db_pool_size)
+
+
+def build_store(settings: Settings, log: EventLog) -> EventStore:
+    """The store the use cases append through: asyncpg with group commit on PostgreSQL, the
+    embedded log's recorder otherwise. Opened by the app's lifespan (it needs the loop)."""
+    if settings.database_url:
+        return PostgresEventStore(settings.database_url, settings.db_pool_size)
+    return EmbeddedEventStore(log)
+
+
+def store_lifespan(store: EventStore) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def opened(_: Litestar) -> AsyncIterator[None]:
+        await store.start()
+        try:
+            yield
+        finally:
+            await store.close()
+
+    return opened
 
 
 class AppendListeners:
@@ -115,8 +138,9 @@ def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
     # facts, or None when unknown. Until a catalogue is imported the rules take the
     # prescriber's word, as in v1.
     catalogue = LiveCatalogue()
+    store = build_store(settings, event_log)
     service = PrescriptionService(
-        event_log,
+        store,
         after_append=appended,
         catalogue=lambda: catalogue.snapshot() if catalogue.loaded else None,
         catalogue_strict=settings.catalogue_strict,
@@ -149,7 +173,7 @@ def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
         service,
         verifier,
         max_body_bytes=settings.max_body_bytes,
-        lifespan=[read_side, catalogue_follower(settings, catalogue)],
+        lifespan=[store_lifespan(store), read_side, catalogue_follower(settings, catalogue)],
         on_shutdown=[event_log.close] if log is None else [],
         catalogue=catalogue,
     )

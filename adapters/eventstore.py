@@ -1,4 +1,9 @@
+# ruff: noqa: S608 - SQL is built from our own table names; every value is a bound parameter.
 """The append-only log, on eventsourcing's recorders: SQLite by default, PostgreSQL in production.
+
+The API appends through `adapters.store` (on PostgreSQL: asyncpg with group commit, not this
+module's recorder); this module is the embedded store's log, the read side's on SQLite, and the
+command-line tools' (seeding, demo, benchmarks).
 
 We use the library's application recorders directly (optimistic concurrency on the
 prescription's version, the gap-free notification log, LISTEN/NOTIFY on PostgreSQL) and map
@@ -9,7 +14,6 @@ other machines and must outlive our module layout.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,62 +29,50 @@ from eventsourcing.persistence import (
     StoredEvent,
 )
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
+from adapters.eventtable import CLAIMS_TABLE, EVENTS_TABLE, IDEMPOTENCY_TABLE
 from domain.coverage import COVERAGE_EVENT_TYPES, CoverageEvent, NarcoticCoverage, fold_coverage
 from domain.events import EVENT_TYPES, UPCASTERS, Event, Upcaster
 
-EVENTS_TABLE = "ordo_events"
-IDEMPOTENCY_PREFIX = "idempotency:"
-INVOICE_PREFIX = "invoice:"
-
-__all__ = ["EventLog", "IdempotencyRecord", "IntegrityError", "InvoiceClaim", "open_log"]
+__all__ = [
+    "EVENTS_TABLE",
+    "EventLog",
+    "IdempotencyRecord",
+    "IntegrityError",
+    "InvoiceClaim",
+    "open_log",
+]
 
 
 class IdempotencyRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """The first answer given to a request carrying an `Idempotency-Key`.
+    """The first answer given to a request carrying an `Idempotency-Key`: the use case's
+    result (JSON), never an HTTP status or body.
 
-    Stored as a one-event stream in the same transaction as the events the request produced,
-    so either both are durable or neither is: a retry after a crash between the append and
-    the answer finds this record and replays the answer.
+    Kept in its own table, written in the same transaction as the events the request produced,
+    so either both are durable or neither is: a retry after a crash between the append and the
+    answer finds this record and replays the result.
     """
-
-    schema_version = 1
 
     key: str
     fingerprint: str
-    status: int
-    body: bytes
+    result: bytes
 
 
 class InvoiceClaim(msgspec.Struct, frozen=True, kw_only=True):
     """A pharmacy's invoice number, taken by the billing of one dispensation.
 
-    Like an idempotency record, a one-event stream appended in the same transaction as the
-    `BillingRecorded` it belongs to, under a stream id derived from (FINESS, invoice number) at
-    version 1: of two billings with one number at once, whichever prescription they are on,
-    the database's unique key on (stream, version) lets exactly one commit.
+    Kept in its own table keyed by (FINESS, invoice number), written in the same transaction
+    as the `BillingRecorded` it belongs to: of two billings with one number at once, whichever
+    prescription they are on, exactly one commits.
     """
-
-    schema_version = 1
 
     finess: str
     invoice_number: str
     prescription_id: str
     dispensation_id: str
-
-    @property
-    def stream_id(self) -> str:
-        return invoice_stream(self.finess, self.invoice_number)
-
-
-def invoice_stream(finess: str, invoice_number: str) -> str:
-    """Hashed: an invoice number is free text up to 64 characters, a stream id a short key
-    (a FINESS is 9 digits, so the separator is unambiguous)."""
-    digest = hashlib.sha256(f"{finess}|{invoice_number}".encode()).hexdigest()
-    return INVOICE_PREFIX + digest
 
 
 def topic_of(kind: type[Any]) -> str:
@@ -108,16 +100,20 @@ class EventMapper:
 
     def to_stored(self, event: AnyEvent) -> StoredEvent:
         stream = event.stream_id if isinstance(event, CoverageEvent) else event.prescription_id
+        topic, state = self.encode(event)
         return StoredEvent(
-            originator_id=stream,
-            originator_version=event.version,
-            topic=topic_of(type(event)),
-            state=self._encoder.encode(event),
+            originator_id=stream, originator_version=event.version, topic=topic, state=state
         )
 
+    def encode(self, event: AnyEvent) -> tuple[str, bytes]:
+        return topic_of(type(event)), self._encoder.encode(event)
+
     def to_coverage_event(self, stored: StoredEvent) -> CoverageEvent:
-        name = stored.topic.rpartition(".v")[0]
-        return msgspec.json.decode(stored.state, type=self._coverage_types[name])
+        return self.coverage(stored.topic, stored.state)
+
+    def coverage(self, topic: str, state: bytes) -> CoverageEvent:
+        name = topic.rpartition(".v")[0]
+        return msgspec.json.decode(state, type=self._coverage_types[name])
 
     def to_event(self, stored: StoredEvent) -> Event:
         return self.decode(stored.topic, stored.state)
@@ -142,17 +138,17 @@ class EventMapper:
 
 
 class EventLog:
-    """Prescriptions' event streams and the global notification log, in one database."""
+    """Prescriptions' event streams and the global notification log, in one database, through
+    eventsourcing's recorders: the embedded store's log (`adapters.store.embedded`), and on
+    PostgreSQL the command-line tools' (the API appends with `adapters.store.postgres`)."""
 
     def __init__(self, recorder: ApplicationRecorder, description: str) -> None:
         self.recorder = recorder
         self.description = description
         self.mapper = EventMapper()
-        self._record_topic = topic_of(IdempotencyRecord)
-        self._claim_topic = topic_of(InvoiceClaim)
 
-    def events_of(self, prescription_id: str) -> list[Event]:
-        stored = self.recorder.select_events(prescription_id)
+    def events_of(self, prescription_id: str, after_version: int = 0) -> list[Event]:
+        stored = self.recorder.select_events(prescription_id, gt=after_version or None)
         return [self.mapper.to_event(s) for s in stored]
 
     def coverage(self, stream_id: str) -> NarcoticCoverage:
@@ -160,29 +156,9 @@ class EventLog:
         stored = self.recorder.select_events(stream_id)
         return fold_coverage(stream_id, map(self.mapper.to_coverage_event, stored))
 
-    def append(
-        self,
-        events: Sequence[AnyEvent],
-        idempotency: IdempotencyRecord | None = None,
-        claim: InvoiceClaim | None = None,
-    ) -> Sequence[int]:
-        """Append atomically; raises IntegrityError if another writer took a version first
-        (or the idempotency key, or the invoice number)."""
-        stored = [self.mapper.to_stored(event) for event in events]
-        if idempotency is not None:
-            stored.append(self._stored_record(idempotency))
-        if claim is not None:
-            stored.append(self._stored_claim(claim))
-        return self.recorder.insert_events(stored) or ()
-
-    def idempotency_record(self, key: str) -> IdempotencyRecord | None:
-        stored = self.recorder.select_events(IDEMPOTENCY_PREFIX + key, limit=1)
-        return msgspec.json.decode(stored[0].state, type=IdempotencyRecord) if stored else None
-
-    def invoice_claim(self, finess: str, invoice_number: str) -> InvoiceClaim | None:
-        """Who took this pharmacy's invoice number, if anyone did."""
-        stored = self.recorder.select_events(invoice_stream(finess, invoice_number), limit=1)
-        return msgspec.json.decode(stored[0].state, type=InvoiceClaim) if stored else None
+    def append(self, events: Sequence[AnyEvent]) -> Sequence[int]:
+        """Append atomically; raises IntegrityError if another writer took a version first."""
+        return self.recorder.insert_events([self.mapper.to_stored(e) for e in events]) or ()
 
     def notifications(self, after: int, limit: int) -> Sequence[Notification]:
         return self.recorder.select_notifications(after, limit, inclusive_of_start=False)
@@ -190,24 +166,67 @@ class EventLog:
     def last_position(self) -> int:
         return self.recorder.max_notification_id() or 0
 
-    def _stored_record(self, record: IdempotencyRecord) -> StoredEvent:
-        return StoredEvent(
-            originator_id=IDEMPOTENCY_PREFIX + record.key,
-            originator_version=1,
-            topic=self._record_topic,
-            state=msgspec.json.encode(record),
-        )
-
-    def _stored_claim(self, claim: InvoiceClaim) -> StoredEvent:
-        return StoredEvent(
-            originator_id=claim.stream_id,
-            originator_version=1,
-            topic=self._claim_topic,
-            state=msgspec.json.encode(claim),
-        )
-
     def close(self) -> None:
         self.recorder.datastore.close()  # type: ignore[attr-defined]
+
+
+class EmbeddedRecorder(SQLiteApplicationRecorder):
+    """The library's SQLite recorder, with the idempotency records and invoice claims in tables
+    of their own, inserted in the events' transaction (`insert_events(..., idempotency=,
+    claim=)`): a taken key or number fails the whole append, as a taken version does."""
+
+    def __init__(self, datastore: SQLiteDatastore, *, events_table_name: str) -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.create_table_statements += [
+            f"CREATE TABLE IF NOT EXISTS {IDEMPOTENCY_TABLE} (key TEXT PRIMARY KEY, "
+            "fingerprint TEXT NOT NULL, result BLOB NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {CLAIMS_TABLE} (finess TEXT NOT NULL, "
+            "invoice_number TEXT NOT NULL, prescription_id TEXT NOT NULL, "
+            "dispensation_id TEXT NOT NULL, PRIMARY KEY (finess, invoice_number))",
+        ]
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        positions = super()._insert_events(c, stored_events)
+        record: IdempotencyRecord | None = kwargs.get("idempotency")
+        if record is not None:
+            c.execute(
+                f"INSERT INTO {IDEMPOTENCY_TABLE} VALUES (?, ?, ?)",
+                (record.key, record.fingerprint, record.result),
+            )
+        claim: InvoiceClaim | None = kwargs.get("claim")
+        if claim is not None:
+            c.execute(
+                f"INSERT INTO {CLAIMS_TABLE} VALUES (?, ?, ?, ?)",
+                (claim.finess, claim.invoice_number, claim.prescription_id, claim.dispensation_id),
+            )
+        return positions
+
+    def idempotency_record(self, key: str) -> IdempotencyRecord | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT fingerprint, result FROM {IDEMPOTENCY_TABLE} WHERE key = ?", (key,))
+            row = c.fetchone()
+        if row is None:
+            return None
+        return IdempotencyRecord(key=key, fingerprint=row[0], result=bytes(row[1]))
+
+    def invoice_claim(self, finess: str, invoice_number: str) -> InvoiceClaim | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT prescription_id, dispensation_id FROM {CLAIMS_TABLE} "
+                "WHERE finess = ? AND invoice_number = ?",
+                (finess, invoice_number),
+            )
+            row = c.fetchone()
+        if row is None:
+            return None
+        return InvoiceClaim(
+            finess=finess,
+            invoice_number=invoice_number,
+            prescription_id=row[0],
+            dispensation_id=row[1],
+        )
 
 
 class SingleTripPostgresRecorder(PostgresApplicationRecorder):
@@ -268,7 +287,7 @@ def open_log(database_url: str | None, data_dir: Path, pool_size: int = 10) -> E
     datastore = SQLiteDatastore(
         str(path), lock_timeout=30, pool_size=pool_size, originator_id_type="text"
     )
-    recorder = SQLiteApplicationRecorder(datastore, events_table_name=EVENTS_TABLE)
+    recorder = EmbeddedRecorder(datastore, events_table_name=EVENTS_TABLE)
     recorder.create_table()
     return EventLog(recorder, f"sqlite:{path}")
 

@@ -2,26 +2,36 @@
 
 One prescription is one consistency boundary. A command loads the prescription's events,
 decides against that state, and appends at the next version; if another writer appended
-first (two pharmacies at once), the append fails on the version and the command is decided
-again against the new state. So the loser of a race gets its 201 if enough remains, and a
-409 otherwise; never a 5xx, never a pack dispensed twice.
+first (two pharmacies at once), the append is refused on the version (`ConflictError`) and the
+command is decided again against the new state. So the loser of a race gets its result if
+enough remains, and its domain error otherwise; never a pack dispensed twice.
+
+The use cases speak the domain: they return states, receipts and views, or raise a
+`DomainError`; the HTTP layer alone turns those into statuses and bodies. Adding a use case:
+an entry in `adapters.access.PERMISSIONS`, an `async def` that calls `allow(actor, "name")`
+first, loads with `self._load`, decides with `domain.commands`, and appends through
+`self._decide` (one event on the prescription) or `self._record_once` (results replayed under
+an `Idempotency-Key`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import random
-import time
 import uuid
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from typing import TypeVar
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, date, datetime
+from typing import Generic, TypeVar
 
 import msgspec
 
-from adapters.eventstore import EventLog, IdempotencyRecord, IntegrityError, InvoiceClaim
+from adapters.access import allow
+from adapters.eventstore import IdempotencyRecord, InvoiceClaim
+from adapters.store import ConflictError, EventStore, Write
 from domain import commands
-from domain.actors import Actor, Role
+from domain.actors import Actor
 from domain.calendar import local_day, paris_day
 from domain.catalogue import PackLookup, catalogued
 from domain.commands import (
@@ -37,13 +47,23 @@ from domain.coverage import CoverageEvent, NarcoticCoverage, coverage_stream_of
 from domain.dispensable import Allowance, allowances
 from domain.errors import DomainError
 from domain.events import ConsentActor, Event
-from domain.identifiers import Finess, InvalidIdentifier, PrescriptionNumber
+from domain.identifiers import Finess, InvalidIdentifier, PrescriptionNumber, Rpps
 from domain.prescription import Prescription, fold
-from projections.views import DispensationReceipt, dispensation_view, receipt_of
+from projections.views import (
+    DispensationReceipt,
+    DispensationView,
+    dispensation_view,
+    receipt_of,
+)
 
 MAX_ATTEMPTS = 200
+CACHED_STATES = 10_000  # folded prescriptions kept per process (a few kB each)
 
-E = TypeVar("E", bound=Event)
+R = TypeVar("R", DispensationReceipt, DispensationView)
+C = TypeVar("C")
+# A command as the HTTP body gives it, completed with who acts once their role is checked.
+ByPharmacist = Callable[[Finess, Rpps], C]
+ByPrescriber = Callable[[Rpps, date], C]
 
 
 def paris_clock() -> Moment:
@@ -60,17 +80,42 @@ class IdempotentRequest(msgspec.Struct, frozen=True):
     fingerprint: str
 
 
-class Answer(msgspec.Struct, frozen=True):
-    status: int
-    body: bytes
+class Attempt(msgspec.Struct, Generic[R], frozen=True):
+    """One decision of a command whose result is recorded: the result and what to append."""
 
-
-class Attempt(msgspec.Struct, frozen=True):
-    """One decision of an answered command: its answer and what to append for it."""
-
-    answer: Answer
+    result: R
     events: Sequence[Event | CoverageEvent]
     claim: InvoiceClaim | None = None
+
+
+class StateCache:
+    """Folded prescriptions by id, the least recently used dropped beyond `size`.
+
+    A cached state is a starting point, never an answer: every load asks the store for the
+    events after its version (one round trip), so a decision always sees the latest state.
+    """
+
+    def __init__(self, size: int = CACHED_STATES) -> None:
+        self._size = size
+        self._states: OrderedDict[str, Prescription] = OrderedDict()
+
+    def get(self, prescription_id: str) -> Prescription | None:
+        state = self._states.get(prescription_id)
+        if state is not None:
+            self._states.move_to_end(prescription_id)
+        return state
+
+    def put(self, state: Prescription) -> None:
+        known = self._states.get(state.prescription_id)
+        if known is not None and known.version >= state.version:
+            return  # a concurrent load got further: keep the newer
+        self._states[state.prescription_id] = state
+        self._states.move_to_end(state.prescription_id)
+        while len(self._states) > self._size:
+            self._states.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._states)
 
 
 NOT_FOUND = DomainError("not_found", "no such prescription")
@@ -79,33 +124,37 @@ NOT_FOUND = DomainError("not_found", "no such prescription")
 class PrescriptionService:
     def __init__(
         self,
-        log: EventLog,
+        store: EventStore,
+        *,
         clock: Callable[[], Moment] = paris_clock,
         after_append: Callable[[], None] = lambda: None,
         catalogue: Callable[[], PackLookup | None] = lambda: None,
         catalogue_strict: bool = False,
+        cached_states: int = CACHED_STATES,
     ) -> None:
-        self.log = log
+        self.store = store
         self.clock = clock
         # The catalogue snapshot in force (None: none imported), taken once per command.
         self._packs = catalogue
         self._strict = catalogue_strict
         # A failpoint for crash tests: runs after the append is durable, before answering.
         self._after_append = after_append
+        self._states = StateCache(cached_states)
 
     # --- reads ---------------------------------------------------------------------------------
 
-    def read(self, actor: Actor, prescription_id: str) -> Prescription:
+    async def read(self, actor: Actor, prescription_id: str) -> Prescription:
         """The prescription as its own events say now: read-your-writes for every caller."""
-        state = self._load(prescription_id)
+        allow(actor, "read")
+        state = await self._load(prescription_id)
         if not _may_read(actor, state):
             raise NOT_FOUND
         return state
 
-    def history(self, actor: Actor, prescription_id: str) -> list[Event]:
-        _require_role(actor, "patient", "insurer")
+    async def history(self, actor: Actor, prescription_id: str) -> list[Event]:
+        allow(actor, "history")
         number = _number(prescription_id)
-        events = self.log.events_of(number.value)
+        events = await self.store.events_of(number.value)
         state = fold(events)
         if state is None or not (actor.role == "insurer" or actor.is_patient(state.patient_ins)):
             raise NOT_FOUND
@@ -113,34 +162,37 @@ class PrescriptionService:
 
     # --- commands ------------------------------------------------------------------------------
 
-    def issue(self, actor: Actor, command: IssuePrescription) -> Prescription:
-        _require_role(actor, "prescriber")
+    async def issue(self, actor: Actor, command: ByPrescriber[IssuePrescription]) -> Prescription:
+        allow(actor, "issue")
+        assert actor.rpps is not None  # prescriber tokens carry the RPPS
+        issuing = command(Rpps(actor.rpps), self.clock().today)
         while True:
             number = PrescriptionNumber.generate()
-            event = commands.issue(command, number, self.clock(), self._catalogue())
+            event = commands.issue(issuing, number, self.clock(), self._catalogue())
             try:
-                self._append([event])
-            except IntegrityError:
+                await self._append(Write([event]))
+            except ConflictError:
                 continue  # a number already drawn (1 in 2**95): draw another
-            return _evolved(None, event)
+            return self._remember(_evolved(None, event))
 
-    def dispense(
+    async def dispense(
         self,
         actor: Actor,
         prescription_id: str,
-        command: Dispense,
+        by: ByPharmacist[Dispense],
         idempotency_key: str | None = None,
-    ) -> Answer:
-        """Record a dispensing; with an `Idempotency-Key`, a retry replays the first answer."""
-        _require_role(actor, "pharmacist")
+    ) -> DispensationReceipt:
+        """Record a dispensing; with an `Idempotency-Key`, a retry replays the first receipt."""
+        allow(actor, "dispense")
+        command = by(*_pharmacy(actor))
         scoped = (
             _scoped(actor, idempotency_key, prescription_id, command) if idempotency_key else None
         )
 
-        def attempt() -> Attempt:
+        async def attempt() -> Attempt[DispensationReceipt]:
             catalogue = self._catalogue()
-            state = self._load_catalogued(prescription_id, catalogue)
-            coverage = self._coverage_for(state, {line.line_no for line in command.lines})
+            state = await self._load_catalogued(prescription_id, catalogue)
+            coverage = await self._coverage_for(state, {line.line_no for line in command.lines})
             now = self.clock()
             dispensation_id = str(uuid.uuid4())
             dispensed = commands.dispense(
@@ -148,88 +200,97 @@ class PrescriptionService:
             )
             event = dispensed.recorded
             after = _evolved(state, event)
-            answer = Answer(201, _encode_receipt(after, event.dispensation_id, command, now))
-            return Attempt(answer, _present(event, dispensed.coverage))
+            pharmacy = command.pharmacy.value
+            receipt = receipt_of(after, dispensation_id, pharmacy, local_day(now.at, pharmacy))
+            return Attempt(receipt, _present(event, dispensed.coverage))
 
-        return self._answer_once(scoped, attempt)
+        return await self._record_once(scoped, attempt, DispensationReceipt)
 
-    def dispensable(
+    async def dispensable(
         self, actor: Actor, prescription_id: str, at: datetime | None
     ) -> tuple[datetime, tuple[Allowance, ...]]:
         """What a dispensing at `at` (default now) in the caller's pharmacy may give, per line."""
-        _require_role(actor, "pharmacist")
+        allow(actor, "dispensable")
         assert actor.finess is not None  # pharmacist tokens carry the pharmacy
-        state = self._load_catalogued(prescription_id, self._catalogue())
-        coverage = self._coverage_for(state, {line.line_no for line in state.lines})
+        state = await self._load_catalogued(prescription_id, self._catalogue())
+        coverage = await self._coverage_for(state, {line.line_no for line in state.lines})
         instant = commands.handed_over_at(state, at, self.clock(), "at")
         return instant, allowances(state, coverage, instant, actor.finess)
 
-    def withdraw(self, actor: Actor, prescription_id: str, command: Withdraw) -> Prescription:
-        _require_role(actor, "pharmacist")
+    async def withdraw(
+        self, actor: Actor, prescription_id: str, by: ByPharmacist[Withdraw]
+    ) -> Prescription:
+        allow(actor, "withdraw")
+        command = by(*_pharmacy(actor))
         for _ in range(MAX_ATTEMPTS):
-            state = self._load_catalogued(prescription_id, self._catalogue())
-            coverage = self._coverage_for(state, {line.line_no for line in state.lines})
+            state = await self._load_catalogued(prescription_id, self._catalogue())
+            coverage = await self._coverage_for(state, {line.line_no for line in state.lines})
             decided = commands.withdraw(state, command, self.clock(), coverage)
             if decided is None:
                 return state
             withdrawn, released = decided
-            if self._try_append(_present(withdrawn, released)):
-                return _evolved(state, withdrawn)
+            if await self._try_append(Write(_present(withdrawn, released))):
+                return _evolved(state, withdrawn)  # catalogued: not the cache's kind of state
         raise _contention()
 
-    def record_adaptation(
-        self, actor: Actor, prescription_id: str, command: RecordAdaptation
+    async def record_adaptation(
+        self, actor: Actor, prescription_id: str, by: ByPharmacist[RecordAdaptation]
     ) -> Prescription:
-        _require_role(actor, "pharmacist")
-        return self._decide(
+        allow(actor, "record_adaptation")
+        command = by(*_pharmacy(actor))
+        return await self._decide(
             prescription_id, lambda state: commands.record_adaptation(state, command, self.clock())
         )
 
-    def bill(
+    async def bill(
         self,
         actor: Actor,
         prescription_id: str,
-        command: Bill,
+        by: ByPharmacist[Bill],
         idempotency_key: str | None = None,
-    ) -> Answer:
+    ) -> DispensationView:
         """Record a dispensation's billing under an invoice number this pharmacy never used.
 
         The number is claimed in the same append as the billing (`InvoiceClaim`): when two
-        billings race for one number, the loser's append fails, and deciding again finds the
-        number taken (409 `invoice_number_used`). With an `Idempotency-Key`, a retry replays
-        the first answer, exactly as for dispensing."""
-        _require_role(actor, "pharmacist")
+        billings race for one number, the loser's append is refused, and deciding again finds
+        the number taken (`invoice_number_used`). With an `Idempotency-Key`, a retry replays
+        the first result, exactly as for dispensing."""
+        allow(actor, "bill")
+        command = by(*_pharmacy(actor))
         scoped = (
             _scoped(actor, idempotency_key, prescription_id, command) if idempotency_key else None
         )
 
-        def attempt() -> Attempt:
-            state = self._load(prescription_id)
-            used = self.log.invoice_claim(command.pharmacy.value, command.invoice_number)
+        async def attempt() -> Attempt[DispensationView]:
+            state = await self._load(prescription_id)
+            used = await self.store.invoice_claim(command.pharmacy.value, command.invoice_number)
             event = commands.bill(state, command, self.clock(), invoice_number_used=bool(used))
-            answer = Answer(201, _encode_billed(_evolved(state, event), command.dispensation_id))
+            billed = _evolved(state, event).dispensation(command.dispensation_id)
+            assert billed is not None  # billing succeeded on it
             claim = InvoiceClaim(
                 finess=event.finess,
                 invoice_number=event.invoice_number,
                 prescription_id=event.prescription_id,
                 dispensation_id=event.dispensation_id,
             )
-            return Attempt(answer, [event], claim)
+            return Attempt(dispensation_view(billed), [event], claim)
 
-        return self._answer_once(scoped, attempt)
+        return await self._record_once(scoped, attempt, DispensationView)
 
-    def cancel(self, actor: Actor, prescription_id: str, reason: str) -> Prescription:
-        _require_role(actor, "prescriber")
+    async def cancel(self, actor: Actor, prescription_id: str, reason: str) -> Prescription:
+        allow(actor, "cancel")
 
         def decide(state: Prescription) -> Event:
             if not actor.wrote(state.prescriber_rpps):
                 raise NOT_FOUND
             return commands.cancel(state, reason, self.clock())
 
-        return self._decide(prescription_id, decide)
+        return await self._decide(prescription_id, decide)
 
-    def change_consent(self, actor: Actor, prescription_id: str, consent: bool) -> Prescription:
-        _require_role(actor, "patient", "insurer")
+    async def change_consent(
+        self, actor: Actor, prescription_id: str, consent: bool
+    ) -> Prescription:
+        allow(actor, "change_consent")
 
         def decide(state: Prescription) -> Event | None:
             if actor.role == "patient" and not actor.is_patient(state.patient_ins):
@@ -237,51 +298,54 @@ class PrescriptionService:
             changed_by: ConsentActor = "patient" if actor.role == "patient" else "insurer"
             return commands.change_consent(state, consent, changed_by, self.clock())
 
-        return self._decide(prescription_id, decide)
+        return await self._decide(prescription_id, decide)
 
-    def transmit(
+    async def transmit(
         self, actor: Actor, prescription_id: str, pharmacy: Finess, message: str
     ) -> Prescription:
-        _require_role(actor, "patient")
+        allow(actor, "transmit")
 
         def decide(state: Prescription) -> Event:
             if not actor.is_patient(state.patient_ins):
                 raise NOT_FOUND
             return commands.transmit(state, pharmacy, message, self.clock())
 
-        return self._decide(prescription_id, decide)
+        return await self._decide(prescription_id, decide)
 
-    def ready(self) -> int:
+    async def ready(self) -> int:
         """The log's last position; raises if the database cannot be reached."""
-        return self.log.last_position()
+        return await self.store.last_position()
 
     # --- plumbing ------------------------------------------------------------------------------
 
-    def _decide(
+    async def _decide(
         self, prescription_id: str, decide: Callable[[Prescription], Event | None]
     ) -> Prescription:
         for _ in range(MAX_ATTEMPTS):
-            state = self._load(prescription_id)
+            state = await self._load(prescription_id)
             event = decide(state)
             if event is None:
                 return state
-            if self._try_append([event]):
-                return _evolved(state, event)
+            if await self._try_append(Write([event])):
+                return self._remember(_evolved(state, event))
         raise _contention()
 
-    def _answer_once(
-        self, scoped: IdempotentRequest | None, attempt: Callable[[], Attempt]
-    ) -> Answer:
+    async def _record_once(
+        self,
+        scoped: IdempotentRequest | None,
+        attempt: Callable[[], Awaitable[Attempt[R]]],
+        kind: type[R],
+    ) -> R:
         """Decide and append until no other writer got there first; with an `Idempotency-Key`,
-        a request already answered is answered again from its record, and a new answer is
-        recorded in the same append as its events."""
+        a request already answered gets its recorded result again, and a new result is recorded
+        in the same append as its events."""
         for _ in range(MAX_ATTEMPTS):
-            if scoped is not None and (replay := self._replay(scoped)) is not None:
+            if scoped is not None and (replay := await self._replay(scoped, kind)) is not None:
                 return replay
-            decided = attempt()
-            record = _record(scoped, decided.answer) if scoped else None
-            if self._try_append(decided.events, record, decided.claim):
-                return decided.answer
+            decided = await attempt()
+            record = _record(scoped, decided.result) if scoped else None
+            if await self._try_append(Write(decided.events, record, decided.claim)):
+                return decided.result
         raise _contention()
 
     def _catalogue(self) -> Catalogue | None:
@@ -289,48 +353,55 @@ class PrescriptionService:
         packs = self._packs()
         return None if packs is None else Catalogue(packs, strict=self._strict)
 
-    def _load_catalogued(self, prescription_id: str, catalogue: Catalogue | None) -> Prescription:
+    async def _load_catalogued(
+        self, prescription_id: str, catalogue: Catalogue | None
+    ) -> Prescription:
         """The prescription with its lines as the catalogue knows their packs (narcotic,
         fractioning): the rules of dispensing follow the product, whatever was written."""
-        return catalogued(self._load(prescription_id), catalogue.packs if catalogue else None)
+        state = await self._load(prescription_id)
+        return catalogued(state, catalogue.packs if catalogue else None)
 
-    def _coverage_for(self, state: Prescription, line_nos: set[int]) -> NarcoticCoverage | None:
+    async def _coverage_for(
+        self, state: Prescription, line_nos: set[int]
+    ) -> NarcoticCoverage | None:
         """The patient's narcotic coverage, read only when one of these lines is a narcotic."""
         if not any(line.prescribed.narcotic for line in state.lines if line.line_no in line_nos):
             return None
-        return self.log.coverage(coverage_stream_of(state.patient_ins))
+        return await self.store.coverage(coverage_stream_of(state.patient_ins))
 
-    def _load(self, prescription_id: str) -> Prescription:
-        state = fold(self.log.events_of(_number(prescription_id).value))
+    async def _load(self, prescription_id: str) -> Prescription:
+        """The latest state: the cached fold (if any) brought up to date with the events
+        stored after it, in one round trip."""
+        number = _number(prescription_id).value
+        cached = self._states.get(number)
+        news = await self.store.events_of(number, cached.version if cached else 0)
+        state = fold(news, cached)
         if state is None:
             raise NOT_FOUND
+        if news:
+            self._states.put(state)
         return state
 
-    def _try_append(
-        self,
-        events: Sequence[Event | CoverageEvent],
-        record: IdempotencyRecord | None = None,
-        claim: InvoiceClaim | None = None,
-    ) -> bool:
+    def _remember(self, state: Prescription) -> Prescription:
+        """A state we just appended is the latest as far as we know: the next load starts there."""
+        self._states.put(state)
+        return state
+
+    async def _try_append(self, write: Write) -> bool:
         """Append, or report that another writer got there first (then back off a little)."""
         try:
-            self._append(events, record, claim)
-        except IntegrityError:
-            time.sleep(random.uniform(0, 0.005))
+            await self._append(write)
+        except ConflictError:
+            await asyncio.sleep(random.uniform(0, 0.005))
             return False
         return True
 
-    def _append(
-        self,
-        events: Sequence[Event | CoverageEvent],
-        record: IdempotencyRecord | None = None,
-        claim: InvoiceClaim | None = None,
-    ) -> None:
-        self.log.append(events, record, claim)
+    async def _append(self, write: Write) -> None:
+        await self.store.append(write)
         self._after_append()
 
-    def _replay(self, scoped: IdempotentRequest) -> Answer | None:
-        record = self.log.idempotency_record(scoped.key)
+    async def _replay(self, scoped: IdempotentRequest, kind: type[R]) -> R | None:
+        record = await self.store.idempotency_record(scoped.key)
         if record is None:
             return None
         if record.fingerprint != scoped.fingerprint:
@@ -339,7 +410,7 @@ class PrescriptionService:
                 "this Idempotency-Key was already used for a different request",
                 field="Idempotency-Key",
             )
-        return Answer(record.status, record.body)
+        return msgspec.json.decode(record.result, type=kind)
 
 
 def _number(prescription_id: str) -> PrescriptionNumber:
@@ -365,31 +436,15 @@ def _present(*events: Event | CoverageEvent | None) -> list[Event | CoverageEven
     return [event for event in events if event is not None]
 
 
-def _require_role(actor: Actor, *roles: Role) -> None:
-    if actor.role not in roles:
-        raise DomainError("forbidden", f"this operation is for the role {' or '.join(roles)}")
+def _pharmacy(actor: Actor) -> tuple[Finess, Rpps]:
+    assert actor.finess is not None and actor.rpps is not None  # pharmacist tokens carry both
+    return Finess(actor.finess), Rpps(actor.rpps)
 
 
 def _evolved(state: Prescription | None, event: Event) -> Prescription:
     after = fold([event], state)
     assert after is not None
     return after
-
-
-def _encode_receipt(
-    state: Prescription, dispensation_id: str, command: Dispense, now: Moment
-) -> bytes:
-    pharmacy = command.pharmacy.value
-    receipt: DispensationReceipt = receipt_of(
-        state, dispensation_id, pharmacy, local_day(now.at, pharmacy)
-    )
-    return msgspec.json.encode(receipt)
-
-
-def _encode_billed(state: Prescription, dispensation_id: str) -> bytes:
-    dispensation = state.dispensation(dispensation_id)
-    assert dispensation is not None  # billing succeeded on it
-    return msgspec.json.encode(dispensation_view(dispensation))
 
 
 def _scoped(
@@ -404,9 +459,11 @@ def _scoped(
     )
 
 
-def _record(scoped: IdempotentRequest, answer: Answer) -> IdempotencyRecord:
+def _record(
+    scoped: IdempotentRequest, result: DispensationReceipt | DispensationView
+) -> IdempotencyRecord:
     return IdempotencyRecord(
-        key=scoped.key, fingerprint=scoped.fingerprint, status=answer.status, body=answer.body
+        key=scoped.key, fingerprint=scoped.fingerprint, result=msgspec.json.encode(result)
     )
 
 

@@ -6,7 +6,6 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-import anyio.to_thread
 from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
@@ -34,7 +33,7 @@ async def healthz() -> dict[str, str]:
 async def readyz(state: State) -> Response[Any]:
     service: PrescriptionService = state.service
     try:
-        position = await anyio.to_thread.run_sync(service.ready)
+        position = await service.ready()
     except Exception as error:
         return problem(503, "not_ready", f"event store unreachable: {type(error).__name__}")
     return Response({"status": "ready", "log_position": position})

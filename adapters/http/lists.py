@@ -11,9 +11,10 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 
+from adapters.access import PERMISSIONS, allow
 from adapters.http.routes import provide_actor
 from adapters.readmodels import ReadModels
-from domain.actors import Actor, Role
+from domain.actors import Actor
 from domain.errors import DomainError, invalid
 from domain.prescription import Prescription
 from projections.folds import InboxEntry, InboxLine
@@ -78,7 +79,7 @@ class ListsController(Controller):
         limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
     ) -> PrescriptionPage:
-        own = _identity(actor, "prescriber", actor.rpps)
+        own = _identity(actor, "prescriber_list", actor.rpps)
         return await _prescriptions(
             read_models,
             actor,
@@ -98,7 +99,7 @@ class ListsController(Controller):
         limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
     ) -> PrescriptionPage:
-        own = _identity(actor, "patient", actor.ins)
+        own = _identity(actor, "patient_list", actor.ins)
         return await _prescriptions(
             read_models, actor, by="patient_ins", value=own, today=today, limit=limit, cursor=cursor
         )
@@ -112,7 +113,7 @@ class ListsController(Controller):
         limit: Limit = DEFAULT_LIMIT,
         cursor: Cursor = None,
     ) -> InboxPage:
-        finess = _identity(actor, "pharmacist", actor.finess)
+        finess = _identity(actor, "pharmacy_inbox", actor.finess)
         entries = await read_models.views.inbox_page(finess, today, _after(cursor), limit + 1)
         page = entries[:limit]
         return InboxPage(
@@ -158,9 +159,10 @@ def _after(cursor: str | None) -> CursorKey | None:
         raise invalid(str(error), "cursor") from error
 
 
-def _identity(actor: Actor, role: Role, identity: str | None) -> str:
-    if actor.role != role or identity is None:
-        raise DomainError("forbidden", f"this list is for the role {role}")
+def _identity(actor: Actor, list_name: str, identity: str | None) -> str:
+    allow(actor, list_name)
+    if identity is None:  # a token of that role always carries it
+        raise DomainError("forbidden", PERMISSIONS[list_name].refusal)
     return identity
 
 

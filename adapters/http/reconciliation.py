@@ -24,6 +24,7 @@ from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Requ
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
 
+from adapters.access import allow
 from adapters.catalogue import LiveCatalogue
 from adapters.http.routes import provide_actor
 from adapters.http.schemas import BadBody
@@ -106,8 +107,7 @@ INVOICE_SHAPE = (
 
 
 def _insurer(actor: Actor) -> None:
-    if actor.role != "insurer":
-        raise DomainError("forbidden", "reconciliation is for the insurer (Assurance Maladie)")
+    allow(actor, "reconciliation")
 
 
 class ReconciliationController(Controller):

@@ -1,6 +1,9 @@
 """The v1 routes of contract.md. Handlers translate HTTP to a use case and back, nothing more.
 
-Use cases are synchronous (the event store's drivers are), so handlers run in worker threads.
+Use cases are coroutines (the event store is asyncpg on PostgreSQL): handlers await them on the
+event loop, no worker thread. Who may call what is checked by the service (`adapters/access.py`):
+a handler passes the body's command *builder*, which the service completes with the pharmacist's
+or prescriber's identity once it has checked the role.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from typing import Annotated, Any
 
 import msgspec
 import segno
-from litestar import Controller, Request, Response, get, post, put
+from litestar import Controller, Request, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
@@ -35,9 +38,9 @@ from adapters.service import PrescriptionService
 from domain.actors import Actor
 from domain.calendar import local_day
 from domain.dispensable import Allowance, LimitingRule
-from domain.errors import DomainError, invalid
+from domain.errors import invalid
 from domain.events import Event
-from domain.identifiers import Finess, Rpps
+from domain.identifiers import Finess
 from projections.views import (
     DispensationReceipt,
     DispensationView,
@@ -77,11 +80,6 @@ def _today(service: NamedDependency[PrescriptionService], actor: Actor | None = 
     if actor is not None and actor.role == "pharmacist" and actor.finess:
         return local_day(now.at, actor.finess)
     return now.today
-
-
-def _pharmacy(actor: NamedDependency[Actor]) -> tuple[Finess, Rpps]:
-    assert actor.finess is not None and actor.rpps is not None  # pharmacist tokens carry both
-    return Finess(actor.finess), Rpps(actor.rpps)
 
 
 class DispensableLine(msgspec.Struct, frozen=True, kw_only=True):
@@ -171,44 +169,39 @@ class PrescriptionController(Controller):
     @post(
         "/",
         status_code=201,
-        sync_to_thread=True,
         summary="Register a prescription (LAP)",
         dependencies={"payload": strict_body(IssueBody)},
     )
-    def issue(
+    async def issue(
         self,
         payload: NamedDependency[IssueBody],
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
     ) -> IssuedPrescriptionView:
-        prescriber = Rpps(actor.rpps) if actor.rpps and actor.role == "prescriber" else None
-        if prescriber is None:
-            raise DomainError("forbidden", "only a prescriber registers prescriptions")
-        state = service.issue(actor, payload.command(prescriber, _today(service, actor)))
+        state = await service.issue(actor, payload.command)
         return issued_view(state, actor, _today(service, actor))
 
-    @get("/{prescription_id:str}", sync_to_thread=True, summary="Read a prescription")
-    def read(
+    @get("/{prescription_id:str}", summary="Read a prescription")
+    async def read(
         self,
         prescription_id: FromPath[str],
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
     ) -> PrescriptionView:
-        return view_of(service.read(actor, prescription_id), actor, _today(service, actor))
+        return view_of(await service.read(actor, prescription_id), actor, _today(service, actor))
 
     @get(
         "/{prescription_id:str}/qr.svg",
-        sync_to_thread=True,
         media_type="image/svg+xml",
         summary="The QR code to print on the prescription",
     )
-    def qr_code(
+    async def qr_code(
         self,
         prescription_id: FromPath[str],
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
     ) -> bytes:
-        state = service.read(actor, prescription_id)
+        state = await service.read(actor, prescription_id)
         buffer = io.BytesIO()
         segno.make(qr_payload(state.prescription_id), error="m").save(
             buffer, kind="svg", scale=4, border=2
@@ -218,49 +211,46 @@ class PrescriptionController(Controller):
     @post(
         "/{prescription_id:str}/cancel",
         status_code=200,
-        sync_to_thread=True,
         dependencies={"payload": strict_body(CancelBody)},
     )
-    def cancel(
+    async def cancel(
         self,
         prescription_id: FromPath[str],
         payload: NamedDependency[CancelBody],
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
     ) -> PrescriptionView:
-        state = service.cancel(actor, prescription_id, payload.reason)
+        state = await service.cancel(actor, prescription_id, payload.reason)
         return view_of(state, actor, _today(service, actor))
 
     @put(
         "/{prescription_id:str}/execution-view-consent",
-        sync_to_thread=True,
         dependencies={"payload": strict_body(ConsentBody)},
     )
-    def change_consent(
+    async def change_consent(
         self,
         prescription_id: FromPath[str],
         payload: NamedDependency[ConsentBody],
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
     ) -> PrescriptionView:
-        state = service.change_consent(actor, prescription_id, payload.consent)
+        state = await service.change_consent(actor, prescription_id, payload.consent)
         return view_of(state, actor, _today(service, actor))
 
-    @get("/{prescription_id:str}/events", sync_to_thread=True, summary="Audit history")
-    def history(
+    @get("/{prescription_id:str}/events", summary="Audit history")
+    async def history(
         self,
         prescription_id: FromPath[str],
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
     ) -> History:
-        events = service.history(actor, prescription_id)
+        events = await service.history(actor, prescription_id)
         prescriber = getattr(events[0], "prescriber_rpps", "")
         return History([history_entry(event, prescriber) for event in events])
 
     @post(
         "/{prescription_id:str}/dispensations",
         status_code=201,
-        sync_to_thread=True,
         summary="Record a dispensing (LGO), at once",
         responses={
             201: ResponseSpec(data_container=DispensationReceipt, description="Recorded"),
@@ -273,26 +263,19 @@ class PrescriptionController(Controller):
         },
         dependencies={"payload": strict_body(DispenseBody)},
     )
-    def dispense(
+    async def dispense(
         self,
         prescription_id: FromPath[str],
         payload: NamedDependency[DispenseBody],
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
         idempotency_key: IdempotencyKey = None,
-    ) -> Response[bytes]:
-        if actor.role != "pharmacist":
-            raise DomainError("forbidden", "only a pharmacist records a dispensing")
-        pharmacy, pharmacist = _pharmacy(actor)
-        answer = service.dispense(
-            actor, prescription_id, payload.command(pharmacy, pharmacist), idempotency_key
-        )
-        return Response(answer.body, status_code=answer.status, media_type="application/json")
+    ) -> DispensationReceipt:
+        return await service.dispense(actor, prescription_id, payload.command, idempotency_key)
 
     @post(
         "/{prescription_id:str}/dispensations/{dispensation_id:str}/billing",
         status_code=201,
-        sync_to_thread=True,
         summary="Send the billing data of a dispensation",
         description="An invoice number is used once per pharmacy (409 `invoice_number_used`); "
         "`amount_cents` is 0 to 10,000,000 per line. A withdrawn dispensation cannot be "
@@ -300,7 +283,7 @@ class PrescriptionController(Controller):
         responses={201: ResponseSpec(data_container=DispensationView, description="Billed")},
         dependencies={"payload": strict_body(BillBody)},
     )
-    def bill(
+    async def bill(
         self,
         prescription_id: FromPath[str],
         dispensation_id: FromPath[str],
@@ -309,27 +292,22 @@ class PrescriptionController(Controller):
         service: NamedDependency[PrescriptionService],
         *,
         idempotency_key: IdempotencyKey = None,
-    ) -> Response[bytes]:
-        if actor.role != "pharmacist":
-            raise DomainError("forbidden", "only the pharmacist who dispensed bills it")
-        pharmacy, pharmacist = _pharmacy(actor)
-        answer = service.bill(
+    ) -> DispensationView:
+        return await service.bill(
             actor,
             prescription_id,
-            payload.command(pharmacy, pharmacist, dispensation_id),
+            lambda pharmacy, pharmacist: payload.command(pharmacy, pharmacist, dispensation_id),
             idempotency_key,
         )
-        return Response(answer.body, status_code=answer.status, media_type="application/json")
 
     @get(
         "/{prescription_id:str}/dispensable",
-        sync_to_thread=True,
         summary="How much may be dispensed now, line by line (LGO)",
         description="A dispensing of `max_quantity` at that instant succeeds; one more pack "
         "fails with the line's `reason` as its code. `next_on` is the first day the line may "
         "be dispensed again once `max_quantity` is given (null: never).",
     )
-    def dispensable(
+    async def dispensable(
         self,
         prescription_id: FromPath[str],
         actor: NamedDependency[Actor],
@@ -343,17 +321,16 @@ class PrescriptionController(Controller):
             ),
         ] = None,
     ) -> Dispensable:
-        instant, allowed = service.dispensable(actor, prescription_id, _instant(at))
+        instant, allowed = await service.dispensable(actor, prescription_id, _instant(at))
         return Dispensable(at=instant, lines=tuple(map(dispensable_line, allowed)))
 
     @post(
         "/{prescription_id:str}/dispensations/{dispensation_id:str}/withdrawal",
         status_code=201,
-        sync_to_thread=True,
         summary="Withdraw a dispensing recorded in error (its pharmacy, within 7 days)",
         dependencies={"payload": strict_body(WithdrawalBody)},
     )
-    def withdraw(
+    async def withdraw(
         self,
         prescription_id: FromPath[str],
         dispensation_id: FromPath[str],
@@ -361,43 +338,35 @@ class PrescriptionController(Controller):
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
     ) -> PrescriptionView:
-        if actor.role != "pharmacist":
-            raise DomainError("forbidden", "only the pharmacy that dispensed withdraws it")
-        pharmacy, pharmacist = _pharmacy(actor)
-        command = payload.command(pharmacy, pharmacist, dispensation_id)
-        return view_of(
-            service.withdraw(actor, prescription_id, command), actor, _today(service, actor)
+        state = await service.withdraw(
+            actor,
+            prescription_id,
+            lambda pharmacy, pharmacist: payload.command(pharmacy, pharmacist, dispensation_id),
         )
+        return view_of(state, actor, _today(service, actor))
 
     @post(
         "/{prescription_id:str}/adaptations",
         status_code=201,
-        sync_to_thread=True,
         summary="Record an adaptation made with the prescriber's agreement",
         dependencies={"payload": strict_body(AdaptationBody)},
     )
-    def adapt(
+    async def adapt(
         self,
         prescription_id: FromPath[str],
         payload: NamedDependency[AdaptationBody],
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
     ) -> PrescriptionView:
-        if actor.role != "pharmacist":
-            raise DomainError("forbidden", "only a pharmacist records an adaptation")
-        pharmacy, pharmacist = _pharmacy(actor)
-        state = service.record_adaptation(
-            actor, prescription_id, payload.command(pharmacy, pharmacist)
-        )
+        state = await service.record_adaptation(actor, prescription_id, payload.command)
         return view_of(state, actor, _today(service, actor))
 
     @post(
         "/{prescription_id:str}/transmissions",
         status_code=201,
-        sync_to_thread=True,
         dependencies={"payload": strict_body(TransmissionBody)},
     )
-    def transmit(
+    async def transmit(
         self,
         prescription_id: FromPath[str],
         payload: NamedDependency[TransmissionBody],
@@ -405,5 +374,5 @@ class PrescriptionController(Controller):
         service: NamedDependency[PrescriptionService],
     ) -> PrescriptionView:
         pharmacy = parse_identifier(Finess, payload.finess, "finess")
-        state = service.transmit(actor, prescription_id, pharmacy, payload.message)
+        state = await service.transmit(actor, prescription_id, pharmacy, payload.message)
         return view_of(state, actor, _today(service, actor))

@@ -27,7 +27,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from adapters.eventstore import EVENTS_TABLE, EventMapper
+from adapters.eventstore import EventMapper
+from adapters.eventtable import CHANNEL, EventTableSql
 from adapters.readmodels.rows import (
     COLUMNS,
     dispensing_rows,
@@ -103,24 +104,17 @@ class PostgresLog(LogSource):
 
     def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
         self._pool = pool
-        self._table = f'"{schema}".{EVENTS_TABLE}'
+        self._sql = EventTableSql(schema)
         self._mapper = EventMapper()
         self._news = asyncio.Event()
         self._listener: Conn | None = None
 
     async def read(self, after: int, limit: int) -> Sequence[Notification]:
-        rows = await self._pool.fetch(
-            f"SELECT notification_id, topic, state FROM {self._table} "
-            "WHERE notification_id > $1 ORDER BY notification_id LIMIT $2",
-            after,
-            limit,
-        )
+        rows = await self._pool.fetch(self._sql.notifications, after, limit)
         return [(row[0], self._decode(row[1], row[2])) for row in rows]
 
     async def head(self) -> int:
-        head: int | None = await self._pool.fetchval(
-            f"SELECT max(notification_id) FROM {self._table}"
-        )
+        head: int | None = await self._pool.fetchval(self._sql.head)
         return head or 0
 
     async def wait_for_news(self, seconds: float) -> None:
@@ -128,7 +122,7 @@ class PostgresLog(LogSource):
             # Kept before LISTEN is sent: a runner cancelled in between (at shutdown) must
             # still give the connection back in close(), or closing the pool waits forever.
             self._listener = await self._pool.acquire()
-            await self._listener.add_listener(EVENTS_TABLE, self._notified)
+            await self._listener.add_listener(CHANNEL, self._notified)
         try:
             await asyncio.wait_for(self._news.wait(), seconds)
         except TimeoutError:
@@ -140,7 +134,7 @@ class PostgresLog(LogSource):
         listener, self._listener = self._listener, None
         if listener is not None:
             try:
-                await listener.remove_listener(EVENTS_TABLE, self._notified)
+                await listener.remove_listener(CHANNEL, self._notified)
             finally:
                 await self._pool.release(listener)  # the pool's reset UNLISTENs in any case
 

@@ -1,0 +1,172 @@
+# ruff: noqa: S608 - SQL is built from our own table names; every value is a bound parameter.
+"""The event table's SQL on PostgreSQL, in one place: its layout, the group append, the reads.
+
+The table is eventsourcing's application-recorder layout (`ordo_events`: originator_id,
+originator_version, topic, state, notification_id), so the library's own readers, the projection
+runner, the Kafka relay and reconciliation keep reading it. Beside it, two tables written in the
+same transaction as the events they belong to: the idempotency records (the first answer to a
+request carrying an `Idempotency-Key`) and the invoice claims (a pharmacy's invoice number, taken
+once). Before issue 11 both were fake one-event streams in the event table, and every log reader
+had to skip them.
+
+Every writer of these three tables takes `LOCK TABLE ordo_events IN EXCLUSIVE MODE` first (the
+group append below, and the library-based `ordo_append` of `adapters.eventstore` that tools use):
+so notification ids become visible in the order they are issued (a reader following the log
+never skips a committed event), and the version checks made under the lock are authoritative.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EVENTS_TABLE = "ordo_events"
+IDEMPOTENCY_TABLE = "ordo_idempotency"
+CLAIMS_TABLE = "ordo_invoice_claims"
+# eventsourcing's channel: the table's name, whatever the schema.
+CHANNEL = EVENTS_TABLE
+
+
+def quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class EventTableSql:
+    """The statements on one schema's event table (the schema is ordo's `?schema=` option)."""
+
+    schema: str
+
+    @property
+    def events(self) -> str:
+        return f"{quoted(self.schema)}.{EVENTS_TABLE}"
+
+    @property
+    def idempotency(self) -> str:
+        return f"{quoted(self.schema)}.{IDEMPOTENCY_TABLE}"
+
+    @property
+    def claims(self) -> str:
+        return f"{quoted(self.schema)}.{CLAIMS_TABLE}"
+
+    @property
+    def group_function(self) -> str:
+        return f"{quoted(self.schema)}.ordo_append_group"
+
+    def create(self) -> list[str]:
+        """Idempotent DDL, run by every server at start-up under one advisory lock."""
+        return [
+            # Exactly eventsourcing's PostgresApplicationRecorder table and index.
+            f"CREATE TABLE IF NOT EXISTS {self.events} ("
+            "originator_id text NOT NULL, originator_version bigint NOT NULL, topic text, "
+            "state bytea, notification_id bigserial, "
+            "PRIMARY KEY (originator_id, originator_version)) WITH ("
+            "autovacuum_enabled = true, autovacuum_vacuum_threshold = 100000000, "
+            "autovacuum_vacuum_scale_factor = 0.5, autovacuum_analyze_threshold = 1000, "
+            "autovacuum_analyze_scale_factor = 0.01)",
+            f"CREATE UNIQUE INDEX IF NOT EXISTS {EVENTS_TABLE}_notification_id_idx "
+            f"ON {self.events} (notification_id ASC)",
+            f"CREATE TABLE IF NOT EXISTS {self.idempotency} ("
+            "key text PRIMARY KEY, fingerprint text NOT NULL, result bytea NOT NULL, "
+            "recorded_at timestamptz NOT NULL DEFAULT now())",
+            f"CREATE TABLE IF NOT EXISTS {self.claims} ("
+            "finess text NOT NULL, invoice_number text NOT NULL, prescription_id text NOT NULL, "
+            "dispensation_id text NOT NULL, PRIMARY KEY (finess, invoice_number))",
+            self._group_function_ddl(),
+        ]
+
+    def _group_function_ddl(self) -> str:
+        """One call appends a group of commands in one transaction (one lock, one NOTIFY, one
+        WAL flush at commit), each with its own optimistic-concurrency outcome.
+
+        A command is refused when one of its streams is not at the version it decided on, or
+        its idempotency key or invoice number is already taken; the others' rows are inserted.
+        The caller never puts two commands touching one stream, key or invoice number in one
+        group (the second would be decided against a state the first changes), so the checks
+        are set-based. The returned rows are the inserted events: a command is committed iff
+        its events are among them.
+        """
+        return f"""
+CREATE OR REPLACE FUNCTION {self.group_function}(
+    expected_cmds int[], expected_ids text[], expected_versions bigint[],
+    event_cmds int[], ids text[], versions bigint[], topics text[], states bytea[],
+    key_cmds int[], keys text[], fingerprints text[], results bytea[],
+    claim_cmds int[], claim_finess text[], claim_numbers text[],
+    claim_prescriptions text[], claim_dispensations text[])
+RETURNS TABLE (stream text, stream_version bigint, log_position bigint)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+DECLARE
+    refused int[];
+BEGIN
+    LOCK TABLE {self.events} IN EXCLUSIVE MODE;
+    SELECT coalesce(array_agg(r.cmd), '{{}}') INTO refused FROM (
+        SELECT x.cmd FROM unnest(expected_cmds, expected_ids, expected_versions)
+            AS x(cmd, id, version)
+        WHERE x.version <> coalesce((SELECT max(e.originator_version) FROM {self.events} e
+                                     WHERE e.originator_id = x.id), 0)
+        UNION
+        SELECT k.cmd FROM unnest(key_cmds, keys) AS k(cmd, key)
+        JOIN {self.idempotency} i ON i.key = k.key
+        UNION
+        SELECT c.cmd FROM unnest(claim_cmds, claim_finess, claim_numbers) AS c(cmd, finess, num)
+        JOIN {self.claims} ic ON ic.finess = c.finess AND ic.invoice_number = c.num
+    ) AS r;
+    INSERT INTO {self.idempotency} (key, fingerprint, result)
+        SELECT k.key, k.fingerprint, k.result
+        FROM unnest(key_cmds, keys, fingerprints, results) AS k(cmd, key, fingerprint, result)
+        WHERE k.cmd <> ALL (refused);
+    INSERT INTO {self.claims} (finess, invoice_number, prescription_id, dispensation_id)
+        SELECT c.finess, c.num, c.prescription_id, c.dispensation_id
+        FROM unnest(claim_cmds, claim_finess, claim_numbers, claim_prescriptions,
+                    claim_dispensations) AS c(cmd, finess, num, prescription_id, dispensation_id)
+        WHERE c.cmd <> ALL (refused);
+    IF EXISTS (SELECT 1 FROM unnest(event_cmds) AS c(cmd) WHERE c.cmd <> ALL (refused)) THEN
+        NOTIFY {CHANNEL};
+    END IF;
+    RETURN QUERY
+    INSERT INTO {self.events} AS t (originator_id, originator_version, topic, state)
+        SELECT e.id, e.version, e.topic, e.state
+        FROM unnest(event_cmds, ids, versions, topics, states) WITH ORDINALITY
+            AS e(cmd, id, version, topic, state, n)
+        WHERE e.cmd <> ALL (refused)
+        ORDER BY e.n
+    RETURNING t.originator_id, t.originator_version, t.notification_id;
+END $$"""
+
+    @property
+    def append_group(self) -> str:
+        return (
+            f"SELECT stream, stream_version, log_position FROM {self.group_function}("
+            "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+        )
+
+    @property
+    def stream_after(self) -> str:
+        """A stream's events after a version: all of them from 0, only the new ones from a
+        cached state's version."""
+        return (
+            f"SELECT topic, state FROM {self.events} "
+            "WHERE originator_id = $1 AND originator_version > $2 ORDER BY originator_version"
+        )
+
+    @property
+    def idempotency_record(self) -> str:
+        return f"SELECT fingerprint, result FROM {self.idempotency} WHERE key = $1"
+
+    @property
+    def invoice_claim(self) -> str:
+        return (
+            f"SELECT prescription_id, dispensation_id FROM {self.claims} "
+            "WHERE finess = $1 AND invoice_number = $2"
+        )
+
+    @property
+    def notifications(self) -> str:
+        return (
+            f"SELECT notification_id, topic, state FROM {self.events} "
+            "WHERE notification_id > $1 ORDER BY notification_id LIMIT $2"
+        )
+
+    @property
+    def head(self) -> str:
+        return f"SELECT max(notification_id) FROM {self.events}"

@@ -1,0 +1,42 @@
+"""Idempotency records and invoice claims live beside the log, not in it (issue 11).
+
+Given a keyed dispensing and a billing, when a reader follows the notification log, then it
+sees only prescriptions' events: no fake `idempotency:` or `invoice:` streams to skip; and the
+record and the claim are where a retry and a second billing find them.
+"""
+
+from __future__ import annotations
+
+from conftest import People
+from litestar.testing import TestClient
+from test_billing_api import bill, dispensed
+from test_prescriptions_api import dispense, issue
+
+from adapters.config import Settings
+from adapters.eventstore import open_log
+
+Client = TestClient  # type: ignore[type-arg]
+
+
+def test_the_log_holds_only_events_and_retries_still_replay(
+    client: Client, people: People, settings: Settings
+) -> None:
+    number = issue(client, people, 3)["prescription_id"]
+    first = dispense(client, people, number, (1, 1), **{"Idempotency-Key": "lgo-7"})
+    where = dispensed(client, people)
+    billed = bill(client, people, where, invoice_number="F-7", quantity=2)
+    assert (first.status_code, billed.status_code) == (201, 201)
+
+    log = open_log(settings.database_url, settings.data_dir)
+    try:
+        streams = {n.originator_id for n in log.notifications(0, 1000)}
+        topics = {n.topic.rpartition(".v")[0] for n in log.notifications(0, 1000)}
+    finally:
+        log.close()
+
+    assert all(not s.startswith(("idempotency:", "invoice:")) for s in streams), streams
+    assert topics == {"PrescriptionIssued", "DispensationRecorded", "BillingRecorded"}
+    again = dispense(client, people, number, (1, 1), **{"Idempotency-Key": "lgo-7"})
+    assert again.json() == first.json()
+    taken = bill(client, people, dispensed(client, people), invoice_number="F-7", quantity=2)
+    assert (taken.status_code, taken.json()["code"]) == (409, "invoice_number_used")
