@@ -22,7 +22,7 @@ from pathlib import Path
 
 import reportlab
 import segno
-from reportlab.lib.colors import Color, black, white
+from reportlab.lib.colors import Color, black
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.lib.utils import simpleSplit
@@ -43,6 +43,7 @@ PAGE_WIDTH, PAGE_HEIGHT = A4
 MARGIN = 18 * mm
 TEXT_WIDTH = PAGE_WIDTH - 2 * MARGIN
 QR_SIZE = 38 * mm
+NUMBER_SIZE = 10
 QR_QUIET_MODULES = 4  # the quiet zone the QR specification asks around the symbol
 FOOTER_TOP = MARGIN + 24 * mm  # the body stops above the consent mention and the fixed text
 INDENT = 7 * mm
@@ -87,8 +88,8 @@ def render(view: PrescriptionView, qr_payload: str) -> bytes:
     canvas.setSubject("Ordonnance numérique")
     canvas.setCreator("ordo")
     pages = _Pages(canvas, view)
-    _draw_qr(canvas, qr_payload, view.prescription_id)
-    _draw_heading(pages, view)
+    aside = _draw_qr(canvas, qr_payload, view.prescription_id)
+    _draw_heading(pages, view, width=TEXT_WIDTH - aside - 6 * mm)
     for line in view.lines:
         _draw_line(pages, line, secure=view.kind == "secure")
     _draw_execution(pages, view)
@@ -162,24 +163,24 @@ class _Pages:
         canvas.drawRightString(PAGE_WIDTH - MARGIN, MARGIN, f"page {self.page_no}")
 
 
-def _draw_qr(canvas: Canvas, payload: str, number: str) -> None:
-    """Top right of the first page: the QR code and, under it, the number it holds."""
+def _draw_qr(canvas: Canvas, payload: str, number: str) -> float:
+    """Top right of the first page: the QR code and, centred under it, the number it holds.
+    Answers the width they take from the right margin."""
+    aside = max(QR_SIZE, pdfmetrics.stringWidth(number, BOLD, NUMBER_SIZE))
+    centre = PAGE_WIDTH - MARGIN - aside / 2
     matrix = segno.make(payload, error="m").matrix
-    modules = len(matrix) + 2 * QR_QUIET_MODULES
-    cell = QR_SIZE / modules
-    left = PAGE_WIDTH - MARGIN - QR_SIZE
-    top = PAGE_HEIGHT - MARGIN
-    canvas.setFillColor(white)
-    canvas.rect(left, top - QR_SIZE, QR_SIZE, QR_SIZE, stroke=0, fill=1)
+    cell = QR_SIZE / (len(matrix) + 2 * QR_QUIET_MODULES)
+    left, top = centre - QR_SIZE / 2, PAGE_HEIGHT - MARGIN
     canvas.setFillColor(black)
     for row_no, row in enumerate(matrix):
         y = top - (row_no + QR_QUIET_MODULES + 1) * cell
         for start, length in _dark_runs(row):
             x = left + (start + QR_QUIET_MODULES) * cell
-            # A hair wider than the run so that adjacent rows leave no white seam.
+            # A hair taller than a module so that adjacent rows leave no white seam.
             canvas.rect(x, y, length * cell, cell * 1.02, stroke=0, fill=1)
-    canvas.setFont(BOLD, 10)
-    canvas.drawCentredString(left + QR_SIZE / 2, top - QR_SIZE - 4 * mm, number)
+    canvas.setFont(BOLD, NUMBER_SIZE)
+    canvas.drawCentredString(centre, top - QR_SIZE - 4 * mm, number)
+    return aside
 
 
 def _dark_runs(row: bytearray | tuple[int, ...]) -> Iterator[tuple[int, int]]:
@@ -193,8 +194,8 @@ def _dark_runs(row: bytearray | tuple[int, ...]) -> Iterator[tuple[int, int]]:
             start = None
 
 
-def _draw_heading(pages: _Pages, view: PrescriptionView) -> None:
-    width = TEXT_WIDTH - QR_SIZE - 6 * mm  # beside the QR code
+def _draw_heading(pages: _Pages, view: PrescriptionView, *, width: float) -> None:
+    """Who wrote it, for whom, when: the left column, beside the QR code."""
     pages.text(TITLE.upper(), Style(BOLD, 16, 21), width=width)
     if view.kind == "secure":
         pages.text(SECURE_MENTION, Style(BOLD, 9, 12), width=width)
@@ -205,9 +206,7 @@ def _draw_heading(pages: _Pages, view: PrescriptionView) -> None:
     pages.text(f"Patient : INS {view.patient.ins}", STRONG, width=width)
     pages.space(2 * mm)
     pages.text(f"Date de prescription : {french.long_date(view.issued_on)}", BODY, width=width)
-    pages.text(
-        f"À présenter au plus tard le {french.long_date(view.expires_on)}", SMALL, width=width
-    )
+    pages.text(f"Valable jusqu'au {french.long_date(view.expires_on)}", SMALL, width=width)
     pages.y = min(pages.y, PAGE_HEIGHT - MARGIN - QR_SIZE - 8 * mm)  # below the QR's number
     pages.rule()
     pages.text("Prescription", HEADING)
