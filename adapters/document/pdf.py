@@ -83,7 +83,8 @@ HEADING = Style(BOLD, 12, 17)
 def render(view: PrescriptionView, qr_payload: str) -> bytes:
     """The A4 PDF of one prescription as `view` shows it, the QR code holding `qr_payload`."""
     buffer = io.BytesIO()
-    canvas = Canvas(buffer, pagesize=A4, pageCompression=1)
+    # Every font of the file embedded: start in ours, not in the unembedded Helvetica default.
+    canvas = Canvas(buffer, pagesize=A4, pageCompression=1, initialFontName=REGULAR)
     canvas.setTitle(f"{TITLE} n° {view.prescription_id}")
     canvas.setSubject("Ordonnance numérique")
     canvas.setCreator("ordo")
