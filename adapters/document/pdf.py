@@ -170,15 +170,21 @@ def _draw_qr(canvas: Canvas, payload: str, number: str) -> float:
     aside = max(QR_SIZE, pdfmetrics.stringWidth(number, BOLD, NUMBER_SIZE))
     centre = PAGE_WIDTH - MARGIN - aside / 2
     matrix = segno.make(payload, error="m").matrix
-    cell = QR_SIZE / (len(matrix) + 2 * QR_QUIET_MODULES)
+    modules = len(matrix) + 2 * QR_QUIET_MODULES
     left, top = centre - QR_SIZE / 2, PAGE_HEIGHT - MARGIN
-    canvas.setFillColor(black)
+    canvas.saveState()
+    # Drawn in module units, row 0 at the top: integer coordinates, one filled path for the
+    # whole symbol (no seam between adjacent squares, a short content stream).
+    canvas.translate(left, top - QR_SIZE)
+    canvas.scale(QR_SIZE / modules, QR_SIZE / modules)
+    symbol = canvas.beginPath()
     for row_no, row in enumerate(matrix):
-        y = top - (row_no + QR_QUIET_MODULES + 1) * cell
+        y = modules - QR_QUIET_MODULES - row_no - 1
         for start, length in _dark_runs(row):
-            x = left + (start + QR_QUIET_MODULES) * cell
-            # A hair taller than a module so that adjacent rows leave no white seam.
-            canvas.rect(x, y, length * cell, cell * 1.02, stroke=0, fill=1)
+            symbol.rect(start + QR_QUIET_MODULES, y, length, 1)
+    canvas.setFillColor(black)
+    canvas.drawPath(symbol, stroke=0, fill=1)
+    canvas.restoreState()
     canvas.setFont(BOLD, NUMBER_SIZE)
     canvas.drawCentredString(centre, top - QR_SIZE - 4 * mm, number)
     return aside
