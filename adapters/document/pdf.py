@@ -84,7 +84,13 @@ def render(view: PrescriptionView, qr_payload: str) -> bytes:
     """The A4 PDF of one prescription as `view` shows it, the QR code holding `qr_payload`."""
     buffer = io.BytesIO()
     # Every font of the file embedded: start in ours, not in the unembedded Helvetica default.
-    canvas = Canvas(buffer, pagesize=A4, pageCompression=1, initialFontName=REGULAR)
+    # (types-reportlab types initialFontName as a float; reportlab takes a registered name.)
+    canvas = Canvas(
+        buffer,
+        pagesize=A4,
+        pageCompression=1,
+        initialFontName=REGULAR,  # type: ignore[arg-type]
+    )
     canvas.setTitle(f"{TITLE} n° {view.prescription_id}")
     canvas.setSubject("Ordonnance numérique")
     canvas.setCreator("ordo")
