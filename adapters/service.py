@@ -242,12 +242,15 @@ class PrescriptionService:
     def transmit(
         self, actor: Actor, prescription_id: str, pharmacy: Finess, message: str
     ) -> Prescription:
-        _require_role(actor, "patient")
+        _require_role(actor, "patient", "prescriber")
 
         def decide(state: Prescription) -> Event:
-            if not actor.is_patient(state.patient_ins):
-                raise NOT_FOUND
-            return commands.transmit(state, pharmacy, message, self.clock())
+            # The patient, or the prescriber who wrote it; another one learns nothing (404).
+            if actor.is_patient(state.patient_ins):
+                return commands.transmit(state, pharmacy, message, self.clock())
+            if actor.wrote(state.prescriber_rpps):
+                return commands.transmit(state, pharmacy, message, self.clock(), "prescriber")
+            raise NOT_FOUND
 
         return self._decide(prescription_id, decide)
 
