@@ -63,7 +63,6 @@ MASKED_EXECUTION = (
     "Données d'exécution non communiquées au prescripteur : le patient s'oppose à leur "
     "consultation."
 )
-SYSTEMS = {"CIP13": "CIP13", "UCD": "UCD", "DCI": "DCI"}
 
 
 @dataclass(frozen=True)
@@ -117,7 +116,7 @@ class _Pages:
     def text(
         self, text: str, style: Style, *, indent: float = 0, width: float = TEXT_WIDTH
     ) -> None:
-        for row in simpleSplit(text, style.font, style.size, width - indent):
+        for row in _rows(text, style, width - indent):
             self.room(style.leading)
             self.canvas.setFont(style.font, style.size)
             self.canvas.setFillColor(style.color)
@@ -168,6 +167,35 @@ class _Pages:
         canvas.setFillColor(GREY)
         canvas.drawString(MARGIN, MARGIN, f"{TITLE} n° {view.prescription_id}")
         canvas.drawRightString(PAGE_WIDTH - MARGIN, MARGIN, f"page {self.page_no}")
+
+
+def _rows(text: str, style: Style, width: float) -> Iterator[str]:
+    """`text` in rows no wider than `width`: broken between words, and inside a word longer
+    than a row (a pasted code, a label without spaces) rather than past the margin."""
+    for row in simpleSplit(text, style.font, style.size, width):
+        rest = row
+        while len(rest) > 1 and _width(rest, style) > width:
+            cut = _fitting(rest, style, width)
+            yield rest[:cut]
+            rest = rest[cut:]
+        yield rest
+
+
+def _fitting(text: str, style: Style, width: float) -> int:
+    """How many leading characters of `text` fit in `width` (at least one)."""
+    low, high = 1, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if _width(text[:middle], style) <= width:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _width(text: str, style: Style) -> float:
+    width: float = pdfmetrics.stringWidth(text, style.font, style.size)
+    return width
 
 
 def _draw_qr(canvas: Canvas, payload: str, number: str) -> float:
@@ -229,10 +257,9 @@ def _draw_line(pages: _Pages, line: LineView, *, secure: bool) -> None:
     pages.room(STRONG.leading + 2 * BODY.leading)  # keep a line's title with its first details
     pages.space(1.5 * mm)
     pages.text(f"{line.line_no}. {line.product.label}", STRONG)
-    if line.product.code:
-        pages.text(f"{SYSTEMS[line.product.system]} {line.product.code}", SMALL, indent=INDENT)
-    else:
-        pages.text(f"{SYSTEMS[line.product.system]} (dénomination commune)", SMALL, indent=INDENT)
+    product = line.product
+    code = product.code or "(dénomination commune internationale)"
+    pages.text(f"{product.system} {code}", SMALL, indent=INDENT)
     dosage = french.with_words(line.dosage) if secure else line.dosage
     pages.text(f"Posologie : {dosage}", BODY, indent=INDENT)
     pages.text(f"Durée : {french.days(line.duration_days, spelt=secure)}", BODY, indent=INDENT)

@@ -19,7 +19,7 @@ from test_dispensing_rules_api import give, morphine, prescribe
 from test_prescriptions_api import assert_problem, dispense, issue
 
 from adapters.document.french import long_date
-from adapters.document.pdf import MASKED_EXECUTION, TRANSMISSION_TEXT
+from adapters.document.pdf import MARGIN, MASKED_EXECUTION, TRANSMISSION_TEXT
 
 Client = TestClient  # type: ignore[type-arg]
 A4_POINTS = (595.28, 841.89)
@@ -284,3 +284,20 @@ def test_the_document_is_in_the_openapi_document(client: Client) -> None:
     operation = schema["paths"]["/v1/prescriptions/{prescription_id}/document.pdf"]["get"]
     assert "application/pdf" in operation["responses"]["200"]["content"]
     assert {"403", "404"} <= operation["responses"].keys()
+
+
+def test_a_label_without_spaces_stays_inside_the_page(client: Client, people: People) -> None:
+    label = "Préparation" + "X" * 300  # a pasted code: no space to break at
+    body = people.prescription_body(2)
+    body["lines"][0]["product"] = {"system": "DCI", "label": label}  # type: ignore[index]
+    response = client.post("/v1/prescriptions", json=body, headers=people.as_prescriber())
+    assert response.status_code == 201, response.text
+
+    pdf = document(client, response.json()["prescription_id"], people.as_prescriber())
+
+    with pdfplumber.open(io.BytesIO(pdf)) as opened:
+        rightmost = max(char["x1"] for page in opened.pages for char in page.chars)
+        text = "".join(page.extract_text() for page in opened.pages).replace("\n", "")
+    assert rightmost <= A4_POINTS[0] - MARGIN + 1
+    assert label in text
+    assert "DCI (dénomination commune internationale)" in text
