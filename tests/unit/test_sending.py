@@ -84,6 +84,7 @@ def test_the_prescriber_may_not_send_a_cancelled_prescription(consent: bool) -> 
         transmit(state, PHARMACY_B, "", at(), "prescriber")
 
     assert code_of(refusal) == "prescription_cancelled"
+    assert refusal.value.detail == "this prescription was cancelled"
 
 
 def test_with_consent_the_prescriber_is_refused_what_is_fully_dispensed() -> None:
@@ -180,3 +181,4 @@ def test_a_cancelled_prescription_is_not_sent_to_the_patient() -> None:
         send_to_patient(state, "", at())
 
     assert code_of(refusal) == "prescription_cancelled"
+    assert refusal.value.detail == "this prescription was cancelled"
