@@ -107,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _add_document(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     document = commands.add_parser("document", help="write a prescription's PDF (A4)")
-    document.add_argument("prescription_id", metavar="ID")
+    document.add_argument("prescription_id", metavar="ID", help="the number under the QR code")
     document.add_argument("--out", type=Path, required=True, help="the PDF file to write")
     document.set_defaults(handler=_document)
 
