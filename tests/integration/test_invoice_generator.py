@@ -27,7 +27,7 @@ def test_invoices_generated_while_the_server_runs_reconcile_to_the_expected_coun
         # The server leads the projection: the generator must wait for it, not for the lock.
         subprocess.run(
             [
-                *(sys.executable, str(REPO / "scripts" / "invoices"), "--out", str(invoices)),
+                *(sys.executable, "-m", "tools.invoices", "--out", str(invoices)),
                 *("--lines", "600", "--generate-log", "700", "--expect", str(expected)),
             ],
             cwd=REPO,

@@ -98,7 +98,7 @@ def instance(
     try:
         subprocess.run(
             [
-                *(sys.executable, str(REPO / "scripts" / "invoices"), "--out", str(found.invoices)),
+                *(sys.executable, "-m", "tools.invoices", "--out", str(found.invoices)),
                 *("--lines", str(INVOICES), "--generate-log", str(PRESCRIPTIONS)),
                 *("--expect", str(found.expected_file)),
             ],

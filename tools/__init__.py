@@ -1,0 +1,1 @@
+"""Benchmarks, generators and fixtures for developers; `scripts/` holds their thin launchers."""
