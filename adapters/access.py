@@ -33,7 +33,9 @@ PERMISSIONS: dict[str, Permission] = {
     "bill": _for("pharmacist"),
     "cancel": _for("prescriber"),
     "change_consent": _for("patient", "insurer"),
-    "transmit": _for("patient"),
+    "transmit": _for("patient", "prescriber"),
+    # the insurer reads the data, not the paper (adapters/document/ordonnance.py)
+    "document": _for("prescriber", "patient", "pharmacist"),
     # read models and batches (adapters/http/lists.py, adapters/http/reconciliation.py)
     "prescriber_list": Permission(("prescriber",), "this list is for the role prescriber"),
     "patient_list": Permission(("patient",), "this list is for the role patient"),

@@ -76,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     demo.set_defaults(handler=_demo)
 
+    _add_document(commands)
+
     reconcile = commands.add_parser("reconcile", help="reconcile an insurer's invoices (NDJSON)")
     reconcile.add_argument("file", type=Path, help="one invoice per line (NDJSON)")
     reconcile.add_argument("--out", help="write the items there (- for stdout)")
@@ -101,6 +103,13 @@ def _parser() -> argparse.ArgumentParser:
         "status", help="the snapshot in force and its counts"
     ).set_defaults(handler=_catalogue_status)
     return parser
+
+
+def _add_document(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    document = commands.add_parser("document", help="write a prescription's PDF (A4)")
+    document.add_argument("prescription_id", metavar="ID", help="the number under the QR code")
+    document.add_argument("--out", type=Path, required=True, help="the PDF file to write")
+    document.set_defaults(handler=_document)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -192,6 +201,12 @@ def _demo(args: argparse.Namespace) -> int:
         print("ordo: --prescriptions must be at least 1", file=sys.stderr)
         return 2
     return demo.main(demo.DemoOptions(args.url, args.prescriptions, args.seed))
+
+
+def _document(args: argparse.Namespace) -> int:
+    from adapters.document import cli  # noqa: PLC0415 - only the document needs reportlab
+
+    return cli.write_document(Settings.from_env(), args.prescription_id, args.out)
 
 
 def _reconcile(args: argparse.Namespace) -> int:

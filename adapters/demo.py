@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -529,6 +530,7 @@ class Report:
     counts: Counter[str] = field(default_factory=Counter)
     rules: list[RuleShown] = field(default_factory=list)
     catalogue: str = ""
+    sample_document: Path | None = None
 
     def showcase(self) -> Played:
         return next((p for p in self.played if p.plan.showcase), self.played[0])
@@ -841,7 +843,26 @@ async def _run(options: DemoOptions, settings: Settings, tokens: Tokens) -> Repo
         await _catalogue_in_use(api, catalogue)
         report = await fill(api, options)
         report.catalogue = catalogue
+        report.sample_document = await save_sample_document(api, report, settings.data_dir)
         return report
+
+
+async def save_sample_document(api: Api, report: Report, directory: Path) -> Path:
+    """The day's first prescription (a secure one: numbers in words too) as its patient
+    receives it, written where the summary says."""
+    played = report.played[0]
+    path = f"/v1/prescriptions/{played.prescription_id}/document.pdf"
+    token = api.tokens.patient(played.plan.patient)
+    response = await api.call("print the ordonnance (PDF)", "GET", path, token)
+    expect(response.content.startswith(b"%PDF-"), f"{path} is not a PDF")
+    sample = directory / f"ordonnance-{played.prescription_id}.pdf"
+    await asyncio.to_thread(_write, sample, response.content)
+    return sample
+
+
+def _write(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
 
 
 SAMPLE_DATE = date(2022, 6, 2)  # the official files the shipped sample was cut from
@@ -925,6 +946,7 @@ def _fail(message: str) -> None:
 ACTIONS = (  # paths under /v1/prescriptions
     ("issue prescription", "POST /"),
     ("print QR code", "GET  /{id}/qr.svg"),
+    ("print the ordonnance (PDF)", "GET  /{id}/document.pdf"),
     ("transmit to pharmacy", "POST /{id}/transmissions"),
     ("read as pharmacist", "GET  /{id}"),
     ("dispense", "POST /{id}/dispensations"),
@@ -946,6 +968,14 @@ def print_summary(console: Console, report: Report, base_url: str, tokens: Token
     console.print(_day_table(report))
     console.print(_rules_table(report))
     console.print(f"Medicines catalogue: {report.catalogue}", highlight=False)
+    if report.sample_document is not None:
+        number = report.played[0].prescription_id
+        console.print(
+            f"Sample ordonnance (PDF, the patient's copy): {report.sample_document}\n"
+            f"  the prescriber's copy of any prescription: ordo document {number} --out FILE.pdf",
+            highlight=False,
+            soft_wrap=True,
+        )
     _print_curls(console, report, base_url, tokens)
 
 

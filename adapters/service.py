@@ -306,9 +306,12 @@ class PrescriptionService:
         allow(actor, "transmit")
 
         def decide(state: Prescription) -> Event:
-            if not actor.is_patient(state.patient_ins):
-                raise NOT_FOUND
-            return commands.transmit(state, pharmacy, message, self.clock())
+            # The patient, or the prescriber who wrote it; another one learns nothing (404).
+            if actor.is_patient(state.patient_ins):
+                return commands.transmit(state, pharmacy, message, self.clock())
+            if actor.wrote(state.prescriber_rpps):
+                return commands.transmit(state, pharmacy, message, self.clock(), "prescriber")
+            raise NOT_FOUND
 
         return await self._decide(prescription_id, decide)
 

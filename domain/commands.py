@@ -36,11 +36,18 @@ from domain.events import (
     PrescriptionCancelled,
     PrescriptionIssued,
     PrescriptionKind,
+    PrescriptionSentToPatient,
     PrescriptionTransmitted,
     Product,
+    TransmissionSender,
 )
 from domain.identifiers import Cip13, Finess, Ins, InvalidIdentifier, PrescriptionNumber, Rpps
-from domain.prescription import Dispensation, Prescription
+from domain.prescription import (
+    FIRST_DISPENSING_WINDOW_MONTHS,
+    Dispensation,
+    Prescription,
+    add_months,
+)
 
 MAX_LINES = 50
 MAX_PACKS_PER_LINE = 999
@@ -434,6 +441,17 @@ def _check_dispensable(state: Prescription, today: date) -> None:
         )
 
 
+def _check_sendable_unseen(state: Prescription, today: date) -> None:
+    """`_check_dispensable` from what a prescriber under opposition sees: no execution data."""
+    if state.cancelled:
+        raise DomainError("prescription_cancelled", "this prescription was cancelled")
+    deadline = add_months(state.issued_on, FIRST_DISPENSING_WINDOW_MONTHS)
+    if today > deadline:
+        raise DomainError(
+            "prescription_expired", f"this prescription was to be presented by {deadline}"
+        )
+
+
 def _check_remaining(state: Prescription, requested: DispenseLine) -> None:
     remaining = state.remaining(requested.line_no)
     if remaining == 0:
@@ -687,14 +705,42 @@ def change_consent(
 
 
 def transmit(
-    state: Prescription, pharmacy: Finess, message: str, now: Moment
+    state: Prescription,
+    pharmacy: Finess,
+    message: str,
+    now: Moment,
+    sent_by: TransmissionSender = "patient",
 ) -> PrescriptionTransmitted:
-    """The patient sends the prescription to a pharmacy so it can be prepared before the visit."""
-    _check_dispensable(state, local_day(now.at, pharmacy.value))
+    """The patient, or the prescriber who wrote it (a hospital at discharge, an EHPAD's doctor),
+    sends the prescription to a pharmacy so it can be prepared before the visit.
+
+    A prescriber under the patient's opposition is refused only for what they may know (a
+    cancellation, the presentation deadline): refusing a fully dispensed prescription would
+    tell them it was dispensed. Such a sending enters no inbox, as nothing is left."""
+    today = local_day(now.at, pharmacy.value)
+    if sent_by == "prescriber" and not state.execution_view_consent:
+        _check_sendable_unseen(state, today)
+    else:
+        _check_dispensable(state, today)
     return PrescriptionTransmitted(
         prescription_id=state.prescription_id,
         version=state.version + 1,
         at=now.at,
         finess=pharmacy.value,
+        message=message,
+        sent_by=sent_by,
+    )
+
+
+def send_to_patient(state: Prescription, message: str, now: Moment) -> PrescriptionSentToPatient:
+    """The prescriber sends the ordonnance to the patient's Mon espace santé mailbox. A
+    cancelled prescription is not sent: the patient would take it for one to present."""
+    if state.cancelled:
+        raise DomainError("prescription_cancelled", "this prescription was cancelled")
+    return PrescriptionSentToPatient(
+        prescription_id=state.prescription_id,
+        version=state.version + 1,
+        at=now.at,
+        prescriber_rpps=state.prescriber_rpps,
         message=message,
     )

@@ -17,6 +17,9 @@ import msgspec
 ProductSystem = Literal["CIP13", "UCD", "DCI"]
 PrescriptionKind = Literal["standard", "secure"]
 ConsentActor = Literal["patient", "insurer"]
+# Who sent a prescription to a pharmacy: the patient (their choice of pharmacy), or the
+# prescriber who wrote it (a hospital at discharge, an EHPAD's doctor).
+TransmissionSender = Literal["patient", "prescriber"]
 
 
 class Product(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -145,9 +148,20 @@ class ExecutionViewConsentChanged(Event, frozen=True, kw_only=True):
 
 
 class PrescriptionTransmitted(Event, frozen=True, kw_only=True):
-    """The patient sent the prescription to a pharmacy's mailbox (MSSanté BAL ORG)."""
+    """The prescription was sent to a pharmacy's mailbox (MSSanté BAL ORG), by the patient or
+    by the prescriber who wrote it (`sent_by`; the prescriber is the prescription's)."""
 
     finess: str
+    message: str
+    # v1.2 addition, defaulted: every transmission recorded before it was the patient's.
+    sent_by: TransmissionSender = "patient"
+
+
+class PrescriptionSentToPatient(Event, frozen=True, kw_only=True):
+    """The prescriber who wrote it sent the ordonnance to the patient's Mon espace santé
+    mailbox (MSSanté), for a patient who wants no paper."""
+
+    prescriber_rpps: str
     message: str
 
 
@@ -160,6 +174,7 @@ PrescriptionEvent = (
     | PrescriptionCancelled
     | ExecutionViewConsentChanged
     | PrescriptionTransmitted
+    | PrescriptionSentToPatient
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = (
@@ -171,6 +186,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     PrescriptionCancelled,
     ExecutionViewConsentChanged,
     PrescriptionTransmitted,
+    PrescriptionSentToPatient,
 )
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]

@@ -28,7 +28,9 @@ from domain.events import (
     PrescriptionCancelled,
     PrescriptionIssued,
     PrescriptionKind,
+    PrescriptionSentToPatient,
     PrescriptionTransmitted,
+    TransmissionSender,
 )
 
 Status = Literal["active", "partially_dispensed", "dispensed", "cancelled", "expired"]
@@ -93,6 +95,14 @@ class Transmission(msgspec.Struct, frozen=True, kw_only=True):
     finess: str
     message: str
     transmitted_at: datetime
+    sent_by: TransmissionSender
+
+
+class SentToPatient(msgspec.Struct, frozen=True, kw_only=True):
+    """The ordonnance sent to the patient's Mon espace santé mailbox by its prescriber."""
+
+    message: str
+    sent_at: datetime
 
 
 class Prescription(msgspec.Struct, frozen=True, kw_only=True):
@@ -107,6 +117,7 @@ class Prescription(msgspec.Struct, frozen=True, kw_only=True):
     lines: tuple[LineState, ...]
     dispensations: tuple[Dispensation, ...] = ()
     transmissions: tuple[Transmission, ...] = ()
+    sent_to_patient: tuple[SentToPatient, ...] = ()
     adaptations: tuple[Adaptation, ...] = ()
     cancelled_at: datetime | None = None
 
@@ -285,9 +296,20 @@ def _consent(event: ExecutionViewConsentChanged, state: Prescription | None) -> 
 @evolve.register
 def _transmitted(event: PrescriptionTransmitted, state: Prescription | None) -> Prescription:
     current = _existing(state, event)
-    transmission = Transmission(finess=event.finess, message=event.message, transmitted_at=event.at)
+    transmission = Transmission(
+        finess=event.finess, message=event.message, transmitted_at=event.at, sent_by=event.sent_by
+    )
     return msgspec.structs.replace(
         current, version=event.version, transmissions=(*current.transmissions, transmission)
+    )
+
+
+@evolve.register
+def _sent_to_patient(event: PrescriptionSentToPatient, state: Prescription | None) -> Prescription:
+    current = _existing(state, event)
+    sent = SentToPatient(message=event.message, sent_at=event.at)
+    return msgspec.structs.replace(
+        current, version=event.version, sent_to_patient=(*current.sent_to_patient, sent)
     )
 
 

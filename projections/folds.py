@@ -22,7 +22,7 @@ from typing import Literal
 
 import msgspec
 
-from domain.events import Event, Product
+from domain.events import Event, Product, TransmissionSender
 from domain.prescription import Prescription, evolve
 
 ViewName = Literal["prescriptions", "inbox", "dispensings"]
@@ -46,6 +46,8 @@ class InboxEntry(msgspec.Struct, frozen=True, kw_only=True):
     patient_ins: str
     expires_on: date
     lines: tuple[InboxLine, ...]
+    # Who sent it (the latest sending); rows stored before it was recorded were the patient's.
+    sent_by: TransmissionSender = "patient"
 
 
 class DispensingRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -86,6 +88,7 @@ def inbox_entries(state: Prescription) -> tuple[InboxEntry, ...]:
             patient_ins=state.patient_ins,
             expires_on=state.expires_on(),
             lines=lines,
+            sent_by=t.sent_by,
         )
         for t in latest.values()
     )

@@ -15,6 +15,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from adapters.auth import TokenVerifier
 from adapters.catalogue.index import LiveCatalogue
+from adapters.http.document import DocumentController
 from adapters.http.lists import ListsController
 from adapters.http.problems import EXCEPTION_HANDLERS, STATUS_OF, Problem, problem
 from adapters.http.products import ProductsController
@@ -58,6 +59,7 @@ def create_app(
     return Litestar(
         route_handlers=[
             PrescriptionController,
+            DocumentController,
             ListsController,
             ReconciliationController,
             ProductsController,

@@ -16,6 +16,7 @@ from adapters.http.routes import provide_actor
 from adapters.readmodels import ReadModels
 from domain.actors import Actor
 from domain.errors import DomainError, invalid
+from domain.events import TransmissionSender
 from domain.prescription import Prescription
 from projections.folds import InboxEntry, InboxLine
 from projections.pages import (
@@ -44,6 +45,10 @@ class InboxItem(msgspec.Struct, frozen=True, kw_only=True):
     patient: PatientRef
     expires_on: date
     lines: tuple[InboxLine, ...]
+    sent_by: Annotated[
+        TransmissionSender,
+        msgspec.Meta(description="who sent it: the patient, or the prescriber who wrote it"),
+    ]
 
 
 class InboxPage(msgspec.Struct, frozen=True):
@@ -174,4 +179,5 @@ def _inbox_item(entry: InboxEntry) -> InboxItem:
         patient=PatientRef(ins=entry.patient_ins),
         expires_on=entry.expires_on,
         lines=entry.lines,
+        sent_by=entry.sent_by,
     )

@@ -153,8 +153,9 @@ def _acting(data: dict[str, Any], prescriber_rpps: str) -> HistoryActor:
         return HistoryActor("pharmacist", rpps=data["pharmacist_rpps"], finess=data["finess"])
     if "changed_by" in data:
         return HistoryActor(data["changed_by"])
-    if "finess" in data:
-        return HistoryActor("patient")  # a transmission is the patient's act
+    if "finess" in data:  # a transmission: the patient's act, or the prescriber's
+        sender = data.get("sent_by", "patient")
+        return HistoryActor(sender, rpps=prescriber_rpps if sender == "prescriber" else None)
     return HistoryActor("prescriber", rpps=data.get("prescriber_rpps", prescriber_rpps))
 
 
@@ -364,6 +365,12 @@ class PrescriptionController(Controller):
     @post(
         "/{prescription_id:str}/transmissions",
         status_code=201,
+        summary="Send the prescription to a pharmacy's mailbox (BAL ORG)",
+        description="The patient, or the prescriber who wrote it (a hospital at discharge, an "
+        "EHPAD's doctor); another prescriber or patient gets 404. The pharmacy's inbox "
+        "(`sent_by`) and the history say who sent it. A prescriber under the patient's "
+        "opposition is refused only a cancelled prescription or one past its presentation "
+        "deadline, never told it was dispensed.",
         dependencies={"payload": strict_body(TransmissionBody)},
     )
     async def transmit(

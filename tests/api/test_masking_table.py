@@ -216,6 +216,7 @@ def expected_inbox(issued: dict[str, Any], case: Case, people: People) -> list[d
                     "remaining": case.remaining,
                 }
             ],
+            "sent_by": "patient",
         }
     ]
 
