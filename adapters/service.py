@@ -8,7 +8,7 @@ enough remains, and its domain error otherwise; never a pack dispensed twice.
 
 The use cases speak the domain: they return states, receipts and views, or raise a
 `DomainError`; the HTTP layer alone turns those into statuses and bodies. Adding a use case:
-an entry in `adapters.access.PERMISSIONS`, an `async def` that calls `allow(actor, "name")`
+an entry in `adapters.permissions.PERMISSIONS`, an `async def` that calls `allow(actor, "name")`
 first, loads with `self._load`, decides with `domain.commands`, and appends through
 `self._decide` (one event on the prescription) or `self._record_once` (results replayed under
 an `Idempotency-Key`).
@@ -27,8 +27,8 @@ from typing import Generic, TypeVar
 
 import msgspec
 
-from adapters.access import allow
 from adapters.eventstore import IdempotencyRecord, InvoiceClaim
+from adapters.permissions import allow
 from adapters.store import ConflictError, EventStore, Write
 from domain import commands
 from domain.actors import Actor

@@ -12,8 +12,8 @@ import asyncio
 from dataclasses import dataclass
 from datetime import date
 
-from adapters.access import allow
 from adapters.document.pdf import render
+from adapters.permissions import allow
 from adapters.service import PrescriptionService
 from domain.actors import Actor
 from projections.views import display_number, qr_payload, view_of

@@ -11,8 +11,8 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 
-from adapters.access import PERMISSIONS, allow
 from adapters.http.routes import provide_actor
+from adapters.permissions import PERMISSIONS, allow
 from adapters.readmodels import ReadModels
 from domain.actors import Actor
 from domain.errors import DomainError, invalid

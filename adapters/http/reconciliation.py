@@ -24,10 +24,10 @@ from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Requ
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
 
-from adapters.access import allow
 from adapters.catalogue import LiveCatalogue
 from adapters.http.routes import provide_actor
 from adapters.http.schemas import BadBody
+from adapters.permissions import allow
 from adapters.readmodels import ReadModels
 from adapters.reconciliation import Reconciliation, reconciliation_for
 from adapters.reconciliation.store import Batch, Item
