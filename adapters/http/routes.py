@@ -1,9 +1,9 @@
 """The v1 routes of contract.md. Handlers translate HTTP to a use case and back, nothing more.
 
 Use cases are coroutines (the event store is asyncpg on PostgreSQL): handlers await them on the
-event loop, no worker thread. Who may call what is checked by the service (`adapters/permissions.py`):
-a handler passes the body's command *builder*, which the service completes with the pharmacist's
-or prescriber's identity once it has checked the role.
+event loop, no worker thread. Who may call what is checked by the service
+(`adapters/permissions.py`): a handler passes the body's command *builder*, which the service
+completes with the pharmacist's or prescriber's identity once it has checked the role.
 """
 
 from __future__ import annotations
