@@ -16,7 +16,7 @@ from litestar import Controller, Request, Response, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, HeaderParameter, Parameter
+from litestar.params import FromPath, HeaderParameter, Parameter, QueryParameter
 
 from adapters.auth import TokenVerifier
 from adapters.http.problems import Problem
@@ -130,8 +130,8 @@ def _instant(text: str | None, field: str = "at") -> datetime | None:
 
 AsOf = Annotated[
     str | None,
-    Parameter(
-        query="as_of",
+    QueryParameter(
+        name="as_of",
         required=False,
         description="RFC 3339 instant: the prescription as its events stood then (masking as "
         "of now); before it was issued, 404",
