@@ -11,9 +11,11 @@ import msgspec
 from litestar import Controller, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 
 from adapters.access.store import AccessLogStore, Position, StoredEntry
+from adapters.http.problems import Problem
 from adapters.http.routes import provide_actor, provide_service
 from adapters.service import PrescriptionService
 from domain.actors import Actor
@@ -23,6 +25,10 @@ from projections.pages import DEFAULT_LIMIT, MAX_LIMIT
 
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="items per page")]
 Cursor = Annotated[str | None, QueryParameter(description="next_cursor of the previous page")]
+
+
+def _problem(description: str) -> ResponseSpec:
+    return ResponseSpec(Problem, description=description, media_type="application/problem+json")
 
 
 class AccessItem(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,6 +65,12 @@ class AccessLogController(Controller):
         summary="Who called this prescription (its patient, the insurer)",
         description="Every call on this prescription's own endpoints by anyone but its "
         "patient, refused ones included, newest first; an entry appears within 1 second.",
+        responses={
+            400: _problem("invalid_request: limit out of bounds"),
+            403: _problem("forbidden: a prescriber or a pharmacist"),
+            404: _problem("not_found: no such prescription, or another patient's"),
+            422: _problem("invalid_request: a cursor this server did not give"),
+        },
     )
     def access_log(
         self,
