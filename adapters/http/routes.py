@@ -120,11 +120,16 @@ def _instant(text: str | None, field: str = "at") -> datetime | None:
     if text is None:
         return None
     try:
-        instant = msgspec.convert(text, datetime)
+        return msgspec.convert(text, datetime)
     except msgspec.ValidationError:
-        instant = None
-    if instant is None or instant.tzinfo is None:
-        raise invalid("an RFC 3339 instant with its offset is expected", field)
+        raise invalid("an RFC 3339 instant with its offset is expected", field) from None
+
+
+def _as_of(text: str | None) -> datetime | None:
+    """An instant to compare with events' UTC stamps: its offset is required."""
+    instant = _instant(text, "as_of")
+    if instant is not None and instant.tzinfo is None:
+        raise invalid("as_of needs its UTC offset (RFC 3339)", "as_of")
     return instant
 
 
@@ -223,7 +228,7 @@ class PrescriptionController(Controller):
         service: NamedDependency[PrescriptionService],
         as_of: AsOf = None,
     ) -> PrescriptionView:
-        instant = _instant(as_of, "as_of")
+        instant = _as_of(as_of)
         if instant is not None:
             then = prescription_as_of(service, actor, prescription_id, instant)
             return view_of(then, actor, _day_at(actor, instant))
@@ -287,7 +292,7 @@ class PrescriptionController(Controller):
         service: NamedDependency[PrescriptionService],
         as_of: AsOf = None,
     ) -> History:
-        instant = _instant(as_of, "as_of")
+        instant = _as_of(as_of)
         events = (
             service.history(actor, prescription_id)
             if instant is None
