@@ -130,25 +130,32 @@ def test_refused_calls_appear_with_their_status(client: Client, people: People) 
     number = issue(client, people, quantity=1)
     url = f"/v1/prescriptions/{number}"
     too_much = {"lines": [{"line_no": 1, "quantity": 5}]}
-    statuses = [
-        client.get(url, headers=people.as_prescriber(people.other_prescriber)).status_code,
+    calls = [
+        client.get(url, headers=people.as_prescriber(people.other_prescriber)),
         client.post(f"{url}/dispensations", json=too_much, headers=people.as_pharmacist()),
         client.post(f"{url}/dispensations", content=b"{not json", headers=people.as_pharmacist()),
+        client.post(f"{url}/dispensations", content=b" " * 100_000, headers=people.as_pharmacist()),
         client.post(f"{url}/cancel", json={"reason": "x"}, headers=people.as_pharmacist()),
         client.get(f"{url}/events", headers=people.as_pharmacist()),
         client.get(f"{url}?as_of=yesterday", headers=people.as_pharmacist()),
     ]
 
-    items = entries_within_a_second(client, people, number, len(statuses))
+    items = entries_within_a_second(client, people, number, len(calls))
 
     assert [(action, status) for action, *_, status in seen(items)] == [
         ("read", 404),
         ("dispensations", 409),
         ("dispensations", 400),
+        ("dispensations", 413),
         ("cancel", 403),
         ("events", 403),
         ("read", 422),
     ]
+    assert [item[-1] for item in seen(items)] == [call.status_code for call in calls]
+    # Refused before the route asked who called (the body): named by the token all the same.
+    assert {item[1:4] for item in seen(items)[2:4]} == {
+        ("pharmacist", people.pharmacist, people.pharmacy)
+    }
 
 
 def test_the_log_is_for_its_patient_and_the_insurer(client: Client, people: People) -> None:
