@@ -1,0 +1,90 @@
+"""The access log's batch writer: nothing queued is lost when the table cannot be written for a
+while, nor when the server stops gracefully; a patient's own refused calls are left out."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from adapters.access.recorder import AccessRecorder, Pending
+from adapters.access.store import TABLE, AccessEntry, SqliteAccessLog
+from domain.identifiers import PrescriptionNumber
+
+NUMBER = PrescriptionNumber.generate().value
+PATIENT = "184127645108946"
+
+
+def entry(role: str = "pharmacist", status: int = 200) -> AccessEntry:
+    return AccessEntry(
+        prescription_id=NUMBER,
+        at=datetime.now(UTC),
+        role=role,
+        rpps=None,
+        finess=None,
+        subject=f"{role}-1",
+        action="read",
+        status=status,
+    )
+
+
+def recorder_on(tmp_path: Path, flush_seconds: float = 60.0) -> AccessRecorder:
+    return AccessRecorder(SqliteAccessLog(tmp_path), lambda _: PATIENT, flush_seconds)
+
+
+def stored(tmp_path: Path) -> int:
+    return len(SqliteAccessLog(tmp_path).page(NUMBER, None, 1000))
+
+
+def test_a_batch_that_could_not_be_written_is_written_by_the_next_flush(tmp_path: Path) -> None:
+    recorder = recorder_on(tmp_path)
+    with sqlite3.connect(tmp_path / "access-log.sqlite3") as conn:
+        conn.execute(f"ALTER TABLE {TABLE} RENAME TO elsewhere")
+    for _ in range(3):
+        recorder.record(Pending(entry()))
+
+    with pytest.raises(sqlite3.OperationalError):
+        recorder.flush()
+    with sqlite3.connect(tmp_path / "access-log.sqlite3") as conn:
+        conn.execute(f"ALTER TABLE elsewhere RENAME TO {TABLE}")
+    recorder.record(Pending(entry()))
+
+    assert recorder.flush() == 4
+    assert stored(tmp_path) == 4
+
+
+def test_a_graceful_stop_writes_what_is_queued(tmp_path: Path) -> None:
+    recorder = recorder_on(tmp_path, flush_seconds=60)  # the thread would not flush in time
+    recorder.start()
+    for _ in range(5):
+        recorder.record(Pending(entry()))
+
+    recorder.stop()
+
+    assert stored(tmp_path) == 5
+
+
+def test_the_writer_thread_flushes_within_its_interval(tmp_path: Path) -> None:
+    recorder = recorder_on(tmp_path, flush_seconds=0.05)
+    recorder.start()
+    try:
+        recorder.record(Pending(entry()))
+        deadline = time.monotonic() + 1.0
+        while stored(tmp_path) == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert stored(tmp_path) == 1
+    finally:
+        recorder.stop()
+
+
+def test_a_patients_refused_call_is_kept_only_if_it_was_not_on_their_own(tmp_path: Path) -> None:
+    recorder = recorder_on(tmp_path)
+    recorder.record(Pending(entry("patient", 403), caller_ins=PATIENT))
+    recorder.record(Pending(entry("patient", 404), caller_ins="290022A001001" + "42"))
+
+    assert recorder.flush() == 1
+    (kept,) = SqliteAccessLog(tmp_path).page(NUMBER, None, 10)
+    assert (kept.entry.role, kept.entry.status) == ("patient", 404)
