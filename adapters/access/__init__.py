@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from adapters.access.recorder import AccessRecorder, Pending
+from adapters.access.recorder import AccessRecorder, Call
 from adapters.access.store import AccessEntry, AccessLogStore, open_access_log
 from adapters.eventstore import EventLog
 from domain.prescription import fold
@@ -13,7 +13,7 @@ __all__ = [
     "AccessEntry",
     "AccessLogStore",
     "AccessRecorder",
-    "Pending",
+    "Call",
     "open_access_log",
     "patient_lookup",
 ]

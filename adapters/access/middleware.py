@@ -7,17 +7,15 @@ the status is the one actually sent.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import time
 
 import anyio.to_thread
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from adapters.access.recorder import AccessRecorder, Pending
-from adapters.access.store import AccessEntry
+from adapters.access.recorder import AccessRecorder, Call
 from adapters.auth import TokenVerifier, UnauthenticatedError
 from domain.actors import Actor
-from domain.identifiers import InvalidIdentifier, PrescriptionNumber
 
 PRESCRIPTION = "/v1/prescriptions/{prescription_id}"
 DISPENSATION = PRESCRIPTION + "/dispensations/{dispensation_id}"
@@ -45,43 +43,35 @@ class AccessLogMiddleware:
         self.verifier = verifier
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
+        action = (
+            ACTIONS.get((scope["method"], scope.get("path_template", "")))
+            if scope["type"] == ScopeType.HTTP
+            else None
+        )
+        if action is None:
             await self.app(scope, receive, send)
             return
-        status = 500
-        answered_at: datetime | None = None
+        status, answered_at = 500, 0.0
 
         async def send_noting_status(message: Message) -> None:
             nonlocal status, answered_at
             if message["type"] == "http.response.start":
-                status, answered_at = message["status"], datetime.now(UTC)
+                status, answered_at = message["status"], time.time()
             await send(message)
 
         try:
             await self.app(scope, receive, send_noting_status)
         finally:
-            action = ACTIONS.get((scope.get("method", ""), scope.get("path_template", "")))
-            if action is not None:
-                await self._record(scope, action, status, answered_at or datetime.now(UTC))
+            await self._record(scope, action, status, answered_at or time.time())
 
-    async def _record(self, scope: Scope, action: str, status: int, at: datetime) -> None:
-        number = _number(scope.get("path_params", {}).get("prescription_id", ""))
+    async def _record(self, scope: Scope, action: str, status: int, at: float) -> None:
         actor = await self._actor(scope, status)
-        if number is None or actor is None:
-            return  # no prescription to attach it to, or nobody identified (401)
+        if actor is None:
+            return  # nobody identified (401)
         if actor.role == "patient" and status < 400:
             return  # a patient is answered only on their own prescription
-        entry = AccessEntry(
-            prescription_id=number,
-            at=at,
-            role=actor.role,
-            rpps=actor.rpps,
-            finess=actor.finess,
-            subject=actor.subject,
-            action=action,
-            status=status,
-        )
-        self.recorder.record(Pending(entry, actor.ins if actor.role == "patient" else None))
+        number = scope.get("path_params", {}).get("prescription_id", "")
+        self.recorder.record(Call(number, at, actor, action, status))
 
     async def _actor(self, scope: Scope, status: int) -> Actor | None:
         """The caller, as the route resolved it; a call refused before the route asked (a body
@@ -96,13 +86,6 @@ class AccessLogMiddleware:
             return await anyio.to_thread.run_sync(self.verifier.actor, authorization)
         except UnauthenticatedError:
             return None
-
-
-def _number(text: str) -> str | None:
-    try:
-        return PrescriptionNumber.parse(text).value
-    except InvalidIdentifier:
-        return None
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

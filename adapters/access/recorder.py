@@ -1,24 +1,29 @@
 """Writes access-log entries in batches, off the request path.
 
-A request only puts its entry on an in-process queue (no I/O before or after its answer); a
-thread drains the queue every FLUSH_SECONDS and inserts what it found in one statement. So an
-entry is durable within FLUSH_SECONDS plus one insert (well under 1 s) of its answer, and a
-crash of the process (SIGKILL, power loss of the host) loses at most the entries answered in
-that last interval, plus, on SQLite, the last commits on power loss (synchronous=NORMAL).
-When the database is unreachable the batch is kept and retried; entries beyond MAX_PENDING are
-dropped with an error line rather than exhausting memory.
+A request only appends what it knows (the raw prescription number from the path, the time, the
+caller, the action, the status) to an in-process queue: no I/O and almost no work before or
+after its answer. A thread drains the queue every FLUSH_SECONDS, turns what it found into
+entries and inserts them in one statement. So an entry is durable within FLUSH_SECONDS plus one
+insert (well under 1 s) of its answer, and a crash of the process (SIGKILL, the OOM killer, a
+power cut) loses at most the entries answered in that last interval, plus, on SQLite, the last
+commits on a power cut (synchronous=NORMAL). When the database is unreachable the batch is kept
+and retried; entries beyond MAX_PENDING are dropped with an error line rather than exhausting
+memory.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
+from collections import deque
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import msgspec
 import structlog
 
 from adapters.access.store import AccessEntry, AccessLogStore
+from domain.actors import Actor
+from domain.identifiers import InvalidIdentifier, PrescriptionNumber
 
 FLUSH_SECONDS = 0.2
 RETRY_SECONDS = 1.0
@@ -27,13 +32,14 @@ MAX_PENDING = 200_000
 log = structlog.get_logger("ordo.access_log")
 
 
-class Pending(msgspec.Struct, frozen=True):
-    """An entry, and for a patient's refused call the INS to compare with the prescription's:
-    a patient's own calls are not logged, and only a refused one needs looking up. The INS is
-    compared in memory and never stored."""
+class Call(msgspec.Struct, frozen=True, array_like=True):
+    """A call as the request saw it, before the writer makes an entry of it."""
 
-    entry: AccessEntry
-    caller_ins: str | None = None
+    prescription_id: str  # as typed in the path
+    answered_at: float  # time.time() when the answer started
+    actor: Actor
+    action: str
+    status: int
 
 
 class AccessRecorder:
@@ -46,17 +52,19 @@ class AccessRecorder:
         self.store = store
         self._patient_of = patient_of
         self._flush_seconds = flush_seconds
-        self._queue: queue.Queue[Pending] = queue.Queue(maxsize=MAX_PENDING)
+        # deque.append and popleft are atomic: the event loop appends, the writer pops, and
+        # neither takes a lock.
+        self._queue: deque[Call] = deque()
+        self._unwritten: list[AccessEntry] = []
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._unwritten: list[Pending] = []
 
-    def record(self, pending: Pending) -> None:
+    def record(self, call: Call) -> None:
         """Called on the event loop: never blocks."""
-        try:
-            self._queue.put_nowait(pending)
-        except queue.Full:
-            log.error("access log entry dropped", reason="queue full", action=pending.entry.action)
+        if len(self._queue) >= MAX_PENDING:
+            log.error("access log entry dropped", reason="queue full", action=call.action)
+            return
+        self._queue.append(call)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="access-log", daemon=True)
@@ -73,16 +81,16 @@ class AccessRecorder:
     def flush(self) -> int:
         """Inserts every queued entry now (and any batch that failed before); the number
         written. On failure the batch is kept for the next try and the error raised."""
-        batch = self._unwritten + self._drain()
+        batch = self._unwritten + [e for call in self._drain() if (e := self._entry(call))]
         self._unwritten = []
+        if not batch:
+            return 0
         try:
-            entries = [p.entry for p in batch if not self._own_call(p)]
-            if entries:
-                self.store.insert(entries)
+            self.store.insert(batch)
         except Exception:
             self._unwritten = batch[-MAX_PENDING:]
             raise
-        return len(entries)
+        return len(batch)
 
     def _run(self) -> None:
         while not self._stopping.wait(self._flush_seconds):
@@ -92,15 +100,30 @@ class AccessRecorder:
                 log.exception("access log batch not written, retrying")
                 self._stopping.wait(RETRY_SECONDS)
 
-    def _drain(self) -> list[Pending]:
-        batch = []
-        while True:
-            try:
-                batch.append(self._queue.get_nowait())
-            except queue.Empty:
-                return batch
+    def _drain(self) -> list[Call]:
+        calls = []
+        while self._queue:
+            calls.append(self._queue.popleft())
+        return calls
 
-    def _own_call(self, pending: Pending) -> bool:
-        if pending.caller_ins is None:
-            return False
-        return self._patient_of(pending.entry.prescription_id) == pending.caller_ins
+    def _entry(self, call: Call) -> AccessEntry | None:
+        """The entry to store, or None: a number that names no prescription, or a patient's
+        call on their own prescription (only a refused one reaches here: it is looked up, and
+        the INS compared in memory, never stored)."""
+        try:
+            number = PrescriptionNumber.parse(call.prescription_id).value
+        except InvalidIdentifier:
+            return None
+        actor = call.actor
+        if actor.role == "patient" and self._patient_of(number) == actor.ins:
+            return None
+        return AccessEntry(
+            prescription_id=number,
+            at=datetime.fromtimestamp(call.answered_at, UTC),
+            role=actor.role,
+            rpps=actor.rpps,
+            finess=actor.finess,
+            subject=actor.subject,
+            action=call.action,
+            status=call.status,
+        )

@@ -14,6 +14,7 @@ the batch writer never waits for the log's single write lock nor makes a command
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -121,6 +122,13 @@ class SqliteAccessLog:
                 f"ON {TABLE} (prescription_id, at DESC, id DESC)"
             )
             conn.execute(f"CREATE INDEX IF NOT EXISTS {TABLE}_by_time ON {TABLE} (at)")
+        # The writer's own connection, kept open: opening one per batch would also make each
+        # close checkpoint the WAL (the last connection to close a WAL database does).
+        self._writer = sqlite3.connect(
+            self.path, timeout=30, isolation_level=None, check_same_thread=False
+        )
+        self._writer.execute("PRAGMA synchronous=NORMAL")
+        self._writing = threading.Lock()
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
@@ -135,10 +143,17 @@ class SqliteAccessLog:
 
     def insert(self, entries: Sequence[AccessEntry]) -> None:
         rows = [(e.prescription_id, _sqlite_time(e.at), *_row(e)[2:]) for e in entries]
-        with self._connection() as conn:
-            conn.execute("BEGIN")
-            conn.executemany(f"INSERT INTO {TABLE} ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", rows)
-            conn.execute("COMMIT")
+        with self._writing:
+            try:
+                self._writer.execute("BEGIN")
+                self._writer.executemany(
+                    f"INSERT INTO {TABLE} ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", rows
+                )
+                self._writer.execute("COMMIT")
+            except sqlite3.Error:
+                if self._writer.in_transaction:
+                    self._writer.execute("ROLLBACK")
+                raise
 
     def page(self, prescription_id: str, before: Position | None, limit: int) -> list[StoredEntry]:
         query = f"SELECT id, {COLUMNS} FROM {TABLE} WHERE prescription_id = ?"
@@ -158,7 +173,7 @@ class SqliteAccessLog:
             return cursor.rowcount
 
     def close(self) -> None:
-        """Nothing stays open between calls."""
+        self._writer.close()
 
 
 class PostgresAccessLog:

@@ -5,30 +5,22 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from adapters.access.recorder import AccessRecorder, Pending
-from adapters.access.store import TABLE, AccessEntry, SqliteAccessLog
+from adapters.access.recorder import AccessRecorder, Call
+from adapters.access.store import TABLE, SqliteAccessLog
+from domain.actors import Actor, Role
 from domain.identifiers import PrescriptionNumber
 
 NUMBER = PrescriptionNumber.generate().value
 PATIENT = "184127645108946"
 
 
-def entry(role: str = "pharmacist", status: int = 200) -> AccessEntry:
-    return AccessEntry(
-        prescription_id=NUMBER,
-        at=datetime.now(UTC),
-        role=role,
-        rpps=None,
-        finess=None,
-        subject=f"{role}-1",
-        action="read",
-        status=status,
-    )
+def call(role: Role = "pharmacist", status: int = 200, ins: str | None = None) -> Call:
+    actor = Actor(role=role, subject=f"{role}-1", ins=ins)
+    return Call(NUMBER, time.time(), actor, "read", status)
 
 
 def recorder_on(tmp_path: Path, flush_seconds: float = 60.0) -> AccessRecorder:
@@ -44,13 +36,13 @@ def test_a_batch_that_could_not_be_written_is_written_by_the_next_flush(tmp_path
     with sqlite3.connect(tmp_path / "access-log.sqlite3") as conn:
         conn.execute(f"ALTER TABLE {TABLE} RENAME TO elsewhere")
     for _ in range(3):
-        recorder.record(Pending(entry()))
+        recorder.record(call())
 
     with pytest.raises(sqlite3.OperationalError):
         recorder.flush()
     with sqlite3.connect(tmp_path / "access-log.sqlite3") as conn:
         conn.execute(f"ALTER TABLE elsewhere RENAME TO {TABLE}")
-    recorder.record(Pending(entry()))
+    recorder.record(call())
 
     assert recorder.flush() == 4
     assert stored(tmp_path) == 4
@@ -60,7 +52,7 @@ def test_a_graceful_stop_writes_what_is_queued(tmp_path: Path) -> None:
     recorder = recorder_on(tmp_path, flush_seconds=60)  # the thread would not flush in time
     recorder.start()
     for _ in range(5):
-        recorder.record(Pending(entry()))
+        recorder.record(call())
 
     recorder.stop()
 
@@ -71,7 +63,7 @@ def test_the_writer_thread_flushes_within_its_interval(tmp_path: Path) -> None:
     recorder = recorder_on(tmp_path, flush_seconds=0.05)
     recorder.start()
     try:
-        recorder.record(Pending(entry()))
+        recorder.record(call())
         deadline = time.monotonic() + 1.0
         while stored(tmp_path) == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -82,9 +74,19 @@ def test_the_writer_thread_flushes_within_its_interval(tmp_path: Path) -> None:
 
 def test_a_patients_refused_call_is_kept_only_if_it_was_not_on_their_own(tmp_path: Path) -> None:
     recorder = recorder_on(tmp_path)
-    recorder.record(Pending(entry("patient", 403), caller_ins=PATIENT))
-    recorder.record(Pending(entry("patient", 404), caller_ins="290022A001001" + "42"))
+    recorder.record(call("patient", 403, ins=PATIENT))
+    recorder.record(call("patient", 404, ins="290022A00100142"))
 
     assert recorder.flush() == 1
     (kept,) = SqliteAccessLog(tmp_path).page(NUMBER, None, 10)
     assert (kept.entry.role, kept.entry.status) == ("patient", 404)
+
+
+def test_a_number_that_names_no_prescription_is_not_recorded(tmp_path: Path) -> None:
+    recorder = recorder_on(tmp_path)
+    recorder.record(
+        Call("not-a-number", time.time(), Actor(role="insurer", subject="x"), "read", 404)
+    )
+    recorder.record(call())
+
+    assert recorder.flush() == 1
