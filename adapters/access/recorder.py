@@ -13,6 +13,7 @@ memory.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -40,6 +41,15 @@ class Call(msgspec.Struct, frozen=True, array_like=True):
     actor: Actor
     action: str
     status: int
+
+
+@functools.lru_cache(maxsize=65_536)
+def _canonical(typed: str) -> str | None:
+    """A prescription number as stored (the same few are read again and again: cached)."""
+    try:
+        return PrescriptionNumber.parse(typed).value
+    except InvalidIdentifier:
+        return None
 
 
 class AccessRecorder:
@@ -110,9 +120,8 @@ class AccessRecorder:
         """The entry to store, or None: a number that names no prescription, or a patient's
         call on their own prescription (only a refused one reaches here: it is looked up, and
         the INS compared in memory, never stored)."""
-        try:
-            number = PrescriptionNumber.parse(call.prescription_id).value
-        except InvalidIdentifier:
+        number = _canonical(call.prescription_id)
+        if number is None:
             return None
         actor = call.actor
         if actor.role == "patient" and self._patient_of(number) == actor.ins:
