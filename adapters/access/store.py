@@ -17,7 +17,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -100,14 +100,19 @@ def _stored(row: Sequence[object]) -> StoredEntry:
     return StoredEntry(Position(entry.at, int(str(entry_id))), entry)
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
 def _micros(moment: datetime) -> int:
     """SQLite keeps instants as integer microseconds since the epoch (UTC): ordered, compact,
-    and no text formatting on the write path."""
-    return int(moment.timestamp() * 1_000_000)
+    and no text formatting on the write path. Integer arithmetic, so that a page's cursor
+    names exactly the instant stored (no float rounding)."""
+    return (moment - EPOCH) // MICROSECOND
 
 
 def _from_micros(micros: int) -> datetime:
-    return datetime.fromtimestamp(micros / 1_000_000, UTC)
+    return EPOCH + micros * MICROSECOND
 
 
 # One statement per batch, its rows in one JSON parameter: the writer thread releases and takes

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from adapters.access.recorder import AccessRecorder, Call
-from adapters.access.store import TABLE, SqliteAccessLog
+from adapters.access.store import TABLE, AccessEntry, SqliteAccessLog
 from domain.actors import Actor, Role
 from domain.identifiers import PrescriptionNumber
 
@@ -90,3 +91,31 @@ def test_a_number_that_names_no_prescription_is_not_recorded(tmp_path: Path) -> 
     recorder.record(call())
 
     assert recorder.flush() == 1
+
+
+def test_pages_end_to_end_give_every_entry_once_even_at_the_same_instant(tmp_path: Path) -> None:
+    store = SqliteAccessLog(tmp_path)
+    same = datetime(2026, 3, 1, 9, 30, 0, 438901, tzinfo=UTC)
+    instants = [same] * 5 + [same + timedelta(microseconds=n) for n in (-1, 1, 7)]
+    store.insert([entry_at(at, status) for status, at in enumerate(instants, start=200)])
+
+    seen, before = [], None
+    while page := store.page(NUMBER, before, 2):
+        seen += [stored.entry.status for stored in page]
+        before = page[-1].position
+
+    assert sorted(seen) == list(range(200, 208))
+    assert seen[0] == 207 and seen[-1] == 205  # newest first, the earliest last
+
+
+def entry_at(at: datetime, status: int) -> AccessEntry:
+    return AccessEntry(
+        prescription_id=NUMBER,
+        at=at,
+        role="insurer",
+        rpps=None,
+        finess=None,
+        subject="caisse",
+        action="read",
+        status=status,
+    )
