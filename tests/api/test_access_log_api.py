@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import psycopg
 import pytest
 from conftest import SECRET, People
@@ -231,23 +232,19 @@ def test_no_patient_identifier_is_stored(
 
 
 @pytest.mark.parametrize("days", [30, 3650])
-def test_prune_deletes_what_is_older_than_the_retention(tmp_path: Path, days: int) -> None:
-    settings = Settings.from_env(
-        {
-            "ORDO_DATA_DIR": str(tmp_path),
-            "ORDO_AUTH_SECRET": SECRET,
-            "ORDO_ACCESS_LOG_RETENTION_DAYS": str(days),
-        }
-    )
+def test_prune_deletes_what_is_older_than_the_retention(settings: Settings, days: int) -> None:
+    settings = msgspec.structs.replace(settings, access_log_retention_days=days)
     now = datetime(2026, 6, 1, tzinfo=UTC)
     number = PrescriptionNumber.generate().value
-    store = open_access_log(None, tmp_path)
+    store = open_access_log(settings.database_url, settings.data_dir)
     ages = [days + 1, days, 1]
     store.insert([entry(number, now - timedelta(days=age)) for age in ages])
 
-    assert prune(settings, now) == 1
-
-    kept = store.page(number, None, 10)
+    try:
+        assert prune(settings, now) == 1
+        kept = store.page(number, None, 10)
+    finally:
+        store.close()
     assert [(now - stored.entry.at).days for stored in kept] == [1, days]
 
 
