@@ -16,6 +16,7 @@ from typing import Any
 
 import jwt
 import msgspec
+import structlog
 
 from domain.actors import ROLES, Actor
 from domain.identifiers import Finess, Ins, InvalidIdentifier, Rpps
@@ -28,6 +29,9 @@ JWKS_MAX_AGE_SECONDS = 300.0
 JWKS_TIMEOUT_SECONDS = 5.0
 VERIFIED_TOKENS_KEPT = 10_000
 IDENTITY_CLAIMS = {"prescriber": ("rpps",), "pharmacist": ("rpps", "finess"), "patient": ("ins",)}
+
+
+log = structlog.get_logger("ordo.auth")
 
 
 class UnauthenticatedError(Exception):
@@ -117,6 +121,10 @@ class TokenVerifier:
                 audience=self._audience,
                 options={"require": required, "verify_aud": self._audience is not None},
             )
+        except jwt.PyJWKClientConnectionError as error:
+            # Every caller is refused until the provider answers: say why once per attempt.
+            log.warning("identity provider keys unreachable", error=str(error))
+            raise UnauthenticatedError("the identity provider's keys are unreachable") from None
         except jwt.PyJWTError as error:
             raise UnauthenticatedError(f"invalid token: {error}") from None
         return actor_from_claims(claims), float(claims["exp"])
