@@ -1,9 +1,11 @@
 """Bearer tokens: who the caller is, checked on every /v1 call.
 
 Development and tests sign with HS256 and a shared secret (`ORDO_AUTH_SECRET`); production
-verifies asymmetric tokens (RS256 or EdDSA, as an identity provider such as Pro Santé Connect
-issues) against `ORDO_AUTH_PUBLIC_KEY`. The accepted algorithms are pinned by the key's kind,
-so `alg: none` or an HS256 token forged with the public key as secret never verifies.
+verifies asymmetric tokens (RS256, ES256 or EdDSA, as an identity provider such as Pro Santé
+Connect issues) against `ORDO_AUTH_PUBLIC_KEY`, or against the provider's published keys
+(`ORDO_AUTH_JWKS_URL`, chosen by the token's `kid`). The accepted algorithms are pinned by the
+key's kind, so `alg: none` or an HS256 token forged with a public key as secret never verifies.
+`ORDO_AUTH_ISSUER` and `ORDO_AUTH_AUDIENCE`, when set, must be the token's `iss` and `aud`.
 """
 
 from __future__ import annotations
@@ -14,13 +16,22 @@ from typing import Any
 
 import jwt
 import msgspec
+import structlog
 
 from domain.actors import ROLES, Actor
 from domain.identifiers import Finess, Ins, InvalidIdentifier, Rpps
 
-ASYMMETRIC_ALGORITHMS = ["RS256", "EdDSA"]
+ASYMMETRIC_ALGORITHMS = ["RS256", "ES256", "EdDSA"]
+# A provider publishes its new key before signing with it; an unknown `kid` fetches the keys
+# again, at most once per cooldown, so forged `kid`s cannot make us hammer the provider.
+JWKS_COOLDOWN_SECONDS = 5.0
+JWKS_MAX_AGE_SECONDS = 300.0
+JWKS_TIMEOUT_SECONDS = 5.0
 VERIFIED_TOKENS_KEPT = 10_000
 IDENTITY_CLAIMS = {"prescriber": ("rpps",), "pharmacist": ("rpps", "finess"), "patient": ("ins",)}
+
+
+log = structlog.get_logger("ordo.auth")
 
 
 class UnauthenticatedError(Exception):
@@ -28,17 +39,47 @@ class UnauthenticatedError(Exception):
 
 
 class TokenVerifier:
-    def __init__(self, *, secret: str | None = None, public_key: str | None = None) -> None:
-        if public_key:
-            self._key: str = public_key
+    def __init__(
+        self,
+        *,
+        secret: str | None = None,
+        public_key: str | None = None,
+        jwks_url: str | None = None,
+        issuer: str | None = None,
+        audience: str | None = None,
+        jwks_cooldown_seconds: float = JWKS_COOLDOWN_SECONDS,
+    ) -> None:
+        self._jwks: jwt.PyJWKClient | None = None
+        if jwks_url:
+            self._jwks = jwt.PyJWKClient(
+                jwks_url,
+                cache_jwk_set=True,
+                lifespan=JWKS_MAX_AGE_SECONDS,
+                timeout=JWKS_TIMEOUT_SECONDS,
+                cooldown_duration=jwks_cooldown_seconds,
+            )
+            self._key: str = ""
+            self._algorithms = ASYMMETRIC_ALGORITHMS
+        elif public_key:
+            self._key = public_key
             self._algorithms = ASYMMETRIC_ALGORITHMS
         elif secret:
             self._key = secret
             self._algorithms = ["HS256"]
         else:
-            msg = "set ORDO_AUTH_SECRET (HS256) or ORDO_AUTH_PUBLIC_KEY (RS256/EdDSA)"
+            msg = (
+                "set ORDO_AUTH_SECRET (HS256), ORDO_AUTH_PUBLIC_KEY or ORDO_AUTH_JWKS_URL "
+                "(RS256/ES256/EdDSA)"
+            )
             raise ValueError(msg)
+        self._issuer = issuer
+        self._audience = audience
         self._verified: dict[str, tuple[Actor, float]] = {}
+
+    @property
+    def fetches_keys(self) -> bool:
+        """True when verifying a new token may wait on the network (JWKS)."""
+        return self._jwks is not None
 
     def actor(self, authorization: str | None) -> Actor:
         """The caller named by an `Authorization: Bearer …` header, or UnauthenticatedError.
@@ -46,32 +87,74 @@ class TokenVerifier:
         A pharmacy's software sends the same token on every call, so a token whose signature
         was verified is remembered (bounded) with its expiry, which is still checked each time.
         """
-        scheme, _, token = (authorization or "").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            raise UnauthenticatedError("missing bearer token")
-        known = self._verified.get(token)
+        known = self.remembered(authorization)
+        if known is not None:
+            return known
+        token = _bearer(authorization)
+        verified = self._verify(token)
+        if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+            self._verified.clear()
+        self._verified[token] = verified
+        return verified[0]
+
+    def remembered(self, authorization: str | None) -> Actor | None:
+        """The caller if this token was verified before (no I/O), else None."""
+        known = self._verified.get(_bearer(authorization))
         if known is None:
-            known = self._verify(token)
-            if len(self._verified) >= VERIFIED_TOKENS_KEPT:
-                self._verified.clear()
-            self._verified[token] = known
+            return None
         actor, expires = known
         if time.time() >= expires:
             raise UnauthenticatedError("invalid token: Signature has expired")
         return actor
 
     def _verify(self, token: str) -> tuple[Actor, float]:
+        required = ["exp", "sub", "role"]
+        required += ["iss"] if self._issuer else []
+        required += ["aud"] if self._audience else []
         try:
+            key, algorithms = self._key_for(token)
             claims = jwt.decode(
                 token,
-                self._key,
-                algorithms=self._algorithms,
-                options={"require": ["exp", "sub", "role"]},
+                key,
+                algorithms=algorithms,
+                issuer=self._issuer,
+                audience=self._audience,
+                options={"require": required, "verify_aud": self._audience is not None},
             )
+        except jwt.PyJWKClientConnectionError as error:
+            # Every caller is refused until the provider answers: say why once per attempt.
+            log.warning("identity provider keys unreachable", error=str(error))
+            raise UnauthenticatedError("the identity provider's keys are unreachable") from None
         except jwt.PyJWTError as error:
             raise UnauthenticatedError(f"invalid token: {error}") from None
         return actor_from_claims(claims), float(claims["exp"])
+
+    def _key_for(self, token: str) -> tuple[Any, list[str]]:
+        """The key and the one algorithm a token may be signed with.
+
+        With JWKS, the key named by the token's `kid`, and the algorithm of that key's kind
+        (an RSA key verifies RS256 only): an HS256 token is refused before any key is used."""
+        if self._jwks is None:
+            return self._key, self._algorithms
+        header = jwt.get_unverified_header(token)
+        if header.get("alg") not in ASYMMETRIC_ALGORITHMS:
+            raise jwt.InvalidAlgorithmError(f"algorithm {header.get('alg')!r} is not accepted")
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise jwt.InvalidTokenError("the token names no key (kid)")
+        signing_key = self._jwks.get_signing_key(kid)
+        algorithm = signing_key.algorithm_name
+        if algorithm not in ASYMMETRIC_ALGORITHMS:
+            raise jwt.InvalidAlgorithmError(f"the key {kid!r} is not an accepted kind")
+        return signing_key.key, [algorithm]
+
+
+def _bearer(authorization: str | None) -> str:
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise UnauthenticatedError("missing bearer token")
+    return token
 
 
 def actor_from_claims(claims: dict[str, Any]) -> Actor:

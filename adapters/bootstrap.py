@@ -10,6 +10,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppres
 
 from litestar import Litestar
 
+from adapters.access import AccessRecorder, open_access_log, patient_lookup
 from adapters.auth import TokenVerifier
 from adapters.catalogue import CatalogueSnapshot, LiveCatalogue, load_snapshot, open_catalogue_store
 from adapters.config import Settings
@@ -145,7 +146,16 @@ def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
         catalogue=lambda: catalogue.snapshot() if catalogue.loaded else None,
         catalogue_strict=settings.catalogue_strict,
     )
-    verifier = TokenVerifier(secret=settings.auth_secret, public_key=settings.auth_public_key)
+    verifier = TokenVerifier(
+        secret=settings.auth_secret,
+        public_key=settings.auth_public_key,
+        jwks_url=settings.auth_jwks_url,
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+    )
+    access_log = AccessRecorder(
+        open_access_log(settings.database_url, settings.data_dir), patient_lookup(event_log)
+    )
 
     @asynccontextmanager
     async def read_side(app: Litestar) -> AsyncIterator[None]:
@@ -169,11 +179,28 @@ def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
                     await task
             await read_models.close()
 
+    @asynccontextmanager
+    async def access_log_writer(_: Litestar) -> AsyncIterator[None]:
+        """The access log's batch writer; on shutdown it writes what is queued, then stops."""
+        access_log.start()
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(access_log.stop)
+            access_log.store.close()
+
     return create_app(
         service,
         verifier,
         max_body_bytes=settings.max_body_bytes,
-        lifespan=[store_lifespan(store), read_side, catalogue_follower(settings, catalogue)],
+        lifespan=[
+            store_lifespan(store),
+            read_side,
+            catalogue_follower(settings, catalogue),
+            access_log_writer,
+        ],
+        access_log=access_log,
+        record_access=settings.access_log,
         on_shutdown=[event_log.close] if log is None else [],
         catalogue=catalogue,
     )

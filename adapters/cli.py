@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
@@ -102,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     catalogue_operations.add_parser(
         "status", help="the snapshot in force and its counts"
     ).set_defaults(handler=_catalogue_status)
+    _access_log_commands(commands)
     return parser
 
 
@@ -110,6 +112,14 @@ def _add_document(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     document.add_argument("prescription_id", metavar="ID", help="the number under the QR code")
     document.add_argument("--out", type=Path, required=True, help="the PDF file to write")
     document.set_defaults(handler=_document)
+
+
+def _access_log_commands(commands: Any) -> None:
+    access_log = commands.add_parser("access-log", help="who called prescriptions' endpoints")
+    operations = access_log.add_subparsers(required=True, metavar="OPERATION")
+    operations.add_parser(
+        "prune", help="delete entries older than ORDO_ACCESS_LOG_RETENTION_DAYS (default 3650)"
+    ).set_defaults(handler=_access_log_prune)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -241,6 +251,16 @@ def _catalogue_status(_: argparse.Namespace) -> int:
     from adapters.catalogue import cli  # noqa: PLC0415
 
     asyncio.run(cli.show_status(Settings.from_env(), Console()))
+    return 0
+
+
+def _access_log_prune(_: argparse.Namespace) -> int:
+    from adapters.access import cli  # noqa: PLC0415 - only pruning needs it
+
+    settings = Settings.from_env()
+    deleted = cli.prune(settings)
+    days = settings.access_log_retention_days
+    print(f"ordo access-log prune: {deleted} entries older than {days} days deleted")
     return 0
 
 

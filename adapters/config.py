@@ -26,19 +26,28 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     catalogue_refresh_seconds: float = 2.0
     # Refuse CIP13 codes the imported catalogue does not know (422 unknown_product).
     catalogue_strict: bool = False
+    # The access log (who called a prescription's endpoints): on unless measuring its cost.
+    access_log: bool = True
+    access_log_retention_days: int = 3650
+    # An identity provider's keys (JWKS), and the issuer/audience its tokens must name.
+    auth_jwks_url: str | None = None
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
         data_dir = Path(env.get("ORDO_DATA_DIR", "./var"))
         public_key = _public_key(env.get("ORDO_AUTH_PUBLIC_KEY"))
-        secret = env.get("ORDO_AUTH_SECRET") or (None if public_key else local_secret(data_dir))
+        jwks_url = env.get("ORDO_AUTH_JWKS_URL") or None
+        asymmetric = public_key or jwks_url
+        secret = env.get("ORDO_AUTH_SECRET") or (None if asymmetric else local_secret(data_dir))
         return cls(
             data_dir=data_dir,
             database_url=env.get("ORDO_DATABASE_URL") or None,
             auth_secret=secret,
             auth_public_key=public_key,
-            log_hash_key=(env.get("ORDO_LOG_HASH_KEY") or secret or public_key or "").encode(),
+            log_hash_key=(env.get("ORDO_LOG_HASH_KEY") or secret or asymmetric or "").encode(),
             max_body_bytes=int(env.get("ORDO_MAX_BODY_BYTES", 64 * 1024)),
             db_pool_size=int(env.get("ORDO_DB_POOL_SIZE", 16)),
             failpoint=env.get("ORDO_FAILPOINT") or None,
@@ -51,6 +60,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             catalogue_strict=_flag(
                 env.get("ORDO_CATALOGUE_STRICT", "false"), "ORDO_CATALOGUE_STRICT"
             ),
+            access_log=_flag(env.get("ORDO_ACCESS_LOG", "true"), "ORDO_ACCESS_LOG"),
+            access_log_retention_days=int(env.get("ORDO_ACCESS_LOG_RETENTION_DAYS", 3650)),
+            auth_jwks_url=jwks_url,
+            auth_issuer=env.get("ORDO_AUTH_ISSUER") or None,
+            auth_audience=env.get("ORDO_AUTH_AUDIENCE") or None,
         )
 
 

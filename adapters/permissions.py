@@ -36,6 +36,10 @@ PERMISSIONS: dict[str, Permission] = {
     "transmit": _for("patient", "prescriber"),
     # the insurer reads the data, not the paper (adapters/document/ordonnance.py)
     "document": _for("prescriber", "patient", "pharmacist"),
+    # who saw a prescription (adapters/http/access_log.py)
+    "access_log": Permission(
+        ("patient", "insurer"), "the access log is for the patient or the insurer"
+    ),
     # read models and batches (adapters/http/lists.py, adapters/http/reconciliation.py)
     "prescriber_list": Permission(("prescriber",), "this list is for the role prescriber"),
     "patient_list": Permission(("patient",), "this list is for the role patient"),

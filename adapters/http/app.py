@@ -8,13 +8,17 @@ from typing import Any
 
 from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
+from adapters.access import AccessRecorder
+from adapters.access.middleware import AccessLogMiddleware
 from adapters.auth import TokenVerifier
 from adapters.catalogue.index import LiveCatalogue
+from adapters.http.access_log import AccessLogController
 from adapters.http.document import DocumentController
 from adapters.http.lists import ListsController
 from adapters.http.problems import EXCEPTION_HANDLERS, STATUS_OF, Problem, problem
@@ -52,14 +56,22 @@ def create_app(
     lifespan: Sequence[Callable[[Litestar], AbstractAsyncContextManager[None]]] = (),
     on_shutdown: Sequence[Callable[[], object]] = (),
     catalogue: LiveCatalogue | None = None,
+    access_log: AccessRecorder | None = None,
+    record_access: bool = True,
 ) -> Litestar:
     prometheus = PrometheusConfig(
         app_name="ordo", prefix="ordo", group_path=True, exclude=["/metrics"]
+    )
+    recording = (
+        [DefineMiddleware(AccessLogMiddleware, recorder=access_log, verifier=verifier)]
+        if access_log is not None and record_access
+        else []
     )
     return Litestar(
         route_handlers=[
             PrescriptionController,
             DocumentController,
+            AccessLogController,
             ListsController,
             ReconciliationController,
             ProductsController,
@@ -69,10 +81,15 @@ def create_app(
         ],
         lifespan=list(lifespan),
         state=State(
-            {"service": service, "verifier": verifier, "catalogue": catalogue or LiveCatalogue()}
+            {
+                "service": service,
+                "verifier": verifier,
+                "catalogue": catalogue or LiveCatalogue(),
+                "access_log": access_log,
+            }
         ),
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[RequestLogMiddleware, prometheus.middleware],
+        middleware=[RequestLogMiddleware, prometheus.middleware, *recording],
         request_max_body_size=max_body_bytes,
         openapi_config=_openapi(),
         signature_namespace={"Request": Request, "Problem": Problem},

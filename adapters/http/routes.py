@@ -12,13 +12,14 @@ import io
 from datetime import date, datetime
 from typing import Annotated, Any
 
+import anyio.to_thread
 import msgspec
 import segno
 from litestar import Controller, Request, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, HeaderParameter, Parameter
+from litestar.params import FromPath, HeaderParameter, Parameter, QueryParameter
 
 from adapters.auth import TokenVerifier
 from adapters.http.problems import Problem
@@ -35,8 +36,9 @@ from adapters.http.schemas import (
     strict_body,
 )
 from adapters.service import PrescriptionService
+from adapters.timetravel import history_as_of, prescription_as_of
 from domain.actors import Actor
-from domain.calendar import local_day
+from domain.calendar import local_day, paris_day
 from domain.dispensable import Allowance, LimitingRule
 from domain.errors import invalid
 from domain.events import Event
@@ -64,7 +66,12 @@ IdempotencyKey = Annotated[
 
 async def provide_actor(request: Request[Any, Any, Any]) -> Actor:
     verifier: TokenVerifier = request.app.state.verifier
-    actor = verifier.actor(request.headers.get("authorization"))
+    authorization = request.headers.get("authorization")
+    actor = verifier.remembered(authorization) if verifier.fetches_keys else None
+    if actor is None and verifier.fetches_keys:  # may wait on the identity provider's keys
+        actor = await anyio.to_thread.run_sync(verifier.actor, authorization)
+    elif actor is None:
+        actor = verifier.actor(authorization)
     request.state.actor = actor  # for the request log line
     return actor
 
@@ -107,13 +114,39 @@ def dispensable_line(allowance: Allowance) -> DispensableLine:
     )
 
 
-def _instant(text: str | None) -> datetime | None:
+def _instant(text: str | None, field: str = "at") -> datetime | None:
     if text is None:
         return None
     try:
         return msgspec.convert(text, datetime)
     except msgspec.ValidationError:
-        raise invalid("an RFC 3339 instant with its offset is expected", "at") from None
+        raise invalid("an RFC 3339 instant with its offset is expected", field) from None
+
+
+def _as_of(text: str | None) -> datetime | None:
+    """An instant to compare with events' UTC stamps: its offset is required."""
+    instant = _instant(text, "as_of")
+    if instant is not None and instant.tzinfo is None:
+        raise invalid("as_of needs its UTC offset (RFC 3339)", "as_of")
+    return instant
+
+
+AsOf = Annotated[
+    str | None,
+    QueryParameter(
+        name="as_of",
+        required=False,
+        description="RFC 3339 instant: the prescription as its events stood then (masking as "
+        "of now); before it was issued, 404",
+    ),
+]
+
+
+def _day_at(actor: Actor, instant: datetime) -> date:
+    """The day an `as_of` instant fell on, where the caller is (as `_today`)."""
+    if actor.role == "pharmacist" and actor.finess:
+        return local_day(instant, actor.finess)
+    return paris_day(instant)
 
 
 class HistoryActor(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -188,7 +221,12 @@ class PrescriptionController(Controller):
         prescription_id: FromPath[str],
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
+        as_of: AsOf = None,
     ) -> PrescriptionView:
+        instant = _as_of(as_of)
+        if instant is not None:
+            then = await prescription_as_of(service, actor, prescription_id, instant)
+            return view_of(then, actor, _day_at(actor, instant))
         return view_of(await service.read(actor, prescription_id), actor, _today(service, actor))
 
     @get(
@@ -244,8 +282,14 @@ class PrescriptionController(Controller):
         prescription_id: FromPath[str],
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
+        as_of: AsOf = None,
     ) -> History:
-        events = await service.history(actor, prescription_id)
+        instant = _as_of(as_of)
+        events = (
+            await service.history(actor, prescription_id)
+            if instant is None
+            else await history_as_of(service, actor, prescription_id, instant)
+        )
         prescriber = getattr(events[0], "prescriber_rpps", "")
         return History([history_entry(event, prescriber) for event in events])
 

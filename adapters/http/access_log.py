@@ -1,0 +1,121 @@
+"""`GET /v1/prescriptions/{id}/access-log`: who called this prescription, newest first."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Annotated
+
+import anyio.to_thread
+import msgspec
+from litestar import Controller, get
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, QueryParameter
+
+from adapters.access.store import AccessLogStore, Position, StoredEntry
+from adapters.http.problems import Problem
+from adapters.http.routes import provide_actor, provide_service
+from adapters.permissions import allow
+from adapters.service import PrescriptionService
+from domain.actors import Actor
+from domain.errors import invalid
+from domain.identifiers import PrescriptionNumber
+from projections.pages import DEFAULT_LIMIT, MAX_LIMIT
+
+Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="items per page")]
+Cursor = Annotated[str | None, QueryParameter(description="next_cursor of the previous page")]
+
+
+def _problem(description: str) -> ResponseSpec:
+    return ResponseSpec(Problem, description=description, media_type="application/problem+json")
+
+
+class AccessItem(msgspec.Struct, frozen=True, kw_only=True):
+    at: datetime
+    role: str
+    rpps: str | None
+    finess: str | None
+    action: str
+    status: int
+
+
+class AccessLogPage(msgspec.Struct, frozen=True):
+    items: list[AccessItem]
+    next_cursor: str | None
+
+
+def provide_access_log(state: State) -> AccessLogStore:
+    store: AccessLogStore = state.access_log.store
+    return store
+
+
+class AccessLogController(Controller):
+    path = "/v1/prescriptions/{prescription_id:str}/access-log"
+    dependencies = {  # noqa: RUF012 - Litestar reads this class attribute
+        "actor": Provide(provide_actor),
+        "service": Provide(provide_service, sync_to_thread=False),
+        "access_log": Provide(provide_access_log, sync_to_thread=False),
+    }
+    tags = ["prescriptions"]  # noqa: RUF012
+
+    @get(
+        "/",
+        summary="Who called this prescription (its patient, the insurer)",
+        description="Every call on this prescription's own endpoints by anyone but its "
+        "patient, refused ones included, newest first; an entry appears within 1 second.",
+        responses={
+            400: _problem("invalid_request: limit out of bounds"),
+            403: _problem("forbidden: a prescriber or a pharmacist"),
+            404: _problem("not_found: no such prescription, or another patient's"),
+            422: _problem("invalid_request: a cursor this server did not give"),
+        },
+    )
+    async def access_log(
+        self,
+        prescription_id: FromPath[str],
+        *,
+        actor: NamedDependency[Actor],
+        service: NamedDependency[PrescriptionService],
+        access_log: NamedDependency[AccessLogStore],
+        limit: Limit = DEFAULT_LIMIT,
+        cursor: Cursor = None,
+    ) -> AccessLogPage:
+        allow(actor, "access_log")
+        await service.read(actor, prescription_id)  # another patient's: 404, as for a read
+        number = PrescriptionNumber.parse(prescription_id).value
+        found = await anyio.to_thread.run_sync(
+            access_log.page, number, _position(cursor), limit + 1
+        )
+        return AccessLogPage(
+            items=[_item(stored) for stored in found[:limit]],
+            next_cursor=_cursor(found[limit - 1].position) if len(found) > limit else None,
+        )
+
+
+def _item(stored: StoredEntry) -> AccessItem:
+    entry = stored.entry
+    return AccessItem(
+        at=entry.at,
+        role=entry.role,
+        rpps=entry.rpps,
+        finess=entry.finess,
+        action=entry.action,
+        status=entry.status,
+    )
+
+
+def _cursor(position: Position) -> str:
+    return base64.urlsafe_b64encode(msgspec.json.encode(position)).decode().rstrip("=")
+
+
+def _position(cursor: str | None) -> Position | None:
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        return msgspec.json.decode(raw, type=Position)
+    except (binascii.Error, ValueError, msgspec.DecodeError):
+        raise invalid("cursor is not one this server gave", "cursor") from None
