@@ -30,7 +30,7 @@ from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
 from domain.coverage import COVERAGE_EVENT_TYPES, CoverageEvent, NarcoticCoverage, fold_coverage
-from domain.events import EVENT_TYPES, UPCASTERS, Event, Upcaster
+from domain.events import EVENT_TYPES, UPCASTERS, ConversationEvent, Event, Upcaster
 
 EVENTS_TABLE = "ordo_events"
 IDEMPOTENCY_PREFIX = "idempotency:"
@@ -90,6 +90,16 @@ def topic_of(kind: type[Any]) -> str:
 AnyEvent = Event | CoverageEvent
 
 
+def stream_of(event: AnyEvent) -> str:
+    """A prescription's events are its stream; a conversation and a patient's narcotic
+    coverage are streams of their own, in the same table, appended in the same transactions."""
+    if isinstance(event, CoverageEvent):
+        return event.stream_id
+    if isinstance(event, ConversationEvent):
+        return event.conversation_id
+    return event.prescription_id
+
+
 class EventMapper:
     """Event <-> stored event, with msgspec JSON and upcasting of older schema versions.
 
@@ -107,7 +117,7 @@ class EventMapper:
         self._upcasters = upcasters
 
     def to_stored(self, event: AnyEvent) -> StoredEvent:
-        stream = event.stream_id if isinstance(event, CoverageEvent) else event.prescription_id
+        stream = stream_of(event)
         return StoredEvent(
             originator_id=stream,
             originator_version=event.version,
@@ -154,6 +164,12 @@ class EventLog:
     def events_of(self, prescription_id: str) -> list[Event]:
         stored = self.recorder.select_events(prescription_id)
         return [self.mapper.to_event(s) for s in stored]
+
+    def conversation_events(self, conversation_id: str) -> list[ConversationEvent]:
+        """A conversation's own stream (empty for an unknown id, or one that is not a
+        conversation's)."""
+        events = [self.mapper.to_event(s) for s in self.recorder.select_events(conversation_id)]
+        return [event for event in events if isinstance(event, ConversationEvent)]
 
     def coverage(self, stream_id: str) -> NarcoticCoverage:
         """A patient's narcotic coverage, folded from its own stream."""

@@ -118,7 +118,7 @@ def fold_batch(
     changed: dict[str, Prescription] = {}
     for event in events:
         current = changed.get(event.prescription_id) or states.get(event.prescription_id)
-        if current is not None and event.version <= current.version:
+        if current is not None and current.has_folded(event):
             continue  # already applied (a redelivery): folds are idempotent by version
         changed[event.prescription_id] = evolve(event, current)
     return changed
