@@ -16,6 +16,9 @@ from adapters.config import Settings
 from adapters.eventstore import EventLog, open_log
 from adapters.http.app import create_app
 from adapters.logging import configure_logging
+from adapters.mailer.run import mailer_in_process
+from adapters.messaging.directory import MssanteDirectory
+from adapters.messaging.service import ConversationService
 from adapters.readmodels import ReadModels, open_read_models
 from adapters.readmodels.sqlite import SqliteLog
 from adapters.service import PrescriptionService
@@ -122,6 +125,12 @@ def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
         catalogue_strict=settings.catalogue_strict,
     )
     verifier = TokenVerifier(secret=settings.auth_secret, public_key=settings.auth_public_key)
+    conversations = ConversationService(
+        event_log,
+        MssanteDirectory(settings.mssante_directory),
+        settings.postmaster,
+        after_append=appended,
+    )
 
     @asynccontextmanager
     async def read_side(app: Litestar) -> AsyncIterator[None]:
@@ -149,9 +158,14 @@ def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
         service,
         verifier,
         max_body_bytes=settings.max_body_bytes,
-        lifespan=[read_side, catalogue_follower(settings, catalogue)],
+        lifespan=[
+            read_side,
+            catalogue_follower(settings, catalogue),
+            mailer_in_process(settings, event_log),
+        ],
         on_shutdown=[event_log.close] if log is None else [],
         catalogue=catalogue,
+        conversations=conversations,
     )
 
 

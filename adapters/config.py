@@ -26,6 +26,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     catalogue_refresh_seconds: float = 2.0
     # Refuse CIP13 codes the imported catalogue does not know (422 unknown_product).
     catalogue_strict: bool = False
+    # Secure messaging (MSSanté): the pharmacies' BAL ORG directory (CSV finess,address), the
+    # relay the e-mails leave through (none: .eml files under data_dir/outbox), and the address
+    # that writes notices and the right-hand side of our Message-IDs.
+    mssante_directory: Path | None = None
+    smtp_url: str | None = None
+    postmaster: str = "ne-pas-repondre@ordo.mssante.fr"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -51,6 +57,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             catalogue_strict=_flag(
                 env.get("ORDO_CATALOGUE_STRICT", "false"), "ORDO_CATALOGUE_STRICT"
             ),
+            mssante_directory=Path(env["ORDO_MSSANTE_DIRECTORY"])
+            if env.get("ORDO_MSSANTE_DIRECTORY")
+            else None,
+            smtp_url=env.get("ORDO_SMTP_URL") or None,
+            postmaster=env.get("ORDO_MSSANTE_POSTMASTER") or "ne-pas-repondre@ordo.mssante.fr",
         )
 
 

@@ -122,7 +122,7 @@ def patient_address(patient_ins: str) -> str:
 
 
 def closes(subject: str) -> bool:
-    """"FIN" in the subject closes the conversation, whatever its case and surrounding spaces."""
+    """ "FIN" in the subject closes the conversation, whatever its case and surrounding spaces."""
     return subject.strip().casefold() == CLOSING_SUBJECT
 
 
@@ -150,7 +150,7 @@ def open_conversation(
     return opened, posted
 
 
-def post(
+def post(  # noqa: PLR0917 - the conversation, the prescription, who, what, when, where to
     conversation: Conversation,
     state: Prescription,
     author: Actor,
@@ -189,7 +189,7 @@ def posting_of(author: Actor, message_id: str, subject: str, body: str) -> Posti
     return Posting(message_id=message_id, sender="patient", rpps=None, subject=subject, body=body)
 
 
-def _posted(
+def _posted(  # noqa: PLR0917
     version: int,
     at: datetime,
     conversation: ConversationOpened | Conversation,

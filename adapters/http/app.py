@@ -16,12 +16,14 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from adapters.auth import TokenVerifier
 from adapters.catalogue.index import LiveCatalogue
+from adapters.http.conversations import ConversationsController
 from adapters.http.lists import ListsController
 from adapters.http.problems import EXCEPTION_HANDLERS, STATUS_OF, Problem, problem
 from adapters.http.products import ProductsController
 from adapters.http.reconciliation import ReconciliationController
 from adapters.http.routes import PrescriptionController
 from adapters.logging import RequestLogMiddleware
+from adapters.messaging.service import ConversationService
 from adapters.service import PrescriptionService
 
 
@@ -52,6 +54,7 @@ def create_app(
     lifespan: Sequence[Callable[[Litestar], AbstractAsyncContextManager[None]]] = (),
     on_shutdown: Sequence[Callable[[], object]] = (),
     catalogue: LiveCatalogue | None = None,
+    conversations: ConversationService,
 ) -> Litestar:
     prometheus = PrometheusConfig(
         app_name="ordo", prefix="ordo", group_path=True, exclude=["/metrics"]
@@ -62,13 +65,19 @@ def create_app(
             ListsController,
             ReconciliationController,
             ProductsController,
+            ConversationsController,
             healthz,
             readyz,
             MetricsController,
         ],
         lifespan=list(lifespan),
         state=State(
-            {"service": service, "verifier": verifier, "catalogue": catalogue or LiveCatalogue()}
+            {
+                "service": service,
+                "verifier": verifier,
+                "catalogue": catalogue or LiveCatalogue(),
+                "conversations": conversations,
+            }
         ),
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[RequestLogMiddleware, prometheus.middleware],

@@ -1,0 +1,118 @@
+"""An outbox entry as an e-mail: plain text and HTML in French, the QR code inline for the
+pharmacy. Composed at delivery time from what the event recorded, so every attempt writes the
+same e-mail under the same `Message-ID`.
+
+Attachments are rendered here from the reference the event keeps (`Attachment.kind` names a
+renderer in `RENDERERS`): a document is never copied into the log.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+import segno
+
+from domain.events import Attachment, Mail
+from domain.identifiers import PrescriptionNumber
+from projections.views import qr_payload
+
+Renderer = Callable[[str], bytes]
+
+
+def qr_png(prescription_id: str) -> bytes:
+    """The prescription's QR code, as `GET /v1/prescriptions/{id}/qr.svg` draws it, in PNG."""
+    buffer = io.BytesIO()
+    segno.make(qr_payload(prescription_id), error="m").save(buffer, kind="png", scale=6, border=2)
+    return buffer.getvalue()
+
+
+RENDERERS: dict[str, Renderer] = {"qr_png": qr_png}
+
+
+def compose(
+    mail: Mail, written_at: datetime, renderers: Mapping[str, Renderer] = RENDERERS
+) -> EmailMessage:
+    message = EmailMessage()
+    message["Message-ID"] = mail.message_id
+    message["Date"] = format_datetime(written_at)
+    message["From"] = mail.sender
+    message["To"] = mail.recipient
+    message["Subject"] = mail.subject
+    if mail.in_reply_to:
+        message["In-Reply-To"] = mail.in_reply_to
+    inline = [a for a in mail.attachments if a.inline]
+    # Derived from the Message-ID, not drawn: every attempt writes the same e-mail.
+    cids = {a.filename: f"<{a.filename}.{mail.message_id.strip('<>')}>" for a in inline}
+    message.set_content(plain_text(mail))
+    message.add_alternative(html_text(mail, cids), subtype="html")
+    html_part = message.get_body(preferencelist=("html",))
+    assert isinstance(html_part, EmailMessage)
+    for attachment in inline:
+        html_part.add_related(
+            _rendered(attachment, renderers),
+            *attachment.content_type.split("/", 1),
+            cid=cids[attachment.filename],
+            filename=attachment.filename,
+        )
+    for attachment in (a for a in mail.attachments if not a.inline):
+        message.add_attachment(
+            _rendered(attachment, renderers),
+            *attachment.content_type.split("/", 1),
+            filename=attachment.filename,
+        )
+    return message
+
+
+def _rendered(attachment: Attachment, renderers: Mapping[str, Renderer]) -> bytes:
+    return renderers[attachment.kind](attachment.ref)
+
+
+def _number(mail: Mail) -> str:
+    return PrescriptionNumber(mail.prescription_id).display()
+
+
+def _remaining(mail: Mail) -> list[str]:
+    return [
+        f"{line.label} : {line.remaining} boîte(s) sur {line.quantity}" for line in mail.remaining
+    ]
+
+
+NOTICE = (
+    "Votre message n'a pas pu être remis : cette pharmacie n'a pas de boîte aux lettres "
+    "organisationnelle (BAL ORG) dans l'annuaire MSSanté. Elle a bien reçu votre ordonnance "
+    "dans la liste des ordonnances qui lui sont transmises ; vous pouvez aussi la présenter "
+    "au comptoir."
+)
+
+
+def plain_text(mail: Mail) -> str:
+    lines = [NOTICE, "", "Votre message :", ""] if mail.kind == "no_mailbox_notice" else []
+    lines += [mail.body, "", "--", f"Ordonnance n° {_number(mail)}", "Reste à délivrer :"]
+    lines += [f"- {line}" for line in _remaining(mail)]
+    if any(a.kind == "qr_png" for a in mail.attachments):
+        lines.append("Le QR code de l'ordonnance est joint à ce message.")
+    lines += ["", "Message transmis par la messagerie sécurisée de santé (MSSanté)."]
+    return "\n".join(lines) + "\n"
+
+
+def html_text(mail: Mail, cids: Mapping[str, str]) -> str:
+    notice = f"<p>{html.escape(NOTICE)}</p><p>Votre message :</p>" if mail.kind != "message" else ""
+    body = "<br>".join(html.escape(line) for line in mail.body.splitlines())
+    remaining = "".join(f"<li>{html.escape(line)}</li>" for line in _remaining(mail))
+    images = "".join(
+        f'<p><img src="cid:{cid.strip("<>")}" alt="QR code de l\'ordonnance"></p>'
+        for cid in cids.values()
+    )
+    return (
+        '<!DOCTYPE html><html lang="fr"><body>'
+        f"{notice}<p>{body}</p><hr>"
+        f"<p>Ordonnance n° <strong>{html.escape(_number(mail))}</strong></p>"
+        f"<p>Reste à délivrer :</p><ul>{remaining}</ul>{images}"
+        "<p><small>Message transmis par la messagerie sécurisée de santé (MSSanté).</small></p>"
+        "</body></html>"
+    )
