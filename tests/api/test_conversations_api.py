@@ -19,9 +19,10 @@ from litestar.testing import TestClient
 from test_lists_api import eventually
 from test_prescriptions_api import assert_problem, issue
 
-from adapters.bootstrap import build_app
+from adapters.bootstrap import build_app, read_models_for
 from adapters.config import Settings
 from adapters.mailer.run import mailer_for
+from projections.folds import VIEW_NAMES
 
 Client = TestClient  # type: ignore[type-arg]
 BAL_ORG = "pharmacie.centrale@pharmacie.mssante.fr"
@@ -244,3 +245,44 @@ def test_the_lists_are_newest_activity_first_and_paginated(
         403,
         "forbidden",
     )
+
+
+async def conversation_views(settings: Settings, people: People) -> list[Any]:
+    async with read_models_for(settings) as read_models:
+        views = read_models.views
+        return [
+            await views.conversations_page("finess", people.pharmacy, None, 500),
+            await views.conversations_page("finess", people.other_pharmacy, None, 500),
+            await views.conversations_page("patient_ins", people.patient, None, 500),
+            await views.prescriptions_page("patient_ins", people.patient, None, 500),
+        ]
+
+
+async def rebuild_everything(settings: Settings) -> None:
+    async with read_models_for(settings) as read_models:
+        await read_models.rebuild(VIEW_NAMES, lambda position: None)
+
+
+def test_the_views_equal_a_fresh_rebuild(settings: Settings, people: People) -> None:
+    directory = settings.data_dir / "mssante.csv"
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    directory.write_text(f"{people.pharmacy},{BAL_ORG}\n")
+    with TestClient(
+        build_app(msgspec.structs.replace(settings, mssante_directory=directory))
+    ) as client:
+        for finess in (people.pharmacy, people.other_pharmacy, people.pharmacy):
+            number = issue(client, people, 2)["prescription_id"]
+            opened = transmit(client, people, number, finess, "Bonjour")["conversation_id"]
+            pharmacist = people.as_pharmacist(finess)
+            write(client, opened, pharmacist, "Prête à 18 h")
+            write(client, opened, people.as_patient(), "Merci")
+            write(client, opened, pharmacist, "FIN")
+        eventually(
+            lambda: conversations(client, people.as_patient(), "patients"),
+            lambda p: len(p["items"]) == 3 and all(i["status"] == "closed" for i in p["items"]),
+        )
+    incremental = asyncio.run(conversation_views(settings, people))
+    asyncio.run(rebuild_everything(settings))
+    rebuilt = asyncio.run(conversation_views(settings, people))
+    assert [len(view) for view in incremental] == [2, 1, 3, 3]
+    assert incremental == rebuilt

@@ -22,10 +22,10 @@ from smtp_relay import Relay
 
 from adapters.config import Settings
 from adapters.eventstore import EventLog, open_log
+from adapters.http.schemas import IssueBody
 from adapters.mailer.run import FAILED, mailer_for, status
 from adapters.messaging.directory import MssanteDirectory
 from adapters.messaging.service import ConversationService
-from adapters.http.schemas import IssueBody
 from adapters.service import PrescriptionService, paris_clock
 from domain.actors import Actor
 from domain.events import MessagePosted
@@ -180,8 +180,8 @@ def test_a_relay_stopped_for_ten_seconds_gets_everything_once_when_it_is_back(
                 await asyncio.sleep(1)
             relay.start()
             deadline = time.monotonic() + 60
-            while len(relay.handler.received) < 22 and time.monotonic() < deadline:
-                await asyncio.sleep(0.1)
+            while len(relay.handler.received) < 22 and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.1)  # the relay's thread receives: no event to await
             await asyncio.sleep(0.5)  # and nothing more arrives
             stopping.set()
             await running
