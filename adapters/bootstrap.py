@@ -161,7 +161,7 @@ def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
         lifespan=[
             read_side,
             catalogue_follower(settings, catalogue),
-            mailer_in_process(settings, event_log),
+            mailer_in_process(settings, event_log, appended.listeners),
         ],
         on_shutdown=[event_log.close] if log is None else [],
         catalogue=catalogue,

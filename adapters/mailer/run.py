@@ -227,7 +227,7 @@ async def mailer_for(
 
 
 def mailer_in_process(
-    settings: Settings, event_log: EventLog
+    settings: Settings, event_log: EventLog, woken_by: list[Callable[[], None]] | None = None
 ) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
     """A lifespan: `ordo serve` on the embedded default delivers its own e-mails (with
     PostgreSQL, `ordo mailer` runs on its own, as many standbys as wanted)."""
@@ -239,6 +239,8 @@ def mailer_in_process(
             return
         stopping = asyncio.Event()
         async with mailer_for(settings, event_log) as mailer:
+            if woken_by is not None and isinstance(mailer.source, SqliteLog):
+                woken_by.append(mailer.source.notify)  # at once after this process's appends
             task = asyncio.create_task(mailer.run(stopping))
             try:
                 yield
