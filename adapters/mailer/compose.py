@@ -8,6 +8,7 @@ renderer in `RENDERERS`): a document is never copied into the log.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import io
 from collections.abc import Callable, Mapping
@@ -68,7 +69,15 @@ def compose(
             *attachment.content_type.split("/", 1),
             filename=attachment.filename,
         )
+    _fix_boundaries(message, mail.message_id)
     return message
+
+
+def _fix_boundaries(message: EmailMessage, message_id: str) -> None:
+    """MIME boundaries derived from the Message-ID (the library draws random ones)."""
+    seed = hashlib.sha256(message_id.encode()).hexdigest()[:24]
+    for number, part in enumerate(p for p in message.walk() if p.is_multipart()):
+        part.set_boundary(f"=_ordo_{seed}_{number}")
 
 
 def _rendered(attachment: Attachment, renderers: Mapping[str, Renderer]) -> bytes:
