@@ -11,9 +11,11 @@ import msgspec
 from litestar import Controller, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
 from adapters.http.lists import Cursor, Limit, _after, _identity, _next, provide_read_models
+from adapters.http.problems import Problem
 from adapters.http.routes import provide_actor
 from adapters.http.schemas import Body, strict_body
 from adapters.messaging.service import ConversationService
@@ -90,6 +92,16 @@ class ConversationsController(Controller):
         status_code=201,
         sync_to_thread=True,
         summary='Post a message in a conversation ("FIN" from the pharmacy closes it)',
+        description="For the conversation's patient and the pharmacists of its pharmacy; "
+        "anyone else gets 404. A pharmacist's subject `FIN` (any case, surrounding spaces "
+        "ignored) closes it; later messages get 409 `conversation_closed`.",
+        responses={
+            201: ResponseSpec(data_container=PostedMessage, description="Posted"),
+            404: ResponseSpec(
+                data_container=Problem, description="not_found: no such conversation for you"
+            ),
+            409: ResponseSpec(data_container=Problem, description="conversation_closed"),
+        },
         dependencies={"payload": strict_body(MessageBody)},
     )
     def post_message(

@@ -286,3 +286,15 @@ def test_the_views_equal_a_fresh_rebuild(settings: Settings, people: People) -> 
     rebuilt = asyncio.run(conversation_views(settings, people))
     assert [len(view) for view in incremental] == [2, 1, 3, 3]
     assert incremental == rebuilt
+
+
+def test_the_openapi_document_describes_messaging(messaging: Client) -> None:
+    schema = messaging.get("/schema/openapi.json").json()
+    route = schema["paths"]["/v1/conversations/{conversation_id}/messages"]["post"]
+    assert {"201", "404", "409"} <= set(route["responses"])
+    assert "conversation_closed" in route["responses"]["409"]["description"]
+    assert "/v1/pharmacies/me/conversations" in schema["paths"]
+    assert "/v1/patients/me/conversations" in schema["paths"]
+    assert "conversation_closed" in schema["info"]["description"]
+    body = schema["components"]["schemas"]["MessageBody"]
+    assert body["properties"]["subject"]["maxLength"] == 200
