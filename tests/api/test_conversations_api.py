@@ -298,3 +298,9 @@ def test_the_openapi_document_describes_messaging(messaging: Client) -> None:
     assert "conversation_closed" in schema["info"]["description"]
     body = schema["components"]["schemas"]["MessageBody"]
     assert body["properties"]["subject"]["maxLength"] == 200
+
+
+def test_the_mailers_counters_are_in_metrics(messaging: Client) -> None:
+    text = messaging.get("/metrics").text
+    for name in ("ordo_mailer_delivered_total", "ordo_mailer_failed_total", "ordo_mailer_pending"):
+        assert name in text
