@@ -15,6 +15,7 @@ remains to dispense at that moment. Addresses come in from the directory, alread
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
@@ -108,12 +109,12 @@ class Posting(msgspec.Struct, frozen=True, kw_only=True):
 # --- addresses -------------------------------------------------------------------------------
 
 
+MSSANTE_ADDRESS = re.compile(r"[^@\s]+@(?:[a-z0-9-]+\.)*mssante\.fr")
+
+
 def is_mssante(address: str) -> bool:
     """Only MSSanté addresses (under `mssante.fr`) may exchange within the trust space."""
-    local, at, domain = address.strip().lower().rpartition("@")
-    if not at or not local or any(c.isspace() for c in address.strip()):
-        return False
-    return domain == MSSANTE_DOMAIN or domain.endswith("." + MSSANTE_DOMAIN)
+    return MSSANTE_ADDRESS.fullmatch(address.strip().lower()) is not None
 
 
 def patient_address(patient_ins: str) -> str:

@@ -12,6 +12,7 @@ from domain.commands import transmit
 from domain.conversation import (
     Addresses,
     Conversation,
+    Message,
     closes,
     fold_conversation,
     is_mssante,
@@ -22,7 +23,16 @@ from domain.conversation import (
     remaining_lines,
 )
 from domain.errors import DomainError
-from domain.events import ConversationClosed, ConversationEvent, MessagePosted
+from domain.events import (
+    Attachment,
+    ConversationClosed,
+    ConversationEvent,
+    ConversationOpened,
+    Mail,
+    MessagePosted,
+    PrescriptionCancelled,
+    RemainingLine,
+)
 from domain.prescription import Prescription, fold
 from projections.folds import fold_batch
 from tests.unit.builders import (
@@ -31,6 +41,7 @@ from tests.unit.builders import (
     PHARMACIST,
     PHARMACY_A,
     PHARMACY_B,
+    PRESCRIBER,
     dispensed,
     issued,
     moment,
@@ -43,6 +54,16 @@ PHARMACIST_ACTOR = Actor(
     role="pharmacist", subject="ph", rpps=PHARMACIST.value, finess=PHARMACY_A.value
 )
 LATER = moment().at + timedelta(hours=2)
+
+
+def cancelled(version: int) -> PrescriptionCancelled:
+    return PrescriptionCancelled(
+        prescription_id=NUMBER.value,
+        version=version,
+        at=moment().at,
+        prescriber_rpps=PRESCRIBER.value,
+        reason="erreur",
+    )
 
 
 def addresses(pharmacy: str | None = BAL_ORG) -> Addresses:
@@ -265,6 +286,10 @@ def test_the_read_side_folds_conversations_beside_the_prescription_once() -> Non
 @pytest.mark.parametrize(
     ("address", "accepted"),
     [
+        ("x@evil.com@mssante.fr", False),
+        ("x@pharmacie-centrale.mssante.fr", True),
+        (" x@mssante.fr ", True),
+        ("x@mssante.fr\nBcc: y@mssante.fr", False),
         ("pharmacie@pharmacie.mssante.fr", True),
         ("x@mssante.fr", True),
         ("X@Patient.MSSANTE.FR", True),
@@ -282,3 +307,164 @@ def test_only_mssante_addresses_are_used(address: str, accepted: bool) -> None:
 
 def test_the_patients_address_is_their_ins_at_patient_mssante() -> None:
     assert patient_address(PATIENT.value) == f"{PATIENT.value}@patient.mssante.fr"
+
+
+# --- word for word: every field of what is recorded -------------------------------------------
+
+PATIENT_BOX = f"{PATIENT.value}@patient.mssante.fr"
+
+
+def test_the_opening_word_for_word() -> None:
+    state = fold([dispensed(2, (1, 1))], prescription(3))
+    assert state is not None
+    _, (opening, first) = opened(state)
+    remaining = (RemainingLine(line_no=1, label="Paracétamol 1 g", remaining=2, quantity=3),)
+    assert opening == ConversationOpened(
+        prescription_id=NUMBER.value,
+        conversation_id="c1",
+        version=1,
+        at=moment().at,
+        finess=PHARMACY_A.value,
+        patient_ins=PATIENT.value,
+    )
+    assert first == MessagePosted(
+        prescription_id=NUMBER.value,
+        conversation_id="c1",
+        version=2,
+        at=moment().at,
+        message_id="m1",
+        sender="patient",
+        rpps=None,
+        subject="Ordonnance",
+        body="Je passe à 18 h",
+        mails=(
+            Mail(
+                message_id="<m1@ordo.mssante.fr>",
+                kind="message",
+                sender=PATIENT_BOX,
+                recipient=BAL_ORG,
+                subject="Ordonnance",
+                body="Je passe à 18 h",
+                prescription_id=NUMBER.value,
+                remaining=remaining,
+                attachments=(
+                    Attachment(
+                        kind="qr_png",
+                        ref=NUMBER.value,
+                        filename=f"ordonnance-{NUMBER.value}.png",
+                        content_type="image/png",
+                        inline=True,
+                    ),
+                ),
+            ),
+        ),
+    )
+
+
+def test_the_notice_word_for_word() -> None:
+    _, (_, first) = opened(pharmacy=None)
+    assert isinstance(first, MessagePosted)
+    assert first.mails == (
+        Mail(
+            message_id="<m1.notice@ordo.mssante.fr>",
+            kind="no_mailbox_notice",
+            sender=POSTMASTER,
+            recipient=PATIENT_BOX,
+            subject="Non distribué : Ordonnance",
+            body="Je passe à 18 h",
+            prescription_id=NUMBER.value,
+            remaining=(RemainingLine(line_no=1, label="Paracétamol 1 g", remaining=3, quantity=3),),
+        ),
+    )
+
+
+def test_the_answer_and_the_closing_word_for_word() -> None:
+    state = fold([cancelled(2)], prescription(3))
+    assert state is not None
+    _, events = opened()
+    posting = posting_of(PHARMACIST_ACTOR, "m2", "Fin", "Bonne journée")
+    answer, closing = post(
+        conversation(events), state, PHARMACIST_ACTOR, posting, LATER, addresses()
+    )
+    assert answer == MessagePosted(
+        prescription_id=NUMBER.value,
+        conversation_id="c1",
+        version=3,
+        at=LATER,
+        message_id="m2",
+        sender="pharmacy",
+        rpps=PHARMACIST.value,
+        subject="Fin",
+        body="Bonne journée",
+        mails=(
+            Mail(
+                message_id="<m2@ordo.mssante.fr>",
+                kind="message",
+                sender=BAL_ORG,
+                recipient=PATIENT_BOX,
+                subject="Fin",
+                body="Bonne journée",
+                prescription_id=NUMBER.value,
+                # cancelled: nothing remains to dispense
+                remaining=(
+                    RemainingLine(line_no=1, label="Paracétamol 1 g", remaining=0, quantity=3),
+                ),
+            ),
+        ),
+    )
+    assert closing == ConversationClosed(
+        prescription_id=NUMBER.value,
+        conversation_id="c1",
+        version=4,
+        at=LATER,
+        rpps=PHARMACIST.value,
+    )
+    assert conversation([*events, answer, closing]) == Conversation(
+        conversation_id="c1",
+        prescription_id=NUMBER.value,
+        finess=PHARMACY_A.value,
+        patient_ins=PATIENT.value,
+        version=4,
+        opened_at=moment().at,
+        last_activity_at=LATER,
+        closed_at=LATER,
+        messages=(
+            Message(
+                message_id="m1",
+                sender="patient",
+                rpps=None,
+                subject="Ordonnance",
+                body="Je passe à 18 h",
+                at=moment().at,
+            ),
+            Message(
+                message_id="m2",
+                sender="pharmacy",
+                rpps=PHARMACIST.value,
+                subject="Fin",
+                body="Bonne journée",
+                at=LATER,
+            ),
+        ),
+    )
+
+
+def test_the_refusals_word_for_word() -> None:
+    _, events = opened()
+    events += posted(events, PHARMACIST_ACTOR, "FIN")
+    with pytest.raises(DomainError) as closed:
+        posted(events, PATIENT_ACTOR, "?")
+    assert (closed.value.code, closed.value.detail) == (
+        "conversation_closed",
+        "this conversation was closed by the pharmacy; a new transmission opens a new one",
+    )
+    stranger = Actor(role="insurer", subject="x")
+    with pytest.raises(DomainError) as hidden:
+        posted(events, stranger, "?")
+    assert (hidden.value.code, hidden.value.detail) == ("not_found", "no such conversation")
+
+
+def test_a_fold_out_of_order_names_the_event_and_the_conversation() -> None:
+    _, events = opened()
+    with pytest.raises(ValueError, match=r"^MessagePosted before ConversationOpened for c1$"):
+        fold_conversation(events[1:])
