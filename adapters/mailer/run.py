@@ -40,7 +40,7 @@ from adapters.mailer.transport import (
 )
 from adapters.readmodels.postgres import PostgresLog, asyncpg_target, connection_settings
 from adapters.readmodels.sqlite import SqliteLog
-from domain.events import MessagePosted
+from domain.events import Event, Mail
 from projections.runner import LogSource, PositionMoved
 
 log = structlog.get_logger("ordo.mailer")
@@ -60,6 +60,13 @@ MAX_ATTEMPTS = 20  # a message the relay keeps deferring (4xx) fails after this 
 def backoff(attempts: int, ceiling: float) -> float:
     """1 s, 2 s, 4 s… up to `ceiling`: the wait before attempt number `attempts + 1`."""
     return float(min(2 ** max(attempts - 1, 0), ceiling))
+
+
+def mails_in(event: Event) -> tuple[Mail, ...]:
+    """The e-mails an event causes: those of any event with a `mails` field (`MessagePosted`
+    today; an event that sends a document, tomorrow). The extension point of the outbox."""
+    mails = getattr(event, "mails", ())
+    return tuple(mail for mail in mails if isinstance(mail, Mail))
 
 
 class Mailer:
@@ -91,8 +98,8 @@ class Mailer:
         queued = [
             Queued(mail=mail, written_at=event.at, position=at)
             for at, event in batch
-            if isinstance(event, MessagePosted)
-            for mail in event.mails
+            if event is not None
+            for mail in mails_in(event)
         ]
         await self.store.enqueue(queued, batch[-1][0], expected=position)
         return len(batch)

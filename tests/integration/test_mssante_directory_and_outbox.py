@@ -11,17 +11,18 @@ from datetime import UTC, datetime
 from email.policy import SMTP
 from pathlib import Path
 
+import msgspec
 from conftest import SECRET, People
 from smtp_relay import Relay
 
 from adapters.config import Settings
 from adapters.kafka.messages import from_message, to_message
-from adapters.mailer.compose import compose
-from adapters.mailer.run import mailer_for
+from adapters.mailer.compose import RENDERERS, compose
+from adapters.mailer.run import mailer_for, mails_in
 from adapters.mailer.transport import EmlTransport, eml_name
 from adapters.messaging.directory import MssanteDirectory
 from domain.conversation import qr_code
-from domain.events import ConversationClosed, Mail, MessagePosted, RemainingLine
+from domain.events import Attachment, ConversationClosed, Mail, MessagePosted, RemainingLine
 from domain.identifiers import Finess, PrescriptionNumber
 
 NUMBER = PrescriptionNumber.generate().value
@@ -163,3 +164,50 @@ def test_conversation_events_travel_on_kafka_keyed_by_their_prescription() -> No
         key, value, _ = to_message(event, position)
         assert key == NUMBER.encode()
         assert from_message(value) == (event, position)
+
+
+def test_an_attachment_is_rendered_at_delivery_from_the_reference_the_event_keeps() -> None:
+    """The extension point for documents (the ordonnance as a PDF): a renderer by kind."""
+    document = Attachment(
+        kind="ordonnance_pdf",
+        ref=NUMBER,
+        filename=f"ordonnance-{NUMBER}.pdf",
+        content_type="application/pdf",
+    )
+    mail = msgspec.structs.replace(a_mail(), attachments=(qr_code(NUMBER), document))
+    rendered: list[str] = []
+
+    def render_pdf(ref: str) -> bytes:
+        rendered.append(ref)
+        return b"%PDF-1.7 " + ref.encode()
+
+    message = compose(
+        mail, datetime(2026, 12, 1, 9, 0, tzinfo=UTC), {**RENDERERS, "ordonnance_pdf": render_pdf}
+    )
+
+    assert rendered == [NUMBER]
+    (pdf,) = [p for p in message.iter_attachments() if p.get_content_type() == "application/pdf"]
+    assert pdf.get_filename() == f"ordonnance-{NUMBER}.pdf"
+    assert pdf.get_content() == b"%PDF-1.7 " + NUMBER.encode()
+    inline = [p for p in message.walk() if p.get_content_type() == "image/png"]
+    assert len(inline) == 1
+
+
+def test_the_mailer_takes_the_emails_of_any_event_that_records_some() -> None:
+    posted = MessagePosted(
+        prescription_id=NUMBER,
+        conversation_id="c",
+        version=2,
+        at=datetime(2026, 12, 1, 9, 0, tzinfo=UTC),
+        message_id="m1",
+        sender="patient",
+        rpps=None,
+        subject="s",
+        body="",
+        mails=(a_mail(),),
+    )
+    assert mails_in(posted) == (a_mail(),)
+    closed = ConversationClosed(
+        prescription_id=NUMBER, conversation_id="c", version=3, at=posted.at, rpps="1"
+    )
+    assert mails_in(closed) == ()
