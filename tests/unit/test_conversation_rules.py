@@ -468,3 +468,16 @@ def test_a_fold_out_of_order_names_the_event_and_the_conversation() -> None:
     _, events = opened()
     with pytest.raises(ValueError, match=r"^MessagePosted before ConversationOpened for c1$"):
         fold_conversation(events[1:])
+
+
+def test_the_last_activity_is_the_latest_event_opening_and_closing_included() -> None:
+    _, events = opened()
+    assert conversation(events[:1]).last_activity_at == moment().at
+    closing = ConversationClosed(
+        prescription_id=NUMBER.value,
+        conversation_id="c1",
+        version=3,
+        at=LATER,
+        rpps=PHARMACIST.value,
+    )
+    assert conversation([*events, closing]).last_activity_at == LATER
