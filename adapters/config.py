@@ -32,6 +32,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     mssante_directory: Path | None = None
     smtp_url: str | None = None
     postmaster: str = "ne-pas-repondre@ordo.mssante.fr"
+    # Connections the mailer keeps to the relay, each delivering its share of a batch.
+    mailer_connections: int = 4
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -62,6 +64,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             else None,
             smtp_url=env.get("ORDO_SMTP_URL") or None,
             postmaster=env.get("ORDO_MSSANTE_POSTMASTER") or "ne-pas-repondre@ordo.mssante.fr",
+            mailer_connections=max(int(env.get("ORDO_MAILER_CONNECTIONS", 4)), 1),
         )
 
 

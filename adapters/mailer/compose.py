@@ -8,6 +8,7 @@ renderer in `RENDERERS`): a document is never copied into the log.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import io
@@ -25,6 +26,7 @@ from projections.views import qr_payload
 Renderer = Callable[[str], bytes]
 
 
+@functools.lru_cache(maxsize=4096)  # a prescription's QR never changes; its e-mails share it
 def qr_png(prescription_id: str) -> bytes:
     """The prescription's QR code, as `GET /v1/prescriptions/{id}/qr.svg` draws it, in PNG."""
     buffer = io.BytesIO()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 
 import anyio.to_thread
@@ -74,7 +74,7 @@ class Mailer:
         self,
         source: LogSource,
         store: OutboxStore,
-        transport: Transport,
+        transports: Sequence[Transport],
         *,
         renderers: Mapping[str, Renderer] = RENDERERS,
         batch_size: int = 500,
@@ -82,7 +82,9 @@ class Mailer:
     ) -> None:
         self.source = source
         self.store = store
-        self.transport = transport
+        # One connection to the relay each: while one waits for the relay's answer, another
+        # composes; the e-mails of one batch are shared out among them.
+        self.transports = transports
         self.renderers = renderers
         self.batch_size = batch_size
         self.clock = clock
@@ -110,16 +112,24 @@ class Mailer:
         if now < self._paused_until:
             return 0
         due = await self.store.due(now, self.batch_size)
-        for queued in due:
-            if not await self._deliver(queued):
-                break  # the relay is down: everything waits
+        shared = iter(due)  # each e-mail is taken by one connection
+
+        async def deliver_with(transport: Transport) -> None:
+            for queued in shared:
+                if self._paused() or not await self._deliver(queued, transport):
+                    return  # the relay is down: everything waits
+
+        await asyncio.gather(*(deliver_with(t) for t in self.transports))
         return len(due)
 
-    async def _deliver(self, queued: Queued) -> bool:
+    def _paused(self) -> bool:
+        return self.clock() < self._paused_until
+
+    async def _deliver(self, queued: Queued, transport: Transport) -> bool:
         mail = queued.mail
         attempts = queued.attempts + 1
         try:
-            await anyio.to_thread.run_sync(self._send, queued)
+            await anyio.to_thread.run_sync(self._send, queued, transport)
         except RelayUnavailable as error:
             self._outages += 1
             pause = backoff(self._outages, MAX_RELAY_PAUSE)
@@ -147,9 +157,9 @@ class Mailer:
         LAG.observe(max(now - queued.written_at.timestamp(), 0.0))
         return True
 
-    def _send(self, queued: Queued) -> None:
+    def _send(self, queued: Queued, transport: Transport) -> None:
         message = compose(queued.mail, queued.written_at, self.renderers)
-        self.transport.send(message, queued.mail.sender, queued.mail.recipient)
+        transport.send(message, queued.mail.sender, queued.mail.recipient)
 
     async def _fail(self, queued: Queued, attempts: int, reason: str) -> None:
         await self.store.failed(queued.mail.message_id, attempts, reason)
@@ -207,15 +217,19 @@ async def mailer_for(
 ) -> AsyncIterator[Mailer]:
     """A mailer on this instance's log and store: SQLite beside the embedded log, or the
     PostgreSQL schema of the log."""
-    transport = transport_for(settings.smtp_url, settings.data_dir)
+    transports = [
+        transport_for(settings.smtp_url, settings.data_dir)
+        for _ in range(settings.mailer_connections)
+    ]
     if settings.database_url is None:
         owned = event_log is None
         the_log = event_log or open_log(None, settings.data_dir, 2)
         store = SqliteOutbox(settings.data_dir / "mailer.sqlite3")
         try:
-            yield Mailer(SqliteLog(the_log), store, transport)
+            yield Mailer(SqliteLog(the_log), store, transports)
         finally:
-            transport.close()
+            for transport in transports:
+                transport.close()
             await store.close()
             if owned:
                 the_log.close()
@@ -226,9 +240,10 @@ async def mailer_for(
     )
     source = PostgresLog(pool, schema)
     try:
-        yield Mailer(source, PostgresOutbox(pool, schema), transport)
+        yield Mailer(source, PostgresOutbox(pool, schema), transports)
     finally:
-        transport.close()
+        for transport in transports:
+            transport.close()
         await source.close()
         await pool.close()
 

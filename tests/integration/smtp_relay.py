@@ -27,7 +27,11 @@ class Received:
 class Handler:
     refused: set[str] = field(default_factory=set)
     received: list[Received] = field(default_factory=list)
-    hold_at: int | None = None  # hold the DATA of the n-th message (1-based) until released
+    # Hold the DATA of the n-th message (1-based) and of every later one, unanswered, until
+    # released; `holding` is set once `hold_count` of them are held (one per connection).
+    hold_from: int | None = None
+    hold_count: int = 1
+    held: int = 0
     holding: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
     _data_count: int = 0
@@ -47,8 +51,11 @@ class Handler:
         with self._lock:
             self._data_count += 1
             number = self._data_count
-        if number == self.hold_at:
-            self.holding.set()
+        if self.hold_from is not None and number >= self.hold_from:
+            with self._lock:
+                self.held += 1
+                if self.held >= self.hold_count:
+                    self.holding.set()
             while not self.release.is_set():  # noqa: ASYNC110 - a thread sets it
                 await asyncio.sleep(0.01)
             return "451 4.3.0 Aborted"  # the client is gone: nothing was accepted

@@ -200,7 +200,10 @@ def test_a_mailer_killed_mid_batch_loses_nothing_and_duplicates_nothing(
     world = Conversations(settings, people)
     for _ in range(50):
         world.exchange()
-    relay.handler.hold_at = 40  # the relay holds the 40th e-mail's DATA, unanswered
+    # From the 40th e-mail on, the relay holds each DATA unanswered: once every connection of
+    # the mailer waits on one, none is between the relay's 250 and its own record of it.
+    relay.handler.hold_from = 40
+    relay.handler.hold_count = settings.mailer_connections
     env = {
         **os.environ,
         "ORDO_DATA_DIR": str(tmp_path),
@@ -211,11 +214,12 @@ def test_a_mailer_killed_mid_batch_loses_nothing_and_duplicates_nothing(
     first = subprocess.Popen([sys.executable, "-m", "adapters.cli", "mailer"], env=env)
     try:
         assert relay.handler.holding.wait(60), "the mailer never reached the 40th e-mail"
-        os.kill(first.pid, signal.SIGKILL)  # mid-batch: 39 delivered, one in flight
+        os.kill(first.pid, signal.SIGKILL)  # mid-batch: 39 delivered, some in flight
         first.wait(10)
     finally:
         first.kill()
-    relay.handler.release.set()
+    relay.handler.hold_from = None  # the relay answers normally again
+    relay.handler.release.set()  # the held ones get 451: their client is gone anyway
     assert len(relay.handler.received) == 39
 
     second = subprocess.Popen([sys.executable, "-m", "adapters.cli", "mailer"], env=env)
