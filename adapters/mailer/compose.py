@@ -12,9 +12,15 @@ import functools
 import hashlib
 import html
 import io
-from collections.abc import Callable, Mapping
+import itertools
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
-from email.message import EmailMessage
+from email import encoders
+from email.header import Header
+from email.message import Message
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from email.utils import format_datetime
 
 import segno
@@ -42,44 +48,53 @@ RENDERERS: dict[str, Renderer] = {"qr_png": qr_png}
 
 def compose(
     mail: Mail, written_at: datetime, renderers: Mapping[str, Renderer] = RENDERERS
-) -> EmailMessage:
-    message = EmailMessage()
+) -> Message:
+    """multipart/alternative (plain text, and HTML related to its inline images), inside a
+    multipart/mixed when there are attachments. Written with `email.mime`, which does the same
+    as `EmailMessage` in half the time (the mailer spends most of its time here)."""
+    boundaries = _boundaries(mail.message_id)
+    inline = [a for a in mail.attachments if a.inline]
+    # Derived from the Message-ID, not drawn: every attempt writes the same e-mail.
+    cids = {a.filename: f"<{a.filename}.{mail.message_id.strip('<>')}>" for a in inline}
+    html: Message = MIMEText(html_text(mail, cids), "html", "utf-8")
+    if inline:
+        images = [_part(a, renderers, cid=cids[a.filename]) for a in inline]
+        html = MIMEMultipart("related", boundary=next(boundaries), _subparts=[html, *images])
+    plain = MIMEText(plain_text(mail), "plain", "utf-8")
+    message: Message = MIMEMultipart(
+        "alternative", boundary=next(boundaries), _subparts=[plain, html]
+    )
+    attached = [_part(a, renderers) for a in mail.attachments if not a.inline]
+    if attached:
+        message = MIMEMultipart("mixed", boundary=next(boundaries), _subparts=[message, *attached])
     message["Message-ID"] = mail.message_id
     message["Date"] = format_datetime(written_at)
     message["From"] = mail.sender
     message["To"] = mail.recipient
-    message["Subject"] = mail.subject
+    message["Subject"] = Header(mail.subject, "utf-8").encode()
     if mail.in_reply_to:
         message["In-Reply-To"] = mail.in_reply_to
-    inline = [a for a in mail.attachments if a.inline]
-    # Derived from the Message-ID, not drawn: every attempt writes the same e-mail.
-    cids = {a.filename: f"<{a.filename}.{mail.message_id.strip('<>')}>" for a in inline}
-    message.set_content(plain_text(mail))
-    message.add_alternative(html_text(mail, cids), subtype="html")
-    html_part = message.get_body(preferencelist=("html",))
-    assert isinstance(html_part, EmailMessage)
-    for attachment in inline:
-        html_part.add_related(
-            _rendered(attachment, renderers),
-            *attachment.content_type.split("/", 1),
-            cid=cids[attachment.filename],
-            filename=attachment.filename,
-        )
-    for attachment in (a for a in mail.attachments if not a.inline):
-        message.add_attachment(
-            _rendered(attachment, renderers),
-            *attachment.content_type.split("/", 1),
-            filename=attachment.filename,
-        )
-    _fix_boundaries(message, mail.message_id)
     return message
 
 
-def _fix_boundaries(message: EmailMessage, message_id: str) -> None:
+def _part(
+    attachment: Attachment, renderers: Mapping[str, Renderer], cid: str | None = None
+) -> Message:
+    maintype, subtype = attachment.content_type.split("/", 1)
+    part = MIMEBase(maintype, subtype)
+    part.set_payload(_rendered(attachment, renderers))
+    encoders.encode_base64(part)
+    disposition = "inline" if cid else "attachment"
+    part.add_header("Content-Disposition", disposition, filename=attachment.filename)
+    if cid:
+        part["Content-ID"] = cid
+    return part
+
+
+def _boundaries(message_id: str) -> Iterator[str]:
     """MIME boundaries derived from the Message-ID (the library draws random ones)."""
     seed = hashlib.sha256(message_id.encode()).hexdigest()[:24]
-    for number, part in enumerate(p for p in message.walk() if p.is_multipart()):
-        part.set_boundary(f"=_ordo_{seed}_{number}")
+    return (f"=_ordo_{seed}_{number}" for number in itertools.count())
 
 
 def _rendered(attachment: Attachment, renderers: Mapping[str, Renderer]) -> bytes:

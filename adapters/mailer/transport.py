@@ -14,7 +14,7 @@ import re
 import smtplib
 import ssl
 import tempfile
-from email.message import EmailMessage
+from email.message import Message
 from email.policy import SMTP
 from pathlib import Path
 from typing import Protocol
@@ -34,7 +34,7 @@ class RelayUnavailable(Exception):  # noqa: N818
 
 
 class Transport(Protocol):
-    def send(self, message: EmailMessage, sender: str, recipient: str) -> None: ...
+    def send(self, message: Message, sender: str, recipient: str) -> None: ...
 
     def close(self) -> None: ...
 
@@ -55,7 +55,7 @@ class SmtpTransport:
         self.timeout = timeout
         self._smtp: smtplib.SMTP | None = None
 
-    def send(self, message: EmailMessage, sender: str, recipient: str) -> None:
+    def send(self, message: Message, sender: str, recipient: str) -> None:
         reused = self._smtp is not None
         try:
             self._send(message, sender, recipient)
@@ -65,7 +65,7 @@ class SmtpTransport:
             # The relay may have closed a connection left idle: once more, on a new one.
             self._send(message, sender, recipient)
 
-    def _send(self, message: EmailMessage, sender: str, recipient: str) -> None:
+    def _send(self, message: Message, sender: str, recipient: str) -> None:
         try:
             self._connection().send_message(message, sender, [recipient])
         except smtplib.SMTPRecipientsRefused as error:
@@ -120,7 +120,7 @@ class EmlTransport:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    def send(self, message: EmailMessage, sender: str, recipient: str) -> None:
+    def send(self, message: Message, sender: str, recipient: str) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         target = self.directory / eml_name(str(message["Message-ID"]))
         if target.exists():

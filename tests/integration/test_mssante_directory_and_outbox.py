@@ -8,6 +8,7 @@ import email
 import os
 import time
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
 
@@ -181,9 +182,11 @@ def test_an_attachment_is_rendered_at_delivery_from_the_reference_the_event_keep
         rendered.append(ref)
         return b"%PDF-1.7 " + ref.encode()
 
-    message = compose(
+    written = compose(
         mail, datetime(2026, 12, 1, 9, 0, tzinfo=UTC), {**RENDERERS, "ordonnance_pdf": render_pdf}
     )
+    message = email.message_from_bytes(written.as_bytes(), policy=SMTP)
+    assert isinstance(message, EmailMessage)
 
     assert rendered == [NUMBER]
     (pdf,) = [p for p in message.iter_attachments() if p.get_content_type() == "application/pdf"]
