@@ -197,18 +197,19 @@ def test_a_pharmacy_without_bal_org_still_gets_it_in_its_inbox_and_the_patient_i
 
 
 @pytest.mark.parametrize(
-    "body",
+    ("body", "field"),
     [
-        {"subject": ""},
-        {"subject": "   "},
-        {"subject": "a\r\nBcc: x@example.com"},
-        {"subject": "x" * 201},
-        {"body": "no subject"},
-        {"subject": "ok", "body": "x", "extra": 1},
+        ({"subject": ""}, "subject"),
+        ({"subject": "   "}, "subject"),
+        ({"subject": "a\r\nBcc: x@example.com"}, "subject"),
+        ({"subject": "x" * 201}, "subject"),
+        ({"subject": "ok", "body": "x" * 10_001}, "body"),
+        ({"body": "no subject"}, "subject"),
+        ({"subject": "ok", "body": "x", "extra": 1}, "extra"),
     ],
 )
 def test_a_bad_message_is_refused_naming_the_field(
-    messaging: Client, people: People, body: dict[str, Any]
+    messaging: Client, people: People, body: dict[str, Any], field: str
 ) -> None:
     number = issue(messaging, people)["prescription_id"]
     conversation_id = transmit(messaging, people, number, people.pharmacy)["conversation_id"]
@@ -217,6 +218,8 @@ def test_a_bad_message_is_refused_naming_the_field(
     )
     assert response.status_code == 400, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == "invalid_request"
+    assert field in response.json()["detail"]
 
 
 def test_the_lists_are_newest_activity_first_and_paginated(
