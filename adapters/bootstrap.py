@@ -17,6 +17,9 @@ from adapters.config import Settings
 from adapters.eventstore import EventLog, open_log
 from adapters.http.app import create_app
 from adapters.logging import configure_logging
+from adapters.mailer.run import mailer_in_process
+from adapters.messaging.directory import MssanteDirectory
+from adapters.messaging.service import ConversationService
 from adapters.readmodels import ReadModels, open_read_models
 from adapters.readmodels.sqlite import SqliteLog
 from adapters.service import PrescriptionService
@@ -156,6 +159,12 @@ def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
     access_log = AccessRecorder(
         open_access_log(settings.database_url, settings.data_dir), patient_lookup(event_log)
     )
+    conversations = ConversationService(
+        store,
+        MssanteDirectory(settings.mssante_directory),
+        settings.postmaster,
+        after_append=appended,
+    )
 
     @asynccontextmanager
     async def read_side(app: Litestar) -> AsyncIterator[None]:
@@ -198,11 +207,13 @@ def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
             read_side,
             catalogue_follower(settings, catalogue),
             access_log_writer,
+            mailer_in_process(settings, event_log, appended.listeners),
         ],
         access_log=access_log,
         record_access=settings.access_log,
         on_shutdown=[event_log.close] if log is None else [],
         catalogue=catalogue,
+        conversations=conversations,
     )
 
 

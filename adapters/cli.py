@@ -25,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return handler(args)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per option
     parser = argparse.ArgumentParser(prog="ordo", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
@@ -61,6 +61,15 @@ def _parser() -> argparse.ArgumentParser:
         "--metrics-port", type=int, help="serve /metrics on PORT (ORDO_METRICS_HOST)"
     )
     worker.set_defaults(handler=_worker)
+
+    mailer = commands.add_parser(
+        "mailer", help="deliver the e-mails of MSSanté conversations (`status`: the outbox)"
+    )
+    mailer.add_argument("operation", nargs="?", choices=["status"], help="show the outbox")
+    mailer.add_argument(
+        "--metrics-port", type=int, help="serve /metrics on PORT (ORDO_METRICS_HOST)"
+    )
+    mailer.set_defaults(handler=_mailer)
 
     projections = commands.add_parser("projections", help="inspect or rebuild the read models")
     operations = projections.add_subparsers(required=True, metavar="OPERATION")
@@ -186,6 +195,18 @@ def _worker(args: argparse.Namespace) -> int:
     from adapters import operations  # noqa: PLC0415
 
     asyncio.run(operations.worker(Settings.from_env(), args.metrics_port))
+    return 0
+
+
+def _mailer(args: argparse.Namespace) -> int:
+    from adapters import operations  # noqa: PLC0415
+    from adapters.mailer import run  # noqa: PLC0415
+
+    settings = Settings.from_env()
+    if args.operation == "status":
+        counts = asyncio.run(run.status(settings, Console()))
+        return 1 if counts["failed"] else 0
+    asyncio.run(operations.mailer(settings, args.metrics_port))
     return 0
 
 

@@ -33,6 +33,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     auth_jwks_url: str | None = None
     auth_issuer: str | None = None
     auth_audience: str | None = None
+    # Secure messaging (MSSanté): the pharmacies' BAL ORG directory (CSV finess,address), the
+    # relay the e-mails leave through (none: .eml files under data_dir/outbox), and the address
+    # that writes notices and the right-hand side of our Message-IDs.
+    mssante_directory: Path | None = None
+    smtp_url: str | None = None
+    postmaster: str = "ne-pas-repondre@ordo.mssante.fr"
+    # Connections the mailer keeps to the relay, each delivering its share of a batch.
+    mailer_connections: int = 4
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -65,6 +73,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             auth_jwks_url=jwks_url,
             auth_issuer=env.get("ORDO_AUTH_ISSUER") or None,
             auth_audience=env.get("ORDO_AUTH_AUDIENCE") or None,
+            mssante_directory=Path(env["ORDO_MSSANTE_DIRECTORY"])
+            if env.get("ORDO_MSSANTE_DIRECTORY")
+            else None,
+            smtp_url=env.get("ORDO_SMTP_URL") or None,
+            postmaster=env.get("ORDO_MSSANTE_POSTMASTER") or "ne-pas-repondre@ordo.mssante.fr",
+            mailer_connections=max(int(env.get("ORDO_MAILER_CONNECTIONS", 4)), 1),
         )
 
 

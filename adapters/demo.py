@@ -602,7 +602,24 @@ async def _issue(api: Api, plan: Plan, today: date) -> str:
 async def _transmit(api: Api, path: str, plan: Plan) -> None:
     body = {"finess": plan.visits[0].pharmacy.finess, "message": "Je passe la chercher ce soir."}
     token = api.tokens.patient(plan.patient)
-    await api.json("transmit to pharmacy", "POST", f"{path}/transmissions", token, body)
+    sent = await api.json("transmit to pharmacy", "POST", f"{path}/transmissions", token, body)
+    await _converse(api, plan, sent["conversation_id"])
+
+
+async def _converse(api: Api, plan: Plan, conversation_id: str) -> None:
+    """The pharmacy answers over MSSanté, the patient thanks it, the pharmacist closes ("FIN")."""
+    visit = plan.visits[0]
+    pharmacist = api.tokens.pharmacist(visit.pharmacy, visit.pharmacist)
+    patient = api.tokens.patient(plan.patient)
+    messages = f"/v1/conversations/{conversation_id}/messages"
+    for token, subject, text in (
+        (pharmacist, "Prête à 18 h", "Votre commande sera prête à 18 h."),
+        (patient, "Merci", "Merci, à ce soir."),
+        (pharmacist, "FIN", "Bonne soirée."),
+    ):
+        await api.json(
+            "write in conversation", "POST", messages, token, {"subject": subject, "body": text}
+        )
 
 
 async def _dispense(
@@ -948,6 +965,7 @@ ACTIONS = (  # paths under /v1/prescriptions
     ("print QR code", "GET  /{id}/qr.svg"),
     ("print the ordonnance (PDF)", "GET  /{id}/document.pdf"),
     ("transmit to pharmacy", "POST /{id}/transmissions"),
+    ("write in conversation", "POST /v1/conversations/{c}/messages"),
     ("read as pharmacist", "GET  /{id}"),
     ("dispense", "POST /{id}/dispensations"),
     ("bill", "POST /{id}/dispensations/{d_id}/billing"),

@@ -35,7 +35,7 @@ from psycopg.sql import SQL, Identifier
 
 from adapters.eventtable import CLAIMS_TABLE, EVENTS_TABLE, IDEMPOTENCY_TABLE
 from domain.coverage import COVERAGE_EVENT_TYPES, CoverageEvent, NarcoticCoverage, fold_coverage
-from domain.events import EVENT_TYPES, UPCASTERS, Event, Upcaster
+from domain.events import EVENT_TYPES, UPCASTERS, ConversationEvent, Event, Upcaster
 
 __all__ = [
     "EVENTS_TABLE",
@@ -82,6 +82,16 @@ def topic_of(kind: type[Any]) -> str:
 AnyEvent = Event | CoverageEvent
 
 
+def stream_of(event: AnyEvent) -> str:
+    """A prescription's events are its stream; a conversation and a patient's narcotic
+    coverage are streams of their own, in the same table, appended in the same transactions."""
+    if isinstance(event, CoverageEvent):
+        return event.stream_id
+    if isinstance(event, ConversationEvent):
+        return event.conversation_id
+    return event.prescription_id
+
+
 class EventMapper:
     """Event <-> stored event, with msgspec JSON and upcasting of older schema versions.
 
@@ -99,7 +109,7 @@ class EventMapper:
         self._upcasters = upcasters
 
     def to_stored(self, event: AnyEvent) -> StoredEvent:
-        stream = event.stream_id if isinstance(event, CoverageEvent) else event.prescription_id
+        stream = stream_of(event)
         topic, state = self.encode(event)
         return StoredEvent(
             originator_id=stream, originator_version=event.version, topic=topic, state=state

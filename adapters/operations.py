@@ -44,6 +44,17 @@ async def project(settings: Settings, metrics_port: int | None) -> None:
     await _until_signalled(settings, metrics_port, work)
 
 
+async def mailer(settings: Settings, metrics_port: int | None) -> None:
+    """`ordo mailer`: deliver the outbox's e-mails until SIGTERM or SIGINT."""
+    from adapters.mailer.run import mailer_for  # noqa: PLC0415 - only the mailer needs it
+
+    async def work(stopping: asyncio.Event) -> None:
+        async with mailer_for(settings) as running:
+            await running.run(stopping)
+
+    await _until_signalled(settings, metrics_port, work)
+
+
 @asynccontextmanager
 async def postgres_pool(settings: Settings) -> AsyncIterator[tuple[asyncpg.Pool, str]]:
     if settings.database_url is None:

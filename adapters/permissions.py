@@ -44,6 +44,8 @@ PERMISSIONS: dict[str, Permission] = {
     "prescriber_list": Permission(("prescriber",), "this list is for the role prescriber"),
     "patient_list": Permission(("patient",), "this list is for the role patient"),
     "pharmacy_inbox": Permission(("pharmacist",), "this list is for the role pharmacist"),
+    "pharmacy_conversations": Permission(("pharmacist",), "this list is for the role pharmacist"),
+    "patient_conversations": Permission(("patient",), "this list is for the role patient"),
     "reconciliation": Permission(
         ("insurer",), "reconciliation is for the insurer (Assurance Maladie)"
     ),

@@ -300,21 +300,6 @@ class PrescriptionService:
 
         return await self._decide(prescription_id, decide)
 
-    async def transmit(
-        self, actor: Actor, prescription_id: str, pharmacy: Finess, message: str
-    ) -> Prescription:
-        allow(actor, "transmit")
-
-        def decide(state: Prescription) -> Event:
-            # The patient, or the prescriber who wrote it; another one learns nothing (404).
-            if actor.is_patient(state.patient_ins):
-                return commands.transmit(state, pharmacy, message, self.clock())
-            if actor.wrote(state.prescriber_rpps):
-                return commands.transmit(state, pharmacy, message, self.clock(), "prescriber")
-            raise NOT_FOUND
-
-        return await self._decide(prescription_id, decide)
-
     async def ready(self) -> int:
         """The log's last position; raises if the database cannot be reached."""
         return await self.store.last_position()

@@ -26,6 +26,7 @@ ErrorCode = Literal[
     "dispensation_withdrawn",
     "substitution_not_allowed",
     "unknown_product",
+    "conversation_closed",
 ]
 
 

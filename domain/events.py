@@ -165,6 +165,90 @@ class PrescriptionSentToPatient(Event, frozen=True, kw_only=True):
     message: str
 
 
+class Attachment(msgspec.Struct, frozen=True, kw_only=True):
+    """A part of an e-mail rendered when it is delivered, from a reference the event keeps.
+
+    `kind` names the renderer (`qr_png`: the prescription's QR code); `ref` is what it renders
+    (a prescription number). An event stays small and never holds a document's bytes; a new kind
+    of attachment (the ordonnance as a PDF) is a new renderer, not a new event schema.
+    """
+
+    kind: str
+    ref: str
+    filename: str
+    content_type: str
+    inline: bool = False  # shown in the HTML body by its Content-ID rather than attached
+
+
+class RemainingLine(msgspec.Struct, frozen=True, kw_only=True):
+    """What remains to dispense of one line when the e-mail was written."""
+
+    line_no: int
+    label: str
+    remaining: int
+    quantity: int
+
+
+MailKind = Literal["message", "no_mailbox_notice"]
+
+
+class Mail(msgspec.Struct, frozen=True, kw_only=True):
+    """An e-mail to deliver, recorded in the event that causes it (the log is the outbox).
+
+    Everything the mailer needs to write it is here, as it stood when the message was posted:
+    delivering it later, or again after a crash, writes the same e-mail with the same
+    `Message-ID`. The recipient is an MSSanté address; the patient's carries their INS, so it is
+    never logged in clear.
+    """
+
+    message_id: str  # the Message-ID header, angle brackets included
+    kind: MailKind
+    sender: str
+    recipient: str
+    subject: str
+    body: str
+    prescription_id: str
+    remaining: tuple[RemainingLine, ...]
+    attachments: tuple[Attachment, ...] = ()
+    in_reply_to: str | None = None
+
+
+Party = Literal["patient", "pharmacy"]
+
+
+class ConversationEvent(Event, frozen=True, kw_only=True):
+    """A fact of a conversation (MSSanté) about a prescription; each conversation is its own
+    stream (`conversation_id`) and `version` counts that stream's events, not the
+    prescription's. `prescription_id` keys it on Kafka next to the prescription's events."""
+
+    conversation_id: str
+
+
+class ConversationOpened(ConversationEvent, frozen=True, kw_only=True):
+    """A transmission opened a conversation between the patient and the pharmacy's BAL ORG."""
+
+    finess: str
+    patient_ins: str
+
+
+class MessagePosted(ConversationEvent, frozen=True, kw_only=True):
+    """A message in the conversation; a pharmacy's carries the RPPS of who wrote it (the BAL ORG
+    is shared by the team). `mails` are the e-mails it causes, delivered by the mailer."""
+
+    message_id: str
+    sender: Party
+    rpps: str | None
+    subject: str
+    body: str
+    mails: tuple[Mail, ...] = ()
+
+
+class ConversationClosed(ConversationEvent, frozen=True, kw_only=True):
+    """A pharmacist wrote "FIN" in a subject: the conversation is over."""
+
+    rpps: str
+
+
 PrescriptionEvent = (
     PrescriptionIssued
     | DispensationRecorded
@@ -175,6 +259,9 @@ PrescriptionEvent = (
     | ExecutionViewConsentChanged
     | PrescriptionTransmitted
     | PrescriptionSentToPatient
+    | ConversationOpened
+    | MessagePosted
+    | ConversationClosed
 )
 
 EVENT_TYPES: tuple[type[Event], ...] = (
@@ -187,6 +274,9 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     ExecutionViewConsentChanged,
     PrescriptionTransmitted,
     PrescriptionSentToPatient,
+    ConversationOpened,
+    MessagePosted,
+    ConversationClosed,
 )
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]

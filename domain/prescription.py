@@ -15,10 +15,12 @@ from typing import Literal
 
 import msgspec
 
+from domain.conversation import Conversation, evolve_conversation
 from domain.events import (
     AdaptationRecorded,
     BilledLine,
     BillingRecorded,
+    ConversationEvent,
     DispensationRecorded,
     DispensationWithdrawn,
     DispensedLine,
@@ -120,6 +122,25 @@ class Prescription(msgspec.Struct, frozen=True, kw_only=True):
     sent_to_patient: tuple[SentToPatient, ...] = ()
     adaptations: tuple[Adaptation, ...] = ()
     cancelled_at: datetime | None = None
+    # Its conversations (MSSanté), folded in by the read side only: each is its own stream, so
+    # the write side decides a conversation from that stream, never from here.
+    conversations: tuple[Conversation, ...] = ()
+
+    @property
+    def folded_version(self) -> int:
+        """Grows with every event folded in, the conversations' included: the read side keeps
+        the row of the state that has seen the most."""
+        return self.version + sum(c.version for c in self.conversations)
+
+    def has_folded(self, event: Event) -> bool:
+        """Whether this state has seen `event` already (a redelivery), by its stream's version."""
+        if isinstance(event, ConversationEvent):
+            seen = next(
+                (c for c in self.conversations if c.conversation_id == event.conversation_id),
+                None,
+            )
+            return seen is not None and event.version <= seen.version
+        return event.version <= self.version
 
     @property
     def cancelled(self) -> bool:
@@ -310,6 +331,20 @@ def _sent_to_patient(event: PrescriptionSentToPatient, state: Prescription | Non
     sent = SentToPatient(message=event.message, sent_at=event.at)
     return msgspec.structs.replace(
         current, version=event.version, sent_to_patient=(*current.sent_to_patient, sent)
+    )
+
+
+@evolve.register
+def _conversed(event: ConversationEvent, state: Prescription | None) -> Prescription:
+    """A conversation about the prescription moved on: its own fold, kept beside the
+    prescription's for the read side's lists (the prescription's version does not change)."""
+    current = _existing(state, event)
+    others = [c for c in current.conversations if c.conversation_id != event.conversation_id]
+    before = next(
+        (c for c in current.conversations if c.conversation_id == event.conversation_id), None
+    )
+    return msgspec.structs.replace(
+        current, conversations=(*others, evolve_conversation(event, before))
     )
 
 

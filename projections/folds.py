@@ -9,6 +9,7 @@ at once without rewriting any row.
     state'  = evolve(state, event)                  (the "prescriptions" view: one row each)
     inbox   = inbox_entries(state')                 (the rows of this prescription in inboxes)
     index   = dispensing_records(state')            (what the patient received, per product)
+    convs   = state'.conversations                  (its MSSanté conversations, one row each)
 
 A runner replaces a prescription's rows in each view by these functions' results, in the same
 transaction as the log position it has reached.
@@ -25,8 +26,8 @@ import msgspec
 from domain.events import Event, Product, TransmissionSender
 from domain.prescription import Prescription, evolve
 
-ViewName = Literal["prescriptions", "inbox", "dispensings"]
-VIEW_NAMES: tuple[ViewName, ...] = ("prescriptions", "inbox", "dispensings")
+ViewName = Literal["prescriptions", "inbox", "dispensings", "conversations"]
+VIEW_NAMES: tuple[ViewName, ...] = ("prescriptions", "inbox", "dispensings", "conversations")
 
 
 class InboxLine(msgspec.Struct, frozen=True, kw_only=True):
@@ -121,7 +122,7 @@ def fold_batch(
     changed: dict[str, Prescription] = {}
     for event in events:
         current = changed.get(event.prescription_id) or states.get(event.prescription_id)
-        if current is not None and event.version <= current.version:
+        if current is not None and current.has_folded(event):
             continue  # already applied (a redelivery): folds are idempotent by version
         changed[event.prescription_id] = evolve(event, current)
     return changed

@@ -19,6 +19,7 @@ from adapters.access.middleware import AccessLogMiddleware
 from adapters.auth import TokenVerifier
 from adapters.catalogue.index import LiveCatalogue
 from adapters.http.access_log import AccessLogController
+from adapters.http.conversations import ConversationsController
 from adapters.http.document import DocumentController
 from adapters.http.lists import ListsController
 from adapters.http.problems import EXCEPTION_HANDLERS, STATUS_OF, Problem, problem
@@ -26,6 +27,7 @@ from adapters.http.products import ProductsController
 from adapters.http.reconciliation import ReconciliationController
 from adapters.http.routes import PrescriptionController
 from adapters.logging import RequestLogMiddleware
+from adapters.messaging.service import ConversationService
 from adapters.service import PrescriptionService
 
 
@@ -58,6 +60,7 @@ def create_app(
     catalogue: LiveCatalogue | None = None,
     access_log: AccessRecorder | None = None,
     record_access: bool = True,
+    conversations: ConversationService,
 ) -> Litestar:
     prometheus = PrometheusConfig(
         app_name="ordo", prefix="ordo", group_path=True, exclude=["/metrics"]
@@ -75,6 +78,7 @@ def create_app(
             ListsController,
             ReconciliationController,
             ProductsController,
+            ConversationsController,
             healthz,
             readyz,
             MetricsController,
@@ -86,6 +90,7 @@ def create_app(
                 "verifier": verifier,
                 "catalogue": catalogue or LiveCatalogue(),
                 "access_log": access_log,
+                "conversations": conversations,
             }
         ),
         exception_handlers=EXCEPTION_HANDLERS,

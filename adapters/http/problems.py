@@ -33,6 +33,7 @@ STATUS_OF = {
     "dispensation_withdrawn": 409,
     "substitution_not_allowed": 422,
     "unknown_product": 422,
+    "conversation_closed": 409,
 }
 CODE_OF_STATUS = {
     400: "invalid_request",

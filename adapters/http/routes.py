@@ -35,6 +35,7 @@ from adapters.http.schemas import (
     parse_identifier,
     strict_body,
 )
+from adapters.messaging.service import ConversationService
 from adapters.service import PrescriptionService
 from adapters.timetravel import history_as_of, prescription_as_of
 from domain.actors import Actor
@@ -419,11 +420,27 @@ class PrescriptionController(Controller):
     )
     async def transmit(
         self,
+        request: Request[Any, Any, Any],
         prescription_id: FromPath[str],
         payload: NamedDependency[TransmissionBody],
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
-    ) -> PrescriptionView:
+    ) -> TransmissionView:
+        """Opens a conversation with the pharmacy's BAL ORG (adapters/messaging)."""
         pharmacy = parse_identifier(Finess, payload.finess, "finess")
-        state = await service.transmit(actor, prescription_id, pharmacy, payload.message)
-        return view_of(state, actor, _today(service, actor))
+        conversations: ConversationService = request.app.state.conversations
+        sent = await conversations.transmit(actor, prescription_id, pharmacy, payload.message)
+        view = view_of(sent.state, actor, _today(service, actor))
+        return TransmissionView(
+            **msgspec.structs.asdict(view),
+            conversation_id=sent.conversation_id,
+            pharmacy_mailbox=sent.pharmacy_mailbox,
+        )
+
+
+class TransmissionView(PrescriptionView, frozen=True, kw_only=True):
+    """The prescription as sent, the conversation it opened, and whether the pharmacy has an
+    MSSanté mailbox (false: the patient is told, and the pharmacy still has it in its inbox)."""
+
+    conversation_id: str | None  # None when the prescriber sent it: conversations are the patient's
+    pharmacy_mailbox: bool

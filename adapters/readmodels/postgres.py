@@ -6,6 +6,8 @@ Tables (beside the event log, in the same schema):
                               prescriber's and the patient's lists (newest first)
     ordo_view_inbox           one row per (pharmacy, prescription) still to prepare
     ordo_view_dispensings     one row per product handed to a patient
+    ordo_view_conversations   one row per MSSanté conversation, for the pharmacy's and the
+                              patient's lists (newest activity first)
     ordo_projection_positions the log position each view has applied
 
 A batch rewrites the rows of the prescriptions it touches and moves the positions in one
@@ -31,12 +33,15 @@ from adapters.eventstore import EventMapper
 from adapters.eventtable import CHANNEL, EventTableSql
 from adapters.readmodels.rows import (
     COLUMNS,
+    conversation_decoder,
+    conversation_rows,
     dispensing_rows,
     inbox_decoder,
     inbox_rows,
     state_decoder,
     state_row,
 )
+from domain.conversation import Conversation
 from domain.events import Event
 from domain.prescription import Prescription
 from projections.folds import (
@@ -169,10 +174,13 @@ class PostgresViews:
             await conn.execute("SELECT pg_advisory_xact_lock($1)", self._apply_lock)
             for statement in self._ddl():
                 await conn.execute(statement)
+            # A view added by an upgrade starts where the others stand: the events it folds
+            # did not exist before it (conversations came with it).
+            start = await self.position_in(conn)
             await conn.executemany(
                 f'INSERT INTO "{self.schema}".ordo_projection_positions (view, position) '
-                "VALUES ($1, 0) ON CONFLICT (view) DO NOTHING",
-                [(self.position_key(view),) for view in VIEW_NAMES],
+                "VALUES ($1, $2) ON CONFLICT (view) DO NOTHING",
+                [(self.position_key(view), start) for view in VIEW_NAMES],
             )
 
     def _ddl(self) -> list[str]:
@@ -208,6 +216,18 @@ class PostgresViews:
             "PRIMARY KEY (prescription_id, dispensation_id, line_no))",
             f"CREATE INDEX IF NOT EXISTS ordo_view_dispensings{x}_by_patient ON "
             f"{self.table('dispensings')} (patient_ins, dispensed_at)",
+            f"CREATE TABLE IF NOT EXISTS {self.table('conversations')} ("
+            "conversation_id text NOT NULL, prescription_id text NOT NULL, finess text NOT NULL, "
+            "patient_ins text NOT NULL, last_activity_at timestamptz NOT NULL, "
+            "entry bytea NOT NULL, "
+            f"CONSTRAINT ordo_view_conversations{x}_pkey PRIMARY KEY (conversation_id))",
+            f"CREATE INDEX IF NOT EXISTS ordo_view_conversations{x}_by_pharmacy ON "
+            f"{self.table('conversations')} (finess, last_activity_at DESC, conversation_id DESC)",
+            f"CREATE INDEX IF NOT EXISTS ordo_view_conversations{x}_by_patient ON "
+            f"{self.table('conversations')} "
+            "(patient_ins, last_activity_at DESC, conversation_id DESC)",
+            f"CREATE INDEX IF NOT EXISTS ordo_view_conversations{x}_by_prescription ON "
+            f"{self.table('conversations')} (prescription_id)",
         ]
 
     def index_names(self, view: ViewName) -> list[str]:
@@ -215,6 +235,7 @@ class PostgresViews:
             "prescriptions": ["pkey", "by_prescriber", "by_patient"],
             "inbox": ["pkey", "by_time", "by_prescription"],
             "dispensings": ["pkey", "by_patient"],
+            "conversations": ["pkey", "by_pharmacy", "by_patient", "by_prescription"],
         }[view]
         return [f"ordo_view_{view}{{}}_{kind}" for kind in kinds]
 
@@ -306,6 +327,9 @@ class PostgresViews:
         await self._replace(
             conn, "dispensings", [s for s in states if s.dispensations], dispensing_rows
         )
+        await self._replace(
+            conn, "conversations", [s for s in states if s.conversations], conversation_rows
+        )
 
     async def _replace(
         self,
@@ -360,6 +384,23 @@ class PostgresViews:
         query += f" ORDER BY transmitted_at, prescription_id LIMIT {int(limit)}"
         rows = await self.pool.fetch(query, *params)
         return [inbox_decoder.decode(row[0]) for row in rows]
+
+    async def conversations_page(
+        self,
+        by: Literal["finess", "patient_ins"],
+        value: str,
+        after: CursorKey | None,
+        limit: int,
+    ) -> list[Conversation]:
+        """Newest activity first; `after` is the key of the last item of the previous page."""
+        query = f"SELECT entry FROM {self.table('conversations')} WHERE {by} = $1"
+        params: list[Any] = [value]
+        if after is not None:
+            query += " AND (last_activity_at, conversation_id) < ($2, $3)"
+            params += [after.at, after.prescription_id]
+        query += f" ORDER BY last_activity_at DESC, conversation_id DESC LIMIT {int(limit)}"
+        rows = await self.pool.fetch(query, *params)
+        return [conversation_decoder.decode(row[0]) for row in rows]
 
     # --- operations ----------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 
+from domain.conversation import Conversation
 from domain.prescription import Prescription
 from projections.folds import InboxEntry, ViewName, dispensing_records, inbox_entries
 
@@ -14,8 +15,18 @@ state_encoder = msgspec.msgpack.Encoder()
 state_decoder = msgspec.msgpack.Decoder(Prescription)
 inbox_encoder = msgspec.msgpack.Encoder()
 inbox_decoder = msgspec.msgpack.Decoder(InboxEntry)
+conversation_encoder = msgspec.msgpack.Encoder()
+conversation_decoder = msgspec.msgpack.Decoder(Conversation)
 
 COLUMNS: dict[ViewName, list[str]] = {
+    "conversations": [
+        "conversation_id",
+        "prescription_id",
+        "finess",
+        "patient_ins",
+        "last_activity_at",
+        "entry",
+    ],
     "inbox": ["finess", "prescription_id", "transmitted_at", "expires_on", "entry"],
     "dispensings": [
         "prescription_id",
@@ -38,7 +49,7 @@ def state_row(state: Prescription) -> tuple[Any, ...]:
         state.prescriber_rpps,
         state.patient_ins,
         state.issued_at,
-        state.version,
+        state.folded_version,  # conversations' events count too: see Prescription.folded_version
         state_encoder.encode(state),
     )
 
@@ -65,4 +76,18 @@ def dispensing_rows(state: Prescription) -> list[tuple[Any, ...]]:
             r.finess,
         )
         for r in dispensing_records(state)
+    ]
+
+
+def conversation_rows(state: Prescription) -> list[tuple[Any, ...]]:
+    return [
+        (
+            c.conversation_id,
+            c.prescription_id,
+            c.finess,
+            c.patient_ins,
+            c.last_activity_at,
+            conversation_encoder.encode(c),
+        )
+        for c in state.conversations
     ]

@@ -22,12 +22,15 @@ import anyio.to_thread
 from adapters.eventstore import EventLog
 from adapters.readmodels.rows import (
     COLUMNS,
+    conversation_decoder,
+    conversation_rows,
     dispensing_rows,
     inbox_decoder,
     inbox_rows,
     state_decoder,
     state_row,
 )
+from domain.conversation import Conversation
 from domain.prescription import Prescription
 from projections.folds import VIEW_NAMES, InboxEntry, ViewName, fold_batch
 from projections.pages import CursorKey
@@ -50,6 +53,11 @@ INDEXES: dict[ViewName, list[tuple[str, str]]] = {
         ("by_prescription", "prescription_id"),
     ],
     "dispensings": [("by_patient", "patient_ins, dispensed_at")],
+    "conversations": [
+        ("by_pharmacy", "finess, last_activity_at DESC, conversation_id DESC"),
+        ("by_patient", "patient_ins, last_activity_at DESC, conversation_id DESC"),
+        ("by_prescription", "prescription_id"),
+    ],
 }
 TABLES: dict[ViewName, str] = {
     "prescriptions": "prescription_id TEXT PRIMARY KEY, prescriber_rpps TEXT NOT NULL, "
@@ -62,6 +70,9 @@ TABLES: dict[ViewName, str] = {
     "quantity INTEGER NOT NULL, narcotic INTEGER NOT NULL, duration_days INTEGER NOT NULL, "
     "dispensed_at TEXT NOT NULL, finess TEXT NOT NULL, "
     "PRIMARY KEY (prescription_id, dispensation_id, line_no)",
+    "conversations": "conversation_id TEXT PRIMARY KEY, prescription_id TEXT NOT NULL, "
+    "finess TEXT NOT NULL, patient_ins TEXT NOT NULL, last_activity_at TEXT NOT NULL, "
+    "entry BLOB NOT NULL",
 }
 
 
@@ -126,9 +137,16 @@ class SqliteViews:
         for view in VIEW_NAMES:
             cur.execute(f"CREATE TABLE IF NOT EXISTS {self.table(view)} ({TABLES[view]})")
             self._create_indexes(cur, view, self.table(view))
+        # A view added by an upgrade starts where the others stand: the events it folds did
+        # not exist before it (conversations came with it).
+        (start,) = cur.execute(
+            f"SELECT coalesce(min(position), 0) FROM ordo_projection_positions "
+            f"WHERE view IN {_ALL_VIEWS}",
+            self.keys(),
+        ).fetchone()
         cur.executemany(
-            "INSERT OR IGNORE INTO ordo_projection_positions (view, position) VALUES (?, 0)",
-            [(key,) for key in self.keys()],
+            "INSERT OR IGNORE INTO ordo_projection_positions (view, position) VALUES (?, ?)",
+            [(key, start) for key in self.keys()],
         )
 
     def _create_indexes(self, cur: sqlite3.Cursor, view: ViewName, table: str) -> None:
@@ -145,7 +163,8 @@ class SqliteViews:
             "SELECT name FROM sqlite_master WHERE name = 'ordo_projection_positions'"
         ).fetchone():
             cur.execute(
-                f"DELETE FROM ordo_projection_positions WHERE view IN {_marks(3)}", self.keys()
+                f"DELETE FROM ordo_projection_positions WHERE view IN {_ALL_VIEWS}",
+                self.keys(),
             )
 
     # --- the ViewStore port ----------------------------------------------------------------------
@@ -155,7 +174,7 @@ class SqliteViews:
 
     def position_in(self, cur: sqlite3.Cursor) -> int:
         row = cur.execute(
-            f"SELECT min(position) FROM ordo_projection_positions WHERE view IN {_marks(3)}",
+            f"SELECT min(position) FROM ordo_projection_positions WHERE view IN {_ALL_VIEWS}",
             self.keys(),
         ).fetchone()
         return int(row[0] or 0)
@@ -186,7 +205,7 @@ class SqliteViews:
     ) -> None:
         cur.execute(
             "UPDATE ordo_projection_positions SET position = ?, updated_at = ? "
-            f"WHERE view IN {_marks(3)} AND position = ?",
+            f"WHERE view IN {_ALL_VIEWS} AND position = ?",
             [position, _now(), *self.keys(), expected],
         )
         if cur.rowcount != len(VIEW_NAMES):
@@ -201,6 +220,9 @@ class SqliteViews:
         )
         self._replace(cur, "inbox", [s for s in states if s.transmissions], inbox_rows)
         self._replace(cur, "dispensings", [s for s in states if s.dispensations], dispensing_rows)
+        self._replace(
+            cur, "conversations", [s for s in states if s.conversations], conversation_rows
+        )
 
     def _replace(
         self,
@@ -252,6 +274,23 @@ class SqliteViews:
         rows = await self.db.run(lambda cur: cur.execute(query, [*params, limit]).fetchall())
         return [inbox_decoder.decode(row[0]) for row in rows]
 
+    async def conversations_page(
+        self,
+        by: Literal["finess", "patient_ins"],
+        value: str,
+        after: CursorKey | None,
+        limit: int,
+    ) -> list[Conversation]:
+        """Newest activity first."""
+        query = f"SELECT entry FROM {self.table('conversations')} WHERE {by} = ?"
+        params: list[Any] = [value]
+        if after is not None:
+            query += " AND (last_activity_at, conversation_id) < (?, ?)"
+            params += [_sqlite_value(after.at), after.prescription_id]
+        query += " ORDER BY last_activity_at DESC, conversation_id DESC LIMIT ?"
+        rows = await self.db.run(lambda cur: cur.execute(query, [*params, limit]).fetchall())
+        return [conversation_decoder.decode(row[0]) for row in rows]
+
     # --- operations ------------------------------------------------------------------------------
 
     @asynccontextmanager
@@ -294,7 +333,7 @@ class SqliteViews:
             self._create_indexes(cur, view, self.table(view))
         scratch._drop(cur)
         cur.execute(
-            f"UPDATE ordo_projection_positions SET position = ? WHERE view IN {_marks(3)}",
+            f"UPDATE ordo_projection_positions SET position = ? WHERE view IN {_ALL_VIEWS}",
             [reached, *self.keys()],
         )
         return reached
@@ -346,6 +385,9 @@ def _try_lock(fd: int) -> bool:
 
 def _marks(count: int) -> str:
     return "(" + ", ".join("?" * count) + ")"
+
+
+_ALL_VIEWS = _marks(len(VIEW_NAMES))
 
 
 def _now() -> str:

@@ -13,8 +13,8 @@ from typing import Protocol
 
 import msgspec
 
-from adapters.eventstore import AnyEvent, IdempotencyRecord, InvoiceClaim
-from domain.coverage import CoverageEvent, NarcoticCoverage
+from adapters.eventstore import AnyEvent, IdempotencyRecord, InvoiceClaim, stream_of
+from domain.coverage import NarcoticCoverage
 from domain.events import Event
 
 
@@ -53,10 +53,6 @@ class EventStore(Protocol):
     async def invoice_claim(self, finess: str, invoice_number: str) -> InvoiceClaim | None: ...
 
     async def last_position(self) -> int: ...
-
-
-def stream_of(event: AnyEvent) -> str:
-    return event.stream_id if isinstance(event, CoverageEvent) else event.prescription_id
 
 
 def expected_versions(events: Sequence[AnyEvent]) -> dict[str, int]:

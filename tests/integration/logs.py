@@ -28,7 +28,12 @@ from domain.events import Event, PrescribedLine, PrescriptionIssued, Product
 from domain.identifiers import Cip13, Finess, Ins, PrescriptionNumber, Rpps
 from domain.prescription import Prescription, fold
 
-TABLES = ("ordo_view_prescriptions", "ordo_view_inbox", "ordo_view_dispensings")
+TABLES = (
+    "ordo_view_prescriptions",
+    "ordo_view_inbox",
+    "ordo_view_dispensings",
+    "ordo_view_conversations",
+)
 
 
 def a_busy_day(prescriptions: int) -> list[Event]:

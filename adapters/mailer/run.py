@@ -1,0 +1,299 @@
+"""`ordo mailer`: follows the log, queues the e-mails its events record, delivers them.
+
+Like the Kafka relay, it reads the notification log after the position it has recorded and
+moves that position in the same transaction as it queues the batch's e-mails (so none is lost
+or queued twice), and one mailer delivers at a time (an advisory lock on PostgreSQL, a file
+lock on the embedded default). Each e-mail is marked delivered right after the relay's 250:
+a crash in between (the one window no SMTP client can close) sends it again on restart, under
+the same `Message-ID`, for the receiving side to recognise.
+
+A relay that cannot be reached pauses delivery with back-off (1 s, 2 s, 4 s… up to 30 s); a 4xx
+for one message retries that message with back-off; a 5xx fails it with the relay's reason
+(`ordo mailer status`, `ordo_mailer_failed_total`) and the rest goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+
+import anyio.to_thread
+import asyncpg
+import structlog
+from litestar import Litestar
+from prometheus_client import Counter, Gauge, Histogram
+from rich.console import Console
+from rich.table import Table
+
+from adapters.config import Settings
+from adapters.eventstore import EventLog, open_log
+from adapters.mailer.compose import RENDERERS, Renderer, compose
+from adapters.mailer.store import OutboxStore, PostgresOutbox, Queued, SqliteOutbox
+from adapters.mailer.transport import (
+    PermanentRefusal,
+    RelayUnavailable,
+    TemporaryRefusal,
+    Transport,
+    transport_for,
+)
+from adapters.readmodels.postgres import PostgresLog, asyncpg_target, connection_settings
+from adapters.readmodels.sqlite import SqliteLog
+from domain.events import Event, Mail
+from projections.runner import LogSource, PositionMoved
+
+log = structlog.get_logger("ordo.mailer")
+DELIVERED = Counter("ordo_mailer_delivered_total", "E-mails the relay accepted")
+FAILED = Counter("ordo_mailer_failed_total", "E-mails refused for good (5xx), with a reason")
+RETRIED = Counter("ordo_mailer_retries_total", "Delivery attempts postponed (4xx, relay down)")
+PENDING = Gauge("ordo_mailer_pending", "E-mails queued and not yet delivered or failed")
+LAG = Histogram(
+    "ordo_mailer_lag_seconds",
+    "From the message's event to the relay's acceptance of its e-mail",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+)
+MAX_RELAY_PAUSE = 30.0
+MAX_ATTEMPTS = 20  # a message the relay keeps deferring (4xx) fails after this many
+
+
+def backoff(attempts: int, ceiling: float) -> float:
+    """1 s, 2 s, 4 s… up to `ceiling`: the wait before attempt number `attempts + 1`."""
+    return float(min(2 ** max(attempts - 1, 0), ceiling))
+
+
+def mails_in(event: Event) -> tuple[Mail, ...]:
+    """The e-mails an event causes: those of any event with a `mails` field (`MessagePosted`
+    today; an event that sends a document, tomorrow). The extension point of the outbox."""
+    mails = getattr(event, "mails", ())
+    return tuple(mail for mail in mails if isinstance(mail, Mail))
+
+
+class Mailer:
+    def __init__(
+        self,
+        source: LogSource,
+        store: OutboxStore,
+        transports: Sequence[Transport],
+        *,
+        renderers: Mapping[str, Renderer] = RENDERERS,
+        batch_size: int = 500,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.source = source
+        self.store = store
+        # One connection to the relay each: while one waits for the relay's answer, another
+        # composes; the e-mails of one batch are shared out among them.
+        self.transports = transports
+        self.renderers = renderers
+        self.batch_size = batch_size
+        self.clock = clock
+        self._outages = 0
+        self._paused_until = 0.0
+
+    async def queue_next(self) -> int:
+        """Queue the e-mails of the next batch of the log; returns how many events it covered."""
+        position = await self.store.position()
+        batch = await self.source.read(position, self.batch_size)
+        if not batch:
+            return 0
+        queued = [
+            Queued(mail=mail, written_at=event.at, position=at)
+            for at, event in batch
+            if event is not None
+            for mail in mails_in(event)
+        ]
+        await self.store.enqueue(queued, batch[-1][0], expected=position)
+        return len(batch)
+
+    async def deliver_due(self) -> int:
+        """Deliver what is due; returns how many were tried (0 while the relay is paused)."""
+        now = self.clock()
+        if now < self._paused_until:
+            return 0
+        due = await self.store.due(now, self.batch_size)
+        shared = iter(due)  # each e-mail is taken by one connection
+
+        async def deliver_with(transport: Transport) -> None:
+            for queued in shared:
+                if self._paused() or not await self._deliver(queued, transport):
+                    return  # the relay is down: everything waits
+
+        await asyncio.gather(*(deliver_with(t) for t in self.transports))
+        return len(due)
+
+    def _paused(self) -> bool:
+        return self.clock() < self._paused_until
+
+    async def _deliver(self, queued: Queued, transport: Transport) -> bool:
+        mail = queued.mail
+        attempts = queued.attempts + 1
+        try:
+            await anyio.to_thread.run_sync(self._send, queued, transport)
+        except RelayUnavailable as error:
+            self._outages += 1
+            pause = backoff(self._outages, MAX_RELAY_PAUSE)
+            self._paused_until = self.clock() + pause
+            RETRIED.inc()
+            log.warning("relay unavailable", reason=str(error), retry_in=pause)
+            return False
+        except TemporaryRefusal as error:
+            RETRIED.inc()
+            if attempts >= MAX_ATTEMPTS:
+                await self._fail(queued, attempts, f"deferred {attempts} times: {error}")
+            else:
+                wait = backoff(attempts, 3600)
+                await self.store.postpone(
+                    mail.message_id, attempts, self.clock() + wait, str(error)
+                )
+            return True
+        except PermanentRefusal as error:
+            await self._fail(queued, attempts, str(error))
+            return True
+        now = self.clock()
+        await self.store.delivered(mail.message_id, now)  # right after the 250: see the module
+        self._outages = 0
+        DELIVERED.inc()
+        LAG.observe(max(now - queued.written_at.timestamp(), 0.0))
+        return True
+
+    def _send(self, queued: Queued, transport: Transport) -> None:
+        message = compose(queued.mail, queued.written_at, self.renderers)
+        transport.send(message, queued.mail.sender, queued.mail.recipient)
+
+    async def _fail(self, queued: Queued, attempts: int, reason: str) -> None:
+        await self.store.failed(queued.mail.message_id, attempts, reason)
+        FAILED.inc()
+        log.warning(
+            "e-mail refused for good",
+            message_id=queued.mail.message_id,
+            kind=queued.mail.kind,
+            reason=reason,
+        )
+
+    async def step(self) -> int:
+        queued = await self.queue_next()
+        delivered = await self.deliver_due()
+        return queued + delivered
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Deliver until `stopping`, while this process leads; a failure starts again."""
+        await self.store.create()
+        while not stopping.is_set():
+            try:
+                async with self.store.leadership():
+                    log.info("mailer leading", position=await self.store.position())
+                    await self._follow(stopping)
+            except PositionMoved:
+                continue
+            except Exception:
+                log.exception("mailer failed; starting again from its recorded state in 1 s")
+                await asyncio.sleep(1)
+
+    async def _follow(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            if await self.step():
+                continue
+            counts = await self.store.counts()
+            PENDING.set(counts["pending"])
+            await self.source.wait_for_news(await self._idle_wait())
+
+    async def _idle_wait(self) -> float:
+        """Until new events, the next retry, or the end of a relay pause (at most 1 s)."""
+        now = self.clock()
+        wake = [now + 1.0, self._paused_until] if self._paused_until > now else [now + 1.0]
+        due = await self.store.next_due()
+        if due is not None:
+            wake.append(max(due, self._paused_until))
+        return max(min(wake) - now, 0.01)
+
+
+# --- wiring ----------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def mailer_for(
+    settings: Settings, event_log: EventLog | None = None
+) -> AsyncIterator[Mailer]:
+    """A mailer on this instance's log and store: SQLite beside the embedded log, or the
+    PostgreSQL schema of the log."""
+    transports = [
+        transport_for(settings.smtp_url, settings.data_dir)
+        for _ in range(settings.mailer_connections)
+    ]
+    if settings.database_url is None:
+        owned = event_log is None
+        the_log = event_log or open_log(None, settings.data_dir, 2)
+        store = SqliteOutbox(settings.data_dir / "mailer.sqlite3")
+        try:
+            yield Mailer(SqliteLog(the_log), store, transports)
+        finally:
+            for transport in transports:
+                transport.close()
+            await store.close()
+            if owned:
+                the_log.close()
+        return
+    dsn, schema = asyncpg_target(settings.database_url)
+    pool = await asyncpg.create_pool(
+        dsn, min_size=1, max_size=4, server_settings=connection_settings()
+    )
+    source = PostgresLog(pool, schema)
+    try:
+        yield Mailer(source, PostgresOutbox(pool, schema), transports)
+    finally:
+        for transport in transports:
+            transport.close()
+        await source.close()
+        await pool.close()
+
+
+def mailer_in_process(
+    settings: Settings, event_log: EventLog, woken_by: list[Callable[[], None]] | None = None
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """A lifespan: `ordo serve` on the embedded default delivers its own e-mails (with
+    PostgreSQL, `ordo mailer` runs on its own, as many standbys as wanted)."""
+
+    @asynccontextmanager
+    async def deliver(_: Litestar) -> AsyncIterator[None]:
+        if settings.database_url is not None or not settings.projections_in_process:
+            yield
+            return
+        stopping = asyncio.Event()
+        async with mailer_for(settings, event_log) as mailer:
+            if woken_by is not None and isinstance(mailer.source, SqliteLog):
+                woken_by.append(mailer.source.notify)  # at once after this process's appends
+            task = asyncio.create_task(mailer.run(stopping))
+            try:
+                yield
+            finally:
+                stopping.set()
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+
+    return deliver
+
+
+async def status(settings: Settings, console: Console, limit: int = 20) -> dict[str, int]:
+    """`ordo mailer status`: counts by state and the e-mails refused for good, with why."""
+    async with mailer_for(settings) as mailer:
+        await mailer.store.create()
+        counts = await mailer.store.counts()
+        failures = await mailer.store.failures(limit)
+        position = await mailer.store.position()
+    table = Table(title=f"outbox (log position {position})")
+    for name in ("pending", "delivered", "failed"):
+        table.add_column(name, justify="right")
+    table.add_row(*(str(counts[name]) for name in ("pending", "delivered", "failed")))
+    console.print(table)
+    if failures:
+        refused = Table(title="refused for good")
+        for name in ("message_id", "kind", "attempts", "reason", "written_at"):
+            refused.add_column(name)
+        for f in failures:
+            refused.add_row(
+                f.message_id, f.kind, str(f.attempts), f.reason, f.written_at.isoformat()
+            )
+        console.print(refused)
+    return counts

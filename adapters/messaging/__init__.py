@@ -1,0 +1,1 @@
+"""Secure messaging (MSSanté): conversations around a prescription, and their e-mails."""
