@@ -14,7 +14,7 @@ from adapters.auth import TokenVerifier
 from adapters.catalogue import CatalogueSnapshot, LiveCatalogue, load_snapshot, open_catalogue_store
 from adapters.config import Settings
 from adapters.eventstore import EventLog, open_log
-from adapters.http.app import create_app
+from adapters.http.app import Limits, create_app
 from adapters.logging import configure_logging
 from adapters.readmodels import ReadModels, open_read_models
 from adapters.readmodels.sqlite import SqliteLog
@@ -152,6 +152,11 @@ def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
         lifespan=[read_side, catalogue_follower(settings, catalogue)],
         on_shutdown=[event_log.close] if log is None else [],
         catalogue=catalogue,
+        limits=Limits(
+            rate_limit_per_minute=settings.rate_limit_per_minute,
+            rate_limit_burst=settings.rate_limit_burst,
+            request_timeout_seconds=settings.request_timeout_seconds,
+        ),
     )
 
 

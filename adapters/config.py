@@ -8,6 +8,10 @@ from pathlib import Path
 
 import msgspec
 
+# Secrets once written in this repository (docker/compose.yaml's old default): anyone can mint
+# tokens with them, so they count as the development secret.
+PUBLISHED_SECRETS = frozenset({"ordo-local-development-secret-not-for-production"})
+
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: Path
@@ -26,6 +30,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     catalogue_refresh_seconds: float = 2.0
     # Refuse CIP13 codes the imported catalogue does not know (422 unknown_product).
     catalogue_strict: bool = False
+    # The secret was made up under data_dir (no ORDO_AUTH_SECRET nor ORDO_AUTH_PUBLIC_KEY): a
+    # development set-up, which `ordo serve` keeps on loopback.
+    auth_secret_is_local: bool = False
+    # Calls a minute per caller on /v1 (0: no limit) and how many may come at once.
+    rate_limit_per_minute: int = 0
+    rate_limit_burst: int = 0
+    # A request body not received within this is answered 408.
+    request_timeout_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -33,6 +45,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         data_dir = Path(env.get("ORDO_DATA_DIR", "./var"))
         public_key = _public_key(env.get("ORDO_AUTH_PUBLIC_KEY"))
         secret = env.get("ORDO_AUTH_SECRET") or (None if public_key else local_secret(data_dir))
+        per_minute = int(env.get("ORDO_RATE_LIMIT_PER_MINUTE", 0))
         return cls(
             data_dir=data_dir,
             database_url=env.get("ORDO_DATABASE_URL") or None,
@@ -51,6 +64,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             catalogue_strict=_flag(
                 env.get("ORDO_CATALOGUE_STRICT", "false"), "ORDO_CATALOGUE_STRICT"
             ),
+            auth_secret_is_local=(not env.get("ORDO_AUTH_SECRET") and not public_key)
+            or secret in PUBLISHED_SECRETS,
+            rate_limit_per_minute=per_minute,
+            rate_limit_burst=int(env.get("ORDO_RATE_LIMIT_BURST", max(1, per_minute // 6))),
+            request_timeout_seconds=float(env.get("ORDO_REQUEST_TIMEOUT_SECONDS", 30)),
         )
 
 

@@ -7,15 +7,24 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio.to_thread
+import msgspec
 from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from adapters.auth import TokenVerifier
 from adapters.catalogue.index import LiveCatalogue
+from adapters.http.docs import LocalSwaggerUI, docs_asset
+from adapters.http.hardening import (
+    BodyTimeoutMiddleware,
+    HardenedRequest,
+    RateLimitMiddleware,
+    TokenBuckets,
+    add_security_headers,
+)
 from adapters.http.lists import ListsController
 from adapters.http.problems import EXCEPTION_HANDLERS, STATUS_OF, Problem, problem
 from adapters.http.products import ProductsController
@@ -44,6 +53,21 @@ class MetricsController(PrometheusController):
     path = "/metrics"
 
 
+class Limits(msgspec.Struct, frozen=True, kw_only=True):
+    """The per-caller rate limit (0: none) and how long a request body may take to arrive."""
+
+    rate_limit_per_minute: int = 0
+    rate_limit_burst: int = 1
+    request_timeout_seconds: float = 30.0
+
+    def middleware(self, verifier: TokenVerifier) -> list[DefineMiddleware]:
+        timeout = DefineMiddleware(BodyTimeoutMiddleware, seconds=self.request_timeout_seconds)
+        if self.rate_limit_per_minute <= 0:
+            return [timeout]
+        buckets = TokenBuckets(self.rate_limit_per_minute, self.rate_limit_burst)
+        return [DefineMiddleware(RateLimitMiddleware, buckets=buckets, verifier=verifier), timeout]
+
+
 def create_app(
     service: PrescriptionService,
     verifier: TokenVerifier,
@@ -52,10 +76,12 @@ def create_app(
     lifespan: Sequence[Callable[[Litestar], AbstractAsyncContextManager[None]]] = (),
     on_shutdown: Sequence[Callable[[], object]] = (),
     catalogue: LiveCatalogue | None = None,
+    limits: Limits | None = None,
 ) -> Litestar:
     prometheus = PrometheusConfig(
         app_name="ordo", prefix="ordo", group_path=True, exclude=["/metrics"]
     )
+    limits = limits or Limits()
     return Litestar(
         route_handlers=[
             PrescriptionController,
@@ -65,13 +91,20 @@ def create_app(
             healthz,
             readyz,
             MetricsController,
+            docs_asset,
         ],
         lifespan=list(lifespan),
         state=State(
             {"service": service, "verifier": verifier, "catalogue": catalogue or LiveCatalogue()}
         ),
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[RequestLogMiddleware, prometheus.middleware],
+        middleware=[
+            RequestLogMiddleware,
+            prometheus.middleware,
+            *limits.middleware(verifier),
+        ],
+        before_send=[add_security_headers],
+        request_class=HardenedRequest,
         request_max_body_size=max_body_bytes,
         openapi_config=_openapi(),
         signature_namespace={"Request": Request, "Problem": Problem},
@@ -102,7 +135,7 @@ def _openapi() -> OpenAPIConfig:
         version="1.1.0",
         description=API_DESCRIPTION.format(codes=codes),
         path="/schema",
-        render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        render_plugins=[LocalSwaggerUI()],
         components=Components(
             security_schemes={
                 "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
