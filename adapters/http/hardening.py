@@ -1,7 +1,8 @@
 """What a reviewer expects of a health API's surface, whatever the route.
 
-- Every body that cannot be decoded is a 400 problem, a 5,000-level deep one included (msgspec
-  gives up on it with a RecursionError, which Litestar would have answered 500).
+- Every body that cannot be decoded is a 400 problem, a 5,000-level deep one or one that is not
+  UTF-8 included (msgspec gives up on them with a RecursionError or a UnicodeDecodeError, which
+  Litestar would have answered 500).
 - `Cache-Control: no-store` on every `/v1` answer (prescriptions must not linger in a proxy or a
   browser cache), `X-Content-Type-Options: nosniff`, no framing, no referrer, and a
   Content-Security-Policy: `default-src 'none'` for the API, the docs pages' own for them.
@@ -38,20 +39,22 @@ API_POLICY = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-
 CALLERS_REMEMBERED = 100_000
 
 
-class TooDeeplyNested(ClientException):
-    """A JSON body nested beyond what the decoder follows (Python's recursion limit)."""
+class UndecodableBody(ClientException):
+    """A body msgspec gives up on without a DecodeError, which Litestar would answer 500."""
 
     status_code = 400
 
 
 class HardenedRequest(Request[Any, Any, Any]):
-    """Litestar's request, whose JSON decoding fails with a 400 on a too deeply nested body."""
+    """Litestar's request, whose JSON decoding fails with a 400 whatever the body."""
 
     async def json(self) -> Any:
         try:
             return await super().json()
-        except RecursionError:
-            raise TooDeeplyNested("the body is not valid JSON: nested too deeply") from None
+        except RecursionError:  # nested beyond Python's recursion limit
+            raise UndecodableBody("the body is not valid JSON: nested too deeply") from None
+        except UnicodeDecodeError as error:
+            raise UndecodableBody(f"the body is not valid UTF-8: {error.reason}") from None
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

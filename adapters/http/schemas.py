@@ -254,6 +254,8 @@ def decode_strictly(raw: bytes, kind: type[BodyT]) -> BodyT:
         raise BadBody(f"the body is not valid JSON: {error}", None) from None
     except RecursionError:  # deeper than the decoder follows: still the client's mistake
         raise BadBody("the body is not valid JSON: nested too deeply", None) from None
+    except UnicodeDecodeError as error:
+        raise BadBody(f"the body is not valid UTF-8: {error.reason}", None) from None
 
 
 def _located(message: str) -> tuple[str, str | None]:
