@@ -26,6 +26,7 @@ from adapters.http.hardening import (
     add_security_headers,
 )
 from adapters.http.lists import ListsController
+from adapters.http.openapi import complete_document
 from adapters.http.problems import EXCEPTION_HANDLERS, STATUS_OF, Problem, problem
 from adapters.http.products import ProductsController
 from adapters.http.reconciliation import ReconciliationController
@@ -108,10 +109,16 @@ def create_app(
         request_max_body_size=max_body_bytes,
         openapi_config=_openapi(),
         signature_namespace={"Request": Request, "Problem": Problem},
+        on_startup=[_complete_openapi],
         on_shutdown=list(on_shutdown),
         logging_config=None,  # our structlog lines only; no root handler for libraries' logs
         debug=False,
     )
+
+
+def _complete_openapi(app: Litestar) -> None:
+    """The constraints, problems and links Litestar cannot infer (before the first request)."""
+    complete_document(app.openapi_schema)
 
 
 API_DESCRIPTION = """Event-sourced backend for the ordonnance numérique (contract v1.1).
