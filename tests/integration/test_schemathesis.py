@@ -22,6 +22,7 @@ from servers import REPO, ordo_server
 from domain.actors import ROLES
 
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
+CONFIG = Path(__file__).with_name("schemathesis.toml")  # realistic identifiers
 SEED = os.environ.get("ORDO_FUZZ_SEED", "12")
 MAX_SECONDS = os.environ.get("ORDO_FUZZ_MAX_SECONDS", "90")
 # Who the tokens name: well-formed identifiers (the fuzzer invents the prescriptions).
@@ -64,6 +65,7 @@ def test_the_fuzzer_finds_no_server_error_and_no_answer_the_document_does_not_al
         run = subprocess.run(
             [
                 str(Path(sys.executable).with_name("schemathesis")),
+                f"--config-file={CONFIG}",
                 "run",
                 f"{base_url}/schema/openapi.json",
                 "--phases=examples,coverage,fuzzing,stateful",
