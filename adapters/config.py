@@ -36,7 +36,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Calls a minute per caller on /v1 (0: no limit) and how many may come at once.
     rate_limit_per_minute: int = 0
     rate_limit_burst: int = 0
-    # A request body not received within this is answered 408.
+    # A request body that stalls this long (nothing of it arrives) is answered 408.
     request_timeout_seconds: float = 30.0
 
     @classmethod

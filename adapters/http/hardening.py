@@ -6,8 +6,8 @@
 - `Cache-Control: no-store` on every `/v1` answer (prescriptions must not linger in a proxy or a
   browser cache), `X-Content-Type-Options: nosniff`, no framing, no referrer, and a
   Content-Security-Policy: `default-src 'none'` for the API, the docs pages' own for them.
-- A request body that does not arrive within `request_timeout_seconds` is answered 408 (a slow
-  client cannot hold a worker forever).
+- A request body that stalls for `request_timeout_seconds` is answered 408 (a client that stops
+  sending cannot hold a worker forever).
 - A per-caller rate limit (token bucket), answered 429 with `Retry-After`; off unless configured.
 """
 
@@ -92,7 +92,11 @@ class RequestTimeout(ClientException):
 
 
 class BodyTimeoutMiddleware:
-    """Answers 408 when the request body is not all received within `seconds` of its start."""
+    """Answers 408 when the request body stalls: no part of it arrives within `seconds`.
+
+    An idle timeout rather than a total one, so that a large reconciliation batch sent over a
+    slow link still arrives, while a client that stops sending frees its worker.
+    """
 
     def __init__(self, app: ASGIApp, seconds: float) -> None:
         self.app = app
@@ -102,14 +106,13 @@ class BodyTimeoutMiddleware:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
-        deadline = time.monotonic() + self.seconds
 
         async def receive_in_time() -> ReceiveMessage:
             try:
-                with anyio.fail_after(max(0.0, deadline - time.monotonic())):
+                with anyio.fail_after(self.seconds):
                     return await receive()
             except TimeoutError:
-                detail = f"the request body did not arrive within {self.seconds:g} s"
+                detail = f"the request body stalled for {self.seconds:g} s"
                 raise RequestTimeout(detail, headers={"Connection": "close"}) from None
 
         await self.app(scope, receive_in_time, send)

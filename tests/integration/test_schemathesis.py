@@ -2,7 +2,7 @@
 coverage, fuzzing and stateful phases, with tokens of every role. No answer may be a 5xx and
 none may contradict the OpenAPI document.
 
-Bounded in time (ORDO_FUZZ_MAX_SECONDS for the fuzzing and stateful phases, default 90) and
+Bounded in time (ORDO_FUZZ_MAX_SECONDS for the whole run, default 90) and
 reproducible (ORDO_FUZZ_SEED). A failure prints schemathesis's own report: the operation, the
 check, the request as a curl command and the answer; fix the server or the document.
 """
