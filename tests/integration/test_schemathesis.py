@@ -80,6 +80,7 @@ def test_the_fuzzer_finds_no_server_error_and_no_answer_the_document_does_not_al
                 "--no-color",
             ],
             env=fuzz_env,
+            cwd=tmp_path,  # its cache (.schemathesis/) stays out of the checkout
             capture_output=True,
             text=True,
             timeout=600,
