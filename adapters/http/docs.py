@@ -21,7 +21,8 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 
 ASSETS_PATH = "/schema/assets"
 SWAGGER_UI_DIR = Path(swagger_ui.__file__).parent / "static"
-# The page's start-up, as a file of our own rather than an inline script.
+# The page's start-up, as a file of our own rather than an inline script; no online validator
+# (its badge would send the document's address to a third party).
 INITIALIZER = b"""window.addEventListener("load", function () {
   window.ui = SwaggerUIBundle({
     url: "/schema/openapi.json",
@@ -29,6 +30,7 @@ INITIALIZER = b"""window.addEventListener("load", function () {
     deepLinking: true,
     presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
     layout: "StandaloneLayout",
+    validatorUrl: null,
   });
 });
 """

@@ -121,6 +121,7 @@ def test_the_swagger_ui_assets_are_the_pinned_ones_with_their_licence(
     assert "SwaggerUIBundle" in bundle.text
     assert "Apache License" in licence.text
     assert '"/schema/openapi.json"' in initializer.text
+    assert "validatorUrl: null" in initializer.text  # no badge from the online validator
     assert sqlite_client.get("/schema/assets/../../pyproject.toml").status_code == 404
     assert sqlite_client.get("/schema/assets/swagger-editor.js").status_code == 404
 
