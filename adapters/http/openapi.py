@@ -43,7 +43,7 @@ INS = r"^[12378][0-9]{4}(?:[0-9]{2}|2[AB])[0-9]{8}$"
 RPPS = r"^[0-9]{11}$"
 FINESS = r"^[0-9]{9}$"
 CIP13 = r"^3400[0-9]{9}$"
-PRODUCT_CODE = r"^(?:[0-9]{7}|[0-9]{13})$"  # CIP13, or UCD7 / UCD13
+UCD = r"^(?:[0-9]{7}|[0-9]{13})$"  # UCD7 or UCD13
 PRESCRIPTION_NUMBER = r"^[0-9A-HJKMNP-TV-Z]{20}$"
 NOT_BLANK = r"\S"
 LINE_NO = {"minimum": 1, "maximum": MAX_LINES}
@@ -60,10 +60,7 @@ CONSTRAINTS: dict[str, dict[str, dict[str, Any]]] = {
         "dosage": {"min_length": 1, "pattern": NOT_BLANK},
         "fraction_days": {"minimum": 1, "maximum": MAX_DURATION_DAYS - 1},
     },
-    "Product": {
-        "code": {"pattern": PRODUCT_CODE},
-        "label": {"min_length": 1, "max_length": 500, "pattern": NOT_BLANK},
-    },
+    "Product": {"label": {"min_length": 1, "pattern": NOT_BLANK}},
     "DispenseBody": {"lines": LINES},
     "DispenseLineBody": {"line_no": LINE_NO, "quantity": PACKS},
     "BillBody": {
@@ -194,6 +191,38 @@ def _constrain(schemas: dict[str, Schema]) -> None:
         for name, constraints in properties.items():
             if name in schema.properties:
                 schema.properties[name] = _with(schema.properties[name], constraints)
+    if "Product" in schemas:
+        schemas["Product"] = _product_by_system(schemas["Product"])
+
+
+def _product_by_system(product: Schema) -> Schema:
+    """A pack (CIP13) or a unit (UCD) has its code; a substance (DCI) is its label alone."""
+    properties = dict(product.properties or {})
+    string = Schema(type=OpenAPIType.STRING)
+    code_of = {
+        "CIP13": Schema(type=OpenAPIType.STRING, pattern=CIP13, description="The pack's CIP13"),
+        "UCD": Schema(type=OpenAPIType.STRING, pattern=UCD, description="UCD7 or UCD13"),
+        "DCI": Schema(one_of=[Schema(type=OpenAPIType.NULL)], description="None: the label"),
+    }
+    variants: list[Schema | Reference] = [
+        replace(
+            product,
+            title=None,
+            properties={
+                **properties,
+                "system": replace(string, const=system),
+                "code": code,
+            },
+            required=sorted({"system", "label", *(["code"] if system != "DCI" else [])}),
+        )
+        for system, code in code_of.items()
+    ]
+    return Schema(
+        title=product.title,
+        description="A medicine as written: a pack (CIP13) or a unit (UCD) by its code, a "
+        "substance (DCI) by its name in `label`, with no code",
+        one_of=variants,
+    )
 
 
 def _with(schema: Schema | Reference, constraints: dict[str, Any]) -> Schema | Reference:

@@ -55,7 +55,10 @@ def test_the_bodies_state_the_bounds_the_rules_check(document: dict[str, Any]) -
 
 def test_the_identifiers_state_their_canonical_form(document: dict[str, Any]) -> None:
     ins = component(document, "PatientBody")["properties"]["ins"]
-    code = component(document, "Product")["properties"]["code"]["oneOf"][0]
+    by_system = {
+        variant["properties"]["system"]["const"]: variant
+        for variant in component(document, "Product")["oneOf"]
+    }
     rpps = component(document, "AdaptationBody")["properties"]["prescriber_rpps"]
     finess = component(document, "TransmissionBody")["properties"]["finess"]
     read = document["paths"]["/v1/prescriptions/{prescription_id}"]["get"]
@@ -63,7 +66,10 @@ def test_the_identifiers_state_their_canonical_form(document: dict[str, Any]) ->
 
     assert (ins["minLength"], ins["maxLength"]) == (15, 15)
     assert "2[AB]" in ins["pattern"]
-    assert code["pattern"] == r"^(?:[0-9]{7}|[0-9]{13})$"
+    assert by_system["CIP13"]["properties"]["code"]["pattern"] == r"^3400[0-9]{9}$"
+    assert by_system["UCD"]["properties"]["code"]["pattern"] == r"^(?:[0-9]{7}|[0-9]{13})$"
+    assert "code" in by_system["CIP13"]["required"] and "code" in by_system["UCD"]["required"]
+    assert by_system["DCI"]["properties"]["code"]["oneOf"] == [{"type": "null"}]
     assert rpps["pattern"] == r"^[0-9]{11}$"
     assert finess["pattern"] == r"^[0-9]{9}$"
     assert number["schema"]["pattern"] == r"^[0-9A-HJKMNP-TV-Z]{20}$"
@@ -72,10 +78,17 @@ def test_the_identifiers_state_their_canonical_form(document: dict[str, Any]) ->
 
 @pytest.mark.parametrize(
     "name",
-    ["IssueBody", "PatientBody", "PrescriptionLineBody", "Product", "DispenseBody", "BillBody"],
+    ["IssueBody", "PatientBody", "PrescriptionLineBody", "DispenseBody", "BillBody"],
 )
 def test_the_bodies_that_refuse_unknown_fields_say_so(document: dict[str, Any], name: str) -> None:
     assert component(document, name)["additionalProperties"] is False
+
+
+def test_a_product_is_closed_whatever_its_system(document: dict[str, Any]) -> None:
+    variants = component(document, "Product")["oneOf"]
+
+    assert len(variants) == 3
+    assert all(variant["additionalProperties"] is False for variant in variants)
 
 
 def test_every_v1_operation_declares_its_problems_as_problem_json(
