@@ -18,6 +18,7 @@ import swagger_ui
 from litestar import Request, Response, get
 from litestar.exceptions import NotFoundException
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.params import FromPath
 
 ASSETS_PATH = "/schema/assets"
 SWAGGER_UI_DIR = Path(swagger_ui.__file__).parent / "static"
@@ -78,7 +79,7 @@ class LocalSwaggerUI(SwaggerRenderPlugin):
 
 
 @get(f"{ASSETS_PATH}/{{name:str}}", include_in_schema=False, sync_to_thread=False)
-def docs_asset(name: str) -> Response[bytes]:
+def docs_asset(name: FromPath[str]) -> Response[bytes]:
     """One of the pinned files, cached for a day (a new release changes nothing else here)."""
     if name == "initializer.js":
         content, media_type = INITIALIZER, "text/javascript"
