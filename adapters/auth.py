@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import anyio.to_thread
 import jwt
 import msgspec
 import structlog
@@ -96,6 +97,16 @@ class TokenVerifier:
             self._verified.clear()
         self._verified[token] = verified
         return verified[0]
+
+    async def caller(self, authorization: str | None) -> Actor:
+        """`actor`, for the event loop: a token seen before costs no I/O; a new one, when its
+        key may have to be fetched from the identity provider, is verified in a worker thread."""
+        known = self.remembered(authorization)
+        if known is not None:
+            return known
+        if self.fetches_keys:
+            return await anyio.to_thread.run_sync(self.actor, authorization)
+        return self.actor(authorization)
 
     def remembered(self, authorization: str | None) -> Actor | None:
         """The caller if this token was verified before (no I/O), else None."""

@@ -15,7 +15,7 @@ from adapters.auth import TokenVerifier
 from adapters.catalogue import CatalogueSnapshot, LiveCatalogue, load_snapshot, open_catalogue_store
 from adapters.config import Settings
 from adapters.eventstore import EventLog, open_log
-from adapters.http.app import create_app
+from adapters.http.app import Limits, create_app
 from adapters.logging import configure_logging
 from adapters.mailer.run import mailer_in_process
 from adapters.messaging.directory import MssanteDirectory
@@ -214,6 +214,11 @@ def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
         on_shutdown=[event_log.close] if log is None else [],
         catalogue=catalogue,
         conversations=conversations,
+        limits=Limits(
+            rate_limit_per_minute=settings.rate_limit_per_minute,
+            rate_limit_burst=settings.rate_limit_burst,
+            request_timeout_seconds=settings.request_timeout_seconds,
+        ),
     )
 
 

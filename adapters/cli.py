@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date
@@ -138,6 +139,15 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers > 1 and settings.database_url is None:
         print("ordo: several workers need PostgreSQL (ORDO_DATABASE_URL)", file=sys.stderr)
         return 2
+    if settings.auth_secret_is_local and not is_loopback(args.host):
+        # Anyone who can read ./var could mint any role's token: not beyond this machine.
+        print(
+            f"ordo serve: refusing to listen on {args.host} with the development secret; "
+            "set ORDO_AUTH_PUBLIC_KEY (or ORDO_AUTH_SECRET) first",
+            file=sys.stderr,
+        )
+        return 2
+    print(f"ordo: serving on http://{args.host}:{args.port} (docs at /schema)", file=sys.stderr)
     uvicorn.run(
         "adapters.bootstrap:app_from_env",
         factory=True,
@@ -146,8 +156,22 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         access_log=False,  # our own log line has the route template, not the raw path
         log_level="warning",
+        server_header=False,  # no banner naming the server software and its version
+        # An idle keep-alive connection is closed after this; a slow body is answered 408 by
+        # the app (ORDO_REQUEST_TIMEOUT_SECONDS), and h11 bounds the headers' size.
+        timeout_keep_alive=5,
     )
     return 0
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an address or a name) only listens on this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name that may resolve to anything
 
 
 def _token(args: argparse.Namespace) -> int:

@@ -8,6 +8,10 @@ from pathlib import Path
 
 import msgspec
 
+# Secrets once written in this repository (docker/compose.yaml's old default): anyone can mint
+# tokens with them, so they count as the development secret.
+PUBLISHED_SECRETS = frozenset({"ordo-local-development-secret-not-for-production"})
+
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: Path
@@ -41,6 +45,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     postmaster: str = "ne-pas-repondre@ordo.mssante.fr"
     # Connections the mailer keeps to the relay, each delivering its share of a batch.
     mailer_connections: int = 4
+    # The secret was made up under data_dir (no ORDO_AUTH_SECRET nor ORDO_AUTH_PUBLIC_KEY): a
+    # development set-up, which `ordo serve` keeps on loopback.
+    auth_secret_is_local: bool = False
+    # Calls a minute per caller on /v1 (0: no limit) and how many may come at once.
+    rate_limit_per_minute: int = 0
+    rate_limit_burst: int = 0
+    # A request body that stalls this long (nothing of it arrives) is answered 408.
+    request_timeout_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -50,6 +62,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         jwks_url = env.get("ORDO_AUTH_JWKS_URL") or None
         asymmetric = public_key or jwks_url
         secret = env.get("ORDO_AUTH_SECRET") or (None if asymmetric else local_secret(data_dir))
+        per_minute = int(env.get("ORDO_RATE_LIMIT_PER_MINUTE", 0))
         return cls(
             data_dir=data_dir,
             database_url=env.get("ORDO_DATABASE_URL") or None,
@@ -79,6 +92,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             smtp_url=env.get("ORDO_SMTP_URL") or None,
             postmaster=env.get("ORDO_MSSANTE_POSTMASTER") or "ne-pas-repondre@ordo.mssante.fr",
             mailer_connections=max(int(env.get("ORDO_MAILER_CONNECTIONS", 4)), 1),
+            auth_secret_is_local=(not env.get("ORDO_AUTH_SECRET") and not asymmetric)
+            or secret in PUBLISHED_SECRETS,
+            rate_limit_per_minute=per_minute,
+            rate_limit_burst=int(env.get("ORDO_RATE_LIMIT_BURST", max(1, per_minute // 6))),
+            request_timeout_seconds=float(env.get("ORDO_REQUEST_TIMEOUT_SECONDS", 30)),
         )
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 
-import anyio.to_thread
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -85,7 +84,7 @@ class AccessLogMiddleware:
             return None
         authorization = _header(scope, b"authorization")
         try:
-            return await anyio.to_thread.run_sync(self.verifier.actor, authorization)
+            return await self.verifier.caller(authorization)
         except UnauthenticatedError:
             return None
 

@@ -6,11 +6,11 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+import msgspec
 from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
@@ -20,8 +20,17 @@ from adapters.auth import TokenVerifier
 from adapters.catalogue.index import LiveCatalogue
 from adapters.http.access_log import AccessLogController
 from adapters.http.conversations import ConversationsController
+from adapters.http.docs import LocalSwaggerUI, docs_asset
 from adapters.http.document import DocumentController
+from adapters.http.hardening import (
+    BodyTimeoutMiddleware,
+    HardenedRequest,
+    RateLimitMiddleware,
+    TokenBuckets,
+    add_security_headers,
+)
 from adapters.http.lists import ListsController
+from adapters.http.openapi import complete_document
 from adapters.http.problems import EXCEPTION_HANDLERS, STATUS_OF, Problem, problem
 from adapters.http.products import ProductsController
 from adapters.http.reconciliation import ReconciliationController
@@ -50,6 +59,21 @@ class MetricsController(PrometheusController):
     path = "/metrics"
 
 
+class Limits(msgspec.Struct, frozen=True, kw_only=True):
+    """The per-caller rate limit (0: none) and how long a request body may take to arrive."""
+
+    rate_limit_per_minute: int = 0
+    rate_limit_burst: int = 1
+    request_timeout_seconds: float = 30.0
+
+    def middleware(self, verifier: TokenVerifier) -> list[DefineMiddleware]:
+        timeout = DefineMiddleware(BodyTimeoutMiddleware, seconds=self.request_timeout_seconds)
+        if self.rate_limit_per_minute <= 0:
+            return [timeout]
+        buckets = TokenBuckets(self.rate_limit_per_minute, self.rate_limit_burst)
+        return [DefineMiddleware(RateLimitMiddleware, buckets=buckets, verifier=verifier), timeout]
+
+
 def create_app(
     service: PrescriptionService,
     verifier: TokenVerifier,
@@ -61,6 +85,7 @@ def create_app(
     access_log: AccessRecorder | None = None,
     record_access: bool = True,
     conversations: ConversationService,
+    limits: Limits | None = None,
 ) -> Litestar:
     prometheus = PrometheusConfig(
         app_name="ordo", prefix="ordo", group_path=True, exclude=["/metrics"]
@@ -70,6 +95,7 @@ def create_app(
         if access_log is not None and record_access
         else []
     )
+    limits = limits or Limits()
     return Litestar(
         route_handlers=[
             PrescriptionController,
@@ -82,6 +108,7 @@ def create_app(
             healthz,
             readyz,
             MetricsController,
+            docs_asset,
         ],
         lifespan=list(lifespan),
         state=State(
@@ -94,14 +121,27 @@ def create_app(
             }
         ),
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[RequestLogMiddleware, prometheus.middleware, *recording],
+        middleware=[
+            RequestLogMiddleware,
+            prometheus.middleware,
+            *recording,  # outside the limits: a call refused 429 is traced too
+            *limits.middleware(verifier),
+        ],
+        before_send=[add_security_headers],
+        request_class=HardenedRequest,
         request_max_body_size=max_body_bytes,
         openapi_config=_openapi(),
         signature_namespace={"Request": Request, "Problem": Problem},
+        on_startup=[_complete_openapi],
         on_shutdown=list(on_shutdown),
         logging_config=None,  # our structlog lines only; no root handler for libraries' logs
         debug=False,
     )
+
+
+def _complete_openapi(app: Litestar) -> None:
+    """The constraints, problems and links Litestar cannot infer (before the first request)."""
+    complete_document(app.openapi_schema)
 
 
 API_DESCRIPTION = """Event-sourced backend for the ordonnance numérique (contract v1.1).
@@ -125,7 +165,7 @@ def _openapi() -> OpenAPIConfig:
         version="1.1.0",
         description=API_DESCRIPTION.format(codes=codes),
         path="/schema",
-        render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        render_plugins=[LocalSwaggerUI()],
         components=Components(
             security_schemes={
                 "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")

@@ -41,8 +41,10 @@ CODE_OF_STATUS = {
     403: "forbidden",
     404: "route_not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    429: "rate_limited",
 }
 PROBLEM_JSON = "application/problem+json"
 log = structlog.get_logger("ordo.http")

@@ -12,7 +12,6 @@ import io
 from datetime import date, datetime
 from typing import Annotated, Any
 
-import anyio.to_thread
 import msgspec
 import segno
 from litestar import Controller, Request, get, post, put
@@ -67,12 +66,7 @@ IdempotencyKey = Annotated[
 
 async def provide_actor(request: Request[Any, Any, Any]) -> Actor:
     verifier: TokenVerifier = request.app.state.verifier
-    authorization = request.headers.get("authorization")
-    actor = verifier.remembered(authorization) if verifier.fetches_keys else None
-    if actor is None and verifier.fetches_keys:  # may wait on the identity provider's keys
-        actor = await anyio.to_thread.run_sync(verifier.actor, authorization)
-    elif actor is None:
-        actor = verifier.actor(authorization)
+    actor = await verifier.caller(request.headers.get("authorization"))
     request.state.actor = actor  # for the request log line
     return actor
 

@@ -232,6 +232,7 @@ def parse_identifier(kind: type[IdentifierT], text: str, field: str) -> Identifi
 
 BodyT = TypeVar("BodyT", bound=Body)
 MSGSPEC_PATH = re.compile(r" - at `\$\.?(?P<path>[^`]*)`$")
+WHOLE_FLOAT_REFUSED = re.compile(r"^Expected `int[^`]*`, got `float`")
 UNKNOWN_FIELD = re.compile(r"unknown field `(?P<name>[^`]+)`")
 
 
@@ -245,13 +246,41 @@ class BadBody(Exception):  # noqa: N818 - reads as the HTTP answer it becomes
 
 
 def decode_strictly(raw: bytes, kind: type[BodyT]) -> BodyT:
-    """msgspec in strict mode: "3" is not a number and "true" is not a boolean (contract: 400)."""
+    """msgspec in strict mode: "3" is not a number and "true" is not a boolean (contract: 400).
+
+    A whole number written `3.0` is the integer 3 for JSON Schema, so for the OpenAPI document
+    too: taken as such (only after the strict decoding refused it, so at no cost otherwise).
+    """
     try:
         return msgspec.json.decode(raw, type=kind, strict=True)
     except msgspec.ValidationError as error:
+        if WHOLE_FLOAT_REFUSED.search(str(error)):
+            return _with_whole_numbers(raw, kind)
         raise BadBody(*_located(str(error))) from None
     except msgspec.DecodeError as error:
         raise BadBody(f"the body is not valid JSON: {error}", None) from None
+    except RecursionError:  # deeper than the decoder follows: still the client's mistake
+        raise BadBody("the body is not valid JSON: nested too deeply", None) from None
+    except UnicodeDecodeError as error:
+        raise BadBody(f"the body is not valid UTF-8: {error.reason}", None) from None
+
+
+def _with_whole_numbers(raw: bytes, kind: type[BodyT]) -> BodyT:
+    try:
+        return msgspec.convert(_whole_numbers(msgspec.json.decode(raw)), type=kind, strict=True)
+    except msgspec.ValidationError as error:
+        raise BadBody(*_located(str(error))) from None
+
+
+def _whole_numbers(value: Any) -> Any:
+    """`value` with every float that is a whole number as an int (3.0 -> 3; 3.5 stays)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_whole_numbers(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _whole_numbers(item) for key, item in value.items()}
+    return value
 
 
 def _located(message: str) -> tuple[str, str | None]:

@@ -23,6 +23,7 @@ from kafka.errors import TopicAlreadyExistsError
 from prometheus_client import Counter, Gauge
 
 from adapters.config import KafkaSettings
+from adapters.eventstore import EVENTS_TABLE
 from adapters.kafka.messages import to_message
 from adapters.readmodels.postgres import PostgresLog, leadership, lock_key
 
@@ -107,6 +108,7 @@ class Relay:
         self.topic = topic
         self.batch_size = batch_size
         self._table = positions_table(schema)
+        self._events_table = f'"{schema}".{EVENTS_TABLE}'
         # Read when /metrics is scraped: the producer's own count, so an outage shows at once.
         BROKER_CONNECTIONS.set_function(self._broker_connections)
 
@@ -156,6 +158,8 @@ class Relay:
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Publish until `stopping`; a failure (broker away) retries from the recorded position."""
+        if not await self._event_store_created(stopping):
+            return
         await self.create()
         while not stopping.is_set():
             try:
@@ -166,6 +170,28 @@ class Relay:
                 PUBLISH_FAILURES.inc()
                 log.exception("relay failed; retrying from the last acknowledged position in 1 s")
                 await asyncio.sleep(1)
+
+    async def _event_store_created(self, stopping: asyncio.Event) -> bool:
+        """Wait, saying so once, until a server has created the event log's table.
+
+        The relay may well start first (a deployment starts everything at once); that is not an
+        error worth a traceback a second. False if stopped meanwhile.
+        """
+        said = False
+        while not stopping.is_set():
+            if await self.pool.fetchval("SELECT to_regclass($1)", self._events_table) is not None:
+                if said:
+                    log.info("event store found; relaying", table=self._events_table)
+                return True
+            if not said:
+                log.info(
+                    "waiting for the event store: `ordo serve` creates its tables at start",
+                    table=self._events_table,
+                )
+                said = True
+            with suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), timeout=1.0)
+        return False
 
     async def _follow(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
