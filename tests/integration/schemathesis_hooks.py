@@ -33,6 +33,10 @@ ROLE_OF_PATH = {
     "/v1/prescriptions": "prescriber",
     "/cancel": "prescriber",
     "/prescribers/me/prescriptions": "prescriber",
+    "/access-log": "insurer",
+    "/pharmacies/me/conversations": "pharmacist",
+    "/patients/me/conversations": "patient",
+    "/messages": "patient",
 }
 
 
