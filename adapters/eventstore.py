@@ -33,7 +33,8 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
-from adapters.eventtable import CLAIMS_TABLE, EVENTS_TABLE, IDEMPOTENCY_TABLE
+from adapters.eventtable import CLAIMS_TABLE, EVENTS_TABLE, IDEMPOTENCY_TABLE, MIGRATIONS_TABLE
+from adapters.legacy import LEGACY_TOPICS, MIGRATION, rows_of
 from domain.coverage import COVERAGE_EVENT_TYPES, CoverageEvent, NarcoticCoverage, fold_coverage
 from domain.events import EVENT_TYPES, UPCASTERS, Event, Upcaster
 
@@ -183,7 +184,30 @@ class EmbeddedRecorder(SQLiteApplicationRecorder):
             f"CREATE TABLE IF NOT EXISTS {CLAIMS_TABLE} (finess TEXT NOT NULL, "
             "invoice_number TEXT NOT NULL, prescription_id TEXT NOT NULL, "
             "dispensation_id TEXT NOT NULL, PRIMARY KEY (finess, invoice_number))",
+            f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (name TEXT PRIMARY KEY, "
+            "ran_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, records INTEGER NOT NULL, "
+            "claims INTEGER NOT NULL)",
         ]
+
+    def _create_table(self, c: SQLiteCursor) -> None:
+        super()._create_table(c)
+        self._migrate_legacy_streams(c)
+
+    def _migrate_legacy_streams(self, c: SQLiteCursor) -> None:
+        """Copy the previous release's idempotency and invoice streams into their tables, once
+        (`adapters.legacy`), in the create step's transaction; later starts find the
+        `ordo_migrations` row and stop there."""
+        c.execute(f"SELECT 1 FROM {MIGRATIONS_TABLE} WHERE name = ?", (MIGRATION,))
+        if c.fetchone() is not None:
+            return
+        c.execute(f"SELECT topic, state FROM {EVENTS_TABLE} WHERE topic IN (?, ?)", LEGACY_TOPICS)
+        records, claims = rows_of([(row[0], bytes(row[1])) for row in c.fetchall()])
+        c.executemany(f"INSERT OR IGNORE INTO {IDEMPOTENCY_TABLE} VALUES (?, ?, ?)", records)
+        c.executemany(f"INSERT OR IGNORE INTO {CLAIMS_TABLE} VALUES (?, ?, ?, ?)", claims)
+        c.execute(
+            f"INSERT INTO {MIGRATIONS_TABLE} (name, records, claims) VALUES (?, ?, ?)",
+            (MIGRATION, len(records), len(claims)),
+        )
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any

@@ -29,6 +29,7 @@ import msgspec
 
 from adapters.access import allow
 from adapters.eventstore import IdempotencyRecord, InvoiceClaim
+from adapters.legacy import UNREPLAYABLE
 from adapters.store import ConflictError, EventStore, Write
 from domain import commands
 from domain.actors import Actor
@@ -408,6 +409,14 @@ class PrescriptionService:
             raise DomainError(
                 "idempotency_key_reused",
                 "this Idempotency-Key was already used for a different request",
+                field="Idempotency-Key",
+            )
+        if record.result == UNREPLAYABLE:
+            # Committed before the upgrade, its answer lost in conversion: never decide again.
+            raise DomainError(
+                "idempotency_key_reused",
+                "this Idempotency-Key was used before the upgrade and its first answer cannot "
+                "be given again: read the prescription to see what was recorded",
                 field="Idempotency-Key",
             )
         return msgspec.json.decode(record.result, type=kind)
