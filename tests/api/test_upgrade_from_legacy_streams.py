@@ -11,12 +11,15 @@ models rebuild over the legacy rows, and a second start migrates nothing again.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import pytest
 from conftest import People
+from kafka import KafkaConsumer
 from litestar.testing import TestClient
 from previous_release import as_previous_release, query
 from rich.console import Console
@@ -26,8 +29,11 @@ from test_prescriptions_api import assert_problem, dispense, issue
 
 from adapters import operations
 from adapters.bootstrap import build_app
-from adapters.config import Settings
+from adapters.config import KafkaSettings, Settings
+from adapters.kafka.messages import from_message
+from adapters.kafka.relay import Relay, ensure_topics, producer
 from adapters.readmodels import VIEW_NAMES
+from adapters.readmodels.postgres import PostgresLog, asyncpg_target
 
 Client = TestClient  # type: ignore[type-arg]
 # A shape no use case answers with: the previous release's answer to this request is lost.
@@ -104,6 +110,56 @@ def test_the_read_models_follow_and_rebuild_over_the_legacy_rows(
 
     rebuilt = prescriber_list(upgraded, people).json()
     assert {before.number, before.lost, after} <= {i["prescription_id"] for i in rebuilt["items"]}
+
+
+@pytest.mark.kafka
+@pytest.mark.parametrize("settings", ["postgres"], indirect=True)
+def test_the_relay_publishes_past_the_legacy_rows_and_only_events(
+    upgraded: Client, before: BeforeTheUpgrade, settings: Settings, kafka_bootstrap: str
+) -> None:
+    topic = f"ordo.test.{uuid.uuid4().hex[:8]}"
+    kafka = KafkaSettings.from_env(
+        {"ORDO_KAFKA_BOOTSTRAP": kafka_bootstrap, "ORDO_KAFKA_TOPIC": topic}
+    )
+    assert kafka is not None and settings.database_url is not None
+    ensure_topics(kafka)
+
+    reached, head = asyncio.run(relay_everything(settings.database_url, kafka))
+    published = [from_message(m.value)[0] for m in messages_of(kafka_bootstrap, topic)]
+
+    assert reached == head
+    assert len(published) == head - before.legacy_rows  # every event, no legacy row
+    assert {type(event).__name__ for event in published} == {
+        "PrescriptionIssued",
+        "DispensationRecorded",
+        "BillingRecorded",
+    }
+
+
+async def relay_everything(database_url: str, kafka: KafkaSettings) -> tuple[int, int]:
+    """Publish the whole log once, as `ordo relay` does batch after batch."""
+    dsn, schema = asyncpg_target(database_url)
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    send = producer(kafka)
+    try:
+        relay = Relay(pool, schema, send, kafka.topic, batch_size=3)
+        await relay.create()
+        while await relay.publish_next():
+            pass
+        return await relay.position(), await PostgresLog(pool, schema).head()
+    finally:
+        send.close()
+        await pool.close()
+
+
+def messages_of(bootstrap: str, topic: str) -> list[Any]:
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=5_000
+    )
+    try:
+        return list(consumer)
+    finally:
+        consumer.close()
 
 
 def test_starting_twice_migrates_once(
