@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgspec
+import structlog
 from eventsourcing.persistence import (
     ApplicationRecorder,
     IntegrityError,
@@ -46,6 +47,7 @@ __all__ = [
     "InvoiceClaim",
     "open_log",
 ]
+log = structlog.get_logger("ordo.store")
 
 
 class IdempotencyRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -207,6 +209,9 @@ class EmbeddedRecorder(SQLiteApplicationRecorder):
         c.execute(
             f"INSERT INTO {MIGRATIONS_TABLE} (name, records, claims) VALUES (?, ?, ?)",
             (MIGRATION, len(records), len(claims)),
+        )
+        log.info(
+            "legacy_streams_migrated", idempotency_records=len(records), invoice_claims=len(claims)
         )
 
     def _insert_events(
