@@ -6,13 +6,14 @@ originator_version, topic, state, notification_id), so the library's own readers
 runner, the Kafka relay and reconciliation keep reading it. Beside it, two tables written in the
 same transaction as the events they belong to: the idempotency records (the first answer to a
 request carrying an `Idempotency-Key`) and the invoice claims (a pharmacy's invoice number, taken
-once). Before issue 11 both were fake one-event streams in the event table, and every log reader
-had to skip them.
+once). Before issue 11 both were fake one-event streams in the event table: the store copies
+them into these tables once at start (`adapters.legacy`), and log readers skip their topics.
 
 Every writer of these three tables takes `LOCK TABLE ordo_events IN EXCLUSIVE MODE` first (the
-group append below, and the library-based `ordo_append` of `adapters.eventstore` that tools use):
-so notification ids become visible in the order they are issued (a reader following the log
-never skips a committed event), and the version checks made under the lock are authoritative.
+group append below, the library-based `ordo_append` of `adapters.eventstore` that tools use, and
+the one-off copy of the legacy streams at start): so notification ids become visible in the
+order they are issued (a reader following the log never skips a committed event), and the
+version checks made under the lock are authoritative.
 """
 
 from __future__ import annotations
@@ -172,6 +173,10 @@ END $$"""
     @property
     def migration_ran(self) -> str:
         return f"SELECT 1 FROM {self.migrations} WHERE name = $1"
+
+    @property
+    def lock_events(self) -> str:
+        return f"LOCK TABLE {self.events} IN EXCLUSIVE MODE"
 
     @property
     def legacy_rows(self) -> str:

@@ -207,6 +207,9 @@ async def migrate_legacy_streams(conn: Conn, sql: EventTableSql) -> None:
     """
     if await conn.fetchval(sql.migration_ran, MIGRATION):
         return
+    # As every writer of these tables: a concurrent append (a tool's, a previous release's)
+    # waits, so the scan sees the whole log and no key is inserted twice at once.
+    await conn.execute(sql.lock_events)
     records = claims = 0
     cursor = await conn.cursor(sql.legacy_rows, list(LEGACY_TOPICS))
     while batch := await cursor.fetch(LEGACY_BATCH):
