@@ -34,6 +34,7 @@ from adapters.kafka.messages import from_message
 from adapters.kafka.relay import Relay, ensure_topics, producer
 from adapters.readmodels import VIEW_NAMES
 from adapters.readmodels.postgres import PostgresLog, asyncpg_target
+from adapters.store.postgres import PostgresEventStore
 
 Client = TestClient  # type: ignore[type-arg]
 # A shape no use case answers with: the previous release's answer to this request is lost.
@@ -176,6 +177,25 @@ def test_starting_twice_migrates_once(
     assert before.legacy_rows == 4
     assert query(settings, "SELECT count(*) FROM ordo_idempotency") == [(3,)]
     assert query(settings, "SELECT count(*) FROM ordo_invoice_claims") == [(1,)]
+
+
+@pytest.mark.parametrize("settings", ["postgres"], indirect=True)
+def test_servers_starting_at_once_copy_once(before: BeforeTheUpgrade, settings: Settings) -> None:
+    assert settings.database_url is not None
+    asyncio.run(start_together(settings.database_url, servers=4))
+
+    assert query(settings, "SELECT name, records, claims FROM ordo_migrations") == [
+        ("legacy-streams-to-tables", 3, 1)
+    ]
+    assert query(settings, "SELECT count(*) FROM ordo_idempotency") == [(3,)]
+
+
+async def start_together(database_url: str, servers: int) -> None:
+    stores = [PostgresEventStore(database_url, pool_size=2) for _ in range(servers)]
+    try:
+        await asyncio.gather(*(store.start() for store in stores))
+    finally:
+        await asyncio.gather(*(store.close() for store in stores))
 
 
 # --- the database before the upgrade ---------------------------------------------------------
