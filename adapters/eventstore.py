@@ -202,8 +202,11 @@ class EmbeddedRecorder(SQLiteApplicationRecorder):
         c.execute(f"SELECT 1 FROM {MIGRATIONS_TABLE} WHERE name = ?", (MIGRATION,))
         if c.fetchone() is not None:
             return
-        c.execute(f"SELECT topic, state FROM {EVENTS_TABLE} WHERE topic IN (?, ?)", LEGACY_TOPICS)
-        records, claims = rows_of([(row[0], bytes(row[1])) for row in c.fetchall()])
+        c.execute(
+            f"SELECT rowid, topic, state FROM {EVENTS_TABLE} WHERE topic IN (?, ?)",
+            LEGACY_TOPICS,
+        )
+        records, claims = rows_of([(row[0], row[1], bytes(row[2])) for row in c.fetchall()])
         c.executemany(f"INSERT OR IGNORE INTO {IDEMPOTENCY_TABLE} VALUES (?, ?, ?)", records)
         c.executemany(f"INSERT OR IGNORE INTO {CLAIMS_TABLE} VALUES (?, ?, ?, ?)", claims)
         c.execute(

@@ -181,7 +181,9 @@ END $$"""
     @property
     def legacy_rows(self) -> str:
         """The previous release's fake streams (`adapters.legacy`): one scan, once."""
-        return f"SELECT topic, state FROM {self.events} WHERE topic = ANY($1::text[])"
+        return (
+            f"SELECT notification_id, topic, state FROM {self.events} WHERE topic = ANY($1::text[])"
+        )
 
     @property
     def copy_record(self) -> str:

@@ -81,10 +81,25 @@ def _is_result(body: bytes) -> bool:
     return False
 
 
-def rows_of(legacy: list[tuple[str, bytes]]) -> tuple[list[RecordRow], list[ClaimRow]]:
-    """The legacy log rows (topic, state) as rows of the two tables."""
-    records = [record_row(state) for topic, state in legacy if topic == LEGACY_RECORD_TOPIC]
-    claims = [claim_row(state) for topic, state in legacy if topic == LEGACY_CLAIM_TOPIC]
+class UnreadableLegacyRowError(Exception):
+    """A legacy row the previous release could not have written: the store refuses to start
+    rather than forget a claim (a pharmacy could be paid twice) or a key (a retry decided
+    again). Its log position says which row to look at."""
+
+
+def rows_of(legacy: list[tuple[int, str, bytes]]) -> tuple[list[RecordRow], list[ClaimRow]]:
+    """The legacy log rows (position, topic, state) as rows of the two tables."""
+    records: list[RecordRow] = []
+    claims: list[ClaimRow] = []
+    for position, topic, state in legacy:
+        try:
+            if topic == LEGACY_RECORD_TOPIC:
+                records.append(record_row(state))
+            else:
+                claims.append(claim_row(state))
+        except (msgspec.DecodeError, msgspec.ValidationError) as error:
+            msg = f"the {topic} row at log position {position} cannot be read: {error}"
+            raise UnreadableLegacyRowError(msg) from error
     return records, claims
 
 
@@ -94,5 +109,6 @@ __all__ = [
     "UNREPLAYABLE",
     "LegacyIdempotencyRecord",
     "LegacyInvoiceClaim",
+    "UnreadableLegacyRowError",
     "rows_of",
 ]

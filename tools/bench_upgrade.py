@@ -18,8 +18,9 @@ from pathlib import Path
 
 import asyncpg
 import msgspec
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
-from adapters.eventstore import open_log
+from adapters.eventstore import EVENTS_TABLE, open_log
 from adapters.legacy import (
     LEGACY_CLAIM_TOPIC,
     LEGACY_RECORD_TOPIC,
@@ -110,12 +111,11 @@ def sqlite_starts(events: int, legacy: int) -> list[float]:
     with tempfile.TemporaryDirectory() as empty_dir, tempfile.TemporaryDirectory() as data_dir:
         empty = timed(lambda: open_log(None, Path(empty_dir)).close())
         path = Path(data_dir) / "ordo.sqlite3"
-        with sqlite3.connect(path) as conn:  # the library's table, as the previous release had it
-            conn.execute(
-                "CREATE TABLE ordo_events (originator_id TEXT, originator_version INTEGER, "
-                "topic TEXT, state BLOB, notification_id INTEGER PRIMARY KEY AUTOINCREMENT, "
-                "UNIQUE (originator_id, originator_version))"
-            )
+        previous = SQLiteDatastore(str(path), originator_id_type="text")
+        # The previous release's log: the library's recorder and its table, nothing beside it.
+        SQLiteApplicationRecorder(previous, events_table_name=EVENTS_TABLE).create_table()
+        previous.close()
+        with sqlite3.connect(path) as conn:
             conn.execute(
                 "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ? - 1) "
                 "INSERT INTO ordo_events (originator_id, originator_version, topic, state) "

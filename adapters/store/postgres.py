@@ -213,7 +213,7 @@ async def migrate_legacy_streams(conn: Conn, sql: EventTableSql) -> None:
     records = claims = 0
     cursor = await conn.cursor(sql.legacy_rows, list(LEGACY_TOPICS))
     while batch := await cursor.fetch(LEGACY_BATCH):
-        record_rows, claim_rows = rows_of([(row[0], bytes(row[1])) for row in batch])
+        record_rows, claim_rows = rows_of([(row[0], row[1], bytes(row[2])) for row in batch])
         if record_rows:
             await conn.executemany(sql.copy_record, record_rows)
         if claim_rows:

@@ -14,6 +14,7 @@ from adapters.legacy import (
     LEGACY_CLAIM_TOPIC,
     LEGACY_RECORD_TOPIC,
     UNREPLAYABLE,
+    UnreadableLegacyRowError,
     claim_row,
     record_row,
     rows_of,
@@ -72,6 +73,18 @@ def test_a_claim_keeps_its_four_fields() -> None:
 def test_rows_are_sorted_by_topic() -> None:
     claim = b'{"finess":"1","invoice_number":"2","prescription_id":"3","dispensation_id":"4"}'
     records, claims = rows_of(
-        [(LEGACY_RECORD_TOPIC, old_record(201, RECEIPT)), (LEGACY_CLAIM_TOPIC, claim)]
+        [(7, LEGACY_RECORD_TOPIC, old_record(201, RECEIPT)), (9, LEGACY_CLAIM_TOPIC, claim)]
     )
     assert (records, claims) == ([("k", "f", RECEIPT)], [("1", "2", "3", "4")])
+
+
+@pytest.mark.parametrize(
+    ("topic", "state"),
+    [(LEGACY_CLAIM_TOPIC, b'{"finess":"1"}'), (LEGACY_RECORD_TOPIC, b"{")],
+    ids=["a claim without its number", "a record cut short"],
+)
+def test_a_row_the_previous_release_could_not_have_written_stops_the_start(
+    topic: str, state: bytes
+) -> None:
+    with pytest.raises(UnreadableLegacyRowError, match=f"{topic} row at log position 42"):
+        rows_of([(42, topic, state)])
