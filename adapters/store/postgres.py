@@ -15,18 +15,24 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import asyncpg
 import structlog
 
 from adapters.eventstore import EventMapper, IdempotencyRecord, InvoiceClaim
 from adapters.eventtable import EventTableSql
+from adapters.legacy import LEGACY_TOPICS, MIGRATION, rows_of
 from adapters.readmodels.postgres import asyncpg_target, connection_settings, lock_key
 from adapters.store import ConflictError, Write, expected_versions, stream_of
 from domain.coverage import NarcoticCoverage, fold_coverage
 from domain.events import Event
 
+if TYPE_CHECKING:
+    from adapters.readmodels.postgres import Conn
+
 MAX_GROUP = 512  # commands per transaction: bounds one statement's size and one lock's hold
+LEGACY_BATCH = 5_000  # legacy rows converted at a time while migrating: bounds the memory used
 log = structlog.get_logger("ordo.store")
 
 
@@ -192,6 +198,31 @@ class GroupCommitter:
             pending.resolve(None if pending.first_row in committed else ConflictError("stale"))
 
 
+async def migrate_legacy_streams(conn: Conn, sql: EventTableSql) -> None:
+    """Copy the previous release's idempotency and invoice streams into their tables, once.
+
+    Run in the DDL's transaction, under its advisory lock: of several servers starting at once,
+    the first copies and records it in `ordo_migrations`, the others find the row (one primary
+    key lookup, the cost of every later start). Rows already in the tables are kept as they are.
+    """
+    if await conn.fetchval(sql.migration_ran, MIGRATION):
+        return
+    # As every writer of these tables: a concurrent append (a tool's, a previous release's)
+    # waits, so the scan sees the whole log and no key is inserted twice at once.
+    await conn.execute(sql.lock_events)
+    records = claims = 0
+    cursor = await conn.cursor(sql.legacy_rows, list(LEGACY_TOPICS))
+    while batch := await cursor.fetch(LEGACY_BATCH):
+        record_rows, claim_rows = rows_of([(row[0], row[1], bytes(row[2])) for row in batch])
+        if record_rows:
+            await conn.executemany(sql.copy_record, record_rows)
+        if claim_rows:
+            await conn.executemany(sql.copy_claim, claim_rows)
+        records, claims = records + len(record_rows), claims + len(claim_rows)
+    await conn.execute(sql.mark_migrated, MIGRATION, records, claims)
+    log.info("legacy_streams_migrated", idempotency_records=records, invoice_claims=claims)
+
+
 async def _session_kept(_: asyncpg.Connection) -> None:
     """The store's connections go back to the pool as they are: nothing here LISTENs, holds a
     session advisory lock or SETs anything, so asyncpg's default reset (a round trip of
@@ -249,6 +280,7 @@ class PostgresEventStore:
             )
             for statement in self._sql.create():
                 await conn.execute(statement)
+            await migrate_legacy_streams(conn, self._sql)
 
     async def close(self) -> None:
         if self._committer is not None:
@@ -297,4 +329,4 @@ class PostgresEventStore:
         return head or 0
 
 
-__all__ = ["GroupCommitter", "PostgresEventStore"]
+__all__ = ["GroupCommitter", "PostgresEventStore", "migrate_legacy_streams"]
