@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import structlog
@@ -31,6 +31,13 @@ from domain.events import Event
 if TYPE_CHECKING:
     from adapters.readmodels.postgres import Conn
 
+# What a pooled connection that died under us raises on its next use.
+DROPPED_CONNECTION = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    ConnectionError,
+)
 MAX_GROUP = 512  # commands per transaction: bounds one statement's size and one lock's hold
 LEGACY_BATCH = 5_000  # legacy rows converted at a time while migrating: bounds the memory used
 log = structlog.get_logger("ordo.store")
@@ -289,11 +296,11 @@ class PostgresEventStore:
             await self._pool.close()
 
     async def events_of(self, stream_id: str, after_version: int = 0) -> list[Event]:
-        rows = await self.pool.fetch(self._sql.stream_after, stream_id, after_version)
+        rows = await self.read("fetch", self._sql.stream_after, stream_id, after_version)
         return [self._mapper.decode(row[0], row[1]) for row in rows]
 
     async def coverage(self, stream_id: str) -> NarcoticCoverage:
-        rows = await self.pool.fetch(self._sql.stream_after, stream_id, 0)
+        rows = await self.read("fetch", self._sql.stream_after, stream_id, 0)
         return fold_coverage(stream_id, (self._mapper.coverage(row[0], row[1]) for row in rows))
 
     async def append(self, write: Write) -> None:
@@ -308,13 +315,13 @@ class PostgresEventStore:
         await self.committer.append(pending)
 
     async def idempotency_record(self, key: str) -> IdempotencyRecord | None:
-        row = await self.pool.fetchrow(self._sql.idempotency_record, key)
+        row = await self.read("fetchrow", self._sql.idempotency_record, key)
         if row is None:
             return None
         return IdempotencyRecord(key=key, fingerprint=row[0], result=bytes(row[1]))
 
     async def invoice_claim(self, finess: str, invoice_number: str) -> InvoiceClaim | None:
-        row = await self.pool.fetchrow(self._sql.invoice_claim, finess, invoice_number)
+        row = await self.read("fetchrow", self._sql.invoice_claim, finess, invoice_number)
         if row is None:
             return None
         return InvoiceClaim(
@@ -324,8 +331,22 @@ class PostgresEventStore:
             dispensation_id=row[1],
         )
 
+    async def read(self, method: str, query: str, *args: object) -> Any:
+        """A read, asked again once on another connection when the pooled one turns out dead
+        (the database restarted, or an operator ended our sessions): a read can be repeated,
+        and otherwise every stale connection in the pool would fail one caller."""
+        for attempt in (1, 2):
+            try:
+                async with self.pool.acquire() as conn:
+                    return await getattr(conn, method)(query, *args)
+            except DROPPED_CONNECTION:
+                if attempt == 2:
+                    raise
+                log.warning("store_read_retried_on_a_dropped_connection")
+        raise AssertionError("unreachable")
+
     async def last_position(self) -> int:
-        head: int | None = await self.pool.fetchval(self._sql.head)
+        head: int | None = await self.read("fetchval", self._sql.head)
         return head or 0
 
 
