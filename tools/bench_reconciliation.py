@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import shlex
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from rich.table import Table
 
 from adapters.auth import sign_token
 from tools import benchmarks_md
+from tools.harness import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 console = Console(stderr=True)
@@ -185,13 +185,6 @@ def via_cli(
         raise SystemExit(f"ordo reconcile failed:\n{output}")
     staging, seconds, counts = batch_times(url, schema)
     return Run("cli", count, staging, seconds, total, peak.mib, counts)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def via_api(

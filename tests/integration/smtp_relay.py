@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import email
-import socket
 import threading
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -13,6 +12,8 @@ from email.policy import SMTP
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+from tools.harness import free_port
 
 
 @dataclass
@@ -74,12 +75,6 @@ class Handler:
     def message_ids(self) -> list[str]:
         with self._lock:
             return [r.message_id for r in self.received]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Relay:
