@@ -38,8 +38,10 @@ from adapters.mailer.transport import (
     Transport,
     transport_for,
 )
+from adapters.messaging.ordonnance import ordonnance_renderers
 from adapters.readmodels.postgres import PostgresLog, asyncpg_target, connection_settings
 from adapters.readmodels.sqlite import SqliteLog
+from adapters.service import paris_clock
 from domain.events import Event, Mail
 from projections.runner import LogSource, PositionMoved
 
@@ -211,6 +213,12 @@ class Mailer:
 # --- wiring ----------------------------------------------------------------------------------
 
 
+def renderers_for(event_log: EventLog) -> dict[str, Renderer]:
+    """The QR code, and the ordonnance as a PDF read from this log (each recipient's copy, as
+    its day in Paris reads it)."""
+    return {**RENDERERS, **ordonnance_renderers(event_log, lambda: paris_clock().today)}
+
+
 @asynccontextmanager
 async def mailer_for(
     settings: Settings, event_log: EventLog | None = None
@@ -226,7 +234,7 @@ async def mailer_for(
         the_log = event_log or open_log(None, settings.data_dir, 2)
         store = SqliteOutbox(settings.data_dir / "mailer.sqlite3")
         try:
-            yield Mailer(SqliteLog(the_log), store, transports)
+            yield Mailer(SqliteLog(the_log), store, transports, renderers=renderers_for(the_log))
         finally:
             for transport in transports:
                 transport.close()
@@ -239,13 +247,17 @@ async def mailer_for(
         dsn, min_size=1, max_size=4, server_settings=connection_settings()
     )
     source = PostgresLog(pool, schema)
+    documents = open_log(settings.database_url, settings.data_dir, 2)  # read by the renderers
     try:
-        yield Mailer(source, PostgresOutbox(pool, schema), transports)
+        yield Mailer(
+            source, PostgresOutbox(pool, schema), transports, renderers=renderers_for(documents)
+        )
     finally:
         for transport in transports:
             transport.close()
         await source.close()
         await pool.close()
+        documents.close()
 
 
 def mailer_in_process(
