@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from conftest import People
 from litestar.testing import TestClient
+from test_access_log_api import entries_within_a_second, seen
 from test_conversations_api import BAL_ORG, messaging, outbox
 from test_document_api import text_of
 from test_prescriptions_api import assert_problem, issue
@@ -107,6 +108,21 @@ def test_only_a_prescriber_sends_it(messaging: Client, people: People, role: str
 
     assert_problem(send_to_patient(messaging, number, headers), 403, "forbidden")
     assert history(messaging, people, number)[-1]["type"] == "PrescriptionIssued"
+
+
+def test_the_access_log_shows_the_sending_and_the_refusals(
+    messaging: Client, people: People
+) -> None:
+    number = issue(messaging, people)["prescription_id"]
+
+    send_to_patient(messaging, number, people.as_pharmacist())
+    send_to_patient(messaging, number, people.as_prescriber())
+
+    entries = entries_within_a_second(messaging, people, number, 2)
+    assert [(action, role, status) for action, role, _, _, status in seen(entries)] == [
+        ("send-to-patient", "pharmacist", 403),
+        ("send-to-patient", "prescriber", 202),
+    ]
 
 
 def test_a_cancelled_prescription_is_not_sent(messaging: Client, people: People) -> None:
