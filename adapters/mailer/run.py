@@ -247,7 +247,8 @@ async def mailer_for(
         dsn, min_size=1, max_size=4, server_settings=connection_settings()
     )
     source = PostgresLog(pool, schema)
-    documents = open_log(settings.database_url, settings.data_dir, 2)  # read by the renderers
+    # Read by the PDF renderers, one composing thread per relay connection.
+    documents = open_log(settings.database_url, settings.data_dir, settings.mailer_connections)
     try:
         yield Mailer(
             source, PostgresOutbox(pool, schema), transports, renderers=renderers_for(documents)
