@@ -67,7 +67,9 @@ def test_the_prescriber_who_wrote_it_sends_it_to_the_patients_mailbox(
     assert mail["To"] == f"{people.patient}@patient.mssante.fr"
     assert mail["Message-ID"] == recorded["message_id"]
     assert mail["Subject"] == f"Votre ordonnance n° {number}"
-    assert MESSAGE in mail.get_body(("plain",)).get_content()
+    for kind in ("plain", "html"):
+        content = mail.get_body((kind,)).get_content()
+        assert MESSAGE in content and "pas pu être remis" not in content
     text = text_of(attached_pdf(mail))
     assert number in text and "Paracétamol" in text
 
