@@ -65,8 +65,9 @@ def backoff(attempts: int, ceiling: float) -> float:
 
 
 def mails_in(event: Event) -> tuple[Mail, ...]:
-    """The e-mails an event causes: those of any event with a `mails` field (`MessagePosted`
-    today; an event that sends a document, tomorrow). The extension point of the outbox."""
+    """The e-mails an event causes: those of any event with a `mails` field (`MessagePosted`,
+    and the ordonnance's sendings: `PrescriptionSentToPatient`, a prescriber's
+    `PrescriptionTransmitted`). The extension point of the outbox."""
     mails = getattr(event, "mails", ())
     return tuple(mail for mail in mails if isinstance(mail, Mail))
 
