@@ -161,7 +161,13 @@ class Mailer:
         return True
 
     def _send(self, queued: Queued, transport: Transport) -> None:
-        message = compose(queued.mail, queued.written_at, self.renderers)
+        try:
+            message = compose(queued.mail, queued.written_at, self.renderers)
+        except Exception as error:
+            # An attachment that cannot be drawn now (its log unreachable, a renderer's bug)
+            # holds back this e-mail alone, retried with back-off like a 4xx, never the others.
+            reason = f"could not be written: {type(error).__name__}: {error}"
+            raise TemporaryRefusal(reason) from error
         transport.send(message, queued.mail.sender, queued.mail.recipient)
 
     async def _fail(self, queued: Queued, attempts: int, reason: str) -> None:

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import io
+import sqlite3
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -17,10 +19,13 @@ import pytest
 from conftest import SECRET, People
 from litestar.testing import TestClient
 from smtp_relay import Relay
-from test_mailer_smtp import BAL_ORG, deliver_everything
+from test_mailer_smtp import BAL_ORG, POSTMASTER, Conversations, deliver_everything, settings_with
 
 from adapters.bootstrap import build_app
 from adapters.config import Settings
+from adapters.messaging.ordonnance import ordonnance_pdf
+from domain.events import Mail, PrescriptionSentToPatient
+from domain.identifiers import PrescriptionNumber
 
 Client = TestClient  # type: ignore[type-arg]
 
@@ -108,3 +113,45 @@ def test_the_patient_and_the_pharmacy_each_receive_the_pdf_once(
     # The mailer started again follows the same log: nothing is received twice.
     asyncio.run(deliver_everything(settings))
     assert len(relay.handler.received) == 2
+
+
+def test_a_pdf_that_cannot_be_drawn_holds_back_its_email_alone(
+    tmp_path: Path, relay: Relay, people: People
+) -> None:
+    settings = settings_with(tmp_path, relay, people)
+    world = Conversations(settings, people)
+    world.exchange()  # two e-mails that can be written
+    # An e-mail whose PDF names a prescription this log does not have (a log restored
+    # without it, say): its renderer fails.
+    orphan = PrescriptionNumber.generate(lambda bits: 987654321 % (1 << bits)).value
+    missing = PrescriptionNumber.generate(lambda bits: 123123123 % (1 << bits)).value
+    mail = Mail(
+        message_id=f"<ordonnance.{orphan}@ordo.mssante.fr>",
+        kind="ordonnance",
+        sender=POSTMASTER,
+        recipient=f"{people.patient}@patient.mssante.fr",
+        subject="Votre ordonnance",
+        body="",
+        prescription_id=orphan,
+        remaining=(),
+        attachments=(ordonnance_pdf(missing),),
+    )
+    sent = PrescriptionSentToPatient(
+        prescription_id=orphan,
+        version=1,
+        at=datetime.now(UTC),
+        prescriber_rpps=people.prescriber,
+        message="",
+        mails=(mail,),
+    )
+    world.log.append([sent])
+
+    counts = asyncio.run(deliver_everything(settings, seconds=3))
+
+    assert counts == {"pending": 1, "delivered": 2, "failed": 0}
+    assert mail.message_id not in relay.handler.message_ids()
+    with sqlite3.connect(tmp_path / "mailer.sqlite3") as outbox:
+        (reason,) = outbox.execute(
+            "SELECT reason FROM ordo_mail_outbox WHERE state = 'pending'"
+        ).fetchone()
+    assert reason == f"could not be written: LookupError: no prescription {missing} in the log"
