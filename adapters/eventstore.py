@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import msgspec
+import structlog
 from eventsourcing.persistence import (
     ApplicationRecorder,
     IntegrityError,
@@ -33,7 +34,8 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
-from adapters.eventtable import CLAIMS_TABLE, EVENTS_TABLE, IDEMPOTENCY_TABLE
+from adapters.eventtable import CLAIMS_TABLE, EVENTS_TABLE, IDEMPOTENCY_TABLE, MIGRATIONS_TABLE
+from adapters.legacy import LEGACY_TOPICS, MIGRATION, rows_of
 from domain.coverage import COVERAGE_EVENT_TYPES, CoverageEvent, NarcoticCoverage, fold_coverage
 from domain.events import EVENT_TYPES, UPCASTERS, ConversationEvent, Event, Upcaster
 
@@ -45,6 +47,7 @@ __all__ = [
     "InvoiceClaim",
     "open_log",
 ]
+log = structlog.get_logger("ordo.store")
 
 
 class IdempotencyRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -193,7 +196,36 @@ class EmbeddedRecorder(SQLiteApplicationRecorder):
             f"CREATE TABLE IF NOT EXISTS {CLAIMS_TABLE} (finess TEXT NOT NULL, "
             "invoice_number TEXT NOT NULL, prescription_id TEXT NOT NULL, "
             "dispensation_id TEXT NOT NULL, PRIMARY KEY (finess, invoice_number))",
+            f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (name TEXT PRIMARY KEY, "
+            "ran_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP, records INTEGER NOT NULL, "
+            "claims INTEGER NOT NULL)",
         ]
+
+    def _create_table(self, c: SQLiteCursor) -> None:
+        super()._create_table(c)
+        self._migrate_legacy_streams(c)
+
+    def _migrate_legacy_streams(self, c: SQLiteCursor) -> None:
+        """Copy the previous release's idempotency and invoice streams into their tables, once
+        (`adapters.legacy`), in the create step's transaction; later starts find the
+        `ordo_migrations` row and stop there."""
+        c.execute(f"SELECT 1 FROM {MIGRATIONS_TABLE} WHERE name = ?", (MIGRATION,))
+        if c.fetchone() is not None:
+            return
+        c.execute(
+            f"SELECT rowid, topic, state FROM {EVENTS_TABLE} WHERE topic IN (?, ?)",
+            LEGACY_TOPICS,
+        )
+        records, claims = rows_of([(row[0], row[1], bytes(row[2])) for row in c.fetchall()])
+        c.executemany(f"INSERT OR IGNORE INTO {IDEMPOTENCY_TABLE} VALUES (?, ?, ?)", records)
+        c.executemany(f"INSERT OR IGNORE INTO {CLAIMS_TABLE} VALUES (?, ?, ?, ?)", claims)
+        c.execute(
+            f"INSERT INTO {MIGRATIONS_TABLE} (name, records, claims) VALUES (?, ?, ?)",
+            (MIGRATION, len(records), len(claims)),
+        )
+        log.info(
+            "legacy_streams_migrated", idempotency_records=len(records), invoice_claims=len(claims)
+        )
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any

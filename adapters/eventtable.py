@@ -6,13 +6,14 @@ originator_version, topic, state, notification_id), so the library's own readers
 runner, the Kafka relay and reconciliation keep reading it. Beside it, two tables written in the
 same transaction as the events they belong to: the idempotency records (the first answer to a
 request carrying an `Idempotency-Key`) and the invoice claims (a pharmacy's invoice number, taken
-once). Before issue 11 both were fake one-event streams in the event table, and every log reader
-had to skip them.
+once). Before issue 11 both were fake one-event streams in the event table: the store copies
+them into these tables once at start (`adapters.legacy`), and log readers skip their topics.
 
 Every writer of these three tables takes `LOCK TABLE ordo_events IN EXCLUSIVE MODE` first (the
-group append below, and the library-based `ordo_append` of `adapters.eventstore` that tools use):
-so notification ids become visible in the order they are issued (a reader following the log
-never skips a committed event), and the version checks made under the lock are authoritative.
+group append below, the library-based `ordo_append` of `adapters.eventstore` that tools use, and
+the one-off copy of the legacy streams at start): so notification ids become visible in the
+order they are issued (a reader following the log never skips a committed event), and the
+version checks made under the lock are authoritative.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from dataclasses import dataclass
 EVENTS_TABLE = "ordo_events"
 IDEMPOTENCY_TABLE = "ordo_idempotency"
 CLAIMS_TABLE = "ordo_invoice_claims"
+# One row per one-off data migration the store ran at start (`adapters.legacy`).
+MIGRATIONS_TABLE = "ordo_migrations"
 # eventsourcing's channel: the table's name, whatever the schema.
 CHANNEL = EVENTS_TABLE
 
@@ -49,6 +52,10 @@ class EventTableSql:
         return f"{quoted(self.schema)}.{CLAIMS_TABLE}"
 
     @property
+    def migrations(self) -> str:
+        return f"{quoted(self.schema)}.{MIGRATIONS_TABLE}"
+
+    @property
     def group_function(self) -> str:
         return f"{quoted(self.schema)}.ordo_append_group"
 
@@ -71,6 +78,9 @@ class EventTableSql:
             f"CREATE TABLE IF NOT EXISTS {self.claims} ("
             "finess text NOT NULL, invoice_number text NOT NULL, prescription_id text NOT NULL, "
             "dispensation_id text NOT NULL, PRIMARY KEY (finess, invoice_number))",
+            f"CREATE TABLE IF NOT EXISTS {self.migrations} (name text PRIMARY KEY, "
+            "ran_at timestamptz NOT NULL DEFAULT now(), records bigint NOT NULL, "
+            "claims bigint NOT NULL)",
             self._group_function_ddl(),
         ]
 
@@ -159,6 +169,40 @@ END $$"""
             f"SELECT prescription_id, dispensation_id FROM {self.claims} "
             "WHERE finess = $1 AND invoice_number = $2"
         )
+
+    @property
+    def migration_ran(self) -> str:
+        return f"SELECT 1 FROM {self.migrations} WHERE name = $1"
+
+    @property
+    def lock_events(self) -> str:
+        return f"LOCK TABLE {self.events} IN EXCLUSIVE MODE"
+
+    @property
+    def legacy_rows(self) -> str:
+        """The previous release's fake streams (`adapters.legacy`): one scan, once."""
+        return (
+            f"SELECT notification_id, topic, state FROM {self.events} WHERE topic = ANY($1::text[])"
+        )
+
+    @property
+    def copy_record(self) -> str:
+        return (
+            f"INSERT INTO {self.idempotency} (key, fingerprint, result) VALUES ($1, $2, $3) "
+            "ON CONFLICT (key) DO NOTHING"
+        )
+
+    @property
+    def copy_claim(self) -> str:
+        return (
+            f"INSERT INTO {self.claims} (finess, invoice_number, prescription_id, "
+            "dispensation_id) VALUES ($1, $2, $3, $4) ON CONFLICT (finess, invoice_number) "
+            "DO NOTHING"
+        )
+
+    @property
+    def mark_migrated(self) -> str:
+        return f"INSERT INTO {self.migrations} (name, records, claims) VALUES ($1, $2, $3)"
 
     @property
     def notifications(self) -> str:

@@ -28,6 +28,7 @@ from typing import Generic, TypeVar
 import msgspec
 
 from adapters.eventstore import IdempotencyRecord, InvoiceClaim
+from adapters.legacy import UNREPLAYABLE
 from adapters.permissions import allow
 from adapters.store import ConflictError, EventStore, Write
 from domain import commands
@@ -396,6 +397,14 @@ class PrescriptionService:
             raise DomainError(
                 "idempotency_key_reused",
                 "this Idempotency-Key was already used for a different request",
+                field="Idempotency-Key",
+            )
+        if record.result == UNREPLAYABLE:
+            # Committed before the upgrade, its answer lost in conversion: never decide again.
+            raise DomainError(
+                "idempotency_key_reused",
+                "this Idempotency-Key was used before the upgrade and its first answer cannot "
+                "be given again: read the prescription to see what was recorded",
                 field="Idempotency-Key",
             )
         return msgspec.json.decode(record.result, type=kind)

@@ -15,18 +15,31 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import structlog
 
 from adapters.eventstore import EventMapper, IdempotencyRecord, InvoiceClaim
 from adapters.eventtable import EventTableSql
+from adapters.legacy import LEGACY_TOPICS, MIGRATION, rows_of
 from adapters.readmodels.postgres import asyncpg_target, connection_settings, lock_key
 from adapters.store import ConflictError, Write, expected_versions, stream_of
 from domain.coverage import NarcoticCoverage, fold_coverage
 from domain.events import Event
 
+if TYPE_CHECKING:
+    from adapters.readmodels.postgres import Conn
+
+# What a pooled connection that died under us raises on its next use.
+DROPPED_CONNECTION = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    ConnectionError,
+)
 MAX_GROUP = 512  # commands per transaction: bounds one statement's size and one lock's hold
+LEGACY_BATCH = 5_000  # legacy rows converted at a time while migrating: bounds the memory used
 log = structlog.get_logger("ordo.store")
 
 
@@ -192,6 +205,31 @@ class GroupCommitter:
             pending.resolve(None if pending.first_row in committed else ConflictError("stale"))
 
 
+async def migrate_legacy_streams(conn: Conn, sql: EventTableSql) -> None:
+    """Copy the previous release's idempotency and invoice streams into their tables, once.
+
+    Run in the DDL's transaction, under its advisory lock: of several servers starting at once,
+    the first copies and records it in `ordo_migrations`, the others find the row (one primary
+    key lookup, the cost of every later start). Rows already in the tables are kept as they are.
+    """
+    if await conn.fetchval(sql.migration_ran, MIGRATION):
+        return
+    # As every writer of these tables: a concurrent append (a tool's, a previous release's)
+    # waits, so the scan sees the whole log and no key is inserted twice at once.
+    await conn.execute(sql.lock_events)
+    records = claims = 0
+    cursor = await conn.cursor(sql.legacy_rows, list(LEGACY_TOPICS))
+    while batch := await cursor.fetch(LEGACY_BATCH):
+        record_rows, claim_rows = rows_of([(row[0], row[1], bytes(row[2])) for row in batch])
+        if record_rows:
+            await conn.executemany(sql.copy_record, record_rows)
+        if claim_rows:
+            await conn.executemany(sql.copy_claim, claim_rows)
+        records, claims = records + len(record_rows), claims + len(claim_rows)
+    await conn.execute(sql.mark_migrated, MIGRATION, records, claims)
+    log.info("legacy_streams_migrated", idempotency_records=records, invoice_claims=claims)
+
+
 async def _session_kept(_: asyncpg.Connection) -> None:
     """The store's connections go back to the pool as they are: nothing here LISTENs, holds a
     session advisory lock or SETs anything, so asyncpg's default reset (a round trip of
@@ -249,6 +287,7 @@ class PostgresEventStore:
             )
             for statement in self._sql.create():
                 await conn.execute(statement)
+            await migrate_legacy_streams(conn, self._sql)
 
     async def close(self) -> None:
         if self._committer is not None:
@@ -257,11 +296,11 @@ class PostgresEventStore:
             await self._pool.close()
 
     async def events_of(self, stream_id: str, after_version: int = 0) -> list[Event]:
-        rows = await self.pool.fetch(self._sql.stream_after, stream_id, after_version)
+        rows = await self.read("fetch", self._sql.stream_after, stream_id, after_version)
         return [self._mapper.decode(row[0], row[1]) for row in rows]
 
     async def coverage(self, stream_id: str) -> NarcoticCoverage:
-        rows = await self.pool.fetch(self._sql.stream_after, stream_id, 0)
+        rows = await self.read("fetch", self._sql.stream_after, stream_id, 0)
         return fold_coverage(stream_id, (self._mapper.coverage(row[0], row[1]) for row in rows))
 
     async def append(self, write: Write) -> None:
@@ -276,13 +315,13 @@ class PostgresEventStore:
         await self.committer.append(pending)
 
     async def idempotency_record(self, key: str) -> IdempotencyRecord | None:
-        row = await self.pool.fetchrow(self._sql.idempotency_record, key)
+        row = await self.read("fetchrow", self._sql.idempotency_record, key)
         if row is None:
             return None
         return IdempotencyRecord(key=key, fingerprint=row[0], result=bytes(row[1]))
 
     async def invoice_claim(self, finess: str, invoice_number: str) -> InvoiceClaim | None:
-        row = await self.pool.fetchrow(self._sql.invoice_claim, finess, invoice_number)
+        row = await self.read("fetchrow", self._sql.invoice_claim, finess, invoice_number)
         if row is None:
             return None
         return InvoiceClaim(
@@ -292,9 +331,23 @@ class PostgresEventStore:
             dispensation_id=row[1],
         )
 
+    async def read(self, method: str, query: str, *args: object) -> Any:
+        """A read, asked again once on another connection when the pooled one turns out dead
+        (the database restarted, or an operator ended our sessions): a read can be repeated,
+        and otherwise every stale connection in the pool would fail one caller."""
+        for attempt in (1, 2):
+            try:
+                async with self.pool.acquire() as conn:
+                    return await getattr(conn, method)(query, *args)
+            except DROPPED_CONNECTION:
+                if attempt == 2:
+                    raise
+                log.warning("store_read_retried_on_a_dropped_connection")
+        raise AssertionError("unreachable")
+
     async def last_position(self) -> int:
-        head: int | None = await self.pool.fetchval(self._sql.head)
+        head: int | None = await self.read("fetchval", self._sql.head)
         return head or 0
 
 
-__all__ = ["GroupCommitter", "PostgresEventStore"]
+__all__ = ["GroupCommitter", "PostgresEventStore", "migrate_legacy_streams"]

@@ -84,8 +84,9 @@ class StaleReads:
 
 
 async def stored_dispensations(store: PostgresEventStore) -> Counter[str]:
-    rows = await store.pool.fetch(
-        f"SELECT originator_id, topic FROM {store.sql.events} WHERE topic LIKE 'Dispensation%'"
+    rows = await store.read(
+        "fetch",
+        f"SELECT originator_id, topic FROM {store.sql.events} WHERE topic LIKE 'Dispensation%'",
     )
     return Counter(row[0] for row in rows if row[1].startswith("DispensationRecorded"))
 
