@@ -1,152 +1,75 @@
-"""Who may send the ordonnance through MSSanté, and what the e-mails carry. Given these events
-in a (real, embedded) log, when this actor sends, then these events or this error; and the PDF
-each recipient gets, as the mailer renders it from the log."""
+"""Who may send the ordonnance through MSSanté, and what its e-mails carry: given this caller,
+when they send, then allowed or this error; given a prescription, when its e-mail is written,
+then these addresses, this attachment and this Message-ID. No I/O (the use cases on a real log
+are in tests/integration/test_ordonnance_use_cases.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import io
-from collections.abc import Iterator
-from pathlib import Path
-
 import msgspec
-import pdfplumber
 import pytest
-from builders import (
-    ISSUED_ON,
-    NUMBER,
-    PATIENT,
-    PHARMACIST,
-    PHARMACY_A,
-    PHARMACY_B,
-    PRESCRIBER,
-    issued,
-    moment,
-)
+from builders import NUMBER, PATIENT, PHARMACIST, PHARMACY_A, PRESCRIBER, issued, moment
 
-from adapters.eventstore import EventLog, open_log
-from adapters.messaging.directory import MssanteDirectory
-from adapters.messaging.ordonnance import (
-    PATIENT_COPY,
-    PHARMACY_COPY,
-    ordonnance_renderers,
-    to_patient,
-    to_pharmacy,
-)
-from adapters.messaging.service import ConversationService
-from adapters.store import Write
-from adapters.store.embedded import EmbeddedEventStore
+from adapters.messaging.ordonnance import PATIENT_COPY, PHARMACY_COPY, to_patient, to_pharmacy
+from adapters.permissions import allow
 from domain.actors import Actor
 from domain.errors import DomainError
 from domain.events import PrescriptionSentToPatient, PrescriptionTransmitted
-from domain.identifiers import Rpps
-from domain.prescription import fold
+from domain.prescription import Prescription, fold
 
 POSTMASTER = "ne-pas-repondre@ordo.mssante.fr"
 BAL_ORG = "pharmacie.centrale@pharmacie.mssante.fr"
-PRESCRIBER_ACTOR = Actor(role="prescriber", subject="d", rpps=PRESCRIBER.value)
-OTHER_PRESCRIBER = Actor(role="prescriber", subject="o", rpps=Rpps.from_body("1000777777").value)
 
 
-@pytest.fixture
-def log(tmp_path: Path) -> Iterator[EventLog]:
-    opened = open_log(None, tmp_path)
-    yield opened
-    opened.close()
+def prescription() -> Prescription:
+    state = fold([issued(2)])
+    assert state is not None
+    return state
 
 
-def service_on(log: EventLog, tmp_path: Path) -> ConversationService:
-    directory = tmp_path / "mssante.csv"
-    directory.write_text(f"{PHARMACY_A.value},{BAL_ORG}\n")
-    store = EmbeddedEventStore(log)
-    asyncio.run(store.append(Write([issued(2)])))
-    return ConversationService(store, MssanteDirectory(directory), POSTMASTER, clock=moment)
-
-
-def test_the_prescriber_who_wrote_it_sends_it_to_the_patient(log: EventLog, tmp_path: Path) -> None:
-    service = service_on(log, tmp_path)
-
-    after = asyncio.run(service.send_to_patient(PRESCRIBER_ACTOR, NUMBER.value, "Bonjour"))
-
-    (sent,) = log.events_of(NUMBER.value, 1)
-    assert isinstance(sent, PrescriptionSentToPatient)
-    assert (sent.prescriber_rpps, sent.message, sent.version) == (PRESCRIBER.value, "Bonjour", 2)
-    (mail,) = sent.mails
-    assert mail.recipient == f"{PATIENT.value}@patient.mssante.fr"
-    assert mail.sender == POSTMASTER
-    assert [(a.kind, a.ref, a.inline) for a in mail.attachments] == [
-        (PATIENT_COPY, NUMBER.value, False)
-    ]
-    assert after.sent_to_patient[-1].message == "Bonjour"
+def test_a_prescriber_may_ask_to_send_it() -> None:
+    allow(Actor(role="prescriber", subject="d", rpps=PRESCRIBER.value), "send_to_patient")
 
 
 @pytest.mark.parametrize(
-    ("actor", "code"),
+    "actor",
     [
-        (OTHER_PRESCRIBER, "not_found"),
-        (Actor(role="patient", subject="p", ins=PATIENT.value), "forbidden"),
-        (
-            Actor(role="pharmacist", subject="ph", rpps=PHARMACIST.value, finess=PHARMACY_A.value),
-            "forbidden",
-        ),
-        (Actor(role="insurer", subject="i"), "forbidden"),
+        Actor(role="patient", subject="p", ins=PATIENT.value),
+        Actor(role="pharmacist", subject="ph", rpps=PHARMACIST.value, finess=PHARMACY_A.value),
+        Actor(role="insurer", subject="i"),
     ],
 )
-def test_no_one_else_sends_it(log: EventLog, tmp_path: Path, actor: Actor, code: str) -> None:
-    service = service_on(log, tmp_path)
-
+def test_no_other_role_may(actor: Actor) -> None:
     with pytest.raises(DomainError) as refused:
-        asyncio.run(service.send_to_patient(actor, NUMBER.value, ""))
+        allow(actor, "send_to_patient")
 
-    assert refused.value.code == code
-    assert log.events_of(NUMBER.value, 1) == []
+    assert refused.value.code == "forbidden"
+    assert refused.value.detail == "this operation is for the role prescriber"
 
 
-def test_the_prescribers_transmission_carries_the_pdf_to_the_bal_org(
-    log: EventLog, tmp_path: Path
-) -> None:
-    service = service_on(log, tmp_path)
+def test_the_patients_email_goes_to_their_mailbox_with_their_copy() -> None:
+    mail = to_patient(prescription(), 2, "Bonjour", POSTMASTER)
 
-    sent = asyncio.run(service.transmit(PRESCRIBER_ACTOR, NUMBER.value, PHARMACY_A, "Sortie"))
-
-    (transmitted,) = log.events_of(NUMBER.value, 1)
-    assert isinstance(transmitted, PrescriptionTransmitted)
-    assert transmitted.sent_by == "prescriber" and sent.pharmacy_mailbox
-    (mail,) = transmitted.mails
-    assert (mail.recipient, mail.kind) == (BAL_ORG, "ordonnance")
-    assert [(a.kind, a.ref) for a in mail.attachments] == [
-        (PHARMACY_COPY, f"{NUMBER.value}/{PHARMACY_A.value}")
+    assert mail.recipient == f"{PATIENT.value}@patient.mssante.fr"
+    assert (mail.sender, mail.kind) == (POSTMASTER, "ordonnance")
+    assert [(a.kind, a.ref, a.inline, a.content_type) for a in mail.attachments] == [
+        (PATIENT_COPY, NUMBER.value, False, "application/pdf")
     ]
+    assert mail.attachments[0].filename == f"ordonnance-{NUMBER.display()}.pdf"
+    assert mail.subject == f"Votre ordonnance n° {NUMBER.display()}"
 
 
-def test_a_pharmacy_without_bal_org_gets_no_email(log: EventLog, tmp_path: Path) -> None:
-    service = service_on(log, tmp_path)
+def test_the_pharmacys_email_goes_to_its_bal_org_with_the_pharmacys_copy() -> None:
+    mail = to_pharmacy(prescription(), 2, "Sortie", PHARMACY_A.value, BAL_ORG, POSTMASTER)
 
-    sent = asyncio.run(service.transmit(PRESCRIBER_ACTOR, NUMBER.value, PHARMACY_B, ""))
-
-    (transmitted,) = log.events_of(NUMBER.value, 1)
-    assert isinstance(transmitted, PrescriptionTransmitted)
-    assert transmitted.mails == () and not sent.pharmacy_mailbox
-
-
-def test_the_patients_transmission_carries_no_pdf_its_conversation_writes(
-    log: EventLog, tmp_path: Path
-) -> None:
-    service = service_on(log, tmp_path)
-    patient = Actor(role="patient", subject="p", ins=PATIENT.value)
-
-    asyncio.run(service.transmit(patient, NUMBER.value, PHARMACY_A, "Je passe"))
-
-    transmitted = log.events_of(NUMBER.value, 1)[0]
-    assert isinstance(transmitted, PrescriptionTransmitted) and transmitted.mails == ()
-
-
-# --- the e-mails ------------------------------------------------------------------------------
+    assert (mail.recipient, mail.sender, mail.kind) == (BAL_ORG, POSTMASTER, "ordonnance")
+    assert [(a.kind, a.ref, a.inline) for a in mail.attachments] == [
+        (PHARMACY_COPY, f"{NUMBER.value}/{PHARMACY_A.value}", False)
+    ]
+    assert PRESCRIBER.value in mail.body and mail.body.startswith("Sortie\n\n")
 
 
 def test_the_message_id_names_the_sending_and_is_the_same_when_written_again() -> None:
-    state = fold([issued(2)])
-    assert state is not None
+    state = prescription()
 
     first = to_patient(state, 2, "", POSTMASTER)
 
@@ -158,8 +81,7 @@ def test_the_message_id_names_the_sending_and_is_the_same_when_written_again() -
 
 
 def test_the_prescribers_words_come_first() -> None:
-    state = fold([issued(2)])
-    assert state is not None
+    state = prescription()
 
     assert to_patient(state, 2, "  Bonne journée ", POSTMASTER).body.startswith("Bonne journée\n\n")
     assert to_patient(state, 2, "  ", POSTMASTER).body.startswith("Votre médecin")
@@ -178,24 +100,3 @@ def test_an_event_recorded_before_the_mails_decodes_with_none() -> None:
         del older["mails"]
 
         assert msgspec.convert(older, type(event)).mails == ()
-
-
-# --- rendered at delivery ---------------------------------------------------------------------
-
-
-def text_of(pdf: bytes) -> str:
-    with pdfplumber.open(io.BytesIO(pdf)) as opened:
-        return "\n".join(page.extract_text() for page in opened.pages)
-
-
-def test_each_copy_is_rendered_from_the_log(log: EventLog, tmp_path: Path) -> None:
-    service_on(log, tmp_path)
-    renderers = ordonnance_renderers(log, lambda: ISSUED_ON)
-
-    patients = text_of(renderers[PATIENT_COPY](NUMBER.value))
-    pharmacys = text_of(renderers[PHARMACY_COPY](f"{NUMBER.value}/{PHARMACY_A.value}"))
-
-    for text in (patients, pharmacys):
-        assert NUMBER.display() in text and "Paracétamol 1 g" in text
-    with pytest.raises(LookupError):
-        renderers[PATIENT_COPY](NUMBER.value[:-1] + "0")
