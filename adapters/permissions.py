@@ -34,6 +34,7 @@ PERMISSIONS: dict[str, Permission] = {
     "cancel": _for("prescriber"),
     "change_consent": _for("patient", "insurer"),
     "transmit": _for("patient", "prescriber"),
+    "send_to_patient": _for("prescriber"),
     # the insurer reads the data, not the paper (adapters/document/ordonnance.py)
     "document": _for("prescriber", "patient", "pharmacist"),
     # who saw a prescription (adapters/http/access_log.py)

@@ -155,6 +155,9 @@ class PrescriptionTransmitted(Event, frozen=True, kw_only=True):
     message: str
     # v1.2 addition, defaulted: every transmission recorded before it was the patient's.
     sent_by: TransmissionSender = "patient"
+    # The prescriber's sending carries the ordonnance to the BAL ORG (the patient's opens a
+    # conversation, whose first message carries theirs). Defaulted: older events had none.
+    mails: tuple[Mail, ...] = ()
 
 
 class PrescriptionSentToPatient(Event, frozen=True, kw_only=True):
@@ -163,6 +166,8 @@ class PrescriptionSentToPatient(Event, frozen=True, kw_only=True):
 
     prescriber_rpps: str
     message: str
+    # The e-mail to the patient's mailbox, the PDF attached (the log is the outbox).
+    mails: tuple[Mail, ...] = ()
 
 
 class Attachment(msgspec.Struct, frozen=True, kw_only=True):
@@ -189,7 +194,7 @@ class RemainingLine(msgspec.Struct, frozen=True, kw_only=True):
     quantity: int
 
 
-MailKind = Literal["message", "no_mailbox_notice"]
+MailKind = Literal["message", "no_mailbox_notice", "ordonnance"]
 
 
 class Mail(msgspec.Struct, frozen=True, kw_only=True):

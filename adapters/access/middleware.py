@@ -34,6 +34,8 @@ ACTIONS: dict[tuple[str, str], str] = {
     ("POST", PRESCRIPTION + "/transmissions"): "transmissions",
     # Issue 16's document is a read of the same data, on paper: traced like the read.
     ("GET", PRESCRIPTION + "/document.pdf"): "document.pdf",
+    # The ordonnance sent to the patient's mailbox: a call on the prescription like the others.
+    ("POST", PRESCRIPTION + "/send-to-patient"): "send-to-patient",
 }
 
 

@@ -35,6 +35,7 @@ from adapters.http.problems import EXCEPTION_HANDLERS, STATUS_OF, Problem, probl
 from adapters.http.products import ProductsController
 from adapters.http.reconciliation import ReconciliationController
 from adapters.http.routes import PrescriptionController
+from adapters.http.sending import SendingController
 from adapters.logging import RequestLogMiddleware
 from adapters.messaging.service import ConversationService
 from adapters.service import PrescriptionService
@@ -100,6 +101,7 @@ def create_app(
         route_handlers=[
             PrescriptionController,
             DocumentController,
+            SendingController,
             AccessLogController,
             ListsController,
             ReconciliationController,

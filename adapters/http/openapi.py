@@ -105,6 +105,7 @@ LINKS: dict[tuple[str, str], LinkTargets] = {
             "history": "GET /v1/prescriptions/{prescription_id}/events",
             "cancel": "POST /v1/prescriptions/{prescription_id}/cancel",
             "transmit": "POST /v1/prescriptions/{prescription_id}/transmissions",
+            "send_to_patient": "POST /v1/prescriptions/{prescription_id}/send-to-patient",
             "adapt": "POST /v1/prescriptions/{prescription_id}/adaptations",
             "qr_code": "GET /v1/prescriptions/{prescription_id}/qr.svg",
             "consent": "PUT /v1/prescriptions/{prescription_id}/execution-view-consent",

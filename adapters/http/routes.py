@@ -407,7 +407,9 @@ class PrescriptionController(Controller):
         summary="Send the prescription to a pharmacy's mailbox (BAL ORG)",
         description="The patient, or the prescriber who wrote it (a hospital at discharge, an "
         "EHPAD's doctor); another prescriber or patient gets 404. The pharmacy's inbox "
-        "(`sent_by`) and the history say who sent it. A prescriber under the patient's "
+        "(`sent_by`) and the history say who sent it; the prescriber's sending also e-mails "
+        "the ordonnance as a PDF to the pharmacy's BAL ORG (`pharmacy_mailbox`). A prescriber "
+        "under the patient's "
         "opposition is refused only a cancelled prescription or one past its presentation "
         "deadline, never told it was dispensed.",
         dependencies={"payload": strict_body(TransmissionBody)},

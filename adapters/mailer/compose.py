@@ -130,7 +130,11 @@ def plain_text(mail: Mail) -> str:
 
 
 def html_text(mail: Mail, cids: Mapping[str, str]) -> str:
-    notice = f"<p>{html.escape(NOTICE)}</p><p>Votre message :</p>" if mail.kind != "message" else ""
+    notice = (
+        f"<p>{html.escape(NOTICE)}</p><p>Votre message :</p>"
+        if mail.kind == "no_mailbox_notice"
+        else ""
+    )
     body = "<br>".join(html.escape(line) for line in mail.body.splitlines())
     remaining = "".join(f"<li>{html.escape(line)}</li>" for line in _remaining(mail))
     images = "".join(

@@ -38,8 +38,10 @@ from adapters.mailer.transport import (
     Transport,
     transport_for,
 )
+from adapters.messaging.ordonnance import ordonnance_renderers
 from adapters.readmodels.postgres import PostgresLog, asyncpg_target, connection_settings
 from adapters.readmodels.sqlite import SqliteLog
+from adapters.service import paris_clock
 from domain.events import Event, Mail
 from projections.runner import LogSource, PositionMoved
 
@@ -63,8 +65,9 @@ def backoff(attempts: int, ceiling: float) -> float:
 
 
 def mails_in(event: Event) -> tuple[Mail, ...]:
-    """The e-mails an event causes: those of any event with a `mails` field (`MessagePosted`
-    today; an event that sends a document, tomorrow). The extension point of the outbox."""
+    """The e-mails an event causes: those of any event with a `mails` field (`MessagePosted`,
+    and the ordonnance's sendings: `PrescriptionSentToPatient`, a prescriber's
+    `PrescriptionTransmitted`). The extension point of the outbox."""
     mails = getattr(event, "mails", ())
     return tuple(mail for mail in mails if isinstance(mail, Mail))
 
@@ -158,7 +161,13 @@ class Mailer:
         return True
 
     def _send(self, queued: Queued, transport: Transport) -> None:
-        message = compose(queued.mail, queued.written_at, self.renderers)
+        try:
+            message = compose(queued.mail, queued.written_at, self.renderers)
+        except Exception as error:
+            # An attachment that cannot be drawn now (its log unreachable, a renderer's bug)
+            # holds back this e-mail alone, retried with back-off like a 4xx, never the others.
+            reason = f"could not be written: {type(error).__name__}: {error}"
+            raise TemporaryRefusal(reason) from error
         transport.send(message, queued.mail.sender, queued.mail.recipient)
 
     async def _fail(self, queued: Queued, attempts: int, reason: str) -> None:
@@ -211,6 +220,12 @@ class Mailer:
 # --- wiring ----------------------------------------------------------------------------------
 
 
+def renderers_for(event_log: EventLog) -> dict[str, Renderer]:
+    """The QR code, and the ordonnance as a PDF read from this log (each recipient's copy, as
+    its day in Paris reads it)."""
+    return {**RENDERERS, **ordonnance_renderers(event_log, lambda: paris_clock().today)}
+
+
 @asynccontextmanager
 async def mailer_for(
     settings: Settings, event_log: EventLog | None = None
@@ -226,7 +241,7 @@ async def mailer_for(
         the_log = event_log or open_log(None, settings.data_dir, 2)
         store = SqliteOutbox(settings.data_dir / "mailer.sqlite3")
         try:
-            yield Mailer(SqliteLog(the_log), store, transports)
+            yield Mailer(SqliteLog(the_log), store, transports, renderers=renderers_for(the_log))
         finally:
             for transport in transports:
                 transport.close()
@@ -239,13 +254,18 @@ async def mailer_for(
         dsn, min_size=1, max_size=4, server_settings=connection_settings()
     )
     source = PostgresLog(pool, schema)
+    # Read by the PDF renderers, one composing thread per relay connection.
+    documents = open_log(settings.database_url, settings.data_dir, settings.mailer_connections)
     try:
-        yield Mailer(source, PostgresOutbox(pool, schema), transports)
+        yield Mailer(
+            source, PostgresOutbox(pool, schema), transports, renderers=renderers_for(documents)
+        )
     finally:
         for transport in transports:
             transport.close()
         await source.close()
         await pool.close()
+        documents.close()
 
 
 def mailer_in_process(

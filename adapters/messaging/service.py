@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 import msgspec
 import structlog
 
+from adapters.messaging import ordonnance
 from adapters.messaging.directory import MssanteDirectory
 from adapters.permissions import allow
 from adapters.service import MAX_ATTEMPTS, NOT_FOUND, ContentionError, paris_clock
@@ -82,7 +83,9 @@ class ConversationService:
             if actor.role == "prescriber":
                 if not actor.wrote(state.prescriber_rpps):
                     raise NOT_FOUND
-                sent = commands.transmit(state, pharmacy, message, self.clock(), "prescriber")
+                sent = self._with_ordonnance(
+                    state, commands.transmit(state, pharmacy, message, self.clock(), "prescriber")
+                )
                 if await self._try_append([sent]):
                     return self._sent_by_prescriber(state, sent)
                 continue
@@ -111,17 +114,46 @@ class ConversationService:
                 )
         raise ContentionError(f"{MAX_ATTEMPTS} attempts lost to concurrent writers, retry later")
 
+    def _with_ordonnance(
+        self, state: Prescription, sent: PrescriptionTransmitted
+    ) -> PrescriptionTransmitted:
+        """The prescriber's sending carries the ordonnance to the BAL ORG, when the pharmacy
+        has one (the inbox has it either way)."""
+        bal_org = self.directory.bal_org(sent.finess)
+        if bal_org is None:
+            return sent
+        mail = ordonnance.to_pharmacy(
+            state, sent.version, sent.message, sent.finess, bal_org, self.postmaster
+        )
+        return msgspec.structs.replace(sent, mails=(mail,))
+
     def _sent_by_prescriber(
         self, state: Prescription, sent: PrescriptionTransmitted
     ) -> Transmitted:
-        log.info("sent to a pharmacy by its prescriber", finess=sent.finess)
+        log.info("sent to a pharmacy by its prescriber", finess=sent.finess, mails=len(sent.mails))
         after = fold([sent], state)
         assert after is not None
-        return Transmitted(
-            state=after,
-            conversation_id=None,
-            pharmacy_mailbox=self.directory.bal_org(sent.finess) is not None,
-        )
+        return Transmitted(state=after, conversation_id=None, pharmacy_mailbox=bool(sent.mails))
+
+    async def send_to_patient(
+        self, actor: Actor, prescription_id: str, message: str
+    ) -> Prescription:
+        """The prescriber who wrote it sends the ordonnance to the patient's Mon espace santé
+        mailbox, for a patient who wants no paper. Another prescriber learns nothing (404)."""
+        allow(actor, "send_to_patient")
+        for _ in range(MAX_ATTEMPTS):
+            state = await self._prescription(prescription_id)
+            if not actor.wrote(state.prescriber_rpps):
+                raise NOT_FOUND
+            sent = commands.send_to_patient(state, message, self.clock())
+            mail = ordonnance.to_patient(state, sent.version, message, self.postmaster)
+            sent = msgspec.structs.replace(sent, mails=(mail,))
+            if await self._try_append([sent]):
+                log.info("ordonnance sent to the patient's mailbox", rpps=sent.prescriber_rpps)
+                after = fold([sent], state)
+                assert after is not None
+                return after
+        raise ContentionError(f"{MAX_ATTEMPTS} attempts lost to concurrent writers, retry later")
 
     async def post(self, actor: Actor, conversation_id: str, subject: str, body: str) -> Posted:
         """A message from the conversation's patient or from a pharmacist of its pharmacy."""

@@ -32,6 +32,7 @@ ROLE_OF_PATH = {
     "/items": "insurer",
     "/v1/prescriptions": "prescriber",
     "/cancel": "prescriber",
+    "/send-to-patient": "prescriber",
     "/prescribers/me/prescriptions": "prescriber",
     "/access-log": "insurer",
     "/pharmacies/me/conversations": "pharmacist",
