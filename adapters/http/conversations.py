@@ -21,10 +21,10 @@ from adapters.http.schemas import Body, strict_body
 from adapters.messaging.service import ConversationService
 from adapters.readmodels import ReadModels
 from domain.actors import Actor
-from domain.conversation import Conversation, Message
+from domain.conversation import Conversation, Message, message_of
 from domain.events import Party
+from domain.views import display_number
 from projections.pages import DEFAULT_LIMIT, CursorKey
-from projections.views import display_number
 
 # One line, no control characters: a subject becomes an e-mail header.
 Subject = Annotated[
@@ -113,12 +113,7 @@ class ConversationsController(Controller):
         posted = await conversations.post(actor, conversation_id, payload.subject, payload.body)
         event = posted.message
         return PostedMessage(
-            message_id=event.message_id,
-            sender=event.sender,
-            rpps=event.rpps,
-            subject=event.subject,
-            body=event.body,
-            at=event.at,
+            **msgspec.structs.asdict(message_of(event)),
             conversation_id=event.conversation_id,
             conversation_status=posted.conversation.status,
             recipient_has_mailbox=all(mail.kind == "message" for mail in event.mails),
@@ -177,11 +172,4 @@ def conversation_view(conversation: Conversation) -> ConversationView:
 
 
 def _message_view(message: Message) -> MessageView:
-    return MessageView(
-        message_id=message.message_id,
-        sender=message.sender,
-        rpps=message.rpps,
-        subject=message.subject,
-        body=message.body,
-        at=message.at,
-    )
+    return MessageView(**msgspec.structs.asdict(message))

@@ -18,6 +18,7 @@ from domain.actors import Actor
 from domain.errors import DomainError, invalid
 from domain.events import TransmissionSender
 from domain.prescription import Prescription
+from domain.views import PatientRef, PrescriptionView, display_number, view_of
 from projections.folds import InboxEntry, InboxLine
 from projections.pages import (
     DEFAULT_LIMIT,
@@ -27,7 +28,6 @@ from projections.pages import (
     decode_cursor,
     encode_cursor,
 )
-from projections.views import PatientRef, PrescriptionView, display_number, view_of
 
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="items per page")]
 Cursor = Annotated[str | None, QueryParameter(description="next_cursor of the previous page")]

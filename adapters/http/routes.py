@@ -43,7 +43,7 @@ from domain.dispensable import Allowance, LimitingRule
 from domain.errors import invalid
 from domain.events import Event
 from domain.identifiers import Finess
-from projections.views import (
+from domain.views import (
     DispensationReceipt,
     DispensationView,
     IssuedPrescriptionView,

@@ -17,7 +17,7 @@ from adapters.http.routes import provide_actor
 from adapters.http.schemas import Body, LongText, strict_body
 from adapters.messaging.service import ConversationService
 from domain.actors import Actor
-from projections.views import display_number
+from domain.views import display_number
 
 
 class SendToPatientBody(Body, frozen=True, kw_only=True):

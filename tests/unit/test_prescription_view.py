@@ -23,7 +23,7 @@ from domain.actors import Actor
 from domain.events import AdaptationRecorded, PrescriptionCancelled, Product
 from domain.identifiers import Cip13
 from domain.prescription import Prescription, add_months, evolve
-from projections.views import (
+from domain.views import (
     DispensationReceipt,
     ReceiptLine,
     display_number,
