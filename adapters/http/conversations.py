@@ -14,17 +14,17 @@ from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
-from adapters.http.lists import Cursor, Limit, _after, _identity, _next, provide_read_models
+from adapters.http.lists import Lists, provide_lists
+from adapters.http.pages import provide_page
 from adapters.http.problems import Problem
 from adapters.http.routes import provide_actor
 from adapters.http.schemas import Body, strict_body
 from adapters.messaging.service import ConversationService
-from adapters.readmodels import ReadModels
 from domain.actors import Actor
 from domain.conversation import Conversation, Message, message_of
 from domain.events import Party
 from domain.views import display_number
-from projections.pages import DEFAULT_LIMIT, CursorKey
+from projections.pages import CursorKey
 
 # One line, no control characters: a subject becomes an e-mail header.
 Subject = Annotated[
@@ -83,7 +83,8 @@ class ConversationsController(Controller):
     dependencies = {  # noqa: RUF012 - Litestar reads this class attribute
         "actor": Provide(provide_actor),
         "conversations": Provide(provide_conversations, sync_to_thread=False),
-        "read_models": Provide(provide_read_models, sync_to_thread=False),
+        "page": Provide(provide_page, sync_to_thread=False),
+        "lists": Provide(provide_lists, sync_to_thread=False),
     }
     tags = ["messaging"]  # noqa: RUF012
 
@@ -123,39 +124,26 @@ class ConversationsController(Controller):
         "/pharmacies/me/conversations",
         summary="The pharmacy's conversations, newest activity first",
     )
-    async def pharmacy_conversations(
-        self,
-        actor: NamedDependency[Actor],
-        read_models: NamedDependency[ReadModels],
-        limit: Limit = DEFAULT_LIMIT,
-        cursor: Cursor = None,
-    ) -> ConversationPage:
-        finess = _identity(actor, "pharmacy_conversations", actor.finess)
-        return await _page(read_models, "finess", finess, limit, cursor)
+    async def pharmacy_conversations(self, lists: NamedDependency[Lists]) -> ConversationPage:
+        finess = lists.own("pharmacy_conversations", lists.actor.finess)
+        return await _page(lists, "finess", finess)
 
     @get("/patients/me/conversations", summary="The patient's conversations, newest activity first")
-    async def patient_conversations(
-        self,
-        actor: NamedDependency[Actor],
-        read_models: NamedDependency[ReadModels],
-        limit: Limit = DEFAULT_LIMIT,
-        cursor: Cursor = None,
-    ) -> ConversationPage:
-        ins = _identity(actor, "patient_conversations", actor.ins)
-        return await _page(read_models, "patient_ins", ins, limit, cursor)
+    async def patient_conversations(self, lists: NamedDependency[Lists]) -> ConversationPage:
+        ins = lists.own("patient_conversations", lists.actor.ins)
+        return await _page(lists, "patient_ins", ins)
 
 
-async def _page(
-    read_models: ReadModels,
-    by: Literal["finess", "patient_ins"],
-    value: str,
-    limit: int,
-    cursor: str | None,
-) -> ConversationPage:
-    found = await read_models.views.conversations_page(by, value, _after(cursor), limit + 1)
+async def _page(lists: Lists, by: Literal["finess", "patient_ins"], own: str) -> ConversationPage:
+    page = lists.page
+    found = await lists.read_models.views.conversations_page(
+        by, own, page.after(CursorKey), page.fetch
+    )
     return ConversationPage(
-        items=[conversation_view(c) for c in found[:limit]],
-        next_cursor=_next(found, limit, lambda c: CursorKey(c.last_activity_at, c.conversation_id)),
+        items=[conversation_view(c) for c in page.items(found)],
+        next_cursor=page.next_cursor(
+            found, lambda c: CursorKey(c.last_activity_at, c.conversation_id)
+        ),
     )
 
 

@@ -18,7 +18,7 @@ from litestar import Controller, Request, get, post, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, HeaderParameter, Parameter, QueryParameter
+from litestar.params import FromPath, HeaderParameter, QueryParameter
 
 from adapters.auth import TokenVerifier
 from adapters.http.problems import Problem
@@ -354,8 +354,7 @@ class PrescriptionController(Controller):
         service: NamedDependency[PrescriptionService],
         at: Annotated[
             str | None,
-            Parameter(
-                query="at",
+            QueryParameter(
                 required=False,
                 description="RFC 3339 instant, same bounds as `dispensed_at`; default now",
             ),

@@ -322,14 +322,7 @@ class PostgresEventStore:
 
     async def invoice_claim(self, finess: str, invoice_number: str) -> InvoiceClaim | None:
         row = await self.read("fetchrow", self._sql.invoice_claim, finess, invoice_number)
-        if row is None:
-            return None
-        return InvoiceClaim(
-            finess=finess,
-            invoice_number=invoice_number,
-            prescription_id=row[0],
-            dispensation_id=row[1],
-        )
+        return InvoiceClaim.from_row(finess, invoice_number, row)
 
     async def read(self, method: str, query: str, *args: object) -> Any:
         """A read, asked again once on another connection when the pooled one turns out dead
