@@ -5,14 +5,25 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import (
+    AbstractAsyncContextManager,
+    asynccontextmanager,
+    contextmanager,
+    suppress,
+)
 
 from litestar import Litestar
 
-from adapters.access import AccessRecorder, open_access_log, patient_lookup
+from adapters.access import AccessLogStore, AccessRecorder, open_access_log, patient_lookup
 from adapters.auth import TokenVerifier
-from adapters.catalogue import CatalogueSnapshot, LiveCatalogue, load_snapshot, open_catalogue_store
+from adapters.catalogue import (
+    CatalogueSnapshot,
+    CatalogueStore,
+    LiveCatalogue,
+    load_snapshot,
+    open_catalogue_store,
+)
 from adapters.config import Settings
 from adapters.eventstore import EventLog, open_log
 from adapters.http.app import Limits, create_app
@@ -99,13 +110,43 @@ async def read_models_for(settings: Settings) -> AsyncIterator[ReadModels]:
 
 
 @asynccontextmanager
-async def catalogue_snapshot_for(settings: Settings) -> AsyncIterator[CatalogueSnapshot]:
-    """The catalogue snapshot in force, loaded once, for command-line tools (EMPTY if none)."""
-    store = await open_catalogue_store(settings)
+async def service_for(settings: Settings) -> AsyncIterator[PrescriptionService]:
+    """The use cases on the instance's store, for command-line tools that read through them."""
+    event_log = build_log(settings)
+    store = build_store(settings, event_log)
+    await store.start()
     try:
-        yield await load_snapshot(store)
+        yield PrescriptionService(store)
     finally:
         await store.close()
+        event_log.close()
+
+
+@asynccontextmanager
+async def catalogue_store_for(settings: Settings) -> AsyncIterator[CatalogueStore]:
+    """The instance's medicines catalogue tables (imports, snapshots, facts)."""
+    store = await open_catalogue_store(settings)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@asynccontextmanager
+async def catalogue_snapshot_for(settings: Settings) -> AsyncIterator[CatalogueSnapshot]:
+    """The catalogue snapshot in force, loaded once, for command-line tools (EMPTY if none)."""
+    async with catalogue_store_for(settings) as store:
+        yield await load_snapshot(store)
+
+
+@contextmanager
+def access_log_for(settings: Settings) -> Iterator[AccessLogStore]:
+    """The access log's own table, beside the event log."""
+    store = open_access_log(settings.database_url, settings.data_dir)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def catalogue_follower(
@@ -116,9 +157,8 @@ def catalogue_follower(
 
     @asynccontextmanager
     async def follow(_: Litestar) -> AsyncIterator[None]:
-        store = await open_catalogue_store(settings)
-        stopping = asyncio.Event()
-        try:
+        async with catalogue_store_for(settings) as store:
+            stopping = asyncio.Event()
             await catalogue.refresh(store)
             task = asyncio.create_task(
                 catalogue.follow(store, stopping, settings.catalogue_refresh_seconds)
@@ -128,8 +168,6 @@ def catalogue_follower(
             finally:
                 stopping.set()
                 await task
-        finally:
-            await store.close()
 
     return follow
 
