@@ -7,15 +7,13 @@ from datetime import datetime
 import anyio.to_thread
 import msgspec
 from litestar import Controller, get
-from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
 from adapters.access.store import AccessLogStore, Position, StoredEntry
-from adapters.http.pages import PageRequest, provide_page
+from adapters.http.pages import PageRequest
 from adapters.http.problems import Problem
-from adapters.http.routes import provide_actor, provide_service
 from adapters.permissions import allow
 from adapters.service import PrescriptionService
 from domain.actors import Actor
@@ -40,19 +38,8 @@ class AccessLogPage(msgspec.Struct, frozen=True):
     next_cursor: str | None
 
 
-def provide_access_log(state: State) -> AccessLogStore:
-    store: AccessLogStore = state.access_log.store
-    return store
-
-
 class AccessLogController(Controller):
     path = "/v1/prescriptions/{prescription_id:str}/access-log"
-    dependencies = {  # noqa: RUF012 - Litestar reads this class attribute
-        "actor": Provide(provide_actor),
-        "service": Provide(provide_service, sync_to_thread=False),
-        "access_log": Provide(provide_access_log, sync_to_thread=False),
-        "page": Provide(provide_page, sync_to_thread=False),
-    }
     tags = ["prescriptions"]  # noqa: RUF012
 
     @get(

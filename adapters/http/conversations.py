@@ -9,15 +9,12 @@ from typing import Annotated, Literal
 
 import msgspec
 from litestar import Controller, get, post
-from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
-from adapters.http.lists import Lists, provide_lists
-from adapters.http.pages import provide_page
+from adapters.http.lists import Lists
 from adapters.http.problems import Problem
-from adapters.http.routes import provide_actor
 from adapters.http.schemas import Body, strict_body
 from adapters.messaging.service import ConversationService
 from domain.actors import Actor
@@ -73,19 +70,8 @@ class PostedMessage(MessageView, frozen=True, kw_only=True):
     recipient_has_mailbox: bool
 
 
-def provide_conversations(state: State) -> ConversationService:
-    conversations: ConversationService = state.conversations
-    return conversations
-
-
 class ConversationsController(Controller):
     path = "/v1"
-    dependencies = {  # noqa: RUF012 - Litestar reads this class attribute
-        "actor": Provide(provide_actor),
-        "conversations": Provide(provide_conversations, sync_to_thread=False),
-        "page": Provide(provide_page, sync_to_thread=False),
-        "lists": Provide(provide_lists, sync_to_thread=False),
-    }
     tags = ["messaging"]  # noqa: RUF012
 
     @post(

@@ -7,13 +7,12 @@ from typing import Annotated, Literal
 
 import msgspec
 from litestar import Controller, get
-from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 
-from adapters.http.pages import PageRequest, provide_page
-from adapters.http.routes import provide_actor
+from adapters.http.pages import PageRequest
 from adapters.permissions import PERMISSIONS, allow
 from adapters.readmodels import ReadModels
+from adapters.service import PrescriptionService
 from domain.actors import Actor
 from domain.errors import DomainError
 from domain.events import TransmissionSender
@@ -47,9 +46,12 @@ class InboxPage(msgspec.Struct, frozen=True):
 
 
 def provide_lists(
-    state: State, actor: NamedDependency[Actor], page: NamedDependency[PageRequest]
+    read_models: NamedDependency[ReadModels],
+    service: NamedDependency[PrescriptionService],
+    actor: NamedDependency[Actor],
+    page: NamedDependency[PageRequest],
 ) -> Lists:
-    return Lists(state.read_models, actor, state.service.clock().today, page)
+    return Lists(read_models, actor, service.clock().today, page)
 
 
 class Lists:
@@ -97,11 +99,6 @@ class Lists:
 
 class ListsController(Controller):
     path = "/v1"
-    dependencies = {  # noqa: RUF012 - Litestar reads this class attribute
-        "actor": Provide(provide_actor),
-        "page": Provide(provide_page, sync_to_thread=False),
-        "lists": Provide(provide_lists, sync_to_thread=False),
-    }
     tags = ["lists"]  # noqa: RUF012
 
     @get("/prescribers/me/prescriptions", summary="The prescriber's prescriptions, newest first")

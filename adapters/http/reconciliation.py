@@ -25,7 +25,6 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
 
 from adapters.catalogue import LiveCatalogue
-from adapters.http.routes import provide_actor
 from adapters.http.schemas import BadBody
 from adapters.permissions import allow
 from adapters.readmodels import ReadModels
@@ -113,7 +112,6 @@ def _insurer(actor: Actor) -> None:
 class ReconciliationController(Controller):
     path = "/v1/reconciliation/batches"
     dependencies = {  # noqa: RUF012 - Litestar reads this class attribute
-        "actor": Provide(provide_actor),
         "reconciliation": Provide(provide_reconciliation),
     }
     tags = ["reconciliation"]  # noqa: RUF012
