@@ -13,7 +13,6 @@ from typing import Any
 import msgspec
 import psycopg
 import pytest
-from conftest import SECRET, People
 from litestar.testing import TestClient
 
 from adapters.access.cli import prune
@@ -21,6 +20,7 @@ from adapters.access.store import TABLE, AccessEntry, open_access_log
 from adapters.bootstrap import build_app
 from adapters.config import Settings
 from domain.identifiers import PrescriptionNumber
+from tests.conftest import SECRET, People
 
 Client = TestClient  # type: ignore[type-arg]
 

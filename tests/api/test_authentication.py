@@ -10,7 +10,6 @@ from pathlib import Path
 
 import jwt
 import pytest
-from conftest import SECRET, People, settings_for
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from litestar.testing import TestClient
@@ -18,6 +17,7 @@ from litestar.testing import TestClient
 from adapters.auth import TokenVerifier, UnauthenticatedError
 from adapters.bootstrap import build_app
 from adapters.config import Settings
+from tests.conftest import SECRET, People, settings_for
 
 Client = TestClient  # type: ignore[type-arg]
 

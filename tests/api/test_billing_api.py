@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import People
 from litestar.testing import TestClient
-from test_prescriptions_api import assert_problem, dispense, issue
+
+from tests.api.test_prescriptions_api import assert_problem, dispense, issue
+from tests.conftest import People
 
 Client = TestClient  # type: ignore[type-arg]
 

@@ -14,15 +14,15 @@ from typing import Any
 
 import msgspec
 import pytest
-from conftest import People
 from litestar.testing import TestClient
-from test_lists_api import eventually
-from test_prescriptions_api import assert_problem, issue
 
 from adapters.bootstrap import build_app, read_models_for
 from adapters.config import Settings
 from adapters.mailer.run import mailer_for
 from projections.folds import VIEW_NAMES
+from tests.api.test_lists_api import eventually
+from tests.api.test_prescriptions_api import assert_problem, issue
+from tests.conftest import People
 
 Client = TestClient  # type: ignore[type-arg]
 BAL_ORG = "pharmacie.centrale@pharmacie.mssante.fr"

@@ -12,14 +12,14 @@ import pdfplumber
 import pypdfium2
 import pytest
 import zxingcpp
-from conftest import People
 from litestar.testing import TestClient
 from pdfminer.pdftypes import resolve1
-from test_dispensing_rules_api import give, morphine, prescribe
-from test_prescriptions_api import assert_problem, dispense, issue
 
 from adapters.document.french import long_date
 from adapters.document.pdf import MARGIN, MASKED_EXECUTION, TRANSMISSION_TEXT
+from tests.api.test_dispensing_rules_api import give, morphine, prescribe
+from tests.api.test_prescriptions_api import assert_problem, dispense, issue
+from tests.conftest import People
 
 Client = TestClient  # type: ignore[type-arg]
 A4_POINTS = (595.28, 841.89)

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SECRET, People, settings_for
 from litestar.testing import TestClient
 
 from adapters.bootstrap import build_app
 from adapters.config import Settings
+from tests.conftest import SECRET, People, settings_for
 
 JSON = {"content-type": "application/json"}
 

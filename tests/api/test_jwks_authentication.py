@@ -17,7 +17,6 @@ from typing import Any
 
 import jwt
 import pytest
-from conftest import People
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
@@ -26,6 +25,7 @@ from litestar.testing import TestClient
 from adapters.auth import TokenVerifier, UnauthenticatedError
 from adapters.bootstrap import build_app
 from adapters.config import Settings
+from tests.conftest import People
 
 Client = TestClient  # type: ignore[type-arg]
 ISSUER = "https://auth.esante.example/realms/pro"

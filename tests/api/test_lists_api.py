@@ -11,9 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import People
 from litestar.testing import TestClient
-from test_prescriptions_api import assert_problem, dispense, issue
+
+from tests.api.test_prescriptions_api import assert_problem, dispense, issue
+from tests.conftest import People
 
 Client = TestClient  # type: ignore[type-arg]
 

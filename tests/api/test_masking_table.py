@@ -18,13 +18,13 @@ from typing import Any, Literal
 
 import msgspec
 import pytest
-from conftest import People
 from litestar.testing import TestClient
-from test_dispensing_rules_api import travel
-from test_lists_api import eventually
-from test_prescriptions_api import dispense, issue
 
 from domain.prescription import add_months
+from tests.api.test_dispensing_rules_api import travel
+from tests.api.test_lists_api import eventually
+from tests.api.test_prescriptions_api import dispense, issue
+from tests.conftest import People
 
 Client = TestClient  # type: ignore[type-arg]
 Role = Literal["prescriber", "pharmacist", "patient", "insurer"]

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import People, settings_for
 from litestar.testing import TestClient
 
 from adapters.bootstrap import build_app
 from domain.commands import MAX_AMOUNT_CENTS, MAX_LINES, MAX_PACKS_PER_LINE
+from tests.conftest import People, settings_for
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 

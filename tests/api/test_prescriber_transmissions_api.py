@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import People
 from litestar.testing import TestClient
-from test_lists_api import eventually, ids
-from test_prescriptions_api import assert_problem, dispense, issue
+
+from tests.api.test_lists_api import eventually, ids
+from tests.api.test_prescriptions_api import assert_problem, dispense, issue
+from tests.conftest import People
 
 Client = TestClient  # type: ignore[type-arg]
 

@@ -6,10 +6,10 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from conftest import People
 from litestar.testing import TestClient
 
 from domain.prescription import add_months
+from tests.conftest import People
 
 Client = TestClient  # type: ignore[type-arg]
 

@@ -9,14 +9,14 @@ from datetime import date
 from typing import Any
 
 import pytest
-from conftest import People
 from litestar.testing import TestClient
-from test_prescriptions_api import assert_problem
 
 from adapters.bootstrap import build_app
 from adapters.catalogue import SAMPLE_DIR, open_catalogue_store
 from adapters.catalogue.importer import import_directory
 from adapters.config import Settings
+from tests.api.test_prescriptions_api import assert_problem
+from tests.conftest import People
 
 Client = TestClient  # type: ignore[type-arg]
 SKENAN, TOPALGIC = "3400933323523", "3400933911881"

@@ -12,11 +12,11 @@ import time
 from typing import Any
 
 import pytest
-from conftest import People
 from litestar.testing import TestClient
-from test_prescriptions_api import assert_problem, dispense, issue
 
 from domain.identifiers import PrescriptionNumber
+from tests.api.test_prescriptions_api import assert_problem, dispense, issue
+from tests.conftest import People
 
 Client = TestClient  # type: ignore[type-arg]
 BATCHES = "/v1/reconciliation/batches"

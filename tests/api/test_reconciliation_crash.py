@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
-from test_reconciliation_memory import append_prescriptions, body
 
 from adapters.config import Settings
 from adapters.eventstore import open_log
@@ -24,6 +23,7 @@ from adapters.reconciliation import reconciliation_for
 from adapters.reconciliation.processing import ParsedChunk, decide_chunk
 from adapters.reconciliation.store import Batch
 from projections.runner import ProjectionRunner
+from tests.api.test_reconciliation_memory import append_prescriptions, body
 
 T = TypeVar("T")
 INVOICES = 5_000

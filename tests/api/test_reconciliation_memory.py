@@ -15,7 +15,6 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from conftest import settings_for
 
 from adapters.eventstore import EventLog, open_log
 from adapters.readmodels import open_read_models
@@ -26,6 +25,7 @@ from domain.events import DispensationRecorded, DispensedLine, PrescribedLine, P
 from domain.events import Product as DomainProduct
 from domain.identifiers import Cip13, Finess, Ins, PrescriptionNumber, Rpps
 from projections.runner import ProjectionRunner
+from tests.conftest import settings_for
 
 CHUNK = 1000
 PRESCRIPTIONS = 200

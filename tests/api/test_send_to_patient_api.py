@@ -10,14 +10,14 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from conftest import People
 from litestar.testing import TestClient
-from test_access_log_api import entries_within_a_second, seen
-from test_conversations_api import BAL_ORG, messaging, outbox
-from test_document_api import text_of
-from test_prescriptions_api import assert_problem, issue
 
 from adapters.config import Settings
+from tests.api.test_access_log_api import entries_within_a_second, seen
+from tests.api.test_conversations_api import BAL_ORG, messaging, outbox
+from tests.api.test_document_api import text_of
+from tests.api.test_prescriptions_api import assert_problem, issue
+from tests.conftest import People
 
 __all__ = ["messaging"]  # the fixture: the app with an MSSanté directory
 Client = TestClient  # type: ignore[type-arg]

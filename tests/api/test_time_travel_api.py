@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from conftest import People
 from litestar.testing import TestClient
 
 from domain.calendar import paris_day
 from domain.commands import Moment
+from tests.conftest import People
 
 Client = TestClient  # type: ignore[type-arg]
 

@@ -7,13 +7,13 @@ record and the claim are where a retry and a second billing find them.
 
 from __future__ import annotations
 
-from conftest import People
 from litestar.testing import TestClient
-from test_billing_api import bill, dispensed
-from test_prescriptions_api import dispense, issue
 
 from adapters.config import Settings
 from adapters.eventstore import open_log
+from tests.api.test_billing_api import bill, dispensed
+from tests.api.test_prescriptions_api import dispense, issue
+from tests.conftest import People
 
 Client = TestClient  # type: ignore[type-arg]
 

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 import asyncpg
 import msgspec
 import pytest
-from conftest import People
 
 from adapters.http.schemas import DispenseBody, IssueBody
 from adapters.readmodels.postgres import PostgresLog, asyncpg_target, connection_settings
@@ -28,6 +27,7 @@ from domain.actors import Actor
 from domain.errors import DomainError
 from domain.events import DispensationRecorded, Event
 from domain.identifiers import Finess, Rpps
+from tests.conftest import People
 
 pytestmark = pytest.mark.postgres
 

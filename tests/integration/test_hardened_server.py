@@ -17,11 +17,11 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from conftest import SECRET
-from servers import REPO, free_port, ordo_process, ordo_server, wait_for
 
 from adapters.cli import is_loopback
 from adapters.config import PUBLISHED_SECRETS
+from tests.conftest import SECRET
+from tests.integration.servers import REPO, free_port, ordo_process, ordo_server, wait_for
 
 
 def test_the_server_names_no_software_in_its_answers(tmp_path: Path) -> None:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SECRET
-from servers import REPO, ordo_server
 
 from adapters.auth import sign_token
+from tests.conftest import SECRET
+from tests.integration.servers import REPO, ordo_server
 
 pytestmark = pytest.mark.postgres
 

@@ -18,12 +18,12 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from conftest import People
-from servers import ordo_server
-from test_postgres_races_and_crashes import pharmacy, secure_morphine_for
 
 from adapters.readmodels.postgres import asyncpg_target
 from domain.identifiers import Ins
+from tests.conftest import People
+from tests.integration.servers import ordo_server
+from tests.integration.test_postgres_races_and_crashes import pharmacy, secure_morphine_for
 
 pytestmark = pytest.mark.postgres
 

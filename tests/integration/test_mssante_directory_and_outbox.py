@@ -13,8 +13,6 @@ from email.policy import SMTP
 from pathlib import Path
 
 import msgspec
-from conftest import SECRET, People
-from smtp_relay import Relay
 
 from adapters.config import Settings
 from adapters.kafka.messages import from_message, to_message
@@ -25,6 +23,8 @@ from adapters.messaging.directory import MssanteDirectory
 from domain.conversation import qr_code
 from domain.events import Attachment, ConversationClosed, Mail, MessagePosted, RemainingLine
 from domain.identifiers import Finess, PrescriptionNumber
+from tests.conftest import SECRET, People
+from tests.integration.smtp_relay import Relay
 
 NUMBER = PrescriptionNumber.generate().value
 

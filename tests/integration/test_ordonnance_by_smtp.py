@@ -16,16 +16,22 @@ from typing import Any
 
 import pdfplumber
 import pytest
-from conftest import SECRET, People
 from litestar.testing import TestClient
-from smtp_relay import Relay
-from test_mailer_smtp import BAL_ORG, POSTMASTER, Conversations, deliver_everything, settings_with
 
 from adapters.bootstrap import build_app
 from adapters.config import Settings
 from adapters.messaging.ordonnance import ordonnance_pdf
 from domain.events import Mail, PrescriptionSentToPatient
 from domain.identifiers import PrescriptionNumber
+from tests.conftest import SECRET, People
+from tests.integration.smtp_relay import Relay
+from tests.integration.test_mailer_smtp import (
+    BAL_ORG,
+    POSTMASTER,
+    Conversations,
+    deliver_everything,
+    settings_with,
+)
 
 Client = TestClient  # type: ignore[type-arg]
 

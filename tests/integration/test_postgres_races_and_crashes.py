@@ -9,8 +9,9 @@ from typing import Any, cast
 
 import httpx
 import pytest
-from conftest import People
-from servers import ordo_server
+
+from tests.conftest import People
+from tests.integration.servers import ordo_server
 
 pytestmark = pytest.mark.postgres
 

@@ -25,10 +25,10 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from conftest import SECRET
-from servers import REPO, ordo_server
 
 from adapters.auth import sign_token
+from tests.conftest import SECRET
+from tests.integration.servers import REPO, ordo_server
 
 pytestmark = pytest.mark.postgres
 

@@ -16,10 +16,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import SECRET
-from servers import REPO, ordo_server
-
 from domain.actors import ROLES
+from tests.conftest import SECRET
+from tests.integration.servers import REPO, ordo_server
 
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 CONFIG = Path(__file__).with_name("schemathesis.toml")  # realistic identifiers

@@ -7,8 +7,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from builders import ISSUED_ON, PATIENT, PHARMACIST, PHARMACY_A, PRESCRIBER
-
 from domain.commands import Dispense, Dispensed, DispenseLine, Moment, Withdraw, dispense, withdraw
 from domain.coverage import NarcoticCoverage, coverage_stream_of, evolve_coverage
 from domain.dispensable import Allowance, allowances
@@ -16,6 +14,7 @@ from domain.errors import DomainError
 from domain.events import PrescribedLine, PrescriptionIssued, Product
 from domain.identifiers import Cip13, Finess, PrescriptionNumber
 from domain.prescription import Prescription, evolve
+from tests.unit.builders import ISSUED_ON, PATIENT, PHARMACIST, PHARMACY_A, PRESCRIBER
 
 PARIS = ZoneInfo("Europe/Paris")
 MORPHINE = Product(

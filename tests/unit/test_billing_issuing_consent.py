@@ -5,21 +5,6 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from builders import (
-    ISSUED_ON,
-    NUMBER,
-    PARACETAMOL,
-    PATIENT,
-    PHARMACIST,
-    PHARMACY_A,
-    PHARMACY_B,
-    PRESCRIBER,
-    dispensed,
-    given,
-    issued,
-    moment,
-)
-from test_billing_integrity import withdrawn
 
 from domain.commands import (
     Bill,
@@ -33,6 +18,21 @@ from domain.commands import (
 )
 from domain.errors import DomainError
 from domain.events import BilledLine, BillingRecorded, ExecutionViewConsentChanged, Product
+from tests.unit.builders import (
+    ISSUED_ON,
+    NUMBER,
+    PARACETAMOL,
+    PATIENT,
+    PHARMACIST,
+    PHARMACY_A,
+    PHARMACY_B,
+    PRESCRIBER,
+    dispensed,
+    given,
+    issued,
+    moment,
+)
+from tests.unit.test_billing_integrity import withdrawn
 
 
 def billing(  # type: ignore[no-untyped-def]

@@ -7,10 +7,6 @@ from collections.abc import Mapping
 
 import msgspec
 import pytest
-from builders import NUMBER, PATIENT, PHARMACIST, PHARMACY_A, PRESCRIBER, moment
-from counter import Counter, at, days, line, prescribed
-from test_catalogue_rules import pack, substance
-from test_reconciliation_rules import invoice, log
 
 from domain.catalogue import PackFacts, catalogued, catalogued_line
 from domain.commands import (
@@ -37,6 +33,10 @@ from projections.reconciliation import (
     reconcile,
     reconcile_chunk,
 )
+from tests.unit.builders import NUMBER, PATIENT, PHARMACIST, PHARMACY_A, PRESCRIBER, moment
+from tests.unit.counter import Counter, at, days, line, prescribed
+from tests.unit.test_catalogue_rules import pack, substance
+from tests.unit.test_reconciliation_rules import invoice, log
 
 SKENAN_CODE, CLAMOXYL_CODE, ARROW_CODE = "3400933323523", "3400931587538", "3400935765680"
 TOPALGIC_CODE, UNKNOWN_CODE = "3400933911881", "3400930000007"

@@ -6,8 +6,6 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from builders import PHARMACIST, PHARMACY_A, PHARMACY_B, PRESCRIBER
-from counter import Counter, at, days, line, prescribed
 
 from domain.commands import Moment, RecordAdaptation, Withdraw, record_adaptation, withdraw
 from domain.coverage import NarcoticPeriodsReleased
@@ -15,6 +13,8 @@ from domain.errors import DomainError
 from domain.events import AdaptationRecorded, BillingRecorded, DispensationWithdrawn
 from domain.identifiers import Finess
 from domain.prescription import Adaptation, evolve
+from tests.unit.builders import PHARMACIST, PHARMACY_A, PHARMACY_B, PRESCRIBER
+from tests.unit.counter import Counter, at, days, line, prescribed
 
 
 def now(day: date, hour: int = 10) -> Moment:

@@ -7,8 +7,6 @@ from datetime import date, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from builders import PATIENT, PHARMACIST, PHARMACY_A, PHARMACY_B
-from counter import MORPHINE, Counter, at, days, line, prescribed
 
 from domain.commands import Dispense, DispenseLine, Moment, cancel, dispense
 from domain.coverage import CoveredPeriod, NarcoticPeriodsCovered, coverage_stream_of
@@ -17,6 +15,8 @@ from domain.errors import DomainError
 from domain.events import Product
 from domain.identifiers import Cip13, Finess
 from domain.prescription import evolve
+from tests.unit.builders import PATIENT, PHARMACIST, PHARMACY_A, PHARMACY_B
+from tests.unit.counter import MORPHINE, Counter, at, days, line, prescribed
 
 GUADELOUPE = Finess.from_body("97100012")
 REUNION = Finess.from_body("97400012")

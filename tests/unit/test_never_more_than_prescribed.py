@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from builders import PHARMACY_A, PHARMACY_B
-from counter import Counter, at, days, line, prescribed
 from hypothesis import given as for_all
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -19,6 +17,8 @@ from hypothesis import strategies as st
 from domain.errors import DomainError
 from domain.events import PrescribedLine
 from domain.identifiers import Finess
+from tests.unit.builders import PHARMACY_A, PHARMACY_B
+from tests.unit.counter import Counter, at, days, line, prescribed
 
 PHARMACIES = (PHARMACY_A, PHARMACY_B, Finess.from_body("97100012"), Finess.from_body("97400012"))
 

@@ -4,11 +4,11 @@ prescriber writes them; each refusal names the field and says why, word for word
 from __future__ import annotations
 
 import pytest
-from builders import ISSUED_ON, NUMBER, PARACETAMOL, PATIENT, PRESCRIBER, moment
 
 from domain.commands import IssuePrescription, RequestedLine, issue
 from domain.errors import DomainError
 from domain.events import PrescribedLine, PrescriptionIssued, Product
+from tests.unit.builders import ISSUED_ON, NUMBER, PARACETAMOL, PATIENT, PRESCRIBER, moment
 
 MORPHINE = Product(system="CIP13", code=PARACETAMOL.code, label="Skenan LP 10 mg")
 

@@ -7,24 +7,6 @@ from collections.abc import Callable
 from datetime import date, timedelta
 
 import pytest
-from builders import (
-    ISSUED_ON,
-    NUMBER,
-    PARACETAMOL,
-    PATIENT,
-    PHARMACIST,
-    PHARMACY_A,
-    PHARMACY_B,
-    PRESCRIBER,
-    dispensed,
-    given,
-    issued,
-    moment,
-    request,
-)
-from counter import Counter, at, days, line, prescribed
-from test_billing_integrity import withdrawn
-from test_billing_issuing_consent import billing
 
 from domain.commands import (
     Bill,
@@ -48,6 +30,24 @@ from domain.events import (
     PrescriptionTransmitted,
     Product,
 )
+from tests.unit.builders import (
+    ISSUED_ON,
+    NUMBER,
+    PARACETAMOL,
+    PATIENT,
+    PHARMACIST,
+    PHARMACY_A,
+    PHARMACY_B,
+    PRESCRIBER,
+    dispensed,
+    given,
+    issued,
+    moment,
+    request,
+)
+from tests.unit.counter import Counter, at, days, line, prescribed
+from tests.unit.test_billing_integrity import withdrawn
+from tests.unit.test_billing_issuing_consent import billing
 
 CANCELLED = PrescriptionCancelled(
     prescription_id=NUMBER.value, version=2, at=moment().at, prescriber_rpps="x", reason="x"

@@ -8,15 +8,24 @@ from datetime import date
 
 import msgspec
 import pytest
-from builders import ISSUED_ON, NUMBER, PHARMACY_A, PHARMACY_B, PRESCRIBER, dispensed, given, issued
-from builders import moment as at
-from test_billing_issuing_consent import code_of
 
 from domain.commands import cancel, send_to_patient, transmit
 from domain.errors import DomainError
 from domain.events import PrescriptionSentToPatient, PrescriptionTransmitted
 from domain.prescription import SentToPatient, Transmission
 from projections.folds import inbox_entries
+from tests.unit.builders import (
+    ISSUED_ON,
+    NUMBER,
+    PHARMACY_A,
+    PHARMACY_B,
+    PRESCRIBER,
+    dispensed,
+    given,
+    issued,
+)
+from tests.unit.builders import moment as at
+from tests.unit.test_billing_issuing_consent import code_of
 
 PRESENTATION_DEADLINE = date(2027, 2, 23)  # issued 23 November 2026, + 3 months
 
