@@ -20,9 +20,8 @@ from adapters.access.store import TABLE, AccessEntry, open_access_log
 from adapters.bootstrap import build_app
 from adapters.config import Settings
 from domain.identifiers import PrescriptionNumber
-from tests.conftest import SECRET, People
-
-Client = TestClient  # type: ignore[type-arg]
+from tests.conftest import Client
+from tools.cast import SECRET, People
 
 
 def issue(client: Client, people: People, quantity: int = 3) -> str:

@@ -17,9 +17,8 @@ from litestar.testing import TestClient
 from adapters.auth import TokenVerifier, UnauthenticatedError
 from adapters.bootstrap import build_app
 from adapters.config import Settings
-from tests.conftest import SECRET, People, settings_for
-
-Client = TestClient  # type: ignore[type-arg]
+from tests.conftest import Client, settings_for
+from tools.cast import SECRET, People
 
 
 @pytest.fixture

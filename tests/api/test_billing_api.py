@@ -5,12 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar.testing import TestClient
-
 from tests.api.test_prescriptions_api import assert_problem, dispense, issue
-from tests.conftest import People
-
-Client = TestClient  # type: ignore[type-arg]
+from tests.conftest import Client
+from tools.cast import People
 
 
 def dispensed(client: Client, people: People, packs: int = 2, finess: str | None = None) -> str:

@@ -22,9 +22,9 @@ from tests.api.test_products_api import (
     import_sample,
 )
 from tests.api.test_reconciliation_api import reconcile
-from tests.conftest import People
+from tests.conftest import Client
+from tools.cast import People
 
-Client = TestClient  # type: ignore[type-arg]
 UNKNOWN_PACK = "3400930000007"  # a valid CIP13 the public database does not list
 
 

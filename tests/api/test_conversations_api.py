@@ -22,9 +22,9 @@ from adapters.mailer.run import mailer_for
 from projections.folds import VIEW_NAMES
 from tests.api.test_lists_api import eventually
 from tests.api.test_prescriptions_api import assert_problem, issue
-from tests.conftest import People
+from tests.conftest import Client
+from tools.cast import People
 
-Client = TestClient  # type: ignore[type-arg]
 BAL_ORG = "pharmacie.centrale@pharmacie.mssante.fr"
 
 

@@ -12,16 +12,15 @@ import pdfplumber
 import pypdfium2
 import pytest
 import zxingcpp
-from litestar.testing import TestClient
 from pdfminer.pdftypes import resolve1
 
 from adapters.document.french import long_date
 from adapters.document.pdf import MARGIN, MASKED_EXECUTION, TRANSMISSION_TEXT
 from tests.api.test_dispensing_rules_api import give, morphine, prescribe
 from tests.api.test_prescriptions_api import assert_problem, dispense, issue
-from tests.conftest import People
+from tests.conftest import Client
+from tools.cast import People
 
-Client = TestClient  # type: ignore[type-arg]
 A4_POINTS = (595.28, 841.89)
 CONSENT = "Accord du patient pour la consultation des données d'exécution par le prescripteur"
 

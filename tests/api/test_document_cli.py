@@ -15,9 +15,8 @@ from adapters.config import Settings
 from adapters.document.pdf import MASKED_EXECUTION
 from tests.api.test_document_api import CONSENT, qr_codes_on_first_page, text_of
 from tests.api.test_prescriptions_api import dispense, issue
-from tests.conftest import SECRET, People
-
-Client = TestClient  # type: ignore[type-arg]
+from tests.conftest import Client
+from tools.cast import SECRET, People
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from litestar.testing import TestClient
 
 from adapters.bootstrap import build_app
 from adapters.config import Settings
-from tests.conftest import SECRET, People, settings_for
+from tests.conftest import settings_for
+from tools.cast import SECRET, People
 
 JSON = {"content-type": "application/json"}
 

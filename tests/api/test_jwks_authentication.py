@@ -25,9 +25,9 @@ from litestar.testing import TestClient
 from adapters.auth import TokenVerifier, UnauthenticatedError
 from adapters.bootstrap import build_app
 from adapters.config import Settings
-from tests.conftest import People
+from tests.conftest import Client
+from tools.cast import People
 
-Client = TestClient  # type: ignore[type-arg]
 ISSUER = "https://auth.esante.example/realms/pro"
 AUDIENCE = "ordo-api"
 

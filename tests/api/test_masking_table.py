@@ -18,15 +18,14 @@ from typing import Any, Literal
 
 import msgspec
 import pytest
-from litestar.testing import TestClient
 
 from domain.prescription import add_months
 from tests.api.test_dispensing_rules_api import travel
 from tests.api.test_lists_api import eventually
 from tests.api.test_prescriptions_api import dispense, issue
-from tests.conftest import People
+from tests.conftest import Client
+from tools.cast import People
 
-Client = TestClient  # type: ignore[type-arg]
 Role = Literal["prescriber", "pharmacist", "patient", "insurer"]
 ROLES: tuple[Role, ...] = ("prescriber", "pharmacist", "patient", "insurer")
 PACKS = 3  # paracetamol, 8 days: all three may be handed over at once

@@ -12,7 +12,8 @@ from litestar.testing import TestClient
 
 from adapters.bootstrap import build_app
 from domain.commands import MAX_AMOUNT_CENTS, MAX_LINES, MAX_PACKS_PER_LINE
-from tests.conftest import People, settings_for
+from tests.conftest import settings_for
+from tools.cast import People
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 

@@ -6,12 +6,10 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from litestar.testing import TestClient
 
 from domain.prescription import add_months
-from tests.conftest import People
-
-Client = TestClient  # type: ignore[type-arg]
+from tests.conftest import Client
+from tools.cast import People
 
 
 def issue(client: Client, people: People, *quantities: int, **changes: Any) -> dict[str, Any]:

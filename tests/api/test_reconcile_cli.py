@@ -15,7 +15,7 @@ from adapters.config import Settings
 from domain.identifiers import PrescriptionNumber
 from tests.api.test_prescriptions_api import dispense, issue
 from tests.api.test_reconciliation_api import BATCHES, finished, invoice, items, ndjson
-from tests.conftest import SECRET, People
+from tools.cast import SECRET, People
 
 
 @pytest.fixture

@@ -12,13 +12,12 @@ import time
 from typing import Any
 
 import pytest
-from litestar.testing import TestClient
 
 from domain.identifiers import PrescriptionNumber
 from tests.api.test_prescriptions_api import assert_problem, dispense, issue
-from tests.conftest import People
+from tests.conftest import Client
+from tools.cast import People
 
-Client = TestClient  # type: ignore[type-arg]
 BATCHES = "/v1/reconciliation/batches"
 NDJSON = {"content-type": "application/x-ndjson"}
 

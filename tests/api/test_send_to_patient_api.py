@@ -10,17 +10,16 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from litestar.testing import TestClient
 
 from adapters.config import Settings
 from tests.api.test_access_log_api import entries_within_a_second, seen
 from tests.api.test_conversations_api import BAL_ORG, messaging, outbox
 from tests.api.test_document_api import text_of
 from tests.api.test_prescriptions_api import assert_problem, issue
-from tests.conftest import People
+from tests.conftest import Client
+from tools.cast import People
 
 __all__ = ["messaging"]  # the fixture: the app with an MSSanté directory
-Client = TestClient  # type: ignore[type-arg]
 MESSAGE = "Votre ordonnance, comme convenu en consultation"
 
 

@@ -34,9 +34,9 @@ from tests.api.previous_release import as_previous_release, query
 from tests.api.test_billing_api import bill, billings, dispensed
 from tests.api.test_lists_api import eventually, prescriber_list
 from tests.api.test_prescriptions_api import assert_problem, dispense, issue
-from tests.conftest import People
+from tests.conftest import Client
+from tools.cast import People
 
-Client = TestClient  # type: ignore[type-arg]
 # A shape no use case answers with: the previous release's answer to this request is lost.
 LOST_ANSWER = b'{"detail":"an answer in a shape this release does not know"}'
 

@@ -7,15 +7,12 @@ record and the claim are where a retry and a second billing find them.
 
 from __future__ import annotations
 
-from litestar.testing import TestClient
-
 from adapters.config import Settings
 from adapters.eventstore import open_log
 from tests.api.test_billing_api import bill, dispensed
 from tests.api.test_prescriptions_api import dispense, issue
-from tests.conftest import People
-
-Client = TestClient  # type: ignore[type-arg]
+from tests.conftest import Client
+from tools.cast import People
 
 
 def test_the_log_holds_only_events_and_retries_still_replay(

@@ -25,8 +25,8 @@ from domain.commands import (
 from domain.events import Event, PrescribedLine, PrescriptionIssued, Product
 from domain.identifiers import Cip13, Finess, Ins, PrescriptionNumber, Rpps
 from domain.prescription import Prescription, fold
-from tests.conftest import SECRET
 from tests.integration.servers import REPO
+from tools.cast import SECRET
 
 TABLES = (
     "ordo_view_prescriptions",

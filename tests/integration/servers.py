@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import SECRET, People
+from tools.cast import SECRET, People
 from tools.harness import free_port
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,8 +13,8 @@ import pytest
 
 from adapters.access.store import open_access_log
 from domain.identifiers import PrescriptionNumber
-from tests.conftest import People
 from tests.integration.servers import ordo_server
+from tools.cast import People
 
 
 def reads_until_stopped(

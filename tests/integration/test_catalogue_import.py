@@ -24,7 +24,7 @@ from adapters.catalogue.importer import ImportOutcome, import_directory
 from adapters.catalogue.store import FACTS_DECODER, CatalogueStore
 from adapters.config import Settings
 from domain.catalogue import line_requirements, substitute_allowed
-from tests.conftest import SECRET
+from tools.cast import SECRET
 
 REPO = Path(__file__).resolve().parents[2]
 FULL = REPO.parent / "shared" / "data" / "bdpm"

@@ -10,9 +10,9 @@ import pytest
 
 from adapters.catalogue import SAMPLE_DIR
 from adapters.config import Settings
-from tests.conftest import People
 from tests.integration.servers import ordo_server
 from tests.integration.test_catalogue_import import FULL, SKENAN, run_import
+from tools.cast import People
 
 PICKUP_SECONDS = 10.0
 ANASTROZOLE = "3400949497294"  # the full files' first pack, not in the sample

@@ -27,7 +27,7 @@ from domain.actors import Actor
 from domain.errors import DomainError
 from domain.events import DispensationRecorded, Event
 from domain.identifiers import Finess, Rpps
-from tests.conftest import People
+from tools.cast import People
 
 pytestmark = pytest.mark.postgres
 

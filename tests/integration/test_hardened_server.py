@@ -20,8 +20,9 @@ import yaml
 
 from adapters.cli import is_loopback
 from adapters.config import PUBLISHED_SECRETS
-from tests.conftest import SECRET
-from tests.integration.servers import REPO, free_port, ordo_process, ordo_server, wait_for
+from tests.integration.servers import REPO, ordo_process, ordo_server, wait_for
+from tools.cast import SECRET
+from tools.harness import free_port
 
 
 def test_the_server_names_no_software_in_its_answers(tmp_path: Path) -> None:

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from adapters.auth import sign_token
-from tests.conftest import SECRET
 from tests.integration.servers import REPO, ordo_server
+from tools.cast import SECRET
 
 pytestmark = pytest.mark.postgres
 

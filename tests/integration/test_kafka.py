@@ -16,7 +16,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from adapters.config import KafkaSettings
 from adapters.kafka.lag import PartitionLag, group_lag
-from tests.conftest import People, missing_service
+from tests.conftest import missing_service
 from tests.integration.broker import KAFKA_LIBS, PrivateBroker, kafka_jars_present
 from tests.integration.logs import (
     a_busy_day,
@@ -35,6 +35,7 @@ from tests.integration.servers import (
     ordo_server,
     wait_for,
 )
+from tools.cast import People
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
 

@@ -9,7 +9,6 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import People
 from tests.integration.servers import ordo_server, wait_for
 from tests.integration.test_kafka import (
     assert_views_equal_a_fresh_rebuild,
@@ -17,6 +16,7 @@ from tests.integration.test_kafka import (
     relay,
     worker,
 )
+from tools.cast import People
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
 __all__ = ["kafka_env"]  # the fixture, for pytest

@@ -21,9 +21,9 @@ import pytest
 
 from adapters.readmodels.postgres import asyncpg_target
 from domain.identifiers import Ins
-from tests.conftest import People
 from tests.integration.servers import ordo_server
 from tests.integration.test_postgres_races_and_crashes import pharmacy, secure_morphine_for
+from tools.cast import People
 
 pytestmark = pytest.mark.postgres
 

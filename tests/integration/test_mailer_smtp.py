@@ -29,8 +29,8 @@ from adapters.store.embedded import EmbeddedEventStore
 from domain.actors import Actor
 from domain.events import MessagePosted
 from domain.identifiers import Finess
-from tests.conftest import SECRET, People
 from tests.integration.smtp_relay import Relay
+from tools.cast import SECRET, People
 
 BAL_ORG = "pharmacie.centrale@pharmacie.mssante.fr"
 OTHER_BAL_ORG = "officine.refusee@pharmacie.mssante.fr"

@@ -23,8 +23,8 @@ from adapters.messaging.directory import MssanteDirectory
 from domain.conversation import qr_code
 from domain.events import Attachment, ConversationClosed, Mail, MessagePosted, RemainingLine
 from domain.identifiers import Finess, PrescriptionNumber
-from tests.conftest import SECRET, People
 from tests.integration.smtp_relay import Relay
+from tools.cast import SECRET, People
 
 NUMBER = PrescriptionNumber.generate().value
 

@@ -23,7 +23,6 @@ from adapters.config import Settings
 from adapters.messaging.ordonnance import ordonnance_pdf
 from domain.events import Mail, PrescriptionSentToPatient
 from domain.identifiers import PrescriptionNumber
-from tests.conftest import SECRET, People
 from tests.integration.smtp_relay import Relay
 from tests.integration.test_mailer_smtp import (
     BAL_ORG,
@@ -32,8 +31,7 @@ from tests.integration.test_mailer_smtp import (
     deliver_everything,
     settings_with,
 )
-
-Client = TestClient  # type: ignore[type-arg]
+from tools.cast import SECRET, People
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import pytest
 
 from adapters.readmodels.postgres import PostgresLog, PostgresViews, asyncpg_target
 from projections.folds import VIEW_NAMES
-from tests.conftest import People
 from tests.integration.logs import (
     a_busy_day,
     append_all,
@@ -35,6 +34,7 @@ from tests.integration.servers import (
     ordo_server,
     wait_for,
 )
+from tools.cast import People
 
 pytestmark = pytest.mark.postgres
 

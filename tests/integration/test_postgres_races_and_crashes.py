@@ -10,8 +10,8 @@ from typing import Any, cast
 import httpx
 import pytest
 
-from tests.conftest import People
 from tests.integration.servers import ordo_server
+from tools.cast import People
 
 pytestmark = pytest.mark.postgres
 

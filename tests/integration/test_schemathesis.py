@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 
 from domain.actors import ROLES
-from tests.conftest import SECRET
 from tests.integration.servers import REPO, ordo_server
+from tools.cast import SECRET
 
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 CONFIG = Path(__file__).with_name("schemathesis.toml")  # realistic identifiers
