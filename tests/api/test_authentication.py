@@ -113,7 +113,7 @@ def test_production_verifies_asymmetric_tokens_against_the_public_key(
     settings = Settings.from_env(
         {"ORDO_DATA_DIR": str(tmp_path), "ORDO_AUTH_PUBLIC_KEY": public_pem}
     )
-    good = jwt.encode(claims(people), key, algorithm=algorithm)  # type: ignore[arg-type]
+    good = jwt.encode(claims(people), key, algorithm=algorithm)
     # The classic confusion attack: an HS256 token "signed" with the public key as secret.
     confused = jwt.encode(claims(people), SECRET, algorithm="HS256")
 

@@ -202,7 +202,7 @@ def test_an_hs256_token_is_refused_when_jwks_is_configured(
 ) -> None:
     key = SigningKey.new("k-1")
     provider.publish(key)
-    claims = {"sub": "x", "role": "insurer", "iss": ISSUER, "aud": AUDIENCE}
+    claims: dict[str, object] = {"sub": "x", "role": "insurer", "iss": ISSUER, "aud": AUDIENCE}
     claims["exp"] = int(time.time()) + 60
     shared_secret = jwt.encode(claims, "s" * 32, algorithm="HS256", headers={"kid": "k-1"})
     # The classic confusion: the provider's public key used as an HMAC secret.

@@ -32,7 +32,8 @@ def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, A
 
 
 def component(document: dict[str, Any], name: str) -> dict[str, Any]:
-    return document["components"]["schemas"][name]
+    schema: dict[str, Any] = document["components"]["schemas"][name]
+    return schema
 
 
 def test_the_bodies_state_the_bounds_the_rules_check(document: dict[str, Any]) -> None:

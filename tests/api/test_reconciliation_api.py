@@ -363,7 +363,7 @@ def test_a_mixed_batch_runs_to_done_with_the_counts_and_amounts_of_each_outcome(
     number = dispensed(client, people, 2)
     elsewhere = dispensed(client, people, 1, finess=people.other_pharmacy)
     recorded = billed_through_the_api(client, people, "F-7", amount_cents=450)
-    lines = [
+    lines: list[dict[str, Any] | str] = [
         invoice(people, number, (1, 2), number="F-1"),  # matched
         invoice(people, number, (1, 3), number="F-2"),  # quantity_mismatch
         invoice(people, number, (1, 1), number="F-3", product=people.generic),  # product

@@ -98,7 +98,7 @@ async def test_a_batch_cut_off_by_a_crash_is_resumed_by_another_process(
         await second.wait(batch_id)
 
         resumed = await second.store.batch(batch_id)
-        lines = [
+        lines: list[tuple[int, str]] = [
             (item.line, item.outcome)
             async for page in second.item_pages(batch_id, None)
             for item in page

@@ -27,9 +27,9 @@ from adapters.bootstrap import build_app
 from adapters.config import KafkaSettings, Settings
 from adapters.kafka.messages import from_message
 from adapters.kafka.relay import Relay, ensure_topics, producer
-from adapters.readmodels import VIEW_NAMES
 from adapters.readmodels.postgres import PostgresLog, asyncpg_target
 from adapters.store.postgres import PostgresEventStore
+from projections.folds import VIEW_NAMES
 from tests.api.previous_release import as_previous_release, query
 from tests.api.test_billing_api import bill, billings, dispensed
 from tests.api.test_lists_api import eventually, prescriber_list

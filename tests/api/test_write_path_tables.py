@@ -26,7 +26,7 @@ def test_the_log_holds_only_events_and_retries_still_replay(
 
     log = open_log(settings.database_url, settings.data_dir)
     try:
-        streams = {n.originator_id for n in log.notifications(0, 1000)}
+        streams = {str(n.originator_id) for n in log.notifications(0, 1000)}
         topics = {n.topic.rpartition(".v")[0] for n in log.notifications(0, 1000)}
     finally:
         log.close()

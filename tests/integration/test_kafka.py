@@ -29,13 +29,13 @@ from tests.integration.logs import (
 )
 from tests.integration.servers import (
     dispense_two_of_three,
-    free_port,
     listed_as_dispensed,
     ordo_process,
     ordo_server,
     wait_for,
 )
 from tools.cast import People
+from tools.harness import free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
 

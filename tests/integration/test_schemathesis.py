@@ -35,7 +35,7 @@ IDENTITY = {
 
 def tokens(env: dict[str, str]) -> dict[str, str]:
     """A token of each role, as a user makes one: `ordo token`."""
-    made = {}
+    made: dict[str, str] = {}
     for role in ROLES:
         command = [sys.executable, "-m", "adapters.cli", "token", "--role", role]
         made[role] = subprocess.run(

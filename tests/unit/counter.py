@@ -7,6 +7,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from msgspec.structs import replace
+
 from domain.commands import Dispense, Dispensed, DispenseLine, Moment, Withdraw, dispense, withdraw
 from domain.coverage import NarcoticCoverage, coverage_stream_of, evolve_coverage
 from domain.dispensable import Allowance, allowances
@@ -71,14 +73,8 @@ def prescribed(
         issued_on=issued_on,
         kind="secure" if secure else "standard",
         execution_view_consent=True,
-        lines=tuple(
-            PrescribedLine(**{**_fields(line), "line_no": no}) for no, line in enumerate(lines, 1)
-        ),
+        lines=tuple(replace(line, line_no=no) for no, line in enumerate(lines, 1)),
     )
-
-
-def _fields(line: PrescribedLine) -> dict[str, object]:
-    return {name: getattr(line, name) for name in line.__struct_fields__}
 
 
 class Counter:
