@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import jwt
@@ -92,7 +92,7 @@ def test_a_missing_token_is_401(client: Client) -> None:
         "garbage",
     ],
 )
-def test_a_bad_token_is_401(client: Client, people: People, make) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_token_is_401(client: Client, people: People, make: Callable[[People], str]) -> None:
     assert read(client, make(people)) == 401
 
 

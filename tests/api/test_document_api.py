@@ -288,7 +288,7 @@ def test_the_document_is_in_the_openapi_document(client: Client) -> None:
 def test_a_label_without_spaces_stays_inside_the_page(client: Client, people: People) -> None:
     label = "Préparation" + "X" * 300  # a pasted code: no space to break at
     body = people.prescription_body(2)
-    body["lines"][0]["product"] = {"system": "DCI", "label": label}  # type: ignore[index]
+    body["lines"][0]["product"] = {"system": "DCI", "label": label}
     response = client.post("/v1/prescriptions", json=body, headers=people.as_prescriber())
     assert response.status_code == 201, response.text
 

@@ -19,7 +19,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+from jwt.algorithms import Algorithm, ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from litestar.testing import TestClient
 
 from adapters.auth import TokenVerifier, UnauthenticatedError
@@ -53,8 +53,12 @@ class SigningKey:
 
     def jwk(self) -> dict[str, Any]:
         public = self.private.public_key()
-        kind = {"RS256": RSAAlgorithm, "ES256": ECAlgorithm, "EdDSA": OKPAlgorithm}
-        published: dict[str, Any] = kind[self.algorithm].to_jwk(public, as_dict=True)  # type: ignore[attr-defined]
+        kind: dict[str, type[Algorithm]] = {
+            "RS256": RSAAlgorithm,
+            "ES256": ECAlgorithm,
+            "EdDSA": OKPAlgorithm,
+        }
+        published: dict[str, Any] = kind[self.algorithm].to_jwk(public, as_dict=True)
         return {**published, "kid": self.kid, "use": "sig"}
 
     def public_pem(self) -> bytes:

@@ -464,7 +464,7 @@ def test_a_dci_line_dispensed_with_a_pack_is_billed_by_that_pack(
     client: Client, people: People
 ) -> None:
     body = people.prescription_body(2)
-    body["lines"][0]["product"] = {"system": "DCI", "label": "Paracétamol"}  # type: ignore[index]
+    body["lines"][0]["product"] = {"system": "DCI", "label": "Paracétamol"}
     created = client.post("/v1/prescriptions", json=body, headers=people.as_prescriber())
     number = created.json()["prescription_id"]
     pack = {"system": "CIP13", "code": people.generic, "label": "Paracétamol Biogaran 1 g"}

@@ -137,10 +137,23 @@ async def test_eight_times_more_invoices_take_no_more_memory(
         add_chunk = reconciliation.store.add_chunk
 
         async def watched(
-            batch_id: str, owner: str, chunk_no: int, chunk: RawChunk, **kw: float
+            batch_id: str,
+            owner: str,
+            chunk_no: int,
+            chunk: RawChunk,
+            *,
+            bytes_received: int,
+            lease_seconds: float,
         ) -> None:
             staged.append(chunk._replace(body=b""))
-            await add_chunk(batch_id, owner, chunk_no, chunk, **kw)  # type: ignore[arg-type]
+            await add_chunk(
+                batch_id,
+                owner,
+                chunk_no,
+                chunk,
+                bytes_received=bytes_received,
+                lease_seconds=lease_seconds,
+            )
 
         reconciliation.store.add_chunk = watched  # type: ignore[method-assign]
 

@@ -14,6 +14,7 @@ import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -39,9 +40,9 @@ class Ask:
     dispensation_id: str | None = None  # set once a 201 was received
 
 
-def morphine_for_many(patient: str) -> dict[str, object]:
+def morphine_for_many(patient: str) -> dict[str, Any]:
     body = secure_morphine_for(patient)
-    line = body["lines"][0]  # type: ignore[index]
+    line = body["lines"][0]
     line["quantity"] = 999
     return body
 

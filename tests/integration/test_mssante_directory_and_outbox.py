@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -109,7 +110,9 @@ def test_a_temporary_refusal_is_tried_again_later(tmp_path: Path, people: People
     tries: list[str] = []
     original = relay.handler.handle_RCPT
 
-    async def defer_once(server, session, envelope, address, options):  # type: ignore[no-untyped-def]
+    async def defer_once(
+        server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
         tries.append(address)
         if len(tries) == 1:
             return "451 4.7.1 Greylisted, try again"
