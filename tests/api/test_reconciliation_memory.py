@@ -122,7 +122,7 @@ async def peak_while_reconciling(
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_eight_times_more_invoices_take_no_more_memory(
-    tmp_path: Path, request: pytest.FixtureRequest, backend: str
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, backend: str
 ) -> None:
     url = request.getfixturevalue("postgres_url") if backend == "postgres" else None
     settings = settings_for(tmp_path, url)
@@ -155,7 +155,7 @@ async def test_eight_times_more_invoices_take_no_more_memory(
                 lease_seconds=lease_seconds,
             )
 
-        reconciliation.store.add_chunk = watched  # type: ignore[method-assign]
+        monkeypatch.setattr(reconciliation.store, "add_chunk", watched)
 
         await peak_while_reconciling(reconciliation, numbers, 2_000, 0)  # caches warm
         small = await peak_while_reconciling(reconciliation, numbers, 10_000, 1)

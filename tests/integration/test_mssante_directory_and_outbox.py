@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 
 from adapters.config import Settings
 from adapters.kafka.messages import from_message, to_message
@@ -104,7 +105,9 @@ def test_every_attempt_writes_the_same_email(tmp_path: Path) -> None:
     assert compose(a_mail(), at).as_bytes() == compose(a_mail(), at).as_bytes()
 
 
-def test_a_temporary_refusal_is_tried_again_later(tmp_path: Path, people: People) -> None:
+def test_a_temporary_refusal_is_tried_again_later(
+    tmp_path: Path, people: People, monkeypatch: pytest.MonkeyPatch
+) -> None:
     relay = Relay()
     relay.handler.refused = set()
     tries: list[str] = []
@@ -118,7 +121,7 @@ def test_a_temporary_refusal_is_tried_again_later(tmp_path: Path, people: People
             return "451 4.7.1 Greylisted, try again"
         return await original(server, session, envelope, address, options)
 
-    relay.handler.handle_RCPT = defer_once  # type: ignore[method-assign]
+    monkeypatch.setattr(relay.handler, "handle_RCPT", defer_once)
     relay.start()
     try:
         settings = Settings.from_env(
