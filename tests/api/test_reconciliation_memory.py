@@ -12,6 +12,7 @@ import tracemalloc
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -137,23 +138,10 @@ async def test_eight_times_more_invoices_take_no_more_memory(
         add_chunk = reconciliation.store.add_chunk
 
         async def watched(
-            batch_id: str,
-            owner: str,
-            chunk_no: int,
-            chunk: RawChunk,
-            *,
-            bytes_received: int,
-            lease_seconds: float,
+            batch_id: str, owner: str, chunk_no: int, chunk: RawChunk, **kw: Any
         ) -> None:
             staged.append(chunk._replace(body=b""))
-            await add_chunk(
-                batch_id,
-                owner,
-                chunk_no,
-                chunk,
-                bytes_received=bytes_received,
-                lease_seconds=lease_seconds,
-            )
+            await add_chunk(batch_id, owner, chunk_no, chunk, **kw)
 
         monkeypatch.setattr(reconciliation.store, "add_chunk", watched)
 
