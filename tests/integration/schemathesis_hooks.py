@@ -63,7 +63,7 @@ class RoleTokens:
         return TOKENS[role]
 
     def set(self, case: Call, data: str, context: schemathesis.AuthContext) -> None:
-        headers = case.headers.copy()  # a copy: a case may share its headers with another
+        headers = case.headers.copy()  # as before, the generated mapping is left as it was
         headers["Authorization"] = f"Bearer {data}"
         case.headers = headers
 
