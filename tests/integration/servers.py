@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from conftest import SECRET, People
 
+from tools.cast import SECRET, People
 from tools.harness import free_port
 
 REPO = Path(__file__).resolve().parents[2]

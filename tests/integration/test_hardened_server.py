@@ -17,11 +17,12 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from conftest import SECRET
-from servers import REPO, free_port, ordo_process, ordo_server, wait_for
 
 from adapters.cli import is_loopback
 from adapters.config import PUBLISHED_SECRETS
+from tests.integration.servers import REPO, ordo_process, ordo_server, wait_for
+from tools.cast import SECRET
+from tools.harness import free_port
 
 
 def test_the_server_names_no_software_in_its_answers(tmp_path: Path) -> None:

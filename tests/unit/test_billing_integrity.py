@@ -9,18 +9,6 @@ billing the pharmacy recorded under its number is `amount_mismatch`.
 from __future__ import annotations
 
 import msgspec
-from builders import (
-    GENERIC,
-    NUMBER,
-    PARACETAMOL,
-    PHARMACIST,
-    PHARMACY_A,
-    PHARMACY_B,
-    dispensed,
-    issued,
-    moment,
-)
-from test_reconciliation_rules import invoice, log, substituted
 
 from domain.events import (
     BilledLine,
@@ -38,6 +26,18 @@ from projections.reconciliation import (
     reconcile,
     reconcile_chunk,
 )
+from tests.unit.builders import (
+    GENERIC,
+    NUMBER,
+    PARACETAMOL,
+    PHARMACIST,
+    PHARMACY_A,
+    PHARMACY_B,
+    dispensed,
+    issued,
+    moment,
+)
+from tests.unit.test_reconciliation_rules import invoice, log, substituted
 
 
 def withdrawn(

@@ -116,6 +116,7 @@ def test_a_transmission_opens_a_conversation_with_the_patients_message_to_the_ba
     _, (opening, first) = opened()
     assert opening.version == 1 and first.version == 2
     assert opening.conversation_id == first.conversation_id == "c1"
+    assert isinstance(opening, ConversationOpened)
     assert opening.prescription_id == NUMBER.value
     assert (opening.finess, opening.patient_ins) == (PHARMACY_A.value, PATIENT.value)
     assert isinstance(first, MessagePosted)

@@ -6,18 +6,6 @@ from datetime import date
 from typing import Any
 
 import msgspec
-from builders import (
-    ISSUED_ON,
-    NUMBER,
-    PATIENT,
-    PHARMACY_A,
-    PHARMACY_B,
-    PRESCRIBER,
-    dispensed,
-    given,
-    issued,
-)
-from counter import LEVOTHYROX, MORPHINE, Counter, at, days, line, prescribed
 
 from domain.actors import Actor
 from domain.events import AdaptationRecorded, PrescriptionCancelled, Product
@@ -31,6 +19,18 @@ from domain.views import (
     receipt_of,
     view_of,
 )
+from tests.unit.builders import (
+    ISSUED_ON,
+    NUMBER,
+    PATIENT,
+    PHARMACY_A,
+    PHARMACY_B,
+    PRESCRIBER,
+    dispensed,
+    given,
+    issued,
+)
+from tests.unit.counter import LEVOTHYROX, MORPHINE, Counter, at, days, line, prescribed
 
 PRESCRIBER_ACTOR = Actor(role="prescriber", subject="dr", rpps=PRESCRIBER.value)
 PHARMACIST_B = Actor(
