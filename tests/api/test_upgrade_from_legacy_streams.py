@@ -30,10 +30,11 @@ from test_prescriptions_api import assert_problem, dispense, issue
 from adapters import operations
 from adapters.bootstrap import build_app
 from adapters.config import KafkaSettings, Settings
+from adapters.eventfeed import PostgresLog
 from adapters.kafka.messages import from_message
 from adapters.kafka.relay import Relay, ensure_topics, producer
 from adapters.readmodels import VIEW_NAMES
-from adapters.readmodels.postgres import PostgresLog, asyncpg_target
+from adapters.readmodels.postgres import asyncpg_target
 from adapters.store.postgres import PostgresEventStore
 
 Client = TestClient  # type: ignore[type-arg]

@@ -25,7 +25,8 @@ from servers import (
     wait_for,
 )
 
-from adapters.readmodels.postgres import PostgresLog, PostgresViews, asyncpg_target
+from adapters.eventfeed import PostgresLog
+from adapters.readmodels.postgres import PostgresReadModels, asyncpg_target
 from projections.folds import VIEW_NAMES
 
 pytestmark = pytest.mark.postgres
@@ -83,7 +84,7 @@ async def record_every_apply(database_url: str) -> None:
     dsn, schema = asyncpg_target(database_url)
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
     try:
-        await PostgresViews(pool, schema).create()
+        await PostgresReadModels(pool, schema).create()
         await pool.execute(
             f"""
             CREATE TABLE "{schema}".test_applies (
