@@ -10,30 +10,24 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import Collection, Mapping
 from contextlib import AbstractAsyncContextManager
-from datetime import date
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
 from adapters.locks import leadership, lock_key
-from adapters.readmodels.rows import conversation_decoder, inbox_decoder, state_decoder
+from adapters.readmodels.queries import ReadModelQueries
+from adapters.readmodels.rows import state_decoder
 from adapters.readmodels.tables import (
-    CONVERSATIONS_PAGE,
-    INBOX_PAGE,
     POSTGRESQL,
     PRESCRIPTIONS,
-    PRESCRIPTIONS_PAGE,
-    Page,
     ReadModelSql,
     replacements,
 )
-from domain.conversation import Conversation
 from domain.prescription import Prescription
-from projections.folds import VIEW_NAMES, InboxEntry, ViewName
-from projections.pages import CursorKey
+from projections.folds import VIEW_NAMES, ViewName
 from projections.runner import (
     REBUILD_BATCH,
     LogSource,
@@ -48,7 +42,6 @@ if TYPE_CHECKING:
     Conn = PoolConnectionProxy[asyncpg.Record]
 
 OUR_OPTIONS = {"schema", "pool_size", "max_overflow"}
-STATES_BATCH = 2000
 
 
 def asyncpg_target(database_url: str) -> tuple[str, str]:
@@ -67,7 +60,7 @@ def connection_settings() -> dict[str, str]:
     return {"application_name": name[:63]}  # PostgreSQL keeps 63 bytes of it
 
 
-class PostgresReadModels:
+class PostgresReadModels(ReadModelQueries):
     """The read models' tables in one schema; `suffix="_next"` names a rebuild's copy."""
 
     def __init__(self, pool: asyncpg.Pool, schema: str, suffix: str = "") -> None:
@@ -128,21 +121,6 @@ class PostgresReadModels:
         rows = await conn.fetch(query, list(ids))
         return {row[0]: state_decoder.decode(row[1]) for row in rows}
 
-    async def encoded_states(self, ids: Collection[str]) -> dict[str, bytes]:
-        """The stored MessagePack states of these prescriptions, undecoded."""
-        if not ids:
-            return {}
-        rows = await self.pool.fetch(self.sql.encoded_states, list(ids))
-        return {row[0]: row[1] for row in rows}
-
-    async def all_states(self, batch: int = STATES_BATCH) -> AsyncIterator[Prescription]:
-        """Every prescription's state in id order, read `batch` at a time."""
-        after = ""
-        while rows := await self.pool.fetch(self.sql.states_after, after, batch):
-            for row in rows:
-                yield state_decoder.decode(row[1])
-            after = rows[-1][0]
-
     async def apply(
         self, changed: Mapping[str, Prescription], position: int, expected: int
     ) -> None:
@@ -179,43 +157,8 @@ class PostgresReadModels:
                     columns=replaced.table.column_names,
                 )
 
-    # --- what the API reads --------------------------------------------------------------------
-
-    async def prescriptions_page(
-        self,
-        by: Literal["prescriber_rpps", "patient_ins"],
-        value: str,
-        after: CursorKey | None,
-        limit: int,
-    ) -> list[Prescription]:
-        """Newest first; `after` is the key of the last item of the previous page."""
-        payloads = await self._page(PRESCRIPTIONS_PAGE, by, [value], after, limit)
-        return [state_decoder.decode(payload) for payload in payloads]
-
-    async def inbox_page(
-        self, finess: str, today: date, after: CursorKey | None, limit: int
-    ) -> list[InboxEntry]:
-        """Oldest transmission first; what expired before today is left out."""
-        payloads = await self._page(INBOX_PAGE, "finess", [finess, today], after, limit)
-        return [inbox_decoder.decode(payload) for payload in payloads]
-
-    async def conversations_page(
-        self,
-        by: Literal["finess", "patient_ins"],
-        value: str,
-        after: CursorKey | None,
-        limit: int,
-    ) -> list[Conversation]:
-        """Newest activity first; `after` is the key of the last item of the previous page."""
-        payloads = await self._page(CONVERSATIONS_PAGE, by, [value], after, limit)
-        return [conversation_decoder.decode(payload) for payload in payloads]
-
-    async def _page(
-        self, page: Page, by: str, values: list[object], after: CursorKey | None, limit: int
-    ) -> list[bytes]:
-        resumed = [] if after is None else [after.at, after.prescription_id]
-        query = self.sql.page(page, by, resumed=after is not None)
-        return [row[0] for row in await self.pool.fetch(query, *values, *resumed, limit)]
+    async def _fetch(self, query: str, params: list[Any]) -> list[Any]:
+        return await self.pool.fetch(query, *params)
 
     # --- operations ----------------------------------------------------------------------------
 

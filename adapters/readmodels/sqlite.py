@@ -11,31 +11,25 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, contextmanager, suppress
-from datetime import date
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import anyio.to_thread
 
 from adapters.eventstore import EventLog
 from adapters.locks import file_leadership
-from adapters.readmodels.rows import conversation_decoder, inbox_decoder, state_decoder
+from adapters.readmodels.queries import ReadModelQueries
+from adapters.readmodels.rows import state_decoder
 from adapters.readmodels.tables import (
-    CONVERSATIONS_PAGE,
-    INBOX_PAGE,
     PRESCRIPTIONS,
-    PRESCRIPTIONS_PAGE,
     SQLITE,
-    Page,
     ReadModelSql,
     replacements,
 )
-from domain.conversation import Conversation
 from domain.prescription import Prescription
-from projections.folds import VIEW_NAMES, InboxEntry, ViewName
-from projections.pages import CursorKey
+from projections.folds import VIEW_NAMES, ViewName
 from projections.runner import (
     REBUILD_BATCH,
     LogSource,
@@ -46,7 +40,6 @@ from projections.runner import (
 )
 
 T = TypeVar("T")
-STATES_BATCH = 2000
 
 
 class SqliteLog(LogSource):
@@ -82,7 +75,7 @@ class SqliteLog(LogSource):
         self._news.clear()
 
 
-class SqliteReadModels:
+class SqliteReadModels(ReadModelQueries):
     """The read models' tables in one SQLite file; `suffix="_next"` names a rebuild's copy."""
 
     def __init__(self, path: Path, suffix: str = "", connection: Connection | None = None) -> None:
@@ -133,24 +126,6 @@ class SqliteReadModels:
         encoded = await self.encoded_states(ids)
         return {id_: state_decoder.decode(state) for id_, state in encoded.items()}
 
-    async def encoded_states(self, ids: Collection[str]) -> dict[str, bytes]:
-        """The stored MessagePack states of these prescriptions, undecoded."""
-        if not ids:
-            return {}
-        rows = await self._fetch(self.sql.encoded_states, [SQLITE.listed(ids)])
-        return {row[0]: row[1] for row in rows}
-
-    async def _fetch(self, query: str, params: list[Any]) -> list[Any]:
-        return await self.db.run(lambda cur: cur.execute(query, params).fetchall())
-
-    async def all_states(self, batch: int = STATES_BATCH) -> AsyncIterator[Prescription]:
-        """Every prescription's state in id order, read `batch` at a time."""
-        after = ""
-        while rows := await self._fetch(self.sql.states_after, [after, batch]):
-            for row in rows:
-                yield state_decoder.decode(row[1])
-            after = rows[-1][0]
-
     async def apply(
         self, changed: Mapping[str, Prescription], position: int, expected: int
     ) -> None:
@@ -176,44 +151,8 @@ class SqliteReadModels:
                 self.sql.insert(replaced.table), [SQLITE.row(row) for row in replaced.rows]
             )
 
-    # --- what the API reads ----------------------------------------------------------------------
-
-    async def prescriptions_page(
-        self,
-        by: Literal["prescriber_rpps", "patient_ins"],
-        value: str,
-        after: CursorKey | None,
-        limit: int,
-    ) -> list[Prescription]:
-        """Newest first; `after` is the key of the last item of the previous page."""
-        payloads = await self._page(PRESCRIPTIONS_PAGE, by, [value], after, limit)
-        return [state_decoder.decode(payload) for payload in payloads]
-
-    async def inbox_page(
-        self, finess: str, today: date, after: CursorKey | None, limit: int
-    ) -> list[InboxEntry]:
-        """Oldest transmission first; what expired before today is left out."""
-        payloads = await self._page(INBOX_PAGE, "finess", [finess, today], after, limit)
-        return [inbox_decoder.decode(payload) for payload in payloads]
-
-    async def conversations_page(
-        self,
-        by: Literal["finess", "patient_ins"],
-        value: str,
-        after: CursorKey | None,
-        limit: int,
-    ) -> list[Conversation]:
-        """Newest activity first; `after` is the key of the last item of the previous page."""
-        payloads = await self._page(CONVERSATIONS_PAGE, by, [value], after, limit)
-        return [conversation_decoder.decode(payload) for payload in payloads]
-
-    async def _page(
-        self, page: Page, by: str, values: list[Any], after: CursorKey | None, limit: int
-    ) -> list[bytes]:
-        resumed = [] if after is None else [after.at, after.prescription_id]
-        query = self.sql.page(page, by, resumed=after is not None)
-        rows = await self._fetch(query, [SQLITE.value(v) for v in [*values, *resumed, limit]])
-        return [row[0] for row in rows]
+    async def _fetch(self, query: str, params: list[Any]) -> list[Any]:
+        return await self.db.run(lambda cur: cur.execute(query, params).fetchall())
 
     # --- operations ------------------------------------------------------------------------------
 
