@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
+from adapters.eventtable import quoted
 from adapters.readmodels.rows import conversation_rows, dispensing_rows, inbox_rows, state_row
 from domain.prescription import Prescription
 from projections.folds import VIEW_NAMES, ViewName
@@ -228,10 +229,6 @@ SQLITE = Dialect(
     },
     now="strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now')",
 )
-
-
-def quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass(frozen=True)
