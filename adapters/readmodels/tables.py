@@ -58,9 +58,12 @@ class Table:
     indexes: tuple[Index, ...]
     rows_of: Callable[[Prescription], list[Row]]
     may_have_rows: Callable[[Prescription], bool] = lambda state: True
-    # A table whose rows carry the prescription's version is upserted, never to an older state;
-    # the others are replaced whole for each prescription a batch touches.
+    # A table whose rows carry the prescription's version is upserted, never to an older state,
+    # rewriting only the columns a newer version changes (the others are fixed at issue, and
+    # rewriting an indexed column costs index writes); the other tables are replaced whole for
+    # each prescription a batch touches.
     version: str | None = None
+    changing: tuple[str, ...] = ()
 
     @property
     def column_names(self) -> list[str]:
@@ -88,6 +91,7 @@ PRESCRIPTIONS = Table(
     ),
     rows_of=_single_row,
     version="version",
+    changing=("version", "state"),
 )
 INBOX = Table(
     name="inbox",
@@ -359,11 +363,10 @@ class ReadModelSql:
         assert table.version is not None
         names = table.column_names
         marks = ", ".join(self.dialect.mark(n) for n in range(1, len(names) + 1))
-        kept = [name for name in names if name not in table.key]
         return (
             f"INSERT INTO {self.table(table.name)} AS t ({', '.join(names)}) VALUES ({marks}) "
             f"ON CONFLICT ({', '.join(table.key)}) DO UPDATE SET "
-            + ", ".join(f"{name} = excluded.{name}" for name in kept)
+            + ", ".join(f"{name} = excluded.{name}" for name in table.changing)
             + f" WHERE t.{table.version} < excluded.{table.version}"
         )
 
