@@ -1,6 +1,8 @@
-"""What the read models offer their other readers, on both stores: the stored states by id
-(reconciliation decodes them itself), every state in number order (scripts), and waiting for
-the read models to reach the log's head. And the tables' rows follow their one description."""
+"""The read models' stores, on both dialects, rendered from one description of their tables:
+what they offer their other readers (the stored states by id, which reconciliation decodes
+itself; every state in number order, for scripts; waiting for the log's head), the guards of a
+batch (a stale starting position, an older state), a rebuild, and rows that follow the
+description."""
 
 from __future__ import annotations
 
@@ -10,7 +12,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import date, datetime
 
-from logs import a_busy_day
+import pytest
+from logs import PHARMACY, a_busy_day
 
 from adapters.config import Settings
 from adapters.eventstore import EventLog, open_log
@@ -19,6 +22,8 @@ from adapters.readmodels.rows import state_decoder
 from adapters.readmodels.tables import TABLES, ColumnType
 from domain.events import Event, PrescriptionIssued
 from domain.prescription import Prescription, fold
+from projections.folds import VIEW_NAMES
+from projections.runner import PositionMoved
 
 
 @asynccontextmanager
@@ -144,3 +149,80 @@ def test_every_table_gets_rows_in_the_order_and_types_of_its_description() -> No
                     f"{table.name}.{column.name}: {value!r} is not {expected.__name__}"
                 )
                 assert column.type == "bool" or not isinstance(value, bool), column.name
+
+
+def test_a_batch_from_a_position_the_read_models_left_is_refused_and_writes_nothing(
+    settings: Settings,
+) -> None:
+    async def scenario() -> None:
+        async with a_log_and_its_read_models(settings) as (log, read_models):
+            log.append(a_busy_day(2))
+            await read_models.catch_up()
+            reached = await read_models.views.position()
+            unseen = fold(a_busy_day(1))
+            assert unseen is not None
+
+            with pytest.raises(PositionMoved):
+                await read_models.views.apply(
+                    {unseen.prescription_id: unseen}, reached + 5, expected=reached - 1
+                )
+
+            assert await read_models.views.position() == reached
+            assert await read_models.views.states([unseen.prescription_id]) == {}
+
+    asyncio.run(scenario())
+
+
+def test_an_older_state_never_replaces_a_newer_one(settings: Settings) -> None:
+    async def scenario() -> None:
+        async with a_log_and_its_read_models(settings) as (log, read_models):
+            events = a_busy_day(1)
+            log.append(events)
+            await read_models.catch_up()
+            (issued, *_) = events
+            older = fold([issued])
+            assert older is not None
+            reached = await read_models.views.position()
+            newest = (await read_models.views.states([older.prescription_id]))[
+                older.prescription_id
+            ]
+
+            await read_models.views.apply(
+                {older.prescription_id: older}, reached + 1, expected=reached
+            )
+
+            stored = await read_models.views.states([older.prescription_id])
+            assert stored[older.prescription_id] == newest != older
+
+    asyncio.run(scenario())
+
+
+def test_a_rebuild_folds_the_log_again_into_a_copy_then_switches_to_it_and_drops_the_rest(
+    settings: Settings,
+) -> None:
+    async def scenario() -> None:
+        async with a_log_and_its_read_models(settings) as (log, read_models):
+            log.append(a_busy_day(12))
+            await read_models.catch_up()
+            head = await read_models.source.head()
+            before = await inbox_of_the_pharmacy(read_models)
+            assert before
+
+            # One table: rebuilt up to where the others stand.
+            assert await read_models.rebuild(["inbox"], lambda position: None) == head
+            assert await inbox_of_the_pharmacy(read_models) == before
+
+            # Every table lost: rebuilt from the start of the log up to its head.
+            await read_models.views.drop()
+            await read_models.views.create()
+            assert await inbox_of_the_pharmacy(read_models) == []
+            assert await read_models.rebuild(VIEW_NAMES, lambda position: None) == head
+            assert await inbox_of_the_pharmacy(read_models) == before
+            assert await read_models.views.position() == head
+            assert await read_models.views.scratch().position() == 0  # the copy is gone
+
+    asyncio.run(scenario())
+
+
+async def inbox_of_the_pharmacy(read_models: ReadModels) -> list[object]:
+    return list(await read_models.views.inbox_page(PHARMACY.value, date.today(), None, 100))
