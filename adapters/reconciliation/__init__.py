@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.readmodels import ReadModels
-from adapters.readmodels.postgres import PostgresViews
+from adapters.readmodels.postgres import PostgresReadModels
 from adapters.reconciliation.postgres import PostgresBatches
 from adapters.reconciliation.processing import Reconciliation
 from adapters.reconciliation.sqlite import SqliteBatches
@@ -22,7 +22,7 @@ SQLITE_FILE = "reconciliation.sqlite3"
 def open_store(read_models: ReadModels) -> BatchStore:
     """Beside the views: the same PostgreSQL schema, or a SQLite file next to views.sqlite3."""
     views = read_models.views
-    if isinstance(views, PostgresViews):
+    if isinstance(views, PostgresReadModels):
         return PostgresBatches(views.pool, views.schema, views.table("prescriptions"))
     return SqliteBatches(
         views.path.with_name(SQLITE_FILE), views.path, views.table("prescriptions")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from adapters.readmodels.postgres import lock_key
+from adapters.locks import lock_key
 from adapters.reconciliation.ndjson import RawChunk
 from adapters.reconciliation.store import (
     CLAIM_COLUMNS,

@@ -201,12 +201,9 @@ class Reconciliation:
         """Reconcile against every event appended before the batch was complete: the views
         trail the log by about a second, so wait for them (a while, then go on and say so)."""
         head = await self.read_models.source.head()
-        deadline = time.monotonic() + self.views_wait_seconds
-        while (position := await self.read_models.views.position()) < head:
-            if time.monotonic() > deadline:
-                log.warning("views behind the log", batch_id=batch_id, behind=head - position)
-                break
-            await asyncio.sleep(0.05)
+        position = await self.read_models.caught_up(head, self.views_wait_seconds)
+        if position < head:
+            log.warning("views behind the log", batch_id=batch_id, behind=head - position)
         await self.store.mark_log(batch_id, position, head)
 
     async def _chunks(self, batch: Batch, on_progress: Progress) -> None:

@@ -23,7 +23,8 @@ import structlog
 from adapters.eventstore import EventMapper, IdempotencyRecord, InvoiceClaim
 from adapters.eventtable import EventTableSql
 from adapters.legacy import LEGACY_TOPICS, MIGRATION, rows_of
-from adapters.readmodels.postgres import asyncpg_target, connection_settings, lock_key
+from adapters.locks import lock_key
+from adapters.readmodels.postgres import asyncpg_target, connection_settings
 from adapters.store import ConflictError, Write, expected_versions, stream_of
 from domain.coverage import NarcoticCoverage, fold_coverage
 from domain.events import Event

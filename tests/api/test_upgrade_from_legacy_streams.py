@@ -25,9 +25,10 @@ from rich.console import Console
 from adapters import operations
 from adapters.bootstrap import build_app
 from adapters.config import KafkaSettings, Settings
+from adapters.eventfeed import PostgresLog
 from adapters.kafka.messages import from_message
 from adapters.kafka.relay import Relay, ensure_topics, producer
-from adapters.readmodels.postgres import PostgresLog, asyncpg_target
+from adapters.readmodels.postgres import asyncpg_target
 from adapters.store.postgres import PostgresEventStore
 from projections.folds import VIEW_NAMES
 from tests.api.previous_release import as_previous_release, query

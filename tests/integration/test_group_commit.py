@@ -19,8 +19,9 @@ import asyncpg
 import msgspec
 import pytest
 
+from adapters.eventfeed import PostgresLog
 from adapters.http.schemas import DispenseBody, IssueBody
-from adapters.readmodels.postgres import PostgresLog, asyncpg_target, connection_settings
+from adapters.readmodels.postgres import asyncpg_target, connection_settings
 from adapters.service import PrescriptionService
 from adapters.store import ConflictError, EventStore, Write
 from adapters.store.postgres import PostgresEventStore

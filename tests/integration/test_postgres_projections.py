@@ -15,7 +15,8 @@ import asyncpg
 import httpx
 import pytest
 
-from adapters.readmodels.postgres import PostgresLog, PostgresViews, asyncpg_target
+from adapters.eventfeed import PostgresLog
+from adapters.readmodels.postgres import PostgresReadModels, asyncpg_target
 from projections.folds import VIEW_NAMES
 from tests.integration.logs import (
     a_busy_day,
@@ -91,7 +92,7 @@ async def record_every_apply(database_url: str) -> None:
     dsn, schema = asyncpg_target(database_url)
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
     try:
-        await PostgresViews(pool, schema).create()
+        await PostgresReadModels(pool, schema).create()
         await pool.execute(
             f"""
             CREATE TABLE "{schema}".test_applies (
