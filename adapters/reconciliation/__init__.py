@@ -1,6 +1,6 @@
 """Assurance Maladie reconciliation batches (contract.md, "Assurance Maladie (reconciliation)").
 
-The rules are pure (`projections.reconciliation`); here is the I/O around them: NDJSON in
+The rules are the domain's (`domain.reconciliation`, pure); here is the I/O around them: NDJSON in
 (`ndjson`), batches, chunks, items and claimed invoice numbers in a store (`postgres`,
 `sqlite`), and the processing that ties them (`processing`).
 """

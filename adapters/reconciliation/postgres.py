@@ -33,7 +33,7 @@ from adapters.reconciliation.store import (
     merge_counts,
     paid_of,
 )
-from projections.reconciliation import InvoiceKey, Outcome, PaidInvoices, Previous
+from domain.reconciliation import InvoiceKey, Outcome, PaidInvoices, Previous
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy

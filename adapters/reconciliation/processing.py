@@ -45,7 +45,7 @@ from adapters.reconciliation.store import (
     PaidByPrescription,
     stored_paid,
 )
-from projections.reconciliation import (
+from domain.reconciliation import (
     RECONCILED,
     Entry,
     InvoiceKey,

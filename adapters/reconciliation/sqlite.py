@@ -28,7 +28,7 @@ from adapters.reconciliation.store import (
     merge_counts,
     paid_of,
 )
-from projections.reconciliation import InvoiceKey, Outcome, PaidInvoices, Previous
+from domain.reconciliation import InvoiceKey, Outcome, PaidInvoices, Previous
 
 BATCH_COLUMNS = (
     "batch_id, status, counts, amounts, lines_total, lines_done, chunks_total, chunks_done, "

@@ -24,7 +24,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 import msgspec
 
 from adapters.reconciliation.ndjson import RawChunk
-from projections.reconciliation import (
+from domain.reconciliation import (
     OUTCOMES,
     InvoiceKey,
     Outcome,

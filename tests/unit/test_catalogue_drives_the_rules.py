@@ -30,7 +30,7 @@ from domain.events import (
     PrescriptionIssued,
     Product,
 )
-from projections.reconciliation import (
+from domain.reconciliation import (
     Entry,
     ProductRef,
     catalogue_substitutes,

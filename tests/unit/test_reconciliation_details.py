@@ -21,10 +21,10 @@ from builders import (
 from test_billing_integrity import DCI, billed, dci_prescription
 from test_reconciliation_rules import invoice, log, ref, substituted
 
+from domain import reconciliation
 from domain.events import Product
 from domain.identifiers import Cip13, Finess
-from projections import reconciliation
-from projections.reconciliation import (
+from domain.reconciliation import (
     DispensationRef,
     Entry,
     HandedOver,

@@ -14,7 +14,7 @@ from adapters.reconciliation.ndjson import (
     parse_chunk,
     parse_line,
 )
-from projections.reconciliation import Entry
+from domain.reconciliation import Entry
 
 
 def chunks_of(pieces: list[bytes], chunk_lines: int = 3) -> list[RawChunk]:

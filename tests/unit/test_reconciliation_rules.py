@@ -28,7 +28,7 @@ from builders import (
 from adapters.readmodels.rows import state_encoder
 from domain.events import DispensationRecorded, DispensedLine, Event, Product
 from domain.identifiers import Cip13, Finess, PrescriptionNumber
-from projections.reconciliation import (
+from domain.reconciliation import (
     Entry,
     Invoice,
     InvoiceLine,
