@@ -273,6 +273,17 @@ class PostgresViews:
         async with self.pool.acquire() as conn:
             return await self.states_in(conn, ids)
 
+    async def encoded_states(self, ids: Collection[str]) -> dict[str, bytes]:
+        """The states as stored (MessagePack), undecoded: reconciliation decodes what it needs."""
+        if not ids:
+            return {}
+        rows = await self.pool.fetch(
+            f"SELECT prescription_id, state FROM {self.table('prescriptions')} "
+            "WHERE prescription_id = ANY($1::text[])",
+            list(ids),
+        )
+        return {row[0]: row[1] for row in rows}
+
     async def states_in(
         self, conn: Conn, ids: Collection[str], *, for_update: bool = False
     ) -> dict[str, Prescription]:

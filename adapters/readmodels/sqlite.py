@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import json
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
@@ -181,6 +182,18 @@ class SqliteViews:
 
     async def states(self, ids: Collection[str]) -> dict[str, Prescription]:
         return await self.db.run(lambda cur: self.states_in(cur, ids))
+
+    async def encoded_states(self, ids: Collection[str]) -> dict[str, bytes]:
+        """The states as stored (MessagePack), undecoded: reconciliation decodes what it needs."""
+        if not ids:
+            return {}
+        query = (
+            f"SELECT prescription_id, state FROM {self.table('prescriptions')} "
+            "WHERE prescription_id IN (SELECT value FROM json_each(?))"
+        )
+        ids_json = json.dumps(list(ids))
+        rows = await self.db.run(lambda cur: cur.execute(query, [ids_json]).fetchall())
+        return {row[0]: row[1] for row in rows}
 
     def states_in(self, cur: sqlite3.Cursor, ids: Collection[str]) -> dict[str, Prescription]:
         found: dict[str, Prescription] = {}

@@ -23,10 +23,8 @@ def open_store(read_models: ReadModels) -> BatchStore:
     """Beside the views: the same PostgreSQL schema, or a SQLite file next to views.sqlite3."""
     views = read_models.views
     if isinstance(views, PostgresViews):
-        return PostgresBatches(views.pool, views.schema, views.table("prescriptions"))
-    return SqliteBatches(
-        views.path.with_name(SQLITE_FILE), views.path, views.table("prescriptions")
-    )
+        return PostgresBatches(views.pool, views.schema)
+    return SqliteBatches(views.path.with_name(SQLITE_FILE))
 
 
 def reconciliation_for(read_models: ReadModels, **options: Any) -> Reconciliation:
