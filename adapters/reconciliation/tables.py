@@ -221,32 +221,36 @@ class BatchSql:
     def __init__(self, dialect: Dialect, schema: str | None = None) -> None:
         self.dialect = dialect
         self.prefix = f'"{schema}".' if schema else ""
-        batches, chunks, items = self.name(BATCHES), self.name(CHUNKS), self.name(ITEMS)
-        reconciled, commits = self.name(RECONCILED), self.name(COMMITS)
-        sql, now = dialect.render, dialect.now
-        lease = dialect.lease.format
-        keys = dialect.keys.format("$1", "$2")
         self.batch_columns = ", ".join(BATCHES.names)
-        renew = f"UPDATE {batches} SET lease_until = {lease('$3')}"
+        self._receiving(dialect, self.name(BATCHES))
+        self._processing(dialect, self.name(BATCHES), self.name(RECONCILED))
+        self._committing(dialect, self.name(BATCHES), self.name(COMMITS))
+        self._reading(dialect, self.name(BATCHES), self.name(ITEMS))
+
+    def _receiving(self, dialect: Dialect, batches: str) -> None:
+        sql, lease = dialect.render, dialect.lease.format
         self.new_batch = sql(
             f"INSERT INTO {batches} (batch_id, status, created_at, owner, lease_until) "
-            f"VALUES ($1, 'receiving', {now}, $2, {lease('$3')})"
+            f"VALUES ($1, 'receiving', {dialect.now}, $2, {lease('$3')})"
         )
+        renew = f"UPDATE {batches} SET lease_until = {lease('$3')}"
         mine = " WHERE batch_id = $1 AND owner = $2 RETURNING batch_id"
         self.renew = sql(renew + mine)
         self.renew_receiving = sql(
-            renew + ", chunks_total = $4, lines_total = lines_total + $5, bytes_received = $6"
-            f"{mine}"
+            f"{renew}, chunks_total = $4, lines_total = lines_total + $5, bytes_received = $6"
+            + mine
         )
-        self.add_chunk = sql(
-            f"INSERT INTO {chunks} ({', '.join(CHUNKS.names)}) VALUES ($1, $2, $3, $4, $5)"
-        )
+        self.add_chunk = self._insert(CHUNKS)
         self.received = sql(
             f"UPDATE {batches} SET status = 'running' WHERE batch_id = $1 AND owner = $2"
         )
         self.forget = [
-            sql(f"DELETE FROM {table} WHERE batch_id = $1") for table in (chunks, items, batches)
+            sql(f"DELETE FROM {self.name(table)} WHERE batch_id = $1")
+            for table in (CHUNKS, ITEMS, BATCHES)
         ]
+
+    def _processing(self, dialect: Dialect, batches: str, reconciled: str) -> None:
+        sql, now, lease = dialect.render, dialect.now, dialect.lease.format
         self.claim = sql(
             f"UPDATE {batches} SET owner = $2, lease_until = {lease('$3')}, "
             f"started_at = coalesce(started_at, {now}) "
@@ -259,33 +263,18 @@ class BatchSql:
             "log_head = coalesce(log_head, $3) WHERE batch_id = $1"
         )
         self.chunk = sql(
-            f"SELECT first_line, body FROM {chunks} WHERE batch_id = $1 AND chunk_no = $2"
+            f"SELECT first_line, body FROM {self.name(CHUNKS)} "
+            "WHERE batch_id = $1 AND chunk_no = $2"
         )
         self.taken = sql(
             "SELECT r.finess, r.invoice_number, r.batch_id, r.line, r.outcome "
-            f"FROM {keys} JOIN {reconciled} r ON r.finess = t.f AND r.invoice_number = t.n"
+            f"FROM {dialect.keys.format('$1', '$2')} JOIN {reconciled} r "
+            "ON r.finess = t.f AND r.invoice_number = t.n"
         )
-        self.last_commit = f"SELECT coalesce(max(seq), 0) FROM {commits}"
         self.paid = sql(
             f"SELECT prescription_id, finess, invoice_number, paid_lines FROM {reconciled} "
             f"WHERE {dialect.among.format('prescription_id', '$1')} AND paid_lines IS NOT NULL"
         )
-        self.totals = sql(
-            f"SELECT counts, amounts FROM {batches} "
-            f"WHERE batch_id = $1 AND owner = $2 AND chunks_done = $3{dialect.for_update}"
-        )
-        self.new_commit = sql(f"INSERT INTO {commits} (batch_id) VALUES ($1) RETURNING seq")
-        self.commits_of_others = sql(
-            f"SELECT count(*) FROM {commits} WHERE seq > $1 AND seq < $2 AND batch_id <> $3"
-        )
-        self.insert_claims = self._insert(RECONCILED)
-        self.insert_items = self._insert(ITEMS)
-        self.progress = sql(
-            f"UPDATE {batches} SET chunks_done = $2 + 1, lines_done = lines_done + $3, "
-            f"counts = $4, amounts = $6, lease_until = {lease('$5')}, error = NULL "
-            "WHERE batch_id = $1"
-        )
-        self.drop_chunk = sql(f"DELETE FROM {chunks} WHERE batch_id = $1 AND chunk_no = $2")
         self.finish = sql(
             f"UPDATE {batches} SET status = 'done', finished_at = {now}, owner = NULL, "
             "lease_until = NULL, error = $3 WHERE batch_id = $1 AND owner = $2"
@@ -294,17 +283,40 @@ class BatchSql:
             f"UPDATE {batches} SET owner = NULL, error = $3, lease_until = {lease('$4')} "
             "WHERE batch_id = $1 AND owner = $2"
         )
+
+    def _committing(self, dialect: Dialect, batches: str, commits: str) -> None:
+        """A chunk's commit: its batch's totals (locked), its number among all commits, its
+        claims and items, the batch's progress, its staged body dropped."""
+        sql = dialect.render
+        self.totals = sql(
+            f"SELECT counts, amounts FROM {batches} "
+            f"WHERE batch_id = $1 AND owner = $2 AND chunks_done = $3{dialect.for_update}"
+        )
+        self.last_commit = f"SELECT coalesce(max(seq), 0) FROM {commits}"
+        self.new_commit = sql(f"INSERT INTO {commits} (batch_id) VALUES ($1) RETURNING seq")
+        self.commits_of_others = sql(
+            f"SELECT count(*) FROM {commits} WHERE seq > $1 AND seq < $2 AND batch_id <> $3"
+        )
+        self.insert_claims = self._insert(RECONCILED)
+        self.insert_items = self._insert(ITEMS)
+        self.progress = sql(
+            f"UPDATE {batches} SET chunks_done = $2 + 1, lines_done = lines_done + $3, "
+            f"counts = $4, amounts = $6, lease_until = {dialect.lease.format('$5')}, "
+            "error = NULL WHERE batch_id = $1"
+        )
+        self.drop_chunk = sql(
+            f"DELETE FROM {self.name(CHUNKS)} WHERE batch_id = $1 AND chunk_no = $2"
+        )
+
+    def _reading(self, dialect: Dialect, batches: str, items: str) -> None:
+        sql = dialect.render
         self.batch = sql(f"SELECT {self.batch_columns} FROM {batches} WHERE batch_id = $1")
-        items_page = (
-            f"SELECT line, invoice_number, outcome, detail FROM {items} WHERE batch_id = $1"
-        )
-        self.items = sql(f"{items_page} AND line > $2 ORDER BY line LIMIT $3")
-        self.items_of_outcome = sql(
-            f"{items_page} AND outcome = $4 AND line > $2 ORDER BY line LIMIT $3"
-        )
+        page = f"SELECT line, invoice_number, outcome, detail FROM {items} WHERE batch_id = $1"
+        self.items = sql(f"{page} AND line > $2 ORDER BY line LIMIT $3")
+        self.items_of_outcome = sql(f"{page} AND outcome = $4 AND line > $2 ORDER BY line LIMIT $3")
         self.unfinished = (
             f"SELECT {self.batch_columns} FROM {batches} WHERE status <> 'done' "
-            f"AND (lease_until IS NULL OR lease_until < {now})"
+            f"AND (lease_until IS NULL OR lease_until < {dialect.now})"
         )
 
     def name(self, table: Table) -> str:
