@@ -149,6 +149,9 @@ def checked(step: Step, rows: list[Any]) -> list[Any]:
 
 
 class BatchStore(ABC):
+    """The batches in a database: what the processing calls (the public methods), done the
+    same way on both databases; a store adds its transactions, clock, tables and commit."""
+
     def __init__(self, sql: BatchSql) -> None:
         self.sql = sql
 
