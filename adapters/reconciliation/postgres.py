@@ -19,6 +19,7 @@ import asyncpg
 from adapters.readmodels.postgres import lock_key
 from adapters.reconciliation.store import (
     BatchStore,
+    ChunkCommit,
     ChunkResult,
     ClaimRow,
     Decided,
@@ -88,28 +89,19 @@ class PostgresBatches(BatchStore):
 
     # --- the chunk commit ------------------------------------------------------------------------
 
-    async def commit_chunk(
-        self,
-        batch_id: str,
-        owner: str,
-        chunk_no: int,
-        decided: Decided,
-        *,
-        lease_seconds: float,
-    ) -> ChunkResult:
+    async def _commit(self, chunk: ChunkCommit) -> ChunkResult:
         sql = self.sql
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", self._commit_lock)
-            step = self._totals(batch_id, owner, chunk_no)
+            step = self._totals(chunk)
             [totals] = checked(step, await conn.fetch(step.sql, *step.params))
-            taken, paid = await self._since_looked_up(conn, batch_id, decided)
-            result = await self._claim(conn, decided, taken, paid)
+            taken, paid = await self._since_looked_up(conn, chunk.batch_id, chunk.decided)
+            result = await self._claim(conn, chunk.decided, taken, paid)
             await conn.copy_records_to_table(
                 ITEMS.name, schema_name=self.schema, columns=ITEM_COLUMNS, records=result.items
             )
-            progress = self._progress(batch_id, chunk_no, totals, result, lease_seconds)
-            await conn.execute(sql.progress, *progress)
-            await conn.execute(sql.drop_chunk, batch_id, chunk_no)
+            await conn.execute(sql.progress, *self._progress(chunk, totals, result))
+            await conn.execute(sql.drop_chunk, chunk.batch_id, chunk.chunk_no)
             return result
 
     async def _since_looked_up(

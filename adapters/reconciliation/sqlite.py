@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from adapters.readmodels.sqlite import Connection
 from adapters.reconciliation.store import (
     BatchStore,
+    ChunkCommit,
     ChunkResult,
     Decided,
     Step,
@@ -74,27 +75,18 @@ class SqliteBatches(BatchStore):
 
     # --- the chunk commit ------------------------------------------------------------------------
 
-    async def commit_chunk(
-        self,
-        batch_id: str,
-        owner: str,
-        chunk_no: int,
-        decided: Decided,
-        *,
-        lease_seconds: float,
-    ) -> ChunkResult:
+    async def _commit(self, chunk: ChunkCommit) -> ChunkResult:
         sql = self.sql
 
         def work(cur: sqlite3.Cursor) -> ChunkResult:
-            step = self._totals(batch_id, owner, chunk_no)
+            step = self._totals(chunk)
             [totals] = checked(step, cur.execute(step.sql, step.params).fetchall())
             # In the write transaction (SQLite has one writer): nobody claims in between.
-            final = self._since_looked_up(cur, batch_id, decided)
+            final = self._since_looked_up(cur, chunk.batch_id, chunk.decided)
             cur.executemany(sql.insert_claims, final.claims)
             cur.executemany(sql.insert_items, final.items)
-            progress = self._progress(batch_id, chunk_no, totals, final, lease_seconds)
-            cur.execute(sql.progress, progress)
-            cur.execute(sql.drop_chunk, [batch_id, chunk_no])
+            cur.execute(sql.progress, self._progress(chunk, totals, final))
+            cur.execute(sql.drop_chunk, [chunk.batch_id, chunk.chunk_no])
             return final
 
         return await self._run(work, write=True)

@@ -148,6 +148,16 @@ def checked(step: Step, rows: list[Any]) -> list[Any]:
     return rows
 
 
+class ChunkCommit(NamedTuple):
+    """A chunk decided, to commit for its batch and the batch's owner."""
+
+    batch_id: str
+    owner: str
+    chunk_no: int
+    decided: Decided
+    lease_seconds: float
+
+
 class BatchStore(ABC):
     """The batches in a database: what the processing calls (the public methods), done the
     same way on both databases; a store adds its transactions, clock, tables and commit."""
@@ -249,7 +259,6 @@ class BatchStore(ABC):
     def _paid(self, numbers: Collection[str]) -> Step:
         return Step(self.sql.paid, (self.sql.dialect.id_list(numbers),))
 
-    @abstractmethod
     async def commit_chunk(
         self,
         batch_id: str,
@@ -263,26 +272,26 @@ class BatchStore(ABC):
         invoice numbers (if another batch took some or paid for its prescriptions since it was
         looked up, it is decided again), write the items, add to the counts and the progress,
         renew the lease. Raises LostLease if the batch is no longer ours here."""
+        return await self._commit(ChunkCommit(batch_id, owner, chunk_no, decided, lease_seconds))
 
-    def _totals(self, batch_id: str, owner: str, chunk_no: int) -> Step:
-        lost = f"batch {batch_id} is no longer ours at chunk {chunk_no}"
-        return Step(self.sql.totals, (batch_id, owner, chunk_no), lost)
+    @abstractmethod
+    async def _commit(self, chunk: ChunkCommit) -> ChunkResult: ...
+
+    def _totals(self, chunk: ChunkCommit) -> Step:
+        """The batch's counts and amounts so far, if the chunk is the next one of ours."""
+        lost = f"batch {chunk.batch_id} is no longer ours at chunk {chunk.chunk_no}"
+        return Step(self.sql.totals, (chunk.batch_id, chunk.owner, chunk.chunk_no), lost)
 
     def _progress(
-        self,
-        batch_id: str,
-        chunk_no: int,
-        totals: Sequence[Any],
-        result: ChunkResult,
-        lease_seconds: float,
+        self, chunk: ChunkCommit, totals: Sequence[Any], result: ChunkResult
     ) -> tuple[object, ...]:
         """The parameters of `sql.progress`: the chunk done, its counts added to the batch's."""
         return (
-            batch_id,
-            chunk_no,
+            chunk.batch_id,
+            chunk.chunk_no,
             len(result.items),
             json.dumps(merge_counts(json.loads(totals[0]), result.counts)),
-            lease_seconds,
+            chunk.lease_seconds,
             json.dumps(merge_counts(json.loads(totals[1]), result.amounts)),
         )
 
