@@ -1,8 +1,10 @@
 """Assurance Maladie reconciliation batches (contract.md, "Assurance Maladie (reconciliation)").
 
-The rules are the domain's (`domain.reconciliation`, pure); here is the I/O around them: NDJSON in
-(`ndjson`), batches, chunks, items and claimed invoice numbers in a store (`postgres`,
-`sqlite`), and the processing that ties them (`processing`).
+The rules are the domain's (`domain.reconciliation`, pure); here is the I/O around them: NDJSON
+in (`ndjson`); batches, chunks, items and claimed invoice numbers in a store (the tables and
+their statements described once in `tables`, the common code in `store.BatchStore`, what each
+database does its own way in `postgres` and `sqlite`); the prescriptions' states from the read
+models; and the processing that ties them (`processing`).
 """
 
 from __future__ import annotations
