@@ -56,8 +56,8 @@ class PostgresBatches(BatchStore):
     async def create(self) -> None:
         sql = self.sql
         added = [
-            f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column}"
-            for table, column in sql.added_columns()
+            f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {definition}"
+            for table, _, definition in sql.added_columns()
         ]
         # Written once, read once, then deleted: compressing a chunk would only cost CPU.
         uncompressed = f"ALTER TABLE {sql.name(CHUNKS)} ALTER COLUMN body SET STORAGE EXTERNAL"

@@ -42,10 +42,10 @@ class SqliteBatches(BatchStore):
         def work(cur: sqlite3.Cursor) -> None:
             for statement in self.sql.create_tables():
                 cur.execute(statement)
-            for table, column in self.sql.added_columns():
+            for table, column, definition in self.sql.added_columns():
                 have = {row[1] for row in cur.execute(f"PRAGMA table_info({table})")}
-                if column.split()[0] not in have:
-                    cur.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+                if column not in have:
+                    cur.execute(f"ALTER TABLE {table} ADD COLUMN {definition}")
             for statement in self.sql.create_indexes():
                 cur.execute(statement)
 

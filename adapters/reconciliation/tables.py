@@ -339,10 +339,10 @@ class BatchSql:
             parts.append(f"PRIMARY KEY ({', '.join(table.key)})")
         return f"CREATE TABLE IF NOT EXISTS {self.name(table)} ({', '.join(parts)})"
 
-    def added_columns(self) -> list[tuple[str, str]]:
-        """(table, column definition) of the columns an older table may lack."""
+    def added_columns(self) -> list[tuple[str, str, str]]:
+        """(table, column, its definition) of the columns an older table may lack."""
         return [
-            (self.name(table), self.dialect.column(table.column(name)))
+            (self.name(table), name, self.dialect.column(table.column(name)))
             for table in TABLES
             for name in table.added
         ]
