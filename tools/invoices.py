@@ -57,7 +57,7 @@ from domain.events import (
 )
 from domain.identifiers import Cip13, Finess, Ins, PrescriptionNumber, Rpps
 from domain.prescription import Dispensation, Prescription
-from projections.reconciliation import OUTCOMES, RECONCILED
+from domain.reconciliation import OUTCOMES, RECONCILED
 from projections.runner import ProjectionRunner
 
 console = Console(stderr=True)

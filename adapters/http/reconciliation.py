@@ -33,7 +33,7 @@ from adapters.reconciliation.store import Batch, Item
 from domain.actors import Actor
 from domain.catalogue import PackLookup
 from domain.errors import DomainError
-from projections.reconciliation import OUTCOMES, Outcome, catalogue_substitutes
+from domain.reconciliation import OUTCOMES, Outcome, catalogue_substitutes
 
 NDJSON = "application/x-ndjson"
 NDJSON_TYPES = {NDJSON, "application/ndjson", "application/jsonl", "application/x-jsonlines"}

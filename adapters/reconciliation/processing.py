@@ -45,7 +45,7 @@ from adapters.reconciliation.store import (
     PaidByPrescription,
     stored_paid,
 )
-from projections.reconciliation import (
+from domain.reconciliation import (
     RECONCILED,
     Entry,
     InvoiceKey,
@@ -262,7 +262,7 @@ class Reconciliation:
         parsed = await anyio.to_thread.run_sync(ParsedChunk.of, body, first_line)
         del body
         states, taken, paid = await asyncio.gather(
-            self.store.states(parsed.numbers),
+            self.read_models.views.encoded_states(parsed.numbers),
             self.store.taken(parsed.keys),
             self.store.paid(parsed.numbers),
         )

@@ -18,7 +18,7 @@ from domain.events import (
     Product,
 )
 from domain.identifiers import Finess
-from projections.reconciliation import (
+from domain.reconciliation import (
     Entry,
     Invoice,
     PaidInvoices,

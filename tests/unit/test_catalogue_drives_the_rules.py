@@ -28,7 +28,7 @@ from domain.events import (
     Product,
     ProductSystem,
 )
-from projections.reconciliation import (
+from domain.reconciliation import (
     Entry,
     ProductRef,
     catalogue_substitutes,

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import msgspec
 import pytest
 
+from domain import reconciliation
 from domain.events import Product
 from domain.identifiers import Cip13, Finess
-from projections import reconciliation
-from projections.reconciliation import (
+from domain.reconciliation import (
     DispensationRef,
     Entry,
     HandedOver,

@@ -15,7 +15,7 @@ import pytest
 from adapters.readmodels.rows import state_encoder
 from domain.events import DispensationRecorded, DispensedLine, Event, Product
 from domain.identifiers import Cip13, Finess, PrescriptionNumber
-from projections.reconciliation import (
+from domain.reconciliation import (
     Entry,
     Invoice,
     InvoiceLine,
