@@ -33,10 +33,12 @@ from adapters.messaging.directory import MssanteDirectory
 from adapters.messaging.service import ConversationService
 from adapters.readmodels import ReadModels, open_read_models
 from adapters.readmodels.sqlite import SqliteLog
+from adapters.reconciliation import reconciliation_for
 from adapters.service import PrescriptionService
 from adapters.store import EventStore
 from adapters.store.embedded import EmbeddedEventStore
 from adapters.store.postgres import PostgresEventStore
+from domain.reconciliation import catalogue_substitutes
 
 
 def _die() -> None:
@@ -184,7 +186,7 @@ def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
     service = PrescriptionService(
         store,
         after_append=appended,
-        catalogue=lambda: catalogue.snapshot() if catalogue.loaded else None,
+        catalogue=catalogue.in_force,
         catalogue_strict=settings.catalogue_strict,
     )
     verifier = TokenVerifier(
@@ -209,6 +211,9 @@ def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
         """Open the views; in this process, follow the log into them unless told not to."""
         read_models = await open_read_models(settings, event_log)
         app.state.read_models = read_models
+        app.state.reconciliation = reconciliation_for(
+            read_models, substitute=catalogue_substitutes(catalogue.in_force)
+        )
         if isinstance(read_models.source, SqliteLog):
             appended.listeners.append(read_models.source.notify)
         stopping = asyncio.Event()
