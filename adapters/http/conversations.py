@@ -17,11 +17,11 @@ from adapters.http.lists import Lists
 from adapters.http.problems import Problem
 from adapters.http.schemas import Body, strict_body
 from adapters.messaging.service import ConversationService
+from adapters.readmodels.queries import CursorKey
 from domain.actors import Actor
 from domain.conversation import Conversation, Message, message_of
 from domain.events import Party
 from domain.views import display_number
-from projections.pages import CursorKey
 
 # One line, no control characters: a subject becomes an e-mail header.
 Subject = Annotated[

@@ -12,6 +12,7 @@ from litestar.di import NamedDependency
 from adapters.http.pages import PageRequest
 from adapters.permissions import PERMISSIONS, allow
 from adapters.readmodels import ReadModels
+from adapters.readmodels.queries import CursorKey
 from adapters.service import PrescriptionService
 from domain.actors import Actor
 from domain.errors import DomainError
@@ -19,7 +20,6 @@ from domain.events import TransmissionSender
 from domain.prescription import Prescription
 from domain.views import PatientRef, PrescriptionView, display_number, view_of
 from projections.folds import InboxEntry, InboxLine
-from projections.pages import CursorKey
 
 
 class PrescriptionPage(msgspec.Struct, frozen=True):

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Collection
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal
+
+import msgspec
 
 from adapters.readmodels.rows import conversation_decoder, inbox_decoder, state_decoder
 from adapters.readmodels.tables import (
@@ -19,9 +21,16 @@ from adapters.readmodels.tables import (
 from domain.conversation import Conversation
 from domain.prescription import Prescription
 from projections.folds import InboxEntry
-from projections.pages import CursorKey
 
 STATES_BATCH = 2000
+
+
+class CursorKey(msgspec.Struct, frozen=True, array_like=True):
+    """Where a page of a list ends: a time, then an id, so that items arriving while a client
+    pages never shift the pages it has not read yet (the HTTP cursor encodes it)."""
+
+    at: datetime
+    prescription_id: str
 
 
 class ReadModelQueries(ABC):
