@@ -13,6 +13,7 @@ from contextlib import (
     suppress,
 )
 
+import asyncpg
 from litestar import Litestar
 
 from adapters.access import AccessLogStore, AccessRecorder, open_access_log, patient_lookup
@@ -25,16 +26,22 @@ from adapters.catalogue import (
     open_catalogue_store,
 )
 from adapters.config import Settings
+from adapters.eventfeed import PostgresLog
 from adapters.eventstore import EventLog, open_log
 from adapters.http.app import Limits, create_app
 from adapters.logging import configure_logging
-from adapters.mailer.run import mailer_in_process
+from adapters.mailer.compose import RENDERERS, Renderer
+from adapters.mailer.run import Mailer
+from adapters.mailer.store import PostgresOutbox, SqliteOutbox
+from adapters.mailer.transport import transport_for
 from adapters.messaging.directory import MssanteDirectory
+from adapters.messaging.ordonnance import ordonnance_renderers
 from adapters.messaging.service import ConversationService
 from adapters.readmodels import ReadModels, open_read_models
+from adapters.readmodels.postgres import asyncpg_target, connection_settings
 from adapters.readmodels.sqlite import SqliteLog
 from adapters.reconciliation import reconciliation_for
-from adapters.service import PrescriptionService
+from adapters.service import PrescriptionService, paris_clock
 from adapters.store import EventStore
 from adapters.store.embedded import EmbeddedEventStore
 from adapters.store.postgres import PostgresEventStore
@@ -172,6 +179,84 @@ def catalogue_follower(
                 await task
 
     return follow
+
+
+# --- the mailer: `ordo mailer`, or in-process on the embedded default ----------------------
+
+
+def renderers_for(event_log: EventLog) -> dict[str, Renderer]:
+    """The QR code, and the ordonnance as a PDF read from this log (each recipient's copy, as
+    its day in Paris reads it)."""
+    return {**RENDERERS, **ordonnance_renderers(event_log, lambda: paris_clock().today)}
+
+
+@asynccontextmanager
+async def mailer_for(
+    settings: Settings, event_log: EventLog | None = None
+) -> AsyncIterator[Mailer]:
+    """A mailer on this instance's log and store: SQLite beside the embedded log, or the
+    PostgreSQL schema of the log."""
+    transports = [
+        transport_for(settings.smtp_url, settings.data_dir)
+        for _ in range(settings.mailer_connections)
+    ]
+    if settings.database_url is None:
+        owned = event_log is None
+        the_log = event_log or open_log(None, settings.data_dir, 2)
+        store = SqliteOutbox(settings.data_dir / "mailer.sqlite3")
+        try:
+            yield Mailer(SqliteLog(the_log), store, transports, renderers=renderers_for(the_log))
+        finally:
+            for transport in transports:
+                transport.close()
+            await store.close()
+            if owned:
+                the_log.close()
+        return
+    dsn, schema = asyncpg_target(settings.database_url)
+    pool = await asyncpg.create_pool(
+        dsn, min_size=1, max_size=4, server_settings=connection_settings()
+    )
+    source = PostgresLog(pool, schema)
+    # Read by the PDF renderers, one composing thread per relay connection.
+    documents = open_log(settings.database_url, settings.data_dir, settings.mailer_connections)
+    try:
+        yield Mailer(
+            source, PostgresOutbox(pool, schema), transports, renderers=renderers_for(documents)
+        )
+    finally:
+        for transport in transports:
+            transport.close()
+        await source.close()
+        await pool.close()
+        documents.close()
+
+
+def mailer_in_process(
+    settings: Settings, event_log: EventLog, woken_by: list[Callable[[], None]] | None = None
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """A lifespan: `ordo serve` on the embedded default delivers its own e-mails (with
+    PostgreSQL, `ordo mailer` runs on its own, as many standbys as wanted)."""
+
+    @asynccontextmanager
+    async def deliver(_: Litestar) -> AsyncIterator[None]:
+        if settings.database_url is not None or not settings.projections_in_process:
+            yield
+            return
+        stopping = asyncio.Event()
+        async with mailer_for(settings, event_log) as mailer:
+            if woken_by is not None and isinstance(mailer.source, SqliteLog):
+                woken_by.append(mailer.source.notify)  # at once after this process's appends
+            task = asyncio.create_task(mailer.run(stopping))
+            try:
+                yield
+            finally:
+                stopping.set()
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
+
+    return deliver
 
 
 def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:

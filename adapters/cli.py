@@ -224,11 +224,11 @@ def _worker(args: argparse.Namespace) -> int:
 
 def _mailer(args: argparse.Namespace) -> int:
     from adapters import operations  # noqa: PLC0415
-    from adapters.mailer import run  # noqa: PLC0415
+    from adapters.mailer import cli  # noqa: PLC0415
 
     settings = Settings.from_env()
     if args.operation == "status":
-        counts = asyncio.run(run.status(settings, Console()))
+        counts = asyncio.run(cli.status(settings, Console()))
         return 1 if counts["failed"] else 0
     asyncio.run(operations.mailer(settings, args.metrics_port))
     return 0

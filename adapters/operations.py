@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from adapters.bootstrap import failpoint, read_models_for
+from adapters.bootstrap import failpoint, mailer_for, read_models_for
 from adapters.config import KafkaSettings, Settings
 from adapters.eventfeed import PostgresLog
 from adapters.kafka.lag import group_lag
@@ -42,7 +42,6 @@ async def project(settings: Settings, metrics_port: int | None) -> None:
 
 async def mailer(settings: Settings, metrics_port: int | None) -> None:
     """`ordo mailer`: deliver the outbox's e-mails until SIGTERM or SIGINT."""
-    from adapters.mailer.run import mailer_for  # noqa: PLC0415 - only the mailer needs it
 
     async def work(stopping: asyncio.Event) -> None:
         async with mailer_for(settings) as running:

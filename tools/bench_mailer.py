@@ -34,10 +34,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from aiosmtpd.controller import Controller  # noqa: E402
 
+from adapters.bootstrap import mailer_for  # noqa: E402
 from adapters.config import Settings  # noqa: E402
 from adapters.eventstore import open_log  # noqa: E402
 from adapters.http.schemas import IssueBody  # noqa: E402
-from adapters.mailer.run import mailer_for  # noqa: E402
 from adapters.messaging.directory import MssanteDirectory  # noqa: E402
 from adapters.messaging.service import ConversationService  # noqa: E402
 from adapters.readmodels.sqlite import SqliteLog  # noqa: E402

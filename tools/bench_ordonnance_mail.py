@@ -28,11 +28,12 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parent.parent
 
+from adapters.bootstrap import mailer_for, renderers_for  # noqa: E402
 from adapters.config import Settings  # noqa: E402
 from adapters.eventstore import EventLog, open_log  # noqa: E402
 from adapters.http.schemas import IssueBody  # noqa: E402
 from adapters.mailer.compose import compose  # noqa: E402
-from adapters.mailer.run import mailer_for, mails_in, renderers_for  # noqa: E402
+from adapters.mailer.run import mails_in  # noqa: E402
 from adapters.messaging.directory import MssanteDirectory  # noqa: E402
 from adapters.messaging.service import ConversationService  # noqa: E402
 from adapters.service import PrescriptionService  # noqa: E402

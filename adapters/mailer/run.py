@@ -16,33 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from collections.abc import Callable, Mapping, Sequence
 
 import anyio.to_thread
-import asyncpg
 import structlog
-from litestar import Litestar
 from prometheus_client import Counter, Gauge, Histogram
-from rich.console import Console
-from rich.table import Table
 
-from adapters.config import Settings
-from adapters.eventfeed import PostgresLog
-from adapters.eventstore import EventLog, open_log
 from adapters.mailer.compose import RENDERERS, Renderer, compose
-from adapters.mailer.store import OutboxStore, PostgresOutbox, Queued, SqliteOutbox
+from adapters.mailer.store import OutboxStore, Queued
 from adapters.mailer.transport import (
     PermanentRefusal,
     RelayUnavailable,
     TemporaryRefusal,
     Transport,
-    transport_for,
 )
-from adapters.messaging.ordonnance import ordonnance_renderers
-from adapters.readmodels.postgres import asyncpg_target, connection_settings
-from adapters.readmodels.sqlite import SqliteLog
-from adapters.service import paris_clock
 from domain.events import Event, Mail
 from projections.runner import LogSource, PositionMoved
 
@@ -216,105 +203,3 @@ class Mailer:
         if due is not None:
             wake.append(max(due, self._paused_until))
         return max(min(wake) - now, 0.01)
-
-
-# --- wiring ----------------------------------------------------------------------------------
-
-
-def renderers_for(event_log: EventLog) -> dict[str, Renderer]:
-    """The QR code, and the ordonnance as a PDF read from this log (each recipient's copy, as
-    its day in Paris reads it)."""
-    return {**RENDERERS, **ordonnance_renderers(event_log, lambda: paris_clock().today)}
-
-
-@asynccontextmanager
-async def mailer_for(
-    settings: Settings, event_log: EventLog | None = None
-) -> AsyncIterator[Mailer]:
-    """A mailer on this instance's log and store: SQLite beside the embedded log, or the
-    PostgreSQL schema of the log."""
-    transports = [
-        transport_for(settings.smtp_url, settings.data_dir)
-        for _ in range(settings.mailer_connections)
-    ]
-    if settings.database_url is None:
-        owned = event_log is None
-        the_log = event_log or open_log(None, settings.data_dir, 2)
-        store = SqliteOutbox(settings.data_dir / "mailer.sqlite3")
-        try:
-            yield Mailer(SqliteLog(the_log), store, transports, renderers=renderers_for(the_log))
-        finally:
-            for transport in transports:
-                transport.close()
-            await store.close()
-            if owned:
-                the_log.close()
-        return
-    dsn, schema = asyncpg_target(settings.database_url)
-    pool = await asyncpg.create_pool(
-        dsn, min_size=1, max_size=4, server_settings=connection_settings()
-    )
-    source = PostgresLog(pool, schema)
-    # Read by the PDF renderers, one composing thread per relay connection.
-    documents = open_log(settings.database_url, settings.data_dir, settings.mailer_connections)
-    try:
-        yield Mailer(
-            source, PostgresOutbox(pool, schema), transports, renderers=renderers_for(documents)
-        )
-    finally:
-        for transport in transports:
-            transport.close()
-        await source.close()
-        await pool.close()
-        documents.close()
-
-
-def mailer_in_process(
-    settings: Settings, event_log: EventLog, woken_by: list[Callable[[], None]] | None = None
-) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
-    """A lifespan: `ordo serve` on the embedded default delivers its own e-mails (with
-    PostgreSQL, `ordo mailer` runs on its own, as many standbys as wanted)."""
-
-    @asynccontextmanager
-    async def deliver(_: Litestar) -> AsyncIterator[None]:
-        if settings.database_url is not None or not settings.projections_in_process:
-            yield
-            return
-        stopping = asyncio.Event()
-        async with mailer_for(settings, event_log) as mailer:
-            if woken_by is not None and isinstance(mailer.source, SqliteLog):
-                woken_by.append(mailer.source.notify)  # at once after this process's appends
-            task = asyncio.create_task(mailer.run(stopping))
-            try:
-                yield
-            finally:
-                stopping.set()
-                task.cancel()
-                with suppress(asyncio.CancelledError):
-                    await task
-
-    return deliver
-
-
-async def status(settings: Settings, console: Console, limit: int = 20) -> dict[str, int]:
-    """`ordo mailer status`: counts by state and the e-mails refused for good, with why."""
-    async with mailer_for(settings) as mailer:
-        await mailer.store.create()
-        counts = await mailer.store.counts()
-        failures = await mailer.store.failures(limit)
-        position = await mailer.store.position()
-    table = Table(title=f"outbox (log position {position})")
-    for name in ("pending", "delivered", "failed"):
-        table.add_column(name, justify="right")
-    table.add_row(*(str(counts[name]) for name in ("pending", "delivered", "failed")))
-    console.print(table)
-    if failures:
-        refused = Table(title="refused for good")
-        for name in ("message_id", "kind", "attempts", "reason", "written_at"):
-            refused.add_column(name)
-        for f in failures:
-            refused.add_row(
-                f.message_id, f.kind, str(f.attempts), f.reason, f.written_at.isoformat()
-            )
-        console.print(refused)
-    return counts

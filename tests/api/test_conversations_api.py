@@ -16,9 +16,8 @@ import msgspec
 import pytest
 from litestar.testing import TestClient
 
-from adapters.bootstrap import build_app, read_models_for
+from adapters.bootstrap import build_app, mailer_for, read_models_for
 from adapters.config import Settings
-from adapters.mailer.run import mailer_for
 from projections.folds import VIEW_NAMES
 from tests.api.test_lists_api import eventually
 from tests.api.test_prescriptions_api import assert_problem, issue

@@ -18,10 +18,12 @@ import msgspec
 import pytest
 from rich.console import Console
 
+from adapters.bootstrap import mailer_for
 from adapters.config import Settings
 from adapters.eventstore import EventLog, open_log
 from adapters.http.schemas import IssueBody
-from adapters.mailer.run import FAILED, mailer_for, status
+from adapters.mailer.cli import status
+from adapters.mailer.run import FAILED
 from adapters.messaging.directory import MssanteDirectory
 from adapters.messaging.service import ConversationService
 from adapters.service import PrescriptionService

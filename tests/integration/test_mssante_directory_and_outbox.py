@@ -16,10 +16,11 @@ from typing import Any
 import msgspec
 import pytest
 
+from adapters.bootstrap import mailer_for
 from adapters.config import Settings
 from adapters.kafka.messages import from_message, to_message
 from adapters.mailer.compose import RENDERERS, compose
-from adapters.mailer.run import mailer_for, mails_in
+from adapters.mailer.run import mails_in
 from adapters.mailer.transport import EmlTransport, eml_name
 from adapters.messaging.directory import MssanteDirectory
 from domain.conversation import qr_code
