@@ -46,7 +46,7 @@ from rich.console import Console
 from rich.table import Table
 
 from adapters.auth import sign_token
-from adapters.config import Settings
+from adapters.config import Settings, with_schema
 from adapters.eventstore import open_log
 from adapters.kafka.messages import to_message
 from adapters.kafka.relay import Relay, ensure_topics, producer
@@ -63,7 +63,7 @@ from domain.events import (
 )
 from domain.identifiers import Cip13, Finess, Ins, PrescriptionNumber, Rpps
 from projections.runner import ProjectionRunner
-from tools import bench, benchmarks_md
+from tools import bench, benchmarks_md, harness
 
 ROOT = Path(__file__).resolve().parent.parent
 console = Console(stderr=True)
@@ -200,10 +200,6 @@ class Scratch:
                 admin.close()
 
 
-def schema_url(url: str, schema: str) -> str:
-    return str(bench.with_schema(url, schema))
-
-
 def settings_for(database_url: str | None, data_dir: Path, **extra: str) -> Settings:
     env = {"ORDO_DATA_DIR": str(data_dir), "ORDO_AUTH_SECRET": bench.SECRET, **extra}
     if database_url:
@@ -212,25 +208,12 @@ def settings_for(database_url: str | None, data_dir: Path, **extra: str) -> Sett
 
 
 def ordo_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDO_")}
-    return env | {
+    return harness.without_ordo_settings() | {
         "ORDO_DATABASE_URL": database_url,
         "ORDO_DATA_DIR": str(data_dir),
         "ORDO_AUTH_SECRET": bench.SECRET,
         **extra,
     }
-
-
-def ordo(command: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """`ordo COMMAND` in the background, stderr to `log`."""
-    with log.open("ab") as stderr:
-        return subprocess.Popen(
-            [sys.executable, "-m", "adapters.cli", command],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
 
 
 # --- results -------------------------------------------------------------------------------------
@@ -268,7 +251,7 @@ async def project_all(settings: Settings, data_dir: Path) -> tuple[int, float]:
 
 async def copy_baseline(url: str, schema: str) -> tuple[int, float]:
     """COPY the rows the projection wrote into empty tables like the views (indexes too)."""
-    dsn, _ = asyncpg_target(schema_url(url, schema))
+    dsn, _ = asyncpg_target(with_schema(url, schema))
     conn = await asyncpg.connect(dsn)
     try:
         rows: dict[str, list[Any]] = {}
@@ -292,7 +275,7 @@ async def copy_baseline(url: str, schema: str) -> tuple[int, float]:
 async def measure_projection(args: argparse.Namespace, scratch: Scratch, work: Path) -> list[Row]:
     rows: list[Row] = []
     schema = scratch.schema("project")
-    url = schema_url(args.database_url, schema)
+    url = with_schema(args.database_url, schema)
     say(f"project: appending ~{args.events:,} events to {schema}")
     built = build_log(url, work / "pg", args.events)
     say(f"  {built.events:,} events in {built.seconds:.0f} s ({built.rate:,.0f}/s)")
@@ -350,7 +333,7 @@ async def measure_projection(args: argparse.Namespace, scratch: Scratch, work: P
 
 def measure_rebuild(args: argparse.Namespace, scratch: Scratch, work: Path) -> list[Row]:
     schema = scratch.schema("rebuild")
-    url = schema_url(args.database_url, schema)
+    url = with_schema(args.database_url, schema)
     say(f"rebuild: appending ~{args.rebuild_events:,} events to {schema}")
     built = build_log(url, work / "rb", args.rebuild_events)
     say(f"  {built.events:,} events in {built.seconds:.0f} s ({built.rate:,.0f}/s)")
@@ -454,7 +437,7 @@ async def issue_probes(
     """(prescription number, prescriber token) for `each` prescriptions per probe prescriber."""
     cast = bench.make_cast()
     rng = random.Random(7)
-    session = bench.RawSession(bench.HOST, port)
+    session = bench.RawSession(harness.HOST, port)
     await session.connect()
     out: list[tuple[str, str]] = []
     for _, token in probes:
@@ -493,7 +476,7 @@ async def drive(port: int, ids: list[str], probes: list[tuple[str, str]], run: L
         free.put_nowait(session)
     rng = random.Random(1)
     watchers: set[asyncio.Task[None]] = set()
-    client = httpx.AsyncClient(base_url=f"http://{bench.HOST}:{port}", timeout=10)
+    client = httpx.AsyncClient(base_url=f"http://{harness.HOST}:{port}", timeout=10)
 
     async def one(session: Any, probe: tuple[str, str] | None, scheduled: float) -> None:
         number = probe[0] if probe else rng.choice(ids)
@@ -542,7 +525,7 @@ async def lag_run(
     args: argparse.Namespace, scratch: Scratch, work: Path, *, label: str, rate: float, kafka: bool
 ) -> LagRun:
     schema = scratch.schema("lag")
-    url = schema_url(args.database_url, schema)
+    url = with_schema(args.database_url, schema)
     extra: tuple[tuple[str, str], ...] = ()
     topic = ""
     if kafka:
@@ -561,7 +544,7 @@ async def lag_run(
     async with bench.running(spec, env, data / "server.log") as server:
         if kafka:
             for command in ("relay", "worker"):
-                helpers.append(ordo(command, env, data / f"{command}.log"))
+                helpers.append(harness.start_ordo([command], env, data / f"{command}.log"))
         try:
             cast = bench.make_cast()
             ids = await bench.seed(server.port, cast, 1000, "raw", "standard")
@@ -572,7 +555,7 @@ async def lag_run(
             await drive(server.port, ids, probes, run)
         finally:
             for helper in helpers:
-                await bench.stop(helper)
+                await asyncio.to_thread(harness.stop, helper)
     say(
         f"  {run.rate:,.0f} 201/s, {run.errors} errors, {len(run.lags)} sampled: "
         f"p50 {run.pct(0.5) * 1000:.0f} ms, p99 {run.pct(0.99) * 1000:.0f} ms, lost {run.lost}"
@@ -616,7 +599,7 @@ def lag_rows(runs: list[LagRun]) -> list[Row]:
 
 
 async def measure_relay(args: argparse.Namespace, scratch: Scratch, schema: str) -> list[Row]:
-    url = schema_url(args.database_url, schema)
+    url = with_schema(args.database_url, schema)
     topic = scratch.topic("relay")
     settings = settings_for(url, Path(tempfile.gettempdir()), ORDO_KAFKA_BOOTSTRAP=args.kafka)
     assert settings.kafka is not None
@@ -677,7 +660,7 @@ def truncate_views(url: str, schema: str) -> None:
 async def measure_workers(
     args: argparse.Namespace, schema: str, count: int, projected_rate: float
 ) -> Row:
-    url = schema_url(args.database_url, schema)
+    url = with_schema(args.database_url, schema)
     built = args.kafka_built
     truncate_views(args.database_url, schema)
     env = ordo_env(
@@ -689,7 +672,7 @@ async def measure_workers(
     )
     started = time.perf_counter()
     first = None
-    workers = [ordo("worker", env, Path(os.devnull)) for _ in range(count)]
+    workers = [harness.start_ordo(["worker"], env, Path(os.devnull)) for _ in range(count)]
     try:
         deadline = started + 600
         while time.perf_counter() < deadline:
@@ -704,7 +687,7 @@ async def measure_workers(
         done = time.perf_counter()
     finally:
         for worker in workers:
-            await bench.stop(worker)
+            await asyncio.to_thread(harness.stop, worker)
     total, steady = done - started, done - (first or started)
     rate = built.events / total
     say(f"workers ×{count}: {total:.1f} s from spawn ({rate:,.0f}/s), {steady:.1f} s from 1st row")
