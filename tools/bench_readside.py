@@ -33,7 +33,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,18 +52,9 @@ from adapters.kafka.messages import to_message
 from adapters.kafka.relay import Relay, ensure_topics, producer
 from adapters.readmodels import open_read_models
 from adapters.readmodels.postgres import asyncpg_target
-from domain.events import (
-    DispensationRecorded,
-    DispensedLine,
-    Event,
-    PrescribedLine,
-    PrescriptionIssued,
-    PrescriptionTransmitted,
-    Product,
-)
-from domain.identifiers import Cip13, Finess, Ins, PrescriptionNumber, Rpps
+from domain.identifiers import Rpps
 from projections.runner import ProjectionRunner
-from tools import bench, benchmarks_md, harness
+from tools import bench, benchmarks_md, busy_day, harness
 
 ROOT = Path(__file__).resolve().parent.parent
 console = Console(stderr=True)
@@ -75,51 +66,7 @@ def say(message: str) -> None:
     console.log(message, markup=False, _stack_offset=2)
 
 
-# --- a busy day's log ----------------------------------------------------------------------------
-
-PARA = Product(system="CIP13", code=Cip13.from_body("340093000000").value, label="Para")
-PHARMACY = Finess.from_body("75071218").value
-PHARMACIST = Rpps.from_body("2000123456").value
-PRESCRIBERS = [Rpps.from_body(f"10{n:08d}").value for n in range(50)]
-PATIENTS = [Ins.from_body(f"1840175{n:06d}").value for n in range(1000)]
-
-
-def busy_day(n: int, now: datetime, today: date) -> list[Event]:
-    """Like tests/integration/logs.a_busy_day: issued, transmitted, dispensed once or twice."""
-    number = PrescriptionNumber.generate().value
-    line = PrescribedLine(
-        line_no=1, product=PARA, quantity=3, dosage="x", duration_days=8, narcotic=False
-    )
-    events: list[Event] = [
-        PrescriptionIssued(
-            prescription_id=number,
-            version=1,
-            at=now,
-            prescriber_rpps=PRESCRIBERS[n % 50],
-            patient_ins=PATIENTS[n % 1000],
-            issued_on=today,
-            kind="standard",
-            execution_view_consent=n % 5 != 0,
-            lines=(line,),
-        ),
-        PrescriptionTransmitted(
-            prescription_id=number, version=2, at=now, finess=PHARMACY, message=""
-        ),
-    ]
-    for visit, quantity in enumerate((1 + n % 2, 1)[: 1 + n % 2]):
-        events.append(
-            DispensationRecorded(
-                prescription_id=number,
-                version=3 + visit,
-                at=now,
-                dispensation_id=f"d{n}-{visit}",
-                finess=PHARMACY,
-                pharmacist_rpps=PHARMACIST,
-                dispensed_at=now,
-                lines=(DispensedLine(line_no=1, quantity=quantity, product=PARA),),
-            )
-        )
-    return events
+# --- a busy day's log (tools.busy_day) ---------------------------------------------------------
 
 
 @dataclass
@@ -134,25 +81,23 @@ class Built:
 
 
 def build_log(database_url: str | None, data_dir: Path, events: int) -> Built:
-    """Append about `events` events (whole prescriptions, 1,000 per append)."""
+    """Append about `events` events (whole prescriptions, 1,000 per append); `seconds` is the
+    time spent in EventLog.append, not in deciding the events."""
     log = open_log(database_url, data_dir, 2)
-    now, today = datetime.now(UTC), date.today()
+    now = busy_day.moment()
     prescriptions = round(events / 3.5)
-    appended = 0
     started = time.perf_counter()
+
+    def progress(_: int, appended: int) -> None:
+        say(f"  appended {appended:,} events ({appended / (time.perf_counter() - started):,.0f}/s)")
+
     try:
-        for start in range(0, prescriptions, 1000):
-            batch: list[Event] = []
-            for n in range(start, min(start + 1000, prescriptions)):
-                batch += busy_day(n, now, today)
-            log.append(batch)
-            appended += len(batch)
-            if (start // 1000) % 50 == 49:
-                rate = appended / (time.perf_counter() - started)
-                say(f"  appended {appended:,} events ({rate:,.0f}/s)")
+        appended, seconds = busy_day.append_prescriptions(
+            log, prescriptions, lambda n: busy_day.sent_and_dispensed(n, now), progress
+        )
     finally:
         log.close()
-    return Built(prescriptions, appended, time.perf_counter() - started)
+    return Built(prescriptions, appended, seconds)
 
 
 # --- scratch schemas and topics ------------------------------------------------------------------
