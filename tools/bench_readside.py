@@ -79,6 +79,16 @@ class Built:
     def rate(self) -> float:
         return self.events / self.seconds
 
+    def appending(self) -> Row:
+        """The table's row for appending this log."""
+        return Row(
+            "append the log (EventLog.append, 3,500 events each)",
+            "postgres",
+            f"{self.events:,} events",
+            self.seconds,
+            f"{self.rate:,.0f} events/s",
+        )
+
 
 def build_log(database_url: str | None, data_dir: Path, events: int) -> Built:
     """Append about `events` events (whole prescriptions, 1,000 per append); `seconds` is the
@@ -242,15 +252,7 @@ async def measure_projection(args: argparse.Namespace, scratch: Scratch, work: P
             f"≥ {GOALS['project']:,}/s: {'met' if rate >= GOALS['project'] else 'not met'}",
         )
     )
-    rows.append(
-        Row(
-            "append the log (EventLog.append, 3,500 events each)",
-            "postgres",
-            f"{built.events:,} events",
-            built.seconds,
-            f"{built.rate:,.0f} events/s",
-        )
-    )
+    rows.append(built.appending())
     args.kafka_schema = schema  # the Kafka runs reuse this log
     args.kafka_built = built
 
@@ -316,13 +318,7 @@ def measure_rebuild(args: argparse.Namespace, scratch: Scratch, work: Path) -> l
                 filter(None, [note, "views complete" if ok else f"INCOMPLETE {count, versions}"])
             ),
         ),
-        Row(
-            "append the log (EventLog.append, 3,500 events each)",
-            "postgres",
-            f"{built.events:,} events",
-            built.seconds,
-            f"{built.rate:,.0f} events/s",
-        ),
+        built.appending(),
     ]
 
 

@@ -15,15 +15,7 @@ from datetime import UTC, datetime, timedelta
 from adapters.eventstore import EventLog
 from domain import commands
 from domain.calendar import paris_day
-from domain.commands import (
-    Bill,
-    Dispense,
-    DispenseLine,
-    IssuePrescription,
-    Moment,
-    RequestedLine,
-    Withdraw,
-)
+from domain.commands import Dispense, DispenseLine, Moment, RequestedLine
 from domain.events import BilledLine, DispensationRecorded, Event, PrescriptionIssued, Product
 from domain.identifiers import Cip13, Finess, Ins, PrescriptionNumber, Rpps
 from domain.prescription import Prescription, evolve
@@ -65,7 +57,7 @@ def issued(
     consent: bool = True,
 ) -> Story:
     """A standard prescription issued today."""
-    command = IssuePrescription(
+    command = commands.IssuePrescription(
         prescriber=prescriber,
         patient=patient,
         issued_on=now.today,
@@ -96,7 +88,7 @@ def withdrawn(
     story: Story, pharmacy: Finess, pharmacist: Rpps, dispensation_id: str, now: Moment
 ) -> None:
     """A dispensing withdrawn as recorded in error."""
-    command = Withdraw(
+    command = commands.Withdraw(
         pharmacy=pharmacy,
         pharmacist=pharmacist,
         dispensation_id=dispensation_id,
@@ -115,7 +107,7 @@ def billed(
         BilledLine(line_no=line.line_no, quantity=line.quantity, amount_cents=250 * line.quantity)
         for line in dispensing.lines
     )
-    command = Bill(
+    command = commands.Bill(
         pharmacy=Finess(dispensing.finess),
         pharmacist=Rpps(dispensing.pharmacist_rpps),
         dispensation_id=dispensing.dispensation_id,
