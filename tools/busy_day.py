@@ -11,14 +11,17 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from adapters.eventstore import EventLog
 from domain import commands
 from domain.calendar import paris_day
 from domain.commands import Dispense, DispenseLine, Moment, RequestedLine
 from domain.events import BilledLine, DispensationRecorded, Event, PrescriptionIssued, Product
 from domain.identifiers import Cip13, Finess, Ins, PrescriptionNumber, Rpps
 from domain.prescription import Prescription, evolve
+
+if TYPE_CHECKING:
+    from adapters.eventstore import EventLog
 
 PRESCRIPTIONS_PER_APPEND = 1000  # one transaction each
 
