@@ -36,6 +36,20 @@ def free_port() -> int:
         return port
 
 
+def wait_listening(port: int, process: subprocess.Popen[bytes], patience: float = 20.0) -> None:
+    """Until something accepts connections on `port` (a server that has no /readyz, such as
+    an SMTP relay); `process` exiting first is an error."""
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerNotReadyError(f"{process.args!r} exited with {process.returncode}")
+        with socket.socket() as probe:
+            if probe.connect_ex((HOST, port)) == 0:
+                return
+        time.sleep(0.05)
+    raise ServerNotReadyError(f"nothing listens on port {port} after {patience:.0f} s")
+
+
 def ordo_argv(*arguments: str) -> list[str]:
     """`ordo ARGUMENTS…` run by this interpreter (`python -m` puts the checkout first)."""
     return [sys.executable, "-m", "adapters.cli", *arguments]
