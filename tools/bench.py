@@ -1085,7 +1085,7 @@ async def api_server(
 
 def import_catalogue(directory: Path, env: dict[str, str], log: Path) -> None:
     """`ordo catalogue import DIR` into the server's store, before it starts."""
-    argv = [sys.executable, "-m", "adapters.cli", "catalogue", "import", str(directory)]
+    argv = harness.ordo_argv("catalogue", "import", str(directory))
     with log.open("ab") as out:
         done = subprocess.run(argv, cwd=ROOT, env=env, stdout=out, stderr=out, check=False)
     if done.returncode != 0:

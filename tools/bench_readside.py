@@ -287,7 +287,7 @@ def measure_rebuild(args: argparse.Namespace, scratch: Scratch, work: Path) -> l
     env = ordo_env(url, work / "rb")
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "adapters.cli", "projections", "rebuild"],
+        harness.ordo_argv("projections", "rebuild"),
         cwd=ROOT,
         env=env,
         capture_output=True,
