@@ -66,7 +66,7 @@ def say(message: str) -> None:
     console.log(message, markup=False, _stack_offset=2)
 
 
-# --- a busy day's log (tools.busy_day) ---------------------------------------------------------
+# --- a busy day's log (tools.busy_day) -----------------------------------------------------------
 
 
 @dataclass
@@ -679,9 +679,10 @@ def markdown(rows: list[Row]) -> str:
 
 
 METHOD = """\
-Logs are a busy day (like `tests/integration/logs.a_busy_day`: each prescription issued,
-transmitted to a pharmacy, dispensed in one or two visits: 3.5 events per prescription, 50
-prescribers), appended 1,000 prescriptions per `EventLog.append` to a fresh scratch schema.
+Logs are a busy day (`tools.busy_day`, every event decided by `domain.commands`: each
+prescription issued, transmitted to a pharmacy, dispensed in one or two visits: 3.5 events per
+prescription, 50 prescribers), appended 1,000 prescriptions per `EventLog.append` to a fresh
+scratch schema (*append the log* times those calls alone).
 *Projection*: the runner `ordo project` uses (`ProjectionRunner`, batch 2,000, asyncpg), in
 this process, from position 0 to head; baseline: one asyncpg COPY of the rows it wrote into
 empty tables `LIKE … INCLUDING ALL` (same indexes), as events/s. SQLite: the embedded default in
