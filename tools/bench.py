@@ -1611,7 +1611,7 @@ def main(argv: Sequence[str]) -> int:
     try:
         with database(opts) as (url, where):
             return uvloop.run(bench(opts, url, where))
-    except BenchError as error:
+    except (BenchError, harness.ServerNotReadyError) as error:
         console.print(f"[red]bench: {error}[/red]")
         return 1
 
