@@ -5,14 +5,25 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import (
+    AbstractAsyncContextManager,
+    asynccontextmanager,
+    contextmanager,
+    suppress,
+)
 
 from litestar import Litestar
 
-from adapters.access import AccessRecorder, open_access_log, patient_lookup
+from adapters.access import AccessLogStore, AccessRecorder, open_access_log, patient_lookup
 from adapters.auth import TokenVerifier
-from adapters.catalogue import CatalogueSnapshot, LiveCatalogue, load_snapshot, open_catalogue_store
+from adapters.catalogue import (
+    CatalogueSnapshot,
+    CatalogueStore,
+    LiveCatalogue,
+    load_snapshot,
+    open_catalogue_store,
+)
 from adapters.config import Settings
 from adapters.eventstore import EventLog, open_log
 from adapters.http.app import Limits, create_app
@@ -22,10 +33,12 @@ from adapters.messaging.directory import MssanteDirectory
 from adapters.messaging.service import ConversationService
 from adapters.readmodels import ReadModels, open_read_models
 from adapters.readmodels.sqlite import SqliteLog
+from adapters.reconciliation import reconciliation_for
 from adapters.service import PrescriptionService
 from adapters.store import EventStore
 from adapters.store.embedded import EmbeddedEventStore
 from adapters.store.postgres import PostgresEventStore
+from domain.reconciliation import catalogue_substitutes
 
 
 def _die() -> None:
@@ -99,13 +112,43 @@ async def read_models_for(settings: Settings) -> AsyncIterator[ReadModels]:
 
 
 @asynccontextmanager
-async def catalogue_snapshot_for(settings: Settings) -> AsyncIterator[CatalogueSnapshot]:
-    """The catalogue snapshot in force, loaded once, for command-line tools (EMPTY if none)."""
-    store = await open_catalogue_store(settings)
+async def service_for(settings: Settings) -> AsyncIterator[PrescriptionService]:
+    """The use cases on the instance's store, for command-line tools that read through them."""
+    event_log = build_log(settings)
+    store = build_store(settings, event_log)
+    await store.start()
     try:
-        yield await load_snapshot(store)
+        yield PrescriptionService(store)
     finally:
         await store.close()
+        event_log.close()
+
+
+@asynccontextmanager
+async def catalogue_store_for(settings: Settings) -> AsyncIterator[CatalogueStore]:
+    """The instance's medicines catalogue tables (imports, snapshots, facts)."""
+    store = await open_catalogue_store(settings)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@asynccontextmanager
+async def catalogue_snapshot_for(settings: Settings) -> AsyncIterator[CatalogueSnapshot]:
+    """The catalogue snapshot in force, loaded once, for command-line tools (EMPTY if none)."""
+    async with catalogue_store_for(settings) as store:
+        yield await load_snapshot(store)
+
+
+@contextmanager
+def access_log_for(settings: Settings) -> Iterator[AccessLogStore]:
+    """The access log's own table, beside the event log."""
+    store = open_access_log(settings.database_url, settings.data_dir)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def catalogue_follower(
@@ -116,9 +159,8 @@ def catalogue_follower(
 
     @asynccontextmanager
     async def follow(_: Litestar) -> AsyncIterator[None]:
-        store = await open_catalogue_store(settings)
-        stopping = asyncio.Event()
-        try:
+        async with catalogue_store_for(settings) as store:
+            stopping = asyncio.Event()
             await catalogue.refresh(store)
             task = asyncio.create_task(
                 catalogue.follow(store, stopping, settings.catalogue_refresh_seconds)
@@ -128,8 +170,6 @@ def catalogue_follower(
             finally:
                 stopping.set()
                 await task
-        finally:
-            await store.close()
 
     return follow
 
@@ -146,7 +186,7 @@ def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
     service = PrescriptionService(
         store,
         after_append=appended,
-        catalogue=lambda: catalogue.snapshot() if catalogue.loaded else None,
+        catalogue=catalogue.in_force,
         catalogue_strict=settings.catalogue_strict,
     )
     verifier = TokenVerifier(
@@ -171,6 +211,9 @@ def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
         """Open the views; in this process, follow the log into them unless told not to."""
         read_models = await open_read_models(settings, event_log)
         app.state.read_models = read_models
+        app.state.reconciliation = reconciliation_for(
+            read_models, substitute=catalogue_substitutes(catalogue.in_force)
+        )
         if isinstance(read_models.source, SqliteLog):
             appended.listeners.append(read_models.source.notify)
         stopping = asyncio.Event()

@@ -39,8 +39,8 @@ from rich.table import Table
 from rich.text import Text
 
 from adapters.auth import sign_token
-from adapters.bootstrap import build_app, build_log
-from adapters.catalogue import SAMPLE_DIR, open_catalogue_store
+from adapters.bootstrap import build_app, build_log, catalogue_store_for
+from adapters.catalogue import SAMPLE_DIR
 from adapters.catalogue.importer import import_directory
 from adapters.config import Settings
 from domain.identifiers import Cip13, Finess, Ins, Rpps
@@ -889,15 +889,12 @@ SKENAN = "3400933323523"
 async def ensure_catalogue(settings: Settings) -> str:
     """The instance's medicines catalogue: the shipped sample of the public database is
     imported when none is in force, so the demo's packs are real and their rules apply."""
-    store = await open_catalogue_store(settings)
-    try:
+    async with catalogue_store_for(settings) as store:
         current = await store.current()
         if current is not None:
             return f"snapshot {current.snapshot_id} of {current.snapshot_date} in force"
         await import_directory(store, SAMPLE_DIR, snapshot_date=SAMPLE_DATE)
         return f"the shipped sample of the BDPM ({SAMPLE_DATE}) imported"
-    finally:
-        await store.close()
 
 
 async def _catalogue_in_use(api: Api, catalogue: str, patience: float = 10.0) -> None:

@@ -78,6 +78,20 @@ class InvoiceClaim(msgspec.Struct, frozen=True, kw_only=True):
     prescription_id: str
     dispensation_id: str
 
+    @classmethod
+    def from_row(
+        cls, finess: str, invoice_number: str, row: Sequence[str] | None
+    ) -> InvoiceClaim | None:
+        """The claim on this number, from its table's (prescription_id, dispensation_id)."""
+        if row is None:
+            return None
+        return cls(
+            finess=finess,
+            invoice_number=invoice_number,
+            prescription_id=row[0],
+            dispensation_id=row[1],
+        )
+
 
 def topic_of(kind: type[Any]) -> str:
     return f"{kind.__name__}.v{kind.schema_version}"
@@ -262,14 +276,7 @@ class EmbeddedRecorder(SQLiteApplicationRecorder):
                 (finess, invoice_number),
             )
             row = c.fetchone()
-        if row is None:
-            return None
-        return InvoiceClaim(
-            finess=finess,
-            invoice_number=invoice_number,
-            prescription_id=row[0],
-            dispensation_id=row[1],
-        )
+        return InvoiceClaim.from_row(finess, invoice_number, row)
 
 
 class SingleTripPostgresRecorder(PostgresApplicationRecorder):

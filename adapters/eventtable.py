@@ -214,3 +214,9 @@ END $$"""
     @property
     def head(self) -> str:
         return f"SELECT max(notification_id) FROM {self.events}"
+
+    @property
+    def exists(self) -> str:
+        """Not null once the event table is created."""
+        literal = self.events.replace("'", "''")
+        return f"SELECT to_regclass('{literal}')"

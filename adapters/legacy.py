@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import msgspec
 
-from projections.views import DispensationReceipt, DispensationView
+from domain.views import DispensationReceipt, DispensationView
 
 MIGRATION = "legacy-streams-to-tables"
 LEGACY_RECORD_TOPIC = "IdempotencyRecord.v1"

@@ -19,16 +19,12 @@ from rich.table import Table
 
 from adapters.bootstrap import failpoint, read_models_for
 from adapters.config import KafkaSettings, Settings
+from adapters.eventfeed import PostgresLog
 from adapters.kafka.lag import group_lag
 from adapters.kafka.relay import Relay, acknowledged_position, ensure_topics, producer
 from adapters.kafka.worker import Worker, consumer
 from adapters.logging import configure_logging
-from adapters.readmodels.postgres import (
-    PostgresLog,
-    PostgresViews,
-    asyncpg_target,
-    connection_settings,
-)
+from adapters.readmodels.postgres import PostgresReadModels, asyncpg_target, connection_settings
 from projections.folds import VIEW_NAMES, ViewName
 
 STOP_GRACE_SECONDS = 5
@@ -100,7 +96,7 @@ async def worker(settings: Settings, metrics_port: int | None) -> None:
     async def work(stopping: asyncio.Event) -> None:
         await _when_broker_answers(kafka)
         async with postgres_pool(settings) as (pool, schema):
-            views = PostgresViews(pool, schema)
+            views = PostgresReadModels(pool, schema)
             await views.create()
             dead_letters = producer(kafka)
             source = await asyncio.to_thread(consumer, kafka)

@@ -50,7 +50,7 @@ from domain.errors import DomainError
 from domain.events import ConsentActor, Event
 from domain.identifiers import Finess, InvalidIdentifier, PrescriptionNumber, Rpps
 from domain.prescription import Prescription, fold
-from projections.views import (
+from domain.views import (
     DispensationReceipt,
     DispensationView,
     dispensation_view,

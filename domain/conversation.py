@@ -307,23 +307,27 @@ def evolve_conversation(event: ConversationEvent, state: Conversation | None) ->
         msg = f"{type(event).__name__} before ConversationOpened for {event.conversation_id}"
         raise ValueError(msg)
     if isinstance(event, MessagePosted):
-        message = Message(
-            message_id=event.message_id,
-            sender=event.sender,
-            rpps=event.rpps,
-            subject=event.subject,
-            body=event.body,
-            at=event.at,
-        )
         return msgspec.structs.replace(
             state,
             version=event.version,
             last_activity_at=event.at,
-            messages=(*state.messages, message),
+            messages=(*state.messages, message_of(event)),
         )
     assert isinstance(event, ConversationClosed)
     return msgspec.structs.replace(
         state, version=event.version, last_activity_at=event.at, closed_at=event.at
+    )
+
+
+def message_of(event: MessagePosted) -> Message:
+    """The message as its conversation keeps it, without the e-mails it caused."""
+    return Message(
+        message_id=event.message_id,
+        sender=event.sender,
+        rpps=event.rpps,
+        subject=event.subject,
+        body=event.body,
+        at=event.at,
     )
 
 

@@ -15,23 +15,15 @@ from typing import Literal
 
 import msgspec
 
+from domain import events
 from domain.conversation import Conversation, evolve_conversation
 from domain.events import (
-    AdaptationRecorded,
     BilledLine,
-    BillingRecorded,
     ConversationEvent,
-    DispensationRecorded,
-    DispensationWithdrawn,
     DispensedLine,
     Event,
-    ExecutionViewConsentChanged,
     PrescribedLine,
-    PrescriptionCancelled,
-    PrescriptionIssued,
     PrescriptionKind,
-    PrescriptionSentToPatient,
-    PrescriptionTransmitted,
     TransmissionSender,
 )
 
@@ -85,10 +77,10 @@ class Adaptation(msgspec.Struct, frozen=True, kw_only=True):
 
     line_no: int
     description: str
-    agreed_by_rpps: str
-    agreed_on: date
     finess: str
     pharmacist_rpps: str
+    agreed_by_rpps: str
+    agreed_on: date
     recorded_at: datetime
     dispensation_id: str | None = None
 
@@ -206,7 +198,7 @@ def evolve(event: Event, state: Prescription | None) -> Prescription:
 
 
 @evolve.register
-def _issued(event: PrescriptionIssued, _: Prescription | None) -> Prescription:
+def _issued(event: events.PrescriptionIssued, _: Prescription | None) -> Prescription:
     return Prescription(
         prescription_id=event.prescription_id,
         version=event.version,
@@ -221,7 +213,7 @@ def _issued(event: PrescriptionIssued, _: Prescription | None) -> Prescription:
 
 
 @evolve.register
-def _dispensed(event: DispensationRecorded, state: Prescription | None) -> Prescription:
+def _dispensed(event: events.DispensationRecorded, state: Prescription | None) -> Prescription:
     current = _existing(state, event)
     dispensation = Dispensation(
         dispensation_id=event.dispensation_id,
@@ -235,7 +227,7 @@ def _dispensed(event: DispensationRecorded, state: Prescription | None) -> Presc
 
 
 @evolve.register
-def _withdrawn(event: DispensationWithdrawn, state: Prescription | None) -> Prescription:
+def _withdrawn(event: events.DispensationWithdrawn, state: Prescription | None) -> Prescription:
     current = _existing(state, event)
     dispensations = tuple(
         msgspec.structs.replace(d, withdrawn_at=event.at)
@@ -266,7 +258,7 @@ def _counted(
 
 
 @evolve.register
-def _adapted(event: AdaptationRecorded, state: Prescription | None) -> Prescription:
+def _adapted(event: events.AdaptationRecorded, state: Prescription | None) -> Prescription:
     current = _existing(state, event)
     adaptation = Adaptation(
         line_no=event.line_no,
@@ -284,7 +276,7 @@ def _adapted(event: AdaptationRecorded, state: Prescription | None) -> Prescript
 
 
 @evolve.register
-def _billed(event: BillingRecorded, state: Prescription | None) -> Prescription:
+def _billed(event: events.BillingRecorded, state: Prescription | None) -> Prescription:
     current = _existing(state, event)
     return msgspec.structs.replace(
         current,
@@ -301,13 +293,13 @@ def _billed(event: BillingRecorded, state: Prescription | None) -> Prescription:
 
 
 @evolve.register
-def _cancelled(event: PrescriptionCancelled, state: Prescription | None) -> Prescription:
+def _cancelled(event: events.PrescriptionCancelled, state: Prescription | None) -> Prescription:
     current = _existing(state, event)
     return msgspec.structs.replace(current, version=event.version, cancelled_at=event.at)
 
 
 @evolve.register
-def _consent(event: ExecutionViewConsentChanged, state: Prescription | None) -> Prescription:
+def _consent(event: events.ExecutionViewConsentChanged, state: Prescription | None) -> Prescription:
     current = _existing(state, event)
     return msgspec.structs.replace(
         current, version=event.version, execution_view_consent=event.consent
@@ -315,7 +307,7 @@ def _consent(event: ExecutionViewConsentChanged, state: Prescription | None) -> 
 
 
 @evolve.register
-def _transmitted(event: PrescriptionTransmitted, state: Prescription | None) -> Prescription:
+def _transmitted(event: events.PrescriptionTransmitted, state: Prescription | None) -> Prescription:
     current = _existing(state, event)
     transmission = Transmission(
         finess=event.finess, message=event.message, transmitted_at=event.at, sent_by=event.sent_by
@@ -326,7 +318,9 @@ def _transmitted(event: PrescriptionTransmitted, state: Prescription | None) -> 
 
 
 @evolve.register
-def _sent_to_patient(event: PrescriptionSentToPatient, state: Prescription | None) -> Prescription:
+def _sent_to_patient(
+    event: events.PrescriptionSentToPatient, state: Prescription | None
+) -> Prescription:
     current = _existing(state, event)
     sent = SentToPatient(message=event.message, sent_at=event.at)
     return msgspec.structs.replace(

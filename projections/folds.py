@@ -3,7 +3,7 @@
 Every view is derived from the prescription's state, which is itself the fold of its events
 (`domain.prescription.evolve`): the same rule that answers the single read. So the lists agree
 with `GET /v1/prescriptions/{id}` by construction, and masking for the patient's opposition is
-applied when a list is read (`projections.views.view_of`), so a change of consent takes effect
+applied when a list is read (`domain.views.view_of`), so a change of consent takes effect
 at once without rewriting any row.
 
     state'  = evolve(state, event)                  (the "prescriptions" view: one row each)

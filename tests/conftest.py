@@ -11,14 +11,19 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeAlias
 
 import psycopg
 import pytest
+from litestar import Litestar
 from litestar.testing import TestClient
 
 from adapters.bootstrap import build_app
 from adapters.config import Settings
 from tools.cast import SECRET, People
+
+# A test client of the whole app (the `client` fixture, and the tests that build their own).
+Client: TypeAlias = TestClient[Litestar]
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -89,7 +94,7 @@ def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:  # type: ignore[type-arg]
+def client(settings: Settings) -> Iterator[Client]:
     with TestClient(build_app(settings)) as test_client:
         yield test_client
 

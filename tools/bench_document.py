@@ -43,7 +43,7 @@ from adapters.document.pdf import render
 from adapters.service import PrescriptionService
 from domain.actors import Actor
 from domain.identifiers import Cip13, Ins, Rpps
-from projections.views import qr_payload, view_of
+from domain.views import qr_payload, view_of
 from tools import benchmarks_md
 
 console = Console(stderr=True)

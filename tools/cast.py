@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from adapters.auth import sign_token
 from domain.identifiers import Cip13, Finess, Ins, Rpps
@@ -49,7 +50,7 @@ class People:
     def as_insurer(self) -> dict[str, str]:
         return self.headers("insurer")
 
-    def prescription_body(self, *quantities: int, consent: bool = True) -> dict[str, object]:
+    def prescription_body(self, *quantities: int, consent: bool = True) -> dict[str, Any]:
         return {
             "patient": {"ins": self.patient},
             "execution_view_consent": consent,

@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import json
 import random
-import sqlite3
 import sys
 import time
 from collections import Counter, deque
@@ -37,23 +36,21 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import msgspec
 from rich.console import Console
 from rich.table import Table
 
+from adapters.bootstrap import read_models_for
 from adapters.config import Settings
 from adapters.eventstore import open_log
 from adapters.readmodels import ReadModels, open_read_models
-from adapters.readmodels.postgres import asyncpg_target
-from adapters.readmodels.rows import state_decoder
 from domain.events import (
     Event,
     Product,
 )
 from domain.identifiers import PrescriptionNumber
 from domain.prescription import Dispensation, Prescription
-from projections.reconciliation import OUTCOMES, RECONCILED
+from domain.reconciliation import OUTCOMES, RECONCILED
 from projections.runner import ProjectionRunner
 from tools import busy_day
 
@@ -148,37 +145,10 @@ async def project_or_wait(read_models: ReadModels, runner: ProjectionRunner, hea
 
 
 async def states(settings: Settings) -> AsyncIterator[Prescription]:
-    """Every prescription of the views, in number order, page by page."""
-    if settings.database_url:
-        dsn, schema = asyncpg_target(settings.database_url)
-        conn = await asyncpg.connect(dsn)
-        try:
-            after = ""
-            while rows := await conn.fetch(
-                f'SELECT prescription_id, state FROM "{schema}".ordo_view_prescriptions '
-                "WHERE prescription_id > $1 ORDER BY prescription_id LIMIT $2",
-                after,
-                STATES_PAGE,
-            ):
-                for row in rows:
-                    yield state_decoder.decode(row[1])
-                after = rows[-1][0]
-        finally:
-            await conn.close()
-        return
-    db = sqlite3.connect(settings.data_dir / "views.sqlite3")
-    try:
-        after = ""
-        while rows := db.execute(
-            "SELECT prescription_id, state FROM ordo_view_prescriptions "
-            "WHERE prescription_id > ? ORDER BY prescription_id LIMIT ?",
-            (after, STATES_PAGE),
-        ).fetchall():
-            for row in rows:
-                yield state_decoder.decode(row[1])
-            after = rows[-1][0]
-    finally:
-        db.close()
+    """Every prescription of the read models, in number order, batch by batch."""
+    async with read_models_for(settings) as read_models:
+        async for state in read_models.views.all_states(STATES_PAGE):
+            yield state
 
 
 # --- invoices -------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from adapters.catalogue import open_catalogue_store
+from adapters.bootstrap import catalogue_store_for
 from adapters.catalogue.bdpm import PACKS, Malformed
 from adapters.catalogue.importer import ImportOutcome, import_directory
 from adapters.catalogue.store import SnapshotInfo
@@ -43,9 +43,8 @@ async def import_files(
     console: Console,
 ) -> ImportOutcome:
     configure_logging(settings.log_hash_key, logging.WARNING)
-    store = await open_catalogue_store(settings)
     started = time.perf_counter()
-    try:
+    async with catalogue_store_for(settings) as store:
         with Progress(
             TextColumn("{task.description:<20}"),
             BarColumn(),
@@ -63,8 +62,6 @@ async def import_files(
                 progress=progress,
                 after_batch=_failpoint(settings.failpoint),
             )
-    finally:
-        await store.close()
     elapsed = time.perf_counter() - started
     if outcome.status == "unchanged":
         info = outcome.snapshot
@@ -78,12 +75,9 @@ async def import_files(
 
 
 async def show_status(settings: Settings, console: Console) -> SnapshotInfo | None:
-    store = await open_catalogue_store(settings)
-    try:
+    async with catalogue_store_for(settings) as store:
         info = await store.current()
         unfinished = await store.loading()
-    finally:
-        await store.close()
     if info is None:
         console.print("no catalogue imported: every pack is unknown (ordo behaves as in v1)")
     else:

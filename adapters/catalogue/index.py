@@ -89,6 +89,11 @@ class LiveCatalogue:
     def loaded(self) -> bool:
         return self._snapshot.info is not None
 
+    def in_force(self) -> CatalogueSnapshot | None:
+        """The snapshot the rules read; None until a catalogue is imported (then the rules
+        take the prescriber's word, as in v1)."""
+        return self._snapshot if self.loaded else None
+
     async def refresh(self, store: CatalogueStore) -> bool:
         """Load the snapshot in force if it is not the one held; True when it changed."""
         if await store.current_id() == self._snapshot.snapshot_id:

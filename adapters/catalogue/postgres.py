@@ -15,7 +15,8 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 from adapters.catalogue.store import FileCount, NewSnapshot, PackRow, SnapshotInfo
-from adapters.readmodels.postgres import asyncpg_target, lock_key
+from adapters.locks import lock_key
+from adapters.readmodels.postgres import asyncpg_target
 
 PAGE = 5_000
 

@@ -6,10 +6,10 @@ import asyncio
 import sys
 from pathlib import Path
 
-from adapters.bootstrap import build_log, build_store
+from adapters.bootstrap import service_for
 from adapters.config import Settings
 from adapters.document.ordonnance import Document, prescriber_copy
-from adapters.service import PrescriptionService, paris_clock
+from adapters.service import paris_clock
 from domain.errors import DomainError
 
 
@@ -30,12 +30,5 @@ def write_document(settings: Settings, prescription_id: str, out: Path) -> int:
 
 
 async def _prescriber_copy(settings: Settings, prescription_id: str) -> Document:
-    log = build_log(settings)
-    store = build_store(settings, log)
-    await store.start()
-    try:
-        service = PrescriptionService(store)
+    async with service_for(settings) as service:
         return await prescriber_copy(service, prescription_id, paris_clock().today)
-    finally:
-        await store.close()
-        log.close()

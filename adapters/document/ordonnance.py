@@ -16,7 +16,7 @@ from adapters.document.pdf import render
 from adapters.permissions import allow
 from adapters.service import PrescriptionService
 from domain.actors import Actor
-from projections.views import display_number, qr_payload, view_of
+from domain.views import display_number, qr_payload, view_of
 
 # `ordo document` runs on the instance's own store: it reads as the insurer does (every
 # prescription) and prints the copy of the prescriber who wrote it.

@@ -32,7 +32,7 @@ from reportlab.pdfgen.canvas import Canvas
 
 from adapters.document import french
 from domain.calendar import local_day
-from projections.views import DispensationView, LineView, PrescriptionView
+from domain.views import DispensationView, LineView, PrescriptionView
 
 REGULAR, BOLD = "OrdoVera", "OrdoVera-Bold"
 _FONTS = Path(reportlab.__file__).parent / "fonts"

@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime
-from typing import Annotated
 
 import anyio.to_thread
 import msgspec
 from litestar import Controller, get
-from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath
 
 from adapters.access.store import AccessLogStore, Position, StoredEntry
+from adapters.http.pages import PageRequest
 from adapters.http.problems import Problem
-from adapters.http.routes import provide_actor, provide_service
 from adapters.permissions import allow
 from adapters.service import PrescriptionService
 from domain.actors import Actor
-from domain.errors import invalid
 from domain.identifiers import PrescriptionNumber
-from projections.pages import DEFAULT_LIMIT, MAX_LIMIT
-
-Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="items per page")]
-Cursor = Annotated[str | None, QueryParameter(description="next_cursor of the previous page")]
 
 
 def _problem(description: str) -> ResponseSpec:
@@ -47,18 +38,8 @@ class AccessLogPage(msgspec.Struct, frozen=True):
     next_cursor: str | None
 
 
-def provide_access_log(state: State) -> AccessLogStore:
-    store: AccessLogStore = state.access_log.store
-    return store
-
-
 class AccessLogController(Controller):
     path = "/v1/prescriptions/{prescription_id:str}/access-log"
-    dependencies = {  # noqa: RUF012 - Litestar reads this class attribute
-        "actor": Provide(provide_actor),
-        "service": Provide(provide_service, sync_to_thread=False),
-        "access_log": Provide(provide_access_log, sync_to_thread=False),
-    }
     tags = ["prescriptions"]  # noqa: RUF012
 
     @get(
@@ -80,18 +61,17 @@ class AccessLogController(Controller):
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
         access_log: NamedDependency[AccessLogStore],
-        limit: Limit = DEFAULT_LIMIT,
-        cursor: Cursor = None,
+        page: NamedDependency[PageRequest],
     ) -> AccessLogPage:
         allow(actor, "access_log")
         await service.read(actor, prescription_id)  # another patient's: 404, as for a read
         number = PrescriptionNumber.parse(prescription_id).value
         found = await anyio.to_thread.run_sync(
-            access_log.page, number, _position(cursor), limit + 1
+            access_log.page, number, page.after(Position), page.fetch
         )
         return AccessLogPage(
-            items=[_item(stored) for stored in found[:limit]],
-            next_cursor=_cursor(found[limit - 1].position) if len(found) > limit else None,
+            items=[_item(stored) for stored in page.items(found)],
+            next_cursor=page.next_cursor(found, lambda stored: stored.position),
         )
 
 
@@ -105,17 +85,3 @@ def _item(stored: StoredEntry) -> AccessItem:
         action=entry.action,
         status=entry.status,
     )
-
-
-def _cursor(position: Position) -> str:
-    return base64.urlsafe_b64encode(msgspec.json.encode(position)).decode().rstrip("=")
-
-
-def _position(cursor: str | None) -> Position | None:
-    if cursor is None:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        return msgspec.json.decode(raw, type=Position)
-    except (binascii.Error, ValueError, msgspec.DecodeError):
-        raise invalid("cursor is not one this server gave", "cursor") from None

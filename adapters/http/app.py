@@ -20,6 +20,7 @@ from adapters.auth import TokenVerifier
 from adapters.catalogue.index import LiveCatalogue
 from adapters.http.access_log import AccessLogController
 from adapters.http.conversations import ConversationsController
+from adapters.http.dependencies import DEPENDENCIES
 from adapters.http.docs import LocalSwaggerUI, docs_asset
 from adapters.http.document import DocumentController
 from adapters.http.hardening import (
@@ -122,6 +123,7 @@ def create_app(
                 "conversations": conversations,
             }
         ),
+        dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
             RequestLogMiddleware,

@@ -9,22 +9,19 @@ from typing import Annotated, Literal
 
 import msgspec
 from litestar import Controller, get, post
-from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
-from adapters.http.lists import Cursor, Limit, _after, _identity, _next, provide_read_models
+from adapters.http.lists import Lists
 from adapters.http.problems import Problem
-from adapters.http.routes import provide_actor
 from adapters.http.schemas import Body, strict_body
 from adapters.messaging.service import ConversationService
-from adapters.readmodels import ReadModels
+from adapters.readmodels.queries import CursorKey
 from domain.actors import Actor
-from domain.conversation import Conversation, Message
+from domain.conversation import Conversation, Message, message_of
 from domain.events import Party
-from projections.pages import DEFAULT_LIMIT, CursorKey
-from projections.views import display_number
+from domain.views import display_number
 
 # One line, no control characters: a subject becomes an e-mail header.
 Subject = Annotated[
@@ -73,18 +70,8 @@ class PostedMessage(MessageView, frozen=True, kw_only=True):
     recipient_has_mailbox: bool
 
 
-def provide_conversations(state: State) -> ConversationService:
-    conversations: ConversationService = state.conversations
-    return conversations
-
-
 class ConversationsController(Controller):
     path = "/v1"
-    dependencies = {  # noqa: RUF012 - Litestar reads this class attribute
-        "actor": Provide(provide_actor),
-        "conversations": Provide(provide_conversations, sync_to_thread=False),
-        "read_models": Provide(provide_read_models, sync_to_thread=False),
-    }
     tags = ["messaging"]  # noqa: RUF012
 
     @post(
@@ -113,12 +100,7 @@ class ConversationsController(Controller):
         posted = await conversations.post(actor, conversation_id, payload.subject, payload.body)
         event = posted.message
         return PostedMessage(
-            message_id=event.message_id,
-            sender=event.sender,
-            rpps=event.rpps,
-            subject=event.subject,
-            body=event.body,
-            at=event.at,
+            **msgspec.structs.asdict(message_of(event)),
             conversation_id=event.conversation_id,
             conversation_status=posted.conversation.status,
             recipient_has_mailbox=all(mail.kind == "message" for mail in event.mails),
@@ -128,39 +110,26 @@ class ConversationsController(Controller):
         "/pharmacies/me/conversations",
         summary="The pharmacy's conversations, newest activity first",
     )
-    async def pharmacy_conversations(
-        self,
-        actor: NamedDependency[Actor],
-        read_models: NamedDependency[ReadModels],
-        limit: Limit = DEFAULT_LIMIT,
-        cursor: Cursor = None,
-    ) -> ConversationPage:
-        finess = _identity(actor, "pharmacy_conversations", actor.finess)
-        return await _page(read_models, "finess", finess, limit, cursor)
+    async def pharmacy_conversations(self, lists: NamedDependency[Lists]) -> ConversationPage:
+        finess = lists.own("pharmacy_conversations", lists.actor.finess)
+        return await _page(lists, "finess", finess)
 
     @get("/patients/me/conversations", summary="The patient's conversations, newest activity first")
-    async def patient_conversations(
-        self,
-        actor: NamedDependency[Actor],
-        read_models: NamedDependency[ReadModels],
-        limit: Limit = DEFAULT_LIMIT,
-        cursor: Cursor = None,
-    ) -> ConversationPage:
-        ins = _identity(actor, "patient_conversations", actor.ins)
-        return await _page(read_models, "patient_ins", ins, limit, cursor)
+    async def patient_conversations(self, lists: NamedDependency[Lists]) -> ConversationPage:
+        ins = lists.own("patient_conversations", lists.actor.ins)
+        return await _page(lists, "patient_ins", ins)
 
 
-async def _page(
-    read_models: ReadModels,
-    by: Literal["finess", "patient_ins"],
-    value: str,
-    limit: int,
-    cursor: str | None,
-) -> ConversationPage:
-    found = await read_models.views.conversations_page(by, value, _after(cursor), limit + 1)
+async def _page(lists: Lists, by: Literal["finess", "patient_ins"], own: str) -> ConversationPage:
+    page = lists.page
+    found = await lists.read_models.views.conversations_page(
+        by, own, page.after(CursorKey), page.fetch
+    )
     return ConversationPage(
-        items=[conversation_view(c) for c in found[:limit]],
-        next_cursor=_next(found, limit, lambda c: CursorKey(c.last_activity_at, c.conversation_id)),
+        items=[conversation_view(c) for c in page.items(found)],
+        next_cursor=page.next_cursor(
+            found, lambda c: CursorKey(c.last_activity_at, c.conversation_id)
+        ),
     )
 
 
@@ -177,11 +146,4 @@ def conversation_view(conversation: Conversation) -> ConversationView:
 
 
 def _message_view(message: Message) -> MessageView:
-    return MessageView(
-        message_id=message.message_id,
-        sender=message.sender,
-        rpps=message.rpps,
-        subject=message.subject,
-        body=message.body,
-        at=message.at,
-    )
+    return MessageView(**msgspec.structs.asdict(message))

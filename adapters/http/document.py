@@ -4,15 +4,15 @@
 from __future__ import annotations
 
 from litestar import Controller, Response, get
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
 from adapters.document.ordonnance import document_for
+from adapters.http.dependencies import today_of
 from adapters.http.problems import Problem
 
 # The day as the JSON reads count it (a pharmacy's own calendar), so both copies agree.
-from adapters.http.routes import _today, provide_actor, provide_service
 from adapters.service import PrescriptionService
 from domain.actors import Actor
 
@@ -25,10 +25,6 @@ def _problem(description: str) -> ResponseSpec:
 
 class DocumentController(Controller):
     path = "/v1/prescriptions"
-    dependencies = {  # noqa: RUF012 - Litestar reads this class attribute
-        "actor": Provide(provide_actor),
-        "service": Provide(provide_service, sync_to_thread=False),
-    }
     tags = ["prescriptions"]  # noqa: RUF012
 
     @get(
@@ -52,7 +48,7 @@ class DocumentController(Controller):
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
     ) -> Response[bytes]:
-        document = await document_for(service, actor, prescription_id, _today(service, actor))
+        document = await document_for(service, actor, prescription_id, today_of(service, actor))
         return Response(
             document.pdf,
             media_type=PDF,

@@ -3,34 +3,23 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 from litestar import Controller, get
-from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
-from litestar.params import QueryParameter
+from litestar.di import NamedDependency
 
-from adapters.http.routes import provide_actor
+from adapters.http.pages import PageRequest
 from adapters.permissions import PERMISSIONS, allow
 from adapters.readmodels import ReadModels
+from adapters.readmodels.queries import CursorKey
+from adapters.service import PrescriptionService
 from domain.actors import Actor
-from domain.errors import DomainError, invalid
+from domain.errors import DomainError
 from domain.events import TransmissionSender
 from domain.prescription import Prescription
+from domain.views import PatientRef, PrescriptionView, display_number, view_of
 from projections.folds import InboxEntry, InboxLine
-from projections.pages import (
-    DEFAULT_LIMIT,
-    MAX_LIMIT,
-    CursorKey,
-    InvalidCursor,
-    decode_cursor,
-    encode_cursor,
-)
-from projections.views import PatientRef, PrescriptionView, display_number, view_of
-
-Limit = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT, description="items per page")]
-Cursor = Annotated[str | None, QueryParameter(description="next_cursor of the previous page")]
 
 
 class PrescriptionPage(msgspec.Struct, frozen=True):
@@ -56,119 +45,77 @@ class InboxPage(msgspec.Struct, frozen=True):
     next_cursor: str | None
 
 
-def provide_read_models(state: State) -> ReadModels:
-    read_models: ReadModels = state.read_models
-    return read_models
+def provide_lists(
+    read_models: NamedDependency[ReadModels],
+    service: NamedDependency[PrescriptionService],
+    actor: NamedDependency[Actor],
+    page: NamedDependency[PageRequest],
+) -> Lists:
+    return Lists(read_models, actor, service.clock().today, page)
 
 
-def provide_today(state: State) -> date:
-    today: date = state.service.clock().today
-    return today
+class Lists:
+    """One call on a list: who asks, on which day, for which page."""
 
+    def __init__(
+        self, read_models: ReadModels, actor: Actor, today: date, page: PageRequest
+    ) -> None:
+        self.read_models = read_models
+        self.actor = actor
+        self.today = today
+        self.page = page
 
-class ListsController(Controller):
-    path = "/v1"
-    dependencies = {  # noqa: RUF012 - Litestar reads this class attribute
-        "actor": Provide(provide_actor),
-        "read_models": Provide(provide_read_models, sync_to_thread=False),
-        "today": Provide(provide_today, sync_to_thread=False),
-    }
-    tags = ["lists"]  # noqa: RUF012
+    def own(self, list_name: str, identity: str | None) -> str:
+        """The caller's own identifier, the only one a list is ever read for."""
+        allow(self.actor, list_name)
+        if identity is None:  # a token of that role always carries it
+            raise DomainError("forbidden", PERMISSIONS[list_name].refusal)
+        return identity
 
-    @get("/prescribers/me/prescriptions", summary="The prescriber's prescriptions, newest first")
-    async def prescriber_list(
-        self,
-        actor: NamedDependency[Actor],
-        read_models: NamedDependency[ReadModels],
-        today: NamedDependency[date],
-        limit: Limit = DEFAULT_LIMIT,
-        cursor: Cursor = None,
+    async def prescriptions(
+        self, list_name: str, by: Literal["prescriber_rpps", "patient_ins"], identity: str | None
     ) -> PrescriptionPage:
-        own = _identity(actor, "prescriber_list", actor.rpps)
-        return await _prescriptions(
-            read_models,
-            actor,
-            by="prescriber_rpps",
-            value=own,
-            today=today,
-            limit=limit,
-            cursor=cursor,
+        own, page = self.own(list_name, identity), self.page
+        found = await self.read_models.views.prescriptions_page(
+            by, own, page.after(CursorKey), page.fetch
+        )
+        return PrescriptionPage(
+            items=[view_of(state, self.actor, self.today) for state in page.items(found)],
+            next_cursor=page.next_cursor(found, _key_of),
         )
 
-    @get("/patients/me/prescriptions", summary="The patient's prescriptions, newest first")
-    async def patient_list(
-        self,
-        actor: NamedDependency[Actor],
-        read_models: NamedDependency[ReadModels],
-        today: NamedDependency[date],
-        limit: Limit = DEFAULT_LIMIT,
-        cursor: Cursor = None,
-    ) -> PrescriptionPage:
-        own = _identity(actor, "patient_list", actor.ins)
-        return await _prescriptions(
-            read_models, actor, by="patient_ins", value=own, today=today, limit=limit, cursor=cursor
+    async def inbox(self) -> InboxPage:
+        finess, page = self.own("pharmacy_inbox", self.actor.finess), self.page
+        found = await self.read_models.views.inbox_page(
+            finess, self.today, page.after(CursorKey), page.fetch
         )
-
-    @get("/pharmacies/me/inbox", summary="Prescriptions sent to the pharmacy, oldest first")
-    async def inbox(
-        self,
-        actor: NamedDependency[Actor],
-        read_models: NamedDependency[ReadModels],
-        today: NamedDependency[date],
-        limit: Limit = DEFAULT_LIMIT,
-        cursor: Cursor = None,
-    ) -> InboxPage:
-        finess = _identity(actor, "pharmacy_inbox", actor.finess)
-        entries = await read_models.views.inbox_page(finess, today, _after(cursor), limit + 1)
-        page = entries[:limit]
         return InboxPage(
-            items=[_inbox_item(entry) for entry in page],
-            next_cursor=_next(
-                entries, limit, lambda e: CursorKey(e.transmitted_at, e.prescription_id)
+            items=[_inbox_item(entry) for entry in page.items(found)],
+            next_cursor=page.next_cursor(
+                found, lambda e: CursorKey(e.transmitted_at, e.prescription_id)
             ),
         )
 
 
-async def _prescriptions(
-    read_models: ReadModels,
-    actor: Actor,
-    *,
-    by: Literal["prescriber_rpps", "patient_ins"],
-    value: str,
-    today: date,
-    limit: int,
-    cursor: str | None,
-) -> PrescriptionPage:
-    states = await read_models.views.prescriptions_page(by, value, _after(cursor), limit + 1)
-    return PrescriptionPage(
-        items=[view_of(state, actor, today) for state in states[:limit]],
-        next_cursor=_next(states, limit, _key_of),
-    )
+class ListsController(Controller):
+    path = "/v1"
+    tags = ["lists"]  # noqa: RUF012
+
+    @get("/prescribers/me/prescriptions", summary="The prescriber's prescriptions, newest first")
+    async def prescriber_list(self, lists: NamedDependency[Lists]) -> PrescriptionPage:
+        return await lists.prescriptions("prescriber_list", "prescriber_rpps", lists.actor.rpps)
+
+    @get("/patients/me/prescriptions", summary="The patient's prescriptions, newest first")
+    async def patient_list(self, lists: NamedDependency[Lists]) -> PrescriptionPage:
+        return await lists.prescriptions("patient_list", "patient_ins", lists.actor.ins)
+
+    @get("/pharmacies/me/inbox", summary="Prescriptions sent to the pharmacy, oldest first")
+    async def inbox(self, lists: NamedDependency[Lists]) -> InboxPage:
+        return await lists.inbox()
 
 
 def _key_of(state: Prescription) -> CursorKey:
     return CursorKey(state.issued_at, state.prescription_id)
-
-
-def _next(found: list[Any], limit: int, key: Any) -> str | None:
-    """A cursor only when one more item than asked was found: null means the last page."""
-    return encode_cursor(key(found[limit - 1])) if len(found) > limit else None
-
-
-def _after(cursor: str | None) -> CursorKey | None:
-    if cursor is None:
-        return None
-    try:
-        return decode_cursor(cursor)
-    except InvalidCursor as error:
-        raise invalid(str(error), "cursor") from error
-
-
-def _identity(actor: Actor, list_name: str, identity: str | None) -> str:
-    allow(actor, list_name)
-    if identity is None:  # a token of that role always carries it
-        raise DomainError("forbidden", PERMISSIONS[list_name].refusal)
-    return identity
 
 
 def _inbox_item(entry: InboxEntry) -> InboxItem:

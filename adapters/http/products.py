@@ -9,14 +9,12 @@ from datetime import date
 
 import msgspec
 from litestar import Controller, get
-from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
 from adapters.catalogue.index import LiveCatalogue
 from adapters.http.problems import Problem
-from adapters.http.routes import provide_actor
 from domain.actors import Actor
 from domain.catalogue import GenericRole, PackFacts, Substance
 from domain.errors import DomainError, invalid
@@ -66,17 +64,8 @@ class ProductView(msgspec.Struct, frozen=True, kw_only=True):
     catalogue_date: date | None
 
 
-def provide_catalogue(state: State) -> LiveCatalogue:
-    catalogue: LiveCatalogue = state.catalogue
-    return catalogue
-
-
 class ProductsController(Controller):
     path = "/v1/products"
-    dependencies = {  # noqa: RUF012 - Litestar reads this class attribute
-        "actor": Provide(provide_actor),
-        "catalogue": Provide(provide_catalogue, sync_to_thread=False),
-    }
     tags = ["catalogue"]  # noqa: RUF012
 
     @get(

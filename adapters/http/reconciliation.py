@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -24,17 +23,13 @@ from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, Requ
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
 
-from adapters.catalogue import LiveCatalogue
-from adapters.http.routes import provide_actor
 from adapters.http.schemas import BadBody
 from adapters.permissions import allow
-from adapters.readmodels import ReadModels
-from adapters.reconciliation import Reconciliation, reconciliation_for
+from adapters.reconciliation import Reconciliation
 from adapters.reconciliation.store import Batch, Item
 from domain.actors import Actor
-from domain.catalogue import PackLookup
 from domain.errors import DomainError
-from projections.reconciliation import OUTCOMES, Outcome, catalogue_substitutes
+from domain.reconciliation import OUTCOMES, Outcome
 
 NDJSON = "application/x-ndjson"
 NDJSON_TYPES = {NDJSON, "application/ndjson", "application/jsonl", "application/x-jsonlines"}
@@ -71,19 +66,10 @@ class ItemView(msgspec.Struct, frozen=True):
     detail: str
 
 
-def _in_force(catalogue: LiveCatalogue) -> PackLookup | None:
-    return catalogue.snapshot() if catalogue.loaded else None
-
-
 async def provide_reconciliation(state: State) -> Reconciliation:
-    """One per application, beside its read models; created (and its store) on first use."""
-    reconciliation: Reconciliation | None = state.get("reconciliation")
-    read_models: ReadModels = state.read_models
-    if reconciliation is None or reconciliation.read_models is not read_models:
-        catalogue: LiveCatalogue = state.catalogue
-        packs = partial(_in_force, catalogue)
-        reconciliation = reconciliation_for(read_models, substitute=catalogue_substitutes(packs))
-        state.reconciliation = reconciliation
+    """The application's reconciliation (adapters/bootstrap.py); its tables are created and
+    what a dead process left unfinished is resumed on first use."""
+    reconciliation: Reconciliation = state.reconciliation
     await reconciliation.ready()
     return reconciliation
 
@@ -113,7 +99,6 @@ def _insurer(actor: Actor) -> None:
 class ReconciliationController(Controller):
     path = "/v1/reconciliation/batches"
     dependencies = {  # noqa: RUF012 - Litestar reads this class attribute
-        "actor": Provide(provide_actor),
         "reconciliation": Provide(provide_reconciliation),
     }
     tags = ["reconciliation"]  # noqa: RUF012

@@ -14,13 +14,12 @@ from typing import Annotated, Any
 
 import msgspec
 import segno
-from litestar import Controller, Request, get, post, put
-from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar import Controller, get, post, put
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, HeaderParameter, Parameter, QueryParameter
+from litestar.params import FromPath, HeaderParameter, QueryParameter
 
-from adapters.auth import TokenVerifier
+from adapters.http.dependencies import today_of
 from adapters.http.problems import Problem
 from adapters.http.schemas import (
     AdaptationBody,
@@ -43,7 +42,7 @@ from domain.dispensable import Allowance, LimitingRule
 from domain.errors import invalid
 from domain.events import Event
 from domain.identifiers import Finess
-from projections.views import (
+from domain.views import (
     DispensationReceipt,
     DispensationView,
     IssuedPrescriptionView,
@@ -62,26 +61,6 @@ IdempotencyKey = Annotated[
         description="Retry-safe key: a repeat returns the first answer and records nothing new.",
     ),
 ]
-
-
-async def provide_actor(request: Request[Any, Any, Any]) -> Actor:
-    verifier: TokenVerifier = request.app.state.verifier
-    actor = await verifier.caller(request.headers.get("authorization"))
-    request.state.actor = actor  # for the request log line
-    return actor
-
-
-def provide_service(state: State) -> PrescriptionService:
-    service: PrescriptionService = state.service
-    return service
-
-
-def _today(service: NamedDependency[PrescriptionService], actor: Actor | None = None) -> date:
-    """Today where the caller is: a pharmacy's own calendar, else France's (Paris)."""
-    now = service.clock()
-    if actor is not None and actor.role == "pharmacist" and actor.finess:
-        return local_day(now.at, actor.finess)
-    return now.today
 
 
 class DispensableLine(msgspec.Struct, frozen=True, kw_only=True):
@@ -189,10 +168,6 @@ def _acting(data: dict[str, Any], prescriber_rpps: str) -> HistoryActor:
 
 class PrescriptionController(Controller):
     path = "/v1/prescriptions"
-    dependencies = {  # noqa: RUF012 - Litestar reads this class attribute
-        "actor": Provide(provide_actor),
-        "service": Provide(provide_service, sync_to_thread=False),
-    }
     tags = ["prescriptions"]  # noqa: RUF012
 
     @post(
@@ -208,7 +183,7 @@ class PrescriptionController(Controller):
         service: NamedDependency[PrescriptionService],
     ) -> IssuedPrescriptionView:
         state = await service.issue(actor, payload.command)
-        return issued_view(state, actor, _today(service, actor))
+        return issued_view(state, actor, today_of(service, actor))
 
     @get("/{prescription_id:str}", summary="Read a prescription")
     async def read(
@@ -222,7 +197,7 @@ class PrescriptionController(Controller):
         if instant is not None:
             then = await prescription_as_of(service, actor, prescription_id, instant)
             return view_of(then, actor, _day_at(actor, instant))
-        return view_of(await service.read(actor, prescription_id), actor, _today(service, actor))
+        return view_of(await service.read(actor, prescription_id), actor, today_of(service, actor))
 
     @get(
         "/{prescription_id:str}/qr.svg",
@@ -255,7 +230,7 @@ class PrescriptionController(Controller):
         service: NamedDependency[PrescriptionService],
     ) -> PrescriptionView:
         state = await service.cancel(actor, prescription_id, payload.reason)
-        return view_of(state, actor, _today(service, actor))
+        return view_of(state, actor, today_of(service, actor))
 
     @put(
         "/{prescription_id:str}/execution-view-consent",
@@ -269,7 +244,7 @@ class PrescriptionController(Controller):
         service: NamedDependency[PrescriptionService],
     ) -> PrescriptionView:
         state = await service.change_consent(actor, prescription_id, payload.consent)
-        return view_of(state, actor, _today(service, actor))
+        return view_of(state, actor, today_of(service, actor))
 
     @get("/{prescription_id:str}/events", summary="Audit history")
     async def history(
@@ -354,8 +329,7 @@ class PrescriptionController(Controller):
         service: NamedDependency[PrescriptionService],
         at: Annotated[
             str | None,
-            Parameter(
-                query="at",
+            QueryParameter(
                 required=False,
                 description="RFC 3339 instant, same bounds as `dispensed_at`; default now",
             ),
@@ -383,7 +357,7 @@ class PrescriptionController(Controller):
             prescription_id,
             lambda pharmacy, pharmacist: payload.command(pharmacy, pharmacist, dispensation_id),
         )
-        return view_of(state, actor, _today(service, actor))
+        return view_of(state, actor, today_of(service, actor))
 
     @post(
         "/{prescription_id:str}/adaptations",
@@ -399,7 +373,7 @@ class PrescriptionController(Controller):
         service: NamedDependency[PrescriptionService],
     ) -> PrescriptionView:
         state = await service.record_adaptation(actor, prescription_id, payload.command)
-        return view_of(state, actor, _today(service, actor))
+        return view_of(state, actor, today_of(service, actor))
 
     @post(
         "/{prescription_id:str}/transmissions",
@@ -416,17 +390,16 @@ class PrescriptionController(Controller):
     )
     async def transmit(
         self,
-        request: Request[Any, Any, Any],
         prescription_id: FromPath[str],
         payload: NamedDependency[TransmissionBody],
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
+        conversations: NamedDependency[ConversationService],
     ) -> TransmissionView:
         """Opens a conversation with the pharmacy's BAL ORG (adapters/messaging)."""
         pharmacy = parse_identifier(Finess, payload.finess, "finess")
-        conversations: ConversationService = request.app.state.conversations
         sent = await conversations.transmit(actor, prescription_id, pharmacy, payload.message)
-        view = view_of(sent.state, actor, _today(service, actor))
+        view = view_of(sent.state, actor, today_of(service, actor))
         return TransmissionView(
             **msgspec.structs.asdict(view),
             conversation_id=sent.conversation_id,

@@ -4,20 +4,18 @@ santé mailbox (contract.md "The ordonnance as a document, sent through MSSanté
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import msgspec
-from litestar import Controller, Request, post
-from litestar.di import NamedDependency, Provide
+from litestar import Controller, post
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
 from adapters.http.problems import Problem
-from adapters.http.routes import provide_actor
 from adapters.http.schemas import Body, LongText, strict_body
 from adapters.messaging.service import ConversationService
 from domain.actors import Actor
-from projections.views import display_number
+from domain.views import display_number
 
 
 class SendToPatientBody(Body, frozen=True, kw_only=True):
@@ -38,7 +36,6 @@ def _problem(description: str) -> ResponseSpec:
 
 class SendingController(Controller):
     path = "/v1/prescriptions"
-    dependencies = {"actor": Provide(provide_actor)}  # noqa: RUF012 - Litestar reads it
     tags = ["prescriptions"]  # noqa: RUF012
 
     @post(
@@ -58,12 +55,11 @@ class SendingController(Controller):
     )
     async def send_to_patient(
         self,
-        request: Request[Any, Any, Any],
         prescription_id: FromPath[str],
         payload: NamedDependency[SendToPatientBody],
         actor: NamedDependency[Actor],
+        conversations: NamedDependency[ConversationService],
     ) -> SentToPatientView:
-        conversations: ConversationService = request.app.state.conversations
         state = await conversations.send_to_patient(actor, prescription_id, payload.message)
         sent = state.sent_to_patient[-1]
         return SentToPatientView(

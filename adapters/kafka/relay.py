@@ -23,9 +23,9 @@ from kafka.errors import TopicAlreadyExistsError
 from prometheus_client import Counter, Gauge
 
 from adapters.config import KafkaSettings
-from adapters.eventstore import EVENTS_TABLE
+from adapters.eventfeed import PostgresLog
 from adapters.kafka.messages import to_message
-from adapters.readmodels.postgres import PostgresLog, leadership, lock_key
+from adapters.locks import leadership, lock_key
 
 log = structlog.get_logger("ordo.relay")
 PUBLISHED = Counter("ordo_relay_published_total", "Events the broker acknowledged")
@@ -108,7 +108,6 @@ class Relay:
         self.topic = topic
         self.batch_size = batch_size
         self._table = positions_table(schema)
-        self._events_table = f'"{schema}".{EVENTS_TABLE}'
         # Read when /metrics is scraped: the producer's own count, so an outage shows at once.
         BROKER_CONNECTIONS.set_function(self._broker_connections)
 
@@ -179,14 +178,14 @@ class Relay:
         """
         said = False
         while not stopping.is_set():
-            if await self.pool.fetchval("SELECT to_regclass($1)", self._events_table) is not None:
+            if await self.source.exists():
                 if said:
-                    log.info("event store found; relaying", table=self._events_table)
+                    log.info("event store found; relaying", table=self.source.table)
                 return True
             if not said:
                 log.info(
                     "waiting for the event store: `ordo serve` creates its tables at start",
-                    table=self._events_table,
+                    table=self.source.table,
                 )
                 said = True
             with suppress(TimeoutError):

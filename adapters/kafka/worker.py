@@ -23,7 +23,7 @@ from prometheus_client import Counter, Gauge
 
 from adapters.config import KafkaSettings
 from adapters.kafka.messages import UndecodableMessage, from_message
-from adapters.readmodels.postgres import PostgresViews
+from adapters.readmodels.postgres import PostgresReadModels
 from domain.events import Event
 from projections.folds import fold_batch
 
@@ -52,7 +52,7 @@ def consumer(settings: KafkaSettings) -> KafkaConsumer:
 class Worker:
     def __init__(
         self,
-        views: PostgresViews,
+        views: PostgresReadModels,
         source: KafkaConsumer,
         dead_letters: KafkaProducer,
         settings: KafkaSettings,

@@ -27,7 +27,7 @@ import segno
 
 from domain.events import Attachment, Mail
 from domain.identifiers import PrescriptionNumber
-from projections.views import qr_payload
+from domain.views import qr_payload
 
 Renderer = Callable[[str], bytes]
 

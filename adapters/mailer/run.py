@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from adapters.config import Settings
+from adapters.eventfeed import PostgresLog
 from adapters.eventstore import EventLog, open_log
 from adapters.mailer.compose import RENDERERS, Renderer, compose
 from adapters.mailer.store import OutboxStore, PostgresOutbox, Queued, SqliteOutbox
@@ -39,7 +40,7 @@ from adapters.mailer.transport import (
     transport_for,
 )
 from adapters.messaging.ordonnance import ordonnance_renderers
-from adapters.readmodels.postgres import PostgresLog, asyncpg_target, connection_settings
+from adapters.readmodels.postgres import asyncpg_target, connection_settings
 from adapters.readmodels.sqlite import SqliteLog
 from adapters.service import paris_clock
 from domain.events import Event, Mail

@@ -12,11 +12,9 @@ PostgreSQL schema of the log.
 
 from __future__ import annotations
 
-import asyncio
-import fcntl
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import Literal, Protocol
@@ -24,7 +22,7 @@ from typing import Literal, Protocol
 import asyncpg
 import msgspec
 
-from adapters.readmodels.postgres import leadership, lock_key
+from adapters.locks import file_leadership, leadership, lock_key
 from adapters.readmodels.sqlite import Connection
 from domain.events import Mail
 from projections.runner import PositionMoved
@@ -202,16 +200,9 @@ class SqliteOutbox:
             for r in rows
         ]
 
-    @asynccontextmanager
-    async def leadership(self) -> AsyncIterator[None]:
+    def leadership(self) -> AbstractAsyncContextManager[None]:
         """One mailer per data directory: an OS file lock, released when its process dies."""
-        with self.path.with_suffix(".lock").open("w") as handle:
-            while not _try_lock(handle.fileno()):  # noqa: ASYNC110
-                await asyncio.sleep(0.5)  # a file lock has no event to await
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        return file_leadership(self.path.with_suffix(".lock"), poll_seconds=0.5)
 
     async def close(self) -> None:
         self.db.close()
@@ -329,11 +320,3 @@ class PostgresOutbox:
 
     async def close(self) -> None:
         pass  # the pool belongs to whoever opened it
-
-
-def _try_lock(fd: int) -> bool:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True

@@ -19,7 +19,7 @@ from domain.actors import Actor
 from domain.conversation import message_id_header, patient_address, remaining_lines
 from domain.events import Attachment, Mail
 from domain.prescription import Prescription, fold
-from projections.views import display_number, qr_payload, view_of
+from domain.views import display_number, qr_payload, view_of
 
 PATIENT_COPY = "ordonnance_pdf"  # ref: the prescription number
 PHARMACY_COPY = "ordonnance_pdf_pharmacy"  # ref: "<prescription number>/<FINESS>"

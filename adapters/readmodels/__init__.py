@@ -1,8 +1,9 @@
-"""The read side: where the views live (PostgreSQL or SQLite) and the runner that feeds them."""
+"""The read side: where the read models live (PostgreSQL or SQLite), and the runner feeding them."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 
@@ -11,14 +12,10 @@ import structlog
 from prometheus_client import Gauge
 
 from adapters.config import Settings
+from adapters.eventfeed import PostgresLog
 from adapters.eventstore import EventLog
-from adapters.readmodels.postgres import (
-    PostgresLog,
-    PostgresViews,
-    asyncpg_target,
-    connection_settings,
-)
-from adapters.readmodels.sqlite import SqliteLog, SqliteViews
+from adapters.readmodels.postgres import PostgresReadModels, asyncpg_target, connection_settings
+from adapters.readmodels.sqlite import SqliteLog, SqliteReadModels
 from projections.folds import VIEW_NAMES, ViewName
 from projections.runner import Lag, LogSource, ProjectionRunner, lag_of, rebuild
 
@@ -32,18 +29,39 @@ LAG_SECONDS = Gauge(
 )
 
 
+CAUGHT_UP_POLL_SECONDS = 0.05
+
+
 class ReadModels:
+    """The read-model store (`views`, named after the lists it serves) and the log it follows."""
+
     def __init__(
         self,
-        views: PostgresViews | SqliteViews,
+        views: PostgresReadModels | SqliteReadModels,
         source: PostgresLog | SqliteLog,
-        scratch: Callable[[], PostgresViews | SqliteViews],
         close: Callable[[], object],
     ) -> None:
         self.views = views
         self.source = source
-        self._scratch = scratch
         self._close = close
+
+    async def catch_up(
+        self, batch_size: int = 2000, on_batch: Callable[[int], None] = lambda position: None
+    ) -> int:
+        """Apply what the log holds beyond the read models, here (the caller leads); returns
+        how many notifications that covered."""
+        runner = ProjectionRunner(self.source, self.views, batch_size=batch_size, on_batch=on_batch)
+        return await runner.catch_up()
+
+    async def caught_up(self, head: int, patience: float) -> int:
+        """Wait until the read models have applied the log up to `head` (another process, or
+        this one's runner, applies it), at most `patience` seconds; returns where they stand.
+
+        Polled: the read models' position has no event to await across processes."""
+        deadline = time.monotonic() + patience
+        while (position := await self.views.position()) < head and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(CAUGHT_UP_POLL_SECONDS)
+        return position
 
     async def follow(self, stopping: asyncio.Event) -> None:
         """Be the runner while this process leads; a standby waits for the leader to die.
@@ -75,7 +93,7 @@ class ReadModels:
             LAG_SECONDS.labels(view).set(lag.seconds)
 
     async def rebuild(self, views: Collection[ViewName], on_batch: Callable[[int], None]) -> int:
-        return await rebuild(self.views, self._scratch(), self.source, views, on_batch)
+        return await rebuild(self.views, self.views.scratch(), self.source, views, on_batch)
 
     async def close(self) -> None:
         result = self._close()
@@ -86,22 +104,22 @@ class ReadModels:
 async def open_read_models(settings: Settings, event_log: EventLog) -> ReadModels:
     """PostgreSQL when the event log is there too (asyncpg), else SQLite beside it."""
     if settings.database_url is None:
-        views = SqliteViews(settings.data_dir / "views.sqlite3")
-        await views.create()
-        return ReadModels(views, SqliteLog(event_log), views.scratch, views.db.close)
+        tables = SqliteReadModels(settings.data_dir / "views.sqlite3")
+        await tables.create()
+        return ReadModels(tables, SqliteLog(event_log), tables.db.close)
     dsn, schema = asyncpg_target(settings.database_url)
     pool = await asyncpg.create_pool(
         dsn, min_size=1, max_size=settings.db_pool_size, server_settings=connection_settings()
     )
     source = PostgresLog(pool, schema)
-    pg_views = PostgresViews(pool, schema)
-    await pg_views.create()
+    pg_tables = PostgresReadModels(pool, schema)
+    await pg_tables.create()
 
     async def close() -> None:
         await source.close()
         await pool.close()
 
-    return ReadModels(pg_views, source, lambda: PostgresViews(pool, schema, "_next"), close)
+    return ReadModels(pg_tables, source, close)
 
 
 __all__ = ["LogSource", "ReadModels", "open_read_models"]

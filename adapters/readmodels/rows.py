@@ -1,4 +1,5 @@
-"""The rows each view keeps for one prescription, shared by the PostgreSQL and SQLite stores."""
+"""The rows each read model keeps for one prescription, in the order of its table's columns
+(`adapters.readmodels.tables`), shared by the PostgreSQL and SQLite stores."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import msgspec
 
 from domain.conversation import Conversation
 from domain.prescription import Prescription
-from projections.folds import InboxEntry, ViewName, dispensing_records, inbox_entries
+from projections.folds import InboxEntry, dispensing_records, inbox_entries
 
 # States are stored as MessagePack: compact, and decoded straight into the domain's Structs.
 state_encoder = msgspec.msgpack.Encoder()
@@ -17,30 +18,6 @@ inbox_encoder = msgspec.msgpack.Encoder()
 inbox_decoder = msgspec.msgpack.Decoder(InboxEntry)
 conversation_encoder = msgspec.msgpack.Encoder()
 conversation_decoder = msgspec.msgpack.Decoder(Conversation)
-
-COLUMNS: dict[ViewName, list[str]] = {
-    "conversations": [
-        "conversation_id",
-        "prescription_id",
-        "finess",
-        "patient_ins",
-        "last_activity_at",
-        "entry",
-    ],
-    "inbox": ["finess", "prescription_id", "transmitted_at", "expires_on", "entry"],
-    "dispensings": [
-        "prescription_id",
-        "dispensation_id",
-        "line_no",
-        "patient_ins",
-        "product_code",
-        "quantity",
-        "narcotic",
-        "duration_days",
-        "dispensed_at",
-        "finess",
-    ],
-}
 
 
 def state_row(state: Prescription) -> tuple[Any, ...]:

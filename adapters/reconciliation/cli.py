@@ -38,8 +38,7 @@ from adapters.readmodels import ReadModels
 from adapters.reconciliation import reconciliation_for
 from adapters.reconciliation.processing import Reconciliation
 from adapters.reconciliation.store import Batch
-from projections.reconciliation import OUTCOMES, catalogue_substitutes
-from projections.runner import ProjectionRunner
+from domain.reconciliation import OUTCOMES, catalogue_substitutes
 
 ReportFormat = Literal["ndjson", "csv"]
 READ_BYTES = 256 * 1024
@@ -132,14 +131,10 @@ async def catch_up_views(read_models: ReadModels, console: Console) -> None:
             async with asyncio.timeout(1.5):
                 await stack.enter_async_context(read_models.views.leadership())
         except TimeoutError:  # another process leads: it is catching up
-            deadline = time.monotonic() + VIEWS_WAIT_SECONDS
-            while await read_models.views.position() < head and time.monotonic() < deadline:  # noqa: ASYNC110 - the database has no event to await
-                await asyncio.sleep(0.1)
+            await read_models.caught_up(head, VIEWS_WAIT_SECONDS)
             return
         with console.status(f"bringing the views up to the log head ({head})"):
-            await ProjectionRunner(
-                read_models.source, read_models.views, batch_size=5000
-            ).catch_up()
+            await read_models.catch_up(batch_size=5000)
 
 
 async def write_report(

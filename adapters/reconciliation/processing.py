@@ -45,7 +45,7 @@ from adapters.reconciliation.store import (
     PaidByPrescription,
     stored_paid,
 )
-from projections.reconciliation import (
+from domain.reconciliation import (
     RECONCILED,
     Entry,
     InvoiceKey,
@@ -201,12 +201,9 @@ class Reconciliation:
         """Reconcile against every event appended before the batch was complete: the views
         trail the log by about a second, so wait for them (a while, then go on and say so)."""
         head = await self.read_models.source.head()
-        deadline = time.monotonic() + self.views_wait_seconds
-        while (position := await self.read_models.views.position()) < head:
-            if time.monotonic() > deadline:
-                log.warning("views behind the log", batch_id=batch_id, behind=head - position)
-                break
-            await asyncio.sleep(0.05)
+        position = await self.read_models.caught_up(head, self.views_wait_seconds)
+        if position < head:
+            log.warning("views behind the log", batch_id=batch_id, behind=head - position)
         await self.store.mark_log(batch_id, position, head)
 
     async def _chunks(self, batch: Batch, on_progress: Progress) -> None:
@@ -265,7 +262,7 @@ class Reconciliation:
         parsed = await anyio.to_thread.run_sync(ParsedChunk.of, body, first_line)
         del body
         states, taken, paid = await asyncio.gather(
-            self.store.states(parsed.numbers),
+            self.read_models.views.encoded_states(parsed.numbers),
             self.store.taken(parsed.keys),
             self.store.paid(parsed.numbers),
         )

@@ -1,30 +1,25 @@
 """What the batch processing needs from a store, whichever database holds it.
 
-Tables (PostgreSQL beside the views; SQLite in `reconciliation.sqlite3` beside `views.sqlite3`):
-
-    ordo_reconciliation_batches  one row per batch: status, counts per outcome, progress, and a
-                                 lease (owner, lease_until) held by the process working on it
-    ordo_reconciliation_chunks   the upload as received, in chunks of whole lines, until each
-                                 chunk is reconciled (then deleted with the same commit)
-    ordo_reconciliation_items    one row per invoice: line, invoice number, outcome, detail
-    ordo_reconciled_invoices     (finess, invoice number) -> where it was first reconciled: the
-                                 primary key is what makes a number reconciled only once, even by
-                                 two batches running at the same time; for a `matched` invoice,
-                                 its prescription and the lines it paid (`paid_lines`: line_no,
-                                 quantity, amount_cents, flat), what later invoices of the same
-                                 packs are `over_billed` against
+`BatchStore` is the one contract, and holds what both stores do the same way: each statement
+(`tables.BatchSql`, written once for both dialects) run in one transaction or read, and rows
+made into batches, items, claims and payments. A store gives the transaction (`_write`,
+`_read`), its clock's moments as stored (`_moment`), its tables (`create`) and the chunk commit,
+which is where the databases really differ (see `postgres` and `sqlite`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal, NamedTuple, Protocol
 
 import msgspec
 
 from adapters.reconciliation.ndjson import RawChunk
-from projections.reconciliation import (
+from adapters.reconciliation.tables import BATCHES, BatchSql
+from domain.reconciliation import (
     OUTCOMES,
     InvoiceKey,
     Outcome,
@@ -76,16 +71,6 @@ ItemRow = tuple[
 # finess, invoice_number, batch_id, line, outcome, prescription_id, paid_lines (matched only,
 # as text: "line_no,quantity,amount_cents,…", which COPY sends without a per-element check)
 ClaimRow = tuple[str, str, str, int, Outcome, str | None, str | None]
-ITEM_COLUMNS = ["batch_id", "line", "invoice_number", "outcome", "detail"]
-CLAIM_COLUMNS = [
-    "finess",
-    "invoice_number",
-    "batch_id",
-    "line",
-    "outcome",
-    "prescription_id",
-    "paid_lines",
-]
 
 
 class ChunkResult(NamedTuple):
@@ -148,13 +133,60 @@ class LostLease(Exception):  # noqa: N818 - named after the fact it reports
     """Another process took the batch over (this one was presumed dead): stop working on it."""
 
 
-class BatchStore(Protocol):
+class Step(NamedTuple):
+    """One statement of a transaction; with `lost`, it must find the batch (RETURNING a row),
+    or the batch is no longer ours and the transaction is undone (LostLease(lost))."""
+
+    sql: str
+    params: Sequence[object] = ()
+    lost: str | None = None
+
+
+def checked(step: Step, rows: list[Any]) -> list[Any]:
+    if step.lost is not None and not rows:
+        raise LostLease(step.lost)
+    return rows
+
+
+class ChunkCommit(NamedTuple):
+    """A chunk decided, to commit for its batch and the batch's owner."""
+
+    batch_id: str
+    owner: str
+    chunk_no: int
+    decided: Decided
+    lease_seconds: float
+
+
+class BatchStore(ABC):
+    """The batches in a database: what the processing calls (the public methods), done the
+    same way on both databases; a store adds its transactions, clock, tables and commit."""
+
+    def __init__(self, sql: BatchSql) -> None:
+        self.sql = sql
+
+    @abstractmethod
     async def create(self) -> None: ...
 
+    @abstractmethod
     async def close(self) -> None: ...
 
+    @abstractmethod
+    async def _write(self, *steps: Step) -> list[list[Any]]:
+        """The steps in one write transaction; the rows each returned."""
+
+    @abstractmethod
+    async def _read(self, *steps: Step) -> list[list[Any]]:
+        """The steps' rows, read on one connection."""
+
+    @abstractmethod
+    def _moment(self, stored: Any) -> datetime:
+        """A time as the database returns it."""
+
     # --- receiving ---
-    async def new_batch(self, batch_id: str, owner: str, lease_seconds: float) -> None: ...
+
+    async def new_batch(self, batch_id: str, owner: str, lease_seconds: float) -> None:
+        await self._write(Step(self.sql.new_batch, (batch_id, owner, lease_seconds)))
 
     async def add_chunk(
         self,
@@ -165,34 +197,67 @@ class BatchStore(Protocol):
         *,
         bytes_received: int,
         lease_seconds: float,
-    ) -> None: ...
+    ) -> None:
+        counted = (chunk_no + 1, chunk.invoices, bytes_received)
+        await self._write(
+            self._renewal(self.sql.renew_receiving, batch_id, owner, lease_seconds, *counted),
+            Step(self.sql.add_chunk, (batch_id, chunk_no, *chunk)),
+        )
 
     async def renew(self, batch_id: str, owner: str, lease_seconds: float) -> None:
         """Extend the lease; raises LostLease if the batch is no longer ours."""
+        await self._write(self._renewal(self.sql.renew, batch_id, owner, lease_seconds))
+
+    def _renewal(
+        self, sql: str, batch_id: str, owner: str, lease_seconds: float, *also: object
+    ) -> Step:
+        lost = f"batch {batch_id} is no longer ours"
+        return Step(sql, (batch_id, owner, lease_seconds, *also), lost)
 
     async def received(self, batch_id: str, owner: str) -> None:
         """The upload is complete: the batch is `running`."""
+        await self._write(Step(self.sql.received, (batch_id, owner)))
 
     async def forget(self, batch_id: str) -> None:
         """Delete a batch whose upload never completed (its id was never given out)."""
+        await self._write(*(Step(delete, (batch_id,)) for delete in self.sql.forget))
 
     # --- processing ---
+
     async def claim(self, batch_id: str, owner: str, lease_seconds: float) -> Batch | None:
         """Take the batch's lease if it expired (or is ours); None if another process holds it."""
+        [rows] = await self._write(Step(self.sql.claim, (batch_id, owner, lease_seconds)))
+        return self._batch(rows[0]) if rows else None
 
-    async def mark_log(self, batch_id: str, position: int, head: int) -> None: ...
+    async def mark_log(self, batch_id: str, position: int, head: int) -> None:
+        await self._write(Step(self.sql.mark_log, (batch_id, position, head)))
 
     async def chunk(self, batch_id: str, chunk_no: int) -> tuple[int, bytes]:
         """The chunk's first line number and body."""
-
-    async def states(self, numbers: Collection[str]) -> dict[str, bytes]:
-        """The prescriptions' folded states (MessagePack) from the views, by canonical number."""
+        [rows] = await self._read(Step(self.sql.chunk, (batch_id, chunk_no)))
+        if not rows:
+            msg = f"chunk {chunk_no} of batch {batch_id} is missing"
+            raise LookupError(msg)
+        return int(rows[0][0]), bytes(rows[0][1])
 
     async def taken(self, keys: Sequence[InvoiceKey]) -> dict[InvoiceKey, Previous]:
         """Which of these invoice numbers were already reconciled, and where."""
+        if not keys:
+            return {}
+        [rows] = await self._read(self._taken(keys))
+        return previous_of(rows)
+
+    def _taken(self, keys: Sequence[InvoiceKey]) -> Step:
+        return Step(self.sql.taken, self.sql.dialect.key_lists(keys))
 
     async def paid(self, numbers: Collection[str]) -> Paid:
         """The invoices already reconciled as `matched` for these prescriptions, by number."""
+        # the commit number first: every commit up to it is visible to the next statement
+        last, rows = await self._read(Step(self.sql.last_commit), self._paid(numbers))
+        return Paid(int(last[0][0]), paid_by_prescription(rows))
+
+    def _paid(self, numbers: Collection[str]) -> Step:
+        return Step(self.sql.paid, (self.sql.dialect.id_list(numbers),))
 
     async def commit_chunk(
         self,
@@ -207,22 +272,82 @@ class BatchStore(Protocol):
         invoice numbers (if another batch took some or paid for its prescriptions since it was
         looked up, it is decided again), write the items, add to the counts and the progress,
         renew the lease. Raises LostLease if the batch is no longer ours here."""
+        return await self._commit(ChunkCommit(batch_id, owner, chunk_no, decided, lease_seconds))
 
-    async def finish(self, batch_id: str, owner: str, error: str | None = None) -> None: ...
+    @abstractmethod
+    async def _commit(self, chunk: ChunkCommit) -> ChunkResult: ...
+
+    def _totals(self, chunk: ChunkCommit) -> Step:
+        """The batch's counts and amounts so far, if the chunk is the next one of ours."""
+        lost = f"batch {chunk.batch_id} is no longer ours at chunk {chunk.chunk_no}"
+        return Step(self.sql.totals, (chunk.batch_id, chunk.owner, chunk.chunk_no), lost)
+
+    def _progress(
+        self, chunk: ChunkCommit, totals: Sequence[Any], result: ChunkResult
+    ) -> tuple[object, ...]:
+        """The parameters of `sql.progress`: the chunk done, its counts added to the batch's."""
+        return (
+            chunk.batch_id,
+            chunk.chunk_no,
+            len(result.items),
+            json.dumps(merge_counts(json.loads(totals[0]), result.counts)),
+            chunk.lease_seconds,
+            json.dumps(merge_counts(json.loads(totals[1]), result.amounts)),
+        )
+
+    async def finish(self, batch_id: str, owner: str, error: str | None = None) -> None:
+        await self._write(Step(self.sql.finish, (batch_id, owner, error)))
 
     async def release(self, batch_id: str, owner: str, error: str, retry_seconds: float) -> None:
         """Give the lease up after a failure, recording it: another attempt (here or in another
         process) may take the batch after `retry_seconds`."""
+        await self._write(Step(self.sql.release, (batch_id, owner, error, retry_seconds)))
 
     # --- reading ---
-    async def batch(self, batch_id: str) -> Batch | None: ...
+
+    async def batch(self, batch_id: str) -> Batch | None:
+        [rows] = await self._read(Step(self.sql.batch, (batch_id,)))
+        return self._batch(rows[0]) if rows else None
 
     async def items(
         self, batch_id: str, outcome: Outcome | None, after_line: int, limit: int
-    ) -> list[Item]: ...
+    ) -> list[Item]:
+        if outcome is None:
+            page = Step(self.sql.items, (batch_id, after_line, limit))
+        else:
+            page = Step(self.sql.items_of_outcome, (batch_id, after_line, limit, outcome))
+        [rows] = await self._read(page)
+        return [Item(int(row[0]), row[1], row[2], row[3]) for row in rows]
 
     async def unfinished(self) -> list[Batch]:
         """Batches not done whose lease has expired (their process died)."""
+        [rows] = await self._read(Step(self.sql.unfinished))
+        return [self._batch(row) for row in rows]
+
+    def _batch(self, row: Sequence[Any]) -> Batch:
+        values = dict(zip(BATCHES.names, row, strict=True))
+        values["counts"] = json.loads(values["counts"])
+        values["amounts"] = json.loads(values["amounts"])
+        for name in MOMENTS:
+            if values[name] is not None:
+                values[name] = self._moment(values[name])
+        return Batch(**values)
+
+
+MOMENTS = [column.name for column in BATCHES.columns if column.kind == "moment"]
+
+
+def previous_of(rows: Iterable[Any]) -> dict[InvoiceKey, Previous]:
+    """Rows of `sql.taken`, by invoice key."""
+    return {(row[0], row[1]): Previous(row[2], int(row[3]), row[4]) for row in rows}
+
+
+def paid_by_prescription(rows: Iterable[Any]) -> dict[str, PaidInvoices]:
+    """Rows of `sql.paid`: the matched invoices' lines, by prescription and invoice key."""
+    paid: dict[str, dict[InvoiceKey, PaidLines]] = {}
+    for row in rows:
+        paid.setdefault(row[0], {})[(row[1], row[2])] = paid_of(row[3])
+    return dict(paid)
 
 
 def merge_counts(total: Mapping[str, Any], more: Mapping[str, int]) -> dict[str, int]:

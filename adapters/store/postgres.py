@@ -23,7 +23,8 @@ import structlog
 from adapters.eventstore import EventMapper, IdempotencyRecord, InvoiceClaim
 from adapters.eventtable import EventTableSql
 from adapters.legacy import LEGACY_TOPICS, MIGRATION, rows_of
-from adapters.readmodels.postgres import asyncpg_target, connection_settings, lock_key
+from adapters.locks import lock_key
+from adapters.readmodels.postgres import asyncpg_target, connection_settings
 from adapters.store import ConflictError, Write, expected_versions, stream_of
 from domain.coverage import NarcoticCoverage, fold_coverage
 from domain.events import Event
@@ -322,14 +323,7 @@ class PostgresEventStore:
 
     async def invoice_claim(self, finess: str, invoice_number: str) -> InvoiceClaim | None:
         row = await self.read("fetchrow", self._sql.invoice_claim, finess, invoice_number)
-        if row is None:
-            return None
-        return InvoiceClaim(
-            finess=finess,
-            invoice_number=invoice_number,
-            prescription_id=row[0],
-            dispensation_id=row[1],
-        )
+        return InvoiceClaim.from_row(finess, invoice_number, row)
 
     async def read(self, method: str, query: str, *args: object) -> Any:
         """A read, asked again once on another connection when the pooled one turns out dead

@@ -69,7 +69,7 @@ def query(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
     dsn, schema = asyncpg_target(settings.database_url)
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f'SET search_path TO "{schema}"')
-        cursor = conn.execute(sql)  # type: ignore[call-overload]
+        cursor = conn.execute(sql)
         return cursor.fetchall() if cursor.description else []
 
 

@@ -13,7 +13,6 @@ from typing import Any
 import msgspec
 import psycopg
 import pytest
-from conftest import SECRET, People
 from litestar.testing import TestClient
 
 from adapters.access.cli import prune
@@ -21,8 +20,8 @@ from adapters.access.store import TABLE, AccessEntry, open_access_log
 from adapters.bootstrap import build_app
 from adapters.config import Settings
 from domain.identifiers import PrescriptionNumber
-
-Client = TestClient  # type: ignore[type-arg]
+from tests.conftest import Client
+from tools.cast import SECRET, People
 
 
 def issue(client: Client, people: People, quantity: int = 3) -> str:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import jwt
 import pytest
-from conftest import SECRET, People, settings_for
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from litestar.testing import TestClient
@@ -18,8 +17,8 @@ from litestar.testing import TestClient
 from adapters.auth import TokenVerifier, UnauthenticatedError
 from adapters.bootstrap import build_app
 from adapters.config import Settings
-
-Client = TestClient  # type: ignore[type-arg]
+from tests.conftest import Client, settings_for
+from tools.cast import SECRET, People
 
 
 @pytest.fixture
@@ -93,7 +92,7 @@ def test_a_missing_token_is_401(client: Client) -> None:
         "garbage",
     ],
 )
-def test_a_bad_token_is_401(client: Client, people: People, make) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_token_is_401(client: Client, people: People, make: Callable[[People], str]) -> None:
     assert read(client, make(people)) == 401
 
 
@@ -114,7 +113,7 @@ def test_production_verifies_asymmetric_tokens_against_the_public_key(
     settings = Settings.from_env(
         {"ORDO_DATA_DIR": str(tmp_path), "ORDO_AUTH_PUBLIC_KEY": public_pem}
     )
-    good = jwt.encode(claims(people), key, algorithm=algorithm)  # type: ignore[arg-type]
+    good = jwt.encode(claims(people), key, algorithm=algorithm)
     # The classic confusion attack: an HS256 token "signed" with the public key as secret.
     confused = jwt.encode(claims(people), SECRET, algorithm="HS256")
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import People
-from litestar.testing import TestClient
-from test_prescriptions_api import assert_problem, dispense, issue
-
-Client = TestClient  # type: ignore[type-arg]
+from tests.api.test_prescriptions_api import assert_problem, dispense, issue
+from tests.conftest import Client
+from tools.cast import People
 
 
 def dispensed(client: Client, people: People, packs: int = 2, finess: str | None = None) -> str:

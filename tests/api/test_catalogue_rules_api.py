@@ -9,16 +9,22 @@ from typing import Any
 
 import msgspec
 import pytest
-from conftest import People
 from litestar.testing import TestClient
-from test_prescriptions_api import assert_problem
-from test_products_api import AMOXICILLINE_ARROW, CLAMOXYL, SKENAN, TOPALGIC, import_sample
-from test_reconciliation_api import reconcile
 
 from adapters.bootstrap import build_app
 from adapters.config import Settings
+from tests.api.test_prescriptions_api import assert_problem
+from tests.api.test_products_api import (
+    AMOXICILLINE_ARROW,
+    CLAMOXYL,
+    SKENAN,
+    TOPALGIC,
+    import_sample,
+)
+from tests.api.test_reconciliation_api import reconcile
+from tests.conftest import Client
+from tools.cast import People
 
-Client = TestClient  # type: ignore[type-arg]
 UNKNOWN_PACK = "3400930000007"  # a valid CIP13 the public database does not list
 
 

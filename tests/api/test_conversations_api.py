@@ -14,17 +14,18 @@ from typing import Any
 
 import msgspec
 import pytest
-from conftest import People
 from litestar.testing import TestClient
-from test_lists_api import eventually
-from test_prescriptions_api import assert_problem, issue
 
 from adapters.bootstrap import build_app, read_models_for
 from adapters.config import Settings
 from adapters.mailer.run import mailer_for
 from projections.folds import VIEW_NAMES
+from tests.api.test_lists_api import eventually
+from tests.api.test_prescriptions_api import assert_problem, issue
+from tests.conftest import Client
+from tests.mails import body_text
+from tools.cast import People
 
-Client = TestClient  # type: ignore[type-arg]
 BAL_ORG = "pharmacie.centrale@pharmacie.mssante.fr"
 
 
@@ -83,10 +84,7 @@ def outbox(settings: Settings, count: int) -> list[EmailMessage]:
         return sorted(folder.glob("*.eml")) if folder.exists() else []
 
     files = eventually(read, lambda found: len(found) >= count, seconds=10)
-    return [
-        email.message_from_bytes(f.read_bytes(), policy=SMTP)  # type: ignore[misc]
-        for f in files
-    ]
+    return [email.message_from_bytes(f.read_bytes(), policy=SMTP) for f in files]
 
 
 def test_the_patient_and_the_pharmacy_talk_until_fin(
@@ -150,17 +148,15 @@ def test_the_patient_and_the_pharmacy_talk_until_fin(
     mails = outbox(settings, 6)
     to_pharmacy = [m for m in mails if m["To"] == BAL_ORG]
     assert len(to_pharmacy) == 4  # the two transmissions and the patient's two messages
-    first = next(
-        m for m in to_pharmacy if "Je passe à 18 h" in m.get_body(("plain",)).get_content()
-    )
+    first = next(m for m in to_pharmacy if "Je passe à 18 h" in body_text(m))
     assert first["From"] == f"{people.patient}@patient.mssante.fr"
     assert first["Subject"] == f"Ordonnance {number}"
-    plain = first.get_body(("plain",)).get_content()
+    plain = body_text(first)
     assert number in plain and "Paracétamol 1 g : 2 boîte(s) sur 2" in plain
     images = [p for p in first.walk() if p.get_content_type() == "image/png"]
     assert len(images) == 1 and images[0]["Content-ID"]
     assert images[0].get_content().startswith(b"\x89PNG")
-    html = first.get_body(("html",)).get_content()
+    html = body_text(first, "html")
     assert f"cid:{images[0]['Content-ID'].strip('<>')}" in html
 
 
@@ -193,7 +189,7 @@ def test_a_pharmacy_without_bal_org_still_gets_it_in_its_inbox_and_the_patient_i
     assert [i["prescription_id"] for i in inbox["items"]] == [number]
     (notice,) = outbox(settings, 1)
     assert notice["To"] == f"{people.patient}@patient.mssante.fr"
-    assert "boîte aux lettres" in notice.get_body(("plain",)).get_content()
+    assert "boîte aux lettres" in body_text(notice)
 
 
 @pytest.mark.parametrize(

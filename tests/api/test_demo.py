@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 import pytest
 from litestar.testing import AsyncTestClient, TestClient
@@ -15,6 +15,7 @@ from adapters.auth import sign_token
 from adapters.bootstrap import build_app, build_log
 from adapters.cli import main
 from adapters.config import Settings
+from tests.conftest import Client
 
 SECRET = "demo-test-secret-0123456789abcdef"
 SMALL_DAY = 8
@@ -35,7 +36,7 @@ def report(settings: Settings) -> demo.Report:
 
 
 @pytest.fixture
-def reader(settings: Settings) -> Iterator[TestClient[Any]]:
+def reader(settings: Settings) -> Iterator[Client]:
     """Another app on the same data dir: what the demo wrote must be durable and readable."""
     log = build_log(settings)
     try:
@@ -45,7 +46,16 @@ def reader(settings: Settings) -> Iterator[TestClient[Any]]:
         log.close()
 
 
-def read(client: TestClient[Any], number: str, **claims: str) -> dict[str, Any]:
+class Claims(TypedDict, total=False):
+    """Who a token names (the keywords of sign_token)."""
+
+    role: Required[str]
+    rpps: str
+    finess: str
+    ins: str
+
+
+def read(client: Client, number: str, **claims: Unpack[Claims]) -> dict[str, Any]:
     token = sign_token(SECRET, subject="test", **claims)
     response = client.get(
         f"/v1/prescriptions/{number}", headers={"Authorization": f"Bearer {token}"}
@@ -55,7 +65,7 @@ def read(client: TestClient[Any], number: str, **claims: str) -> dict[str, Any]:
     return body
 
 
-def as_pharmacist(report: demo.Report) -> dict[str, str]:
+def as_pharmacist(report: demo.Report) -> Claims:
     pharmacy = report.cast.pharmacies[0]
     return {"role": "pharmacist", "rpps": pharmacy.pharmacists[0], "finess": pharmacy.finess}
 
@@ -71,9 +81,7 @@ def test_the_command_plays_the_day_and_prints_the_summary(
     assert (settings.data_dir / "ordo.sqlite3").exists()
 
 
-def test_what_the_demo_reports_is_what_the_api_shows(
-    report: demo.Report, reader: TestClient[Any]
-) -> None:
+def test_what_the_demo_reports_is_what_the_api_shows(report: demo.Report, reader: Client) -> None:
     views = [read(reader, p.prescription_id, **as_pharmacist(report)) for p in report.played]
     facts = demo.day_facts(report)
     dispensations = [d for view in views for d in view["dispensations"]]
@@ -110,7 +118,7 @@ def substitutions(views: list[dict[str, Any]]) -> int:
 
 
 def test_the_showcase_is_masked_for_the_prescriber_only(
-    report: demo.Report, reader: TestClient[Any]
+    report: demo.Report, reader: Client
 ) -> None:
     showcase = report.showcase()
     number, plan = showcase.prescription_id, showcase.plan

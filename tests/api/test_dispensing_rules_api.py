@@ -8,14 +8,13 @@ from typing import Any
 
 import msgspec
 import pytest
-from conftest import People
-from litestar.testing import TestClient
-from test_prescriptions_api import assert_problem
 
 from domain.commands import Moment
 from domain.identifiers import Cip13
+from tests.api.test_prescriptions_api import assert_problem
+from tests.conftest import Client
+from tools.cast import People
 
-Client = TestClient  # type: ignore[type-arg]
 MORPHINE = {"system": "CIP13", "code": Cip13.from_body("340093332352").value, "label": "Skenan"}
 
 

@@ -12,16 +12,15 @@ import pdfplumber
 import pypdfium2
 import pytest
 import zxingcpp
-from conftest import People
-from litestar.testing import TestClient
 from pdfminer.pdftypes import resolve1
-from test_dispensing_rules_api import give, morphine, prescribe
-from test_prescriptions_api import assert_problem, dispense, issue
 
 from adapters.document.french import long_date
 from adapters.document.pdf import MARGIN, MASKED_EXECUTION, TRANSMISSION_TEXT
+from tests.api.test_dispensing_rules_api import give, morphine, prescribe
+from tests.api.test_prescriptions_api import assert_problem, dispense, issue
+from tests.conftest import Client
+from tools.cast import People
 
-Client = TestClient  # type: ignore[type-arg]
 A4_POINTS = (595.28, 841.89)
 CONSENT = "Accord du patient pour la consultation des données d'exécution par le prescripteur"
 
@@ -289,7 +288,7 @@ def test_the_document_is_in_the_openapi_document(client: Client) -> None:
 def test_a_label_without_spaces_stays_inside_the_page(client: Client, people: People) -> None:
     label = "Préparation" + "X" * 300  # a pasted code: no space to break at
     body = people.prescription_body(2)
-    body["lines"][0]["product"] = {"system": "DCI", "label": label}  # type: ignore[index]
+    body["lines"][0]["product"] = {"system": "DCI", "label": label}
     response = client.post("/v1/prescriptions", json=body, headers=people.as_prescriber())
     assert response.status_code == 201, response.text
 

@@ -7,17 +7,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SECRET, People
 from litestar.testing import TestClient
-from test_document_api import CONSENT, qr_codes_on_first_page, text_of
-from test_prescriptions_api import dispense, issue
 
 from adapters.bootstrap import build_app, build_log
 from adapters.cli import main
 from adapters.config import Settings
 from adapters.document.pdf import MASKED_EXECUTION
-
-Client = TestClient  # type: ignore[type-arg]
+from tests.api.test_document_api import CONSENT, qr_codes_on_first_page, text_of
+from tests.api.test_prescriptions_api import dispense, issue
+from tests.conftest import Client
+from tools.cast import SECRET, People
 
 
 @pytest.fixture

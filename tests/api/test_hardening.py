@@ -8,22 +8,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import SECRET, People, settings_for
 from litestar.testing import TestClient
 
 from adapters.bootstrap import build_app
 from adapters.config import Settings
+from tests.conftest import Client, settings_for
+from tools.cast import SECRET, People
 
 JSON = {"content-type": "application/json"}
 
 
 @pytest.fixture
-def sqlite_client(tmp_path: Path) -> Iterator[TestClient]:  # type: ignore[type-arg]
+def sqlite_client(tmp_path: Path) -> Iterator[Client]:
     with TestClient(build_app(settings_for(tmp_path))) as client:
         yield client
 
 
-def issued(client: TestClient, people: People) -> str:  # type: ignore[type-arg]
+def issued(client: Client, people: People) -> str:
     created = client.post(
         "/v1/prescriptions", json=people.prescription_body(3), headers=people.as_prescriber()
     )
@@ -49,7 +50,7 @@ def nested(depth: int) -> bytes:
     ids=["deep-dispensing", "deep-issue", "deep-cancel", "truncated", "not-utf8", "form", "inf"],
 )
 def test_a_body_that_cannot_be_decoded_is_a_400_problem(
-    sqlite_client: TestClient,  # type: ignore[type-arg]
+    sqlite_client: Client,
     people: People,
     path: str,
     body: bytes,
@@ -69,7 +70,7 @@ def test_a_body_that_cannot_be_decoded_is_a_400_problem(
 
 
 def test_every_v1_answer_is_not_to_be_stored(
-    sqlite_client: TestClient,  # type: ignore[type-arg]
+    sqlite_client: Client,
     people: People,
 ) -> None:
     prescription = issued(sqlite_client, people)
@@ -91,7 +92,7 @@ def test_every_v1_answer_is_not_to_be_stored(
 
 
 def test_the_docs_pages_load_nothing_from_another_host(
-    sqlite_client: TestClient,  # type: ignore[type-arg]
+    sqlite_client: Client,
 ) -> None:
     for page in ("/schema", "/schema/swagger"):
         answer = sqlite_client.get(page)
@@ -111,7 +112,7 @@ def test_the_docs_pages_load_nothing_from_another_host(
 
 
 def test_the_swagger_ui_assets_are_the_pinned_ones_with_their_licence(
-    sqlite_client: TestClient,  # type: ignore[type-arg]
+    sqlite_client: Client,
 ) -> None:
     bundle = sqlite_client.get("/schema/assets/swagger-ui-bundle.js")
     licence = sqlite_client.get("/schema/assets/LICENSE")
@@ -126,7 +127,7 @@ def test_the_swagger_ui_assets_are_the_pinned_ones_with_their_licence(
     assert sqlite_client.get("/schema/assets/swagger-editor.js").status_code == 404
 
 
-def limited(tmp_path: Path, **env: str) -> TestClient:  # type: ignore[type-arg]
+def limited(tmp_path: Path, **env: str) -> Client:
     return TestClient(
         build_app(
             Settings.from_env({"ORDO_DATA_DIR": str(tmp_path), "ORDO_AUTH_SECRET": SECRET, **env})

@@ -17,17 +17,17 @@ from typing import Any
 
 import jwt
 import pytest
-from conftest import People
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+from jwt.algorithms import Algorithm, ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 from litestar.testing import TestClient
 
 from adapters.auth import TokenVerifier, UnauthenticatedError
 from adapters.bootstrap import build_app
 from adapters.config import Settings
+from tests.conftest import Client
+from tools.cast import People
 
-Client = TestClient  # type: ignore[type-arg]
 ISSUER = "https://auth.esante.example/realms/pro"
 AUDIENCE = "ordo-api"
 
@@ -53,8 +53,12 @@ class SigningKey:
 
     def jwk(self) -> dict[str, Any]:
         public = self.private.public_key()
-        kind = {"RS256": RSAAlgorithm, "ES256": ECAlgorithm, "EdDSA": OKPAlgorithm}
-        published: dict[str, Any] = kind[self.algorithm].to_jwk(public, as_dict=True)  # type: ignore[attr-defined]
+        kind: dict[str, type[Algorithm]] = {
+            "RS256": RSAAlgorithm,
+            "ES256": ECAlgorithm,
+            "EdDSA": OKPAlgorithm,
+        }
+        published: dict[str, Any] = kind[self.algorithm].to_jwk(public, as_dict=True)
         return {**published, "kid": self.kid, "use": "sig"}
 
     def public_pem(self) -> bytes:
@@ -202,7 +206,7 @@ def test_an_hs256_token_is_refused_when_jwks_is_configured(
 ) -> None:
     key = SigningKey.new("k-1")
     provider.publish(key)
-    claims = {"sub": "x", "role": "insurer", "iss": ISSUER, "aud": AUDIENCE}
+    claims: dict[str, object] = {"sub": "x", "role": "insurer", "iss": ISSUER, "aud": AUDIENCE}
     claims["exp"] = int(time.time()) + 60
     shared_secret = jwt.encode(claims, "s" * 32, algorithm="HS256", headers={"kid": "k-1"})
     # The classic confusion: the provider's public key used as an HMAC secret.

@@ -11,11 +11,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import People
-from litestar.testing import TestClient
-from test_prescriptions_api import assert_problem, dispense, issue
 
-Client = TestClient  # type: ignore[type-arg]
+from tests.api.test_prescriptions_api import assert_problem, dispense, issue
+from tests.conftest import Client
+from tools.cast import People
 
 
 def eventually(read: Callable[[], Any], until: Callable[[Any], bool], seconds: float = 5.0) -> Any:

@@ -18,15 +18,14 @@ from typing import Any, Literal
 
 import msgspec
 import pytest
-from conftest import People
-from litestar.testing import TestClient
-from test_dispensing_rules_api import travel
-from test_lists_api import eventually
-from test_prescriptions_api import dispense, issue
 
 from domain.prescription import add_months
+from tests.api.test_dispensing_rules_api import travel
+from tests.api.test_lists_api import eventually
+from tests.api.test_prescriptions_api import dispense, issue
+from tests.conftest import Client
+from tools.cast import People
 
-Client = TestClient  # type: ignore[type-arg]
 Role = Literal["prescriber", "pharmacist", "patient", "insurer"]
 ROLES: tuple[Role, ...] = ("prescriber", "pharmacist", "patient", "insurer")
 PACKS = 3  # paracetamol, 8 days: all three may be handed over at once
@@ -230,6 +229,20 @@ def headers_of(people: People, role: Role) -> dict[str, str]:
     }[role]
 
 
+# The lists waited for, in this order: the patient's shows every change.
+LAGGING_LISTS: tuple[Role, ...] = ("patient", "prescriber")
+
+
+def list_once_it_shows(client: Client, people: People, role: Role, read: Any) -> Any:
+    """The role's list, read again until its only item is `read` (or a few seconds passed)."""
+    path = LISTS[role]
+    assert path is not None
+    return eventually(
+        lambda: client.get(path, headers=headers_of(people, role)).json(),
+        lambda page: page["items"] == [read],
+    )
+
+
 @pytest.mark.parametrize("consent", [True, False], ids=["consent", "opposition"])
 @pytest.mark.parametrize("status", list(CASES))
 def test_each_role_sees_what_the_privacy_promise_says(
@@ -248,13 +261,8 @@ def test_each_role_sees_what_the_privacy_promise_says(
         assert stable(reads[role]) == expected_read(issued, case, consent, role, people), role
     # The lists lag the log (< 1 s): the patient's, which shows every change, is waited for
     # first; the views move together, so the prescriber's list and the inbox are then current.
-    for role in ("patient", "prescriber"):
-        path = LISTS[role]
-        assert path is not None
-        page = eventually(
-            lambda path=path, role=role: client.get(path, headers=headers_of(people, role)).json(),
-            lambda page, role=role: page["items"] == [reads[role]],
-        )
+    for role in LAGGING_LISTS:
+        page = list_once_it_shows(client, people, role, reads[role])
         assert page["items"] == [reads[role]], role
     inbox = client.get("/v1/pharmacies/me/inbox", headers=people.as_pharmacist()).json()
     assert stable(inbox["items"]) == expected_inbox(issued, case, people)

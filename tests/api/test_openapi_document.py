@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import People, settings_for
 from litestar.testing import TestClient
 
 from adapters.bootstrap import build_app
 from domain.commands import MAX_AMOUNT_CENTS, MAX_LINES, MAX_PACKS_PER_LINE
+from tests.conftest import settings_for
+from tools.cast import People
 
 PROBLEM = {"$ref": "#/components/schemas/Problem"}
 
@@ -31,7 +32,8 @@ def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, A
 
 
 def component(document: dict[str, Any], name: str) -> dict[str, Any]:
-    return document["components"]["schemas"][name]
+    schema: dict[str, Any] = document["components"]["schemas"][name]
+    return schema
 
 
 def test_the_bodies_state_the_bounds_the_rules_check(document: dict[str, Any]) -> None:

@@ -7,12 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import People
-from litestar.testing import TestClient
-from test_lists_api import eventually, ids
-from test_prescriptions_api import assert_problem, dispense, issue
-
-Client = TestClient  # type: ignore[type-arg]
+from tests.api.test_lists_api import eventually, ids
+from tests.api.test_prescriptions_api import assert_problem, dispense, issue
+from tests.conftest import Client
+from tools.cast import People
 
 
 def send(client: Client, number: str, finess: str, headers: dict[str, str]) -> Any:

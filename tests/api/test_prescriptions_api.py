@@ -6,12 +6,10 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from conftest import People
-from litestar.testing import TestClient
 
 from domain.prescription import add_months
-
-Client = TestClient  # type: ignore[type-arg]
+from tests.conftest import Client
+from tools.cast import People
 
 
 def issue(client: Client, people: People, *quantities: int, **changes: Any) -> dict[str, Any]:
@@ -19,7 +17,8 @@ def issue(client: Client, people: People, *quantities: int, **changes: Any) -> d
     body.update(changes)
     response = client.post("/v1/prescriptions", json=body, headers=people.as_prescriber())
     assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
+    issued: dict[str, Any] = response.json()
+    return issued
 
 
 def dispense(

@@ -9,16 +9,16 @@ from datetime import date
 from typing import Any
 
 import pytest
-from conftest import People
 from litestar.testing import TestClient
-from test_prescriptions_api import assert_problem
 
 from adapters.bootstrap import build_app
 from adapters.catalogue import SAMPLE_DIR, open_catalogue_store
 from adapters.catalogue.importer import import_directory
 from adapters.config import Settings
+from tests.api.test_prescriptions_api import assert_problem
+from tests.conftest import Client
+from tools.cast import People
 
-Client = TestClient  # type: ignore[type-arg]
 SKENAN, TOPALGIC = "3400933323523", "3400933911881"
 CLAMOXYL, AMOXICILLINE_ARROW = "3400931587538", "3400935765680"
 SAMPLE_DAY = date(2022, 6, 2)

@@ -7,15 +7,15 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import SECRET, People
 from litestar.testing import TestClient
-from test_prescriptions_api import dispense, issue
-from test_reconciliation_api import BATCHES, finished, invoice, items, ndjson
 
 from adapters.bootstrap import build_app
 from adapters.cli import main
 from adapters.config import Settings
 from domain.identifiers import PrescriptionNumber
+from tests.api.test_prescriptions_api import dispense, issue
+from tests.api.test_reconciliation_api import BATCHES, finished, invoice, items, ndjson
+from tools.cast import SECRET, People
 
 
 @pytest.fixture

@@ -12,13 +12,12 @@ import time
 from typing import Any
 
 import pytest
-from conftest import People
-from litestar.testing import TestClient
-from test_prescriptions_api import assert_problem, dispense, issue
 
 from domain.identifiers import PrescriptionNumber
+from tests.api.test_prescriptions_api import assert_problem, dispense, issue
+from tests.conftest import Client
+from tools.cast import People
 
-Client = TestClient  # type: ignore[type-arg]
 BATCHES = "/v1/reconciliation/batches"
 NDJSON = {"content-type": "application/x-ndjson"}
 
@@ -364,7 +363,7 @@ def test_a_mixed_batch_runs_to_done_with_the_counts_and_amounts_of_each_outcome(
     number = dispensed(client, people, 2)
     elsewhere = dispensed(client, people, 1, finess=people.other_pharmacy)
     recorded = billed_through_the_api(client, people, "F-7", amount_cents=450)
-    lines = [
+    lines: list[dict[str, Any] | str] = [
         invoice(people, number, (1, 2), number="F-1"),  # matched
         invoice(people, number, (1, 3), number="F-2"),  # quantity_mismatch
         invoice(people, number, (1, 1), number="F-3", product=people.generic),  # product
@@ -465,7 +464,7 @@ def test_a_dci_line_dispensed_with_a_pack_is_billed_by_that_pack(
     client: Client, people: People
 ) -> None:
     body = people.prescription_body(2)
-    body["lines"][0]["product"] = {"system": "DCI", "label": "Paracétamol"}  # type: ignore[index]
+    body["lines"][0]["product"] = {"system": "DCI", "label": "Paracétamol"}
     created = client.post("/v1/prescriptions", json=body, headers=people.as_prescriber())
     number = created.json()["prescription_id"]
     pack = {"system": "CIP13", "code": people.generic, "label": "Paracétamol Biogaran 1 g"}

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import pytest
-from test_reconciliation_memory import append_prescriptions, body
 
 from adapters.config import Settings
 from adapters.eventstore import open_log
@@ -24,6 +23,7 @@ from adapters.reconciliation import reconciliation_for
 from adapters.reconciliation.processing import ParsedChunk, decide_chunk
 from adapters.reconciliation.store import Batch
 from projections.runner import ProjectionRunner
+from tests.api.test_reconciliation_memory import append_prescriptions, body
 
 T = TypeVar("T")
 INVOICES = 5_000
@@ -49,7 +49,9 @@ async def with_log(
         log.close()
 
 
-async def crash_after_two_chunks(read_models: ReadModels, numbers: list[str]) -> str:
+async def crash_after_two_chunks(
+    read_models: ReadModels, numbers: list[str], monkeypatch: pytest.MonkeyPatch
+) -> str:
     first = reconciliation_for(read_models, owner="first", chunk_lines=CHUNK, lease_seconds=1)
     await first.store.create()
     commit = first.store.commit_chunk
@@ -62,7 +64,7 @@ async def crash_after_two_chunks(read_models: ReadModels, numbers: list[str]) ->
         committed += 1
         return await commit(*args, **kwargs)
 
-    first.store.commit_chunk = dying  # type: ignore[method-assign]
+    monkeypatch.setattr(first.store, "commit_chunk", dying)
     batch_id = await first.receive(body(numbers, INVOICES, 1))
     with pytest.raises(Crash):
         await first.process(batch_id)
@@ -76,19 +78,19 @@ async def uninterrupted(read_models: ReadModels, numbers: list[str], run: int) -
     """The outcome of each line had the batch run in one go, from the rules alone."""
     raw = b"".join([piece async for piece in body(numbers, INVOICES, run)])
     parsed = ParsedChunk.of(raw, 1)
-    states = await reconciliation_for(read_models).store.states(parsed.numbers)
+    states = await read_models.views.encoded_states(parsed.numbers)
     prepared = decide_chunk("reference", 0, parsed, states, previous={}, paid={})
     return [item[3] for item in prepared.result.items]
 
 
 async def test_a_batch_cut_off_by_a_crash_is_resumed_by_another_process(
-    settings: Settings,
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def scenario(
         read_models: ReadModels, numbers: list[str]
     ) -> tuple[Batch, list[tuple[int, str]], list[str]]:
         expected = await uninterrupted(read_models, numbers, 1)
-        batch_id = await crash_after_two_chunks(read_models, numbers)
+        batch_id = await crash_after_two_chunks(read_models, numbers, monkeypatch)
         second = reconciliation_for(read_models, owner="second", chunk_lines=CHUNK)
 
         await second.status(batch_id)  # the first process's lease still runs: left alone
@@ -98,7 +100,7 @@ async def test_a_batch_cut_off_by_a_crash_is_resumed_by_another_process(
         await second.wait(batch_id)
 
         resumed = await second.store.batch(batch_id)
-        lines = [
+        lines: list[tuple[int, str]] = [
             (item.line, item.outcome)
             async for page in second.item_pages(batch_id, None)
             for item in page

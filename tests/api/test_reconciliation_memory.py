@@ -12,10 +12,10 @@ import tracemalloc
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
-from conftest import settings_for
 
 from adapters.eventstore import EventLog, open_log
 from adapters.readmodels import open_read_models
@@ -26,6 +26,7 @@ from domain.events import DispensationRecorded, DispensedLine, PrescribedLine, P
 from domain.events import Product as DomainProduct
 from domain.identifiers import Cip13, Finess, Ins, PrescriptionNumber, Rpps
 from projections.runner import ProjectionRunner
+from tests.conftest import settings_for
 
 CHUNK = 1000
 PRESCRIPTIONS = 200
@@ -122,7 +123,7 @@ async def peak_while_reconciling(
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_eight_times_more_invoices_take_no_more_memory(
-    tmp_path: Path, request: pytest.FixtureRequest, backend: str
+    tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, backend: str
 ) -> None:
     url = request.getfixturevalue("postgres_url") if backend == "postgres" else None
     settings = settings_for(tmp_path, url)
@@ -137,12 +138,12 @@ async def test_eight_times_more_invoices_take_no_more_memory(
         add_chunk = reconciliation.store.add_chunk
 
         async def watched(
-            batch_id: str, owner: str, chunk_no: int, chunk: RawChunk, **kw: float
+            batch_id: str, owner: str, chunk_no: int, chunk: RawChunk, **kw: Any
         ) -> None:
             staged.append(chunk._replace(body=b""))
-            await add_chunk(batch_id, owner, chunk_no, chunk, **kw)  # type: ignore[arg-type]
+            await add_chunk(batch_id, owner, chunk_no, chunk, **kw)
 
-        reconciliation.store.add_chunk = watched  # type: ignore[method-assign]
+        monkeypatch.setattr(reconciliation.store, "add_chunk", watched)
 
         await peak_while_reconciling(reconciliation, numbers, 2_000, 0)  # caches warm
         small = await peak_while_reconciling(reconciliation, numbers, 10_000, 1)

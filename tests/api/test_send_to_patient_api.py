@@ -10,17 +10,17 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from conftest import People
-from litestar.testing import TestClient
-from test_access_log_api import entries_within_a_second, seen
-from test_conversations_api import BAL_ORG, messaging, outbox
-from test_document_api import text_of
-from test_prescriptions_api import assert_problem, issue
 
 from adapters.config import Settings
+from tests.api.test_access_log_api import entries_within_a_second, seen
+from tests.api.test_conversations_api import BAL_ORG, messaging, outbox
+from tests.api.test_document_api import text_of
+from tests.api.test_prescriptions_api import assert_problem, issue
+from tests.conftest import Client
+from tests.mails import body_text
+from tools.cast import People
 
 __all__ = ["messaging"]  # the fixture: the app with an MSSanté directory
-Client = TestClient  # type: ignore[type-arg]
 MESSAGE = "Votre ordonnance, comme convenu en consultation"
 
 
@@ -68,7 +68,7 @@ def test_the_prescriber_who_wrote_it_sends_it_to_the_patients_mailbox(
     assert mail["Message-ID"] == recorded["message_id"]
     assert mail["Subject"] == f"Votre ordonnance n° {number}"
     for kind in ("plain", "html"):
-        content = mail.get_body((kind,)).get_content()
+        content = body_text(mail, kind)
         assert MESSAGE in content and "pas pu être remis" not in content
     text = text_of(attached_pdf(mail))
     assert number in text and "Paracétamol" in text
@@ -181,7 +181,7 @@ def test_the_prescribers_transmission_sends_the_pdf_to_the_bal_org(
     assert [m["recipient"] for m in transmitted["data"]["mails"]] == [BAL_ORG]
     (mail,) = outbox(settings, 1)
     assert mail["To"] == BAL_ORG
-    assert people.prescriber in mail.get_body(("plain",)).get_content()
+    assert people.prescriber in body_text(mail)
     assert number in text_of(attached_pdf(mail))
 
 

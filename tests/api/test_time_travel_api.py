@@ -6,13 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from conftest import People
-from litestar.testing import TestClient
-
 from domain.calendar import paris_day
 from domain.commands import Moment
-
-Client = TestClient  # type: ignore[type-arg]
+from tests.conftest import Client
+from tools.cast import People
 
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=6)
 

@@ -18,25 +18,26 @@ from typing import Any
 
 import asyncpg
 import pytest
-from conftest import People
 from kafka import KafkaConsumer
 from litestar.testing import TestClient
-from previous_release import as_previous_release, query
 from rich.console import Console
-from test_billing_api import bill, billings, dispensed
-from test_lists_api import eventually, prescriber_list
-from test_prescriptions_api import assert_problem, dispense, issue
 
 from adapters import operations
 from adapters.bootstrap import build_app
 from adapters.config import KafkaSettings, Settings
+from adapters.eventfeed import PostgresLog
 from adapters.kafka.messages import from_message
 from adapters.kafka.relay import Relay, ensure_topics, producer
-from adapters.readmodels import VIEW_NAMES
-from adapters.readmodels.postgres import PostgresLog, asyncpg_target
+from adapters.readmodels.postgres import asyncpg_target
 from adapters.store.postgres import PostgresEventStore
+from projections.folds import VIEW_NAMES
+from tests.api.previous_release import as_previous_release, query
+from tests.api.test_billing_api import bill, billings, dispensed
+from tests.api.test_lists_api import eventually, prescriber_list
+from tests.api.test_prescriptions_api import assert_problem, dispense, issue
+from tests.conftest import Client
+from tools.cast import People
 
-Client = TestClient  # type: ignore[type-arg]
 # A shape no use case answers with: the previous release's answer to this request is lost.
 LOST_ANSWER = b'{"detail":"an answer in a shape this release does not know"}'
 

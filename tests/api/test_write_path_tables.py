@@ -7,15 +7,12 @@ record and the claim are where a retry and a second billing find them.
 
 from __future__ import annotations
 
-from conftest import People
-from litestar.testing import TestClient
-from test_billing_api import bill, dispensed
-from test_prescriptions_api import dispense, issue
-
 from adapters.config import Settings
 from adapters.eventstore import open_log
-
-Client = TestClient  # type: ignore[type-arg]
+from tests.api.test_billing_api import bill, dispensed
+from tests.api.test_prescriptions_api import dispense, issue
+from tests.conftest import Client
+from tools.cast import People
 
 
 def test_the_log_holds_only_events_and_retries_still_replay(
@@ -29,7 +26,7 @@ def test_the_log_holds_only_events_and_retries_still_replay(
 
     log = open_log(settings.database_url, settings.data_dir)
     try:
-        streams = {n.originator_id for n in log.notifications(0, 1000)}
+        streams = {str(n.originator_id) for n in log.notifications(0, 1000)}
         topics = {n.topic.rpartition(".v")[0] for n in log.notifications(0, 1000)}
     finally:
         log.close()

@@ -15,7 +15,8 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from servers import REPO, free_port, wait_for
+from tests.integration.servers import REPO, wait_for
+from tools.harness import free_port
 
 KAFKA_LIBS = Path(os.environ.get("ORDO_TEST_KAFKA_LIBS", REPO / ".services" / "kafka" / "libs"))
 

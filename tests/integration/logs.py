@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from conftest import SECRET
-from servers import REPO
 
 from adapters.eventstore import open_log
 from adapters.readmodels.postgres import asyncpg_target
@@ -27,6 +25,8 @@ from domain.commands import (
 from domain.events import Event, PrescribedLine, PrescriptionIssued, Product
 from domain.identifiers import Cip13, Finess, Ins, PrescriptionNumber, Rpps
 from domain.prescription import Prescription, fold
+from tests.integration.servers import REPO
+from tools.cast import SECRET
 
 TABLES = (
     "ordo_view_prescriptions",

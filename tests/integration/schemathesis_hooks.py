@@ -14,6 +14,9 @@ from typing import Any
 
 import schemathesis
 
+# A generated call, as schemathesis hands it to the hooks (whatever kind of operation it is for).
+Call = schemathesis.Case[Any]
+
 TOKENS: dict[str, str] = json.loads(os.environ["ORDO_FUZZ_TOKENS"])
 CHOOSE = random.Random(int(os.environ.get("ORDO_FUZZ_SEED", "12")))
 # The role whose calls an operation is for, by the last words of its path.
@@ -52,15 +55,17 @@ def role_for(method: str, path: str) -> str:
 
 @schemathesis.auth(refresh_interval=None)
 class RoleTokens:
-    def get(self, case: schemathesis.Case, context: schemathesis.AuthContext) -> str:
+    def get(self, case: Call, context: schemathesis.AuthContext) -> str:
         operation = context.operation
         role = role_for(operation.method.upper(), operation.path)
         if CHOOSE.random() < 0.1:
             role = CHOOSE.choice(sorted(TOKENS))
         return TOKENS[role]
 
-    def set(self, case: schemathesis.Case, data: str, context: schemathesis.AuthContext) -> None:
-        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+    def set(self, case: Call, data: str, context: schemathesis.AuthContext) -> None:
+        headers = case.headers.copy()  # as before, the generated mapping is left as it was
+        headers["Authorization"] = f"Bearer {data}"
+        case.headers = headers
 
 
 @schemathesis.serializer("application/x-ndjson")

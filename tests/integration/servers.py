@@ -10,9 +10,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from conftest import SECRET, People
 
 from tools import harness
+from tools.cast import SECRET, People
 from tools.harness import free_port
 
 REPO = harness.ROOT

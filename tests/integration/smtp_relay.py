@@ -67,7 +67,7 @@ class Handler:
                     message_id=str(message["Message-ID"]),
                     sender=envelope.mail_from,
                     recipients=list(envelope.rcpt_tos),
-                    message=message,  # type: ignore[arg-type]
+                    message=message,
                 )
             )
         return "250 2.0.0 Accepted"

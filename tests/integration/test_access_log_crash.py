@@ -10,11 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import People
-from servers import ordo_server
 
 from adapters.access.store import open_access_log
 from domain.identifiers import PrescriptionNumber
+from tests.integration.servers import ordo_server
+from tools.cast import People
 
 
 def reads_until_stopped(

@@ -17,7 +17,6 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from conftest import SECRET
 
 from adapters.catalogue import SAMPLE_DIR, CatalogueSnapshot, load_snapshot, open_catalogue_store
 from adapters.catalogue.bdpm import FILES
@@ -25,6 +24,7 @@ from adapters.catalogue.importer import ImportOutcome, import_directory
 from adapters.catalogue.store import FACTS_DECODER, CatalogueStore
 from adapters.config import Settings
 from domain.catalogue import line_requirements, substitute_allowed
+from tools.cast import SECRET
 
 REPO = Path(__file__).resolve().parents[2]
 FULL = REPO.parent / "shared" / "data" / "bdpm"

@@ -7,12 +7,12 @@ import time
 
 import httpx
 import pytest
-from conftest import People
-from servers import ordo_server
-from test_catalogue_import import FULL, SKENAN, run_import
 
 from adapters.catalogue import SAMPLE_DIR
 from adapters.config import Settings
+from tests.integration.servers import ordo_server
+from tests.integration.test_catalogue_import import FULL, SKENAN, run_import
+from tools.cast import People
 
 PICKUP_SECONDS = 10.0
 ANASTROZOLE = "3400949497294"  # the full files' first pack, not in the sample

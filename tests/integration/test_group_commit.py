@@ -13,14 +13,15 @@ import random
 import uuid
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 import msgspec
 import pytest
-from conftest import People
 
+from adapters.eventfeed import PostgresLog
 from adapters.http.schemas import DispenseBody, IssueBody
-from adapters.readmodels.postgres import PostgresLog, asyncpg_target, connection_settings
+from adapters.readmodels.postgres import asyncpg_target, connection_settings
 from adapters.service import PrescriptionService
 from adapters.store import ConflictError, EventStore, Write
 from adapters.store.postgres import PostgresEventStore
@@ -28,6 +29,7 @@ from domain.actors import Actor
 from domain.errors import DomainError
 from domain.events import DispensationRecorded, Event
 from domain.identifiers import Finess, Rpps
+from tools.cast import People
 
 pytestmark = pytest.mark.postgres
 
@@ -71,7 +73,7 @@ class StaleReads:
         self._planted = set(planted)
         self.served_stale = 0
 
-    def __getattr__(self, name: str) -> object:
+    def __getattr__(self, name: str) -> Any:  # every other method of the store, as it is
         return getattr(self._store, name)
 
     async def events_of(self, stream_id: str, after_version: int = 0) -> list[Event]:
@@ -102,7 +104,7 @@ def test_200_commands_on_50_prescriptions_with_planted_stale_versions(postgres_u
             for number in numbers[::2]:
                 await setup.dispense(pharmacist(99), number, one_pack().command)
             stale = StaleReads(store, set(numbers[::2]))
-            service = PrescriptionService(stale, cached_states=0)  # type: ignore[arg-type]
+            service = PrescriptionService(stale, cached_states=0)
 
             async def dispense(index: int, number: str) -> str:
                 try:

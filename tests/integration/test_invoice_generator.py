@@ -8,13 +8,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from conftest import SECRET
-from servers import REPO, ordo_server
 
 from adapters.auth import sign_token
+from tests.integration.servers import REPO, ordo_server
+from tools.cast import SECRET
 
 pytestmark = pytest.mark.postgres
 
@@ -53,7 +54,7 @@ def test_invoices_generated_while_the_server_runs_reconcile_to_the_expected_coun
     assert len(promised) == 9, "the default mix has every outcome"
 
 
-def wait_until_done(client: httpx.Client, batch_id: str) -> dict[str, object]:
+def wait_until_done(client: httpx.Client, batch_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + 60
     while (batch := client.get(f"/v1/reconciliation/batches/{batch_id}").json())[
         "status"

@@ -12,21 +12,30 @@ from typing import Any
 
 import httpx
 import pytest
-from broker import KAFKA_LIBS, PrivateBroker, kafka_jars_present
-from conftest import People, missing_service
 from kafka import KafkaConsumer, KafkaProducer
-from logs import a_busy_day, append_all, dump, ordo_cli, rebuild, scalar, table_rows
-from servers import (
+
+from adapters.config import KafkaSettings
+from adapters.kafka.lag import PartitionLag, group_lag
+from tests.conftest import missing_service
+from tests.integration.broker import KAFKA_LIBS, PrivateBroker, kafka_jars_present
+from tests.integration.logs import (
+    a_busy_day,
+    append_all,
+    dump,
+    ordo_cli,
+    rebuild,
+    scalar,
+    table_rows,
+)
+from tests.integration.servers import (
     dispense_two_of_three,
-    free_port,
     listed_as_dispensed,
     ordo_process,
     ordo_server,
     wait_for,
 )
-
-from adapters.config import KafkaSettings
-from adapters.kafka.lag import PartitionLag, group_lag
+from tools.cast import People
+from tools.harness import free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
 

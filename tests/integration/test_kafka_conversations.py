@@ -8,9 +8,15 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import People
-from servers import ordo_server, wait_for
-from test_kafka import assert_views_equal_a_fresh_rebuild, kafka_env, relay, worker
+
+from tests.integration.servers import ordo_server, wait_for
+from tests.integration.test_kafka import (
+    assert_views_equal_a_fresh_rebuild,
+    kafka_env,
+    relay,
+    worker,
+)
+from tools.cast import People
 
 pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
 __all__ = ["kafka_env"]  # the fixture, for pytest

@@ -14,16 +14,17 @@ import os
 import signal
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from conftest import People
-from servers import ordo_server
-from test_postgres_races_and_crashes import pharmacy, secure_morphine_for
 
 from adapters.readmodels.postgres import asyncpg_target
 from domain.identifiers import Ins
+from tests.integration.servers import ordo_server
+from tests.integration.test_postgres_races_and_crashes import pharmacy, secure_morphine_for
+from tools.cast import People
 
 pytestmark = pytest.mark.postgres
 
@@ -39,9 +40,9 @@ class Ask:
     dispensation_id: str | None = None  # set once a 201 was received
 
 
-def morphine_for_many(patient: str) -> dict[str, object]:
+def morphine_for_many(patient: str) -> dict[str, Any]:
     body = secure_morphine_for(patient)
-    line = body["lines"][0]  # type: ignore[index]
+    line = body["lines"][0]
     line["quantity"] = 999
     return body
 

@@ -16,9 +16,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from conftest import SECRET, People
 from rich.console import Console
-from smtp_relay import Relay
 
 from adapters.config import Settings
 from adapters.eventstore import EventLog, open_log
@@ -31,6 +29,8 @@ from adapters.store.embedded import EmbeddedEventStore
 from domain.actors import Actor
 from domain.events import MessagePosted
 from domain.identifiers import Finess
+from tests.integration.smtp_relay import Relay
+from tools.cast import SECRET, People
 
 BAL_ORG = "pharmacie.centrale@pharmacie.mssante.fr"
 OTHER_BAL_ORG = "officine.refusee@pharmacie.mssante.fr"

@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
+from typing import Any
 
 import msgspec
-from conftest import SECRET, People
-from smtp_relay import Relay
+import pytest
 
 from adapters.config import Settings
 from adapters.kafka.messages import from_message, to_message
@@ -25,6 +25,8 @@ from adapters.messaging.directory import MssanteDirectory
 from domain.conversation import qr_code
 from domain.events import Attachment, ConversationClosed, Mail, MessagePosted, RemainingLine
 from domain.identifiers import Finess, PrescriptionNumber
+from tests.integration.smtp_relay import Relay
+from tools.cast import SECRET, People
 
 NUMBER = PrescriptionNumber.generate().value
 
@@ -103,19 +105,23 @@ def test_every_attempt_writes_the_same_email(tmp_path: Path) -> None:
     assert compose(a_mail(), at).as_bytes() == compose(a_mail(), at).as_bytes()
 
 
-def test_a_temporary_refusal_is_tried_again_later(tmp_path: Path, people: People) -> None:
+def test_a_temporary_refusal_is_tried_again_later(
+    tmp_path: Path, people: People, monkeypatch: pytest.MonkeyPatch
+) -> None:
     relay = Relay()
     relay.handler.refused = set()
     tries: list[str] = []
     original = relay.handler.handle_RCPT
 
-    async def defer_once(server, session, envelope, address, options):  # type: ignore[no-untyped-def]
+    async def defer_once(
+        server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
         tries.append(address)
         if len(tries) == 1:
             return "451 4.7.1 Greylisted, try again"
         return await original(server, session, envelope, address, options)
 
-    relay.handler.handle_RCPT = defer_once  # type: ignore[method-assign]
+    monkeypatch.setattr(relay.handler, "handle_RCPT", defer_once)
     relay.start()
     try:
         settings = Settings.from_env(

@@ -16,18 +16,23 @@ from typing import Any
 
 import pdfplumber
 import pytest
-from conftest import SECRET, People
 from litestar.testing import TestClient
-from smtp_relay import Relay
-from test_mailer_smtp import BAL_ORG, POSTMASTER, Conversations, deliver_everything, settings_with
 
 from adapters.bootstrap import build_app
 from adapters.config import Settings
 from adapters.messaging.ordonnance import ordonnance_pdf
 from domain.events import Mail, PrescriptionSentToPatient
 from domain.identifiers import PrescriptionNumber
-
-Client = TestClient  # type: ignore[type-arg]
+from tests.integration.smtp_relay import Relay
+from tests.integration.test_mailer_smtp import (
+    BAL_ORG,
+    POSTMASTER,
+    Conversations,
+    deliver_everything,
+    settings_with,
+)
+from tests.mails import body_text
+from tools.cast import SECRET, People
 
 
 @pytest.fixture
@@ -86,7 +91,7 @@ def sent_by_the_prescriber(settings: Settings, people: People) -> tuple[str, lis
 def pdf_text(message: EmailMessage) -> str:
     (part,) = [p for p in message.walk() if p.get_content_type() == "application/pdf"]
     assert part.get_content_disposition() == "attachment"
-    assert part.get_filename().endswith(".pdf")
+    assert (part.get_filename() or "").endswith(".pdf")
     with pdfplumber.open(io.BytesIO(part.get_content())) as pdf:
         return "\n".join(page.extract_text() for page in pdf.pages)
 
@@ -108,7 +113,7 @@ def test_the_patient_and_the_pharmacy_each_receive_the_pdf_once(
         assert got.message_id == mail["message_id"]  # the one the event recorded
         assert (got.sender, got.message["To"]) == (mail["sender"], mail["recipient"])
         assert number in pdf_text(got.message)
-    assert "Sans papier" in received[patient_box].message.get_body(("plain",)).get_content()
+    assert "Sans papier" in body_text(received[patient_box].message)
 
     # The mailer started again follows the same log: nothing is received twice.
     asyncio.run(deliver_everything(settings))

@@ -6,25 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import io
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pdfplumber
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-from builders import (
-    ISSUED_ON,
-    NUMBER,
-    PATIENT,
-    PHARMACIST,
-    PHARMACY_A,
-    PHARMACY_B,
-    PRESCRIBER,
-    issued,
-    moment,
-)
 
 from adapters.eventstore import EventLog, open_log
 from adapters.messaging.directory import MssanteDirectory
@@ -40,6 +26,17 @@ from domain.actors import Actor
 from domain.errors import DomainError
 from domain.events import PrescriptionSentToPatient, PrescriptionTransmitted
 from domain.identifiers import Rpps
+from tests.unit.builders import (
+    ISSUED_ON,
+    NUMBER,
+    PATIENT,
+    PHARMACIST,
+    PHARMACY_A,
+    PHARMACY_B,
+    PRESCRIBER,
+    issued,
+    moment,
+)
 
 POSTMASTER = "ne-pas-repondre@ordo.mssante.fr"
 BAL_ORG = "pharmacie.centrale@pharmacie.mssante.fr"

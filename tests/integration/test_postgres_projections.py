@@ -14,19 +14,28 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from conftest import People
-from logs import a_busy_day, append_all, dump, ordo_cli, position, rebuild, table_rows
-from servers import (
+
+from adapters.eventfeed import PostgresLog
+from adapters.readmodels.postgres import PostgresReadModels, asyncpg_target
+from projections.folds import VIEW_NAMES
+from tests.integration.logs import (
+    a_busy_day,
+    append_all,
+    dump,
+    ordo_cli,
+    position,
+    rebuild,
+    table_rows,
+)
+from tests.integration.servers import (
     dispense_two_of_three,
-    free_port,
     listed_as_dispensed,
     ordo_process,
     ordo_server,
     wait_for,
 )
-
-from adapters.readmodels.postgres import PostgresLog, PostgresViews, asyncpg_target
-from projections.folds import VIEW_NAMES
+from tools.cast import People
+from tools.harness import free_port
 
 pytestmark = pytest.mark.postgres
 
@@ -83,7 +92,7 @@ async def record_every_apply(database_url: str) -> None:
     dsn, schema = asyncpg_target(database_url)
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=1)
     try:
-        await PostgresViews(pool, schema).create()
+        await PostgresReadModels(pool, schema).create()
         await pool.execute(
             f"""
             CREATE TABLE "{schema}".test_applies (

@@ -9,8 +9,9 @@ from typing import Any, cast
 
 import httpx
 import pytest
-from conftest import People
-from servers import ordo_server
+
+from tests.integration.servers import ordo_server
+from tools.cast import People
 
 pytestmark = pytest.mark.postgres
 
@@ -130,7 +131,7 @@ def test_a_retry_after_the_server_died_between_append_and_answer_returns_the_fir
     assert retry.json()["lines"] == [{"line_no": 1, "dispensed": 2, "remaining": 1}]
 
 
-def secure_morphine_for(patient: str) -> dict[str, object]:
+def secure_morphine_for(patient: str) -> dict[str, Any]:
     morphine = {"system": "CIP13", "code": "3400933323523", "label": "Skenan LP 10 mg"}
     return {
         "patient": {"ins": patient},

@@ -25,10 +25,10 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from conftest import SECRET
-from servers import REPO, ordo_server
 
 from adapters.auth import sign_token
+from tests.integration.servers import REPO, ordo_server
+from tools.cast import SECRET
 
 pytestmark = pytest.mark.postgres
 
@@ -81,9 +81,10 @@ class Instance:
                 "ordo_reconciliation_chunks",
                 "ordo_reconciliation_batches",
             ):
-                if conn.execute("SELECT to_regclass(%s)", (f"{self.schema}.{table}",)).fetchone()[
-                    0
-                ]:  # type: ignore[index]
+                (found,) = conn.execute(
+                    "SELECT to_regclass(%s)", (f"{self.schema}.{table}",)
+                ).fetchall()
+                if found[0]:  # the table exists
                     conn.execute(f'TRUNCATE "{self.schema}".{table}')
 
 

@@ -16,10 +16,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import SECRET
-from servers import REPO, ordo_server
-
 from domain.actors import ROLES
+from tests.integration.servers import REPO, ordo_server
+from tools.cast import SECRET
 
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 CONFIG = Path(__file__).with_name("schemathesis.toml")  # realistic identifiers
@@ -36,7 +35,7 @@ IDENTITY = {
 
 def tokens(env: dict[str, str]) -> dict[str, str]:
     """A token of each role, as a user makes one: `ordo token`."""
-    made = {}
+    made: dict[str, str] = {}
     for role in ROLES:
         command = [sys.executable, "-m", "adapters.cli", "token", "--role", role]
         made[role] = subprocess.run(

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from servers import REPO
+
+from tests.integration.servers import REPO
 
 
 def services(checkout: Path, *args: str) -> subprocess.CompletedProcess[str]:

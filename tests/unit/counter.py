@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from builders import ISSUED_ON, PATIENT, PHARMACIST, PHARMACY_A, PRESCRIBER
+from msgspec.structs import replace
 
 from domain.commands import Dispense, Dispensed, DispenseLine, Moment, Withdraw, dispense, withdraw
 from domain.coverage import NarcoticCoverage, coverage_stream_of, evolve_coverage
@@ -16,6 +16,7 @@ from domain.errors import DomainError
 from domain.events import PrescribedLine, PrescriptionIssued, Product
 from domain.identifiers import Cip13, Finess, PrescriptionNumber
 from domain.prescription import Prescription, evolve
+from tests.unit.builders import ISSUED_ON, PATIENT, PHARMACIST, PHARMACY_A, PRESCRIBER
 
 PARIS = ZoneInfo("Europe/Paris")
 MORPHINE = Product(
@@ -72,14 +73,8 @@ def prescribed(
         issued_on=issued_on,
         kind="secure" if secure else "standard",
         execution_view_consent=True,
-        lines=tuple(
-            PrescribedLine(**{**_fields(line), "line_no": no}) for no, line in enumerate(lines, 1)
-        ),
+        lines=tuple(replace(line, line_no=no) for no, line in enumerate(lines, 1)),
     )
-
-
-def _fields(line: PrescribedLine) -> dict[str, object]:
-    return {name: getattr(line, name) for name in line.__struct_fields__}
 
 
 class Counter:

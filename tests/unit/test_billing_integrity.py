@@ -9,7 +9,24 @@ billing the pharmacy recorded under its number is `amount_mismatch`.
 from __future__ import annotations
 
 import msgspec
-from builders import (
+
+from domain.events import (
+    BilledLine,
+    BillingRecorded,
+    DispensationWithdrawn,
+    PrescriptionIssued,
+    Product,
+)
+from domain.identifiers import Finess
+from domain.reconciliation import (
+    Entry,
+    Invoice,
+    PaidInvoices,
+    PrescriptionRecord,
+    reconcile,
+    reconcile_chunk,
+)
+from tests.unit.builders import (
     GENERIC,
     NUMBER,
     PARACETAMOL,
@@ -20,24 +37,7 @@ from builders import (
     issued,
     moment,
 )
-from test_reconciliation_rules import invoice, log, substituted
-
-from domain.events import (
-    BilledLine,
-    BillingRecorded,
-    DispensationWithdrawn,
-    PrescriptionIssued,
-    Product,
-)
-from domain.identifiers import Finess
-from projections.reconciliation import (
-    Entry,
-    Invoice,
-    PaidInvoices,
-    PrescriptionRecord,
-    reconcile,
-    reconcile_chunk,
-)
+from tests.unit.test_reconciliation_rules import invoice, log, substituted
 
 
 def withdrawn(

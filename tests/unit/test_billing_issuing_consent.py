@@ -5,7 +5,27 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from builders import (
+
+from domain.commands import (
+    Bill,
+    IssuePrescription,
+    RequestedLine,
+    bill,
+    cancel,
+    change_consent,
+    issue,
+    transmit,
+)
+from domain.errors import DomainError
+from domain.events import (
+    BilledLine,
+    BillingRecorded,
+    ExecutionViewConsentChanged,
+    PrescriptionKind,
+    Product,
+)
+from domain.identifiers import Finess
+from tests.unit.builders import (
     ISSUED_ON,
     NUMBER,
     PARACETAMOL,
@@ -19,25 +39,12 @@ from builders import (
     issued,
     moment,
 )
-from test_billing_integrity import withdrawn
-
-from domain.commands import (
-    Bill,
-    IssuePrescription,
-    RequestedLine,
-    bill,
-    cancel,
-    change_consent,
-    issue,
-    transmit,
-)
-from domain.errors import DomainError
-from domain.events import BilledLine, BillingRecorded, ExecutionViewConsentChanged, Product
+from tests.unit.test_billing_integrity import withdrawn
 
 
-def billing(  # type: ignore[no-untyped-def]
+def billing(
     *lines: tuple[int, int],
-    pharmacy=PHARMACY_A,
+    pharmacy: Finess = PHARMACY_A,
     dispensation_id: str = "d1",
     invoice_number: str = "F-2026-0001",
     amount_cents: int | None = None,
@@ -212,13 +219,13 @@ def test_a_withdrawn_dispensation_cannot_be_billed() -> None:
 
 
 def prescription(
-    *lines: RequestedLine, kind: str = "standard", on: date = ISSUED_ON
+    *lines: RequestedLine, kind: PrescriptionKind = "standard", on: date = ISSUED_ON
 ) -> IssuePrescription:
     return IssuePrescription(
         prescriber=PRESCRIBER,
         patient=PATIENT,
         issued_on=on,
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         execution_view_consent=True,
         lines=lines,
     )

@@ -7,10 +7,6 @@ from collections.abc import Mapping
 
 import msgspec
 import pytest
-from builders import NUMBER, PATIENT, PHARMACIST, PHARMACY_A, PRESCRIBER, moment
-from counter import Counter, at, days, line, prescribed
-from test_catalogue_rules import pack, substance
-from test_reconciliation_rules import invoice, log
 
 from domain.catalogue import PackFacts, catalogued, catalogued_line
 from domain.commands import (
@@ -28,15 +24,21 @@ from domain.events import (
     DispensedLine,
     PrescribedLine,
     PrescriptionIssued,
+    PrescriptionKind,
     Product,
+    ProductSystem,
 )
-from projections.reconciliation import (
+from domain.reconciliation import (
     Entry,
     ProductRef,
     catalogue_substitutes,
     reconcile,
     reconcile_chunk,
 )
+from tests.unit.builders import NUMBER, PATIENT, PHARMACIST, PHARMACY_A, PRESCRIBER, moment
+from tests.unit.counter import Counter, at, days, line, prescribed
+from tests.unit.test_catalogue_rules import pack, substance
+from tests.unit.test_reconciliation_rules import invoice, log
 
 SKENAN_CODE, CLAMOXYL_CODE, ARROW_CODE = "3400933323523", "3400931587538", "3400935765680"
 TOPALGIC_CODE, UNKNOWN_CODE = "3400933911881", "3400930000007"
@@ -82,7 +84,12 @@ def cip13(code: str, label: str = "as the LAP wrote it") -> Product:
 
 
 def written(
-    product: Product, days_: int = 28, *, narcotic: bool | None = None, **extra: object
+    product: Product,
+    days_: int = 28,
+    *,
+    narcotic: bool | None = None,
+    assimilated: bool | None = None,
+    fraction_days: int | None = None,
 ) -> RequestedLine:
     return RequestedLine(
         product=product,
@@ -90,18 +97,19 @@ def written(
         dosage="x",
         duration_days=days_,
         narcotic=narcotic,
-        **extra,  # type: ignore[arg-type]
+        assimilated=assimilated,
+        fraction_days=fraction_days,
     )
 
 
 def issued_line(
-    *lines: RequestedLine, kind: str = "secure", strict: bool = False
+    *lines: RequestedLine, kind: PrescriptionKind = "secure", strict: bool = False
 ) -> tuple[PrescribedLine, ...]:
     command = IssuePrescription(
         prescriber=PRESCRIBER,
         patient=PATIENT,
         issued_on=moment().today,
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         execution_view_consent=True,
         lines=lines,
     )
@@ -109,7 +117,7 @@ def issued_line(
 
 
 def refusal_of(
-    *lines: RequestedLine, kind: str = "secure", strict: bool = False
+    *lines: RequestedLine, kind: PrescriptionKind = "secure", strict: bool = False
 ) -> tuple[str, str | None, str]:
     with pytest.raises(DomainError) as refused:
         issued_line(*lines, kind=kind, strict=strict)
@@ -341,8 +349,8 @@ def test_a_morphine_written_as_not_narcotic_is_dispensed_by_the_narcotic_rules()
 # --- reconciliation ---------------------------------------------------------------------------
 
 
-def ref(code: str, system: str = "CIP13") -> ProductRef:
-    return ProductRef(system=system, code=code, label="x")  # type: ignore[arg-type]
+def ref(code: str, system: ProductSystem = "CIP13") -> ProductRef:
+    return ProductRef(system=system, code=code, label="x")
 
 
 def test_the_catalogue_says_which_billed_pack_may_stand_for_the_prescribed_one() -> None:

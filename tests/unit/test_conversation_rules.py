@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from domain import events
 from domain.actors import Actor
 from domain.commands import transmit
 from domain.conversation import (
@@ -24,13 +25,11 @@ from domain.conversation import (
 )
 from domain.errors import DomainError
 from domain.events import (
-    Attachment,
     ConversationClosed,
     ConversationEvent,
     ConversationOpened,
     Mail,
     MessagePosted,
-    PrescriptionCancelled,
     RemainingLine,
 )
 from domain.prescription import Prescription, fold
@@ -56,8 +55,8 @@ PHARMACIST_ACTOR = Actor(
 LATER = moment().at + timedelta(hours=2)
 
 
-def cancelled(version: int) -> PrescriptionCancelled:
-    return PrescriptionCancelled(
+def cancelled(version: int) -> events.PrescriptionCancelled:
+    return events.PrescriptionCancelled(
         prescription_id=NUMBER.value,
         version=version,
         at=moment().at,
@@ -116,6 +115,7 @@ def test_a_transmission_opens_a_conversation_with_the_patients_message_to_the_ba
     _, (opening, first) = opened()
     assert opening.version == 1 and first.version == 2
     assert opening.conversation_id == first.conversation_id == "c1"
+    assert isinstance(opening, ConversationOpened)
     assert opening.prescription_id == NUMBER.value
     assert (opening.finess, opening.patient_ins) == (PHARMACY_A.value, PATIENT.value)
     assert isinstance(first, MessagePosted)
@@ -348,7 +348,7 @@ def test_the_opening_word_for_word() -> None:
                 prescription_id=NUMBER.value,
                 remaining=remaining,
                 attachments=(
-                    Attachment(
+                    events.Attachment(
                         kind="qr_png",
                         ref=NUMBER.value,
                         filename=f"ordonnance-{NUMBER.value}.png",

@@ -3,11 +3,11 @@ the prescriber. Given these events, when this command, then exactly these events
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 
 import pytest
-from builders import PHARMACIST, PHARMACY_A, PHARMACY_B, PRESCRIBER
-from counter import Counter, at, days, line, prescribed
+from msgspec.structs import replace
 
 from domain.commands import Moment, RecordAdaptation, Withdraw, record_adaptation, withdraw
 from domain.coverage import NarcoticPeriodsReleased
@@ -15,6 +15,8 @@ from domain.errors import DomainError
 from domain.events import AdaptationRecorded, BillingRecorded, DispensationWithdrawn
 from domain.identifiers import Finess
 from domain.prescription import Adaptation, evolve
+from tests.unit.builders import PHARMACIST, PHARMACY_A, PHARMACY_B, PRESCRIBER
+from tests.unit.counter import Counter, at, days, line, prescribed
 
 
 def now(day: date, hour: int = 10) -> Moment:
@@ -30,9 +32,9 @@ def withdrawal(
     )
 
 
-def refusal(call: object) -> tuple[str, str | None, str]:
+def refusal(call: Callable[[], object]) -> tuple[str, str | None, str]:
     with pytest.raises(DomainError) as refused:
-        call()  # type: ignore[operator]
+        call()
     return refused.value.code, refused.value.field, refused.value.detail
 
 
@@ -165,16 +167,16 @@ def test_seven_days_to_the_minute(narcotic: tuple[Counter, str, str]) -> None:
 
 
 def adaptation(**changes: object) -> RecordAdaptation:
-    fields: dict[str, object] = {
-        "pharmacy": PHARMACY_A,
-        "pharmacist": PHARMACIST,
-        "line_no": 1,
-        "description": "boîte de 28 au lieu de 30",
-        "agreed_by": PRESCRIBER,
-        "agreed_on": days(2),
-        "dispensation_id": None,
-    }
-    return RecordAdaptation(**(fields | changes))  # type: ignore[arg-type]
+    agreed = RecordAdaptation(
+        pharmacy=PHARMACY_A,
+        pharmacist=PHARMACIST,
+        line_no=1,
+        description="boîte de 28 au lieu de 30",
+        agreed_by=PRESCRIBER,
+        agreed_on=days(2),
+        dispensation_id=None,
+    )
+    return replace(agreed, **changes)
 
 
 def test_an_adaptation_records_the_agreement_and_who_made_it(

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from builders import PATIENT, PRESCRIBER
-from counter import days
-
 from domain.actors import Actor
 from domain.calendar import local_day, paris_day, zone_of
 from domain.coverage import (
@@ -20,6 +17,8 @@ from domain.coverage import (
     fold_coverage,
 )
 from domain.events import UPCASTERS
+from tests.unit.builders import PATIENT, PRESCRIBER
+from tests.unit.counter import days
 
 STREAM = coverage_stream_of(PATIENT.value)
 AT = datetime(2026, 11, 23, 10, tzinfo=UTC)

@@ -3,28 +3,31 @@ pharmacy asks at this instant, then this much, for this reason, until this day."
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from builders import PATIENT, PHARMACIST, PHARMACY_A, PHARMACY_B
-from counter import MORPHINE, Counter, at, days, line, prescribed
 
 from domain.commands import Dispense, DispenseLine, Moment, cancel, dispense
 from domain.coverage import CoveredPeriod, NarcoticPeriodsCovered, coverage_stream_of
 from domain.dispensable import Allowance, covered_until
 from domain.errors import DomainError
-from domain.events import Product
+from domain.events import PrescriptionIssued, Product
 from domain.identifiers import Cip13, Finess
 from domain.prescription import evolve
+from tests.unit.builders import PATIENT, PHARMACIST, PHARMACY_A, PHARMACY_B
+from tests.unit.counter import MORPHINE, Counter, at, days, line, prescribed
 
 GUADELOUPE = Finess.from_body("97100012")
 REUNION = Finess.from_body("97400012")
 
 
-def refusal_of(counter: Counter, number: str, *lines: tuple[int, int], when: object) -> DomainError:
+def refusal_of(
+    counter: Counter, number: str, *lines: tuple[int, int], when: datetime
+) -> DomainError:
     with pytest.raises(DomainError) as refused:
-        counter.dispense(number, *lines, when=when)  # type: ignore[arg-type]
+        counter.dispense(number, *lines, when=when)
     return refused.value
 
 
@@ -309,12 +312,12 @@ def test_an_assimilated_line_is_dispensed_one_month_at_a_time() -> None:
 # --- dispensed_at: after an outage, within bounds ---------------------------------------------
 
 
-def _request(dispensed_at: object, product: Product | None = None) -> Dispense:
+def _request(dispensed_at: datetime | None, product: Product | None = None) -> Dispense:
     return Dispense(
         pharmacy=PHARMACY_A,
         pharmacist=PHARMACIST,
         lines=(DispenseLine(line_no=1, quantity=1, product=product),),
-        dispensed_at=dispensed_at,  # type: ignore[arg-type]
+        dispensed_at=dispensed_at,
     )
 
 
@@ -508,14 +511,17 @@ def _moment(day: int) -> Moment:
 
 
 def _after(
-    issued: object, *given: tuple[int, int], ask_on: int, seed_others: object = None
+    issued: PrescriptionIssued,
+    *given: tuple[int, int],
+    ask_on: int,
+    seed_others: PrescriptionIssued | None = None,
 ) -> Allowance:
-    counter = Counter(issued, *([seed_others] if seed_others else []))  # type: ignore[arg-type]
+    counter = Counter(issued, *([seed_others] if seed_others else []))
     if seed_others is not None:
-        counter.dispense(seed_others.prescription_id, (1, 4), when=at(days(0)))  # type: ignore[attr-defined]
+        counter.dispense(seed_others.prescription_id, (1, 4), when=at(days(0)))
     for day, packs in given:
-        counter.dispense(issued.prescription_id, (1, packs), when=at(days(day)))  # type: ignore[attr-defined]
-    return counter.allowed_on(issued.prescription_id, at(days(ask_on)))  # type: ignore[attr-defined]
+        counter.dispense(issued.prescription_id, (1, packs), when=at(days(day)))
+    return counter.allowed_on(issued.prescription_id, at(days(ask_on)))
 
 
 RULES_SAY = [
@@ -659,9 +665,9 @@ RULES_SAY += [
 
 @pytest.mark.parametrize(("case", "asked", "says"), RULES_SAY, ids=[r[0] for r in RULES_SAY])
 def test_what_each_rule_says(
-    case: str, asked: object, says: tuple[int, str | None, date | None, str]
+    case: str, asked: Callable[[], Allowance], says: tuple[int, str | None, date | None, str]
 ) -> None:
-    allowance = asked()  # type: ignore[operator]
+    allowance = asked()
 
     assert (allowance.max_quantity, allowance.reason, allowance.next_on, allowance.why) == says
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from builders import (
+
+from domain.commands import Dispense, DispenseLine, cancel, dispense
+from domain.errors import DomainError
+from domain.events import DispensationRecorded, DispensedLine, PrescriptionCancelled
+from domain.prescription import evolve
+from tests.unit.builders import (
     GENERIC,
     ISSUED_ON,
     NUMBER,
@@ -20,11 +25,6 @@ from builders import (
     moment,
     request,
 )
-
-from domain.commands import Dispense, DispenseLine, cancel, dispense
-from domain.errors import DomainError
-from domain.events import DispensationRecorded, DispensedLine, PrescriptionCancelled
-from domain.prescription import evolve
 
 
 def days_after(n: int) -> date:

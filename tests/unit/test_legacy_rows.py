@@ -19,7 +19,7 @@ from adapters.legacy import (
     record_row,
     rows_of,
 )
-from projections.views import DispensationReceipt, ReceiptLine
+from domain.views import DispensationReceipt, ReceiptLine
 
 RECEIPT = msgspec.json.encode(
     DispensationReceipt(

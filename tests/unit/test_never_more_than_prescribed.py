@@ -8,10 +8,8 @@ calendars, across two prescriptions of one patient (narcotic lines included):
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from builders import PHARMACY_A, PHARMACY_B
-from counter import Counter, at, days, line, prescribed
 from hypothesis import given as for_all
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -19,6 +17,8 @@ from hypothesis import strategies as st
 from domain.errors import DomainError
 from domain.events import PrescribedLine
 from domain.identifiers import Finess
+from tests.unit.builders import PHARMACY_A, PHARMACY_B
+from tests.unit.counter import Counter, at, days, line, prescribed
 
 PHARMACIES = (PHARMACY_A, PHARMACY_B, Finess.from_body("97100012"), Finess.from_body("97400012"))
 
@@ -85,21 +85,21 @@ def test_dispensable_and_the_command_agree_and_never_exceed_what_was_prescribed(
             assert state_line.dispensed == standing <= state_line.prescribed.quantity
 
 
-def _check_agreement(counter: Counter, number: str, when: object, pharmacy: Finess) -> None:
-    for allowance in counter.allowed(number, when, pharmacy):  # type: ignore[arg-type]
+def _check_agreement(counter: Counter, number: str, when: datetime, pharmacy: Finess) -> None:
+    for allowance in counter.allowed(number, when, pharmacy):
         most = allowance.max_quantity
         if most:
-            assert counter.would_dispense(number, allowance.line_no, most, when, pharmacy)  # type: ignore[arg-type]
-        assert not counter.would_dispense(number, allowance.line_no, most + 1, when, pharmacy)  # type: ignore[arg-type]
+            assert counter.would_dispense(number, allowance.line_no, most, when, pharmacy)
+        assert not counter.would_dispense(number, allowance.line_no, most + 1, when, pharmacy)
 
 
-def _withdraw_one(counter: Counter, number: str, when: object, pharmacy: Finess) -> None:
+def _withdraw_one(counter: Counter, number: str, when: datetime, pharmacy: Finess) -> None:
     state = counter.state(number)
     mine = [d for d in state.standing_dispensations if d.finess == pharmacy.value]
     if not mine:
         return
     try:
-        counter.withdraw(number, mine[-1].dispensation_id, when, pharmacy)  # type: ignore[arg-type]
+        counter.withdraw(number, mine[-1].dispensation_id, when, pharmacy)
     except DomainError as refused:
         assert refused.code == "withdrawal_window_closed"
-        assert when - mine[-1].dispensed_at > timedelta(days=7)  # type: ignore[operator]
+        assert when - mine[-1].dispensed_at > timedelta(days=7)

@@ -4,11 +4,11 @@ prescriber writes them; each refusal names the field and says why, word for word
 from __future__ import annotations
 
 import pytest
-from builders import ISSUED_ON, NUMBER, PARACETAMOL, PATIENT, PRESCRIBER, moment
 
 from domain.commands import IssuePrescription, RequestedLine, issue
 from domain.errors import DomainError
-from domain.events import PrescribedLine, PrescriptionIssued, Product
+from domain.events import PrescribedLine, PrescriptionIssued, PrescriptionKind, Product
+from tests.unit.builders import ISSUED_ON, NUMBER, PARACETAMOL, PATIENT, PRESCRIBER, moment
 
 MORPHINE = Product(system="CIP13", code=PARACETAMOL.code, label="Skenan LP 10 mg")
 
@@ -34,12 +34,12 @@ def written(
     )
 
 
-def on(kind: str, *lines: RequestedLine) -> IssuePrescription:
+def on(kind: PrescriptionKind, *lines: RequestedLine) -> IssuePrescription:
     return IssuePrescription(
         prescriber=PRESCRIBER,
         patient=PATIENT,
         issued_on=ISSUED_ON,
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         execution_view_consent=False,
         lines=lines,
     )

@@ -6,7 +6,20 @@ from datetime import date
 from typing import Any
 
 import msgspec
-from builders import (
+
+from domain.actors import Actor
+from domain.events import AdaptationRecorded, PrescriptionCancelled, Product
+from domain.identifiers import Cip13
+from domain.prescription import Prescription, add_months, evolve
+from domain.views import (
+    DispensationReceipt,
+    ReceiptLine,
+    display_number,
+    issued_view,
+    receipt_of,
+    view_of,
+)
+from tests.unit.builders import (
     ISSUED_ON,
     NUMBER,
     PATIENT,
@@ -17,20 +30,7 @@ from builders import (
     given,
     issued,
 )
-from counter import LEVOTHYROX, MORPHINE, Counter, at, days, line, prescribed
-
-from domain.actors import Actor
-from domain.events import AdaptationRecorded, PrescriptionCancelled, Product
-from domain.identifiers import Cip13
-from domain.prescription import Prescription, add_months, evolve
-from projections.views import (
-    DispensationReceipt,
-    ReceiptLine,
-    display_number,
-    issued_view,
-    receipt_of,
-    view_of,
-)
+from tests.unit.counter import LEVOTHYROX, MORPHINE, Counter, at, days, line, prescribed
 
 PRESCRIBER_ACTOR = Actor(role="prescriber", subject="dr", rpps=PRESCRIBER.value)
 PHARMACIST_B = Actor(

@@ -4,20 +4,6 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from builders import (
-    AMOXICILLINE,
-    GENERIC,
-    NUMBER,
-    PARACETAMOL,
-    PATIENT,
-    PHARMACY_A,
-    PHARMACY_B,
-    dispensed,
-    given,
-    issued,
-    moment,
-)
-
 from domain.events import (
     DispensationRecorded,
     DispensationWithdrawn,
@@ -33,6 +19,19 @@ from projections.folds import (
     dispensing_records,
     fold_batch,
     inbox_entries,
+)
+from tests.unit.builders import (
+    AMOXICILLINE,
+    GENERIC,
+    NUMBER,
+    PARACETAMOL,
+    PATIENT,
+    PHARMACY_A,
+    PHARMACY_B,
+    dispensed,
+    given,
+    issued,
+    moment,
 )
 
 

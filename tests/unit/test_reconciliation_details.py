@@ -8,23 +8,11 @@ from collections.abc import Iterator
 
 import msgspec
 import pytest
-from builders import (
-    AMOXICILLINE,
-    GENERIC,
-    NUMBER,
-    PARACETAMOL,
-    PHARMACY_A,
-    PHARMACY_B,
-    dispensed,
-    issued,
-)
-from test_billing_integrity import DCI, billed, dci_prescription
-from test_reconciliation_rules import invoice, log, ref, substituted
 
+from domain import reconciliation
 from domain.events import Product
 from domain.identifiers import Cip13, Finess
-from projections import reconciliation
-from projections.reconciliation import (
+from domain.reconciliation import (
     DispensationRef,
     Entry,
     HandedOver,
@@ -39,6 +27,18 @@ from projections.reconciliation import (
     reconcile,
     reconcile_chunk,
 )
+from tests.unit.builders import (
+    AMOXICILLINE,
+    GENERIC,
+    NUMBER,
+    PARACETAMOL,
+    PHARMACY_A,
+    PHARMACY_B,
+    dispensed,
+    issued,
+)
+from tests.unit.test_billing_integrity import DCI, billed, dci_prescription
+from tests.unit.test_reconciliation_rules import invoice, log, ref, substituted
 
 PHARMACY_C = Finess.from_body("69000123")
 OTHER_PACK = Product(

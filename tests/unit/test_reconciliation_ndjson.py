@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-from builders import NUMBER, PARACETAMOL, PHARMACY_A
-
 from adapters.reconciliation.ndjson import (
     MAX_LINE_BYTES,
     Chunker,
@@ -14,7 +12,8 @@ from adapters.reconciliation.ndjson import (
     parse_chunk,
     parse_line,
 )
-from projections.reconciliation import Entry
+from domain.reconciliation import Entry
+from tests.unit.builders import NUMBER, PARACETAMOL, PHARMACY_A
 
 
 def chunks_of(pieces: list[bytes], chunk_lines: int = 3) -> list[RawChunk]:

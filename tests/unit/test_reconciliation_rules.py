@@ -11,24 +11,11 @@ from typing import Any
 
 import msgspec
 import pytest
-from builders import (
-    AMOXICILLINE,
-    GENERIC,
-    NUMBER,
-    PARACETAMOL,
-    PHARMACIST,
-    PHARMACY_A,
-    PHARMACY_B,
-    dispensed,
-    given,
-    issued,
-    moment,
-)
 
 from adapters.readmodels.rows import state_encoder
 from domain.events import DispensationRecorded, DispensedLine, Event, Product
 from domain.identifiers import Cip13, Finess, PrescriptionNumber
-from projections.reconciliation import (
+from domain.reconciliation import (
     Entry,
     Invoice,
     InvoiceLine,
@@ -40,6 +27,19 @@ from projections.reconciliation import (
     reconcile,
     reconcile_chunk,
     record_of,
+)
+from tests.unit.builders import (
+    AMOXICILLINE,
+    GENERIC,
+    NUMBER,
+    PARACETAMOL,
+    PHARMACIST,
+    PHARMACY_A,
+    PHARMACY_B,
+    dispensed,
+    given,
+    issued,
+    moment,
 )
 
 

@@ -7,24 +7,6 @@ from collections.abc import Callable
 from datetime import date, timedelta
 
 import pytest
-from builders import (
-    ISSUED_ON,
-    NUMBER,
-    PARACETAMOL,
-    PATIENT,
-    PHARMACIST,
-    PHARMACY_A,
-    PHARMACY_B,
-    PRESCRIBER,
-    dispensed,
-    given,
-    issued,
-    moment,
-    request,
-)
-from counter import Counter, at, days, line, prescribed
-from test_billing_integrity import withdrawn
-from test_billing_issuing_consent import billing
 
 from domain.commands import (
     Bill,
@@ -45,9 +27,28 @@ from domain.events import (
     BillingRecorded,
     Event,
     PrescriptionCancelled,
+    PrescriptionIssued,
     PrescriptionTransmitted,
     Product,
 )
+from tests.unit.builders import (
+    ISSUED_ON,
+    NUMBER,
+    PARACETAMOL,
+    PATIENT,
+    PHARMACIST,
+    PHARMACY_A,
+    PHARMACY_B,
+    PRESCRIBER,
+    dispensed,
+    given,
+    issued,
+    moment,
+    request,
+)
+from tests.unit.counter import Counter, at, days, line, prescribed
+from tests.unit.test_billing_integrity import withdrawn
+from tests.unit.test_billing_issuing_consent import billing
 
 CANCELLED = PrescriptionCancelled(
     prescription_id=NUMBER.value, version=2, at=moment().at, prescriber_rpps="x", reason="x"
@@ -56,7 +57,7 @@ CANCELLED = PrescriptionCancelled(
 
 def _issue(
     *products: Product, quantity: int = 1, issued_on: date = ISSUED_ON, duration_days: int = 8
-) -> Callable[[], object]:
+) -> Callable[[], PrescriptionIssued]:
     command = IssuePrescription(
         prescriber=PRESCRIBER,
         patient=PATIENT,
@@ -398,15 +399,13 @@ def test_thirteen_digit_ucd_and_999_packs_are_accepted() -> None:
 
     event = _issue(ucd13, quantity=999)()
 
-    assert event.lines[0].quantity == 999  # type: ignore[attr-defined]
+    assert event.lines[0].quantity == 999
 
 
 def test_fifty_lines_and_a_one_day_treatment_are_accepted() -> None:
     event = _issue(*[PARACETAMOL] * 50, duration_days=1)()
 
-    assert [(x.line_no, x.duration_days) for x in event.lines] == [  # type: ignore[attr-defined]
-        (no, 1) for no in range(1, 51)
-    ]
+    assert [(x.line_no, x.duration_days) for x in event.lines] == [(no, 1) for no in range(1, 51)]
 
 
 def test_a_transmission_records_the_pharmacy_and_the_message() -> None:

@@ -8,15 +8,24 @@ from datetime import date
 
 import msgspec
 import pytest
-from builders import ISSUED_ON, NUMBER, PHARMACY_A, PHARMACY_B, PRESCRIBER, dispensed, given, issued
-from builders import moment as at
-from test_billing_issuing_consent import code_of
 
 from domain.commands import cancel, send_to_patient, transmit
 from domain.errors import DomainError
-from domain.events import PrescriptionSentToPatient, PrescriptionTransmitted
+from domain.events import PrescriptionSentToPatient, PrescriptionTransmitted, TransmissionSender
 from domain.prescription import SentToPatient, Transmission
 from projections.folds import inbox_entries
+from tests.unit.builders import (
+    ISSUED_ON,
+    NUMBER,
+    PHARMACY_A,
+    PHARMACY_B,
+    PRESCRIBER,
+    dispensed,
+    given,
+    issued,
+)
+from tests.unit.builders import moment as at
+from tests.unit.test_billing_issuing_consent import code_of
 
 PRESENTATION_DEADLINE = date(2027, 2, 23)  # issued 23 November 2026, + 3 months
 
@@ -25,8 +34,8 @@ PRESENTATION_DEADLINE = date(2027, 2, 23)  # issued 23 November 2026, + 3 months
 
 
 @pytest.mark.parametrize("sender", ["patient", "prescriber"])
-def test_the_transmission_records_who_sent_it(sender: str) -> None:
-    event = transmit(given(issued(3)), PHARMACY_B, "Sortie d'hospitalisation", at(), sender)  # type: ignore[arg-type]
+def test_the_transmission_records_who_sent_it(sender: TransmissionSender) -> None:
+    event = transmit(given(issued(3)), PHARMACY_B, "Sortie d'hospitalisation", at(), sender)
 
     assert event == PrescriptionTransmitted(
         prescription_id=NUMBER.value,
@@ -34,14 +43,14 @@ def test_the_transmission_records_who_sent_it(sender: str) -> None:
         at=at().at,
         finess=PHARMACY_B.value,
         message="Sortie d'hospitalisation",
-        sent_by=sender,  # type: ignore[arg-type]
+        sent_by=sender,
     )
     assert given(issued(3), event).transmissions == (
         Transmission(
             finess=PHARMACY_B.value,
             message="Sortie d'hospitalisation",
             transmitted_at=at().at,
-            sent_by=sender,  # type: ignore[arg-type]
+            sent_by=sender,
         ),
     )
 

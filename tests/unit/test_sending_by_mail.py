@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-from builders import NUMBER, PATIENT, PHARMACIST, PHARMACY_A, PRESCRIBER, issued, moment
 
 from adapters.messaging.ordonnance import PATIENT_COPY, PHARMACY_COPY, to_patient, to_pharmacy
 from adapters.permissions import allow
@@ -15,6 +14,7 @@ from domain.actors import Actor
 from domain.errors import DomainError
 from domain.events import PrescriptionSentToPatient, PrescriptionTransmitted
 from domain.prescription import Prescription, fold
+from tests.unit.builders import NUMBER, PATIENT, PHARMACIST, PHARMACY_A, PRESCRIBER, issued, moment
 
 POSTMASTER = "ne-pas-repondre@ordo.mssante.fr"
 BAL_ORG = "pharmacie.centrale@pharmacie.mssante.fr"

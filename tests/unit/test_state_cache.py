@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import msgspec
-from builders import issued
 
 from adapters.service import StateCache
 from domain.prescription import Prescription, fold
+from tests.unit.builders import issued
 
 
 def prescription(number: str, version: int = 1) -> Prescription:

@@ -15,7 +15,7 @@ import msgspec
 
 from domain.actors import Actor
 from domain.dispensable import covered_until
-from domain.events import Product
+from domain.events import DispensedLine, PrescribedLine
 from domain.identifiers import PrescriptionNumber
 from domain.prescription import (
     FIRST_DISPENSING_WINDOW_MONTHS,
@@ -32,25 +32,12 @@ class PatientRef(msgspec.Struct, frozen=True):
     ins: str
 
 
-class LineView(msgspec.Struct, frozen=True, kw_only=True):
-    line_no: int
-    product: Product
-    quantity: int
-    dosage: str
-    duration_days: int
-    narcotic: bool
-    assimilated: bool
-    fraction_days: int | None
-    overlap_allowed: bool
+class LineView(PrescribedLine, frozen=True, kw_only=True):
+    """A line as written, and how far it was dispensed (None where the reader may not know)."""
+
     dispensed: int | None
     remaining: int | None
     covered_until: date | None
-
-
-class DispensedLineView(msgspec.Struct, frozen=True, kw_only=True):
-    line_no: int
-    quantity: int
-    product: Product
 
 
 class DispensationView(msgspec.Struct, frozen=True, kw_only=True):
@@ -58,7 +45,7 @@ class DispensationView(msgspec.Struct, frozen=True, kw_only=True):
     finess: str
     dispensed_at: datetime
     recorded_at: datetime
-    lines: tuple[DispensedLineView, ...]
+    lines: tuple[DispensedLine, ...]
     billed: bool
     withdrawn: bool
 
@@ -150,17 +137,8 @@ def _status_without_execution(state: Prescription, today: date) -> Status:
 
 
 def _line_view(line: LineState, state: Prescription, visible: bool) -> LineView:
-    prescribed = line.prescribed
     return LineView(
-        line_no=prescribed.line_no,
-        product=prescribed.product,
-        quantity=prescribed.quantity,
-        dosage=prescribed.dosage,
-        duration_days=prescribed.duration_days,
-        narcotic=prescribed.narcotic,
-        assimilated=prescribed.assimilated,
-        fraction_days=prescribed.fraction_days,
-        overlap_allowed=prescribed.overlap_allowed,
+        **msgspec.structs.asdict(line.prescribed),
         dispensed=line.dispensed if visible else None,
         remaining=line.remaining(cancelled=state.cancelled) if visible else None,
         covered_until=covered_until(state, line) if visible else None,
@@ -186,10 +164,7 @@ def dispensation_view(dispensation: Dispensation) -> DispensationView:
         finess=dispensation.finess,
         dispensed_at=dispensation.dispensed_at,
         recorded_at=dispensation.recorded_at,
-        lines=tuple(
-            DispensedLineView(line_no=line.line_no, quantity=line.quantity, product=line.product)
-            for line in dispensation.lines
-        ),
+        lines=dispensation.lines,
         billed=dispensation.billed,
         withdrawn=dispensation.withdrawn,
     )

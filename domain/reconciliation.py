@@ -34,7 +34,7 @@ import string
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import msgspec
 
@@ -54,34 +54,15 @@ Outcome = Literal[
     "amount_mismatch",
     "matched",
 ]
-OUTCOMES: tuple[Outcome, ...] = (
-    "invalid",
-    "unknown_prescription",
-    "duplicate_invoice",
-    "no_dispensation",
-    "product_mismatch",
-    "quantity_mismatch",
-    "over_billed",
-    "amount_mismatch",
-    "matched",
-)
-RECONCILED: frozenset[Outcome] = frozenset(
-    {
-        "no_dispensation",
-        "product_mismatch",
-        "quantity_mismatch",
-        "over_billed",
-        "amount_mismatch",
-        "matched",
-    }
-)
+# Every outcome, in the contract's order: the order the checks apply in.
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
+# The outcomes from `no_dispensation` on name a real invoice: its number is used.
+RECONCILED: frozenset[Outcome] = frozenset(OUTCOMES[OUTCOMES.index("no_dispensation") :])
 MAX_INVOICE_LINES = 200
 
-InvoiceKey = tuple[str, str]
+InvoiceKey = tuple[str, str]  # (pharmacy FINESS, invoice number): an invoice number is per pharmacy
 # (billed, prescribed) -> whether the billed pack may stand for the prescribed one.
-SubstituteCheck = Callable[
-    ["ProductRef", "ProductRef"], bool
-]  # (pharmacy FINESS, invoice number): an invoice number is per pharmacy
+SubstituteCheck = Callable[["ProductRef", "ProductRef"], bool]
 
 
 # The structs below hold no references back to themselves, so they are left out of the cyclic
