@@ -129,10 +129,11 @@ READ_SIDE_PRESCRIBERS = [Rpps.from_body(f"10{n:08d}") for n in range(50)]
 READ_SIDE_PATIENTS = [Ins.from_body(f"1840175{n:06d}") for n in range(1000)]
 
 
-def sent_and_dispensed(n: int, now: Moment) -> list[Event]:
+def sent_and_dispensed(n: int, now: Moment, *, withdraw_last: bool = False) -> list[Event]:
     """The n-th prescription of the day: 3 packs of paracetamol, sent to the pharmacy, dispensed
-    in one visit (n even: 1 pack) or two (n odd: 2 packs, then 1); one in five patients has
-    refused the execution view. About 3.5 events a prescription."""
+    in one visit (n even: 1 pack) or two (n odd: 2 packs, then 1), the last one withdrawn if
+    asked; one in five patients has refused the execution view. About 3.5 events a
+    prescription."""
     line = RequestedLine(product=PARACETAMOL, quantity=3, dosage="x", duration_days=8)
     prescriber, patient = READ_SIDE_PRESCRIBERS[n % 50], READ_SIDE_PATIENTS[n % 1000]
     number = PrescriptionNumber.generate()
@@ -141,6 +142,9 @@ def sent_and_dispensed(n: int, now: Moment) -> list[Event]:
     for visit, quantity in enumerate((1 + n % 2, 1)[: 1 + n % 2]):
         handed = [DispenseLine(line_no=1, quantity=quantity)]
         dispensed(story, PHARMACY, PHARMACIST, handed, dispensation_id=f"d{n}-{visit}", now=now)
+    if withdraw_last:
+        last = story.state.dispensations[-1].dispensation_id
+        withdrawn(story, PHARMACY, PHARMACIST, last, now)
     return story.events
 
 

@@ -41,6 +41,15 @@ def test_a_read_side_day_sends_each_prescription_and_dispenses_it_in_one_or_two_
     assert all(s.version == len(events) for s, events in zip(states, days, strict=True))
 
 
+def test_a_read_side_prescription_may_have_its_last_dispensing_withdrawn() -> None:
+    events = busy_day.sent_and_dispensed(3, NOW, withdraw_last=True)
+
+    state = folded(events)
+    assert isinstance(events[-1], DispensationWithdrawn)
+    assert [d.withdrawn for d in state.dispensations] == [False, True]
+    assert state.lines[0].dispensed == 2
+
+
 def test_an_insurer_day_dispenses_every_prescription_and_bills_only_first_dispensings() -> None:
     rng = random.Random("insurer")
     days = [busy_day.dispensed_and_billed(rng, n, NOW) for n in range(400)]
