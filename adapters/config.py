@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 
@@ -158,3 +159,16 @@ def local_secret(data_dir: Path) -> str:
         path.write_text(secrets.token_urlsafe(32))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def with_schema(database_url: str, schema: str) -> str:
+    """ORDO_DATABASE_URL with ordo's own `?schema=` option: every table of the instance lives
+    in that PostgreSQL schema (tests and benchmarks give each run its own)."""
+    return f"{database_url}{'&' if '?' in database_url else '?'}schema={schema}"
+
+
+def schema_of(database_url: str, default: str = "public") -> str:
+    """The schema ORDO_DATABASE_URL's `?schema=` option names (the last one given), else
+    `default`."""
+    options = dict(parse_qsl(urlsplit(database_url).query))
+    return options.get("schema", default)

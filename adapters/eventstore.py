@@ -34,6 +34,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
+from adapters.config import schema_of
 from adapters.eventtable import CLAIMS_TABLE, EVENTS_TABLE, IDEMPOTENCY_TABLE, MIGRATIONS_TABLE
 from adapters.legacy import LEGACY_TOPICS, MIGRATION, rows_of
 from domain.coverage import COVERAGE_EVENT_TYPES, CoverageEvent, NarcoticCoverage, fold_coverage
@@ -355,7 +356,7 @@ def _postgres_log(database_url: str, pool_size: int) -> EventLog:
         password=unquote(url.password or ""),
         pool_size=int(options.get("pool_size", pool_size)),
         max_overflow=int(options.get("max_overflow", pool_size)),
-        schema=options.get("schema", ""),
+        schema=schema_of(database_url, default=""),
         originator_id_type="text",
     )
     recorder = SingleTripPostgresRecorder(datastore, events_table_name=EVENTS_TABLE)

@@ -19,7 +19,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from adapters.bootstrap import build_app
-from adapters.config import Settings
+from adapters.config import Settings, with_schema
 from tools.cast import SECRET, People
 
 # A test client of the whole app (the `client` fixture, and the tests that build their own).
@@ -73,8 +73,7 @@ def postgres_url(postgres_server_url: str) -> Iterator[str]:
     schema = f"t_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(postgres_server_url, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    separator = "&" if "?" in postgres_server_url else "?"
-    yield f"{postgres_server_url}{separator}schema={schema}"
+    yield with_schema(postgres_server_url, schema)
     with psycopg.connect(postgres_server_url, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 

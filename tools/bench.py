@@ -1,76 +1,62 @@
 # scripts/bench: load benchmarks of the ordo API (not tests). Results go to BENCHMARKS.md.
 #
 #   scripts/bench dispensing [--seconds 15] [--clients 1,32] [--backends sqlite,postgres]
-#                            [--workers N[,M...]] [--profile] [--write BENCHMARKS.md]
+#                            [--workers N[,M...]] [--py-spy] [--write BENCHMARKS.md]
 #
 # For each backend it starts a fresh `ordo serve` (SQLite in a temp dir, PostgreSQL in a
 # scratch schema), issues prescriptions through the API, then runs closed-loop clients that
 # POST one-pack dispensings on random prescriptions. On PostgreSQL it also sends the event
-# store's own statements straight to the database with asyncpg (the baseline), and with
-# --profile it profiles one server process under load (cProfile in every thread, CPU clock).
+# store's own append straight to the database with asyncpg (the locked SQL baseline), and with
+# --py-spy it samples one server process under load.
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
-import cProfile
-import json
 import math
 import os
 import platform
-import pstats
 import random
 import re
 import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
-from typing import IO, Any, Protocol, TypeVar, cast
+from typing import Protocol, TypeVar, cast
 
 import asyncpg
 import httptools
 import httpx
 import msgspec
 import psycopg
-import uvicorn
 import uvloop
-from litestar.concurrency import set_asyncio_executor
 from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from adapters.auth import TokenVerifier, sign_token
-from adapters.eventstore import EventLog, open_log
-from adapters.http.schemas import DispenseBody
-from adapters.service import paris_clock
-from domain import commands
-from domain.commands import Dispense
-from domain.identifiers import Cip13, Finess, Ins, PrescriptionNumber, Rpps
-from domain.prescription import Prescription, fold
-from tools import benchmarks_md
-from tools.harness import free_port
+from adapters.auth import sign_token
+from adapters.config import with_schema
+from adapters.eventstore import open_log
+from domain.identifiers import Cip13, Finess, Ins, Rpps
+from tools import benchmarks_md, harness
+from tools.harness import HOST, Server, free_port
 
-SELF = Path(__file__).resolve()
-ROOT = SELF.parent.parent
-HOST = "127.0.0.1"
+ROOT = Path(__file__).resolve().parent.parent
 SECRET = f"bench-{uuid.uuid4().hex}"
 API_APP = "ordo-bench-api"  # PGAPPNAME of the server's connections
 SQL_APP = "ordo-bench-sql"  # application_name of the baseline's connections
+LOCKED_SQL = "SQL ordo_append"  # the baseline's rows, and what API/SQL compares with
 PRESCRIBED = 999
 MORPHINE = Cip13.from_body("340093332352").value
 DISPENSE_BODY = b'{"lines":[{"line_no":1,"quantity":1}]}'
@@ -89,7 +75,7 @@ console = Console(stderr=True)
 
 
 def say(message: str, style: str = "") -> None:
-    """Progress on stderr; labels like "API [threads=32]" are text, not rich markup."""
+    """Progress on stderr; labels like "API [ORDO_DB_POOL_SIZE=8]" are text, not rich markup."""
     console.log(Text(message, style=style), _stack_offset=2)
 
 
@@ -109,13 +95,10 @@ class Options:
     workers: tuple[int, ...]
     prescriptions: int
     client: str
-    threads: tuple[int | None, ...]
-    switch_ms: tuple[float | None, ...]
     env: dict[str, str]
     database_url: str | None
     postgres: str
     baseline: bool
-    profile: bool
     write: Path | None
     section: str
     keep: bool
@@ -176,19 +159,6 @@ def _parser() -> argparse.ArgumentParser:
         help="server processes on PostgreSQL "
         "(default 2; a list runs each); SQLite always runs 1 (the CLI refuses more)",
     )
-    run.add_argument(
-        "--threads",
-        type=_ints,
-        help="run each worker with Litestar's sync handlers on a thread pool of this size (a "
-        "list runs each) instead of the stock `ordo serve` (loop's default executor: 6 here)",
-    )
-    run.add_argument(
-        "--switch-interval",
-        type=_floats,
-        metavar="MS",
-        help="run each worker with sys.setswitchinterval(MS/1000) (Python's default: 5 ms; a "
-        "list runs each) instead of the stock `ordo serve`",
-    )
     run.add_argument("--prescriptions", type=int, default=2000, help="seeded through the API")
     run.add_argument("--client", choices=("raw", "httpx"), default="raw", help="HTTP client")
     run.add_argument(
@@ -219,7 +189,6 @@ def _parser() -> argparse.ArgumentParser:
         help="also dispense in an open loop at this fixed rate on PostgreSQL (latency from each "
         "request's scheduled send time: no coordinated omission), e.g. 1400",
     )
-    run.add_argument("--profile", action="store_true", help="profile one server process")
     run.add_argument(
         "--py-spy",
         action="store_true",
@@ -270,13 +239,10 @@ def parse_options(argv: Sequence[str]) -> Options:
         workers=args.workers,
         prescriptions=args.prescriptions,
         client=args.client,
-        threads=args.threads or (None,),
-        switch_ms=args.switch_interval or (None,),
         env=env,
         database_url=args.database_url,
         postgres=args.postgres,
         baseline=not args.no_baseline,
-        profile=args.profile,
         write=args.write,
         section=args.section,
         keep=args.keep,
@@ -732,12 +698,9 @@ async def observe(
     window: Window,
     servers: Sequence[int],
     activity: tuple[str, str] | None,
-    on_start: Callable[[], None] | None = None,
 ) -> Observation:
     sampler = asyncio.create_task(sample_activity(*activity, window)) if activity else None
     await sleep_until(window.start)
-    if on_start is not None:
-        on_start()
     before = await asyncio.to_thread(cpu_sample)
     await sleep_until(window.end)
     after = await asyncio.to_thread(cpu_sample)
@@ -759,7 +722,7 @@ async def _sessions(sampler: asyncio.Task[dict[str, float]] | None) -> dict[str,
 
 @dataclass(frozen=True)
 class Run:
-    target: str  # "API", "API [threads=32]", "SQL like the app", ...
+    target: str  # "API", "API read", "SQL ordo_append", ...
     backend: str
     workers: int | None
     clients: int
@@ -791,17 +754,11 @@ class Run:
 
 @dataclass(frozen=True)
 class ServerSpec:
-    """How to run the API. `threads` None: the stock `ordo serve --workers N`, as shipped.
-    Otherwise N copies of this script's `_serve` (the same uvicorn config and app factory)
-    sharing one listening socket as uvicorn's workers do, with Litestar's sync handlers on a
-    thread pool of that size instead of the event loop's default executor. `profile`: one
-    `_serve` process with every thread profiled."""
+    """Which API to run: the stock `ordo serve --workers N`, as shipped, of this checkout or of
+    another revision's (`source`), with the run's extra environment."""
 
     backend: str
     workers: int
-    threads: int | None = None
-    switch_ms: float | None = None
-    profile: Path | None = None
     env: tuple[tuple[str, str], ...] = ()
     lines: str = "standard"  # what the seeded prescriptions prescribe (prescription_body)
     rev: str | None = None  # the stock server of this git revision, checked out in `source`
@@ -809,125 +766,28 @@ class ServerSpec:
     catalogue: Path | None = None  # the BDPM files imported before the server starts
 
     @property
-    def stock(self) -> bool:
-        return self.threads is None and self.switch_ms is None and self.profile is None
-
-    @property
     def label(self) -> str:
-        tuned = [f"threads={self.threads}"] if self.threads else []
-        tuned += [f"switch={self.switch_ms:g}ms"] if self.switch_ms else []
-        tuned += [f"{name}={value}" for name, value in self.env]
+        tuned = [f"{name}={value}" for name, value in self.env]
         what = "API" + (f" @{self.rev}" if self.rev else "")
         what += " narcotic" if self.lines == "narcotic" else ""
         what += " +catalogue" if self.catalogue else ""
         return what + (f" [{', '.join(tuned)}]" if tuned else "")
 
 
-@dataclass(frozen=True)
-class Server:
-    processes: list[subprocess.Popen[bytes]]
-    port: int
-    log: Path
-
-    @property
-    def pids(self) -> list[int]:
-        return [process.pid for process in self.processes]
-
-
 def server_env(spec: ServerSpec, data_dir: Path, database_url: str | None) -> dict[str, str]:
     """Our environment minus every ORDO_* setting (no Kafka, no failpoint), plus the run's."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDO_")}
+    env = harness.without_ordo_settings()
     env |= {"ORDO_AUTH_SECRET": SECRET, "ORDO_DATA_DIR": str(data_dir), "PGAPPNAME": API_APP}
     if database_url:
         env["ORDO_DATABASE_URL"] = database_url
     return env | dict(spec.env)
 
 
-def stock_argv(port: int, workers: int) -> list[str]:
-    serve = ["serve", "--host", HOST, "--port", str(port), "--workers", str(workers)]
-    return [sys.executable, "-m", "adapters.cli", *serve]
-
-
-def _popen(
-    argv: list[str], env: dict[str, str], log: Path, fds: Sequence[int] = (), cwd: Path = ROOT
-) -> Any:
-    """Server's stdout (one JSON log line per request) goes to /dev/null, stderr to a file.
-    `python -m` puts `cwd` first on the path: another checkout runs its own code."""
-    with log.open("ab") as stderr:
-        return subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            pass_fds=fds,
-        )
-
-
-def spawn(spec: ServerSpec, env: dict[str, str], log: Path) -> Server:
-    if spec.stock:
-        port = free_port()
-        argv, cwd = stock_argv(port, spec.workers), spec.source or ROOT
-        return Server([_popen(argv, env, log, cwd=cwd)], port, log)
-    with socket.create_server((HOST, 0), backlog=2048) as listener:
-        fd, port = listener.fileno(), listener.getsockname()[1]
-        extra = [str(spec.profile)] if spec.profile else []
-        tuning = [str(spec.threads or 0), str(spec.switch_ms or 0)]
-        argv = [sys.executable, str(SELF), "_serve", str(fd), *tuning, *extra]
-        processes = [_popen(argv, env, log, (fd,)) for _ in range(spec.workers)]
-    return Server(processes, port, log)
-
-
-async def wait_ready(server: Server, patience: float = 90.0) -> None:
-    deadline = time.monotonic() + patience
-    async with httpx.AsyncClient(base_url=f"http://{HOST}:{server.port}", timeout=5.0) as client:
-        while time.monotonic() < deadline:
-            if any(process.poll() is not None for process in server.processes):
-                raise BenchError(f"server exited:\n{server.log.read_text()[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if (await client.get("/readyz")).status_code == 200:
-                    return
-            await asyncio.sleep(0.2)
-    raise BenchError(f"server not ready after {patience:.0f} s")
-
-
-async def stop(process: subprocess.Popen[bytes], grace: float = 20.0) -> None:
-    """SIGINT (uvicorn shuts down gracefully, workers included), then SIGKILL after `grace`."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-    try:
-        await asyncio.to_thread(process.wait, grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        await asyncio.to_thread(process.wait)
-
-
-@contextlib.asynccontextmanager
-async def running(spec: ServerSpec, env: dict[str, str], log: Path) -> AsyncIterator[Server]:
-    server = spawn(spec, env, log)
-    try:
-        await wait_ready(server)
-        yield server
-    finally:
-        await asyncio.gather(*(stop(process) for process in server.processes))
-
-
-def serve_in_process(fd: int, threads: int, switch_ms: float, profile: Path | None) -> int:
-    """`_serve`: what `ordo serve` runs in each worker, on an inherited listening socket."""
-    if switch_ms:
-        sys.setswitchinterval(switch_ms / 1000)
-    if threads:
-        set_asyncio_executor(ThreadPoolExecutor(max_workers=threads, thread_name_prefix="handler"))
-    config = uvicorn.Config(
-        "adapters.bootstrap:app_from_env", factory=True, access_log=False, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    listener = socket.socket(fileno=fd)
-    if profile is None:
-        server.run(sockets=[listener])
-        return 0
-    return profiled(lambda: server.run(sockets=[listener]), profile)
+def running(
+    spec: ServerSpec, env: dict[str, str], log: Path
+) -> AbstractAsyncContextManager[Server]:
+    """The spec's server, ready; `python -m` in another checkout runs that checkout's code."""
+    return harness.running(env, log, workers=spec.workers, cwd=spec.source or ROOT)
 
 
 # --- PostgreSQL: where, scratch schemas, facts ----------------------------------------------------
@@ -1004,10 +864,6 @@ def services_url() -> str:
     if found is None:
         raise BenchError("no PostgreSQL: pass --database-url or run scripts/services up")
     return found.group(1)
-
-
-def with_schema(url: str, schema: str) -> str:
-    return f"{url}{'&' if '?' in url else '?'}schema={schema}"
 
 
 @dataclass
@@ -1161,7 +1017,6 @@ class ApiTarget:
     server: Server
     ids: list[str]
     dsn: str | None  # the PostgreSQL server, to watch the sessions
-    data_dir: Path  # ORDO_DATA_DIR (the SQLite store)
 
 
 async def api_run(
@@ -1169,7 +1024,6 @@ async def api_run(
     opts: Options,
     cast: Cast,
     clients: int,
-    on_start: Callable[[], None] | None = None,
     *,
     what: str = "dispensing",
     rate: float | None = None,
@@ -1178,12 +1032,12 @@ async def api_run(
     sessions = await open_sessions(opts.client, target.server.port, clients)
     window = Window.after(opts.warmup, opts.seconds)
     activity = (target.dsn, API_APP) if target.dsn else None
-    observer = asyncio.create_task(observe(window, target.server.pids, activity, on_start))
+    observer = asyncio.create_task(observe(window, [target.server.pid], activity))
     make = read_command if what == "read" else dispense_command
     command = make(target.ids, cast.pharmacists, clients)
     spying = None
     if opts.py_spy and rate is None and target.dsn and clients == max(opts.clients):
-        spying = asyncio.create_task(py_spy(target.server.pids, window))
+        spying = asyncio.create_task(py_spy([target.server.pid], window))
     if rate is None:
         tally = await run_loops(sessions, command, window)
     else:
@@ -1226,12 +1080,12 @@ async def api_server(
             say(f"{spec.label} {spec.backend} w{spec.workers} on :{srv.port}: seeding")
             ids = await seed(srv.port, cast, opts.prescriptions, opts.client, spec.lines)
             dsn = scratch.url if url and scratch else None
-            yield ApiTarget(spec, srv, ids, dsn, data_dir), schema
+            yield ApiTarget(spec, srv, ids, dsn), schema
 
 
 def import_catalogue(directory: Path, env: dict[str, str], log: Path) -> None:
     """`ordo catalogue import DIR` into the server's store, before it starts."""
-    argv = [sys.executable, "-m", "adapters.cli", "catalogue", "import", str(directory)]
+    argv = harness.ordo_argv("catalogue", "import", str(directory))
     with log.open("ab") as out:
         done = subprocess.run(argv, cwd=ROOT, env=env, stdout=out, stderr=out, check=False)
     if done.returncode != 0:
@@ -1258,132 +1112,45 @@ async def bench_api(
     return ApiResult(runs, schema)
 
 
-# --- the SQL baseline: the event store's statements, straight to PostgreSQL -----------------------
-
-
-Row = tuple[str, int, str, bytes]  # originator_id, originator_version, topic, state
-
-
-@dataclass(frozen=True)
-class Statements:
-    """What a dispensing sends (checked with log_statement=all): the SELECT of the stream,
-    then the append. The app's SingleTripPostgresRecorder appends with one prepared call of
-    its `ordo_append` function (LOCK TABLE ... IN EXCLUSIVE MODE; NOTIFY; INSERT ... RETURNING
-    notification_id, autocommit); eventsourcing's PostgresApplicationRecorder, which it
-    replaced, pipelines BEGIN; SET LOCAL lock_timeout; LOCK TABLE; NOTIFY; INSERT, then COMMIT."""
-
-    select: str
-    lock: tuple[str, ...]
-    insert: str
-    schema: str
-
-    @property
-    def function(self) -> str:
-        call = f'"{self.schema}".ordo_append($1, $2, $3, $4)'
-        return f"SELECT n AS notification_id FROM {call} AS n"
-
-    @property
-    def unlocked(self) -> str:
-        table = f'"{self.schema}"."ordo_events"'
-        return (
-            f"INSERT INTO {table} (originator_id, originator_version, topic, state) "
-            "VALUES ($1, $2, $3, $4) RETURNING notification_id"
-        )
-
-    @classmethod
-    def for_schema(cls, schema: str) -> Statements:
-        table = f'"{schema}"."ordo_events"'
-        return cls(
-            select=f"SELECT * FROM {table} WHERE originator_id = $1 "
-            "ORDER BY originator_version ASC",
-            lock=(
-                "SET LOCAL lock_timeout = '0s'",
-                f"LOCK TABLE {table} IN EXCLUSIVE MODE",
-                'NOTIFY "ordo_events"',
-            ),
-            insert=f"INSERT INTO {table} AS t (originator_id, originator_version, topic, state) "
-            "SELECT originator_id, originator_version, topic, state FROM unnest({events}) "
-            "RETURNING notification_id",
-            schema=schema,
-        )
-
-    def bound_insert(self) -> str:
-        return self.insert.format(events=f'$1::"{self.schema}"."stored_event_text"[]')
-
-    def literal_insert(self, row: Row) -> str:
-        """The same INSERT with its values inlined, to share a message with other statements
-        (ids, topics are [A-Za-z0-9.]; the state goes as a bytea hex literal)."""
-        number, version, topic, state = row
-        event = f"ROW('{number}', {version}, '{topic}', '\\x{state.hex()}'::bytea)"
-        return self.insert.format(events=f'ARRAY[{event}]::"{self.schema}"."stored_event_text"[]')
+# --- the locked SQL baseline: the event store's append, straight to PostgreSQL --------------------
 
 
 @dataclass(frozen=True)
 class Baseline:
+    """What a dispensing sends (checked with log_statement=all): the SELECT of the stream, then
+    one prepared call of the app's `ordo_append` function (LOCK TABLE ... IN EXCLUSIVE MODE;
+    NOTIFY; INSERT ... RETURNING notification_id, in its own transaction), on a copy of the
+    API run's seed in its own schema."""
+
     dsn: str
-    statements: Statements
+    schema: str
     ids: list[str]
     topic: str
     state: bytes
 
+    @property
+    def select(self) -> str:
+        return (
+            f'SELECT * FROM "{self.schema}"."ordo_events" WHERE originator_id = $1 '
+            "ORDER BY originator_version ASC"
+        )
 
-Append = Callable[[asyncpg.Connection, Statements, Row], Awaitable[None]]
-
-
-async def append_stepwise(conn: asyncpg.Connection, q: Statements, row: Row) -> None:
-    """One round trip per statement: the table lock is held across four of them."""
-    async with conn.transaction():
-        for statement in q.lock:
-            await conn.execute(statement)
-        await conn.fetch(q.bound_insert(), [row])
-
-
-async def append_function(conn: asyncpg.Connection, q: Statements, row: Row) -> None:
-    """The app's own append: one prepared call of ordo_append, its own transaction, so the
-    table lock is held server-side only (for the INSERT and the commit's WAL flush)."""
-    await conn.fetch(q.function, [row[0]], [row[1]], [row[2]], [row[3]])
+    @property
+    def append(self) -> str:
+        call = f'"{self.schema}".ordo_append($1, $2, $3, $4)'
+        return f"SELECT n AS notification_id FROM {call} AS n"
 
 
-async def append_pipelined(conn: asyncpg.Connection, q: Statements, row: Row) -> None:
-    """The library recorder's round trips: BEGIN ... INSERT in one message (psycopg pipelines
-    them), then COMMIT; the lock is held while the answer travels back and the COMMIT comes."""
-    await _in_transaction(conn, ";".join(("BEGIN", *q.lock, q.literal_insert(row))), "COMMIT")
-
-
-async def _in_transaction(conn: asyncpg.Connection, *messages: str) -> None:
-    try:
-        for message in messages:
-            await conn.execute(message)
-    except asyncpg.PostgresError:
-        await conn.execute("ROLLBACK")
-        raise
-
-
-async def append_unlocked(conn: asyncpg.Connection, q: Statements, row: Row) -> None:
-    """The same row, INSERTed without the table lock or NOTIFY: what PostgreSQL can commit
-    (readers of the log could then skip an event: the ceiling, not a way to write)."""
-    await conn.fetch(q.unlocked, *row)
-
-
-BASELINES: dict[str, Append] = {
-    "SQL ordo_append": append_function,
-    "SQL insert, no table lock": append_unlocked,
-    "SQL pipelined (library)": append_pipelined,
-    "SQL 1 stmt/trip": append_stepwise,
-}
-RATIO_TO = "SQL ordo_append"
-
-
-def sql_command(base: Baseline, append: Append, seed_: int) -> Command[asyncpg.Connection]:
+def sql_command(base: Baseline, seed_: int) -> Command[asyncpg.Connection]:
     rng = random.Random(seed_)
 
     async def dispense(conn: asyncpg.Connection) -> str | None:
         number = rng.choice(base.ids)
         for _ in range(100):  # a lost race on the version: load again and retry, as the app does
-            rows = await conn.fetch(base.statements.select, number)
-            row = (number, rows[-1]["originator_version"] + 1, base.topic, base.state)
+            rows = await conn.fetch(base.select, number)
+            version = rows[-1]["originator_version"] + 1
             try:
-                await append(conn, base.statements, row)
+                await conn.fetch(base.append, [number], [version], [base.topic], [base.state])
             except asyncpg.UniqueViolationError:
                 continue
             return None
@@ -1392,18 +1159,18 @@ def sql_command(base: Baseline, append: Append, seed_: int) -> Command[asyncpg.C
     return dispense
 
 
-async def sql_run(base: Baseline, opts: Options, clients: int, target: str) -> Run:
+async def sql_run(base: Baseline, opts: Options, clients: int) -> Run:
     settings = {"application_name": SQL_APP}
     conns = [await asyncpg.connect(base.dsn, server_settings=settings) for _ in range(clients)]
-    command = sql_command(base, BASELINES[target], clients)
+    command = sql_command(base, clients)
     window = Window.after(opts.warmup, opts.seconds)
     observer = asyncio.create_task(observe(window, (), (base.dsn, SQL_APP)))
     tally = await run_loops(conns, command, window)
     observation = await observer
     for conn in conns:
         await conn.close()
-    run = Run(target, "postgres", None, clients, window, tally, observation)
-    say(f"{target} c{clients}: {run.rate:.0f}/s, p99 {run.latency_ms(0.99):.1f} ms")
+    run = Run(LOCKED_SQL, "postgres", None, clients, window, tally, observation)
+    say(f"{LOCKED_SQL} c{clients}: {run.rate:.0f}/s, p99 {run.latency_ms(0.99):.1f} ms")
     return run
 
 
@@ -1428,346 +1195,17 @@ def prepare_baseline(scratch: Scratch, source: str) -> Baseline:
             ).format(src)
         ).fetchone()
     topic, state = sample or ("DispensationRecorded.v1", b"{}" * 200)
-    return Baseline(scratch.url, Statements.for_schema(schema), ids, topic, bytes(state))
+    return Baseline(scratch.url, schema, ids, topic, bytes(state))
 
 
 async def bench_baseline(opts: Options, scratch: Scratch, source: str) -> list[Run]:
     base = prepare_baseline(scratch, source)
     say(f"SQL baseline on {len(base.ids)} prescriptions")
     runs = []
-    for target in BASELINES:
-        for clients in opts.clients:
-            await quiet_machine(opts.wait_quiet)
-            runs.append(await sql_run(base, opts, clients, target))
+    for clients in opts.clients:
+        await quiet_machine(opts.wait_quiet)
+        runs.append(await sql_run(base, opts, clients))
     return runs
-
-
-# --- profiling one server process -----------------------------------------------------------------
-
-
-class ProfileGate:
-    """Every thread's profile function until "start" arrives on stdin; then, on its next call
-    event, each thread swaps it for its own cProfile profiler on the thread's CPU clock, so
-    time waiting for the GIL, the database or a lock is not counted."""
-
-    def __init__(self) -> None:
-        self.opened = False
-        self.profiles: list[tuple[str, cProfile.Profile]] = []
-
-    def __call__(self, frame: Any, event: str, arg: Any) -> None:
-        if self.opened:
-            profile = cProfile.Profile(time.thread_time)
-            self.profiles.append((threading.current_thread().name, profile))
-            profile.enable()
-
-    def wait_for_start(self, stream: IO[str]) -> None:
-        for line in stream:
-            if line.strip() == "start":
-                self.opened = True
-                return
-
-
-def profiled(serve: Callable[[], None], out: Path) -> int:
-    """Serve, with every thread profiled from "start" on stdin until the server stops."""
-    bias = calibrate()
-    gate = ProfileGate()
-    threading.Thread(target=gate.wait_for_start, args=(sys.stdin,), daemon=True).start()
-    threading.setprofile(gate)
-    sys.setprofile(gate)
-    try:
-        serve()
-    finally:
-        sys.setprofile(None)
-        threading.setprofile(None)
-        dump_profiles(gate.profiles, bias, out)
-    return 0
-
-
-FuncKey = tuple[str, int, str]
-STAT = dict[FuncKey, tuple[int, int, float, float, dict[FuncKey, Any]]]
-Bias = tuple[float, float]  # profiler CPU per call, landing in (the callee's, the caller's) time
-
-
-def _empty() -> None:
-    return None
-
-
-def calibrate(rounds: int = 200_000) -> Bias:
-    """What cProfile on time.thread_time adds per call (a few µs: a syscall per event), so it
-    can be taken off again: call-heavy code (generators, small helpers) is inflated most."""
-
-    def loop() -> None:
-        for _ in range(rounds):
-            _empty()
-
-    started = time.thread_time()
-    loop()
-    plain = time.thread_time() - started
-    profile = cProfile.Profile(time.thread_time)
-    started = time.thread_time()
-    profile.enable()
-    loop()
-    profile.disable()
-    overhead = (time.thread_time() - started - plain) / rounds
-    stats: STAT = pstats.Stats(profile).stats  # type: ignore[attr-defined]
-    callee = next(v[2] for k, v in stats.items() if k[2] == "_empty") / rounds
-    return callee, max(0.0, overhead - callee)
-
-
-def corrected(stats: STAT, bias: Bias) -> dict[FuncKey, float]:
-    """Own CPU per function, minus the profiler's cost for its calls and the calls it made."""
-    made: Counter[FuncKey] = Counter()
-    for value in stats.values():
-        for caller, (calls, *_) in value[4].items():
-            made[caller] += calls
-    return {
-        key: max(0.0, tt - calls * bias[0] - made[key] * bias[1])
-        for key, (_, calls, tt, _, _) in stats.items()
-    }
-
-
-def _stats(stats: pstats.Stats) -> STAT:
-    raw: STAT = stats.stats  # type: ignore[attr-defined]
-    return raw
-
-
-def dump_profiles(profiles: list[tuple[str, cProfile.Profile]], bias: Bias, out: Path) -> None:
-    per_thread = [(name, pstats.Stats(profile)) for name, profile in profiles]
-    if not per_thread:
-        return
-    threads = [
-        {"name": name, "cpu": sum(corrected(_stats(stats), bias).values())}
-        for name, stats in per_thread
-    ]
-    sidecar = {"bias": bias, "threads": threads}
-    out.with_suffix(".json").write_text(json.dumps(sidecar))  # before add() changes the first
-    merged = per_thread[0][1]
-    for _, stats in per_thread[1:]:
-        merged.add(stats)
-    merged.dump_stats(out)
-
-
-BUILTIN_OWNERS = {
-    "msgspec": "msgspec",
-    "psycopg_binary": "psycopg",
-    "psycopg": "psycopg",
-    "_hashlib": "hashlib/hmac (JWT)",
-    "_hmac": "hashlib/hmac (JWT)",
-    "_sqlite3": "sqlite3",
-    "sqlite3": "sqlite3",
-    "uvloop": "uvloop",
-    "_asyncio": "stdlib asyncio",
-    "_socket": "socket syscalls",
-    "select": "socket syscalls",
-    "_thread": "threads (locks, start)",
-    "_json": "stdlib json",
-    "_contextvars": "stdlib contextvars",
-}
-PACKAGE_ALIASES = {"psycopg_binary": "psycopg", "psycopg_pool": "psycopg"}
-
-
-def file_component(path: str) -> str:
-    if "site-packages/" in path:
-        package = path.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
-        return PACKAGE_ALIASES.get(package, package)
-    if path.startswith(str(ROOT)):
-        parts = Path(path).relative_to(ROOT).parts[:2]
-        return "ordo " + "/".join(parts).removesuffix(".py")
-    if found := re.search(r"/python3\.\d+/(\w+)", path):
-        return "stdlib " + found.group(1)
-    return "stdlib (frozen)" if path.startswith("<frozen") else "other"
-
-
-def component(stats: STAT, key: FuncKey, depth: int = 0) -> str:
-    """Which library a function's own CPU belongs to; a C function without a clear owner
-    (list.append, isinstance, ...) counts for its main caller."""
-    path, _, name = key
-    if path != "~":
-        return file_component(path)
-    found = re.search(r"of '([\w.]+)' objects|built-in method ([\w.]+)\.", name)
-    module = (found.group(1) or found.group(2)).split(".")[0] if found else ""
-    if module in BUILTIN_OWNERS:
-        return BUILTIN_OWNERS[module]
-    callers = stats[key][4]
-    if not callers or depth > 3:
-        return "builtins"
-    caller = max(callers, key=lambda c: callers[c][3])
-    return component(stats, caller, depth + 1)
-
-
-@dataclass(frozen=True)
-class ProfileSummary:
-    run: Run
-    requests: int  # dispensings decided while profiling
-    raw_cpu: float  # seconds cProfile counted
-    cpu: float  # the same, less the profiler's own cost
-    threads: dict[str, float]
-    components: list[tuple[str, float]]
-    top: list[tuple[str, float]]
-
-
-def thread_groups(sidecar: dict[str, Any]) -> dict[str, float]:
-    """CPU per kind of thread ("handler_N ×32"), from the server's sidecar file."""
-    cpu: dict[str, float] = {}
-    count: Counter[str] = Counter()
-    for thread in sidecar.get("threads", []):
-        name = re.sub(r"\d+", "N", thread["name"])
-        cpu[name] = cpu.get(name, 0.0) + float(thread["cpu"])
-        count[name] += 1
-    ordered = sorted(cpu.items(), key=lambda item: -item[1])
-    return {f"{name} ×{count[name]}": seconds for name, seconds in ordered if seconds > 0.0005}
-
-
-def dispense_calls(stats: STAT) -> int:
-    """Decisions of a dispensing: `domain.commands.dispense` is synchronous, called once per
-    attempt (the use case is a coroutine now, and cProfile counts each of its resumptions)."""
-    return sum(
-        v[1]
-        for (path, _, fn), v in stats.items()
-        if fn == "dispense" and path.endswith("domain/commands.py")
-    )
-
-
-def summarize_profile(out: Path, run: Run) -> ProfileSummary:
-    stats: STAT = pstats.Stats(str(out)).stats  # type: ignore[attr-defined]
-    sidecar = json.loads(out.with_suffix(".json").read_text())
-    own = corrected(stats, (float(sidecar["bias"][0]), float(sidecar["bias"][1])))
-    by_component: dict[str, float] = {}
-    for key, seconds in own.items():
-        name = component(stats, key)
-        by_component[name] = by_component.get(name, 0.0) + seconds
-    top = sorted(own.items(), key=lambda item: -item[1])[:15]
-    return ProfileSummary(
-        run=run,
-        requests=dispense_calls(stats) or run.ok,
-        raw_cpu=sum(v[2] for v in stats.values()),
-        cpu=sum(own.values()),
-        threads=thread_groups(sidecar),
-        components=sorted(by_component.items(), key=lambda item: -item[1])[:15],
-        top=[(f"{component(stats, key)}: {_short(key)}", seconds) for key, seconds in top],
-    )
-
-
-def _short(key: FuncKey) -> str:
-    path, line, name = key
-    if path == "~":
-        return name
-    return f"{name} ({'/'.join(Path(path).parts[-2:])}:{line})"
-
-
-@dataclass(frozen=True)
-class Profile:
-    summary: ProfileSummary
-    steps: list[Step]
-
-
-async def bench_profile(opts: Options, cast: Cast, scratch: Scratch | None) -> Profile:
-    """One server process (as one `ordo serve` worker), profiled while under the most clients;
-    then the use case's steps timed one by one on the same store, the server idle."""
-    with tempfile.TemporaryDirectory(prefix="ordo-bench-profile-") as tmp:
-        out = Path(tmp) / "server.pstats"
-        backend = "postgres" if scratch else "sqlite"
-        spec = ServerSpec(backend, 1, opts.threads[0], opts.switch_ms[0], out, opts.env_items)
-        async with api_server(spec, opts, cast, scratch) as (target, schema):
-            await quiet_machine(opts.wait_quiet)
-            say("profiling it")
-            run = await api_run(target, opts, cast, max(opts.clients), partial(_start, target))
-            url = with_schema(scratch.url, schema) if scratch and schema else None
-            steps = await asyncio.to_thread(time_steps, url, target.data_dir, cast, target.ids)
-        return Profile(summarize_profile(out, run), steps)
-
-
-def _start(target: ApiTarget) -> None:
-    for process in target.server.processes:
-        assert process.stdin is not None
-        process.stdin.write(b"start\n")
-        process.stdin.flush()
-
-
-# --- timing the use case's steps ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    cpu_us: float  # this thread's CPU per call
-    wall_us: float  # elapsed per call (database round trips included)
-
-
-STEP_ROUNDS = 300
-JWT_FIRST = "JWT: TokenVerifier.actor, a token not seen before (HS256 verify)"
-JWT_AGAIN = "JWT: TokenVerifier.actor, a token seen before"
-BODY = "body: JSON → DispenseBody → Dispense"
-WHOLE = "whole use case: PrescriptionService.dispense"
-
-
-def time_steps(url: str | None, data_dir: Path, cast: Cast, ids: Sequence[str]) -> list[Step]:
-    """The dispensing use case cut in steps, each timed alone in one thread with the app's own
-    objects on the store the profiled server used: no GIL contention, no profiler."""
-    log = open_log(url, data_dir, 2)
-    try:
-        return _time_steps(log, cast, ids[:STEP_ROUNDS])
-    finally:
-        log.close()
-
-
-def _measure(name: str, rounds: int, step: Callable[[int], object]) -> Step:
-    cpu, wall = time.thread_time(), time.perf_counter()
-    for index in range(rounds):
-        step(index)
-    cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
-    return Step(name, cpu / rounds * 1e6, wall / rounds * 1e6)
-
-
-def _existing(state: Prescription | None) -> Prescription:
-    if state is None:
-        raise BenchError("a seeded prescription has no events")
-    return state
-
-
-def _time_steps(log: EventLog, cast: Cast, ids: Sequence[str]) -> list[Step]:
-    verifier = TokenVerifier(secret=SECRET)
-    header = f"Bearer {cast.pharmacists[0]}"
-    actor = verifier.actor(header)
-    pharmacy, pharmacist = Finess(actor.finess or ""), Rpps(actor.rpps or "")
-
-    def parse(_: int) -> Dispense:
-        return msgspec.json.decode(DISPENSE_BODY, type=DispenseBody).command(pharmacy, pharmacist)
-
-    command, n = parse(0), len(ids)
-    fresh = [
-        sign_token(
-            SECRET,
-            role="pharmacist",
-            subject=f"bench-step-{i}",
-            rpps=actor.rpps,
-            finess=actor.finess,
-        )
-        for i in range(n)
-    ]
-    numbers = [PrescriptionNumber.parse(number).value for number in ids]
-    loaded = [log.events_of(number) for number in numbers]
-    states = [_existing(fold(events)) for events in loaded]
-    decided = [
-        commands.dispense(s, command, str(uuid.uuid4()), paris_clock()).recorded for s in states
-    ]
-    return [
-        _measure(JWT_FIRST, n, lambda i: verifier.actor(f"Bearer {fresh[i]}")),
-        _measure(JWT_AGAIN, n, lambda _: verifier.actor(header)),
-        _measure(BODY, n, parse),
-        _measure(
-            "load: EventLog.events_of (SELECT, decode)", n, lambda i: log.events_of(numbers[i])
-        ),
-        _measure("fold: events → Prescription", n, lambda i: fold(loaded[i])),
-        _measure(
-            "decide: commands.dispense",
-            n,
-            lambda i: commands.dispense(states[i], command, str(uuid.uuid4()), paris_clock()),
-        ),
-        _measure(
-            "append: EventLog.append (INSERT transaction)", n, lambda i: log.append([decided[i]])
-        ),
-    ]
 
 
 # --- reports --------------------------------------------------------------------------------------
@@ -1785,7 +1223,7 @@ def _errors(run: Run) -> str:
 def _ratio(run: Run, runs: Sequence[Run]) -> str:
     if not run.is_api or run.backend != "postgres":
         return "—"
-    base = [r for r in runs if r.target == RATIO_TO and r.clients == run.clients]
+    base = [r for r in runs if r.target == LOCKED_SQL and r.clients == run.clients]
     return f"{run.rate / base[0].rate:.2f}" if base and base[0].rate else "—"
 
 
@@ -1892,56 +1330,6 @@ def cpu_rows(runs: Sequence[Run]) -> Rows:
     return head, rows
 
 
-def server_us(runs: Sequence[Run], backend: str, clients: int) -> float | None:
-    """Server CPU per dispensing of the stock API run on `backend` with `clients`, unprofiled."""
-    found = [r for r in runs if r.target == "API" and r.backend == backend and r.clients == clients]
-    run = found[0] if found and found[0].ok else None
-    return run.observation.cores["server"] * run.window.seconds / run.ok * 1e6 if run else None
-
-
-def profile_rows(summary: ProfileSummary, scale: float | None) -> list[tuple[str, Rows]]:
-    """Per dispensing as profiled, share, and the share of the unprofiled server CPU/op."""
-
-    def share(seconds: float) -> list[str]:
-        fraction = seconds / summary.cpu
-        scaled = [f"{fraction * scale:,.0f}"] if scale else []
-        return [f"{seconds / summary.requests * 1e6:,.0f}", f"{100 * fraction:.1f} %", *scaled]
-
-    head = ["µs/op profiled", "share", *(["≈ µs/op unprofiled"] if scale else [])]
-    threads = [[n, *share(s)] for n, s in summary.threads.items()]
-    components = [[n, *share(s)] for n, s in summary.components]
-    top = [[n, *share(s)] for n, s in summary.top]
-    return [
-        ("CPU by thread (profile)", (["thread", *head], threads)),
-        ("Own CPU by component (profile)", (["component", *head], components)),
-        ("Top functions by own CPU (profile)", (["function", *head], top)),
-    ]
-
-
-def steps_rows(profile: Profile, runs: Sequence[Run]) -> Rows:
-    """The steps timed alone, and what the server spends per dispensing beyond them."""
-    rows = [[s.name, f"{s.cpu_us:,.0f}", f"{s.wall_us:,.0f}"] for s in profile.steps]
-    backend = profile.summary.run.backend
-    alone = [r for r in runs if r.target == "API" and r.backend == backend and r.clients == 1]
-    cpu = {s.name: s.cpu_us for s in profile.steps}
-    if alone and alone[0].ok and {JWT_AGAIN, BODY, WHOLE} <= cpu.keys():
-        server = alone[0].observation.cores["server"] * alone[0].window.seconds / alone[0].ok * 1e6
-        rest = server - cpu[JWT_AGAIN] - cpu[BODY] - cpu[WHOLE]
-        rows += [
-            [
-                "server CPU per dispensing, API at 1 client (measured, all threads)",
-                f"{server:,.0f}",
-                "—",
-            ],
-            [
-                "the rest: HTTP, Litestar, middleware, thread hop, projections in process",
-                f"{rest:,.0f}",
-                "—",
-            ],
-        ]
-    return ["step (one thread, no load)", "CPU µs", "wall µs"], rows
-
-
 def rich_table(title: str, rows: Rows) -> Table:
     table = Table(title=title, title_justify="left")
     for name in rows[0]:
@@ -1970,7 +1358,8 @@ def goal_line(runs: Sequence[Run]) -> str:
     """The aims of issue 11 (the write path), judged on this run's PostgreSQL rows."""
     lines = []
     busy, idle = _api_runs(runs, "API", 32), _api_runs(runs, "API", 1)
-    locked = _api_runs([replace(r, target="API") for r in runs if r.target == RATIO_TO], "API", 32)
+    baseline = [replace(r, target="API") for r in runs if r.target == LOCKED_SQL]
+    locked = _api_runs(baseline, "API", 32)
     if busy:
         best = max(busy, key=lambda r: r.rate)
         ratio = best.rate / locked[0].rate if locked else math.nan
@@ -2097,16 +1486,12 @@ METHOD = (
     "then {clients} closed-loop clients ({client} HTTP/1.1 "
     "keep-alive client, one connection each) POST a one-pack dispensing on a random prescription "
     "with one of 16 pharmacists' tokens, for {warmup:g} s unmeasured then {seconds:g} s measured. "
-    "Anything but 201 is an error. The *SQL* rows send a dispensing's statements straight to "
-    "PostgreSQL with asyncpg, one connection per client, on a copy of the seed: SELECT the "
-    "stream (prepared), then the append. *SQL ordo_append* appends as the app does now (checked "
-    "with log_statement=all): one prepared `SELECT … FROM ordo_append($1…$4)`, whose PL/pgSQL "
-    "takes the EXCLUSIVE table lock, NOTIFYs and INSERTs in its own transaction (API/SQL "
-    "compares with it). *SQL pipelined (library)* sends what eventsourcing's "
-    "PostgresApplicationRecorder sends: BEGIN; SET LOCAL lock_timeout; LOCK TABLE ordo_events IN "
-    "EXCLUSIVE MODE; NOTIFY; INSERT … FROM unnest(…) RETURNING notification_id in one message "
-    "(psycopg pipelines them), then COMMIT, so the lock is held across a client round trip; "
-    "*SQL 1 stmt/trip* sends each of those statements in its own round trip. CPU columns are "
+    "Anything but 201 is an error. The *SQL ordo_append* rows send a dispensing's statements "
+    "straight to PostgreSQL with asyncpg, one connection per client, on a copy of the seed: "
+    "SELECT the stream (prepared), then the append as the app does it (checked with "
+    "log_statement=all): one prepared `SELECT … FROM ordo_append($1…$4)`, whose PL/pgSQL takes "
+    "the EXCLUSIVE table lock, NOTIFYs and INSERTs in its own transaction (API/SQL compares with "
+    "it). CPU columns are "
     "cores busy on average (of {nproc}): server processes, PostgreSQL processes, this load "
     "generator (for SQL rows: the asyncpg client), other processes, whole machine; µs/op is CPU "
     "per 201; pg sessions are averages of pg_stat_activity samples every 0.2 s."
@@ -2117,37 +1502,7 @@ def facts_line(facts: dict[str, str]) -> str:
     return "; ".join(f"{name}: {value}" for name, value in facts.items())
 
 
-def profile_markdown(profile: Profile | None, runs: Sequence[Run]) -> list[str]:
-    if profile is None:
-        return []
-    summary = profile.summary
-    run = summary.run
-    parts = [
-        "#### Where the time goes",
-        "",
-        "The dispensing use case's steps, timed one by one in one thread with the app's own "
-        "objects on the store the profiled server used (no load, no profiler):",
-        "",
-        markdown_table(steps_rows(profile, runs)),
-        "",
-        f"One server process (one `ordo serve` worker) on {run.backend} under {run.clients} "
-        f"clients, every thread under cProfile on its own CPU clock (`time.thread_time`): "
-        f"{run.rate:,.0f}/s while profiled, {summary.requests:,} dispensings. cProfile counted "
-        f"{summary.raw_cpu:.1f} s; {summary.cpu:.1f} s after taking off its own cost per call "
-        f"(calibrated in the same process), i.e. {summary.cpu / summary.requests * 1e6:,.0f} µs "
-        "per dispensing, still above the unprofiled figure (the profiler slows every call and "
-        "the correction is approximate): read the shares; the last column applies them to the "
-        "server CPU per dispensing measured without profiler at the same client count.",
-    ]
-    scale = server_us(runs, run.backend, run.clients)
-    for title, rows in profile_rows(summary, scale):
-        parts += ["", f"{title}:", "", markdown_table(rows)]
-    return parts
-
-
-def block(
-    opts: Options, facts: dict[str, str], runs: Sequence[Run], profile: Profile | None
-) -> str:
+def block(opts: Options, facts: dict[str, str], runs: Sequence[Run]) -> str:
     method = METHOD.format(
         prescriptions=opts.prescriptions,
         prescribed=PRESCRIBED,
@@ -2175,37 +1530,30 @@ def block(
         markdown_table(cpu_rows(runs)),
     ]
     parts += ["", *spy_markdown()]
-    return "\n".join([*parts, "", *profile_markdown(profile, runs)]).rstrip() + "\n"
+    return "\n".join(parts).rstrip() + "\n"
 
 
-def print_report(runs: Sequence[Run], profile: Profile | None, rev: str | None = None) -> None:
+def print_report(runs: Sequence[Run], rev: str | None = None) -> None:
     out = Console(width=max(160, Console().width))
     out.print(rich_table("Dispensing", results_rows(runs, rev)))
     out.print(goal_line(runs))
     out.print(rich_table("Where the CPU goes (cores busy; CPU µs per 201)", cpu_rows(runs)))
-    if profile is not None:
-        out.print(rich_table("Steps timed alone", steps_rows(profile, runs)))
-        run = profile.summary.run
-        for title, rows in profile_rows(profile.summary, server_us(runs, run.backend, run.clients)):
-            out.print(rich_table(title, rows))
 
 
 # --- main -----------------------------------------------------------------------------------------
 
 
 def plan(opts: Options, baseline_source: Path | None = None) -> list[ServerSpec]:
-    """Each backend with each number of workers (SQLite: 1), thread pool size and kind of
-    line; then the same stock servers at `--rev`, checked out in `baseline_source`."""
+    """Each backend with each number of workers (SQLite: 1) and kind of line; then the same
+    servers at `--rev`, checked out in `baseline_source`."""
     specs: list[ServerSpec] = []
     for backend in opts.backends:
         workers = (1,) if backend == "sqlite" else opts.workers
         specs += [
-            ServerSpec(backend, w, t, s, env=opts.env_items, lines=kind, catalogue=catalogue)
+            ServerSpec(backend, w, env=opts.env_items, lines=kind, catalogue=catalogue)
             for w in workers
             for kind in opts.lines
             for catalogue in (None, *([opts.catalogue] if opts.catalogue else []))
-            for t in opts.threads
-            for s in opts.switch_ms
         ]
         if baseline_source is not None:
             specs += [
@@ -2245,30 +1593,25 @@ async def bench(opts: Options, url: str | None, where: str) -> int:
         seeded = next((r.schema for r in results if r.schema), None)
         if scratch and seeded and opts.baseline:
             runs += await bench_baseline(opts, scratch, seeded)
-        profile = await bench_profile(opts, cast, scratch) if opts.profile else None
     finally:
         if scratch and not opts.keep:
             scratch.drop_all()
     if scratch and scratch.started_at() != started:
         facts["WARNING"] = "PostgreSQL was restarted during the run: numbers are unreliable"
         say(facts["WARNING"], "red")
-    print_report(runs, profile, opts.rev)
+    print_report(runs, opts.rev)
     if opts.write:
-        benchmarks_md.update_benchmarks(opts.write, opts.section, block(opts, facts, runs, profile))
+        benchmarks_md.update_benchmarks(opts.write, opts.section, block(opts, facts, runs))
         say(f"wrote the `{opts.section}` block of {opts.write}")
     return 0
 
 
 def main(argv: Sequence[str]) -> int:
-    if argv[:1] == ["_serve"]:  # FD THREADS SWITCH_MS [PROFILE]: one server process (ServerSpec)
-        fd, threads, switch_ms, *profile = argv[1:]
-        out = Path(profile[0]) if profile else None
-        return serve_in_process(int(fd), int(threads), float(switch_ms), out)
     opts = parse_options(argv)
     try:
         with database(opts) as (url, where):
             return uvloop.run(bench(opts, url, where))
-    except BenchError as error:
+    except (BenchError, harness.ServerNotReadyError) as error:
         console.print(f"[red]bench: {error}[/red]")
         return 1
 

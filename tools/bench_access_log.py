@@ -23,8 +23,7 @@ import statistics
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,13 +35,13 @@ from rich.table import Table
 
 from adapters.access.store import TABLE
 from adapters.auth import sign_token
+from adapters.config import schema_of, with_schema
 from domain.identifiers import Cip13, Finess, Ins, Rpps
-from tools import bench, benchmarks_md
-from tools.harness import free_port
+from tools import bench, benchmarks_md, harness
+from tools.harness import HOST
 
 ROOT = Path(__file__).resolve().parent.parent
 console = Console(stderr=True)
-HOST = "127.0.0.1"
 SECRET = f"bench-{uuid.uuid4().hex}"
 PRESCRIPTIONS = 200
 WARMUP = 2.0
@@ -143,46 +142,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-@asynccontextmanager
-async def server(env: dict[str, str], log: Path) -> AsyncIterator[tuple[int, int]]:
-    port = free_port()
-    with log.open("ab") as out:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "adapters.cli",
-            "serve",
-            "--port",
-            str(port),
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=out,
-        )
-    try:
-        async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}") as client:
-            for _ in range(300):
-                try:
-                    if (await client.get("/readyz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                raise RuntimeError(f"server not ready: see {log}")
-        yield port, process.pid
-    finally:
-        process.terminate()  # graceful: the access log writes what it holds
-        await process.wait()
-
-
 def count_entries(backend: str, data_dir: Path, database_url: str | None) -> int:
     if database_url is None:
         import sqlite3  # noqa: PLC0415
 
         with sqlite3.connect(data_dir / "access-log.sqlite3") as conn:
             return int(conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0])
-    schema = database_url.rpartition("schema=")[2]
+    schema = schema_of(database_url)
     with psycopg.connect(database_url.partition("?")[0]) as conn:
         row = conn.execute(f'SELECT count(*) FROM "{schema}".{TABLE}').fetchone()
         assert row is not None and backend == "postgres"
@@ -198,13 +164,13 @@ def scratch_database(backend: str) -> str | None:
     schema = f"bench_access_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    return f"{url}{'&' if '?' in url else '?'}schema={schema}"
+    return with_schema(url, schema)
 
 
 def drop_database(database_url: str | None) -> None:
     if database_url is None:
         return
-    schema = database_url.rpartition("schema=")[2]
+    schema = schema_of(database_url)
     with psycopg.connect(database_url.partition("?")[0], autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
@@ -219,7 +185,12 @@ async def measure(backend: str, logged: bool, round_: int, opts: argparse.Namesp
             "ORDO_ACCESS_LOG": "true" if logged else "false",
             "ORDO_DATABASE_URL": database_url or "",
         }
-        async with server(env, data_dir / "server.log") as (port, pid):
+        # SIGTERM at the end: graceful, the access log writes what it holds.
+        serving = harness.running(
+            {**os.environ, **env}, data_dir / "server.log", stdout_to_log=True
+        )
+        async with serving as server:
+            port, pid = server.port, server.pid
             ids = await asyncio.to_thread(issue_prescriptions, port)
             readers = [
                 Reader(port, token, ids, seed) for seed, token in enumerate(tokens(opts.clients))

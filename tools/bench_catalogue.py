@@ -19,7 +19,6 @@ import os
 import random
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -32,9 +31,10 @@ from rich.table import Table
 
 from adapters.catalogue import load_snapshot, open_catalogue_store
 from adapters.catalogue.index import CatalogueSnapshot
-from adapters.config import Settings
+from adapters.config import Settings, with_schema
 from domain.identifiers import Cip13
 from tools import benchmarks_md
+from tools.harness import ordo_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 console = Console(stderr=True)
@@ -54,7 +54,7 @@ def timed(env: dict[str, str], arguments: list[str]) -> tuple[float, float]:
     carries the forking parent's high-water mark over `exec` into the child's."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "adapters.cli", "catalogue", *arguments],
+        ordo_argv("catalogue", *arguments),
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -95,7 +95,7 @@ def scratch_schema(url: str) -> str:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f'DROP SCHEMA IF EXISTS "{SCHEMA}" CASCADE')
         conn.execute(f'CREATE SCHEMA "{SCHEMA}"')
-    return f"{url}{'&' if '?' in url else '?'}schema={SCHEMA}"
+    return with_schema(url, SCHEMA)
 
 
 def drop_schema(url: str) -> None:

@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,7 +45,7 @@ from adapters.store.embedded import EmbeddedEventStore  # noqa: E402
 from domain.actors import Actor  # noqa: E402
 from domain.identifiers import Finess  # noqa: E402
 from tools.cast import SECRET, People  # noqa: E402
-from tools.harness import free_port  # noqa: E402
+from tools.harness import free_port, wait_listening  # noqa: E402
 
 
 class Accepting:
@@ -79,13 +78,7 @@ class RelayProcess:
         self.process = subprocess.Popen(
             [sys.executable, __file__, "--relay", str(self.port), str(out)]
         )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("the relay did not start")
+        wait_listening(self.port, self.process)
 
     def accepted(self) -> dict[str, float]:
         if not self.out.exists():

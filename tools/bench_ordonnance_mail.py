@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,20 +40,15 @@ from adapters.store.embedded import EmbeddedEventStore  # noqa: E402
 from domain.actors import Actor  # noqa: E402
 from domain.identifiers import Finess  # noqa: E402
 from tools.cast import SECRET, People  # noqa: E402
-from tools.harness import free_port  # noqa: E402
+from tools.harness import free_port, wait_listening  # noqa: E402
 
 
 def relay_process(port: int) -> subprocess.Popen[bytes]:
     """aiosmtpd's Sink (accepts and drops) in its own process: the CPU measured is the mailer's."""
     command = [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}"]
     process = subprocess.Popen([*command, "-c", "aiosmtpd.handlers.Sink"])
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return process
-        time.sleep(0.05)
-    raise RuntimeError("the relay did not start")
+    wait_listening(port, process)
+    return process
 
 
 async def record_sendings(data_dir: Path, log: EventLog, people: People, count: int) -> None:

@@ -33,7 +33,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,24 +46,15 @@ from rich.console import Console
 from rich.table import Table
 
 from adapters.auth import sign_token
-from adapters.config import Settings
+from adapters.config import Settings, with_schema
 from adapters.eventstore import open_log
 from adapters.kafka.messages import to_message
 from adapters.kafka.relay import Relay, ensure_topics, producer
 from adapters.readmodels import open_read_models
 from adapters.readmodels.postgres import asyncpg_target
-from domain.events import (
-    DispensationRecorded,
-    DispensedLine,
-    Event,
-    PrescribedLine,
-    PrescriptionIssued,
-    PrescriptionTransmitted,
-    Product,
-)
-from domain.identifiers import Cip13, Finess, Ins, PrescriptionNumber, Rpps
+from domain.identifiers import Rpps
 from projections.runner import ProjectionRunner
-from tools import bench, benchmarks_md
+from tools import bench, benchmarks_md, busy_day, harness
 
 ROOT = Path(__file__).resolve().parent.parent
 console = Console(stderr=True)
@@ -75,51 +66,7 @@ def say(message: str) -> None:
     console.log(message, markup=False, _stack_offset=2)
 
 
-# --- a busy day's log ----------------------------------------------------------------------------
-
-PARA = Product(system="CIP13", code=Cip13.from_body("340093000000").value, label="Para")
-PHARMACY = Finess.from_body("75071218").value
-PHARMACIST = Rpps.from_body("2000123456").value
-PRESCRIBERS = [Rpps.from_body(f"10{n:08d}").value for n in range(50)]
-PATIENTS = [Ins.from_body(f"1840175{n:06d}").value for n in range(1000)]
-
-
-def busy_day(n: int, now: datetime, today: date) -> list[Event]:
-    """Like tests/integration/logs.a_busy_day: issued, transmitted, dispensed once or twice."""
-    number = PrescriptionNumber.generate().value
-    line = PrescribedLine(
-        line_no=1, product=PARA, quantity=3, dosage="x", duration_days=8, narcotic=False
-    )
-    events: list[Event] = [
-        PrescriptionIssued(
-            prescription_id=number,
-            version=1,
-            at=now,
-            prescriber_rpps=PRESCRIBERS[n % 50],
-            patient_ins=PATIENTS[n % 1000],
-            issued_on=today,
-            kind="standard",
-            execution_view_consent=n % 5 != 0,
-            lines=(line,),
-        ),
-        PrescriptionTransmitted(
-            prescription_id=number, version=2, at=now, finess=PHARMACY, message=""
-        ),
-    ]
-    for visit, quantity in enumerate((1 + n % 2, 1)[: 1 + n % 2]):
-        events.append(
-            DispensationRecorded(
-                prescription_id=number,
-                version=3 + visit,
-                at=now,
-                dispensation_id=f"d{n}-{visit}",
-                finess=PHARMACY,
-                pharmacist_rpps=PHARMACIST,
-                dispensed_at=now,
-                lines=(DispensedLine(line_no=1, quantity=quantity, product=PARA),),
-            )
-        )
-    return events
+# --- a busy day's log (tools.busy_day) -----------------------------------------------------------
 
 
 @dataclass
@@ -132,27 +79,35 @@ class Built:
     def rate(self) -> float:
         return self.events / self.seconds
 
+    def appending(self) -> Row:
+        """The table's row for appending this log."""
+        return Row(
+            "append the log (EventLog.append, 3,500 events each)",
+            "postgres",
+            f"{self.events:,} events",
+            self.seconds,
+            f"{self.rate:,.0f} events/s",
+        )
+
 
 def build_log(database_url: str | None, data_dir: Path, events: int) -> Built:
-    """Append about `events` events (whole prescriptions, 1,000 per append)."""
+    """Append about `events` events (whole prescriptions, 1,000 per append); `seconds` is the
+    time spent in EventLog.append, not in deciding the events."""
     log = open_log(database_url, data_dir, 2)
-    now, today = datetime.now(UTC), date.today()
+    now = busy_day.moment()
     prescriptions = round(events / 3.5)
-    appended = 0
     started = time.perf_counter()
+
+    def progress(_: int, appended: int) -> None:
+        say(f"  appended {appended:,} events ({appended / (time.perf_counter() - started):,.0f}/s)")
+
     try:
-        for start in range(0, prescriptions, 1000):
-            batch: list[Event] = []
-            for n in range(start, min(start + 1000, prescriptions)):
-                batch += busy_day(n, now, today)
-            log.append(batch)
-            appended += len(batch)
-            if (start // 1000) % 50 == 49:
-                rate = appended / (time.perf_counter() - started)
-                say(f"  appended {appended:,} events ({rate:,.0f}/s)")
+        appended, seconds = busy_day.append_prescriptions(
+            log, prescriptions, lambda n: busy_day.sent_and_dispensed(n, now), progress
+        )
     finally:
         log.close()
-    return Built(prescriptions, appended, time.perf_counter() - started)
+    return Built(prescriptions, appended, seconds)
 
 
 # --- scratch schemas and topics ------------------------------------------------------------------
@@ -200,10 +155,6 @@ class Scratch:
                 admin.close()
 
 
-def schema_url(url: str, schema: str) -> str:
-    return str(bench.with_schema(url, schema))
-
-
 def settings_for(database_url: str | None, data_dir: Path, **extra: str) -> Settings:
     env = {"ORDO_DATA_DIR": str(data_dir), "ORDO_AUTH_SECRET": bench.SECRET, **extra}
     if database_url:
@@ -212,25 +163,12 @@ def settings_for(database_url: str | None, data_dir: Path, **extra: str) -> Sett
 
 
 def ordo_env(database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ORDO_")}
-    return env | {
+    return harness.without_ordo_settings() | {
         "ORDO_DATABASE_URL": database_url,
         "ORDO_DATA_DIR": str(data_dir),
         "ORDO_AUTH_SECRET": bench.SECRET,
         **extra,
     }
-
-
-def ordo(command: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """`ordo COMMAND` in the background, stderr to `log`."""
-    with log.open("ab") as stderr:
-        return subprocess.Popen(
-            [sys.executable, "-m", "adapters.cli", command],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
 
 
 # --- results -------------------------------------------------------------------------------------
@@ -268,7 +206,7 @@ async def project_all(settings: Settings, data_dir: Path) -> tuple[int, float]:
 
 async def copy_baseline(url: str, schema: str) -> tuple[int, float]:
     """COPY the rows the projection wrote into empty tables like the views (indexes too)."""
-    dsn, _ = asyncpg_target(schema_url(url, schema))
+    dsn, _ = asyncpg_target(with_schema(url, schema))
     conn = await asyncpg.connect(dsn)
     try:
         rows: dict[str, list[Any]] = {}
@@ -292,7 +230,7 @@ async def copy_baseline(url: str, schema: str) -> tuple[int, float]:
 async def measure_projection(args: argparse.Namespace, scratch: Scratch, work: Path) -> list[Row]:
     rows: list[Row] = []
     schema = scratch.schema("project")
-    url = schema_url(args.database_url, schema)
+    url = with_schema(args.database_url, schema)
     say(f"project: appending ~{args.events:,} events to {schema}")
     built = build_log(url, work / "pg", args.events)
     say(f"  {built.events:,} events in {built.seconds:.0f} s ({built.rate:,.0f}/s)")
@@ -314,15 +252,7 @@ async def measure_projection(args: argparse.Namespace, scratch: Scratch, work: P
             f"≥ {GOALS['project']:,}/s: {'met' if rate >= GOALS['project'] else 'not met'}",
         )
     )
-    rows.append(
-        Row(
-            "append the log (EventLog.append, 3,500 events each)",
-            "postgres",
-            f"{built.events:,} events",
-            built.seconds,
-            f"{built.rate:,.0f} events/s",
-        )
-    )
+    rows.append(built.appending())
     args.kafka_schema = schema  # the Kafka runs reuse this log
     args.kafka_built = built
 
@@ -350,14 +280,14 @@ async def measure_projection(args: argparse.Namespace, scratch: Scratch, work: P
 
 def measure_rebuild(args: argparse.Namespace, scratch: Scratch, work: Path) -> list[Row]:
     schema = scratch.schema("rebuild")
-    url = schema_url(args.database_url, schema)
+    url = with_schema(args.database_url, schema)
     say(f"rebuild: appending ~{args.rebuild_events:,} events to {schema}")
     built = build_log(url, work / "rb", args.rebuild_events)
     say(f"  {built.events:,} events in {built.seconds:.0f} s ({built.rate:,.0f}/s)")
     env = ordo_env(url, work / "rb")
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "adapters.cli", "projections", "rebuild"],
+        harness.ordo_argv("projections", "rebuild"),
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -388,13 +318,7 @@ def measure_rebuild(args: argparse.Namespace, scratch: Scratch, work: Path) -> l
                 filter(None, [note, "views complete" if ok else f"INCOMPLETE {count, versions}"])
             ),
         ),
-        Row(
-            "append the log (EventLog.append, 3,500 events each)",
-            "postgres",
-            f"{built.events:,} events",
-            built.seconds,
-            f"{built.rate:,.0f} events/s",
-        ),
+        built.appending(),
     ]
 
 
@@ -454,7 +378,7 @@ async def issue_probes(
     """(prescription number, prescriber token) for `each` prescriptions per probe prescriber."""
     cast = bench.make_cast()
     rng = random.Random(7)
-    session = bench.RawSession(bench.HOST, port)
+    session = bench.RawSession(harness.HOST, port)
     await session.connect()
     out: list[tuple[str, str]] = []
     for _, token in probes:
@@ -493,7 +417,7 @@ async def drive(port: int, ids: list[str], probes: list[tuple[str, str]], run: L
         free.put_nowait(session)
     rng = random.Random(1)
     watchers: set[asyncio.Task[None]] = set()
-    client = httpx.AsyncClient(base_url=f"http://{bench.HOST}:{port}", timeout=10)
+    client = httpx.AsyncClient(base_url=f"http://{harness.HOST}:{port}", timeout=10)
 
     async def one(session: Any, probe: tuple[str, str] | None, scheduled: float) -> None:
         number = probe[0] if probe else rng.choice(ids)
@@ -542,7 +466,7 @@ async def lag_run(
     args: argparse.Namespace, scratch: Scratch, work: Path, *, label: str, rate: float, kafka: bool
 ) -> LagRun:
     schema = scratch.schema("lag")
-    url = schema_url(args.database_url, schema)
+    url = with_schema(args.database_url, schema)
     extra: tuple[tuple[str, str], ...] = ()
     topic = ""
     if kafka:
@@ -561,7 +485,7 @@ async def lag_run(
     async with bench.running(spec, env, data / "server.log") as server:
         if kafka:
             for command in ("relay", "worker"):
-                helpers.append(ordo(command, env, data / f"{command}.log"))
+                helpers.append(harness.start_ordo([command], env, data / f"{command}.log"))
         try:
             cast = bench.make_cast()
             ids = await bench.seed(server.port, cast, 1000, "raw", "standard")
@@ -572,7 +496,7 @@ async def lag_run(
             await drive(server.port, ids, probes, run)
         finally:
             for helper in helpers:
-                await bench.stop(helper)
+                await asyncio.to_thread(harness.stop, helper)
     say(
         f"  {run.rate:,.0f} 201/s, {run.errors} errors, {len(run.lags)} sampled: "
         f"p50 {run.pct(0.5) * 1000:.0f} ms, p99 {run.pct(0.99) * 1000:.0f} ms, lost {run.lost}"
@@ -616,7 +540,7 @@ def lag_rows(runs: list[LagRun]) -> list[Row]:
 
 
 async def measure_relay(args: argparse.Namespace, scratch: Scratch, schema: str) -> list[Row]:
-    url = schema_url(args.database_url, schema)
+    url = with_schema(args.database_url, schema)
     topic = scratch.topic("relay")
     settings = settings_for(url, Path(tempfile.gettempdir()), ORDO_KAFKA_BOOTSTRAP=args.kafka)
     assert settings.kafka is not None
@@ -677,7 +601,7 @@ def truncate_views(url: str, schema: str) -> None:
 async def measure_workers(
     args: argparse.Namespace, schema: str, count: int, projected_rate: float
 ) -> Row:
-    url = schema_url(args.database_url, schema)
+    url = with_schema(args.database_url, schema)
     built = args.kafka_built
     truncate_views(args.database_url, schema)
     env = ordo_env(
@@ -689,7 +613,7 @@ async def measure_workers(
     )
     started = time.perf_counter()
     first = None
-    workers = [ordo("worker", env, Path(os.devnull)) for _ in range(count)]
+    workers = [harness.start_ordo(["worker"], env, Path(os.devnull)) for _ in range(count)]
     try:
         deadline = started + 600
         while time.perf_counter() < deadline:
@@ -704,7 +628,7 @@ async def measure_workers(
         done = time.perf_counter()
     finally:
         for worker in workers:
-            await bench.stop(worker)
+            await asyncio.to_thread(harness.stop, worker)
     total, steady = done - started, done - (first or started)
     rate = built.events / total
     say(f"workers ×{count}: {total:.1f} s from spawn ({rate:,.0f}/s), {steady:.1f} s from 1st row")
@@ -755,9 +679,10 @@ def markdown(rows: list[Row]) -> str:
 
 
 METHOD = """\
-Logs are a busy day (like `tests/integration/logs.a_busy_day`: each prescription issued,
-transmitted to a pharmacy, dispensed in one or two visits: 3.5 events per prescription, 50
-prescribers), appended 1,000 prescriptions per `EventLog.append` to a fresh scratch schema.
+Logs are a busy day (`tools.busy_day`, every event decided by `domain.commands`: each
+prescription issued, transmitted to a pharmacy, dispensed in one or two visits: 3.5 events per
+prescription, 50 prescribers), appended 1,000 prescriptions per `EventLog.append` to a fresh
+scratch schema (*append the log* times those calls alone).
 *Projection*: the runner `ordo project` uses (`ProjectionRunner`, batch 2,000, asyncpg), in
 this process, from position 0 to head; baseline: one asyncpg COPY of the rows it wrote into
 empty tables `LIKE … INCLUDING ALL` (same indexes), as events/s. SQLite: the embedded default in

@@ -39,8 +39,8 @@ from rich.console import Console
 from rich.table import Table
 
 from adapters.auth import sign_token
-from tools import benchmarks_md
-from tools.harness import free_port
+from adapters.config import with_schema
+from tools import benchmarks_md, harness
 
 ROOT = Path(__file__).resolve().parent.parent
 console = Console(stderr=True)
@@ -66,10 +66,6 @@ class Run:
     @property
     def overall_rate(self) -> float:
         return self.invoices / self.total_s if self.total_s else 0.0
-
-
-def schema_url(url: str, schema: str) -> str:
-    return f"{url}{'&' if '?' in url else '?'}schema={schema}"
 
 
 def prepare(args: argparse.Namespace, url: str) -> tuple[str, Path, dict[str, int]]:
@@ -107,7 +103,7 @@ def prepare(args: argparse.Namespace, url: str) -> tuple[str, Path, dict[str, in
     if not ready:
         command += ["--generate-log", str(args.prescriptions)]
     console.log(f"generating: {' '.join(command[1:])}")
-    env = {**os.environ, "ORDO_DATABASE_URL": schema_url(url, schema)}
+    env = {**os.environ, "ORDO_DATABASE_URL": with_schema(url, schema)}
     env["ORDO_DATA_DIR"] = str(args.workdir / "data")
     subprocess.run(command, env=env, check=True, cwd=ROOT)
     return schema, invoices, json.loads(expected.read_text())
@@ -144,7 +140,7 @@ def batch_times(url: str, schema: str) -> tuple[float, float, dict[str, int]]:
 def environment(url: str, schema: str, workdir: Path) -> dict[str, str]:
     return {
         **os.environ,
-        "ORDO_DATABASE_URL": schema_url(url, schema),
+        "ORDO_DATABASE_URL": with_schema(url, schema),
         "ORDO_DATA_DIR": str(workdir / "data"),
         "ORDO_AUTH_SECRET": SECRET,
     }
@@ -171,7 +167,7 @@ def via_cli(
     forget_reconciliations(url, schema)
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "adapters.cli", "reconcile", str(invoices)],
+        harness.ordo_argv("reconcile", str(invoices)),
         cwd=code,
         env=environment(url, schema, workdir),
         stdout=subprocess.PIPE,
@@ -191,17 +187,9 @@ def via_api(
     url: str, schema: str, invoices: Path, workdir: Path, count: int, *, code: Path = ROOT
 ) -> Run:
     forget_reconciliations(url, schema)
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "adapters.cli", "serve", "--port", str(port)],
-        cwd=code,
-        env=environment(url, schema, workdir),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_ready(base, server)
+    env = environment(url, schema, workdir)
+    with harness.serving(env, workdir / "server.log", cwd=code, grace=30.0) as server:
+        base = server.base_url
         peak = PeakRss(server.pid)
         token = sign_token(SECRET, role="insurer", subject="bench", ttl_seconds=3600)
         headers = {"Authorization": f"Bearer {token}", "content-type": "application/x-ndjson"}
@@ -226,29 +214,12 @@ def via_api(
         peak.stop()
         _, seconds, counts = batch_times(url, schema)
         return Run("api", count, uploaded - started, seconds, total, peak.mib, counts)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def _file_pieces(path: Path) -> Iterator[bytes]:
     with path.open("rb") as handle:
         while piece := handle.read(256 * 1024):
             yield piece
-
-
-def _wait_ready(base: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit("ordo serve exited")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("ordo serve did not become ready")
 
 
 class PeakRss:

@@ -20,6 +20,7 @@ import asyncpg
 import msgspec
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
+from adapters.config import with_schema
 from adapters.eventstore import EVENTS_TABLE, open_log
 from adapters.legacy import (
     LEGACY_CLAIM_TOPIC,
@@ -68,7 +69,7 @@ def timed(start: Callable[[], None]) -> float:
 async def postgres_starts(url: str, events: int, legacy: int) -> list[float]:
     """Seconds of: a start on an empty schema, the first start on the log, the second."""
     schema = f"bench_upgrade_{uuid.uuid4().hex[:8]}"
-    scratch = f"{url}{'&' if '?' in url else '?'}schema={schema}"
+    scratch = with_schema(url, schema)
     conn = await asyncpg.connect(url)
     await conn.execute(f'CREATE SCHEMA "{schema}"')
     try:

@@ -12,7 +12,8 @@ Invoices are built from its read models (each prescription's folded state: presc
 what each pharmacy handed over, the billing it recorded); with --generate-log N, N
 prescriptions, each dispensed by one or two pharmacies (some with a generic substituted, some
 billed through the API, a few second dispensings withdrawn), are first appended to its event
-log and projected. Everything streams: memory stays flat whatever --lines and N.
+log (every event decided by domain.commands: tools.busy_day) and projected. Everything
+streams: memory stays flat whatever --lines and N.
 
 Each dispensed prescription is billed in one visit (a pharmacy's packs are paid once, so a
 second visit would be `over_billed`): --lines needs about as many dispensed prescriptions.
@@ -32,7 +33,6 @@ import sys
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,20 +45,14 @@ from adapters.config import Settings
 from adapters.eventstore import open_log
 from adapters.readmodels import ReadModels, open_read_models
 from domain.events import (
-    BilledLine,
-    BillingRecorded,
-    DispensationRecorded,
-    DispensationWithdrawn,
-    DispensedLine,
     Event,
-    PrescribedLine,
-    PrescriptionIssued,
     Product,
 )
-from domain.identifiers import Cip13, Finess, Ins, PrescriptionNumber, Rpps
+from domain.identifiers import PrescriptionNumber
 from domain.prescription import Dispensation, Prescription
 from domain.reconciliation import OUTCOMES, RECONCILED
 from projections.runner import ProjectionRunner
+from tools import busy_day
 
 console = Console(stderr=True)
 DEFAULT_SHARE = (
@@ -66,147 +60,33 @@ DEFAULT_SHARE = (
     "duplicate_invoice=0.03,unknown_prescription=0.03,invalid=0.02,over_billed=0.03,"
     "amount_mismatch=0.02"
 )
-BILLED_SHARE = 0.3  # of first dispensings billed through the API (exécution en 2 temps)
-WITHDRAWN_SHARE = 0.05  # of second dispensings withdrawn as recorded in error
-PRODUCTS = [
-    Product(system="CIP13", code=Cip13.from_body(f"34009{n:07d}").value, label=f"Spécialité {n}")
-    for n in range(1, 2001)
-]
-PHARMACIES = [Finess.from_body(f"{75000000 + 37 * n:08d}").value for n in range(2000)]
-PHARMACISTS = [Rpps.from_body(f"20{n:08d}").value for n in range(200)]
-PRESCRIBERS = [Rpps.from_body(f"10{n:08d}").value for n in range(500)]
-APPEND_PRESCRIPTIONS = 1000  # per append (one transaction)
+PRODUCTS = busy_day.PRODUCTS  # what the generated log prescribes and hands over
+PHARMACIES = [pharmacy.value for pharmacy in busy_day.PHARMACIES]  # where it was handed over
 STATES_PAGE = 5000
 
 
 # --- a log to reconcile against ----------------------------------------------------------------
 
 
-def prescription_events(rng: random.Random, n: int, now: datetime) -> list[Event]:
-    """Issued, then dispensed by one pharmacy (a generic now and then), sometimes two."""
-    number = PrescriptionNumber.generate(rng.getrandbits).value
-    lines = tuple(
-        PrescribedLine(
-            line_no=no,
-            product=rng.choice(PRODUCTS),
-            quantity=rng.randint(1, 3),
-            dosage="1 comprimé matin et soir",
-            duration_days=30,
-            narcotic=False,
-        )
-        for no in range(1, rng.randint(1, 3) + 1)
-    )
-    issued = PrescriptionIssued(
-        prescription_id=number,
-        version=1,
-        at=now,
-        prescriber_rpps=rng.choice(PRESCRIBERS),
-        patient_ins=Ins.from_body(f"18401750{n % 100000:05d}").value,
-        issued_on=now.date(),
-        kind="standard",
-        execution_view_consent=True,
-        lines=lines,
-    )
-    first, second = rng.sample(PHARMACIES, 2)
-    handed = {line.line_no: rng.randint(1, line.quantity) for line in lines}
-    events: list[Event] = [
-        issued,
-        DispensationRecorded(
-            prescription_id=number,
-            version=2,
-            at=now,
-            dispensation_id=f"d{n}-1",
-            finess=first,
-            pharmacist_rpps=rng.choice(PHARMACISTS),
-            dispensed_at=now,
-            lines=tuple(
-                DispensedLine(
-                    line_no=line.line_no,
-                    quantity=handed[line.line_no],
-                    product=rng.choice(PRODUCTS) if rng.random() < 0.2 else line.product,
-                )
-                for line in lines
-            ),
-        ),
-    ]
-    rest = [line for line in lines if line.quantity > handed[line.line_no]]
-    if rest and rng.random() < 0.2:
-        events.append(
-            DispensationRecorded(
-                prescription_id=number,
-                version=3,
-                at=now,
-                dispensation_id=f"d{n}-2",
-                finess=second,
-                pharmacist_rpps=rng.choice(PHARMACISTS),
-                dispensed_at=now,
-                lines=tuple(
-                    DispensedLine(
-                        line_no=line.line_no,
-                        quantity=line.quantity - handed[line.line_no],
-                        product=line.product,
-                    )
-                    for line in rest
-                ),
-            )
-        )
-        if rng.random() < WITHDRAWN_SHARE:
-            events.append(withdrawal(number, len(events) + 1, now, f"d{n}-2", second))
-    if rng.random() < BILLED_SHARE:
-        first_dispensing = events[1]
-        assert isinstance(first_dispensing, DispensationRecorded)
-        events.append(billing(first_dispensing, len(events) + 1, f"B{n:09d}"))
-    return events
-
-
-def withdrawal(
-    number: str, version: int, now: datetime, dispensation_id: str, finess: str
-) -> DispensationWithdrawn:
-    return DispensationWithdrawn(
-        prescription_id=number,
-        version=version,
-        at=now,
-        dispensation_id=dispensation_id,
-        finess=finess,
-        pharmacist_rpps=PHARMACISTS[0],
-        reason="recorded in error",
-    )
-
-
-def billing(dispensing: DispensationRecorded, version: int, invoice_number: str) -> BillingRecorded:
-    """The pharmacy's LGO billed the dispensing as handed over, 2.50 EUR a pack."""
-    return BillingRecorded(
-        prescription_id=dispensing.prescription_id,
-        version=version,
-        at=dispensing.at,
-        dispensation_id=dispensing.dispensation_id,
-        finess=dispensing.finess,
-        pharmacist_rpps=dispensing.pharmacist_rpps,
-        invoice_number=invoice_number,
-        lines=tuple(
-            BilledLine(
-                line_no=line.line_no, quantity=line.quantity, amount_cents=250 * line.quantity
-            )
-            for line in dispensing.lines
-        ),
-    )
-
-
 async def generate_log(settings: Settings, prescriptions: int, seed: int) -> None:
+    """N prescriptions of an insurer's day (`tools.busy_day`) appended to the instance's log,
+    then projected into its views."""
     rng = random.Random(f"log-{seed}")
     log = open_log(settings.database_url, settings.data_dir, 4)
     started = time.perf_counter()
-    now = datetime.now(UTC)
+    now = busy_day.moment()
+
+    def progress(done: int, _: int) -> None:
+        rate = done / (time.perf_counter() - started)
+        console.log(f"appended {done:,} prescriptions ({rate:,.0f}/s)")
+
+    def prescription(n: int) -> list[Event]:
+        return busy_day.dispensed_and_billed(rng, n, now)
+
     try:
-        for start in range(0, prescriptions, APPEND_PRESCRIPTIONS):
-            events: list[Event] = []
-            for n in range(start, min(start + APPEND_PRESCRIPTIONS, prescriptions)):
-                events += prescription_events(rng, n, now)
-            await asyncio.to_thread(log.append, events)
-            if (start // APPEND_PRESCRIPTIONS) % 50 == 0:
-                done = start + APPEND_PRESCRIPTIONS
-                rate = done / (time.perf_counter() - started)
-                console.log(f"appended {done:,} prescriptions ({rate:,.0f}/s)")
+        await asyncio.to_thread(
+            busy_day.append_prescriptions, log, prescriptions, prescription, progress
+        )
         console.log(
             f"log: {prescriptions:,} prescriptions in {time.perf_counter() - started:.0f} s"
         )

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
+from adapters.config import schema_of
 from adapters.locks import leadership, lock_key
 from adapters.readmodels.queries import ReadModelQueries
 from adapters.readmodels.rows import state_decoder
@@ -47,10 +48,8 @@ OUR_OPTIONS = {"schema", "pool_size", "max_overflow"}
 def asyncpg_target(database_url: str) -> tuple[str, str]:
     """The DSN asyncpg understands, and the schema (ordo's own `?schema=` option)."""
     url = urlsplit(database_url)
-    options = parse_qsl(url.query)
-    schema = dict(options).get("schema", "public")
-    kept = urlencode([(k, v) for k, v in options if k not in OUR_OPTIONS])
-    return urlunsplit(url._replace(scheme="postgresql", query=kept)), schema
+    kept = urlencode([(k, v) for k, v in parse_qsl(url.query) if k not in OUR_OPTIONS])
+    return urlunsplit(url._replace(scheme="postgresql", query=kept)), schema_of(database_url)
 
 
 def connection_settings() -> dict[str, str]:

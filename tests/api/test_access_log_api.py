@@ -18,7 +18,7 @@ from litestar.testing import TestClient
 from adapters.access.cli import prune
 from adapters.access.store import TABLE, AccessEntry, open_access_log
 from adapters.bootstrap import build_app
-from adapters.config import Settings
+from adapters.config import Settings, schema_of
 from domain.identifiers import PrescriptionNumber
 from tests.conftest import Client
 from tools.cast import SECRET, People
@@ -208,7 +208,7 @@ def stored_rows(settings: Settings) -> list[tuple[Any, ...]]:
     if settings.database_url is None:
         with sqlite3.connect(settings.data_dir / "access-log.sqlite3") as conn:
             return conn.execute(select).fetchall()
-    schema = settings.database_url.rpartition("schema=")[2]
+    schema = schema_of(settings.database_url)
     server = settings.database_url.partition("?")[0]
     with psycopg.connect(server) as conn:
         return conn.execute(f'SELECT * FROM "{schema}".{TABLE}').fetchall()

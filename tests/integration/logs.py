@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +12,9 @@ import asyncpg
 
 from adapters.eventstore import open_log
 from adapters.readmodels.postgres import asyncpg_target
-from domain.commands import (
-    Dispense,
-    DispenseLine,
-    Moment,
-    Withdraw,
-    dispense,
-    transmit,
-    withdraw,
-)
-from domain.events import Event, PrescribedLine, PrescriptionIssued, Product
-from domain.identifiers import Cip13, Finess, Ins, PrescriptionNumber, Rpps
-from domain.prescription import Prescription, fold
+from domain.events import Event
 from tests.integration.servers import REPO
+from tools import busy_day
 from tools.cast import SECRET
 
 TABLES = (
@@ -39,57 +28,15 @@ TABLES = (
 def a_busy_day(prescriptions: int) -> list[Event]:
     """Prescriptions issued, sent to a pharmacy and dispensed in one or two visits; every
     seventh has its last dispensing withdrawn, so that the views agree on what counts."""
-    now = Moment(at=datetime.now(UTC), today=date.today())
-    events: list[Event] = []
-    for n in range(prescriptions):
-        history: list[Event] = [_issued(n, now)]
-        history.append(transmit(_state(history), PHARMACY, "", now))
-        for visit, quantity in enumerate((1 + n % 2, 1)[: 1 + n % 2]):
-            request = Dispense(
-                pharmacy=PHARMACY,
-                pharmacist=PHARMACIST,
-                lines=(DispenseLine(line_no=1, quantity=quantity),),
-            )
-            history.append(dispense(_state(history), request, f"d{n}-{visit}", now).recorded)
-        if n % 7 == 3:
-            history.append(_withdrawn(_state(history), now))
-        events += history
-    return events
+    now = busy_day.moment()
+    return [
+        event
+        for n in range(prescriptions)
+        for event in busy_day.sent_and_dispensed(n, now, withdraw_last=n % 7 == 3)
+    ]
 
 
-def _withdrawn(state: Prescription, now: Moment) -> Event:
-    last = state.dispensations[-1].dispensation_id
-    command = Withdraw(pharmacy=PHARMACY, pharmacist=PHARMACIST, dispensation_id=last, reason="x")
-    decided = withdraw(state, command, now)
-    assert decided is not None
-    return decided[0]
-
-
-PHARMACY, PHARMACIST = Finess.from_body("75071218"), Rpps.from_body("2000123456")
-PARACETAMOL = Product(system="CIP13", code=Cip13.from_body("340093000000").value, label="Para")
-
-
-def _issued(n: int, now: Moment) -> PrescriptionIssued:
-    line = PrescribedLine(
-        line_no=1, product=PARACETAMOL, quantity=3, dosage="x", duration_days=8, narcotic=False
-    )
-    return PrescriptionIssued(
-        prescription_id=PrescriptionNumber.generate().value,
-        version=1,
-        at=now.at,
-        prescriber_rpps=Rpps.from_body(f"10{n % 50:08d}").value,
-        patient_ins=Ins.from_body(f"1840175{n % 1000:06d}").value,
-        issued_on=now.today,
-        kind="standard",
-        execution_view_consent=n % 5 != 0,
-        lines=(line,),
-    )
-
-
-def _state(history: list[Event]) -> Prescription:
-    state = fold(history)
-    assert state is not None
-    return state
+PHARMACY = busy_day.PHARMACY
 
 
 def append_all(database_url: str, tmp_path: Path, events: list[Event]) -> None:

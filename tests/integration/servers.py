@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,10 +11,12 @@ from pathlib import Path
 
 import httpx
 
+from tools import harness
 from tools.cast import SECRET, People
 from tools.harness import free_port
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = harness.ROOT
+__all__ = ["REPO", "free_port", "ordo_process", "ordo_server", "wait_for"]
 
 
 @contextmanager
@@ -28,7 +29,6 @@ def ordo_server(
     extra_env: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Start the API on a free port; yields its base URL and process, stops it afterwards."""
-    port = free_port()
     env = {
         **os.environ,
         "ORDO_DATABASE_URL": database_url,
@@ -38,24 +38,8 @@ def ordo_server(
     if failpoint:
         env["ORDO_FAILPOINT"] = failpoint
     env.update(extra_env or {})
-    command = [sys.executable, "-m", "adapters.cli", "serve", "--port", str(port)]
-    process = subprocess.Popen(
-        [*command, "--workers", str(workers)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_ready(base_url, process)
-        yield base_url, process
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with harness.serving(env, workers=workers, patience=30.0, grace=10.0) as server:
+        yield server.base_url, server.process
 
 
 @contextmanager
@@ -63,23 +47,12 @@ def ordo_process(
     command: list[str], env: dict[str, str], log_path: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Run `ordo COMMAND…` (relay, worker, project) with its output in `log_path`."""
-    with log_path.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "adapters.cli", *command],
-            cwd=REPO,
-            env={**os.environ, "ORDO_AUTH_SECRET": SECRET, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            yield process
-        finally:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+    environment = {**os.environ, "ORDO_AUTH_SECRET": SECRET, **env}
+    process = harness.start_ordo(command, environment, log_path)
+    try:
+        yield process
+    finally:
+        harness.stop(process, grace=15.0)
 
 
 def wait_for(check: Callable[[], object], seconds: float = 30.0, what: str = "condition") -> None:
@@ -88,23 +61,6 @@ def wait_for(check: Callable[[], object], seconds: float = 30.0, what: str = "co
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {seconds} s waiting for {what}")
         time.sleep(0.05)
-
-
-def _wait_until_ready(base_url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            stderr = process.stderr.read().decode() if process.stderr else ""
-            msg = f"ordo serve exited with {process.returncode}: {stderr}"
-            raise RuntimeError(msg)
-        try:
-            if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    msg = "ordo serve did not become ready in 30 s"
-    raise RuntimeError(msg)
 
 
 def dispense_two_of_three(base_url: str, people: People) -> None:

@@ -27,6 +27,7 @@ import psycopg
 import pytest
 
 from adapters.auth import sign_token
+from adapters.config import with_schema
 from tests.integration.servers import REPO, ordo_server
 from tools.cast import SECRET
 
@@ -50,7 +51,7 @@ class Instance:
 
     @property
     def database_url(self) -> str:
-        return f"{self.url}{'&' if '?' in self.url else '?'}schema={self.schema}"
+        return with_schema(self.url, self.schema)
 
     def env(self, **extra: str) -> dict[str, str]:
         return {
