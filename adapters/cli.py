@@ -16,7 +16,7 @@ from rich.console import Console
 from adapters.auth import UnauthenticatedError, actor_from_claims, sign_token
 from adapters.config import Settings
 from domain.actors import ROLES
-from projections.folds import VIEW_NAMES
+from projections.folds import READ_MODEL_NAMES
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,7 +78,9 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per o
         handler=_status
     )
     rebuild = operations.add_parser("rebuild", help="rebuild from the start of the log")
-    rebuild.add_argument("view", nargs="?", choices=VIEW_NAMES, help="one view (default: all)")
+    rebuild.add_argument(
+        "view", nargs="?", choices=READ_MODEL_NAMES, help="one view (default: all)"
+    )
     rebuild.set_defaults(handler=_rebuild)
 
     demo = commands.add_parser("demo", help="fill an instance with a realistic demo day")
@@ -244,7 +246,7 @@ def _status(_: argparse.Namespace) -> int:
 def _rebuild(args: argparse.Namespace) -> int:
     from adapters import operations  # noqa: PLC0415
 
-    views = [args.view] if args.view else list(VIEW_NAMES)
+    views = [args.view] if args.view else list(READ_MODEL_NAMES)
     asyncio.run(operations.rebuild(Settings.from_env(), views, Console()))
     return 0
 

@@ -25,7 +25,7 @@ from adapters.kafka.relay import Relay, acknowledged_position, ensure_topics, pr
 from adapters.kafka.worker import Worker, consumer
 from adapters.logging import configure_logging
 from adapters.readmodels.postgres import PostgresReadModels, asyncpg_target, connection_settings
-from projections.folds import VIEW_NAMES, ViewName
+from projections.folds import READ_MODEL_NAMES, ReadModelName
 
 STOP_GRACE_SECONDS = 5
 
@@ -160,7 +160,7 @@ async def status(settings: Settings, console: Console) -> None:
     table = Table(title="ordo projections")
     for column in ("view", "position", "log head", "lag (events)", "lag (seconds)"):
         table.add_column(column, justify="left" if column == "view" else "right")
-    for view in VIEW_NAMES:
+    for view in READ_MODEL_NAMES:
         table.add_row(view, str(lag.position), str(lag.head), str(lag.events), f"{lag.seconds:.1f}")
     console.print(table)
 
@@ -181,7 +181,7 @@ async def _kafka_status(settings: Settings, kafka: KafkaSettings, console: Conso
         msg = f"the Kafka broker at {kafka.bootstrap} did not answer: {error}"
         raise SystemExit(msg) from error
     group = Table(
-        title=f"ordo workers: consumer group {kafka.group} (views: {', '.join(VIEW_NAMES)})"
+        title=f"ordo workers: consumer group {kafka.group} (views: {', '.join(READ_MODEL_NAMES)})"
     )
     for column in ("partition", "committed offset", "end offset", "lag (messages)"):
         group.add_column(column, justify="right")
@@ -194,7 +194,7 @@ async def _kafka_status(settings: Settings, kafka: KafkaSettings, console: Conso
     console.print(group)
 
 
-async def rebuild(settings: Settings, views: Collection[ViewName], console: Console) -> None:
+async def rebuild(settings: Settings, views: Collection[ReadModelName], console: Console) -> None:
     """Fold the whole log again beside the live views, then switch; the API keeps serving."""
     async with read_models_for(settings) as read_models:
         head = await read_models.source.head()

@@ -26,8 +26,13 @@ import msgspec
 from domain.events import Event, Product, TransmissionSender
 from domain.prescription import Prescription, evolve
 
-ViewName = Literal["prescriptions", "inbox", "dispensings", "conversations"]
-VIEW_NAMES: tuple[ViewName, ...] = ("prescriptions", "inbox", "dispensings", "conversations")
+ReadModelName = Literal["prescriptions", "inbox", "dispensings", "conversations"]
+READ_MODEL_NAMES: tuple[ReadModelName, ...] = (
+    "prescriptions",
+    "inbox",
+    "dispensings",
+    "conversations",
+)
 
 
 class InboxLine(msgspec.Struct, frozen=True, kw_only=True):

@@ -19,7 +19,7 @@ import msgspec
 
 from domain.events import Event
 from domain.prescription import Prescription
-from projections.folds import VIEW_NAMES, ViewName, fold_batch
+from projections.folds import READ_MODEL_NAMES, ReadModelName, fold_batch
 
 REBUILD_BATCH = 5000
 
@@ -35,7 +35,7 @@ class LogSource(Protocol):
         """Return when new events may have been appended, or after `seconds`."""
 
 
-class ViewStore(Protocol):
+class ReadModelStore(Protocol):
     async def position(self) -> int: ...
 
     async def states(self, ids: Collection[str]) -> dict[str, Prescription]: ...
@@ -54,7 +54,7 @@ class ProjectionRunner:
     def __init__(
         self,
         source: LogSource,
-        store: ViewStore,
+        store: ReadModelStore,
         *,
         batch_size: int = 2000,
         on_batch: Callable[[int], None] = lambda position: None,
@@ -98,13 +98,17 @@ class ProjectionRunner:
                 await self.source.wait_for_news(idle_wait)
 
 
-class RebuildableStore(ViewStore, Protocol):
+class RebuildableStore(ReadModelStore, Protocol):
     async def create(self) -> None: ...
 
     async def drop(self) -> None: ...
 
     async def switch_to(
-        self, scratch: RebuildableStore, source: LogSource, views: Collection[ViewName], target: int
+        self,
+        scratch: RebuildableStore,
+        source: LogSource,
+        views: Collection[ReadModelName],
+        target: int,
     ) -> int:
         """Under the apply lock: catch `scratch` up to the target (at least the live position),
         make its `views` the live ones, drop the rest of it; returns the position reached."""
@@ -114,7 +118,7 @@ async def rebuild(
     live: RebuildableStore,
     scratch: RebuildableStore,
     source: LogSource,
-    views: Collection[ViewName],
+    views: Collection[ReadModelName],
     on_batch: Callable[[int], None] = lambda position: None,
 ) -> int:
     """Build every view again from the start of the log beside the live ones, then switch.
@@ -127,7 +131,7 @@ async def rebuild(
     await scratch.drop()
     await scratch.create()
     runner = ProjectionRunner(source, scratch, batch_size=REBUILD_BATCH, on_batch=on_batch)
-    everything = set(views) == set(VIEW_NAMES)
+    everything = set(views) == set(READ_MODEL_NAMES)
     while True:
         target = await (source.head() if everything else live.position())
         if target - await scratch.position() <= REBUILD_BATCH:
@@ -143,7 +147,7 @@ class Lag(msgspec.Struct, frozen=True, kw_only=True):
     seconds: float
 
 
-async def lag_of(source: LogSource, store: ViewStore, now: datetime) -> Lag:
+async def lag_of(source: LogSource, store: ReadModelStore, now: datetime) -> Lag:
     """How far the views trail the log: in events, and in seconds since the oldest one unseen."""
     position, head = await store.position(), await source.head()
     oldest = next((event for _, event in await source.read(position, 20) if event), None)

@@ -194,8 +194,8 @@ async def project_all(settings: Settings, data_dir: Path) -> tuple[int, float]:
     log = open_log(settings.database_url, data_dir, 2)
     read_models = await open_read_models(settings, log)
     try:
-        runner = ProjectionRunner(read_models.source, read_models.views)  # as `ordo project`
-        async with read_models.views.leadership():
+        runner = ProjectionRunner(read_models.source, read_models.store)  # as `ordo project`
+        async with read_models.store.leadership():
             started = time.perf_counter()
             covered = await runner.catch_up()
             return covered, time.perf_counter() - started

@@ -100,7 +100,7 @@ async def generate_log(settings: Settings, prescriptions: int, seed: int) -> Non
                     console.log(f"projected {position:,} of {head:,} events")
 
             runner = ProjectionRunner(
-                read_models.source, read_models.views, batch_size=5000, on_batch=reached
+                read_models.source, read_models.store, batch_size=5000, on_batch=reached
             )
             await project_or_wait(read_models, runner, head)
         finally:
@@ -116,7 +116,7 @@ async def project_or_wait(read_models: ReadModels, runner: ProjectionRunner, hea
     leads = asyncio.Event()
 
     async def lead() -> None:
-        async with read_models.views.leadership():
+        async with read_models.store.leadership():
             leads.set()
             await runner.catch_up()
 
@@ -147,7 +147,7 @@ async def project_or_wait(read_models: ReadModels, runner: ProjectionRunner, hea
 async def states(settings: Settings) -> AsyncIterator[Prescription]:
     """Every prescription of the read models, in number order, batch by batch."""
     async with read_models_for(settings) as read_models:
-        async for state in read_models.views.all_states(STATES_PAGE):
+        async for state in read_models.store.all_states(STATES_PAGE):
             yield state
 
 

@@ -122,7 +122,7 @@ class ConversationsController(Controller):
 
 async def _page(lists: Lists, by: Literal["finess", "patient_ins"], own: str) -> ConversationPage:
     page = lists.page
-    found = await lists.read_models.views.conversations_page(
+    found = await lists.read_models.store.conversations_page(
         by, own, page.after(CursorKey), page.fetch
     )
     return ConversationPage(

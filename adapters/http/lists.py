@@ -76,7 +76,7 @@ class Lists:
         self, list_name: str, by: Literal["prescriber_rpps", "patient_ins"], identity: str | None
     ) -> PrescriptionPage:
         own, page = self.own(list_name, identity), self.page
-        found = await self.read_models.views.prescriptions_page(
+        found = await self.read_models.store.prescriptions_page(
             by, own, page.after(CursorKey), page.fetch
         )
         return PrescriptionPage(
@@ -86,7 +86,7 @@ class Lists:
 
     async def inbox(self) -> InboxPage:
         finess, page = self.own("pharmacy_inbox", self.actor.finess), self.page
-        found = await self.read_models.views.inbox_page(
+        found = await self.read_models.store.inbox_page(
             finess, self.today, page.after(CursorKey), page.fetch
         )
         return InboxPage(

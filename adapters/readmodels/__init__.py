@@ -16,7 +16,7 @@ from adapters.eventfeed import PostgresLog
 from adapters.eventstore import EventLog
 from adapters.readmodels.postgres import PostgresReadModels, asyncpg_target, connection_settings
 from adapters.readmodels.sqlite import SqliteLog, SqliteReadModels
-from projections.folds import VIEW_NAMES, ViewName
+from projections.folds import READ_MODEL_NAMES, ReadModelName
 from projections.runner import Lag, LogSource, ProjectionRunner, lag_of, rebuild
 
 log = structlog.get_logger("ordo.projections")
@@ -33,15 +33,16 @@ CAUGHT_UP_POLL_SECONDS = 0.05
 
 
 class ReadModels:
-    """The read-model store (`views`, named after the lists it serves) and the log it follows."""
+    """The read models' tables (`store`: the lists, inboxes and states the API reads) and the
+    log they follow (`source`)."""
 
     def __init__(
         self,
-        views: PostgresReadModels | SqliteReadModels,
+        store: PostgresReadModels | SqliteReadModels,
         source: PostgresLog | SqliteLog,
         close: Callable[[], object],
     ) -> None:
-        self.views = views
+        self.store = store
         self.source = source
         self._close = close
 
@@ -50,7 +51,7 @@ class ReadModels:
     ) -> int:
         """Apply what the log holds beyond the read models, here (the caller leads); returns
         how many notifications that covered."""
-        runner = ProjectionRunner(self.source, self.views, batch_size=batch_size, on_batch=on_batch)
+        runner = ProjectionRunner(self.source, self.store, batch_size=batch_size, on_batch=on_batch)
         return await runner.catch_up()
 
     async def caught_up(self, head: int, patience: float) -> int:
@@ -59,7 +60,7 @@ class ReadModels:
 
         Polled: the read models' position has no event to await across processes."""
         deadline = time.monotonic() + patience
-        while (position := await self.views.position()) < head and time.monotonic() < deadline:  # noqa: ASYNC110
+        while (position := await self.store.position()) < head and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(CAUGHT_UP_POLL_SECONDS)
         return position
 
@@ -71,9 +72,9 @@ class ReadModels:
         """
         while not stopping.is_set():
             try:
-                async with self.views.leadership():
+                async with self.store.leadership():
                     log.info("projection runner leading")
-                    await ProjectionRunner(self.source, self.views).run(stopping, idle_wait=0.5)
+                    await ProjectionRunner(self.source, self.store).run(stopping, idle_wait=0.5)
             except Exception:
                 log.exception("projection runner failed; restarting in 1 s")
                 await asyncio.sleep(1)
@@ -84,16 +85,18 @@ class ReadModels:
             await asyncio.sleep(every)
 
     async def lag(self) -> Lag:
-        return await lag_of(self.source, self.views, datetime.now(UTC))
+        return await lag_of(self.source, self.store, datetime.now(UTC))
 
     def record(self, lag: Lag) -> None:
-        for view in VIEW_NAMES:
+        for view in READ_MODEL_NAMES:
             POSITION.labels(view).set(lag.position)
             LAG_EVENTS.labels(view).set(lag.events)
             LAG_SECONDS.labels(view).set(lag.seconds)
 
-    async def rebuild(self, views: Collection[ViewName], on_batch: Callable[[int], None]) -> int:
-        return await rebuild(self.views, self.views.scratch(), self.source, views, on_batch)
+    async def rebuild(
+        self, views: Collection[ReadModelName], on_batch: Callable[[int], None]
+    ) -> int:
+        return await rebuild(self.store, self.store.scratch(), self.source, views, on_batch)
 
     async def close(self) -> None:
         result = self._close()

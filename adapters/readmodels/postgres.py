@@ -28,7 +28,7 @@ from adapters.readmodels.tables import (
     replacements,
 )
 from domain.prescription import Prescription
-from projections.folds import VIEW_NAMES, ViewName
+from projections.folds import READ_MODEL_NAMES, ReadModelName
 from projections.runner import (
     REBUILD_BATCH,
     LogSource,
@@ -69,7 +69,7 @@ class PostgresReadModels(ReadModelQueries):
         self.sql = ReadModelSql(POSTGRESQL, schema, suffix)
         self._apply_lock = lock_key(schema, "apply")
 
-    def table(self, name: ViewName) -> str:
+    def table(self, name: ReadModelName) -> str:
         return self.sql.table(name)
 
     def scratch(self) -> PostgresReadModels:
@@ -89,7 +89,7 @@ class PostgresReadModels(ReadModelQueries):
 
     async def drop(self) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
-            for name in VIEW_NAMES:
+            for name in READ_MODEL_NAMES:
                 await conn.execute(self.sql.drop(name))
             await self._forget_positions(conn)
 
@@ -97,7 +97,7 @@ class PostgresReadModels(ReadModelQueries):
         if await conn.fetchval("SELECT to_regclass($1)", self.sql.positions):
             await conn.execute(self.sql.forget_positions, self.sql.position_keys())
 
-    # --- the ViewStore port ---------------------------------------------------------------------
+    # --- the ReadModelStore port ------------------------------------------------------------
 
     async def position(self) -> int:
         async with self.pool.acquire() as conn:
@@ -133,7 +133,7 @@ class PostgresReadModels(ReadModelQueries):
         moved = await conn.execute(
             self.sql.move_positions, position, self.sql.position_keys(), expected
         )
-        if moved != f"UPDATE {len(VIEW_NAMES)}":
+        if moved != f"UPDATE {len(READ_MODEL_NAMES)}":
             raise PositionMoved(f"read models are no longer at {expected}")
         if changed:
             await self.write_rows(conn, list(changed.values()))
@@ -166,7 +166,11 @@ class PostgresReadModels(ReadModelQueries):
         return leadership(self.pool, lock_key(self.schema, "leader"))
 
     async def switch_to(
-        self, scratch: RebuildableStore, source: LogSource, views: Collection[ViewName], target: int
+        self,
+        scratch: RebuildableStore,
+        source: LogSource,
+        views: Collection[ReadModelName],
+        target: int,
     ) -> int:
         """All in one transaction under the apply lock, so no batch lands in between."""
         assert isinstance(scratch, PostgresReadModels)
@@ -180,7 +184,7 @@ class PostgresReadModels(ReadModelQueries):
             for name in views:
                 for statement in self.sql.replace_with(scratch.sql, name):
                     await conn.execute(statement)
-            for name in VIEW_NAMES:
+            for name in READ_MODEL_NAMES:
                 await conn.execute(scratch.sql.drop(name))
             await scratch._forget_positions(conn)
             await conn.execute(self.sql.set_positions, target, self.sql.position_keys())

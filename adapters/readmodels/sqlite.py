@@ -29,7 +29,7 @@ from adapters.readmodels.tables import (
     replacements,
 )
 from domain.prescription import Prescription
-from projections.folds import VIEW_NAMES, ViewName
+from projections.folds import READ_MODEL_NAMES, ReadModelName
 from projections.runner import (
     REBUILD_BATCH,
     LogSource,
@@ -85,7 +85,7 @@ class SqliteReadModels(ReadModelQueries):
         self.sql = ReadModelSql(SQLITE, None, suffix)
         self._keys = SQLITE.listed(self.sql.position_keys())
 
-    def table(self, name: ViewName) -> str:
+    def table(self, name: ReadModelName) -> str:
         return self.sql.table(name)
 
     def scratch(self) -> SqliteReadModels:
@@ -106,14 +106,14 @@ class SqliteReadModels(ReadModelQueries):
         await self.db.run(self._drop, write=True)
 
     def _drop(self, cur: sqlite3.Cursor) -> None:
-        for name in VIEW_NAMES:
+        for name in READ_MODEL_NAMES:
             cur.execute(self.sql.drop(name))
         if cur.execute(
             "SELECT name FROM sqlite_master WHERE name = 'ordo_projection_positions'"
         ).fetchone():
             cur.execute(self.sql.forget_positions, [self._keys])
 
-    # --- the ViewStore port ----------------------------------------------------------------------
+    # --- the ReadModelStore port ------------------------------------------------------------
 
     async def position(self) -> int:
         return await self.db.run(self.position_in)
@@ -135,7 +135,7 @@ class SqliteReadModels(ReadModelQueries):
         self, cur: sqlite3.Cursor, changed: Mapping[str, Prescription], position: int, expected: int
     ) -> None:
         cur.execute(self.sql.move_positions, [position, self._keys, expected])
-        if cur.rowcount != len(VIEW_NAMES):
+        if cur.rowcount != len(READ_MODEL_NAMES):
             raise PositionMoved(f"read models are no longer at {expected}")
         states = list(changed.values())
         cur.executemany(
@@ -161,7 +161,11 @@ class SqliteReadModels(ReadModelQueries):
         return file_leadership(self.path.with_suffix(".lock"), poll_seconds)
 
     async def switch_to(
-        self, scratch: RebuildableStore, source: LogSource, views: Collection[ViewName], target: int
+        self,
+        scratch: RebuildableStore,
+        source: LogSource,
+        views: Collection[ReadModelName],
+        target: int,
     ) -> int:
         """The catch-up reads the log and applies outside the switch's write transaction (one
         connection: a transaction cannot span the thread hops); the switch then checks that
@@ -177,7 +181,7 @@ class SqliteReadModels(ReadModelQueries):
         self,
         cur: sqlite3.Cursor,
         scratch: SqliteReadModels,
-        views: Collection[ViewName],
+        views: Collection[ReadModelName],
         reached: int,
     ) -> int:
         if self.position_in(cur) > reached:

@@ -29,7 +29,7 @@ from typing import Any, Literal
 from adapters.eventtable import quoted
 from adapters.readmodels.rows import conversation_rows, dispensing_rows, inbox_rows, state_row
 from domain.prescription import Prescription
-from projections.folds import VIEW_NAMES, ViewName
+from projections.folds import READ_MODEL_NAMES, ReadModelName
 
 ColumnType = Literal["text", "int", "bigint", "bool", "time", "day", "bytes"]
 Row = tuple[Any, ...]
@@ -52,7 +52,7 @@ class Index:
 class Table:
     """One read model's table. `rows_of` gives a prescription's rows in the columns' order."""
 
-    name: ViewName
+    name: ReadModelName
     columns: tuple[Column, ...]
     key: tuple[str, ...]
     indexes: tuple[Index, ...]
@@ -148,10 +148,10 @@ CONVERSATIONS = Table(
     rows_of=conversation_rows,
     may_have_rows=lambda state: bool(state.conversations),
 )
-TABLES: dict[ViewName, Table] = {
+TABLES: dict[ReadModelName, Table] = {
     table.name: table for table in (PRESCRIPTIONS, INBOX, DISPENSINGS, CONVERSATIONS)
 }
-assert tuple(TABLES) == VIEW_NAMES
+assert tuple(TABLES) == READ_MODEL_NAMES
 
 
 @dataclass(frozen=True)
@@ -246,10 +246,10 @@ class ReadModelSql:
 
     # --- names ---------------------------------------------------------------------------------
 
-    def bare(self, table: ViewName) -> str:
+    def bare(self, table: ReadModelName) -> str:
         return f"ordo_view_{table}{self.suffix}"
 
-    def table(self, table: ViewName) -> str:
+    def table(self, table: ReadModelName) -> str:
         return self._qualified(self.bare(table))
 
     def _qualified(self, name: str) -> str:
@@ -260,9 +260,9 @@ class ReadModelSql:
         return self._qualified("ordo_projection_positions")
 
     def position_keys(self) -> list[str]:
-        return [f"{table}{self.suffix}" for table in VIEW_NAMES]
+        return [f"{table}{self.suffix}" for table in READ_MODEL_NAMES]
 
-    def index_names(self, table: ViewName) -> list[str]:
+    def index_names(self, table: ReadModelName) -> list[str]:
         return [f"{self.bare(table)}_{index.name}" for index in TABLES[table].indexes]
 
     # --- schema --------------------------------------------------------------------------------
@@ -287,16 +287,16 @@ class ReadModelSql:
             statements += self.create_indexes(table.name)
         return statements
 
-    def create_indexes(self, table: ViewName) -> list[str]:
+    def create_indexes(self, table: ReadModelName) -> list[str]:
         return [
             f"CREATE INDEX IF NOT EXISTS {name} ON {self.table(table)} ({', '.join(index.columns)})"
             for name, index in zip(self.index_names(table), TABLES[table].indexes, strict=True)
         ]
 
-    def drop(self, table: ViewName) -> str:
+    def drop(self, table: ReadModelName) -> str:
         return f"DROP TABLE IF EXISTS {self.table(table)}"
 
-    def replace_with(self, scratch: ReadModelSql, table: ViewName) -> list[str]:
+    def replace_with(self, scratch: ReadModelSql, table: ReadModelName) -> list[str]:
         """Make the scratch copy's table this one, its indexes named as this one's.
 
         PostgreSQL renames the indexes (and the primary key's); SQLite cannot rename an index,

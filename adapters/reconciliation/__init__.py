@@ -23,7 +23,7 @@ SQLITE_FILE = "reconciliation.sqlite3"
 
 def open_store(read_models: ReadModels) -> BatchStore:
     """Beside the views: the same PostgreSQL schema, or a SQLite file next to views.sqlite3."""
-    views = read_models.views
+    views = read_models.store
     if isinstance(views, PostgresReadModels):
         return PostgresBatches(views.pool, views.schema)
     return SqliteBatches(views.path.with_name(SQLITE_FILE))

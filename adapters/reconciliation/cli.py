@@ -124,12 +124,12 @@ async def catch_up_views(read_models: ReadModels, console: Console) -> None:
     """Reconcile against the whole log: if the views trail it and no process follows the log
     (no server, no `ordo project`), bring them up to date here first; else wait for them."""
     head = await read_models.source.head()
-    if await read_models.views.position() >= head:
+    if await read_models.store.position() >= head:
         return
     async with AsyncExitStack() as stack:
         try:
             async with asyncio.timeout(1.5):
-                await stack.enter_async_context(read_models.views.leadership())
+                await stack.enter_async_context(read_models.store.leadership())
         except TimeoutError:  # another process leads: it is catching up
             await read_models.caught_up(head, VIEWS_WAIT_SECONDS)
             return

@@ -262,7 +262,7 @@ class Reconciliation:
         parsed = await anyio.to_thread.run_sync(ParsedChunk.of, body, first_line)
         del body
         states, taken, paid = await asyncio.gather(
-            self.read_models.views.encoded_states(parsed.numbers),
+            self.read_models.store.encoded_states(parsed.numbers),
             self.store.taken(parsed.keys),
             self.store.paid(parsed.numbers),
         )

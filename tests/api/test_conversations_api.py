@@ -18,7 +18,7 @@ from litestar.testing import TestClient
 
 from adapters.bootstrap import build_app, mailer_for, read_models_for
 from adapters.config import Settings
-from projections.folds import VIEW_NAMES
+from projections.folds import READ_MODEL_NAMES
 from tests.api.test_lists_api import eventually
 from tests.api.test_prescriptions_api import assert_problem, issue
 from tests.conftest import Client
@@ -247,7 +247,7 @@ def test_the_lists_are_newest_activity_first_and_paginated(
 
 async def conversation_views(settings: Settings, people: People) -> list[Any]:
     async with read_models_for(settings) as read_models:
-        views = read_models.views
+        views = read_models.store
         return [
             await views.conversations_page("finess", people.pharmacy, None, 500),
             await views.conversations_page("finess", people.other_pharmacy, None, 500),
@@ -258,7 +258,7 @@ async def conversation_views(settings: Settings, people: People) -> list[Any]:
 
 async def rebuild_everything(settings: Settings) -> None:
     async with read_models_for(settings) as read_models:
-        await read_models.rebuild(VIEW_NAMES, lambda position: None)
+        await read_models.rebuild(READ_MODEL_NAMES, lambda position: None)
 
 
 def test_the_views_equal_a_fresh_rebuild(settings: Settings, people: People) -> None:

@@ -42,7 +42,7 @@ async def with_log(
     read_models = await open_read_models(settings, log)
     try:
         numbers = append_prescriptions(log)
-        await ProjectionRunner(read_models.source, read_models.views).catch_up()
+        await ProjectionRunner(read_models.source, read_models.store).catch_up()
         return await scenario(read_models, numbers)
     finally:
         await read_models.close()
@@ -78,7 +78,7 @@ async def uninterrupted(read_models: ReadModels, numbers: list[str], run: int) -
     """The outcome of each line had the batch run in one go, from the rules alone."""
     raw = b"".join([piece async for piece in body(numbers, INVOICES, run)])
     parsed = ParsedChunk.of(raw, 1)
-    states = await read_models.views.encoded_states(parsed.numbers)
+    states = await read_models.store.encoded_states(parsed.numbers)
     prepared = decide_chunk("reference", 0, parsed, states, previous={}, paid={})
     return [item[3] for item in prepared.result.items]
 

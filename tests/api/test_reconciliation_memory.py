@@ -131,7 +131,7 @@ async def test_eight_times_more_invoices_take_no_more_memory(
     read_models = await open_read_models(settings, log)
     try:
         numbers = append_prescriptions(log)
-        await ProjectionRunner(read_models.source, read_models.views).catch_up()
+        await ProjectionRunner(read_models.source, read_models.store).catch_up()
         reconciliation = reconciliation_for(read_models, chunk_lines=CHUNK)
         await reconciliation.store.create()
         staged: list[RawChunk] = []

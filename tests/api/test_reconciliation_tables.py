@@ -39,7 +39,7 @@ BEFORE_BILLING_INTEGRITY = [
 
 
 async def given_the_tables_before_billing_integrity(read_models: ReadModels) -> None:
-    views = read_models.views
+    views = read_models.store
     if isinstance(views, PostgresReadModels):
         names = {"s": f'"{views.schema}".', "json": "jsonb", "moment": "timestamptz"}
         async with views.pool.acquire() as conn:

@@ -30,7 +30,7 @@ from adapters.kafka.messages import from_message
 from adapters.kafka.relay import Relay, ensure_topics, producer
 from adapters.readmodels.postgres import asyncpg_target
 from adapters.store.postgres import PostgresEventStore
-from projections.folds import VIEW_NAMES
+from projections.folds import READ_MODEL_NAMES
 from tests.api.previous_release import as_previous_release, query
 from tests.api.test_billing_api import bill, billings, dispensed
 from tests.api.test_lists_api import eventually, prescriber_list
@@ -108,7 +108,7 @@ def test_the_read_models_follow_and_rebuild_over_the_legacy_rows(
     )
     assert after in [item["prescription_id"] for item in listed["items"]]
 
-    asyncio.run(operations.rebuild(settings, list(VIEW_NAMES), Console(quiet=True)))
+    asyncio.run(operations.rebuild(settings, list(READ_MODEL_NAMES), Console(quiet=True)))
 
     rebuilt = prescriber_list(upgraded, people).json()
     assert {before.number, before.lost, after} <= {i["prescription_id"] for i in rebuilt["items"]}

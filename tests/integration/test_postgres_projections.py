@@ -17,7 +17,7 @@ import pytest
 
 from adapters.eventfeed import PostgresLog
 from adapters.readmodels.postgres import PostgresReadModels, asyncpg_target
-from projections.folds import VIEW_NAMES
+from projections.folds import READ_MODEL_NAMES
 from tests.integration.logs import (
     a_busy_day,
     append_all,
@@ -203,12 +203,12 @@ def test_projections_status_and_metrics_show_each_view_behind_then_caught_up(
         printed = ordo_cli(["projections", "status"], {"ORDO_DATABASE_URL": postgres_url}, tmp_path)
         return {row[0]: row[1:4] for row in table_rows(printed)}
 
-    assert status() == {view: ["0", head, head] for view in VIEW_NAMES}
+    assert status() == {view: ["0", head, head] for view in READ_MODEL_NAMES}
 
     port = free_port()
     with projector(postgres_url, tmp_path, "project", "--metrics-port", str(port)):
         wait_for(lambda: asyncio.run(position(postgres_url)) == len(events))
-        assert status() == {view: [head, head, "0"] for view in VIEW_NAMES}
+        assert status() == {view: [head, head, "0"] for view in READ_MODEL_NAMES}
 
         def metrics_say_caught_up() -> bool:
             with contextlib.suppress(httpx.TransportError):
@@ -216,7 +216,7 @@ def test_projections_status_and_metrics_show_each_view_behind_then_caught_up(
                 return all(
                     f'ordo_projection_lag_events{{view="{view}"}} 0.0' in metrics
                     and f'ordo_projection_position{{view="{view}"}} {head}.0' in metrics
-                    for view in VIEW_NAMES
+                    for view in READ_MODEL_NAMES
                 )
             return False
 

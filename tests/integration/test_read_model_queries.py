@@ -21,7 +21,7 @@ from adapters.readmodels.rows import state_decoder
 from adapters.readmodels.tables import TABLES, ColumnType
 from domain.events import Event, PrescriptionIssued
 from domain.prescription import Prescription, fold
-from projections.folds import VIEW_NAMES
+from projections.folds import READ_MODEL_NAMES
 from projections.runner import PositionMoved
 from tests.integration.logs import PHARMACY, a_busy_day
 
@@ -52,11 +52,11 @@ def test_all_states_streams_every_prescription_in_number_order_batch_by_batch(
             log.append(events)
             await read_models.catch_up()
 
-            streamed = [state async for state in read_models.views.all_states(batch=5)]
+            streamed = [state async for state in read_models.store.all_states(batch=5)]
 
             ids = sorted(issued_ids(events))
             assert [state.prescription_id for state in streamed] == ids
-            assert streamed == [(await read_models.views.states(ids))[id_] for id_ in ids]
+            assert streamed == [(await read_models.store.states(ids))[id_] for id_ in ids]
 
     asyncio.run(scenario())
 
@@ -71,12 +71,12 @@ def test_encoded_states_are_the_stored_states_undecoded_for_the_ids_asked_only(
             await read_models.catch_up()
             ids = issued_ids(events)
 
-            encoded = await read_models.views.encoded_states([ids[0], ids[4], "unknown"])
+            encoded = await read_models.store.encoded_states([ids[0], ids[4], "unknown"])
 
             assert set(encoded) == {ids[0], ids[4]}
             decoded = {id_: state_decoder.decode(state) for id_, state in encoded.items()}
-            assert decoded == await read_models.views.states([ids[0], ids[4]])
-            assert await read_models.views.encoded_states([]) == {}
+            assert decoded == await read_models.store.states([ids[0], ids[4]])
+            assert await read_models.store.encoded_states([]) == {}
 
     asyncio.run(scenario())
 
@@ -158,17 +158,17 @@ def test_a_batch_from_a_position_the_read_models_left_is_refused_and_writes_noth
         async with a_log_and_its_read_models(settings) as (log, read_models):
             log.append(a_busy_day(2))
             await read_models.catch_up()
-            reached = await read_models.views.position()
+            reached = await read_models.store.position()
             unseen = fold(a_busy_day(1))
             assert unseen is not None
 
             with pytest.raises(PositionMoved):
-                await read_models.views.apply(
+                await read_models.store.apply(
                     {unseen.prescription_id: unseen}, reached + 5, expected=reached - 1
                 )
 
-            assert await read_models.views.position() == reached
-            assert await read_models.views.states([unseen.prescription_id]) == {}
+            assert await read_models.store.position() == reached
+            assert await read_models.store.states([unseen.prescription_id]) == {}
 
     asyncio.run(scenario())
 
@@ -182,16 +182,16 @@ def test_an_older_state_never_replaces_a_newer_one(settings: Settings) -> None:
             (issued, *_) = events
             older = fold([issued])
             assert older is not None
-            reached = await read_models.views.position()
-            newest = (await read_models.views.states([older.prescription_id]))[
+            reached = await read_models.store.position()
+            newest = (await read_models.store.states([older.prescription_id]))[
                 older.prescription_id
             ]
 
-            await read_models.views.apply(
+            await read_models.store.apply(
                 {older.prescription_id: older}, reached + 1, expected=reached
             )
 
-            stored = await read_models.views.states([older.prescription_id])
+            stored = await read_models.store.states([older.prescription_id])
             assert stored[older.prescription_id] == newest != older
 
     asyncio.run(scenario())
@@ -213,16 +213,16 @@ def test_a_rebuild_folds_the_log_again_into_a_copy_then_switches_to_it_and_drops
             assert await inbox_of_the_pharmacy(read_models) == before
 
             # Every table lost: rebuilt from the start of the log up to its head.
-            await read_models.views.drop()
-            await read_models.views.create()
+            await read_models.store.drop()
+            await read_models.store.create()
             assert await inbox_of_the_pharmacy(read_models) == []
-            assert await read_models.rebuild(VIEW_NAMES, lambda position: None) == head
+            assert await read_models.rebuild(READ_MODEL_NAMES, lambda position: None) == head
             assert await inbox_of_the_pharmacy(read_models) == before
-            assert await read_models.views.position() == head
-            assert await read_models.views.scratch().position() == 0  # the copy is gone
+            assert await read_models.store.position() == head
+            assert await read_models.store.scratch().position() == 0  # the copy is gone
 
     asyncio.run(scenario())
 
 
 async def inbox_of_the_pharmacy(read_models: ReadModels) -> list[object]:
-    return list(await read_models.views.inbox_page(PHARMACY.value, date.today(), None, 100))
+    return list(await read_models.store.inbox_page(PHARMACY.value, date.today(), None, 100))
