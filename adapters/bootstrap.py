@@ -296,9 +296,10 @@ def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
         """Open the views; in this process, follow the log into them unless told not to."""
         read_models = await open_read_models(settings, event_log)
         app.state.read_models = read_models
-        app.state.reconciliation = reconciliation_for(
+        reconciliation = reconciliation_for(
             read_models, substitute=catalogue_substitutes(catalogue.in_force)
         )
+        app.state.reconciliation = reconciliation
         if isinstance(read_models.source, SqliteLog):
             appended.listeners.append(read_models.source.notify)
         stopping = asyncio.Event()
@@ -314,6 +315,7 @@ def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
                 task.cancel()
                 with suppress(asyncio.CancelledError):
                     await task
+            await reconciliation.close()
             await read_models.close()
 
     @asynccontextmanager

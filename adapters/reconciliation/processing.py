@@ -161,6 +161,18 @@ class Reconciliation:
         self._tasks[batch_id] = task
         task.add_done_callback(lambda done: self._forget_task(batch_id, done))
 
+    async def close(self) -> None:
+        """Stop this process's batches, as a crash would (each chunk commits whole; another
+        process, or this one restarted, resumes them once their lease ends), then the store."""
+        started = [*self._tasks.values(), *([self._ready] if self._ready is not None else [])]
+        running = [task for task in started if not task.done()]
+        for task in running:
+            task.cancel()
+        for task in running:
+            with suppress(asyncio.CancelledError):
+                await task
+        await self.store.close()
+
     def _forget_task(self, batch_id: str, task: asyncio.Task[bool]) -> None:
         if self._tasks.get(batch_id) is task:
             del self._tasks[batch_id]

@@ -7,15 +7,21 @@ tests only wait for the batch itself to be done, as an insurer polling it would.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+from litestar.testing import TestClient
 
+from adapters.bootstrap import build_app
+from adapters.reconciliation.sqlite import SqliteBatches
 from domain.identifiers import PrescriptionNumber
 from tests.api.test_prescriptions_api import assert_problem, dispense, issue
-from tests.conftest import Client
+from tests.conftest import Client, settings_for
 from tools.cast import People
 
 BATCHES = "/v1/reconciliation/batches"
@@ -559,3 +565,14 @@ def test_a_body_that_is_not_ndjson_is_refused(client: Client, people: People) ->
     )
 
     assert_problem(response, 415, "unsupported_media_type")
+
+
+def test_a_stopping_server_closes_its_reconciliation_store(tmp_path: Path) -> None:
+    """Given a server on the embedded default, when it stops, then the batch store it opened
+    with its read models is closed (not left open until the process ends)."""
+    app = build_app(settings_for(tmp_path))
+    with TestClient(app):
+        store = app.state.reconciliation.store
+    assert isinstance(store, SqliteBatches)
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        asyncio.run(store.db.run(lambda cur: cur.execute("SELECT 1").fetchall()))
