@@ -6,8 +6,8 @@ originator_version, topic, state, notification_id), so the library's own readers
 runner, the Kafka relay and reconciliation keep reading it. Beside it, two tables written in the
 same transaction as the events they belong to: the idempotency records (the first answer to a
 request carrying an `Idempotency-Key`) and the invoice claims (a pharmacy's invoice number, taken
-once). Before issue 11 both were fake one-event streams in the event table: the store copies
-them into these tables once at start (`adapters.legacy`), and log readers skip their topics.
+once). A database written by a release that kept both as one-event streams in the event table
+has them copied into these tables once at start (`adapters.legacy`); log readers skip their topics.
 
 Every writer of these three tables takes `LOCK TABLE ordo_events IN EXCLUSIVE MODE` first (the
 group append below, the library-based `ordo_append` of `adapters.eventstore` that tools use, and
@@ -180,7 +180,7 @@ END $$"""
 
     @property
     def legacy_rows(self) -> str:
-        """The previous release's fake streams (`adapters.legacy`): one scan, once."""
+        """The legacy record and claim streams (`adapters.legacy`): one scan, once."""
         return (
             f"SELECT notification_id, topic, state FROM {self.events} WHERE topic = ANY($1::text[])"
         )

@@ -1,12 +1,13 @@
-"""The previous release's fake streams, and how the store carries them into their own tables.
+"""Legacy record and claim streams, and how the store carries them into their own tables.
 
-Before issue 11's write path, an idempotency record and an invoice claim were one-event streams
-in the event table: stream `idempotency:<key>` with topic `IdempotencyRecord.v1` (the first
-answer as an HTTP status and body), stream `invoice:<sha256(finess|number)>` with topic
-`InvoiceClaim.v1`. Nothing reads those rows any more, so at start the store copies them once into
-`ordo_idempotency` and `ordo_invoice_claims` (`adapters.store.postgres`, and the embedded
-recorder of `adapters.eventstore`), and records that it did in `ordo_migrations`. The rows stay
-in the log, which is append-only; every log reader skips their topics (they are not events).
+A database written by an earlier release may hold idempotency records and invoice claims as
+one-event streams in the event table: stream `idempotency:<key>` with topic
+`IdempotencyRecord.v1` (the first answer as an HTTP status and body), stream
+`invoice:<sha256(finess|number)>` with topic `InvoiceClaim.v1`. No reader uses those rows, so at
+start the store copies them once into `ordo_idempotency` and `ordo_invoice_claims`
+(`adapters.store.postgres`, and the embedded recorder of `adapters.eventstore`), and records that
+it did in `ordo_migrations`. The rows stay in the log, which is append-only; every log reader
+skips their topics (they are not events).
 
 This module is pure: it decodes the old encoding and returns the new tables' rows.
 """

@@ -79,7 +79,9 @@ async def show_status(settings: Settings, console: Console) -> SnapshotInfo | No
         info = await store.current()
         unfinished = await store.loading()
     if info is None:
-        console.print("no catalogue imported: every pack is unknown (ordo behaves as in v1)")
+        console.print(
+            "no catalogue imported: every pack is unknown (the prescriber's word decides)"
+        )
     else:
         console.print(snapshot_table(info, f"imported at {info.imported_at:%Y-%m-%d %H:%M %Z}"))
         for line in info.malformed[:MALFORMED_SHOWN]:

@@ -5,7 +5,7 @@ access, never a query. `LiveCatalogue.snapshot()` hands out the index in force; 
 task asks the store every few seconds which snapshot is in force and, when an import switched
 it, loads the new one aside and swaps a single reference (readers holding the old index keep a
 consistent view until they let it go). With no catalogue imported, every pack is unknown and
-ordo behaves as in v1.
+the rules take the prescriber's word.
 """
 
 from __future__ import annotations
@@ -90,8 +90,8 @@ class LiveCatalogue:
         return self._snapshot.info is not None
 
     def in_force(self) -> CatalogueSnapshot | None:
-        """The snapshot the rules read; None until a catalogue is imported (then the rules
-        take the prescriber's word, as in v1)."""
+        """The snapshot the rules read; None until a catalogue is imported (until then the
+        rules take the prescriber's word)."""
         return self._snapshot if self.loaded else None
 
     async def refresh(self, store: CatalogueStore) -> bool:

@@ -54,8 +54,8 @@ class Table(NamedTuple):
     columns: tuple[Column, ...]
     key: tuple[str, ...]
     indexes: tuple[Index, ...] = ()
-    # Columns added after the table first shipped (billing integrity, issue 10): an older table
-    # gets them when the store is created.
+    # Columns an older table may lack (a batch's amounts, an invoice's payments): the store adds
+    # them when it is created, keeping the rows.
     added: tuple[str, ...] = ()
 
     def column(self, name: str) -> Column:

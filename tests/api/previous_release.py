@@ -1,4 +1,4 @@
-"""A database as the release before issue 11's write path left it.
+"""A database as the release that kept records and claims as streams left it.
 
 That release kept an idempotency record and an invoice claim as one-event streams in the event
 table. The encoding below is copied from it (`git show f0d58b5:adapters/eventstore.py`), not

@@ -1,7 +1,8 @@
 """The prescriber who wrote a prescription sends it to a pharmacy (a hospital at discharge, an
 EHPAD's doctor): contract.md "The ordonnance as a document, sent through MSSanté", on the
-embedded default and on PostgreSQL. The e-mail through the outbox is issue 13's; here, the
-prescription enters the pharmacy's inbox, and the inbox and the history say who sent it."""
+embedded default and on PostgreSQL. The e-mail through the outbox is tested in
+tests/integration; here, the prescription enters the pharmacy's inbox, and the inbox and the
+history say who sent it."""
 
 from __future__ import annotations
 

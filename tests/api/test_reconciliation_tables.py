@@ -1,7 +1,7 @@
 """The batch tables, described once for both databases, upgrade the tables an older ordo made.
 
-Billing integrity (issue 10) added columns: a batch's amounts, a reconciled invoice's
-prescription and paid lines. A store created over the tables as they were before gains those
+Tables an older ordo made lack columns that billing integrity needs: a batch's amounts, a
+reconciled invoice's prescription and paid lines. A store created over such tables gains those
 columns, keeps what was reconciled in them, and reconciles new batches against it.
 """
 

@@ -1,4 +1,4 @@
-"""Idempotency records and invoice claims live beside the log, not in it (issue 11).
+"""Idempotency records and invoice claims live beside the log, not in it.
 
 Given a keyed dispensing and a billing, when a reader follows the notification log, then it
 sees only prescriptions' events: no fake `idempotency:` or `invoice:` streams to skip; and the

@@ -2,7 +2,8 @@
 
 Counts per file are the files' line counts less the reported malformed lines; importing the
 same files again changes nothing visible; an import killed (SIGKILL) midway leaves the previous
-snapshot in force; and the facts the rules need come out right for the packs issue 17 names.
+snapshot in force; and the facts the rules need come out right for Skenan, Topalgic, Clamoxyl
+and its generics.
 """
 
 from __future__ import annotations

@@ -153,7 +153,7 @@ def test_a_relay_started_before_the_event_store_waits_with_one_line(
     log_path = tmp_path / "relay.log"
     with ordo_process(["relay"], env, log_path):
         wait_for(lambda: "waiting for the event store" in log_path.read_text(), what="waiting")
-        time.sleep(3)  # the old relay logged a traceback every second by now
+        time.sleep(3)  # a relay retrying with a traceback a second would have logged three by now
         waiting = log_path.read_text()
         with ordo_server(postgres_url, tmp_path, extra_env=env):
             wait_for(lambda: "relay leading" in log_path.read_text(), what="the relay to start")
