@@ -240,10 +240,18 @@ def _plain_type(schema: Schema) -> str:
     return f"{kind} ({schema['format']})" if "format" in schema else str(kind)
 
 
+# (low key, high key, both, equal, low only, high only)
 BOUNDS = (
-    ("minimum", "maximum", "{} to {}", "at least {}", "at most {}"),
-    ("minLength", "maxLength", "length {} to {}", "length at least {}", "length at most {}"),
-    ("minItems", "maxItems", "{} to {} items", "at least {} items", "at most {} items"),
+    ("minimum", "maximum", "{} to {}", "exactly {}", "at least {}", "at most {}"),
+    (
+        "minLength",
+        "maxLength",
+        "length {} to {}",
+        "length {}",
+        "length at least {}",
+        "length at most {}",
+    ),
+    ("minItems", "maxItems", "{} to {} items", "{} items", "at least {} items", "at most {} items"),
 )
 
 
@@ -252,10 +260,10 @@ def bounds_of(schema: Schema) -> list[str]:
     choices = [c for c in schema.get("oneOf", []) if c.get("type") != "null"]
     found = schema if not choices else {**choices[0], **schema}
     notes = []
-    for low_key, high_key, both, low_only, high_only in BOUNDS:
+    for low_key, high_key, both, equal, low_only, high_only in BOUNDS:
         low, high = _number(found.get(low_key)), _number(found.get(high_key))
         if low is not None and high is not None:
-            notes.append(both.format(low, high) if low != high else f"exactly {low}")
+            notes.append(both.format(low, high) if low != high else equal.format(low))
         elif low is not None:
             notes.append(low_only.format(low))
         elif high is not None:
