@@ -4,6 +4,7 @@ and says it did is what that server shows afterwards."""
 from __future__ import annotations
 
 import random
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ import pytest
 
 from adapters.auth import sign_token
 from adapters.config import Settings
+from tests.api.test_document_api import qr_codes_on_first_page, text_of
 from tools import harness
 from tools.demo import plan
 from tools.demo.cli import DemoOptions, main, run
@@ -98,6 +100,29 @@ def test_the_command_plays_the_day_and_prints_the_summary(
     assert done.stdout.count("curl -s -H 'Authorization: Bearer ") == 3
     assert f"{server.base_url}/v1/prescriptions/" in done.stdout
     assert list(Path(env["ORDO_DATA_DIR"]).glob("ordonnance-*.pdf"))
+
+
+def test_the_demo_says_where_its_sample_pdf_is(
+    env: dict[str, str],
+    server: harness.Server,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("ORDO_DATA_DIR", env["ORDO_DATA_DIR"])
+    monkeypatch.setenv("ORDO_AUTH_SECRET", SECRET)
+
+    assert main(["--url", server.base_url, "--prescriptions", "1"]) == 0
+
+    out = capsys.readouterr().out
+    found = re.search(r"Sample ordonnance \(PDF, the patient's copy\): (\S+\.pdf)", out)
+    assert found, out
+    sample = Path(found[1])
+    assert sample.parent == Path(env["ORDO_DATA_DIR"])
+    text = text_of(sample.read_bytes())
+    assert "Ordonnance sécurisée" in text and "(vingt-huit jours)" in text
+    number = sample.stem.removeprefix("ordonnance-")
+    assert qr_codes_on_first_page(sample.read_bytes()) == [number]
+    assert f"ordo document {number} --out FILE.pdf" in out
 
 
 def test_what_the_demo_reports_is_what_the_api_shows(report: Report, reader: httpx.Client) -> None:
