@@ -1,4 +1,4 @@
-"""The `ordo` command: serve the API, sign local tokens, fill an instance with a demo day."""
+"""The `ordo` command: serve the API, sign local tokens, operate an instance."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return handler(args)
 
 
-def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per option
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ordo", description=__doc__)
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
@@ -82,12 +82,6 @@ def _parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one statement per o
         "view", nargs="?", choices=READ_MODEL_NAMES, help="one view (default: all)"
     )
     rebuild.set_defaults(handler=_rebuild)
-
-    demo = commands.add_parser("demo", help="fill an instance with a realistic demo day")
-    demo.add_argument("--url", help="a running server (default: the embedded store, in-process)")
-    demo.add_argument("--prescriptions", type=int, default=40, help="how many (default 40)")
-    demo.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    demo.set_defaults(handler=_demo)
 
     _add_document(commands)
 
@@ -249,15 +243,6 @@ def _rebuild(args: argparse.Namespace) -> int:
     views = [args.view] if args.view else list(READ_MODEL_NAMES)
     asyncio.run(operations.rebuild(Settings.from_env(), views, Console()))
     return 0
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from adapters import demo  # noqa: PLC0415 - only the demo needs it
-
-    if args.prescriptions < 1:
-        print("ordo: --prescriptions must be at least 1", file=sys.stderr)
-        return 2
-    return demo.main(demo.DemoOptions(args.url, args.prescriptions, args.seed))
 
 
 def _document(args: argparse.Namespace) -> int:

@@ -36,8 +36,8 @@ from rich.table import Table
 from adapters.access.store import TABLE
 from adapters.auth import sign_token
 from adapters.config import schema_of, with_schema
-from domain.identifiers import Cip13, Finess, Ins, Rpps
-from tools import bench, benchmarks_md, harness
+from tools import benchmarks_md, cast, harness
+from tools.bench.load import HttpConnection, Window, run_loops, sleep_until
 from tools.harness import HOST
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,7 +74,7 @@ class Reader:
     async def read(self) -> str | None:
         if self._conn is None or not self._conn.is_open:  # type: ignore[attr-defined]
             loop = asyncio.get_running_loop()
-            _, self._conn = await loop.create_connection(bench.HttpConnection, HOST, self._port)
+            _, self._conn = await loop.create_connection(HttpConnection, HOST, self._port)
         number = self._rng.choice(self._ids)
         request = (
             f"GET /v1/prescriptions/{number} HTTP/1.1\r\nHost: {HOST}:{self._port}\r\n"
@@ -98,28 +98,26 @@ def tokens(count: int) -> list[str]:
             role="pharmacist",
             subject=f"pharmacy-{n}",
             ttl_seconds=3600,
-            rpps=Rpps.from_body(f"20{n:08d}").value,
-            finess=Finess.from_body(f"75{n:06d}").value,
+            rpps=cast.pharmacist(n).value,
+            finess=cast.pharmacy(n).value,
         )
         for n in range(count)
     ]
 
 
 def issue_prescriptions(port: int) -> list[str]:
-    prescriber = sign_token(
-        SECRET, role="prescriber", subject="dr", rpps=Rpps.from_body("1000123456").value
-    )
+    prescriber = sign_token(SECRET, role="prescriber", subject="dr", rpps=cast.PRESCRIBER.value)
     ids = []
     with httpx.Client(base_url=f"http://{HOST}:{port}", timeout=30) as client:
         for n in range(PRESCRIPTIONS):
             body = {
-                "patient": {"ins": Ins.from_body(f"1841276{100 + n:03d}089").value},
+                "patient": {"ins": cast.patient(n).value},
                 "execution_view_consent": True,
                 "lines": [
                     {
                         "product": {
                             "system": "CIP13",
-                            "code": Cip13.from_body("340093000000").value,
+                            "code": cast.PARACETAMOL.value,
                             "label": "Para",
                         },
                         "quantity": 3,
@@ -195,11 +193,11 @@ async def measure(backend: str, logged: bool, round_: int, opts: argparse.Namesp
             readers = [
                 Reader(port, token, ids, seed) for seed, token in enumerate(tokens(opts.clients))
             ]
-            window = bench.Window.after(WARMUP, opts.seconds)
-            loops = asyncio.create_task(bench.run_loops(readers, Reader.read, window))
-            await bench.sleep_until(window.start)
+            window = Window.after(WARMUP, opts.seconds)
+            loops = asyncio.create_task(run_loops(readers, Reader.read, window))
+            await sleep_until(window.start)
             cpu_before = cpu_seconds(pid)
-            await bench.sleep_until(window.end)
+            await sleep_until(window.end)
             cpu = cpu_seconds(pid) - cpu_before
             tally = await loops
             for reader in readers:

@@ -127,7 +127,7 @@ def lookups_per_second(snapshot: CatalogueSnapshot, count: int) -> float:
     return count / elapsed
 
 
-def main() -> None:
+def catalogue_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scripts/bench_catalogue",
         description=__doc__,
@@ -138,10 +138,42 @@ def main() -> None:
     parser.add_argument("--lookups", type=int, default=1_000_000)
     parser.add_argument("--database-url", default=os.environ.get("ORDO_TEST_DATABASE_URL"))
     parser.add_argument("--write", type=Path, metavar="FILE", help="record in FILE's block")
-    args = parser.parse_args()
-    speed_before = benchmarks_md.python_speed()
+    return parser
+
+
+HEAD = (
+    "store",
+    "packs",
+    "import, median of {runs} (min–max)",
+    "peak RSS of the import",
+    "index load (server refresh)",
+    "lookups from the index",
+)
+
+
+def measure(name: str, env: dict[str, str], args: argparse.Namespace) -> tuple[list[str], float]:
+    """One store's row, and the peak RSS of `ordo catalogue status` on it (importing nothing)."""
+    runs = [timed_import(env, args.files) for _ in range(args.runs)]
+    at_rest = timed(env, ["status"])[1]
+    snapshot, load_seconds = asyncio.run(loaded(env))
+    rate = lookups_per_second(snapshot, args.lookups)
+    seconds = [s for s, _ in runs]
+    row = [
+        name,
+        f"{len(snapshot):,}",
+        f"{statistics.median(seconds):.2f} s ({min(seconds):.2f}–{max(seconds):.2f})",
+        f"{max(rss for _, rss in runs):.0f} MiB",
+        f"{load_seconds * 1000:.0f} ms",
+        f"{rate / 1e6:.1f} M/s",
+    ]
+    console.print(f"{name}: done")
+    return row, at_rest
+
+
+def measure_all(args: argparse.Namespace) -> tuple[list[list[str]], float]:
+    """SQLite's row, and PostgreSQL's when there is one; the largest RSS at rest."""
     rows: list[list[str]] = []
-    at_rest = 0.0  # peak RSS of `ordo catalogue status`: the same process importing nothing
+    at_rest = 0.0
     with tempfile.TemporaryDirectory(prefix="ordo-bench-catalogue-") as scratch:
         backends = [("SQLite", backend_env(Path(scratch) / "sqlite", None))]
         if args.database_url:
@@ -151,34 +183,20 @@ def main() -> None:
             console.print("no PostgreSQL (ORDO_TEST_DATABASE_URL or --database-url): SQLite only")
         try:
             for name, env in backends:
-                runs = [timed_import(env, args.files) for _ in range(args.runs)]
-                at_rest = max(at_rest, timed(env, ["status"])[1])
-                snapshot, load_seconds = asyncio.run(loaded(env))
-                rate = lookups_per_second(snapshot, args.lookups)
-                seconds = [s for s, _ in runs]
-                rows.append(
-                    [
-                        name,
-                        f"{len(snapshot):,}",
-                        f"{statistics.median(seconds):.2f} s ({min(seconds):.2f}–"
-                        f"{max(seconds):.2f})",
-                        f"{max(rss for _, rss in runs):.0f} MiB",
-                        f"{load_seconds * 1000:.0f} ms",
-                        f"{rate / 1e6:.1f} M/s",
-                    ]
-                )
-                console.print(f"{name}: done")
+                row, rest = measure(name, env, args)
+                rows.append(row)
+                at_rest = max(at_rest, rest)
         finally:
             if args.database_url:
                 drop_schema(args.database_url)
-    head = [
-        "store",
-        "packs",
-        f"import, median of {args.runs} (min–max)",
-        "peak RSS of the import",
-        "index load (server refresh)",
-        "lookups from the index",
-    ]
+    return rows, at_rest
+
+
+def main() -> None:
+    args = catalogue_parser().parse_args()
+    speed_before = benchmarks_md.python_speed()
+    rows, at_rest = measure_all(args)
+    head = [column.format(runs=args.runs) for column in HEAD]
     table = Table(title="catalogue: import of the full BDPM files, lookups")
     for column in head:
         table.add_column(column)

@@ -42,14 +42,14 @@ from adapters.document.ordonnance import document_for
 from adapters.document.pdf import render
 from adapters.service import PrescriptionService
 from domain.actors import Actor
-from domain.identifiers import Cip13, Ins, Rpps
+from domain.identifiers import Cip13
 from domain.views import qr_payload, view_of
-from tools import benchmarks_md
+from tools import benchmarks_md, cast
 
 console = Console(stderr=True)
 SECRET = "bench-document-" + "x" * 32
-PRESCRIBER = Rpps.from_body("1000123456").value
-PATIENT = Ins.from_body("1841276451089").value
+PRESCRIBER = cast.PRESCRIBER.value
+PATIENT = cast.PATIENT.value
 
 
 def line(label: str, dosage: str, days: int, quantity: int, **extra: Any) -> dict[str, Any]:
@@ -170,17 +170,66 @@ def pages_of(pdf: bytes) -> int:
         return len(opened.pages)
 
 
-def main() -> None:
+def document_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="ordonnance PDF rendering benchmark")
     parser.add_argument("--rounds", type=int, default=5, help="measurements per cell")
     parser.add_argument("--seconds", type=float, default=1.0, help="per measurement")
     parser.add_argument("--renders", type=int, default=1000, help="renders under tracemalloc")
     parser.add_argument("--write", type=Path, metavar="FILE", help="record in FILE's block")
-    args = parser.parse_args()
+    return parser
+
+
+def measure(
+    client: TestClient[Any], loop: asyncio.Runner, args: argparse.Namespace
+) -> tuple[list[list[str]], dict[str, Callable[[], bytes]]]:
+    """A row per profile (render alone, and read + mask + render), and each profile's render."""
+    rows: list[list[str]] = []
+    numbers = issue_all(client)
+    service: PrescriptionService = client.app.state.service
+    today = service.clock().today
+    prescriber = Actor(role="prescriber", subject="bench", rpps=PRESCRIBER)
+    renders: dict[str, Callable[[], bytes]] = {}
+    for name, number in numbers.items():
+        state = loop.run(service.read(prescriber, number))
+        view, payload = view_of(state, prescriber, today), qr_payload(state.prescription_id)
+        renders[name] = partial(render, view, payload)
+        served = partial(served_pdf, loop, service, prescriber, number, today)
+        pdf = renders[name]()
+        alone, with_read = rates([renders[name], served], args.rounds, args.seconds)
+        rows.append(
+            [
+                name,
+                str(pages_of(pdf)),
+                f"{len(pdf) / 1024:.0f} KiB",
+                best_and_median(alone),
+                best_and_median(with_read),
+            ]
+        )
+        console.print(f"{name}: done")
+    return rows, renders
+
+
+def write(path: Path, args: argparse.Namespace, speed: str, table: str, memory: str) -> None:
+    text = (
+        f"## Document (issue 16): the ordonnance as a PDF ({date.today().isoformat()})\n\n"
+        f"`scripts/bench_document --write BENCHMARKS.md` (one process pinned to one CPU; "
+        f"{args.rounds} rounds of {args.seconds:g} s per cell, the two columns taking turns; "
+        f"the machine shared with other jobs, so the best round says what one core does and "
+        f"the median what it did under their load; Python speed "
+        f"`sum(range(10**6))` {speed}). *Render only*: the PDF from the masked view "
+        f"(reportlab, fonts subset and embedded, page compression on). *Read + mask + "
+        f"render*: what `GET …/document.pdf` does besides HTTP, on the embedded store.\n\n"
+        + table
+        + f"\n\nMemory: {memory}."
+    )
+    benchmarks_md.update_benchmarks(path, "document", text)
+
+
+def main() -> None:
+    args = document_parser().parse_args()
     cpu = min(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {cpu})  # one core: rendering is single-threaded CPU work
     speed_before = benchmarks_md.python_speed()
-    rows: list[list[str]] = []
     with tempfile.TemporaryDirectory(prefix="ordo-bench-document-") as scratch:
         settings = Settings.from_env({"ORDO_DATA_DIR": scratch, "ORDO_AUTH_SECRET": SECRET})
         app = build_app(settings)
@@ -188,28 +237,7 @@ def main() -> None:
         structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
         # The embedded store runs its calls in worker threads: any event loop may await them.
         with TestClient(app) as client, asyncio.Runner() as loop:
-            numbers = issue_all(client)
-            service: PrescriptionService = client.app.state.service
-            today = service.clock().today
-            prescriber = Actor(role="prescriber", subject="bench", rpps=PRESCRIBER)
-            renders: dict[str, Callable[[], bytes]] = {}
-            for name, number in numbers.items():
-                state = loop.run(service.read(prescriber, number))
-                view, payload = view_of(state, prescriber, today), qr_payload(state.prescription_id)
-                renders[name] = partial(render, view, payload)
-                served = partial(served_pdf, loop, service, prescriber, number, today)
-                pdf = renders[name]()
-                alone, with_read = rates([renders[name], served], args.rounds, args.seconds)
-                rows.append(
-                    [
-                        name,
-                        str(pages_of(pdf)),
-                        f"{len(pdf) / 1024:.0f} KiB",
-                        best_and_median(alone),
-                        best_and_median(with_read),
-                    ]
-                )
-                console.print(f"{name}: done")
+            rows, renders = measure(client, loop, args)
             first = next(iter(PROFILES))
             peak, before, after = memory_of(renders[first], args.renders)
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -234,19 +262,7 @@ def main() -> None:
     Console().print(memory)
     if args.write:
         speed = f"{speed_before} → {benchmarks_md.python_speed()}"
-        text = (
-            f"## Document (issue 16): the ordonnance as a PDF ({date.today().isoformat()})\n\n"
-            f"`scripts/bench_document --write BENCHMARKS.md` (one process pinned to one CPU; "
-            f"{args.rounds} rounds of {args.seconds:g} s per cell, the two columns taking turns; "
-            f"the machine shared with other jobs, so the best round says what one core does and "
-            f"the median what it did under their load; Python speed "
-            f"`sum(range(10**6))` {speed}). *Render only*: the PDF from the masked view "
-            f"(reportlab, fonts subset and embedded, page compression on). *Read + mask + "
-            f"render*: what `GET …/document.pdf` does besides HTTP, on the embedded store.\n\n"
-            + benchmarks_md.markdown_table(head, rows)
-            + f"\n\nMemory: {memory}."
-        )
-        benchmarks_md.update_benchmarks(args.write, "document", text)
+        write(args.write, args, speed, benchmarks_md.markdown_table(head, rows), memory)
 
 
 if __name__ == "__main__":

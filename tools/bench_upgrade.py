@@ -30,6 +30,7 @@ from adapters.legacy import (
 )
 from adapters.store.postgres import PostgresEventStore
 from tools.benchmarks_md import markdown_table, python_speed, update_benchmarks
+from tools.cast import PHARMACY
 
 RECEIPT = (
     b'{"dispensation_id":"6f0c","status":"partially_dispensed",'
@@ -44,7 +45,7 @@ def legacy_rows(count: int) -> list[Row]:
     for n in range(count):
         if n % 2:
             claim = LegacyInvoiceClaim(
-                finess="750712184",
+                finess=PHARMACY.value,
                 invoice_number=f"F-{n}",
                 prescription_id="P",
                 dispensation_id="d",

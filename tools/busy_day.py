@@ -17,8 +17,9 @@ from domain import commands
 from domain.calendar import paris_day
 from domain.commands import Dispense, DispenseLine, Moment, RequestedLine
 from domain.events import BilledLine, DispensationRecorded, Event, PrescriptionIssued, Product
-from domain.identifiers import Cip13, Finess, Ins, PrescriptionNumber, Rpps
+from domain.identifiers import Finess, Ins, PrescriptionNumber, Rpps
 from domain.prescription import Prescription, evolve
+from tools import cast
 
 if TYPE_CHECKING:
     from adapters.eventstore import EventLog
@@ -122,11 +123,11 @@ def billed(
 
 # --- the read side's day: issued, sent to one pharmacy, dispensed in one or two visits ---------
 
-PARACETAMOL = Product(system="CIP13", code=Cip13.from_body("340093000000").value, label="Para")
-PHARMACY = Finess.from_body("75071218")
-PHARMACIST = Rpps.from_body("2000123456")
-READ_SIDE_PRESCRIBERS = [Rpps.from_body(f"10{n:08d}") for n in range(50)]
-READ_SIDE_PATIENTS = [Ins.from_body(f"1840175{n:06d}") for n in range(1000)]
+PARACETAMOL = Product(system="CIP13", code=cast.PARACETAMOL.value, label="Para")
+PHARMACY = cast.PHARMACY
+PHARMACIST = cast.PHARMACIST
+READ_SIDE_PRESCRIBERS = [cast.prescriber(n) for n in range(50)]
+READ_SIDE_PATIENTS = [cast.patient(n) for n in range(1000)]
 
 
 def sent_and_dispensed(n: int, now: Moment, *, withdraw_last: bool = False) -> list[Event]:
@@ -158,12 +159,12 @@ WITHDRAWN_SHARE = 0.05  # of second dispensings withdrawn as recorded in error
 # treatment): these prescriptions were issued and first dispensed this long before `now`.
 SECOND_VISIT_AFTER = timedelta(days=20)
 PRODUCTS = [
-    Product(system="CIP13", code=Cip13.from_body(f"34009{n:07d}").value, label=f"Spécialité {n}")
+    Product(system="CIP13", code=cast.product(n).value, label=f"Spécialité {n}")
     for n in range(1, 2001)
 ]
-PHARMACIES = [Finess.from_body(f"{75000000 + 37 * n:08d}") for n in range(2000)]
-PHARMACISTS = [Rpps.from_body(f"20{n:08d}") for n in range(200)]
-PRESCRIBERS = [Rpps.from_body(f"10{n:08d}") for n in range(500)]
+PHARMACIES = [cast.pharmacy(n) for n in range(2000)]
+PHARMACISTS = [cast.pharmacist(n) for n in range(200)]
+PRESCRIBERS = [cast.prescriber(n) for n in range(500)]
 
 
 def dispensed_and_billed(rng: random.Random, n: int, now: Moment) -> list[Event]:
@@ -182,7 +183,7 @@ def dispensed_and_billed(rng: random.Random, n: int, now: Moment) -> list[Event]
         for _ in range(rng.randint(1, 3))
     ]
     number = PrescriptionNumber.generate(rng.getrandbits)
-    patient = Ins.from_body(f"18401750{n % 100000:05d}")
+    patient = cast.patient(n % 100_000)
     story = issued(number, rng.choice(PRESCRIBERS), patient, lines, earlier)
     first, second = rng.sample(PHARMACIES, 2)
     prescribed = story.issued().lines

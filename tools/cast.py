@@ -1,7 +1,11 @@
-"""A small cast of valid identities and their tokens, shared by the tests and the benchmarks."""
+"""The made-up people of ordo, every identifier valid (check keys as `domain.identifiers` wants):
+the few the tests name (`People`, and the same identities as the domain's value objects), the
+numbered crowds the generators and the benchmarks need (`prescriber(n)`, `patient(n)`, ...),
+and the people a demo day draws anew from a random generator (`drawn_*`)."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,20 +14,94 @@ from domain.identifiers import Cip13, Finess, Ins, Rpps
 
 SECRET = "test-secret-" + "x" * 32
 
+# --- the few named ones, as the domain's value objects ----------------------------------------
+
+PRESCRIBER = Rpps.from_body("1000123456")
+OTHER_PRESCRIBER = Rpps.from_body("1000777777")
+PHARMACIST = Rpps.from_body("2000123456")
+PATIENT = Ins.from_body("1841276451089")
+CORSICAN_PATIENT = Ins.from_body("290022A001001")
+PHARMACY = Finess.from_body("75071218")
+OTHER_PHARMACY = Finess.from_body("13000123")
+PARACETAMOL = Cip13.from_body("340093000000")
+GENERIC = Cip13.from_body("340093999999")
+AMOXICILLINE = Cip13.from_body("340093111111")
+DOLIPRANE = Cip13("3400935955838")  # Doliprane 1000 mg, 8 comprimés: in the shipped catalogue
+SKENAN = Cip13("3400933323523")  # Skenan LP 10 mg (morphine), 14 gélules: in the catalogue too
+
+# --- numbered crowds: the n-th of each, the same at every run -----------------------------------
+
+
+def prescriber(n: int) -> Rpps:
+    """The n-th of up to 10⁸ prescribers."""
+    return Rpps.from_body(f"10{n:08d}")
+
+
+def pharmacist(n: int) -> Rpps:
+    """The n-th of up to 10⁸ pharmacists."""
+    return Rpps.from_body(f"20{n:08d}")
+
+
+def pharmacy(n: int) -> Finess:
+    """The n-th of up to 10,000 pharmacies, all in metropolitan France (Paris)."""
+    return Finess.from_body(f"{75000000 + 37 * n:08d}")
+
+
+def patient(n: int) -> Ins:
+    """The n-th of up to 10⁶ patients, born in January 1984 in Paris."""
+    return Ins.from_body(f"1840175{n:06d}")
+
+
+def product(n: int) -> Cip13:
+    """The n-th of up to 10⁷ made-up packs (CIP13 of the 34009 range)."""
+    return Cip13.from_body(f"34009{n:07d}")
+
+
+# --- drawn anew: people a run has never met ----------------------------------------------------
+
+CITIES = (("75", "056"), ("13", "055"), ("69", "123"), ("33", "063"), ("59", "350"))
+CORSICA = (("2A", "004"), ("2B", "033"))  # Ajaccio, Bastia
+
+
+def _digits(rng: random.Random, count: int) -> str:
+    return "".join(rng.choice("0123456789") for _ in range(count))
+
+
+def drawn_prescriber(rng: random.Random) -> Rpps:
+    return Rpps.from_body("10" + _digits(rng, 8))
+
+
+def drawn_pharmacist(rng: random.Random) -> Rpps:
+    return Rpps.from_body("20" + _digits(rng, 8))
+
+
+def drawn_patient(rng: random.Random, *, corsican: bool = False) -> Ins:
+    """A NIR: sex, year and month of birth, department and commune of birth, order number."""
+    department, commune = rng.choice(CORSICA if corsican else CITIES)
+    born = f"{rng.randint(1, 2)}{rng.randint(30, 99):02d}{rng.randint(1, 12):02d}"
+    return Ins.from_body(born + department + commune + _digits(rng, 3))
+
+
+def drawn_pharmacy(rng: random.Random, department: str) -> Finess:
+    return Finess.from_body(department + "0" + _digits(rng, 5))
+
+
+# --- the named ones as the API's callers --------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class People:
     """A small cast: two prescribers, two patients, two pharmacies."""
 
-    prescriber: str = Rpps.from_body("1000123456").value
-    other_prescriber: str = Rpps.from_body("1000777777").value
-    pharmacist: str = Rpps.from_body("2000123456").value
-    patient: str = Ins.from_body("1841276451089").value
-    corsican_patient: str = Ins.from_body("290022A001001").value
-    pharmacy: str = Finess.from_body("75071218").value
-    other_pharmacy: str = Finess.from_body("13000123").value
-    paracetamol: str = Cip13.from_body("340093000000").value
-    generic: str = Cip13.from_body("340093999999").value
+    prescriber: str = PRESCRIBER.value
+    other_prescriber: str = OTHER_PRESCRIBER.value
+    pharmacist: str = PHARMACIST.value
+    patient: str = PATIENT.value
+    corsican_patient: str = CORSICAN_PATIENT.value
+    pharmacy: str = PHARMACY.value
+    other_pharmacy: str = OTHER_PHARMACY.value
+    paracetamol: str = PARACETAMOL.value
+    generic: str = GENERIC.value
 
     def headers(
         self,

@@ -82,7 +82,7 @@ Source : Base de données publique des médicaments (https://base-donnees-publiq
 snapshot of {snapshot.isoformat()}, reused under the Licence Ouverte / Open Licence (Etalab).
 
 A small subset of the five official files, lines kept byte for byte (Windows-1252,
-tab-separated, no header, the files' own line ends), so that `ordo demo` and fresh clones have
+tab-separated, no header, the files' own line ends), so that `scripts/demo` and fresh clones have
 real products and visible rules without downloading anything:
 
 ```sh

@@ -1,49 +1,58 @@
-"""`ordo demo` plays a whole day through the public API, and what it says it did is what the API
-shows afterwards, read back by another app on the same store."""
+"""`scripts/demo` plays a whole day through the API of a real `ordo serve`, and what it prints
+and says it did is what that server shows afterwards."""
 
 from __future__ import annotations
 
 import random
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Required, TypedDict, Unpack
 
+import httpx
 import pytest
-from litestar.testing import AsyncTestClient, TestClient
 
-from adapters import demo
 from adapters.auth import sign_token
-from adapters.bootstrap import build_app, build_log
-from adapters.cli import main
 from adapters.config import Settings
-from tests.conftest import Client
+from tests.api.test_document_api import qr_codes_on_first_page, text_of
+from tools import harness
+from tools.demo import plan
+from tools.demo.cli import DemoOptions, main, run
+from tools.demo.client import Api, ApiError, Tokens
+from tools.demo.day import Report, day_facts, fill
 
 SECRET = "demo-test-secret-0123456789abcdef"
 SMALL_DAY = 8
 
 
-@pytest.fixture
-def settings(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("ORDO_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("ORDO_AUTH_SECRET", SECRET)
-    for name in ("ORDO_DATABASE_URL", "ORDO_AUTH_PUBLIC_KEY", "ORDO_FAILPOINT"):
-        monkeypatch.delenv(name, raising=False)
-    return Settings.from_env()
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The settings the server and the demo share: one data directory, one secret."""
+    data_dir = tmp_path_factory.mktemp("demo")
+    return harness.without_ordo_settings() | {
+        "ORDO_DATA_DIR": str(data_dir),
+        "ORDO_AUTH_SECRET": SECRET,
+        "ORDO_CATALOGUE_REFRESH_SECONDS": "0.5",
+    }
+
+
+@pytest.fixture(scope="module")
+def server(env: dict[str, str]) -> Iterator[harness.Server]:
+    with harness.serving(env) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def report(env: dict[str, str], server: harness.Server) -> Report:
+    return run(DemoOptions(server.base_url, SMALL_DAY, seed=3), Settings.from_env(env))
 
 
 @pytest.fixture
-def report(settings: Settings) -> demo.Report:
-    return demo.run(demo.DemoOptions(prescriptions=SMALL_DAY, seed=3), settings)
-
-
-@pytest.fixture
-def reader(settings: Settings) -> Iterator[Client]:
-    """Another app on the same data dir: what the demo wrote must be durable and readable."""
-    log = build_log(settings)
-    try:
-        with TestClient(app=build_app(settings, log)) as client:
-            yield client
-    finally:
-        log.close()
+def reader(server: harness.Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.base_url, timeout=10) as client:
+        yield client
 
 
 class Claims(TypedDict, total=False):
@@ -55,7 +64,7 @@ class Claims(TypedDict, total=False):
     ins: str
 
 
-def read(client: Client, number: str, **claims: Unpack[Claims]) -> dict[str, Any]:
+def read(client: httpx.Client, number: str, **claims: Unpack[Claims]) -> dict[str, Any]:
     token = sign_token(SECRET, subject="test", **claims)
     response = client.get(
         f"/v1/prescriptions/{number}", headers={"Authorization": f"Bearer {token}"}
@@ -65,25 +74,60 @@ def read(client: Client, number: str, **claims: Unpack[Claims]) -> dict[str, Any
     return body
 
 
-def as_pharmacist(report: demo.Report) -> Claims:
+def as_pharmacist(report: Report) -> Claims:
     pharmacy = report.cast.pharmacies[0]
     return {"role": "pharmacist", "rpps": pharmacy.pharmacists[0], "finess": pharmacy.finess}
 
 
 def test_the_command_plays_the_day_and_prints_the_summary(
-    settings: Settings, capsys: pytest.CaptureFixture[str]
+    env: dict[str, str], server: harness.Server
 ) -> None:
-    assert main(["demo", "--prescriptions", str(SMALL_DAY)]) == 0
+    command = [sys.executable, "-m", "tools.demo", "--url", server.base_url]
+    done = subprocess.run(
+        [*command, "--prescriptions", str(SMALL_DAY)],
+        env=env,
+        cwd=harness.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "scripts/demo: API calls" in done.stdout
+    assert "issue prescription" in done.stdout
+    assert "narcotic in fractions" in done.stdout
+    assert done.stdout.count("curl -s -H 'Authorization: Bearer ") == 3
+    assert f"{server.base_url}/v1/prescriptions/" in done.stdout
+    assert list(Path(env["ORDO_DATA_DIR"]).glob("ordonnance-*.pdf"))
+
+
+def test_the_demo_says_where_its_sample_pdf_is(
+    env: dict[str, str],
+    server: harness.Server,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("ORDO_DATA_DIR", env["ORDO_DATA_DIR"])
+    monkeypatch.setenv("ORDO_AUTH_SECRET", SECRET)
+
+    assert main(["--url", server.base_url, "--prescriptions", "1"]) == 0
 
     out = capsys.readouterr().out
-    assert "issue prescription" in out
-    assert out.count("curl -s -H 'Authorization: Bearer ") == 3
-    assert (settings.data_dir / "ordo.sqlite3").exists()
+    found = re.search(r"Sample ordonnance \(PDF, the patient's copy\): (\S+\.pdf)", out)
+    assert found, out
+    sample = Path(found[1])
+    assert sample.parent == Path(env["ORDO_DATA_DIR"])
+    text = text_of(sample.read_bytes())
+    assert "Ordonnance sécurisée" in text and "(vingt-huit jours)" in text
+    number = sample.stem.removeprefix("ordonnance-")
+    assert qr_codes_on_first_page(sample.read_bytes()) == [number]
+    assert f"ordo document {number} --out FILE.pdf" in out
 
 
-def test_what_the_demo_reports_is_what_the_api_shows(report: demo.Report, reader: Client) -> None:
+def test_what_the_demo_reports_is_what_the_api_shows(report: Report, reader: httpx.Client) -> None:
     views = [read(reader, p.prescription_id, **as_pharmacist(report)) for p in report.played]
-    facts = demo.day_facts(report)
+    facts = day_facts(report)
     dispensations = [d for view in views for d in view["dispensations"]]
 
     assert len(views) == facts["prescriptions"] == SMALL_DAY
@@ -105,6 +149,8 @@ def test_what_the_demo_reports_is_what_the_api_shows(report: demo.Report, reader
         == facts["patient opposes the prescriber's view"]
     )
     assert any(v["kind"] == "secure" and v["lines"][0]["narcotic"] for v in views)
+    assert report.sample_document is not None
+    assert report.sample_document.read_bytes().startswith(b"%PDF-")
 
 
 def substitutions(views: list[dict[str, Any]]) -> int:
@@ -117,28 +163,41 @@ def substitutions(views: list[dict[str, Any]]) -> int:
     )
 
 
+def test_the_counter_scenes_are_what_the_api_recorded(report: Report, reader: httpx.Client) -> None:
+    shown = {scene.rule: scene.prescription_id for scene in report.rules}
+    fractions = read(reader, shown["narcotic in fractions"], **as_pharmacist(report))
+    withdrawn = read(
+        reader, shown["withdrawal of a dispensing recorded in error"], **as_pharmacist(report)
+    )
+
+    assert len(report.rules) == 5
+    assert [line["remaining"] for line in fractions["lines"]] == [3]
+    assert withdrawn["dispensations"][0]["withdrawn"] is True
+    assert withdrawn["lines"][0]["remaining"] == 3
+
+
 def test_the_showcase_is_masked_for_the_prescriber_only(
-    report: demo.Report, reader: Client
+    report: Report, reader: httpx.Client
 ) -> None:
     showcase = report.showcase()
-    number, plan = showcase.prescription_id, showcase.plan
+    number, showcase_plan = showcase.prescription_id, showcase.plan
 
-    as_prescriber = read(reader, number, role="prescriber", rpps=plan.prescriber)
-    as_patient = read(reader, number, role="patient", ins=plan.patient)
+    as_prescriber = read(reader, number, role="prescriber", rpps=showcase_plan.prescriber)
+    as_patient = read(reader, number, role="patient", ins=showcase_plan.patient)
 
     assert as_prescriber["execution_visible"] is False
     assert as_prescriber["dispensations"] == []
     assert {d["finess"] for d in as_patient["dispensations"]} == {
-        v.pharmacy.finess for v in plan.visits
+        v.pharmacy.finess for v in showcase_plan.visits
     }
-    assert len(plan.visits) == 2
+    assert len(showcase_plan.visits) == 2
 
 
 def test_the_day_is_deterministic_for_a_seed() -> None:
-    def day(seed: int) -> tuple[demo.Cast, list[demo.Plan]]:
+    def day(seed: int) -> tuple[plan.Cast, list[plan.Plan]]:
         rng = random.Random(seed)
-        cast = demo.make_cast(rng)
-        return cast, demo.plan_day(rng, cast, 40)
+        cast = plan.make_cast(rng)
+        return cast, plan.plan_day(rng, cast, 40)
 
     cast, plans = day(1)
     assert day(1) == (cast, plans)
@@ -146,23 +205,18 @@ def test_the_day_is_deterministic_for_a_seed() -> None:
     assert (len(cast.prescribers), len(cast.patients), len(cast.pharmacies)) == (5, 30, 6)
     assert any(ins[5:7] in ("2A", "2B") for ins in cast.patients)
     assert all(
-        m.duration_days <= 28 and plan.kind == "secure"
-        for plan in plans
-        for m in plan.medicines
+        m.duration_days <= 28 and p.kind == "secure"
+        for p in plans
+        for m in p.medicines
         if m.narcotic
     )
 
 
-async def test_an_api_error_names_the_call_and_the_problem(settings: Settings) -> None:
-    log = build_log(settings)
-    try:
-        app = build_app(settings, log)
-        async with AsyncTestClient(app=app, base_url=demo.EMBEDDED_URL) as client:
-            api = demo.Api(client, demo.Tokens("not-the-secret-the-server-was-given-at-all"))
-            with pytest.raises(demo.ApiError) as error:
-                await demo.fill(api, demo.DemoOptions(prescriptions=1))
-    finally:
-        log.close()
+async def test_an_api_error_names_the_call_and_the_problem(server: harness.Server) -> None:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
+        api = Api(client, Tokens("not-the-secret-the-server-was-given-at-all"))
+        with pytest.raises(ApiError) as error:
+            await fill(api, prescriptions=1, seed=1)
 
     assert error.value.status == 401
     assert "issue prescription: POST /v1/prescriptions answered 401 unauthenticated" in str(
@@ -172,8 +226,17 @@ async def test_an_api_error_names_the_call_and_the_problem(settings: Settings) -
 
 
 def test_an_unreachable_server_exits_non_zero(
-    settings: Settings, capsys: pytest.CaptureFixture[str]
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["demo", "--url", "http://127.0.0.1:9", "--prescriptions", "1"]) == 1
+    monkeypatch.setenv("ORDO_DATA_DIR", env["ORDO_DATA_DIR"])
+    monkeypatch.setenv("ORDO_AUTH_SECRET", SECRET)
+
+    assert main(["--url", "http://127.0.0.1:9", "--prescriptions", "1"]) == 1
 
     assert "cannot reach http://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_a_day_without_prescriptions_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--prescriptions", "0"]) == 2
+
+    assert "--prescriptions must be at least 1" in capsys.readouterr().err

@@ -1,8 +1,7 @@
-"""`ordo document ID --out FILE.pdf` for operators, and `ordo demo` saying where a sample PDF is."""
+"""`ordo document ID --out FILE.pdf` for operators."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,20 +79,3 @@ def test_a_missing_directory_is_refused_before_anything_is_read(
     assert main(["document", "ABCDE-FGHJK-MNPQR-STVWX", "--out", str(out)]) == 2
 
     assert "no such directory" in capsys.readouterr().err
-
-
-def test_the_demo_says_where_its_sample_pdf_is(
-    local: Settings, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert main(["demo", "--prescriptions", "1"]) == 0
-
-    out = capsys.readouterr().out
-    found = re.search(r"Sample ordonnance \(PDF, the patient's copy\): (\S+\.pdf)", out)
-    assert found, out
-    sample = Path(found[1])
-    assert sample.parent == local.data_dir
-    text = text_of(sample.read_bytes())
-    assert "Ordonnance sécurisée" in text and "(vingt-huit jours)" in text
-    number = sample.stem.removeprefix("ordonnance-")
-    assert qr_codes_on_first_page(sample.read_bytes()) == [number]
-    assert f"ordo document {number} --out FILE.pdf" in out

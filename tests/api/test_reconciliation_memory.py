@@ -24,14 +24,15 @@ from adapters.reconciliation.ndjson import RawChunk
 from adapters.reconciliation.processing import Reconciliation
 from domain.events import DispensationRecorded, DispensedLine, PrescribedLine, PrescriptionIssued
 from domain.events import Product as DomainProduct
-from domain.identifiers import Cip13, Finess, Ins, PrescriptionNumber, Rpps
+from domain.identifiers import PrescriptionNumber
 from projections.runner import ProjectionRunner
 from tests.conftest import settings_for
+from tools import cast
 
 CHUNK = 1000
 PRESCRIPTIONS = 200
-PHARMACY = Finess.from_body("75071218").value
-PRODUCT = DomainProduct(system="CIP13", code=Cip13.from_body("340093000000").value, label="P")
+PHARMACY = cast.PHARMACY.value
+PRODUCT = DomainProduct(system="CIP13", code=cast.PARACETAMOL.value, label="P")
 
 
 def append_prescriptions(log: EventLog) -> list[str]:
@@ -47,8 +48,8 @@ def append_prescriptions(log: EventLog) -> list[str]:
                     prescription_id=number,
                     version=1,
                     at=now,
-                    prescriber_rpps=Rpps.from_body("1000123456").value,
-                    patient_ins=Ins.from_body(f"1840175{n:06d}").value,
+                    prescriber_rpps=cast.PRESCRIBER.value,
+                    patient_ins=cast.patient(n).value,
                     issued_on=now.date(),
                     kind="standard",
                     execution_view_consent=True,
@@ -60,7 +61,7 @@ def append_prescriptions(log: EventLog) -> list[str]:
                     at=now,
                     dispensation_id=f"d{n}",
                     finess=PHARMACY,
-                    pharmacist_rpps=Rpps.from_body("2000123456").value,
+                    pharmacist_rpps=cast.PHARMACIST.value,
                     dispensed_at=now,
                     lines=(DispensedLine(line_no=1, quantity=2, product=PRODUCT),),
                 ),

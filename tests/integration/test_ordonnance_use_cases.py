@@ -25,7 +25,6 @@ from adapters.store.embedded import EmbeddedEventStore
 from domain.actors import Actor
 from domain.errors import DomainError
 from domain.events import PrescriptionSentToPatient, PrescriptionTransmitted
-from domain.identifiers import Rpps
 from tests.unit.builders import (
     ISSUED_ON,
     NUMBER,
@@ -37,11 +36,12 @@ from tests.unit.builders import (
     issued,
     moment,
 )
+from tools import cast
 
 POSTMASTER = "ne-pas-repondre@ordo.mssante.fr"
 BAL_ORG = "pharmacie.centrale@pharmacie.mssante.fr"
 PRESCRIBER_ACTOR = Actor(role="prescriber", subject="d", rpps=PRESCRIBER.value)
-OTHER_PRESCRIBER = Actor(role="prescriber", subject="o", rpps=Rpps.from_body("1000777777").value)
+OTHER_PRESCRIBER = Actor(role="prescriber", subject="o", rpps=cast.OTHER_PRESCRIBER.value)
 
 
 @pytest.fixture

@@ -13,24 +13,19 @@ from domain.events import (
     PrescriptionIssued,
     Product,
 )
-from domain.identifiers import Cip13, Finess, Ins, PrescriptionNumber, Rpps
+from domain.identifiers import Finess, PrescriptionNumber
 from domain.prescription import Prescription, fold
+from tools import cast
 
 NUMBER = PrescriptionNumber.generate(lambda bits: 123456789 % (1 << bits))
-PRESCRIBER = Rpps.from_body("1000123456")
-PATIENT = Ins.from_body("1841276451089")
-PHARMACY_A = Finess.from_body("75071218")
-PHARMACY_B = Finess.from_body("13000123")
-PHARMACIST = Rpps.from_body("1000654321")
-PARACETAMOL = Product(
-    system="CIP13", code=Cip13.from_body("340093000000").value, label="Paracétamol 1 g"
-)
-GENERIC = Product(
-    system="CIP13", code=Cip13.from_body("340093999999").value, label="Paracétamol Biogaran 1 g"
-)
-AMOXICILLINE = Product(
-    system="CIP13", code=Cip13.from_body("340093111111").value, label="Amoxicilline 1 g"
-)
+PRESCRIBER = cast.PRESCRIBER
+PATIENT = cast.PATIENT
+PHARMACY_A = cast.PHARMACY
+PHARMACY_B = cast.OTHER_PHARMACY
+PHARMACIST = cast.PHARMACIST
+PARACETAMOL = Product(system="CIP13", code=cast.PARACETAMOL.value, label="Paracétamol 1 g")
+GENERIC = Product(system="CIP13", code=cast.GENERIC.value, label="Paracétamol Biogaran 1 g")
+AMOXICILLINE = Product(system="CIP13", code=cast.AMOXICILLINE.value, label="Amoxicilline 1 g")
 ISSUED_ON = date(2026, 11, 23)
 
 
