@@ -13,7 +13,6 @@ from contextlib import (
     suppress,
 )
 
-import asyncpg
 from litestar import Litestar
 
 from adapters.access import AccessLogStore, AccessRecorder, open_access_log, patient_lookup
@@ -26,9 +25,9 @@ from adapters.catalogue import (
     open_catalogue_store,
 )
 from adapters.config import Settings
-from adapters.eventfeed import PostgresLog
-from adapters.eventstore import EventLog, open_log
+from adapters.eventfeed import PostgresEventFeed
 from adapters.http.app import Limits, create_app
+from adapters.librarylog import LibraryLog, open_library_log
 from adapters.logging import configure_logging
 from adapters.mailer.compose import RENDERERS, Renderer
 from adapters.mailer.run import Mailer
@@ -37,9 +36,9 @@ from adapters.mailer.transport import transport_for
 from adapters.messaging.directory import MssanteDirectory
 from adapters.messaging.ordonnance import ordonnance_renderers
 from adapters.messaging.service import ConversationService
+from adapters.postgres import open_pool
 from adapters.readmodels import ReadModels, open_read_models
-from adapters.readmodels.postgres import asyncpg_target, connection_settings
-from adapters.readmodels.sqlite import SqliteLog
+from adapters.readmodels.sqlite import SqliteEventFeed
 from adapters.reconciliation import reconciliation_for
 from adapters.service import PrescriptionService, paris_clock
 from adapters.store import EventStore
@@ -71,11 +70,11 @@ def failpoint(settings: Settings, name: str) -> Callable[[], None]:
     return FAILPOINTS[name] if settings.failpoint == name else lambda: None
 
 
-def build_log(settings: Settings) -> EventLog:
-    return open_log(settings.database_url, settings.data_dir, settings.db_pool_size)
+def build_log(settings: Settings) -> LibraryLog:
+    return open_library_log(settings.database_url, settings.data_dir, settings.db_pool_size)
 
 
-def build_store(settings: Settings, log: EventLog) -> EventStore:
+def build_store(settings: Settings, log: LibraryLog) -> EventStore:
     """The store the use cases append through: asyncpg with group commit on PostgreSQL, the
     embedded log's recorder otherwise. Opened by the app's lifespan (it needs the loop)."""
     if settings.database_url:
@@ -184,7 +183,7 @@ def catalogue_follower(
 # --- the mailer: `ordo mailer`, or in-process on the embedded default ----------------------
 
 
-def renderers_for(event_log: EventLog) -> dict[str, Renderer]:
+def renderers_for(event_log: LibraryLog) -> dict[str, Renderer]:
     """The QR code, and the ordonnance as a PDF read from this log (each recipient's copy, as
     its day in Paris reads it)."""
     return {**RENDERERS, **ordonnance_renderers(event_log, lambda: paris_clock().today)}
@@ -192,7 +191,7 @@ def renderers_for(event_log: EventLog) -> dict[str, Renderer]:
 
 @asynccontextmanager
 async def mailer_for(
-    settings: Settings, event_log: EventLog | None = None
+    settings: Settings, event_log: LibraryLog | None = None
 ) -> AsyncIterator[Mailer]:
     """A mailer on this instance's log and store: SQLite beside the embedded log, or the
     PostgreSQL schema of the log."""
@@ -202,10 +201,12 @@ async def mailer_for(
     ]
     if settings.database_url is None:
         owned = event_log is None
-        the_log = event_log or open_log(None, settings.data_dir, 2)
+        the_log = event_log or open_library_log(None, settings.data_dir, 2)
         store = SqliteOutbox(settings.data_dir / "mailer.sqlite3")
         try:
-            yield Mailer(SqliteLog(the_log), store, transports, renderers=renderers_for(the_log))
+            yield Mailer(
+                SqliteEventFeed(the_log), store, transports, renderers=renderers_for(the_log)
+            )
         finally:
             for transport in transports:
                 transport.close()
@@ -213,13 +214,12 @@ async def mailer_for(
             if owned:
                 the_log.close()
         return
-    dsn, schema = asyncpg_target(settings.database_url)
-    pool = await asyncpg.create_pool(
-        dsn, min_size=1, max_size=4, server_settings=connection_settings()
-    )
-    source = PostgresLog(pool, schema)
+    pool, schema = await open_pool(settings.database_url, 4)
+    source = PostgresEventFeed(pool, schema)
     # Read by the PDF renderers, one composing thread per relay connection.
-    documents = open_log(settings.database_url, settings.data_dir, settings.mailer_connections)
+    documents = open_library_log(
+        settings.database_url, settings.data_dir, settings.mailer_connections
+    )
     try:
         yield Mailer(
             source, PostgresOutbox(pool, schema), transports, renderers=renderers_for(documents)
@@ -233,7 +233,7 @@ async def mailer_for(
 
 
 def mailer_in_process(
-    settings: Settings, event_log: EventLog, woken_by: list[Callable[[], None]] | None = None
+    settings: Settings, event_log: LibraryLog, woken_by: list[Callable[[], None]] | None = None
 ) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
     """A lifespan: `ordo serve` on the embedded default delivers its own e-mails (with
     PostgreSQL, `ordo mailer` runs on its own, as many standbys as wanted)."""
@@ -245,7 +245,7 @@ def mailer_in_process(
             return
         stopping = asyncio.Event()
         async with mailer_for(settings, event_log) as mailer:
-            if woken_by is not None and isinstance(mailer.source, SqliteLog):
+            if woken_by is not None and isinstance(mailer.source, SqliteEventFeed):
                 woken_by.append(mailer.source.notify)  # at once after this process's appends
             task = asyncio.create_task(mailer.run(stopping))
             try:
@@ -259,7 +259,7 @@ def mailer_in_process(
     return deliver
 
 
-def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
+def build_app(settings: Settings, log: LibraryLog | None = None) -> Litestar:
     configure_logging(settings.log_hash_key)
     event_log = log or build_log(settings)
     appended = AppendListeners(failpoint(settings, "crash_after_append"))
@@ -300,7 +300,7 @@ def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
             read_models, substitute=catalogue_substitutes(catalogue.in_force)
         )
         app.state.reconciliation = reconciliation
-        if isinstance(read_models.source, SqliteLog):
+        if isinstance(read_models.source, SqliteEventFeed):
             appended.listeners.append(read_models.source.notify)
         stopping = asyncio.Event()
         tasks = []

@@ -5,7 +5,7 @@ in the event table: stream `idempotency:<key>` with topic `IdempotencyRecord.v1`
 answer as an HTTP status and body), stream `invoice:<sha256(finess|number)>` with topic
 `InvoiceClaim.v1`. Nothing reads those rows any more, so at start the store copies them once into
 `ordo_idempotency` and `ordo_invoice_claims` (`adapters.store.postgres`, and the embedded
-recorder of `adapters.eventstore`), and records that it did in `ordo_migrations`. The rows stay
+recorder of `adapters.librarylog`), and records that it did in `ordo_migrations`. The rows stay
 in the log, which is append-only; every log reader skips their topics (they are not events).
 
 This module is pure: it decodes the old encoding and returns the new tables' rows.

@@ -47,7 +47,7 @@ from rich.text import Text
 
 from adapters.auth import sign_token
 from adapters.config import with_schema
-from adapters.eventstore import open_log
+from adapters.librarylog import open_library_log
 from domain.identifiers import Cip13, Finess, Ins, Rpps
 from tools import benchmarks_md, harness
 from tools.harness import HOST, Server, free_port
@@ -1175,9 +1175,9 @@ async def sql_run(base: Baseline, opts: Options, clients: int) -> Run:
 
 
 def prepare_baseline(scratch: Scratch, source: str) -> Baseline:
-    """A scratch schema made by the app's own open_log, holding the API run's seed."""
+    """A scratch schema made by the app's own open_library_log, holding the API run's seed."""
     schema = scratch.create()
-    open_log(with_schema(scratch.url, schema), Path(tempfile.gettempdir()), 1).close()
+    open_library_log(with_schema(scratch.url, schema), Path(tempfile.gettempdir()), 1).close()
     src, dst = sql.Identifier(source, "ordo_events"), sql.Identifier(schema, "ordo_events")
     with psycopg.connect(scratch.url, autocommit=True) as conn:
         conn.execute(

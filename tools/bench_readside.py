@@ -47,11 +47,11 @@ from rich.table import Table
 
 from adapters.auth import sign_token
 from adapters.config import Settings, with_schema
-from adapters.eventstore import open_log
 from adapters.kafka.messages import to_message
 from adapters.kafka.relay import Relay, ensure_topics, producer
+from adapters.librarylog import open_library_log
+from adapters.postgres import asyncpg_target
 from adapters.readmodels import open_read_models
-from adapters.readmodels.postgres import asyncpg_target
 from domain.identifiers import Rpps
 from projections.runner import ProjectionRunner
 from tools import bench, benchmarks_md, busy_day, harness
@@ -82,7 +82,7 @@ class Built:
     def appending(self) -> Row:
         """The table's row for appending this log."""
         return Row(
-            "append the log (EventLog.append, 3,500 events each)",
+            "append the log (LibraryLog.append, 3,500 events each)",
             "postgres",
             f"{self.events:,} events",
             self.seconds,
@@ -92,8 +92,8 @@ class Built:
 
 def build_log(database_url: str | None, data_dir: Path, events: int) -> Built:
     """Append about `events` events (whole prescriptions, 1,000 per append); `seconds` is the
-    time spent in EventLog.append, not in deciding the events."""
-    log = open_log(database_url, data_dir, 2)
+    time spent in LibraryLog.append, not in deciding the events."""
+    log = open_library_log(database_url, data_dir, 2)
     now = busy_day.moment()
     prescriptions = round(events / 3.5)
     started = time.perf_counter()
@@ -191,7 +191,7 @@ class Row:
 
 
 async def project_all(settings: Settings, data_dir: Path) -> tuple[int, float]:
-    log = open_log(settings.database_url, data_dir, 2)
+    log = open_library_log(settings.database_url, data_dir, 2)
     read_models = await open_read_models(settings, log)
     try:
         runner = ProjectionRunner(read_models.source, read_models.store)  # as `ordo project`
@@ -681,7 +681,7 @@ def markdown(rows: list[Row]) -> str:
 METHOD = """\
 Logs are a busy day (`tools.busy_day`, every event decided by `domain.commands`: each
 prescription issued, transmitted to a pharmacy, dispensed in one or two visits: 3.5 events per
-prescription, 50 prescribers), appended 1,000 prescriptions per `EventLog.append` to a fresh
+prescription, 50 prescribers), appended 1,000 prescriptions per `LibraryLog.append` to a fresh
 scratch schema (*append the log* times those calls alone).
 *Projection*: the runner `ordo project` uses (`ProjectionRunner`, batch 2,000, asyncpg), in
 this process, from position 0 to head; baseline: one asyncpg COPY of the rows it wrote into
