@@ -13,6 +13,7 @@ from contextlib import (
     suppress,
 )
 
+import structlog
 from litestar import Litestar
 
 from adapters.access import AccessLogStore, AccessRecorder, open_access_log, patient_lookup
@@ -45,6 +46,8 @@ from adapters.store import EventStore
 from adapters.store.embedded import EmbeddedEventStore
 from adapters.store.postgres import PostgresEventStore
 from domain.reconciliation import catalogue_substitutes
+
+log = structlog.get_logger("ordo.serve")
 
 
 def _die() -> None:
@@ -180,7 +183,7 @@ def catalogue_follower(
     return follow
 
 
-# --- the mailer: `ordo mailer`, or in-process on the embedded default ----------------------
+# --- the mailer: `ordo mailer`, or in-process in `ordo serve` -----------------------------
 
 
 def renderers_for(event_log: LibraryLog) -> dict[str, Renderer]:
@@ -232,15 +235,43 @@ async def mailer_for(
         documents.close()
 
 
+def mailer_here(settings: Settings) -> bool:
+    """Whether `ordo serve` delivers the e-mails itself (unless ORDO_MAILER=off): on the
+    embedded default while it follows the log itself; on PostgreSQL once a relay is named
+    (ORDO_SMTP_URL), behind `ordo mailer`'s advisory lock, so that of several servers and
+    mailers one delivers and the others wait as standbys."""
+    if not settings.mailer_in_process:
+        return False
+    if settings.database_url is None:
+        return settings.projections_in_process
+    return settings.smtp_url is not None
+
+
+def announce_mailer(here: bool) -> None:
+    """Say at start who delivers the e-mails: nothing is sent while nobody does."""
+    if here:
+        log.warning(
+            "mailer_in_process",
+            detail="this server delivers the e-mails, or waits as a standby while another "
+            "process holds the mailer lock (ORDO_MAILER=off leaves it to `ordo mailer`)",
+        )
+    else:
+        log.warning(
+            "mailer_not_in_process",
+            detail="this server delivers no e-mail: `ordo mailer` must run beside it",
+        )
+
+
 def mailer_in_process(
     settings: Settings, event_log: LibraryLog, woken_by: list[Callable[[], None]] | None = None
 ) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
-    """A lifespan: `ordo serve` on the embedded default delivers its own e-mails (with
-    PostgreSQL, `ordo mailer` runs on its own, as many standbys as wanted)."""
+    """A lifespan: the mailer running in this process when `mailer_here`, said at start."""
 
     @asynccontextmanager
     async def deliver(_: Litestar) -> AsyncIterator[None]:
-        if settings.database_url is not None or not settings.projections_in_process:
+        here = mailer_here(settings)
+        announce_mailer(here)
+        if not here:
             yield
             return
         stopping = asyncio.Event()
