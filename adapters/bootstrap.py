@@ -290,41 +290,14 @@ def mailer_in_process(
     return deliver
 
 
-def build_app(settings: Settings, log: LibraryLog | None = None) -> Litestar:
-    configure_logging(settings.log_hash_key)
-    event_log = log or build_log(settings)
-    appended = AppendListeners(failpoint(settings, "crash_after_append"))
-    # The medicines catalogue in force: `catalogue.snapshot().facts(cip13)` answers a pack's
-    # facts, or None when unknown. Until a catalogue is imported the rules take the
-    # prescriber's word, as in v1.
-    catalogue = LiveCatalogue()
-    store = build_store(settings, event_log)
-    service = PrescriptionService(
-        store,
-        after_append=appended,
-        catalogue=catalogue.in_force,
-        catalogue_strict=settings.catalogue_strict,
-    )
-    verifier = TokenVerifier(
-        secret=settings.auth_secret,
-        public_key=settings.auth_public_key,
-        jwks_url=settings.auth_jwks_url,
-        issuer=settings.auth_issuer,
-        audience=settings.auth_audience,
-    )
-    access_log = AccessRecorder(
-        open_access_log(settings.database_url, settings.data_dir), patient_lookup(event_log)
-    )
-    conversations = ConversationService(
-        store,
-        MssanteDirectory(settings.mssante_directory),
-        settings.postmaster,
-        after_append=appended,
-    )
+def read_side(
+    settings: Settings, event_log: LibraryLog, catalogue: LiveCatalogue, appended: AppendListeners
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """A lifespan: the read models and the reconciliation over them, in the app's state; in
+    this process, the runner following the log into them unless told not to."""
 
     @asynccontextmanager
-    async def read_side(app: Litestar) -> AsyncIterator[None]:
-        """Open the views; in this process, follow the log into them unless told not to."""
+    async def opened(app: Litestar) -> AsyncIterator[None]:
         read_models = await open_read_models(settings, event_log)
         app.state.read_models = read_models
         reconciliation = reconciliation_for(
@@ -349,9 +322,17 @@ def build_app(settings: Settings, log: LibraryLog | None = None) -> Litestar:
             await reconciliation.close()
             await read_models.close()
 
+    return opened
+
+
+def access_log_writer(
+    access_log: AccessRecorder,
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """A lifespan: the access log's batch writer; on shutdown it writes what is queued, then
+    stops."""
+
     @asynccontextmanager
-    async def access_log_writer(_: Litestar) -> AsyncIterator[None]:
-        """The access log's batch writer; on shutdown it writes what is queued, then stops."""
+    async def writing(_: Litestar) -> AsyncIterator[None]:
         access_log.start()
         try:
             yield
@@ -359,15 +340,60 @@ def build_app(settings: Settings, log: LibraryLog | None = None) -> Litestar:
             await asyncio.to_thread(access_log.stop)
             access_log.store.close()
 
+    return writing
+
+
+def verifier_for(settings: Settings) -> TokenVerifier:
+    return TokenVerifier(
+        secret=settings.auth_secret,
+        public_key=settings.auth_public_key,
+        jwks_url=settings.auth_jwks_url,
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+    )
+
+
+def limits_for(settings: Settings) -> Limits:
+    return Limits(
+        rate_limit_per_minute=settings.rate_limit_per_minute,
+        rate_limit_burst=settings.rate_limit_burst,
+        request_timeout_seconds=settings.request_timeout_seconds,
+    )
+
+
+def build_app(settings: Settings, log: LibraryLog | None = None) -> Litestar:
+    configure_logging(settings.log_hash_key)
+    event_log = log or build_log(settings)
+    appended = AppendListeners(failpoint(settings, "crash_after_append"))
+    # The medicines catalogue in force: `catalogue.snapshot().facts(cip13)` answers a pack's
+    # facts, or None when unknown. Until a catalogue is imported the rules take the
+    # prescriber's word.
+    catalogue = LiveCatalogue()
+    store = build_store(settings, event_log)
+    service = PrescriptionService(
+        store,
+        after_append=appended,
+        catalogue=catalogue.in_force,
+        catalogue_strict=settings.catalogue_strict,
+    )
+    access_log = AccessRecorder(
+        open_access_log(settings.database_url, settings.data_dir), patient_lookup(event_log)
+    )
+    conversations = ConversationService(
+        store,
+        MssanteDirectory(settings.mssante_directory),
+        settings.postmaster,
+        after_append=appended,
+    )
     return create_app(
         service,
-        verifier,
+        verifier_for(settings),
         max_body_bytes=settings.max_body_bytes,
         lifespan=[
             store_lifespan(store),
-            read_side,
+            read_side(settings, event_log, catalogue, appended),
             catalogue_follower(settings, catalogue),
-            access_log_writer,
+            access_log_writer(access_log),
             mailer_in_process(settings, event_log, appended.listeners),
         ],
         access_log=access_log,
@@ -375,11 +401,7 @@ def build_app(settings: Settings, log: LibraryLog | None = None) -> Litestar:
         on_shutdown=[event_log.close] if log is None else [],
         catalogue=catalogue,
         conversations=conversations,
-        limits=Limits(
-            rate_limit_per_minute=settings.rate_limit_per_minute,
-            rate_limit_burst=settings.rate_limit_burst,
-            request_timeout_seconds=settings.request_timeout_seconds,
-        ),
+        limits=limits_for(settings),
     )
 
 

@@ -20,7 +20,7 @@ from adapters.config import Settings
 from adapters.librarylog import open_library_log
 from adapters.readmodels import ReadModels, open_read_models
 from adapters.reconciliation import reconciliation_for
-from adapters.reconciliation.processing import ParsedChunk, decide_chunk
+from adapters.reconciliation.chunks import ParsedChunk, decide_chunk
 from adapters.reconciliation.store import Batch
 from projections.runner import ProjectionRunner
 from tests.api.test_reconciliation_memory import append_prescriptions, body
