@@ -13,7 +13,7 @@ from contextlib import (
     suppress,
 )
 
-import asyncpg
+import structlog
 from litestar import Litestar
 
 from adapters.access import AccessLogStore, AccessRecorder, open_access_log, patient_lookup
@@ -26,9 +26,9 @@ from adapters.catalogue import (
     open_catalogue_store,
 )
 from adapters.config import Settings
-from adapters.eventfeed import PostgresLog
-from adapters.eventstore import EventLog, open_log
+from adapters.eventfeed import PostgresEventFeed
 from adapters.http.app import Limits, create_app
+from adapters.librarylog import LibraryLog, open_library_log
 from adapters.logging import configure_logging
 from adapters.mailer.compose import RENDERERS, Renderer
 from adapters.mailer.run import Mailer
@@ -37,15 +37,17 @@ from adapters.mailer.transport import transport_for
 from adapters.messaging.directory import MssanteDirectory
 from adapters.messaging.ordonnance import ordonnance_renderers
 from adapters.messaging.service import ConversationService
+from adapters.postgres import open_pool
 from adapters.readmodels import ReadModels, open_read_models
-from adapters.readmodels.postgres import asyncpg_target, connection_settings
-from adapters.readmodels.sqlite import SqliteLog
+from adapters.readmodels.sqlite import SqliteEventFeed
 from adapters.reconciliation import reconciliation_for
 from adapters.service import PrescriptionService, paris_clock
 from adapters.store import EventStore
 from adapters.store.embedded import EmbeddedEventStore
 from adapters.store.postgres import PostgresEventStore
 from domain.reconciliation import catalogue_substitutes
+
+log = structlog.get_logger("ordo.serve")
 
 
 def _die() -> None:
@@ -71,11 +73,11 @@ def failpoint(settings: Settings, name: str) -> Callable[[], None]:
     return FAILPOINTS[name] if settings.failpoint == name else lambda: None
 
 
-def build_log(settings: Settings) -> EventLog:
-    return open_log(settings.database_url, settings.data_dir, settings.db_pool_size)
+def build_log(settings: Settings) -> LibraryLog:
+    return open_library_log(settings.database_url, settings.data_dir, settings.db_pool_size)
 
 
-def build_store(settings: Settings, log: EventLog) -> EventStore:
+def build_store(settings: Settings, log: LibraryLog) -> EventStore:
     """The store the use cases append through: asyncpg with group commit on PostgreSQL, the
     embedded log's recorder otherwise. Opened by the app's lifespan (it needs the loop)."""
     if settings.database_url:
@@ -181,10 +183,10 @@ def catalogue_follower(
     return follow
 
 
-# --- the mailer: `ordo mailer`, or in-process on the embedded default ----------------------
+# --- the mailer: `ordo mailer`, or in-process in `ordo serve` -----------------------------
 
 
-def renderers_for(event_log: EventLog) -> dict[str, Renderer]:
+def renderers_for(event_log: LibraryLog) -> dict[str, Renderer]:
     """The QR code, and the ordonnance as a PDF read from this log (each recipient's copy, as
     its day in Paris reads it)."""
     return {**RENDERERS, **ordonnance_renderers(event_log, lambda: paris_clock().today)}
@@ -192,7 +194,7 @@ def renderers_for(event_log: EventLog) -> dict[str, Renderer]:
 
 @asynccontextmanager
 async def mailer_for(
-    settings: Settings, event_log: EventLog | None = None
+    settings: Settings, event_log: LibraryLog | None = None
 ) -> AsyncIterator[Mailer]:
     """A mailer on this instance's log and store: SQLite beside the embedded log, or the
     PostgreSQL schema of the log."""
@@ -202,10 +204,12 @@ async def mailer_for(
     ]
     if settings.database_url is None:
         owned = event_log is None
-        the_log = event_log or open_log(None, settings.data_dir, 2)
+        the_log = event_log or open_library_log(None, settings.data_dir, 2)
         store = SqliteOutbox(settings.data_dir / "mailer.sqlite3")
         try:
-            yield Mailer(SqliteLog(the_log), store, transports, renderers=renderers_for(the_log))
+            yield Mailer(
+                SqliteEventFeed(the_log), store, transports, renderers=renderers_for(the_log)
+            )
         finally:
             for transport in transports:
                 transport.close()
@@ -213,13 +217,12 @@ async def mailer_for(
             if owned:
                 the_log.close()
         return
-    dsn, schema = asyncpg_target(settings.database_url)
-    pool = await asyncpg.create_pool(
-        dsn, min_size=1, max_size=4, server_settings=connection_settings()
-    )
-    source = PostgresLog(pool, schema)
+    pool, schema = await open_pool(settings.database_url, 4)
+    source = PostgresEventFeed(pool, schema)
     # Read by the PDF renderers, one composing thread per relay connection.
-    documents = open_log(settings.database_url, settings.data_dir, settings.mailer_connections)
+    documents = open_library_log(
+        settings.database_url, settings.data_dir, settings.mailer_connections
+    )
     try:
         yield Mailer(
             source, PostgresOutbox(pool, schema), transports, renderers=renderers_for(documents)
@@ -232,20 +235,48 @@ async def mailer_for(
         documents.close()
 
 
+def mailer_here(settings: Settings) -> bool:
+    """Whether `ordo serve` delivers the e-mails itself (unless ORDO_MAILER=off): on the
+    embedded default while it follows the log itself; on PostgreSQL once a relay is named
+    (ORDO_SMTP_URL), behind `ordo mailer`'s advisory lock, so that of several servers and
+    mailers one delivers and the others wait as standbys."""
+    if not settings.mailer_in_process:
+        return False
+    if settings.database_url is None:
+        return settings.projections_in_process
+    return settings.smtp_url is not None
+
+
+def announce_mailer(here: bool) -> None:
+    """Say at start who delivers the e-mails: nothing is sent while nobody does."""
+    if here:
+        log.warning(
+            "mailer_in_process",
+            detail="this server delivers the e-mails, or waits as a standby while another "
+            "process holds the mailer lock (ORDO_MAILER=off leaves it to `ordo mailer`)",
+        )
+    else:
+        log.warning(
+            "mailer_not_in_process",
+            detail="this server delivers no e-mail: `ordo mailer` must run beside it",
+        )
+
+
 def mailer_in_process(
-    settings: Settings, event_log: EventLog, woken_by: list[Callable[[], None]] | None = None
+    settings: Settings, event_log: LibraryLog, woken_by: list[Callable[[], None]] | None = None
 ) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
-    """A lifespan: `ordo serve` on the embedded default delivers its own e-mails (with
-    PostgreSQL, `ordo mailer` runs on its own, as many standbys as wanted)."""
+    """A lifespan: the mailer running in this process when `mailer_here`, said at start."""
 
     @asynccontextmanager
     async def deliver(_: Litestar) -> AsyncIterator[None]:
-        if settings.database_url is not None or not settings.projections_in_process:
+        here = mailer_here(settings)
+        announce_mailer(here)
+        if not here:
             yield
             return
         stopping = asyncio.Event()
         async with mailer_for(settings, event_log) as mailer:
-            if woken_by is not None and isinstance(mailer.source, SqliteLog):
+            if woken_by is not None and isinstance(mailer.source, SqliteEventFeed):
                 woken_by.append(mailer.source.notify)  # at once after this process's appends
             task = asyncio.create_task(mailer.run(stopping))
             try:
@@ -259,48 +290,21 @@ def mailer_in_process(
     return deliver
 
 
-def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
-    configure_logging(settings.log_hash_key)
-    event_log = log or build_log(settings)
-    appended = AppendListeners(failpoint(settings, "crash_after_append"))
-    # The medicines catalogue in force: `catalogue.snapshot().facts(cip13)` answers a pack's
-    # facts, or None when unknown. Until a catalogue is imported the rules take the
-    # prescriber's word, as in v1.
-    catalogue = LiveCatalogue()
-    store = build_store(settings, event_log)
-    service = PrescriptionService(
-        store,
-        after_append=appended,
-        catalogue=catalogue.in_force,
-        catalogue_strict=settings.catalogue_strict,
-    )
-    verifier = TokenVerifier(
-        secret=settings.auth_secret,
-        public_key=settings.auth_public_key,
-        jwks_url=settings.auth_jwks_url,
-        issuer=settings.auth_issuer,
-        audience=settings.auth_audience,
-    )
-    access_log = AccessRecorder(
-        open_access_log(settings.database_url, settings.data_dir), patient_lookup(event_log)
-    )
-    conversations = ConversationService(
-        store,
-        MssanteDirectory(settings.mssante_directory),
-        settings.postmaster,
-        after_append=appended,
-    )
+def read_side(
+    settings: Settings, event_log: LibraryLog, catalogue: LiveCatalogue, appended: AppendListeners
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """A lifespan: the read models and the reconciliation over them, in the app's state; in
+    this process, the runner following the log into them unless told not to."""
 
     @asynccontextmanager
-    async def read_side(app: Litestar) -> AsyncIterator[None]:
-        """Open the views; in this process, follow the log into them unless told not to."""
+    async def opened(app: Litestar) -> AsyncIterator[None]:
         read_models = await open_read_models(settings, event_log)
         app.state.read_models = read_models
         reconciliation = reconciliation_for(
             read_models, substitute=catalogue_substitutes(catalogue.in_force)
         )
         app.state.reconciliation = reconciliation
-        if isinstance(read_models.source, SqliteLog):
+        if isinstance(read_models.source, SqliteEventFeed):
             appended.listeners.append(read_models.source.notify)
         stopping = asyncio.Event()
         tasks = []
@@ -318,9 +322,17 @@ def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
             await reconciliation.close()
             await read_models.close()
 
+    return opened
+
+
+def access_log_writer(
+    access_log: AccessRecorder,
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """A lifespan: the access log's batch writer; on shutdown it writes what is queued, then
+    stops."""
+
     @asynccontextmanager
-    async def access_log_writer(_: Litestar) -> AsyncIterator[None]:
-        """The access log's batch writer; on shutdown it writes what is queued, then stops."""
+    async def writing(_: Litestar) -> AsyncIterator[None]:
         access_log.start()
         try:
             yield
@@ -328,15 +340,60 @@ def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
             await asyncio.to_thread(access_log.stop)
             access_log.store.close()
 
+    return writing
+
+
+def verifier_for(settings: Settings) -> TokenVerifier:
+    return TokenVerifier(
+        secret=settings.auth_secret,
+        public_key=settings.auth_public_key,
+        jwks_url=settings.auth_jwks_url,
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+    )
+
+
+def limits_for(settings: Settings) -> Limits:
+    return Limits(
+        rate_limit_per_minute=settings.rate_limit_per_minute,
+        rate_limit_burst=settings.rate_limit_burst,
+        request_timeout_seconds=settings.request_timeout_seconds,
+    )
+
+
+def build_app(settings: Settings, log: LibraryLog | None = None) -> Litestar:
+    configure_logging(settings.log_hash_key)
+    event_log = log or build_log(settings)
+    appended = AppendListeners(failpoint(settings, "crash_after_append"))
+    # The medicines catalogue in force: `catalogue.snapshot().facts(cip13)` answers a pack's
+    # facts, or None when unknown. Until a catalogue is imported the rules take the
+    # prescriber's word.
+    catalogue = LiveCatalogue()
+    store = build_store(settings, event_log)
+    service = PrescriptionService(
+        store,
+        after_append=appended,
+        catalogue=catalogue.in_force,
+        catalogue_strict=settings.catalogue_strict,
+    )
+    access_log = AccessRecorder(
+        open_access_log(settings.database_url, settings.data_dir), patient_lookup(event_log)
+    )
+    conversations = ConversationService(
+        store,
+        MssanteDirectory(settings.mssante_directory),
+        settings.postmaster,
+        after_append=appended,
+    )
     return create_app(
         service,
-        verifier,
+        verifier_for(settings),
         max_body_bytes=settings.max_body_bytes,
         lifespan=[
             store_lifespan(store),
-            read_side,
+            read_side(settings, event_log, catalogue, appended),
             catalogue_follower(settings, catalogue),
-            access_log_writer,
+            access_log_writer(access_log),
             mailer_in_process(settings, event_log, appended.listeners),
         ],
         access_log=access_log,
@@ -344,11 +401,7 @@ def build_app(settings: Settings, log: EventLog | None = None) -> Litestar:
         on_shutdown=[event_log.close] if log is None else [],
         catalogue=catalogue,
         conversations=conversations,
-        limits=Limits(
-            rate_limit_per_minute=settings.rate_limit_per_minute,
-            rate_limit_burst=settings.rate_limit_burst,
-            request_timeout_seconds=settings.request_timeout_seconds,
-        ),
+        limits=limits_for(settings),
     )
 
 

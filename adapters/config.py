@@ -46,6 +46,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     postmaster: str = "ne-pas-repondre@ordo.mssante.fr"
     # Connections the mailer keeps to the relay, each delivering its share of a batch.
     mailer_connections: int = 4
+    # `ordo serve` may deliver the e-mails itself (ORDO_MAILER=in-process); off: `ordo mailer`
+    # must run beside it.
+    mailer_in_process: bool = True
     # The secret was made up under data_dir (no ORDO_AUTH_SECRET nor ORDO_AUTH_PUBLIC_KEY): a
     # development set-up, which `ordo serve` keeps on loopback.
     auth_secret_is_local: bool = False
@@ -93,6 +96,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             smtp_url=env.get("ORDO_SMTP_URL") or None,
             postmaster=env.get("ORDO_MSSANTE_POSTMASTER") or "ne-pas-repondre@ordo.mssante.fr",
             mailer_connections=max(int(env.get("ORDO_MAILER_CONNECTIONS", 4)), 1),
+            mailer_in_process=env.get("ORDO_MAILER", "in-process") != "off",
             auth_secret_is_local=(not env.get("ORDO_AUTH_SECRET") and not asymmetric)
             or secret in PUBLISHED_SECRETS,
             rate_limit_per_minute=per_minute,

@@ -10,16 +10,16 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from adapters.eventstore import EventMapper
 from adapters.eventtable import CHANNEL, EventTableSql
+from adapters.storedevents import EventMapper
 from domain.events import Event
-from projections.runner import LogSource, Notification
+from projections.runner import EventFeed, Notification
 
 if TYPE_CHECKING:
-    from asyncpg.pool import PoolConnectionProxy
+    from adapters.postgres import Conn
 
 
-class PostgresLog(LogSource):
+class PostgresEventFeed(EventFeed):
     """The event store's notification log, read with asyncpg and woken by LISTEN/NOTIFY."""
 
     def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
@@ -27,7 +27,7 @@ class PostgresLog(LogSource):
         self._sql = EventTableSql(schema)
         self._mapper = EventMapper()
         self._news = asyncio.Event()
-        self._listener: PoolConnectionProxy[asyncpg.Record] | None = None
+        self._listener: Conn | None = None
 
     @property
     def table(self) -> str:

@@ -10,7 +10,7 @@ once). A database written by a release that kept both as one-event streams in th
 has them copied into these tables once at start (`adapters.legacy`); log readers skip their topics.
 
 Every writer of these three tables takes `LOCK TABLE ordo_events IN EXCLUSIVE MODE` first (the
-group append below, the library-based `ordo_append` of `adapters.eventstore` that tools use, and
+group append below, the library-based `ordo_append` of `adapters.librarylog` that tools use, and
 the one-off copy of the legacy streams at start): so notification ids become visible in the
 order they are issued (a reader following the log never skips a committed event), and the
 version checks made under the lock are authoritative.

@@ -5,7 +5,7 @@ one-event streams in the event table: stream `idempotency:<key>` with topic
 `IdempotencyRecord.v1` (the first answer as an HTTP status and body), stream
 `invoice:<sha256(finess|number)>` with topic `InvoiceClaim.v1`. No reader uses those rows, so at
 start the store copies them once into `ordo_idempotency` and `ordo_invoice_claims`
-(`adapters.store.postgres`, and the embedded recorder of `adapters.eventstore`), and records that
+(`adapters.store.postgres`, and the embedded recorder of `adapters.librarylog`), and records that
 it did in `ordo_migrations`. The rows stay in the log, which is append-only; every log reader
 skips their topics (they are not events).
 

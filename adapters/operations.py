@@ -19,12 +19,13 @@ from rich.table import Table
 
 from adapters.bootstrap import failpoint, mailer_for, read_models_for
 from adapters.config import KafkaSettings, Settings
-from adapters.eventfeed import PostgresLog
+from adapters.eventfeed import PostgresEventFeed
 from adapters.kafka.lag import group_lag
 from adapters.kafka.relay import Relay, acknowledged_position, ensure_topics, producer
 from adapters.kafka.worker import Worker, consumer
 from adapters.logging import configure_logging
-from adapters.readmodels.postgres import PostgresReadModels, asyncpg_target, connection_settings
+from adapters.postgres import open_pool
+from adapters.readmodels.postgres import PostgresReadModels
 from projections.folds import READ_MODEL_NAMES, ReadModelName
 
 STOP_GRACE_SECONDS = 5
@@ -55,10 +56,7 @@ async def postgres_pool(settings: Settings) -> AsyncIterator[tuple[asyncpg.Pool,
     if settings.database_url is None:
         msg = "the relay and the workers run on PostgreSQL: set ORDO_DATABASE_URL"
         raise SystemExit(msg)
-    dsn, schema = asyncpg_target(settings.database_url)
-    pool = await asyncpg.create_pool(
-        dsn, min_size=1, max_size=4, server_settings=connection_settings()
-    )
+    pool, schema = await open_pool(settings.database_url, 4)
     try:
         yield pool, schema
     finally:
@@ -168,7 +166,7 @@ async def status(settings: Settings, console: Console) -> None:
 async def _kafka_status(settings: Settings, kafka: KafkaSettings, console: Console) -> None:
     """The views are fed by the consumer group, so their lag is the relay's plus the group's."""
     async with postgres_pool(settings) as (pool, schema):
-        head = await PostgresLog(pool, schema).head()
+        head = await PostgresEventFeed(pool, schema).head()
         relayed = await acknowledged_position(pool, schema, kafka.topic)
     relay = Table(title=f"ordo relay → {kafka.topic}")
     for column in ("log head", "acknowledged position", "lag (events)"):

@@ -27,10 +27,10 @@ from typing import Generic, TypeVar
 
 import msgspec
 
-from adapters.eventstore import IdempotencyRecord, InvoiceClaim
 from adapters.legacy import UNREPLAYABLE
 from adapters.permissions import allow
 from adapters.store import ConflictError, EventStore, Write
+from adapters.storedevents import IdempotencyRecord, InvoiceClaim
 from domain import commands
 from domain.actors import Actor
 from domain.calendar import local_day, paris_day

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -26,7 +27,7 @@ REBUILD_BATCH = 5000
 Notification = tuple[int, Event | None]  # log position, and the event (None: not ours to fold)
 
 
-class LogSource(Protocol):
+class EventFeed(Protocol):
     async def read(self, after: int, limit: int) -> Sequence[Notification]: ...
 
     async def head(self) -> int: ...
@@ -53,7 +54,7 @@ class PositionMoved(Exception):  # noqa: N818 - named after the fact it reports
 class ProjectionRunner:
     def __init__(
         self,
-        source: LogSource,
+        source: EventFeed,
         store: ReadModelStore,
         *,
         batch_size: int = 2000,
@@ -103,21 +104,27 @@ class RebuildableStore(ReadModelStore, Protocol):
 
     async def drop(self) -> None: ...
 
-    async def switch_to(
-        self,
-        scratch: RebuildableStore,
-        source: LogSource,
-        views: Collection[ReadModelName],
-        target: int,
-    ) -> int:
-        """Under the apply lock: catch `scratch` up to the target (at least the live position),
-        make its `views` the live ones, drop the rest of it; returns the position reached."""
+    async def switch_to(self, switch: Switch) -> int:
+        """Under the apply lock: catch the switch's scratch copy up to its target (at least the
+        live position), make its `views` the live ones, drop the rest of it; returns the
+        position reached."""
+
+
+@dataclass(frozen=True)
+class Switch:
+    """A rebuild's last step: the scratch copy, caught up from `source` to `target`, whose
+    `views` replace the live ones."""
+
+    scratch: RebuildableStore
+    source: EventFeed
+    views: Collection[ReadModelName]
+    target: int
 
 
 async def rebuild(
     live: RebuildableStore,
     scratch: RebuildableStore,
-    source: LogSource,
+    source: EventFeed,
     views: Collection[ReadModelName],
     on_batch: Callable[[int], None] = lambda position: None,
 ) -> int:
@@ -137,7 +144,7 @@ async def rebuild(
         if target - await scratch.position() <= REBUILD_BATCH:
             break  # what is left is caught up while the live views are locked
         await runner.catch_up(stop=target)
-    return await live.switch_to(scratch, source, views, target if everything else 0)
+    return await live.switch_to(Switch(scratch, source, views, target if everything else 0))
 
 
 class Lag(msgspec.Struct, frozen=True, kw_only=True):
@@ -147,7 +154,7 @@ class Lag(msgspec.Struct, frozen=True, kw_only=True):
     seconds: float
 
 
-async def lag_of(source: LogSource, store: ReadModelStore, now: datetime) -> Lag:
+async def lag_of(source: EventFeed, store: ReadModelStore, now: datetime) -> Lag:
     """How far the views trail the log: in events, and in seconds since the oldest one unseen."""
     position, head = await store.position(), await source.head()
     oldest = next((event for _, event in await source.read(position, 20) if event), None)

@@ -35,11 +35,11 @@ from aiosmtpd.controller import Controller  # noqa: E402
 
 from adapters.bootstrap import mailer_for  # noqa: E402
 from adapters.config import Settings  # noqa: E402
-from adapters.eventstore import open_log  # noqa: E402
 from adapters.http.schemas import IssueBody  # noqa: E402
+from adapters.librarylog import open_library_log  # noqa: E402
 from adapters.messaging.directory import MssanteDirectory  # noqa: E402
 from adapters.messaging.service import ConversationService  # noqa: E402
-from adapters.readmodels.sqlite import SqliteLog  # noqa: E402
+from adapters.readmodels.sqlite import SqliteEventFeed  # noqa: E402
 from adapters.service import PrescriptionService  # noqa: E402
 from adapters.store.embedded import EmbeddedEventStore  # noqa: E402
 from domain.actors import Actor  # noqa: E402
@@ -100,7 +100,7 @@ class World:
             for wake_up in wake:
                 wake_up()
 
-        self.log = open_log(None, data_dir)
+        self.log = open_library_log(None, data_dir)
         self.people = people
         store = EmbeddedEventStore(self.log)
         self.prescriptions = PrescriptionService(store)
@@ -161,7 +161,7 @@ async def lag(rate: float, seconds: float) -> list[float]:
         world = World(data_dir, People(), wake)
         stopping = asyncio.Event()
         async with mailer_for(settings_for(data_dir, relay), world.log) as mailer:
-            assert isinstance(mailer.source, SqliteLog)
+            assert isinstance(mailer.source, SqliteEventFeed)
             wake.append(mailer.source.notify)
             running = asyncio.create_task(mailer.run(stopping))
             await asyncio.sleep(0.5)

@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from adapters.bootstrap import mailer_for, renderers_for  # noqa: E402
 from adapters.config import Settings  # noqa: E402
-from adapters.eventstore import EventLog, open_log  # noqa: E402
 from adapters.http.schemas import IssueBody  # noqa: E402
+from adapters.librarylog import LibraryLog, open_library_log  # noqa: E402
 from adapters.mailer.compose import compose  # noqa: E402
 from adapters.mailer.run import mails_in  # noqa: E402
 from adapters.messaging.directory import MssanteDirectory  # noqa: E402
@@ -51,7 +51,7 @@ def relay_process(port: int) -> subprocess.Popen[bytes]:
     return process
 
 
-async def record_sendings(data_dir: Path, log: EventLog, people: People, count: int) -> None:
+async def record_sendings(data_dir: Path, log: LibraryLog, people: People, count: int) -> None:
     directory = data_dir / "mssante.csv"
     directory.write_text(f"{people.pharmacy},pharmacie@pharmacie.mssante.fr\n")
     store = EmbeddedEventStore(log)
@@ -69,7 +69,7 @@ async def record_sendings(data_dir: Path, log: EventLog, people: People, count: 
             await sending.send_to_patient(prescriber, number, "Sans papier")
 
 
-def one_email_size(log: EventLog) -> int:
+def one_email_size(log: LibraryLog) -> int:
     for notification in log.notifications(0, 1000):
         event = log.mapper.decode(notification.topic, notification.state)
         for mail in mails_in(event):
@@ -82,7 +82,7 @@ async def throughput(backlog: int) -> tuple[int, float, float, int]:
         data_dir = Path(scratch)
         port = free_port()
         relay = relay_process(port)
-        log = open_log(None, data_dir)
+        log = open_library_log(None, data_dir)
         await record_sendings(data_dir, log, People(), backlog)
         settings = Settings.from_env(
             {

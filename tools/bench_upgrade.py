@@ -21,13 +21,13 @@ import msgspec
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
 from adapters.config import with_schema
-from adapters.eventstore import EVENTS_TABLE, open_log
 from adapters.legacy import (
     LEGACY_CLAIM_TOPIC,
     LEGACY_RECORD_TOPIC,
     LegacyIdempotencyRecord,
     LegacyInvoiceClaim,
 )
+from adapters.librarylog import EVENTS_TABLE, open_library_log
 from adapters.store.postgres import PostgresEventStore
 from tools.benchmarks_md import markdown_table, python_speed, update_benchmarks
 from tools.cast import PHARMACY
@@ -80,7 +80,7 @@ async def postgres_starts(url: str, events: int, legacy: int) -> list[float]:
         await conn.execute(
             f'DROP TABLE "{schema}".ordo_idempotency, "{schema}".ordo_invoice_claims'
         )
-        log = open_log(scratch, Path(tempfile.gettempdir()))
+        log = open_library_log(scratch, Path(tempfile.gettempdir()))
         log.close()  # the library's event table, as the previous release created it
         await conn.execute(
             f"INSERT INTO {table} (originator_id, originator_version, topic, state) "
@@ -111,7 +111,7 @@ async def _postgres_start(url: str) -> float:
 
 def sqlite_starts(events: int, legacy: int) -> list[float]:
     with tempfile.TemporaryDirectory() as empty_dir, tempfile.TemporaryDirectory() as data_dir:
-        empty = timed(lambda: open_log(None, Path(empty_dir)).close())
+        empty = timed(lambda: open_library_log(None, Path(empty_dir)).close())
         path = Path(data_dir) / "ordo.sqlite3"
         previous = SQLiteDatastore(str(path), originator_id_type="text")
         # The previous release's log: the library's recorder and its table, nothing beside it.
@@ -129,8 +129,8 @@ def sqlite_starts(events: int, legacy: int) -> list[float]:
                 "VALUES (?, ?, ?, ?)",
                 legacy_rows(legacy),
             )
-        first = timed(lambda: open_log(None, Path(data_dir)).close())
-        second = timed(lambda: open_log(None, Path(data_dir)).close())
+        first = timed(lambda: open_library_log(None, Path(data_dir)).close())
+        second = timed(lambda: open_library_log(None, Path(data_dir)).close())
         return [empty, first, second]
 
 

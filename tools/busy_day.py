@@ -22,7 +22,7 @@ from domain.prescription import Prescription, evolve
 from tools import cast
 
 if TYPE_CHECKING:
-    from adapters.eventstore import EventLog
+    from adapters.librarylog import LibraryLog
 
 PRESCRIPTIONS_PER_APPEND = 1000  # one transaction each
 
@@ -220,10 +220,10 @@ Progress = Callable[[int, int], None]  # (prescriptions appended, events appende
 
 
 def append_prescriptions(
-    log: EventLog, count: int, prescription: Callable[[int], list[Event]], progress: Progress
+    log: LibraryLog, count: int, prescription: Callable[[int], list[Event]], progress: Progress
 ) -> tuple[int, float]:
     """`count` prescriptions made by `prescription(n)`, appended 1,000 to a transaction; the
-    events appended, and the seconds spent in `EventLog.append` alone (making them is not the
+    events appended, and the seconds spent in `LibraryLog.append` alone (making them is not the
     log's cost). `progress` hears after every 50th append."""
     appended, appending = 0, 0.0
     for start in range(0, count, PRESCRIPTIONS_PER_APPEND):

@@ -42,7 +42,7 @@ from rich.table import Table
 
 from adapters.bootstrap import read_models_for
 from adapters.config import Settings
-from adapters.eventstore import open_log
+from adapters.librarylog import open_library_log
 from adapters.readmodels import ReadModels, open_read_models
 from domain.events import (
     Event,
@@ -72,7 +72,7 @@ async def generate_log(settings: Settings, prescriptions: int, seed: int) -> Non
     """N prescriptions of an insurer's day (`tools.busy_day`) appended to the instance's log,
     then projected into its views."""
     rng = random.Random(f"log-{seed}")
-    log = open_log(settings.database_url, settings.data_dir, 4)
+    log = open_library_log(settings.database_url, settings.data_dir, 4)
     started = time.perf_counter()
     now = busy_day.moment()
 

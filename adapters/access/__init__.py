@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from adapters.access.recorder import AccessRecorder, Call
 from adapters.access.store import AccessEntry, AccessLogStore, open_access_log
-from adapters.eventstore import EventLog
+from adapters.librarylog import LibraryLog
 from domain.prescription import fold
 
 __all__ = [
@@ -19,7 +19,7 @@ __all__ = [
 ]
 
 
-def patient_lookup(log: EventLog) -> Callable[[str], str | None]:
+def patient_lookup(log: LibraryLog) -> Callable[[str], str | None]:
     """The INS of a prescription's patient, for the recorder to leave out a patient's own
     refused calls (None: no such prescription)."""
 

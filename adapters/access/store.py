@@ -26,6 +26,8 @@ import psycopg
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
+from adapters.postgres import asyncpg_target
+
 TABLE = "ordo_access_log"
 SQLITE_FILE = "access-log.sqlite3"
 
@@ -245,8 +247,6 @@ class PostgresAccessLog:
 def open_access_log(database_url: str | None, data_dir: Path) -> AccessLogStore:
     """Beside the instance's event log: the same PostgreSQL schema, or a file under data_dir."""
     if database_url:
-        from adapters.readmodels.postgres import asyncpg_target  # noqa: PLC0415
-
         dsn, schema = asyncpg_target(database_url)
         return PostgresAccessLog(dsn, schema)
     return SqliteAccessLog(data_dir)

@@ -16,7 +16,7 @@ import asyncpg
 
 from adapters.catalogue.store import FileCount, NewSnapshot, PackRow, SnapshotInfo
 from adapters.locks import lock_key
-from adapters.readmodels.postgres import asyncpg_target
+from adapters.postgres import open_pool
 
 PAGE = 5_000
 
@@ -33,8 +33,7 @@ class PostgresCatalogue:
 
     @classmethod
     async def connect(cls, database_url: str, pool_size: int = 2) -> PostgresCatalogue:
-        dsn, schema = asyncpg_target(database_url)
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=pool_size)
+        pool, schema = await open_pool(database_url, pool_size)
         return cls(pool, schema, owns_pool=True)
 
     async def create(self) -> None:

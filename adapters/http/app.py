@@ -13,6 +13,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.types import ControllerRouterHandler
 
 from adapters.access import AccessRecorder
 from adapters.access.middleware import AccessLogMiddleware
@@ -76,6 +77,22 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
         return [DefineMiddleware(RateLimitMiddleware, buckets=buckets, verifier=verifier), timeout]
 
 
+ROUTE_HANDLERS: list[ControllerRouterHandler] = [
+    PrescriptionController,
+    DocumentController,
+    SendingController,
+    AccessLogController,
+    ListsController,
+    ReconciliationController,
+    ProductsController,
+    ConversationsController,
+    healthz,
+    readyz,
+    MetricsController,
+    docs_asset,
+]
+
+
 def create_app(
     service: PrescriptionService,
     verifier: TokenVerifier,
@@ -97,22 +114,8 @@ def create_app(
         if access_log is not None and record_access
         else []
     )
-    limits = limits or Limits()
     return Litestar(
-        route_handlers=[
-            PrescriptionController,
-            DocumentController,
-            SendingController,
-            AccessLogController,
-            ListsController,
-            ReconciliationController,
-            ProductsController,
-            ConversationsController,
-            healthz,
-            readyz,
-            MetricsController,
-            docs_asset,
-        ],
+        route_handlers=ROUTE_HANDLERS,
         lifespan=list(lifespan),
         state=State(
             {
@@ -129,7 +132,7 @@ def create_app(
             RequestLogMiddleware,
             prometheus.middleware,
             *recording,  # outside the limits: a call refused 429 is traced too
-            *limits.middleware(verifier),
+            *(limits or Limits()).middleware(verifier),
         ],
         before_send=[add_security_headers],
         request_class=HardenedRequest,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import msgspec
 
-from adapters.eventstore import EventMapper
+from adapters.storedevents import EventMapper
 from domain.events import Event
 
 Header = tuple[str, bytes]

@@ -23,7 +23,7 @@ from kafka.errors import TopicAlreadyExistsError
 from prometheus_client import Counter, Gauge
 
 from adapters.config import KafkaSettings
-from adapters.eventfeed import PostgresLog
+from adapters.eventfeed import PostgresEventFeed
 from adapters.kafka.messages import to_message
 from adapters.locks import leadership, lock_key
 
@@ -103,7 +103,7 @@ class Relay:
     ) -> None:
         self.pool = pool
         self.schema = schema
-        self.source = PostgresLog(pool, schema)
+        self.source = PostgresEventFeed(pool, schema)
         self.producer = send
         self.topic = topic
         self.batch_size = batch_size

@@ -31,7 +31,7 @@ from adapters.mailer.transport import (
     Transport,
 )
 from domain.events import Event, Mail
-from projections.runner import LogSource, PositionMoved
+from projections.runner import EventFeed, PositionMoved
 
 log = structlog.get_logger("ordo.mailer")
 DELIVERED = Counter("ordo_mailer_delivered_total", "E-mails the relay accepted")
@@ -63,7 +63,7 @@ def mails_in(event: Event) -> tuple[Mail, ...]:
 class Mailer:
     def __init__(
         self,
-        source: LogSource,
+        source: EventFeed,
         store: OutboxStore,
         transports: Sequence[Transport],
         *,

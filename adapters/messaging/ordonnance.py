@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import date
 
 from adapters.document.pdf import render
-from adapters.eventstore import EventLog
+from adapters.librarylog import LibraryLog
 from domain.actors import Actor
 from domain.conversation import message_id_header, patient_address, remaining_lines
 from domain.events import Attachment, Mail
@@ -98,7 +98,7 @@ def _body(message: str, notice: str) -> str:
 Renderer = Callable[[str], bytes]
 
 
-def ordonnance_renderers(log: EventLog, today: Callable[[], date]) -> dict[str, Renderer]:
+def ordonnance_renderers(log: LibraryLog, today: Callable[[], date]) -> dict[str, Renderer]:
     """The PDF renderers the mailer registers, reading the prescription from its own log (they
     run in the mailer's worker threads, where the log's synchronous reads belong)."""
 

@@ -7,17 +7,17 @@ import time
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 
-import asyncpg
 import structlog
 from prometheus_client import Gauge
 
 from adapters.config import Settings
-from adapters.eventfeed import PostgresLog
-from adapters.eventstore import EventLog
-from adapters.readmodels.postgres import PostgresReadModels, asyncpg_target, connection_settings
-from adapters.readmodels.sqlite import SqliteLog, SqliteReadModels
+from adapters.eventfeed import PostgresEventFeed
+from adapters.librarylog import LibraryLog
+from adapters.postgres import open_pool
+from adapters.readmodels.postgres import PostgresReadModels
+from adapters.readmodels.sqlite import SqliteEventFeed, SqliteReadModels
 from projections.folds import READ_MODEL_NAMES, ReadModelName
-from projections.runner import Lag, LogSource, ProjectionRunner, lag_of, rebuild
+from projections.runner import EventFeed, Lag, ProjectionRunner, lag_of, rebuild
 
 log = structlog.get_logger("ordo.projections")
 POSITION = Gauge("ordo_projection_position", "Log position the views have applied", ["view"])
@@ -39,7 +39,7 @@ class ReadModels:
     def __init__(
         self,
         store: PostgresReadModels | SqliteReadModels,
-        source: PostgresLog | SqliteLog,
+        source: PostgresEventFeed | SqliteEventFeed,
         close: Callable[[], object],
     ) -> None:
         self.store = store
@@ -104,17 +104,14 @@ class ReadModels:
             await result
 
 
-async def open_read_models(settings: Settings, event_log: EventLog) -> ReadModels:
+async def open_read_models(settings: Settings, event_log: LibraryLog) -> ReadModels:
     """PostgreSQL when the event log is there too (asyncpg), else SQLite beside it."""
     if settings.database_url is None:
         tables = SqliteReadModels(settings.data_dir / "views.sqlite3")
         await tables.create()
-        return ReadModels(tables, SqliteLog(event_log), tables.db.close)
-    dsn, schema = asyncpg_target(settings.database_url)
-    pool = await asyncpg.create_pool(
-        dsn, min_size=1, max_size=settings.db_pool_size, server_settings=connection_settings()
-    )
-    source = PostgresLog(pool, schema)
+        return ReadModels(tables, SqliteEventFeed(event_log), tables.db.close)
+    pool, schema = await open_pool(settings.database_url, settings.db_pool_size)
+    source = PostgresEventFeed(pool, schema)
     pg_tables = PostgresReadModels(pool, schema)
     await pg_tables.create()
 
@@ -125,4 +122,4 @@ async def open_read_models(settings: Settings, event_log: EventLog) -> ReadModel
     return ReadModels(pg_tables, source, close)
 
 
-__all__ = ["LogSource", "ReadModels", "open_read_models"]
+__all__ = ["EventFeed", "ReadModels", "open_read_models"]

@@ -8,16 +8,12 @@ reading the live ones.
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Collection, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 
-from adapters.config import schema_of
 from adapters.locks import leadership, lock_key
 from adapters.readmodels.queries import ReadModelQueries
 from adapters.readmodels.rows import state_decoder
@@ -31,32 +27,13 @@ from domain.prescription import Prescription
 from projections.folds import READ_MODEL_NAMES, ReadModelName
 from projections.runner import (
     REBUILD_BATCH,
-    LogSource,
     PositionMoved,
     ProjectionRunner,
-    RebuildableStore,
+    Switch,
 )
 
 if TYPE_CHECKING:
-    from asyncpg.pool import PoolConnectionProxy
-
-    Conn = PoolConnectionProxy[asyncpg.Record]
-
-OUR_OPTIONS = {"schema", "pool_size", "max_overflow"}
-
-
-def asyncpg_target(database_url: str) -> tuple[str, str]:
-    """The DSN asyncpg understands, and the schema (ordo's own `?schema=` option)."""
-    url = urlsplit(database_url)
-    kept = urlencode([(k, v) for k, v in parse_qsl(url.query) if k not in OUR_OPTIONS])
-    return urlunsplit(url._replace(scheme="postgresql", query=kept)), schema_of(database_url)
-
-
-def connection_settings() -> dict[str, str]:
-    """Name every connection after the process that opened it, so an operator (and a test)
-    reading pg_stat_activity, or a trigger, knows which runner, relay or worker did what."""
-    name = f"ordo-{os.getpid()}@{socket.gethostname()}"
-    return {"application_name": name[:63]}  # PostgreSQL keeps 63 bytes of it
+    from adapters.postgres import Conn
 
 
 class PostgresReadModels(ReadModelQueries):
@@ -165,23 +142,18 @@ class PostgresReadModels(ReadModelQueries):
         """Held by the one runner that applies batches."""
         return leadership(self.pool, lock_key(self.schema, "leader"))
 
-    async def switch_to(
-        self,
-        scratch: RebuildableStore,
-        source: LogSource,
-        views: Collection[ReadModelName],
-        target: int,
-    ) -> int:
+    async def switch_to(self, switch: Switch) -> int:
         """All in one transaction under the apply lock, so no batch lands in between."""
+        scratch = switch.scratch
         assert isinstance(scratch, PostgresReadModels)
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", self._apply_lock)
-            target = max(target, await self.position_in(conn))
+            target = max(switch.target, await self.position_in(conn))
             runner = ProjectionRunner(
-                source, InTransaction(scratch, conn), batch_size=REBUILD_BATCH
+                switch.source, InTransaction(scratch, conn), batch_size=REBUILD_BATCH
             )
             await runner.catch_up(stop=target)
-            for name in views:
+            for name in switch.views:
                 for statement in self.sql.replace_with(scratch.sql, name):
                     await conn.execute(statement)
             for name in READ_MODEL_NAMES:

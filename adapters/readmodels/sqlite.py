@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
-from adapters.eventstore import EventLog
+from adapters.librarylog import LibraryLog
 from adapters.locks import file_leadership
 from adapters.readmodels.queries import ReadModelQueries
 from adapters.readmodels.rows import state_decoder
@@ -32,20 +32,20 @@ from domain.prescription import Prescription
 from projections.folds import READ_MODEL_NAMES, ReadModelName
 from projections.runner import (
     REBUILD_BATCH,
-    LogSource,
+    EventFeed,
     Notification,
     PositionMoved,
     ProjectionRunner,
-    RebuildableStore,
+    Switch,
 )
 
 T = TypeVar("T")
 
 
-class SqliteLog(LogSource):
+class SqliteEventFeed(EventFeed):
     """The embedded event log's notifications; `notify()` wakes the runner from any thread."""
 
-    def __init__(self, log: EventLog) -> None:
+    def __init__(self, log: LibraryLog) -> None:
         self._log = log
         self._news = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -160,21 +160,17 @@ class SqliteReadModels(ReadModelQueries):
         """One runner per data directory: an OS file lock, released when its process dies."""
         return file_leadership(self.path.with_suffix(".lock"), poll_seconds)
 
-    async def switch_to(
-        self,
-        scratch: RebuildableStore,
-        source: LogSource,
-        views: Collection[ReadModelName],
-        target: int,
-    ) -> int:
+    async def switch_to(self, switch: Switch) -> int:
         """The catch-up reads the log and applies outside the switch's write transaction (one
         connection: a transaction cannot span the thread hops); the switch then checks that
         the live tables did not move meanwhile."""
+        scratch = switch.scratch
         assert isinstance(scratch, SqliteReadModels)
-        reached = max(target, await self.position())
-        await ProjectionRunner(source, scratch, batch_size=REBUILD_BATCH).catch_up(stop=reached)
+        reached = max(switch.target, await self.position())
+        runner = ProjectionRunner(switch.source, scratch, batch_size=REBUILD_BATCH)
+        await runner.catch_up(stop=reached)
         return await self.db.run(
-            lambda cur: self._replace_all(cur, scratch, views, reached), write=True
+            lambda cur: self._replace_all(cur, scratch, switch.views, reached), write=True
         )
 
     def _replace_all(

@@ -41,9 +41,7 @@ from adapters.reconciliation.tables import (
 from domain.reconciliation import InvoiceKey, PaidInvoices, Previous
 
 if TYPE_CHECKING:
-    from asyncpg.pool import PoolConnectionProxy
-
-    Conn = PoolConnectionProxy[asyncpg.Record]
+    from adapters.postgres import Conn
 
 
 class PostgresBatches(BatchStore):

@@ -1,7 +1,7 @@
 """The event store the use cases talk to, asynchronously: streams, appends, idempotency records.
 
 Two implementations: `PostgresEventStore` (asyncpg, appends group-committed; the production
-store) and `EmbeddedEventStore` (the SQLite log of `adapters.eventstore`, on eventsourcing's
+store) and `EmbeddedEventStore` (the SQLite log of `adapters.librarylog`, on eventsourcing's
 recorder, its calls in a worker thread). Both keep one command's append atomic: its events on
 every stream it touches, its idempotency record and its invoice claim, all or none.
 """
@@ -13,7 +13,7 @@ from typing import Protocol
 
 import msgspec
 
-from adapters.eventstore import AnyEvent, IdempotencyRecord, InvoiceClaim, stream_of
+from adapters.storedevents import AnyEvent, IdempotencyRecord, InvoiceClaim, stream_of
 from domain.coverage import NarcoticCoverage
 from domain.events import Event
 

@@ -11,20 +11,15 @@ from typing import cast
 
 import anyio.to_thread
 
-from adapters.eventstore import (
-    EmbeddedRecorder,
-    EventLog,
-    IdempotencyRecord,
-    IntegrityError,
-    InvoiceClaim,
-)
+from adapters.librarylog import EmbeddedRecorder, IntegrityError, LibraryLog
 from adapters.store import ConflictError, Write
+from adapters.storedevents import IdempotencyRecord, InvoiceClaim
 from domain.coverage import NarcoticCoverage
 from domain.events import Event
 
 
 class EmbeddedEventStore:
-    def __init__(self, log: EventLog) -> None:
+    def __init__(self, log: LibraryLog) -> None:
         self.log = log
         self.description = log.description
         self._recorder = cast(EmbeddedRecorder, log.recorder)

@@ -20,17 +20,17 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import structlog
 
-from adapters.eventstore import EventMapper, IdempotencyRecord, InvoiceClaim
 from adapters.eventtable import EventTableSql
 from adapters.legacy import LEGACY_TOPICS, MIGRATION, rows_of
 from adapters.locks import lock_key
-from adapters.readmodels.postgres import asyncpg_target, connection_settings
+from adapters.postgres import asyncpg_target, connection_settings
 from adapters.store import ConflictError, Write, expected_versions, stream_of
+from adapters.storedevents import EventMapper, IdempotencyRecord, InvoiceClaim
 from domain.coverage import NarcoticCoverage, fold_coverage
 from domain.events import Event
 
 if TYPE_CHECKING:
-    from adapters.readmodels.postgres import Conn
+    from adapters.postgres import Conn
 
 # What a pooled connection that died under us raises on its next use.
 DROPPED_CONNECTION = (

@@ -26,8 +26,8 @@ import psycopg
 from eventsourcing.persistence import StoredEvent
 
 from adapters.config import Settings
-from adapters.eventstore import open_log
-from adapters.readmodels.postgres import asyncpg_target
+from adapters.librarylog import open_library_log
+from adapters.postgres import asyncpg_target
 
 IDEMPOTENCY_PREFIX = "idempotency:"
 INVOICE_PREFIX = "invoice:"
@@ -89,7 +89,7 @@ def as_previous_release(
         _claim_event(InvoiceClaim(finess=f, invoice_number=n, prescription_id=p, dispensation_id=d))
         for f, n, p, d in claims
     ]
-    log = open_log(settings.database_url, settings.data_dir)
+    log = open_library_log(settings.database_url, settings.data_dir)
     try:
         for stored in legacy:  # one append each, as each came with its own request
             log.recorder.insert_events([stored])

@@ -17,10 +17,10 @@ from typing import Any, TypeVar
 import pytest
 
 from adapters.config import Settings
-from adapters.eventstore import open_log
+from adapters.librarylog import open_library_log
 from adapters.readmodels import ReadModels, open_read_models
 from adapters.reconciliation import reconciliation_for
-from adapters.reconciliation.processing import ParsedChunk, decide_chunk
+from adapters.reconciliation.chunks import ParsedChunk, decide_chunk
 from adapters.reconciliation.store import Batch
 from projections.runner import ProjectionRunner
 from tests.api.test_reconciliation_memory import append_prescriptions, body
@@ -38,7 +38,7 @@ async def with_log(
     settings: Settings, scenario: Callable[[ReadModels, list[str]], Awaitable[T]]
 ) -> T:
     """A log of dispensed prescriptions, projected; then the scenario."""
-    log = open_log(settings.database_url, settings.data_dir)
+    log = open_library_log(settings.database_url, settings.data_dir)
     read_models = await open_read_models(settings, log)
     try:
         numbers = append_prescriptions(log)

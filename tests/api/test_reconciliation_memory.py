@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from adapters.eventstore import EventLog, open_log
+from adapters.librarylog import LibraryLog, open_library_log
 from adapters.readmodels import open_read_models
 from adapters.reconciliation import reconciliation_for
 from adapters.reconciliation.ndjson import RawChunk
@@ -35,7 +35,7 @@ PHARMACY = cast.PHARMACY.value
 PRODUCT = DomainProduct(system="CIP13", code=cast.PARACETAMOL.value, label="P")
 
 
-def append_prescriptions(log: EventLog) -> list[str]:
+def append_prescriptions(log: LibraryLog) -> list[str]:
     now = datetime.now(UTC)
     numbers = [PrescriptionNumber.generate().value for _ in range(PRESCRIPTIONS)]
     line = PrescribedLine(
@@ -128,7 +128,7 @@ async def test_eight_times_more_invoices_take_no_more_memory(
 ) -> None:
     url = request.getfixturevalue("postgres_url") if backend == "postgres" else None
     settings = settings_for(tmp_path, url)
-    log = open_log(settings.database_url, settings.data_dir)
+    log = open_library_log(settings.database_url, settings.data_dir)
     read_models = await open_read_models(settings, log)
     try:
         numbers = append_prescriptions(log)

@@ -25,10 +25,10 @@ from rich.console import Console
 from adapters import operations
 from adapters.bootstrap import build_app
 from adapters.config import KafkaSettings, Settings
-from adapters.eventfeed import PostgresLog
+from adapters.eventfeed import PostgresEventFeed
 from adapters.kafka.messages import from_message
 from adapters.kafka.relay import Relay, ensure_topics, producer
-from adapters.readmodels.postgres import asyncpg_target
+from adapters.postgres import asyncpg_target
 from adapters.store.postgres import PostgresEventStore
 from projections.folds import READ_MODEL_NAMES
 from tests.api.previous_release import as_previous_release, query
@@ -148,7 +148,7 @@ async def relay_everything(database_url: str, kafka: KafkaSettings) -> tuple[int
         await relay.create()
         while await relay.publish_next():
             pass
-        return await relay.position(), await PostgresLog(pool, schema).head()
+        return await relay.position(), await PostgresEventFeed(pool, schema).head()
     finally:
         send.close()
         await pool.close()

@@ -8,7 +8,7 @@ record and the claim are where a retry and a second billing find them.
 from __future__ import annotations
 
 from adapters.config import Settings
-from adapters.eventstore import open_log
+from adapters.librarylog import open_library_log
 from tests.api.test_billing_api import bill, dispensed
 from tests.api.test_prescriptions_api import dispense, issue
 from tests.conftest import Client
@@ -24,7 +24,7 @@ def test_the_log_holds_only_events_and_retries_still_replay(
     billed = bill(client, people, where, invoice_number="F-7", quantity=2)
     assert (first.status_code, billed.status_code) == (201, 201)
 
-    log = open_log(settings.database_url, settings.data_dir)
+    log = open_library_log(settings.database_url, settings.data_dir)
     try:
         streams = {str(n.originator_id) for n in log.notifications(0, 1000)}
         topics = {n.topic.rpartition(".v")[0] for n in log.notifications(0, 1000)}

@@ -10,8 +10,8 @@ from typing import Any
 
 import asyncpg
 
-from adapters.eventstore import open_log
-from adapters.readmodels.postgres import asyncpg_target
+from adapters.librarylog import open_library_log
+from adapters.postgres import asyncpg_target
 from domain.events import Event
 from tests.integration.servers import REPO
 from tools import busy_day
@@ -40,7 +40,7 @@ PHARMACY = busy_day.PHARMACY
 
 
 def append_all(database_url: str, tmp_path: Path, events: list[Event]) -> None:
-    log = open_log(database_url, tmp_path)
+    log = open_library_log(database_url, tmp_path)
     try:
         for start in range(0, len(events), 1000):
             log.append(events[start : start + 1000])

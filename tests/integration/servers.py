@@ -27,8 +27,10 @@ def ordo_server(
     workers: int = 1,
     failpoint: str | None = None,
     extra_env: dict[str, str] | None = None,
+    log: Path | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Start the API on a free port; yields its base URL and process, stops it afterwards."""
+    """Start the API on a free port; yields its base URL and process, stops it afterwards.
+    With `log`, its output (the structured log lines included) goes to that file."""
     env = {
         **os.environ,
         "ORDO_DATABASE_URL": database_url,
@@ -38,7 +40,9 @@ def ordo_server(
     if failpoint:
         env["ORDO_FAILPOINT"] = failpoint
     env.update(extra_env or {})
-    with harness.serving(env, workers=workers, patience=30.0, grace=10.0) as server:
+    with harness.serving(
+        env, log, workers=workers, patience=30.0, grace=10.0, stdout_to_log=log is not None
+    ) as server:
         yield server.base_url, server.process
 
 

@@ -19,9 +19,9 @@ import asyncpg
 import msgspec
 import pytest
 
-from adapters.eventfeed import PostgresLog
+from adapters.eventfeed import PostgresEventFeed
 from adapters.http.schemas import DispenseBody, IssueBody
-from adapters.readmodels.postgres import asyncpg_target, connection_settings
+from adapters.postgres import asyncpg_target, connection_settings
 from adapters.service import PrescriptionService
 from adapters.store import ConflictError, EventStore, Write
 from adapters.store.postgres import PostgresEventStore
@@ -159,7 +159,7 @@ def test_a_stale_command_is_refused_alone_and_the_rest_of_its_group_commits(
     asyncio.run(scenario())
 
 
-async def follow(log: PostgresLog, stop: asyncio.Event, seen: list[int]) -> None:
+async def follow(log: PostgresEventFeed, stop: asyncio.Event, seen: list[int]) -> None:
     """The projection runner's reader: after the last position seen, in pages."""
     position = 0
     while True:
@@ -194,7 +194,7 @@ def test_a_reader_following_the_log_sees_every_position_once_in_order(postgres_u
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
         try:
             stop, seen = asyncio.Event(), list[int]()
-            reader = asyncio.create_task(follow(PostgresLog(pool, schema), stop, seen))
+            reader = asyncio.create_task(follow(PostgresEventFeed(pool, schema), stop, seen))
             await write_many(stores, prescriptions=10_000, writers=64)
             stop.set()
             await asyncio.wait_for(reader, 60)

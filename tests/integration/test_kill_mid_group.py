@@ -20,7 +20,7 @@ import asyncpg
 import httpx
 import pytest
 
-from adapters.readmodels.postgres import asyncpg_target
+from adapters.postgres import asyncpg_target
 from domain.identifiers import Ins
 from tests.integration.servers import ordo_server
 from tests.integration.test_postgres_races_and_crashes import pharmacy, secure_morphine_for

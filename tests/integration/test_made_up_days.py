@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from adapters.eventstore import open_log
+from adapters.librarylog import open_library_log
 from domain.events import (
     BillingRecorded,
     DispensationRecorded,
@@ -95,7 +95,7 @@ def test_the_same_seed_makes_the_same_insurer_day() -> None:
 def test_a_made_up_day_appended_to_a_real_log_reads_back_prescription_by_prescription(
     tmp_path: Path,
 ) -> None:
-    log = open_log(None, tmp_path)
+    log = open_library_log(None, tmp_path)
     try:
         appended, seconds = busy_day.append_prescriptions(
             log, 2500, day_of("log"), lambda done, events: None

@@ -20,8 +20,8 @@ from rich.console import Console
 
 from adapters.bootstrap import mailer_for
 from adapters.config import Settings
-from adapters.eventstore import EventLog, open_log
 from adapters.http.schemas import IssueBody
+from adapters.librarylog import LibraryLog, open_library_log
 from adapters.mailer.cli import status
 from adapters.mailer.run import FAILED
 from adapters.messaging.directory import MssanteDirectory
@@ -64,7 +64,7 @@ class Conversations:
     """Patients sending prescriptions and pharmacies answering, straight through the use cases."""
 
     def __init__(self, settings: Settings, people: People) -> None:
-        self.log: EventLog = open_log(None, settings.data_dir)
+        self.log: LibraryLog = open_library_log(None, settings.data_dir)
         self.people = people
         store = EmbeddedEventStore(self.log)
         self.prescriptions = PrescriptionService(store)

@@ -56,7 +56,7 @@ def settings(
         "ORDO_SMTP_URL": relay.url,
         "ORDO_MSSANTE_DIRECTORY": str(directory),
         # No mailer inside the server: the test runs `ordo mailer`'s loop itself, twice.
-        "ORDO_PROJECTIONS": "off",
+        "ORDO_MAILER": "off",
     }
     if request.param == "postgres":
         env["ORDO_DATABASE_URL"] = request.getfixturevalue("postgres_url")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pdfplumber
 import pytest
 
-from adapters.eventstore import EventLog, open_log
+from adapters.librarylog import LibraryLog, open_library_log
 from adapters.messaging.directory import MssanteDirectory
 from adapters.messaging.ordonnance import (
     PATIENT_COPY,
@@ -45,13 +45,13 @@ OTHER_PRESCRIBER = Actor(role="prescriber", subject="o", rpps=cast.OTHER_PRESCRI
 
 
 @pytest.fixture
-def log(tmp_path: Path) -> Iterator[EventLog]:
-    opened = open_log(None, tmp_path)
+def log(tmp_path: Path) -> Iterator[LibraryLog]:
+    opened = open_library_log(None, tmp_path)
     yield opened
     opened.close()
 
 
-def service_on(log: EventLog, tmp_path: Path) -> ConversationService:
+def service_on(log: LibraryLog, tmp_path: Path) -> ConversationService:
     directory = tmp_path / "mssante.csv"
     directory.write_text(f"{PHARMACY_A.value},{BAL_ORG}\n")
     store = EmbeddedEventStore(log)
@@ -59,7 +59,9 @@ def service_on(log: EventLog, tmp_path: Path) -> ConversationService:
     return ConversationService(store, MssanteDirectory(directory), POSTMASTER, clock=moment)
 
 
-def test_the_prescriber_who_wrote_it_sends_it_to_the_patient(log: EventLog, tmp_path: Path) -> None:
+def test_the_prescriber_who_wrote_it_sends_it_to_the_patient(
+    log: LibraryLog, tmp_path: Path
+) -> None:
     service = service_on(log, tmp_path)
 
     after = asyncio.run(service.send_to_patient(PRESCRIBER_ACTOR, NUMBER.value, "Bonjour"))
@@ -88,7 +90,7 @@ def test_the_prescriber_who_wrote_it_sends_it_to_the_patient(log: EventLog, tmp_
         (Actor(role="insurer", subject="i"), "forbidden"),
     ],
 )
-def test_no_one_else_sends_it(log: EventLog, tmp_path: Path, actor: Actor, code: str) -> None:
+def test_no_one_else_sends_it(log: LibraryLog, tmp_path: Path, actor: Actor, code: str) -> None:
     service = service_on(log, tmp_path)
 
     with pytest.raises(DomainError) as refused:
@@ -99,7 +101,7 @@ def test_no_one_else_sends_it(log: EventLog, tmp_path: Path, actor: Actor, code:
 
 
 def test_the_prescribers_transmission_carries_the_pdf_to_the_bal_org(
-    log: EventLog, tmp_path: Path
+    log: LibraryLog, tmp_path: Path
 ) -> None:
     service = service_on(log, tmp_path)
 
@@ -115,7 +117,7 @@ def test_the_prescribers_transmission_carries_the_pdf_to_the_bal_org(
     ]
 
 
-def test_a_pharmacy_without_bal_org_gets_no_email(log: EventLog, tmp_path: Path) -> None:
+def test_a_pharmacy_without_bal_org_gets_no_email(log: LibraryLog, tmp_path: Path) -> None:
     service = service_on(log, tmp_path)
 
     sent = asyncio.run(service.transmit(PRESCRIBER_ACTOR, NUMBER.value, PHARMACY_B, ""))
@@ -126,7 +128,7 @@ def test_a_pharmacy_without_bal_org_gets_no_email(log: EventLog, tmp_path: Path)
 
 
 def test_the_patients_transmission_carries_no_pdf_its_conversation_writes(
-    log: EventLog, tmp_path: Path
+    log: LibraryLog, tmp_path: Path
 ) -> None:
     service = service_on(log, tmp_path)
     patient = Actor(role="patient", subject="p", ins=PATIENT.value)
@@ -145,7 +147,7 @@ def text_of(pdf: bytes) -> str:
         return "\n".join(page.extract_text() for page in opened.pages)
 
 
-def test_each_copy_is_rendered_from_the_log(log: EventLog, tmp_path: Path) -> None:
+def test_each_copy_is_rendered_from_the_log(log: LibraryLog, tmp_path: Path) -> None:
     service_on(log, tmp_path)
     renderers = ordonnance_renderers(log, lambda: ISSUED_ON)
 

@@ -15,8 +15,9 @@ import asyncpg
 import httpx
 import pytest
 
-from adapters.eventfeed import PostgresLog
-from adapters.readmodels.postgres import PostgresReadModels, asyncpg_target
+from adapters.eventfeed import PostgresEventFeed
+from adapters.postgres import asyncpg_target
+from adapters.readmodels.postgres import PostgresReadModels
 from projections.folds import READ_MODEL_NAMES
 from tests.integration.logs import (
     a_busy_day,
@@ -232,7 +233,7 @@ async def test_a_runner_stopped_while_it_starts_listening_gives_its_connection_b
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     try:
         for steps in range(60):  # cancel after 0, 1, 2, … event-loop turns
-            source = PostgresLog(pool, schema)
+            source = PostgresEventFeed(pool, schema)
             waiting = asyncio.create_task(source.wait_for_news(5))
             for _ in range(steps % 30):
                 await asyncio.sleep(0)

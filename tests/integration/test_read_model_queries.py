@@ -15,7 +15,7 @@ from datetime import date, datetime
 import pytest
 
 from adapters.config import Settings
-from adapters.eventstore import EventLog, open_log
+from adapters.librarylog import LibraryLog, open_library_log
 from adapters.readmodels import ReadModels, open_read_models
 from adapters.readmodels.rows import state_decoder
 from adapters.readmodels.tables import TABLES, ColumnType
@@ -29,8 +29,8 @@ from tests.integration.logs import PHARMACY, a_busy_day
 @asynccontextmanager
 async def a_log_and_its_read_models(
     settings: Settings,
-) -> AsyncIterator[tuple[EventLog, ReadModels]]:
-    log = open_log(settings.database_url, settings.data_dir)
+) -> AsyncIterator[tuple[LibraryLog, ReadModels]]:
+    log = open_library_log(settings.database_url, settings.data_dir)
     read_models = await open_read_models(settings, log)
     try:
         yield log, read_models

@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 
 from adapters.config import with_schema
-from adapters.eventstore import open_log
+from adapters.librarylog import open_library_log
 from tools.bench.load import Command, Run, Window, run_loops
 from tools.bench.options import Options
 from tools.bench.progress import say
@@ -89,7 +89,7 @@ async def sql_run(base: Baseline, opts: Options, clients: int) -> Run:
 def prepare_baseline(scratch: Scratch, source: str) -> Baseline:
     """A scratch schema made by the app's own open_log, holding the API run's seed."""
     schema = scratch.create()
-    open_log(with_schema(scratch.url, schema), Path(tempfile.gettempdir()), 1).close()
+    open_library_log(with_schema(scratch.url, schema), Path(tempfile.gettempdir()), 1).close()
     src, dst = sql.Identifier(source, "ordo_events"), sql.Identifier(schema, "ordo_events")
     with psycopg.connect(scratch.url, autocommit=True) as conn:
         conn.execute(

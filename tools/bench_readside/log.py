@@ -13,7 +13,7 @@ import psycopg
 from kafka import KafkaAdminClient
 
 from adapters.config import Settings
-from adapters.eventstore import open_log
+from adapters.librarylog import open_library_log
 from tools import busy_day, harness
 from tools.bench.progress import say
 from tools.bench_readside.report import Row
@@ -38,7 +38,7 @@ class Built:
     def appending(self) -> Row:
         """The table's row for appending this log."""
         return Row(
-            "append the log (EventLog.append, 3,500 events each)",
+            "append the log (LibraryLog.append, 3,500 events each)",
             "postgres",
             f"{self.events:,} events",
             self.seconds,
@@ -48,8 +48,8 @@ class Built:
 
 def build_log(database_url: str | None, data_dir: Path, events: int) -> Built:
     """Append about `events` events (whole prescriptions, 1,000 per append); `seconds` is the
-    time spent in EventLog.append, not in deciding the events."""
-    log = open_log(database_url, data_dir, 2)
+    time spent in LibraryLog.append, not in deciding the events."""
+    log = open_library_log(database_url, data_dir, 2)
     now = busy_day.moment()
     prescriptions = round(events / 3.5)
     started = time.perf_counter()

@@ -13,9 +13,9 @@ import asyncpg
 import psycopg
 
 from adapters.config import Settings, with_schema
-from adapters.eventstore import open_log
+from adapters.librarylog import open_library_log
+from adapters.postgres import asyncpg_target
 from adapters.readmodels import open_read_models
-from adapters.readmodels.postgres import asyncpg_target
 from projections.runner import ProjectionRunner
 from tools import harness
 from tools.bench.progress import say
@@ -27,7 +27,7 @@ from tools.harness import ROOT
 
 
 async def project_all(settings: Settings, data_dir: Path) -> tuple[int, float]:
-    log = open_log(settings.database_url, data_dir, 2)
+    log = open_library_log(settings.database_url, data_dir, 2)
     read_models = await open_read_models(settings, log)
     try:
         runner = ProjectionRunner(read_models.source, read_models.store)  # as `ordo project`

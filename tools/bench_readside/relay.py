@@ -18,7 +18,7 @@ import psycopg
 from adapters.config import with_schema
 from adapters.kafka.messages import to_message
 from adapters.kafka.relay import Relay, ensure_topics, producer
-from adapters.readmodels.postgres import asyncpg_target
+from adapters.postgres import asyncpg_target
 from tools import harness
 from tools.bench.progress import say
 from tools.bench_readside.log import TABLES, Scratch, ordo_env, settings_for

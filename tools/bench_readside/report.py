@@ -67,7 +67,7 @@ def markdown(rows: list[Row]) -> str:
 METHOD = """\
 Logs are a busy day (`tools.busy_day`, every event decided by `domain.commands`: each
 prescription issued, transmitted to a pharmacy, dispensed in one or two visits: 3.5 events per
-prescription, 50 prescribers), appended 1,000 prescriptions per `EventLog.append` to a fresh
+prescription, 50 prescribers), appended 1,000 prescriptions per `LibraryLog.append` to a fresh
 scratch schema (*append the log* times those calls alone).
 *Projection*: the runner `ordo project` uses (`ProjectionRunner`, batch 2,000, asyncpg), in
 this process, from position 0 to head; baseline: one asyncpg COPY of the rows it wrote into

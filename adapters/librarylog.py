@@ -1,25 +1,23 @@
 # ruff: noqa: S608 - SQL is built from our own table names; every value is a bound parameter.
-"""The append-only log, on eventsourcing's recorders: SQLite by default, PostgreSQL in production.
+"""The library log: the event log through eventsourcing's recorders, SQLite by default,
+PostgreSQL in production.
 
-The API appends through `adapters.store` (on PostgreSQL: asyncpg with group commit, not this
-module's recorder); this module is the embedded store's log, the read side's on SQLite, and the
-command-line tools' (seeding, demo, benchmarks).
+The API appends through the event store (`adapters.store`; on PostgreSQL asyncpg with group
+commit, not this module's recorder); the library log is the embedded store's log, the read
+side's on SQLite, and the command-line tools' (seeding, demo, benchmarks).
 
 We use the library's application recorders directly (optimistic concurrency on the
 prescription's version, the gap-free notification log, LISTEN/NOTIFY on PostgreSQL) and map
-our msgspec events to stored events ourselves: the topic is the event's public name and schema
-version (`DispensationRecorded.v1`), not a Python import path, because the log is read by
-other machines and must outlive our module layout.
+our msgspec events to stored events ourselves (`adapters.storedevents`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import msgspec
 import structlog
 from eventsourcing.persistence import (
     ApplicationRecorder,
@@ -37,135 +35,20 @@ from psycopg.sql import SQL, Identifier
 from adapters.config import schema_of
 from adapters.eventtable import CLAIMS_TABLE, EVENTS_TABLE, IDEMPOTENCY_TABLE, MIGRATIONS_TABLE
 from adapters.legacy import LEGACY_TOPICS, MIGRATION, rows_of
-from domain.coverage import COVERAGE_EVENT_TYPES, CoverageEvent, NarcoticCoverage, fold_coverage
-from domain.events import EVENT_TYPES, UPCASTERS, ConversationEvent, Event, Upcaster
+from adapters.storedevents import AnyEvent, EventMapper, IdempotencyRecord, InvoiceClaim
+from domain.coverage import NarcoticCoverage, fold_coverage
+from domain.events import Event
 
 __all__ = [
     "EVENTS_TABLE",
-    "EventLog",
-    "IdempotencyRecord",
     "IntegrityError",
-    "InvoiceClaim",
-    "open_log",
+    "LibraryLog",
+    "open_library_log",
 ]
 log = structlog.get_logger("ordo.store")
 
 
-class IdempotencyRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """The first answer given to a request carrying an `Idempotency-Key`: the use case's
-    result (JSON), never an HTTP status or body.
-
-    Kept in its own table, written in the same transaction as the events the request produced,
-    so either both are durable or neither is: a retry after a crash between the append and the
-    answer finds this record and replays the result.
-    """
-
-    key: str
-    fingerprint: str
-    result: bytes
-
-
-class InvoiceClaim(msgspec.Struct, frozen=True, kw_only=True):
-    """A pharmacy's invoice number, taken by the billing of one dispensation.
-
-    Kept in its own table keyed by (FINESS, invoice number), written in the same transaction
-    as the `BillingRecorded` it belongs to: of two billings with one number at once, whichever
-    prescription they are on, exactly one commits.
-    """
-
-    finess: str
-    invoice_number: str
-    prescription_id: str
-    dispensation_id: str
-
-    @classmethod
-    def from_row(
-        cls, finess: str, invoice_number: str, row: Sequence[str] | None
-    ) -> InvoiceClaim | None:
-        """The claim on this number, from its table's (prescription_id, dispensation_id)."""
-        if row is None:
-            return None
-        return cls(
-            finess=finess,
-            invoice_number=invoice_number,
-            prescription_id=row[0],
-            dispensation_id=row[1],
-        )
-
-
-def topic_of(kind: type[Any]) -> str:
-    return f"{kind.__name__}.v{kind.schema_version}"
-
-
-AnyEvent = Event | CoverageEvent
-
-
-def stream_of(event: AnyEvent) -> str:
-    """A prescription's events are its stream; a conversation and a patient's narcotic
-    coverage are streams of their own, in the same table, appended in the same transactions."""
-    if isinstance(event, CoverageEvent):
-        return event.stream_id
-    if isinstance(event, ConversationEvent):
-        return event.conversation_id
-    return event.prescription_id
-
-
-class EventMapper:
-    """Event <-> stored event, with msgspec JSON and upcasting of older schema versions.
-
-    Prescriptions' events are the public log; a patient's narcotic coverage events live in the
-    same table (so that both append in one transaction) but are nobody's business outside it:
-    projections and the Kafka relay skip them (`is_prescription_event`).
-    """
-
-    def __init__(self, upcasters: Mapping[tuple[str, int], Upcaster] = UPCASTERS) -> None:
-        self._encoder = msgspec.json.Encoder()
-        self._types: dict[str, type[Event]] = {kind.__name__: kind for kind in EVENT_TYPES}
-        self._coverage_types: dict[str, type[CoverageEvent]] = {
-            kind.__name__: kind for kind in COVERAGE_EVENT_TYPES
-        }
-        self._upcasters = upcasters
-
-    def to_stored(self, event: AnyEvent) -> StoredEvent:
-        stream = stream_of(event)
-        topic, state = self.encode(event)
-        return StoredEvent(
-            originator_id=stream, originator_version=event.version, topic=topic, state=state
-        )
-
-    def encode(self, event: AnyEvent) -> tuple[str, bytes]:
-        return topic_of(type(event)), self._encoder.encode(event)
-
-    def to_coverage_event(self, stored: StoredEvent) -> CoverageEvent:
-        return self.coverage(stored.topic, stored.state)
-
-    def coverage(self, topic: str, state: bytes) -> CoverageEvent:
-        name = topic.rpartition(".v")[0]
-        return msgspec.json.decode(state, type=self._coverage_types[name])
-
-    def to_event(self, stored: StoredEvent) -> Event:
-        return self.decode(stored.topic, stored.state)
-
-    def decode(self, topic: str, state: bytes) -> Event:
-        name, _, version_text = topic.rpartition(".v")
-        kind = self._types.get(name)
-        if kind is None:
-            msg = f"unknown event topic {topic!r}"
-            raise ValueError(msg)
-        version = int(version_text)
-        if version == kind.schema_version:
-            return msgspec.json.decode(state, type=kind)
-        payload = msgspec.json.decode(state)
-        while version < kind.schema_version:
-            payload = self._upcasters[(name, version)](payload)
-            version += 1
-        return msgspec.convert(payload, type=kind)
-
-    def is_prescription_event(self, topic: str) -> bool:
-        return topic.rpartition(".v")[0] in self._types
-
-
-class EventLog:
+class LibraryLog:
     """Prescriptions' event streams and the global notification log, in one database, through
     eventsourcing's recorders: the embedded store's log (`adapters.store.embedded`), and on
     PostgreSQL the command-line tools' (the API appends with `adapters.store.postgres`)."""
@@ -328,10 +211,10 @@ class SingleTripPostgresRecorder(PostgresApplicationRecorder):
             return [row["notification_id"] for row in curs.fetchall()]
 
 
-def open_log(database_url: str | None, data_dir: Path, pool_size: int = 10) -> EventLog:
+def open_library_log(database_url: str | None, data_dir: Path, pool_size: int = 10) -> LibraryLog:
     """The embedded SQLite log under `data_dir`, or PostgreSQL when a URL is given."""
     if database_url:
-        return _postgres_log(database_url, pool_size)
+        return _postgres_library_log(database_url, pool_size)
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / "ordo.sqlite3"
     datastore = SQLiteDatastore(
@@ -339,10 +222,10 @@ def open_log(database_url: str | None, data_dir: Path, pool_size: int = 10) -> E
     )
     recorder = EmbeddedRecorder(datastore, events_table_name=EVENTS_TABLE)
     recorder.create_table()
-    return EventLog(recorder, f"sqlite:{path}")
+    return LibraryLog(recorder, f"sqlite:{path}")
 
 
-def _postgres_log(database_url: str, pool_size: int) -> EventLog:
+def _postgres_library_log(database_url: str, pool_size: int) -> LibraryLog:
     url = urlsplit(database_url)
     if url.scheme not in {"postgresql", "postgres"}:
         msg = f"ORDO_DATABASE_URL must start with postgresql://, got {url.scheme}://"
@@ -362,4 +245,4 @@ def _postgres_log(database_url: str, pool_size: int) -> EventLog:
     recorder = SingleTripPostgresRecorder(datastore, events_table_name=EVENTS_TABLE)
     recorder.create_table()
     where = f"postgresql://{url.hostname}:{url.port or 5432}{url.path}"
-    return EventLog(recorder, where)
+    return LibraryLog(recorder, where)
