@@ -16,7 +16,7 @@ from domain.commands import (
     Withdraw,
 )
 from domain.events import BilledLine, Product
-from domain.identifiers import Finess, Ins, Rpps
+from domain.identifiers import Cip13, Finess, Ins, Rpps
 from tests.adapters.memory_store import MemoryEventStore
 from tools.cast import People
 
@@ -31,6 +31,9 @@ PHARMACY_B = Actor(
 )
 NOW = Moment(at=datetime(2026, 11, 23, 10, tzinfo=UTC), today=date(2026, 11, 23))
 PARACETAMOL = Product(system="CIP13", code=PEOPLE.paracetamol, label="Paracétamol 1 g")
+MORPHINE = Product(
+    system="CIP13", code=Cip13.from_body("340093222222").value, label="Morphine 30 mg LP"
+)
 
 
 def clock() -> Moment:
@@ -58,6 +61,29 @@ def prescription_of(*packs: int) -> ByPrescriber[IssuePrescription]:
                 )
                 for quantity in packs
             ),
+        )
+
+    return issuing
+
+
+def narcotic_prescription_of(packs: int) -> ByPrescriber[IssuePrescription]:
+    """A secure prescription of one narcotic line for 28 days (no overlap allowed)."""
+
+    def issuing(prescriber: Rpps, today: date) -> IssuePrescription:
+        line = RequestedLine(
+            product=MORPHINE,
+            quantity=packs,
+            dosage="1 gélule matin et soir",
+            duration_days=28,
+            narcotic=True,
+        )
+        return IssuePrescription(
+            prescriber=prescriber,
+            patient=Ins(PEOPLE.patient),
+            issued_on=today,
+            kind="secure",
+            execution_view_consent=True,
+            lines=(line,),
         )
 
     return issuing

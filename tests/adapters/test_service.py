@@ -14,10 +14,12 @@ import pytest
 from adapters.service import PrescriptionService
 from adapters.store import Write
 from adapters.unit_of_work import MAX_ATTEMPTS, ContentionError
+from domain.coverage import coverage_stream_of
 from domain.errors import DomainError
 from domain.events import DispensationRecorded, ExecutionViewConsentChanged, PrescriptionIssued
 from tests.adapters.givens import (
     PATIENT,
+    PEOPLE,
     PHARMACY_A,
     PHARMACY_B,
     PRESCRIBER,
@@ -25,6 +27,7 @@ from tests.adapters.givens import (
     clock,
     dispensing,
     issued,
+    narcotic_prescription_of,
     prescription_of,
     service_on,
     withdrawal,
@@ -92,6 +95,26 @@ async def test_a_billing_racing_another_for_one_invoice_number_finds_it_used() -
     assert refused.value.code == "invoice_number_used"
     assert store.refused == 1  # another prescription's stream: only the claim told them apart
     assert len(await store.events_of(second)) == 2  # issued, dispensed: not billed
+
+
+async def test_a_narcotic_dispensing_racing_another_for_the_patient_meets_its_coverage() -> None:
+    store = MemoryEventStore()
+    service = service_on(store)
+    first = (await service.issue(PRESCRIBER, narcotic_prescription_of(4))).prescription_id
+    second = (await service.issue(PRESCRIBER, narcotic_prescription_of(4))).prescription_id
+
+    async def the_first_covers_28_days(_: Write) -> None:
+        await service.dispense(PHARMACY_A, first, dispensing(4))
+
+    store.interpose(the_first_covers_28_days)
+    with pytest.raises(DomainError) as refused:
+        await service.dispense(PHARMACY_B, second, dispensing(1))
+
+    assert refused.value.code == "narcotic_overlap"
+    assert store.refused == 1  # on the patient's coverage stream alone
+    coverage = await store.coverage(coverage_stream_of(PEOPLE.patient))
+    assert [period.prescription_id for period in coverage.periods] == [first]
+    assert len(await store.events_of(second)) == 1
 
 
 async def test_a_retry_with_the_same_key_and_body_gets_the_first_receipt() -> None:
