@@ -70,7 +70,6 @@ class ConversationService:
         clock: Callable[[], Moment] = paris_clock,
         after_append: Callable[[], None] = lambda: None,
     ) -> None:
-        self.store = store
         self.directory = directory
         self.postmaster = postmaster
         self.clock = clock
