@@ -12,7 +12,7 @@ from litestar.types import ExceptionHandlersMap
 
 from adapters.auth import UnauthenticatedError
 from adapters.http.schemas import BadBody
-from adapters.service import ContentionError
+from adapters.unit_of_work import ContentionError
 from domain.errors import DomainError
 
 STATUS_OF = {

@@ -1,18 +1,17 @@
 """The use cases of secure messaging: transmit a prescription (which opens a conversation), post
 a message in a conversation.
 
-Each appends in one transaction everything it decides: the transmission with the conversation
-it opens and its first message, or a message with the conversation's closing. The e-mails are
-inside the `MessagePosted` events, so the log is the outbox: what was recorded will be delivered
-(`adapters.mailer`), and nothing is delivered that was not recorded.
+Each decides and appends in a unit of work (`adapters.unit_of_work`: decided again when another
+writer got there first), in one transaction everything it decides: the transmission with the
+conversation it opens and its first message, or a message with the conversation's closing. The
+e-mails are inside the `MessagePosted` events, so the log is the outbox: what was recorded will
+be delivered (`adapters.mailer`), and nothing is delivered that was not recorded.
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import msgspec
 import structlog
@@ -20,8 +19,9 @@ import structlog
 from adapters.messaging import ordonnance
 from adapters.messaging.directory import MssanteDirectory
 from adapters.permissions import allow
-from adapters.service import MAX_ATTEMPTS, NOT_FOUND, ContentionError, paris_clock
-from adapters.store import ConflictError, EventStore, Write
+from adapters.service import paris_clock
+from adapters.store import EventStore
+from adapters.unit_of_work import NOT_FOUND, Decision, Prescriptions, StateCache, UnitOfWork
 from domain import commands
 from domain.actors import Actor
 from domain.commands import Moment
@@ -35,8 +35,13 @@ from domain.conversation import (
     post,
     posting_of,
 )
-from domain.events import ConversationEvent, Event, MessagePosted, PrescriptionTransmitted
-from domain.identifiers import Finess, InvalidIdentifier, PrescriptionNumber
+from domain.events import (
+    Event,
+    MessagePosted,
+    PrescriptionSentToPatient,
+    PrescriptionTransmitted,
+)
+from domain.identifiers import Finess, PrescriptionNumber
 from domain.prescription import Prescription, fold
 
 log = structlog.get_logger("ordo.messaging")
@@ -65,11 +70,12 @@ class ConversationService:
         clock: Callable[[], Moment] = paris_clock,
         after_append: Callable[[], None] = lambda: None,
     ) -> None:
-        self.store = store
         self.directory = directory
         self.postmaster = postmaster
         self.clock = clock
-        self._after_append = after_append
+        # A prescription is transmitted a few times in its life: no folded states are kept.
+        # `after_append`: a failpoint for crash tests, run once an append is durable.
+        self._uow = UnitOfWork(store, StateCache(size=0), after_append)
 
     async def transmit(
         self, actor: Actor, prescription_id: str, pharmacy: Finess, message: str
@@ -78,17 +84,17 @@ class ConversationService:
         each time; or the prescriber who wrote it does (a hospital at discharge, an EHPAD's
         doctor), which puts it in the pharmacy's inbox. Anyone else learns nothing (404)."""
         allow(actor, "transmit")
-        for _ in range(MAX_ATTEMPTS):
-            state = await self._prescription(prescription_id)
-            if actor.role == "prescriber":
-                if not actor.wrote(state.prescriber_rpps):
-                    raise NOT_FOUND
-                sent = self._with_ordonnance(
-                    state, commands.transmit(state, pharmacy, message, self.clock(), "prescriber")
-                )
-                if await self._try_append([sent]):
-                    return self._sent_by_prescriber(state, sent)
-                continue
+        if actor.role == "prescriber":
+            return await self._sent_by_prescriber(actor, prescription_id, pharmacy, message)
+        return await self._opened_by_patient(actor, prescription_id, pharmacy, message)
+
+    async def _opened_by_patient(
+        self, actor: Actor, prescription_id: str, pharmacy: Finess, message: str
+    ) -> Transmitted:
+        """The transmission, the conversation it opens and its first message, in one append."""
+
+        async def attempt(prescriptions: Prescriptions) -> Decision[Transmitted]:
+            state = await prescriptions.load(prescription_id)
             if not actor.is_patient(state.patient_ins):
                 raise NOT_FOUND
             transmitted = commands.transmit(state, pharmacy, message, self.clock())
@@ -98,21 +104,41 @@ class ConversationService:
             opened, posted = open_conversation(
                 state, transmitted, conversation_id, first, addresses
             )
-            if await self._try_append([transmitted, opened, posted]):
-                log.info(
-                    "conversation opened",
-                    conversation_id=conversation_id,
-                    finess=pharmacy.value,
-                    pharmacy_mailbox=addresses.pharmacy is not None,
-                )
-                after = fold([transmitted], state)
-                assert after is not None
-                return Transmitted(
-                    state=after,
-                    conversation_id=conversation_id,
-                    pharmacy_mailbox=addresses.pharmacy is not None,
-                )
-        raise ContentionError(f"{MAX_ATTEMPTS} attempts lost to concurrent writers, retry later")
+            outcome = Transmitted(
+                state=_evolved(state, transmitted),
+                conversation_id=conversation_id,
+                pharmacy_mailbox=addresses.pharmacy is not None,
+            )
+            return Decision(outcome, [transmitted, opened, posted])
+
+        transmitted = await self._uow.decide(attempt)
+        log.info(
+            "conversation opened",
+            conversation_id=transmitted.conversation_id,
+            finess=pharmacy.value,
+            pharmacy_mailbox=transmitted.pharmacy_mailbox,
+        )
+        return transmitted
+
+    async def _sent_by_prescriber(
+        self, actor: Actor, prescription_id: str, pharmacy: Finess, message: str
+    ) -> Transmitted:
+        """The transmission to the pharmacy's inbox, by the prescriber who wrote it."""
+
+        async def attempt(
+            prescriptions: Prescriptions,
+        ) -> Decision[tuple[Prescription, PrescriptionTransmitted]]:
+            state = await prescriptions.load(prescription_id)
+            if not actor.wrote(state.prescriber_rpps):
+                raise NOT_FOUND
+            sent = self._with_ordonnance(
+                state, commands.transmit(state, pharmacy, message, self.clock(), "prescriber")
+            )
+            return Decision((_evolved(state, sent), sent), [sent])
+
+        after, sent = await self._uow.decide(attempt)
+        log.info("sent to a pharmacy by its prescriber", finess=sent.finess, mails=len(sent.mails))
+        return Transmitted(state=after, conversation_id=None, pharmacy_mailbox=bool(sent.mails))
 
     def _with_ordonnance(
         self, state: Prescription, sent: PrescriptionTransmitted
@@ -127,65 +153,59 @@ class ConversationService:
         )
         return msgspec.structs.replace(sent, mails=(mail,))
 
-    def _sent_by_prescriber(
-        self, state: Prescription, sent: PrescriptionTransmitted
-    ) -> Transmitted:
-        log.info("sent to a pharmacy by its prescriber", finess=sent.finess, mails=len(sent.mails))
-        after = fold([sent], state)
-        assert after is not None
-        return Transmitted(state=after, conversation_id=None, pharmacy_mailbox=bool(sent.mails))
-
     async def send_to_patient(
         self, actor: Actor, prescription_id: str, message: str
     ) -> Prescription:
         """The prescriber who wrote it sends the ordonnance to the patient's Mon espace santé
         mailbox, for a patient who wants no paper. Another prescriber learns nothing (404)."""
         allow(actor, "send_to_patient")
-        for _ in range(MAX_ATTEMPTS):
-            state = await self._prescription(prescription_id)
+
+        async def attempt(
+            prescriptions: Prescriptions,
+        ) -> Decision[tuple[Prescription, PrescriptionSentToPatient]]:
+            state = await prescriptions.load(prescription_id)
             if not actor.wrote(state.prescriber_rpps):
                 raise NOT_FOUND
             sent = commands.send_to_patient(state, message, self.clock())
             mail = ordonnance.to_patient(state, sent.version, message, self.postmaster)
             sent = msgspec.structs.replace(sent, mails=(mail,))
-            if await self._try_append([sent]):
-                log.info("ordonnance sent to the patient's mailbox", rpps=sent.prescriber_rpps)
-                after = fold([sent], state)
-                assert after is not None
-                return after
-        raise ContentionError(f"{MAX_ATTEMPTS} attempts lost to concurrent writers, retry later")
+            return Decision((_evolved(state, sent), sent), [sent])
+
+        after, sent = await self._uow.decide(attempt)
+        log.info("ordonnance sent to the patient's mailbox", rpps=sent.prescriber_rpps)
+        return after
 
     async def post(self, actor: Actor, conversation_id: str, subject: str, body: str) -> Posted:
         """A message from the conversation's patient or from a pharmacist of its pharmacy."""
         stream = _conversation_stream(conversation_id)
-        for _ in range(MAX_ATTEMPTS):
-            conversation = fold_conversation(await self._conversation_events(stream))
+
+        async def attempt(prescriptions: Prescriptions) -> Decision[Posted]:
+            conversation = await prescriptions.conversation(stream)
             if conversation is None or not conversation.is_party(actor):
                 raise CONVERSATION_NOT_FOUND  # others learn nothing, not even that it exists
-            state = await self._prescription(conversation.prescription_id)
+            state = await prescriptions.load(conversation.prescription_id)
             posting = posting_of(actor, str(uuid.uuid4()), subject, body)
             addresses = self._addresses(state, conversation.finess)
             events = post(conversation, state, actor, posting, self.clock().at, addresses)
-            if await self._try_append(events):
-                after = fold_conversation(events, conversation)
-                assert after is not None and isinstance(events[0], MessagePosted)
-                log.info(
-                    "message posted",
-                    conversation_id=stream,
-                    sender=posting.sender,
-                    rpps=posting.rpps,
-                    finess=conversation.finess,
-                    closed=after.closed,
-                    mails=len(events[0].mails),
-                )
-                return Posted(conversation=after, message=events[0])
-        raise ContentionError(f"{MAX_ATTEMPTS} attempts lost to concurrent writers, retry later")
+            after = fold_conversation(events, conversation)
+            assert after is not None and isinstance(events[0], MessagePosted)
+            return Decision(Posted(conversation=after, message=events[0]), events)
+
+        posted = await self._uow.decide(attempt)
+        log.info(
+            "message posted",
+            conversation_id=stream,
+            sender=posted.message.sender,
+            rpps=posted.message.rpps,
+            finess=posted.conversation.finess,
+            closed=posted.conversation.closed,
+            mails=len(posted.message.mails),
+        )
+        return posted
 
     async def conversation(self, actor: Actor, conversation_id: str) -> Conversation:
         """One conversation as its stream says now, for its parties only."""
-        found = fold_conversation(
-            await self._conversation_events(_conversation_stream(conversation_id))
-        )
+        found = await self._uow.prescriptions.conversation(_conversation_stream(conversation_id))
         if found is None or not found.is_party(actor):
             raise CONVERSATION_NOT_FOUND
         return found
@@ -198,30 +218,11 @@ class ConversationService:
             mail_domain=self.postmaster.rpartition("@")[2],
         )
 
-    async def _prescription(self, prescription_id: str) -> Prescription:
-        try:
-            number = PrescriptionNumber.parse(prescription_id)
-        except InvalidIdentifier:
-            raise NOT_FOUND from None
-        state = fold(await self.store.events_of(number.value))
-        if state is None:
-            raise NOT_FOUND
-        return state
 
-    async def _conversation_events(self, stream: str) -> list[ConversationEvent]:
-        """A conversation's own stream (empty for an unknown id, or one that is not a
-        conversation's)."""
-        events = await self.store.events_of(stream)
-        return [event for event in events if isinstance(event, ConversationEvent)]
-
-    async def _try_append(self, events: Sequence[Event | ConversationEvent]) -> bool:
-        try:
-            await self.store.append(Write(events))
-        except ConflictError:
-            await asyncio.sleep(random.uniform(0, 0.005))
-            return False
-        self._after_append()
-        return True
+def _evolved(state: Prescription, event: Event) -> Prescription:
+    after = fold([event], state)
+    assert after is not None
+    return after
 
 
 def _transmission_subject(state: Prescription) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from adapters.service import StateCache
+from adapters.unit_of_work import StateCache
 from domain.prescription import Prescription, fold
 from tests.unit.builders import issued
 
