@@ -278,7 +278,8 @@ class PrescriptionService:
         return self._prescriptions.remember(await self._uow.decide(attempt))
 
     def _catalogue(self) -> Catalogue | None:
-        """The catalogue for one command; None while none is imported (v1 behaviour)."""
+        """The catalogue for one command; None while none is imported (then the prescriber's
+        word decides)."""
         packs = self._packs()
         return None if packs is None else Catalogue(packs, strict=self._strict)
 

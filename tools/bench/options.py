@@ -134,7 +134,7 @@ def bench_parser() -> argparse.ArgumentParser:
         "--rev",
         metavar="REV",
         help="also run the stock API of this git revision (a temporary worktree) as a baseline "
-        "in the same run, e.g. the last v1 commit, to measure what the v1.1 rules cost",
+        "in the same run, e.g. the commit before a change, to measure what the change costs",
     )
     run.add_argument(
         "--catalogue",
