@@ -9,7 +9,7 @@ enough remains, and its domain error otherwise; never a pack dispensed twice.
 The use cases speak the domain: they return states, receipts and views, or raise a
 `DomainError`; the HTTP layer alone turns those into statuses and bodies. Adding a use case:
 an entry in `adapters.permissions.PERMISSIONS`, an `async def` that calls `allow(actor, "name")`
-first, loads with `self._load`, decides with `domain.commands`, and appends through
+first, loads with `self._load`, decides with `domain.decisions`, and appends through
 `self._decide` (one event on the prescription) or `self._record_once` (results replayed under
 an `Idempotency-Key`).
 """
@@ -31,20 +31,15 @@ from adapters.eventstore import IdempotencyRecord, InvoiceClaim
 from adapters.legacy import UNREPLAYABLE
 from adapters.permissions import allow
 from adapters.store import ConflictError, EventStore, Write
-from domain import commands
 from domain.actors import Actor
-from domain.calendar import local_day, paris_day
-from domain.catalogue import PackLookup, catalogued
-from domain.commands import (
-    Bill,
-    Catalogue,
-    Dispense,
-    IssuePrescription,
-    Moment,
-    RecordAdaptation,
-    Withdraw,
-)
+from domain.calendar import Moment, local_day, paris_day
+from domain.catalogue import Catalogue, PackLookup, catalogued
 from domain.coverage import CoverageEvent, NarcoticCoverage, coverage_stream_of
+from domain.decisions import billing, corrections, dispensing, lifecycle
+from domain.decisions.billing import Bill
+from domain.decisions.corrections import RecordAdaptation, Withdraw
+from domain.decisions.dispensing import Dispense
+from domain.decisions.issuing import IssuePrescription, issue
 from domain.dispensable import Allowance, allowances
 from domain.errors import DomainError
 from domain.events import ConsentActor, Event
@@ -169,7 +164,7 @@ class PrescriptionService:
         issuing = command(Rpps(actor.rpps), self.clock().today)
         while True:
             number = PrescriptionNumber.generate()
-            event = commands.issue(issuing, number, self.clock(), self._catalogue())
+            event = issue(issuing, number, self.clock(), self._catalogue())
             try:
                 await self._append(Write([event]))
             except ConflictError:
@@ -196,7 +191,7 @@ class PrescriptionService:
             coverage = await self._coverage_for(state, {line.line_no for line in command.lines})
             now = self.clock()
             dispensation_id = str(uuid.uuid4())
-            dispensed = commands.dispense(
+            dispensed = dispensing.dispense(
                 state, command, dispensation_id, now, coverage, catalogue=catalogue
             )
             event = dispensed.recorded
@@ -215,7 +210,7 @@ class PrescriptionService:
         assert actor.finess is not None  # pharmacist tokens carry the pharmacy
         state = await self._load_catalogued(prescription_id, self._catalogue())
         coverage = await self._coverage_for(state, {line.line_no for line in state.lines})
-        instant = commands.handed_over_at(state, at, self.clock(), "at")
+        instant = dispensing.handed_over_at(state, at, self.clock(), "at")
         return instant, allowances(state, coverage, instant, actor.finess)
 
     async def withdraw(
@@ -226,7 +221,7 @@ class PrescriptionService:
         for _ in range(MAX_ATTEMPTS):
             state = await self._load_catalogued(prescription_id, self._catalogue())
             coverage = await self._coverage_for(state, {line.line_no for line in state.lines})
-            decided = commands.withdraw(state, command, self.clock(), coverage)
+            decided = corrections.withdraw(state, command, self.clock(), coverage)
             if decided is None:
                 return state
             withdrawn, released = decided
@@ -240,7 +235,8 @@ class PrescriptionService:
         allow(actor, "record_adaptation")
         command = by(*_pharmacy(actor))
         return await self._decide(
-            prescription_id, lambda state: commands.record_adaptation(state, command, self.clock())
+            prescription_id,
+            lambda state: corrections.record_adaptation(state, command, self.clock()),
         )
 
     async def bill(
@@ -265,7 +261,7 @@ class PrescriptionService:
         async def attempt() -> Attempt[DispensationView]:
             state = await self._load(prescription_id)
             used = await self.store.invoice_claim(command.pharmacy.value, command.invoice_number)
-            event = commands.bill(state, command, self.clock(), invoice_number_used=bool(used))
+            event = billing.bill(state, command, self.clock(), invoice_number_used=bool(used))
             billed = _evolved(state, event).dispensation(command.dispensation_id)
             assert billed is not None  # billing succeeded on it
             claim = InvoiceClaim(
@@ -284,7 +280,7 @@ class PrescriptionService:
         def decide(state: Prescription) -> Event:
             if not actor.wrote(state.prescriber_rpps):
                 raise NOT_FOUND
-            return commands.cancel(state, reason, self.clock())
+            return lifecycle.cancel(state, reason, self.clock())
 
         return await self._decide(prescription_id, decide)
 
@@ -297,7 +293,7 @@ class PrescriptionService:
             if actor.role == "patient" and not actor.is_patient(state.patient_ins):
                 raise NOT_FOUND
             changed_by: ConsentActor = "patient" if actor.role == "patient" else "insurer"
-            return commands.change_consent(state, consent, changed_by, self.clock())
+            return lifecycle.change_consent(state, consent, changed_by, self.clock())
 
         return await self._decide(prescription_id, decide)
 

@@ -45,19 +45,14 @@ from adapters.reconciliation.store import (
     PaidByPrescription,
     stored_paid,
 )
-from domain.reconciliation import (
-    RECONCILED,
-    Entry,
-    InvoiceKey,
-    Outcome,
+from domain.reconciliation.chunk import paid_lines, reconcile_chunk
+from domain.reconciliation.decision import Previous, Verdict
+from domain.reconciliation.invoices import RECONCILED, Entry, InvoiceKey, Outcome
+from domain.reconciliation.records import (
     PaidInvoices,
     PaidLines,
     PrescriptionRecord,
-    Previous,
     SubstituteCheck,
-    Verdict,
-    paid_lines,
-    reconcile_chunk,
 )
 
 log = structlog.get_logger("ordo.reconciliation")

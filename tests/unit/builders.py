@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from domain.commands import Dispense, DispenseLine, Moment
+from domain.calendar import Moment
+from domain.decisions.dispensing import Dispense, DispenseLine
 from domain.events import (
     DispensationRecorded,
     DispensedLine,

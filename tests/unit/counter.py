@@ -9,8 +9,10 @@ from zoneinfo import ZoneInfo
 
 from msgspec.structs import replace
 
-from domain.commands import Dispense, Dispensed, DispenseLine, Moment, Withdraw, dispense, withdraw
+from domain.calendar import Moment
 from domain.coverage import NarcoticCoverage, coverage_stream_of, evolve_coverage
+from domain.decisions.corrections import Withdraw, withdraw
+from domain.decisions.dispensing import Dispense, Dispensed, DispenseLine, dispense
 from domain.dispensable import Allowance, allowances
 from domain.errors import DomainError
 from domain.events import PrescribedLine, PrescriptionIssued, Product

@@ -18,14 +18,10 @@ from domain.events import (
     Product,
 )
 from domain.identifiers import Finess
-from domain.reconciliation import (
-    Entry,
-    Invoice,
-    PaidInvoices,
-    PrescriptionRecord,
-    reconcile,
-    reconcile_chunk,
-)
+from domain.reconciliation.chunk import reconcile_chunk
+from domain.reconciliation.decision import reconcile
+from domain.reconciliation.invoices import Entry, Invoice
+from domain.reconciliation.records import PaidInvoices, PrescriptionRecord
 from tests.unit.builders import (
     GENERIC,
     NUMBER,

@@ -6,16 +6,10 @@ from datetime import date
 
 import pytest
 
-from domain.commands import (
-    Bill,
-    IssuePrescription,
-    RequestedLine,
-    bill,
-    cancel,
-    change_consent,
-    issue,
-    transmit,
-)
+from domain.decisions.billing import Bill, bill
+from domain.decisions.issuing import IssuePrescription, RequestedLine, issue
+from domain.decisions.lifecycle import cancel, change_consent
+from domain.decisions.sending import transmit
 from domain.errors import DomainError
 from domain.events import (
     BilledLine,

@@ -8,16 +8,9 @@ from collections.abc import Mapping
 import msgspec
 import pytest
 
-from domain.catalogue import PackFacts, catalogued, catalogued_line
-from domain.commands import (
-    Catalogue,
-    Dispense,
-    DispenseLine,
-    IssuePrescription,
-    RequestedLine,
-    dispense,
-    issue,
-)
+from domain.catalogue import Catalogue, PackFacts, catalogued, catalogued_line
+from domain.decisions.dispensing import Dispense, DispenseLine, dispense
+from domain.decisions.issuing import IssuePrescription, RequestedLine, issue
 from domain.errors import DomainError
 from domain.events import (
     DispensationRecorded,
@@ -28,13 +21,10 @@ from domain.events import (
     Product,
     ProductSystem,
 )
-from domain.reconciliation import (
-    Entry,
-    ProductRef,
-    catalogue_substitutes,
-    reconcile,
-    reconcile_chunk,
-)
+from domain.reconciliation.chunk import reconcile_chunk
+from domain.reconciliation.decision import reconcile
+from domain.reconciliation.invoices import Entry, ProductRef
+from domain.reconciliation.records import catalogue_substitutes
 from tests.unit.builders import NUMBER, PATIENT, PHARMACIST, PHARMACY_A, PRESCRIBER, moment
 from tests.unit.counter import Counter, at, days, line, prescribed
 from tests.unit.test_catalogue_rules import pack, substance

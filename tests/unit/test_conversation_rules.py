@@ -9,13 +9,9 @@ import pytest
 
 from domain import events
 from domain.actors import Actor
-from domain.commands import transmit
 from domain.conversation import (
     Addresses,
-    Conversation,
-    Message,
     closes,
-    fold_conversation,
     is_mssante,
     open_conversation,
     patient_address,
@@ -23,6 +19,8 @@ from domain.conversation import (
     posting_of,
     remaining_lines,
 )
+from domain.conversation_state import Conversation, Message, fold_conversation
+from domain.decisions.sending import transmit
 from domain.errors import DomainError
 from domain.events import (
     ConversationClosed,

@@ -9,8 +9,9 @@ from datetime import date, timedelta
 import pytest
 from msgspec.structs import replace
 
-from domain.commands import Moment, RecordAdaptation, Withdraw, record_adaptation, withdraw
+from domain.calendar import Moment
 from domain.coverage import NarcoticPeriodsReleased
+from domain.decisions.corrections import RecordAdaptation, Withdraw, record_adaptation, withdraw
 from domain.errors import DomainError
 from domain.events import AdaptationRecorded, BillingRecorded, DispensationWithdrawn
 from domain.identifiers import Finess
@@ -277,7 +278,7 @@ def test_adaptations_are_agreed_on_the_issuing_day_or_today() -> None:
 
 
 def test_no_adaptation_on_a_cancelled_prescription() -> None:
-    from domain.commands import cancel  # noqa: PLC0415
+    from domain.decisions.lifecycle import cancel  # noqa: PLC0415
 
     issued = prescribed(line(3, 8))
     state = Counter(issued).state(issued.prescription_id)

@@ -9,8 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from domain.commands import Dispense, DispenseLine, Moment, cancel, dispense
+from domain.calendar import Moment
 from domain.coverage import CoveredPeriod, NarcoticPeriodsCovered, coverage_stream_of
+from domain.decisions.dispensing import Dispense, DispenseLine, dispense
+from domain.decisions.lifecycle import cancel
 from domain.dispensable import Allowance, covered_until
 from domain.errors import DomainError
 from domain.events import PrescriptionIssued, Product

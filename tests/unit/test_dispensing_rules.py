@@ -6,7 +6,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from domain.commands import Dispense, DispenseLine, cancel, dispense
+from domain.decisions.dispensing import Dispense, DispenseLine, dispense
+from domain.decisions.lifecycle import cancel
 from domain.errors import DomainError
 from domain.events import DispensationRecorded, DispensedLine, PrescriptionCancelled
 from domain.prescription import evolve

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain.commands import IssuePrescription, RequestedLine, issue
+from domain.decisions.issuing import IssuePrescription, RequestedLine, issue
 from domain.errors import DomainError
 from domain.events import PrescribedLine, PrescriptionIssued, PrescriptionKind, Product
 from tests.unit.builders import ISSUED_ON, NUMBER, PARACETAMOL, PATIENT, PRESCRIBER, moment

@@ -9,23 +9,19 @@ from collections.abc import Iterator
 import msgspec
 import pytest
 
-from domain import reconciliation
+from domain.checks import canonical_number
 from domain.events import Product
 from domain.identifiers import Cip13, Finess
-from domain.reconciliation import (
+from domain.reconciliation import invoices
+from domain.reconciliation.chunk import reconcile_chunk
+from domain.reconciliation.decision import reconcile
+from domain.reconciliation.invoices import Entry, Invoice, InvoiceLine, ProductRef, invalid_reason
+from domain.reconciliation.records import (
     DispensationRef,
-    Entry,
     HandedOver,
-    Invoice,
-    InvoiceLine,
     LineRef,
     PrescribedRef,
     PrescriptionRecord,
-    ProductRef,
-    canonical_number,
-    invalid_reason,
-    reconcile,
-    reconcile_chunk,
 )
 from tests.unit.builders import (
     AMOXICILLINE,
@@ -250,11 +246,11 @@ def test_a_number_typed_with_a_look_alike_is_found(typed: str) -> None:
 def fresh_process() -> Iterator[None]:
     """The checks remember the valid packs and products they saw for the process's life: each
     test below starts as a freshly started `ordo reconcile` does, and ends leaving none."""
-    reconciliation.product_problem.cache_clear()
-    reconciliation._VALID_CIP13.clear()
+    invoices.product_problem.cache_clear()
+    invoices._VALID_CIP13.clear()
     yield
-    reconciliation.product_problem.cache_clear()
-    reconciliation._VALID_CIP13.clear()
+    invoices.product_problem.cache_clear()
+    invoices._VALID_CIP13.clear()
 
 
 def _billing(*products: ProductRef) -> Invoice:

@@ -12,7 +12,7 @@ from adapters.reconciliation.ndjson import (
     parse_chunk,
     parse_line,
 )
-from domain.reconciliation import Entry
+from domain.reconciliation.invoices import Entry
 from tests.unit.builders import NUMBER, PARACETAMOL, PHARMACY_A
 
 

@@ -13,21 +13,13 @@ import msgspec
 import pytest
 
 from adapters.readmodels.rows import state_encoder
+from domain.checks import canonical_number
 from domain.events import DispensationRecorded, DispensedLine, Event, Product
 from domain.identifiers import Cip13, Finess, PrescriptionNumber
-from domain.reconciliation import (
-    Entry,
-    Invoice,
-    InvoiceLine,
-    PrescriptionRecord,
-    Previous,
-    ProductRef,
-    canonical_number,
-    invalid_reason,
-    reconcile,
-    reconcile_chunk,
-    record_of,
-)
+from domain.reconciliation.chunk import reconcile_chunk
+from domain.reconciliation.decision import Previous, reconcile
+from domain.reconciliation.invoices import Entry, Invoice, InvoiceLine, ProductRef, invalid_reason
+from domain.reconciliation.records import PrescriptionRecord, record_of
 from tests.unit.builders import (
     AMOXICILLINE,
     GENERIC,

@@ -8,19 +8,12 @@ from datetime import date, timedelta
 
 import pytest
 
-from domain.commands import (
-    Bill,
-    Dispense,
-    DispenseLine,
-    IssuePrescription,
-    Moment,
-    RequestedLine,
-    bill,
-    cancel,
-    dispense,
-    issue,
-    transmit,
-)
+from domain.calendar import Moment
+from domain.decisions.billing import Bill, bill
+from domain.decisions.dispensing import Dispense, DispenseLine, dispense
+from domain.decisions.issuing import IssuePrescription, RequestedLine, issue
+from domain.decisions.lifecycle import cancel
+from domain.decisions.sending import transmit
 from domain.errors import DomainError
 from domain.events import (
     BilledLine,

@@ -9,7 +9,8 @@ from datetime import date
 import msgspec
 import pytest
 
-from domain.commands import cancel, send_to_patient, transmit
+from domain.decisions.lifecycle import cancel
+from domain.decisions.sending import send_to_patient, transmit
 from domain.errors import DomainError
 from domain.events import PrescriptionSentToPatient, PrescriptionTransmitted, TransmissionSender
 from domain.prescription import SentToPatient, Transmission
