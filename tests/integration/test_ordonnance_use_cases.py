@@ -26,7 +26,7 @@ from domain.actors import Actor
 from domain.errors import DomainError
 from domain.events import PrescriptionSentToPatient, PrescriptionTransmitted
 from domain.identifiers import Rpps
-from tests.unit.builders import (
+from tests.domain.builders import (
     ISSUED_ON,
     NUMBER,
     PATIENT,

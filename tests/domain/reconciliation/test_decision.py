@@ -12,7 +12,6 @@ from typing import Any
 import msgspec
 import pytest
 
-from adapters.readmodels.rows import state_encoder
 from domain.checks import canonical_number
 from domain.events import DispensationRecorded, DispensedLine, Event, Product
 from domain.identifiers import Cip13, Finess, PrescriptionNumber
@@ -20,7 +19,7 @@ from domain.reconciliation.chunk import reconcile_chunk
 from domain.reconciliation.decision import Previous, reconcile
 from domain.reconciliation.invoices import Entry, Invoice, InvoiceLine, ProductRef, invalid_reason
 from domain.reconciliation.records import PrescriptionRecord, record_of
-from tests.unit.builders import (
+from tests.domain.builders import (
     AMOXICILLINE,
     GENERIC,
     NUMBER,
@@ -412,22 +411,3 @@ def test_an_invoice_billing_a_malformed_product_is_invalid(
 
 def test_a_well_formed_invoice_is_valid() -> None:
     assert invalid_reason(invoice((1, 1), (2, 1, AMOXICILLINE))) is None
-
-
-# --- the prescription as reconciliation reads it -------------------------------------------------
-
-
-def test_the_stored_state_decodes_into_the_record_reconciliation_reads() -> None:
-    state = given(
-        issued(3, 2), substituted(2, 1, 1, GENERIC), dispensed(3, (2, 1), finess=PHARMACY_B)
-    )
-
-    stored = msgspec.msgpack.decode(state_encoder.encode(state), type=PrescriptionRecord)
-
-    assert stored == record_of(state)
-    assert [d.finess for d in stored.dispensations] == [PHARMACY_A.value, PHARMACY_B.value]
-    assert stored.dispensations[0].lines[0].product == ref(GENERIC)
-    assert [line.prescribed.product for line in stored.lines] == [
-        ref(PARACETAMOL),
-        ref(AMOXICILLINE),
-    ]

@@ -17,8 +17,8 @@ from domain.coverage import (
     fold_coverage,
 )
 from domain.events import UPCASTERS
-from tests.unit.builders import PATIENT, PRESCRIBER
-from tests.unit.counter import days
+from tests.domain.builders import PATIENT, PRESCRIBER
+from tests.domain.counter import days
 
 STREAM = coverage_stream_of(PATIENT.value)
 AT = datetime(2026, 11, 23, 10, tzinfo=UTC)

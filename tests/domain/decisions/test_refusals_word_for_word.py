@@ -24,7 +24,7 @@ from domain.events import (
     PrescriptionTransmitted,
     Product,
 )
-from tests.unit.builders import (
+from tests.domain.builders import (
     ISSUED_ON,
     NUMBER,
     PARACETAMOL,
@@ -39,9 +39,9 @@ from tests.unit.builders import (
     moment,
     request,
 )
-from tests.unit.counter import Counter, at, days, line, prescribed
-from tests.unit.test_billing_integrity import withdrawn
-from tests.unit.test_billing_issuing_consent import billing
+from tests.domain.counter import Counter, at, days, line, prescribed
+from tests.domain.decisions.test_billing import billing
+from tests.domain.reconciliation.test_chunk import withdrawn
 
 CANCELLED = PrescriptionCancelled(
     prescription_id=NUMBER.value, version=2, at=moment().at, prescriber_rpps="x", reason="x"

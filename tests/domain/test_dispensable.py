@@ -10,18 +10,18 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from domain.calendar import Moment
-from domain.coverage import CoveredPeriod, NarcoticPeriodsCovered, coverage_stream_of
-from domain.decisions.dispensing import Dispense, DispenseLine, dispense
 from domain.decisions.lifecycle import cancel
 from domain.dispensable import Allowance, covered_until
 from domain.errors import DomainError
-from domain.events import PrescriptionIssued, Product
-from domain.identifiers import Cip13, Finess
+from domain.events import PrescriptionIssued
+from domain.identifiers import Finess
 from domain.prescription import evolve
-from tests.unit.builders import PATIENT, PHARMACIST, PHARMACY_A, PHARMACY_B
-from tests.unit.counter import MORPHINE, Counter, at, days, line, prescribed
+from tests.domain.builders import PHARMACY_A
+from tests.domain.counter import Counter, at, days, line, prescribed
 
 GUADELOUPE = Finess.from_body("97100012")
+
+
 REUNION = Finess.from_body("97400012")
 
 
@@ -311,192 +311,6 @@ def test_an_assimilated_line_is_dispensed_one_month_at_a_time() -> None:
     assert (allowed.max_quantity, allowed.reason) == (1, "quantity_exceeds_allowed_now")
 
 
-# --- dispensed_at: after an outage, within bounds ---------------------------------------------
-
-
-def _request(dispensed_at: datetime | None, product: Product | None = None) -> Dispense:
-    return Dispense(
-        pharmacy=PHARMACY_A,
-        pharmacist=PHARMACIST,
-        lines=(DispenseLine(line_no=1, quantity=1, product=product),),
-        dispensed_at=dispensed_at,
-    )
-
-
-@pytest.mark.parametrize(
-    ("offset", "accepted"),
-    [
-        (timedelta(hours=-72), True),
-        (timedelta(hours=-72, seconds=-1), False),
-        (timedelta(minutes=5), True),
-        (timedelta(minutes=5, seconds=1), False),
-    ],
-    ids=["72h-behind", "just-over-72h", "5min-ahead", "just-over-5min"],
-)
-def test_dispensed_at_within_its_bounds(offset: timedelta, accepted: bool) -> None:
-    issued = prescribed(line(3, 8))
-    state = Counter(issued).state(issued.prescription_id)
-    now = at(days(10))
-    moment = Moment(at=now, today=now.date())
-
-    if accepted:
-        recorded = dispense(state, _request(now + offset), "d1", moment).recorded
-        assert (recorded.dispensed_at, recorded.at) == (now + offset, now)
-    else:
-        with pytest.raises(DomainError) as refused:
-            dispense(state, _request(now + offset), "d1", moment)
-        assert (refused.value.code, refused.value.field) == ("invalid_request", "dispensed_at")
-
-
-def test_a_dispensing_recorded_after_an_outage_is_decided_on_the_day_it_was_handed_over() -> None:
-    issued = prescribed(line(3, 8))  # last day of the 3 months: 2027-02-23
-    state = Counter(issued).state(issued.prescription_id)
-    handed_over = at(date(2027, 2, 23), 18)
-    recorded_now = at(date(2027, 2, 24), 9)
-
-    recorded = dispense(
-        state, _request(handed_over), "d1", Moment(at=recorded_now, today=recorded_now.date())
-    ).recorded
-
-    assert recorded.dispensed_at == handed_over
-    with pytest.raises(DomainError) as refused:
-        dispense(state, _request(None), "d1", Moment(at=recorded_now, today=recorded_now.date()))
-    assert refused.value.code == "prescription_expired"
-
-
-def test_dispensed_at_needs_its_offset() -> None:
-    issued = prescribed(line(3, 8))
-    state = Counter(issued).state(issued.prescription_id)
-    now = at(days(1))
-
-    with pytest.raises(DomainError) as refused:
-        dispense(state, _request(now.replace(tzinfo=None)), "d1", Moment(at=now, today=now.date()))
-
-    assert refused.value.field == "dispensed_at"
-
-
-# --- DCI lines --------------------------------------------------------------------------------
-
-AMOXICILLINE_DCI = Product(system="DCI", label="amoxicilline 500 mg")
-AMOXICILLINE_ARROW = Product(
-    system="CIP13", code=Cip13.from_body("340093576568").value, label="Amoxicilline Arrow 500 mg"
-)
-
-
-def test_a_substance_line_needs_the_pack_handed_over() -> None:
-    issued = prescribed(line(2, 6, product=AMOXICILLINE_DCI))
-    counter = Counter(issued)
-    number = issued.prescription_id
-
-    refused = refusal_of(counter, number, (1, 1), when=at(days(0)))
-    done = counter.dispense(number, (1, 1), when=at(days(0)), product=AMOXICILLINE_ARROW)
-
-    assert (refused.code, refused.field) == ("invalid_request", "lines[0].product")
-    assert done.recorded.lines[0].product == AMOXICILLINE_ARROW
-
-
-# --- withdrawal -------------------------------------------------------------------------------
-
-
-def test_a_withdrawn_dispensing_counts_nowhere() -> None:
-    issued = prescribed(line(3, 90))
-    number = issued.prescription_id
-    counter = Counter(issued)
-    done = counter.dispense(number, (1, 1), when=at(days(0)))
-
-    counter.withdraw(number, done.recorded.dispensation_id, at(days(1)))
-
-    state = counter.state(number)
-    assert (state.remaining(1), state.status(days(1))) == (3, "active")
-    assert state.dispensations[0].withdrawn
-    assert counter.allowed_on(number, at(days(1))).max_quantity == 1
-
-
-def test_a_withdrawn_narcotic_dispensing_frees_its_days() -> None:
-    first = prescribed(line(4, 28, narcotic=True), seed=1)
-    second = prescribed(line(4, 28, narcotic=True), seed=2)
-    counter = Counter(first, second)
-    done = counter.dispense(first.prescription_id, (1, 4), when=at(days(0)))
-
-    counter.withdraw(first.prescription_id, done.recorded.dispensation_id, at(days(1)))
-
-    assert counter.coverage.periods == ()
-    counter.dispense(second.prescription_id, (1, 4), when=at(days(1)))
-
-
-def test_withdrawal_within_seven_days_only() -> None:
-    issued = prescribed(line(3, 8))
-    number = issued.prescription_id
-    counter = Counter(issued)
-    done = counter.dispense(number, (1, 1), when=at(days(0)))
-
-    with pytest.raises(DomainError) as refused:
-        counter.withdraw(number, done.recorded.dispensation_id, at(days(7)) + timedelta(hours=1))
-
-    assert refused.value.code == "withdrawal_window_closed"
-    counter.withdraw(number, done.recorded.dispensation_id, at(days(7)))
-
-
-def test_only_the_pharmacy_that_dispensed_withdraws() -> None:
-    issued = prescribed(line(3, 8))
-    number = issued.prescription_id
-    counter = Counter(issued)
-    done = counter.dispense(number, (1, 1), when=at(days(0)))
-
-    with pytest.raises(DomainError) as refused:
-        counter.withdraw(number, done.recorded.dispensation_id, at(days(1)), PHARMACY_B)
-
-    assert refused.value.code == "not_found"
-
-
-def test_withdrawing_twice_records_nothing_the_second_time() -> None:
-    issued = prescribed(line(3, 8))
-    number = issued.prescription_id
-    counter = Counter(issued)
-    done = counter.dispense(number, (1, 1), when=at(days(0)))
-    counter.withdraw(number, done.recorded.dispensation_id, at(days(1)))
-    version = counter.state(number).version
-
-    counter.withdraw(number, done.recorded.dispensation_id, at(days(1)))
-
-    assert counter.state(number).version == version
-
-
-def test_a_narcotic_dispensing_extends_the_patient_coverage_in_the_same_decision() -> None:
-    issued = prescribed(line(4, 28, narcotic=True))
-    counter = Counter(issued)
-
-    done = counter.dispense(issued.prescription_id, (1, 2), when=at(days(1)))
-
-    assert done.coverage == NarcoticPeriodsCovered(
-        stream_id=coverage_stream_of(PATIENT.value),
-        version=1,
-        at=at(days(1)),
-        periods=(
-            CoveredPeriod(
-                prescription_id=issued.prescription_id,
-                dispensation_id=done.recorded.dispensation_id,
-                line_no=1,
-                first_day=days(1),
-                until=days(15),
-            ),
-        ),
-    )
-    assert MORPHINE.code is not None
-
-
-def test_a_narcotic_is_never_dispensed_without_the_patient_coverage() -> None:
-    issued = prescribed(line(4, 28, narcotic=True))
-    state = Counter(issued).state(issued.prescription_id)
-
-    with pytest.raises(ValueError) as refused:
-        dispense(state, _request(None), "d1", _moment(0))
-
-    assert str(refused.value) == (
-        "a narcotic dispensing is decided against the patient's narcotic coverage"
-    )
-
-
 # --- what each rule says, word for word (the `detail` an LGO shows at the counter) ------------
 
 
@@ -765,3 +579,25 @@ def test_packs_already_given_count_before_another_prescription_period() -> None:
 
     assert covered_until(state, state.lines[0]) == days(10)
     assert counter.allowed_on(mine.prescription_id, at(days(1))).max_quantity == 0
+
+
+def test_more_packs_of_a_narcotic_line_cover_the_days_after_the_first_run_out() -> None:
+    issued_ = prescribed(line(4, 28, narcotic=True))
+    counter = Counter(issued_)
+    counter.dispense(issued_.prescription_id, (1, 2), when=at(days(0)))  # days 0..13
+
+    second = counter.dispense(issued_.prescription_id, (1, 1), when=at(days(1)))
+
+    assert second.coverage is not None
+    (period,) = second.coverage.periods
+    assert (period.first_day, period.until) == (days(14), days(21))
+
+
+def test_a_line_with_nothing_left_names_its_line() -> None:
+    issued_ = prescribed(line(1, 8), line(3, 8))
+    counter = Counter(issued_)
+    counter.dispense(issued_.prescription_id, (1, 1), when=at(days(0)))
+
+    first, second = counter.allowed(issued_.prescription_id, at(days(0)))
+
+    assert (first.line_no, first.max_quantity, second.line_no) == (1, 0, 2)

@@ -2,30 +2,39 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 
+from domain.calendar import Moment
+from domain.coverage import CoveredPeriod, NarcoticPeriodsCovered, coverage_stream_of
 from domain.decisions.dispensing import Dispense, DispenseLine, dispense
 from domain.decisions.lifecycle import cancel
 from domain.errors import DomainError
-from domain.events import DispensationRecorded, DispensedLine, PrescriptionCancelled
+from domain.events import (
+    DispensationRecorded,
+    DispensedLine,
+    Product,
+)
+from domain.identifiers import Cip13
 from domain.prescription import evolve
-from tests.unit.builders import (
+from tests.domain.builders import (
     GENERIC,
     ISSUED_ON,
     NUMBER,
     PARACETAMOL,
+    PATIENT,
     PHARMACIST,
     PHARMACY_A,
     PHARMACY_B,
-    PRESCRIBER,
     dispensed,
     given,
     issued,
     moment,
     request,
 )
+from tests.domain.counter import MORPHINE, Counter, at, days, line, prescribed
+from tests.domain.test_dispensable import _moment, refusal_of
 
 
 def days_after(n: int) -> date:
@@ -98,30 +107,6 @@ def test_nothing_is_dispensed_on_a_cancelled_prescription() -> None:
     assert refusal.value.code == "prescription_cancelled"
 
 
-def test_cancelling_a_partially_dispensed_prescription_cancels_what_remains() -> None:
-    state = given(issued(3, 2), dispensed(2, (1, 1)))
-
-    after = given(issued(3, 2), dispensed(2, (1, 1)), cancel(state, "changement", moment()))
-
-    assert after.status(ISSUED_ON) == "cancelled"
-    assert [after.remaining(1), after.remaining(2)] == [0, 0]
-    assert after.lines[0].dispensed == 1  # what was handed over stays recorded
-
-
-def test_a_cancellation_records_who_cancelled_why_and_when() -> None:
-    state = given(issued(3), dispensed(2, (1, 1)))
-
-    event = cancel(state, "erreur de posologie", moment(days_after(1)))
-
-    assert event == PrescriptionCancelled(
-        prescription_id=NUMBER.value,
-        version=3,
-        at=moment(days_after(1)).at,
-        prescriber_rpps=PRESCRIBER.value,
-        reason="erreur de posologie",
-    )
-
-
 def test_handed_over_the_instant_it_was_registered_is_accepted() -> None:
     state = given(issued(3))
     registered = state.issued_at
@@ -135,16 +120,6 @@ def test_handed_over_the_instant_it_was_registered_is_accepted() -> None:
     done = dispense(state, command, "d1", moment(days_after(1)))
 
     assert done.recorded.dispensed_at == registered
-
-
-def test_a_prescription_is_cancelled_once() -> None:
-    state = given(issued(3))
-    state = given(issued(3), cancel(state, "erreur", moment()))
-
-    with pytest.raises(DomainError) as refusal:
-        cancel(state, "encore", moment())
-
-    assert refusal.value.code == "prescription_cancelled"
 
 
 @pytest.mark.parametrize(
@@ -210,29 +185,6 @@ def test_an_impossible_request_is_invalid(
     assert detail in refusal.value.detail
 
 
-def test_status_follows_the_dispensings() -> None:
-    assert given(issued(3)).status(ISSUED_ON) == "active"
-    assert given(issued(3), dispensed(2, (1, 1))).status(ISSUED_ON) == "partially_dispensed"
-    assert given(issued(3), dispensed(2, (1, 3))).status(ISSUED_ON) == "dispensed"
-
-
-def test_cancelled_wins_over_dispensed_and_dispensed_over_expired() -> None:
-    everything = (issued(3), dispensed(2, (1, 3)))
-    cancelled = PrescriptionCancelled(
-        prescription_id=NUMBER.value,
-        version=3,
-        at=moment().at,
-        prescriber_rpps=PRESCRIBER.value,
-        reason="erreur",
-    )
-    years_later = date(2029, 1, 1)
-
-    assert given(*everything).status(years_later) == "dispensed"
-    assert given(*everything, cancelled).status(ISSUED_ON) == "cancelled"
-    assert given(*everything, cancelled).status(years_later) == "cancelled"
-    assert given(issued(3), dispensed(2, (1, 1))).status(years_later) == "expired"
-
-
 def test_a_line_the_prescription_does_not_have_has_nothing_to_dispense() -> None:
     state = given(issued(3))
 
@@ -245,4 +197,125 @@ def test_nothing_happens_to_a_prescription_before_it_is_issued() -> None:
 
     assert str(refused.value) == (
         f"DispensationRecorded before PrescriptionIssued for {NUMBER.value}"
+    )
+
+
+# --- dispensed_at: after an outage, within bounds ---------------------------------------------
+
+
+def _request(dispensed_at: datetime | None, product: Product | None = None) -> Dispense:
+    return Dispense(
+        pharmacy=PHARMACY_A,
+        pharmacist=PHARMACIST,
+        lines=(DispenseLine(line_no=1, quantity=1, product=product),),
+        dispensed_at=dispensed_at,
+    )
+
+
+@pytest.mark.parametrize(
+    ("offset", "accepted"),
+    [
+        (timedelta(hours=-72), True),
+        (timedelta(hours=-72, seconds=-1), False),
+        (timedelta(minutes=5), True),
+        (timedelta(minutes=5, seconds=1), False),
+    ],
+    ids=["72h-behind", "just-over-72h", "5min-ahead", "just-over-5min"],
+)
+def test_dispensed_at_within_its_bounds(offset: timedelta, accepted: bool) -> None:
+    issued = prescribed(line(3, 8))
+    state = Counter(issued).state(issued.prescription_id)
+    now = at(days(10))
+    moment = Moment(at=now, today=now.date())
+
+    if accepted:
+        recorded = dispense(state, _request(now + offset), "d1", moment).recorded
+        assert (recorded.dispensed_at, recorded.at) == (now + offset, now)
+    else:
+        with pytest.raises(DomainError) as refused:
+            dispense(state, _request(now + offset), "d1", moment)
+        assert (refused.value.code, refused.value.field) == ("invalid_request", "dispensed_at")
+
+
+def test_a_dispensing_recorded_after_an_outage_is_decided_on_the_day_it_was_handed_over() -> None:
+    issued = prescribed(line(3, 8))  # last day of the 3 months: 2027-02-23
+    state = Counter(issued).state(issued.prescription_id)
+    handed_over = at(date(2027, 2, 23), 18)
+    recorded_now = at(date(2027, 2, 24), 9)
+
+    recorded = dispense(
+        state, _request(handed_over), "d1", Moment(at=recorded_now, today=recorded_now.date())
+    ).recorded
+
+    assert recorded.dispensed_at == handed_over
+    with pytest.raises(DomainError) as refused:
+        dispense(state, _request(None), "d1", Moment(at=recorded_now, today=recorded_now.date()))
+    assert refused.value.code == "prescription_expired"
+
+
+def test_dispensed_at_needs_its_offset() -> None:
+    issued = prescribed(line(3, 8))
+    state = Counter(issued).state(issued.prescription_id)
+    now = at(days(1))
+
+    with pytest.raises(DomainError) as refused:
+        dispense(state, _request(now.replace(tzinfo=None)), "d1", Moment(at=now, today=now.date()))
+
+    assert refused.value.field == "dispensed_at"
+
+
+# --- DCI lines --------------------------------------------------------------------------------
+
+AMOXICILLINE_DCI = Product(system="DCI", label="amoxicilline 500 mg")
+
+
+AMOXICILLINE_ARROW = Product(
+    system="CIP13", code=Cip13.from_body("340093576568").value, label="Amoxicilline Arrow 500 mg"
+)
+
+
+def test_a_substance_line_needs_the_pack_handed_over() -> None:
+    issued = prescribed(line(2, 6, product=AMOXICILLINE_DCI))
+    counter = Counter(issued)
+    number = issued.prescription_id
+
+    refused = refusal_of(counter, number, (1, 1), when=at(days(0)))
+    done = counter.dispense(number, (1, 1), when=at(days(0)), product=AMOXICILLINE_ARROW)
+
+    assert (refused.code, refused.field) == ("invalid_request", "lines[0].product")
+    assert done.recorded.lines[0].product == AMOXICILLINE_ARROW
+
+
+def test_a_narcotic_dispensing_extends_the_patient_coverage_in_the_same_decision() -> None:
+    issued = prescribed(line(4, 28, narcotic=True))
+    counter = Counter(issued)
+
+    done = counter.dispense(issued.prescription_id, (1, 2), when=at(days(1)))
+
+    assert done.coverage == NarcoticPeriodsCovered(
+        stream_id=coverage_stream_of(PATIENT.value),
+        version=1,
+        at=at(days(1)),
+        periods=(
+            CoveredPeriod(
+                prescription_id=issued.prescription_id,
+                dispensation_id=done.recorded.dispensation_id,
+                line_no=1,
+                first_day=days(1),
+                until=days(15),
+            ),
+        ),
+    )
+    assert MORPHINE.code is not None
+
+
+def test_a_narcotic_is_never_dispensed_without_the_patient_coverage() -> None:
+    issued = prescribed(line(4, 28, narcotic=True))
+    state = Counter(issued).state(issued.prescription_id)
+
+    with pytest.raises(ValueError) as refused:
+        dispense(state, _request(None), "d1", _moment(0))
+
+    assert str(refused.value) == (
+        "a narcotic dispensing is decided against the patient's narcotic coverage"
     )

@@ -6,7 +6,7 @@ import msgspec
 
 from adapters.service import StateCache
 from domain.prescription import Prescription, fold
-from tests.unit.builders import issued
+from tests.domain.builders import issued
 
 
 def prescription(number: str, version: int = 1) -> Prescription:

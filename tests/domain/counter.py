@@ -18,7 +18,7 @@ from domain.errors import DomainError
 from domain.events import PrescribedLine, PrescriptionIssued, Product
 from domain.identifiers import Cip13, Finess, PrescriptionNumber
 from domain.prescription import Prescription, evolve
-from tests.unit.builders import ISSUED_ON, PATIENT, PHARMACIST, PHARMACY_A, PRESCRIBER
+from tests.domain.builders import ISSUED_ON, PATIENT, PHARMACIST, PHARMACY_A, PRESCRIBER
 
 PARIS = ZoneInfo("Europe/Paris")
 MORPHINE = Product(

@@ -12,12 +12,83 @@ from msgspec.structs import replace
 from domain.calendar import Moment
 from domain.coverage import NarcoticPeriodsReleased
 from domain.decisions.corrections import RecordAdaptation, Withdraw, record_adaptation, withdraw
+from domain.decisions.lifecycle import cancel
 from domain.errors import DomainError
-from domain.events import AdaptationRecorded, BillingRecorded, DispensationWithdrawn
+from domain.events import (
+    AdaptationRecorded,
+    BillingRecorded,
+    DispensationWithdrawn,
+)
 from domain.identifiers import Finess
 from domain.prescription import Adaptation, evolve
-from tests.unit.builders import PHARMACIST, PHARMACY_A, PHARMACY_B, PRESCRIBER
-from tests.unit.counter import Counter, at, days, line, prescribed
+from tests.domain.builders import PHARMACIST, PHARMACY_A, PHARMACY_B, PRESCRIBER
+from tests.domain.counter import Counter, at, days, line, prescribed
+
+# --- withdrawal -------------------------------------------------------------------------------
+
+
+def test_a_withdrawn_dispensing_counts_nowhere() -> None:
+    issued = prescribed(line(3, 90))
+    number = issued.prescription_id
+    counter = Counter(issued)
+    done = counter.dispense(number, (1, 1), when=at(days(0)))
+
+    counter.withdraw(number, done.recorded.dispensation_id, at(days(1)))
+
+    state = counter.state(number)
+    assert (state.remaining(1), state.status(days(1))) == (3, "active")
+    assert state.dispensations[0].withdrawn
+    assert counter.allowed_on(number, at(days(1))).max_quantity == 1
+
+
+def test_a_withdrawn_narcotic_dispensing_frees_its_days() -> None:
+    first = prescribed(line(4, 28, narcotic=True), seed=1)
+    second = prescribed(line(4, 28, narcotic=True), seed=2)
+    counter = Counter(first, second)
+    done = counter.dispense(first.prescription_id, (1, 4), when=at(days(0)))
+
+    counter.withdraw(first.prescription_id, done.recorded.dispensation_id, at(days(1)))
+
+    assert counter.coverage.periods == ()
+    counter.dispense(second.prescription_id, (1, 4), when=at(days(1)))
+
+
+def test_withdrawal_within_seven_days_only() -> None:
+    issued = prescribed(line(3, 8))
+    number = issued.prescription_id
+    counter = Counter(issued)
+    done = counter.dispense(number, (1, 1), when=at(days(0)))
+
+    with pytest.raises(DomainError) as refused:
+        counter.withdraw(number, done.recorded.dispensation_id, at(days(7)) + timedelta(hours=1))
+
+    assert refused.value.code == "withdrawal_window_closed"
+    counter.withdraw(number, done.recorded.dispensation_id, at(days(7)))
+
+
+def test_only_the_pharmacy_that_dispensed_withdraws() -> None:
+    issued = prescribed(line(3, 8))
+    number = issued.prescription_id
+    counter = Counter(issued)
+    done = counter.dispense(number, (1, 1), when=at(days(0)))
+
+    with pytest.raises(DomainError) as refused:
+        counter.withdraw(number, done.recorded.dispensation_id, at(days(1)), PHARMACY_B)
+
+    assert refused.value.code == "not_found"
+
+
+def test_withdrawing_twice_records_nothing_the_second_time() -> None:
+    issued = prescribed(line(3, 8))
+    number = issued.prescription_id
+    counter = Counter(issued)
+    done = counter.dispense(number, (1, 1), when=at(days(0)))
+    counter.withdraw(number, done.recorded.dispensation_id, at(days(1)))
+    version = counter.state(number).version
+
+    counter.withdraw(number, done.recorded.dispensation_id, at(days(1)))
+
+    assert counter.state(number).version == version
 
 
 def now(day: date, hour: int = 10) -> Moment:
@@ -45,9 +116,6 @@ def narcotic() -> tuple[Counter, str, str]:
     counter = Counter(issued)
     done = counter.dispense(issued.prescription_id, (1, 2), when=at(days(0)))
     return counter, issued.prescription_id, done.recorded.dispensation_id
-
-
-# --- withdrawal -------------------------------------------------------------------------------
 
 
 def test_a_withdrawal_records_who_and_why_and_releases_the_coverage(
@@ -278,7 +346,6 @@ def test_adaptations_are_agreed_on_the_issuing_day_or_today() -> None:
 
 
 def test_no_adaptation_on_a_cancelled_prescription() -> None:
-    from domain.decisions.lifecycle import cancel  # noqa: PLC0415
 
     issued = prescribed(line(3, 8))
     state = Counter(issued).state(issued.prescription_id)

@@ -13,7 +13,7 @@ from adapters.reconciliation.ndjson import (
     parse_line,
 )
 from domain.reconciliation.invoices import Entry
-from tests.unit.builders import NUMBER, PARACETAMOL, PHARMACY_A
+from tests.domain.builders import NUMBER, PARACETAMOL, PHARMACY_A
 
 
 def chunks_of(pieces: list[bytes], chunk_lines: int = 3) -> list[RawChunk]:

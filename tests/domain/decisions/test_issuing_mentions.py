@@ -8,7 +8,7 @@ import pytest
 from domain.decisions.issuing import IssuePrescription, RequestedLine, issue
 from domain.errors import DomainError
 from domain.events import PrescribedLine, PrescriptionIssued, PrescriptionKind, Product
-from tests.unit.builders import ISSUED_ON, NUMBER, PARACETAMOL, PATIENT, PRESCRIBER, moment
+from tests.domain.builders import ISSUED_ON, NUMBER, PARACETAMOL, PATIENT, PRESCRIBER, moment
 
 MORPHINE = Product(system="CIP13", code=PARACETAMOL.code, label="Skenan LP 10 mg")
 

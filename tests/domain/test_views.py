@@ -8,7 +8,11 @@ from typing import Any
 import msgspec
 
 from domain.actors import Actor
-from domain.events import AdaptationRecorded, PrescriptionCancelled, Product
+from domain.events import (
+    AdaptationRecorded,
+    PrescriptionCancelled,
+    Product,
+)
 from domain.identifiers import Cip13
 from domain.prescription import Prescription, add_months, evolve
 from domain.views import (
@@ -19,7 +23,7 @@ from domain.views import (
     receipt_of,
     view_of,
 )
-from tests.unit.builders import (
+from tests.domain.builders import (
     ISSUED_ON,
     NUMBER,
     PATIENT,
@@ -29,13 +33,42 @@ from tests.unit.builders import (
     dispensed,
     given,
     issued,
+    moment,
 )
-from tests.unit.counter import LEVOTHYROX, MORPHINE, Counter, at, days, line, prescribed
+from tests.domain.counter import LEVOTHYROX, MORPHINE, Counter, at, days, line, prescribed
+
+
+def test_status_follows_the_dispensings() -> None:
+    assert given(issued(3)).status(ISSUED_ON) == "active"
+    assert given(issued(3), dispensed(2, (1, 1))).status(ISSUED_ON) == "partially_dispensed"
+    assert given(issued(3), dispensed(2, (1, 3))).status(ISSUED_ON) == "dispensed"
+
+
+def test_cancelled_wins_over_dispensed_and_dispensed_over_expired() -> None:
+    everything = (issued(3), dispensed(2, (1, 3)))
+    cancelled = PrescriptionCancelled(
+        prescription_id=NUMBER.value,
+        version=3,
+        at=moment().at,
+        prescriber_rpps=PRESCRIBER.value,
+        reason="erreur",
+    )
+    years_later = date(2029, 1, 1)
+
+    assert given(*everything).status(years_later) == "dispensed"
+    assert given(*everything, cancelled).status(ISSUED_ON) == "cancelled"
+    assert given(*everything, cancelled).status(years_later) == "cancelled"
+    assert given(issued(3), dispensed(2, (1, 1))).status(years_later) == "expired"
+
 
 PRESCRIBER_ACTOR = Actor(role="prescriber", subject="dr", rpps=PRESCRIBER.value)
+
+
 PHARMACIST_B = Actor(
     role="pharmacist", subject="ph", rpps=PRESCRIBER.value, finess=PHARMACY_B.value
 )
+
+
 PATIENT_ACTOR = Actor(role="patient", subject="pt", ins=PATIENT.value)
 
 

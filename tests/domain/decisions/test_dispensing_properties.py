@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from domain.errors import DomainError
 from domain.events import PrescribedLine
 from domain.identifiers import Finess
-from tests.unit.builders import PHARMACY_A, PHARMACY_B
-from tests.unit.counter import Counter, at, days, line, prescribed
+from tests.domain.builders import PHARMACY_A, PHARMACY_B
+from tests.domain.counter import Counter, at, days, line, prescribed
 
 PHARMACIES = (PHARMACY_A, PHARMACY_B, Finess.from_body("97100012"), Finess.from_body("97400012"))
 

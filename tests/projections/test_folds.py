@@ -20,7 +20,7 @@ from projections.folds import (
     fold_batch,
     inbox_entries,
 )
-from tests.unit.builders import (
+from tests.domain.builders import (
     AMOXICILLINE,
     GENERIC,
     NUMBER,

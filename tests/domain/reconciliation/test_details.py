@@ -23,7 +23,7 @@ from domain.reconciliation.records import (
     PrescribedRef,
     PrescriptionRecord,
 )
-from tests.unit.builders import (
+from tests.domain.builders import (
     AMOXICILLINE,
     GENERIC,
     NUMBER,
@@ -33,8 +33,8 @@ from tests.unit.builders import (
     dispensed,
     issued,
 )
-from tests.unit.test_billing_integrity import DCI, billed, dci_prescription
-from tests.unit.test_reconciliation_rules import invoice, log, ref, substituted
+from tests.domain.reconciliation.test_chunk import DCI, billed, dci_prescription
+from tests.domain.reconciliation.test_decision import invoice, log, ref, substituted
 
 PHARMACY_C = Finess.from_body("69000123")
 OTHER_PACK = Product(

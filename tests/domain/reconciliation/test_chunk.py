@@ -22,7 +22,7 @@ from domain.reconciliation.chunk import reconcile_chunk
 from domain.reconciliation.decision import reconcile
 from domain.reconciliation.invoices import Entry, Invoice
 from domain.reconciliation.records import PaidInvoices, PrescriptionRecord
-from tests.unit.builders import (
+from tests.domain.builders import (
     GENERIC,
     NUMBER,
     PARACETAMOL,
@@ -33,7 +33,7 @@ from tests.unit.builders import (
     issued,
     moment,
 )
-from tests.unit.test_reconciliation_rules import invoice, log, substituted
+from tests.domain.reconciliation.test_decision import invoice, log, substituted
 
 
 def withdrawn(

@@ -14,7 +14,15 @@ from domain.actors import Actor
 from domain.errors import DomainError
 from domain.events import PrescriptionSentToPatient, PrescriptionTransmitted
 from domain.prescription import Prescription, fold
-from tests.unit.builders import NUMBER, PATIENT, PHARMACIST, PHARMACY_A, PRESCRIBER, issued, moment
+from tests.domain.builders import (
+    NUMBER,
+    PATIENT,
+    PHARMACIST,
+    PHARMACY_A,
+    PRESCRIBER,
+    issued,
+    moment,
+)
 
 POSTMASTER = "ne-pas-repondre@ordo.mssante.fr"
 BAL_ORG = "pharmacie.centrale@pharmacie.mssante.fr"

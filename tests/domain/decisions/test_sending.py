@@ -12,10 +12,14 @@ import pytest
 from domain.decisions.lifecycle import cancel
 from domain.decisions.sending import send_to_patient, transmit
 from domain.errors import DomainError
-from domain.events import PrescriptionSentToPatient, PrescriptionTransmitted, TransmissionSender
+from domain.events import (
+    PrescriptionSentToPatient,
+    PrescriptionTransmitted,
+    TransmissionSender,
+)
 from domain.prescription import SentToPatient, Transmission
 from projections.folds import inbox_entries
-from tests.unit.builders import (
+from tests.domain.builders import (
     ISSUED_ON,
     NUMBER,
     PHARMACY_A,
@@ -24,9 +28,43 @@ from tests.unit.builders import (
     dispensed,
     given,
     issued,
+    moment,
 )
-from tests.unit.builders import moment as at
-from tests.unit.test_billing_issuing_consent import code_of
+from tests.domain.builders import moment as at
+from tests.domain.decisions.test_billing import code_of
+
+
+def test_the_patient_transmits_a_prescription_to_a_pharmacy() -> None:
+    state = given(issued(3))
+
+    event = transmit(state, PHARMACY_B, "Je passe demain matin", moment())
+
+    after = given(issued(3), event)
+    assert after.transmissions[0].finess == PHARMACY_B.value
+
+
+@pytest.mark.parametrize(
+    ("history", "today", "code"),
+    [
+        ("cancelled", ISSUED_ON, "prescription_cancelled"),
+        ("dispensed", ISSUED_ON, "already_dispensed"),
+        ("issued", date(2027, 3, 1), "prescription_expired"),
+    ],
+)
+def test_nothing_left_to_prepare_cannot_be_transmitted(
+    history: str, today: date, code: str
+) -> None:
+    state = given(issued(1))
+    if history == "cancelled":
+        state = given(issued(1), cancel(state, "erreur", moment()))
+    elif history == "dispensed":
+        state = given(issued(1), dispensed(2, (1, 1)))
+
+    with pytest.raises(DomainError) as refusal:
+        transmit(state, PHARMACY_B, "", moment(today))
+
+    assert code_of(refusal) == code
+
 
 PRESENTATION_DEADLINE = date(2027, 2, 23)  # issued 23 November 2026, + 3 months
 

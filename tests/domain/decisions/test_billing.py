@@ -1,4 +1,5 @@
-"""Billing, issuing, consent and transmission rules, given/when/then."""
+"""Billing (`domain.decisions.billing`): given a dispensing, when its pharmacy bills it, then
+the billing recorded or this refusal."""
 
 from __future__ import annotations
 
@@ -7,33 +8,23 @@ from datetime import date
 import pytest
 
 from domain.decisions.billing import Bill, bill
-from domain.decisions.issuing import IssuePrescription, RequestedLine, issue
-from domain.decisions.lifecycle import cancel, change_consent
-from domain.decisions.sending import transmit
 from domain.errors import DomainError
 from domain.events import (
     BilledLine,
     BillingRecorded,
-    ExecutionViewConsentChanged,
-    PrescriptionKind,
-    Product,
 )
 from domain.identifiers import Finess
-from tests.unit.builders import (
-    ISSUED_ON,
+from tests.domain.builders import (
     NUMBER,
-    PARACETAMOL,
-    PATIENT,
     PHARMACIST,
     PHARMACY_A,
     PHARMACY_B,
-    PRESCRIBER,
     dispensed,
     given,
     issued,
     moment,
 )
-from tests.unit.test_billing_integrity import withdrawn
+from tests.domain.reconciliation.test_chunk import withdrawn
 
 
 def billing(
@@ -207,162 +198,3 @@ def test_a_withdrawn_dispensation_cannot_be_billed() -> None:
         bill(state, billing((1, 2)), moment())
 
     assert code_of(refusal) == "dispensation_withdrawn"
-
-
-# --- issuing ---------------------------------------------------------------------------------
-
-
-def prescription(
-    *lines: RequestedLine, kind: PrescriptionKind = "standard", on: date = ISSUED_ON
-) -> IssuePrescription:
-    return IssuePrescription(
-        prescriber=PRESCRIBER,
-        patient=PATIENT,
-        issued_on=on,
-        kind=kind,
-        execution_view_consent=True,
-        lines=lines,
-    )
-
-
-def line(
-    product: Product = PARACETAMOL, quantity: int = 3, days: int = 8, narcotic: bool = False
-) -> RequestedLine:
-    return RequestedLine(
-        product=product,
-        quantity=quantity,
-        dosage="1 par jour",
-        duration_days=days,
-        narcotic=narcotic,
-    )
-
-
-def test_issuing_numbers_the_lines_from_one() -> None:
-    event = issue(prescription(line(), line(quantity=1)), NUMBER, moment())
-
-    assert [(x.line_no, x.quantity) for x in event.lines] == [(1, 3), (2, 1)]
-    assert (event.version, event.prescription_id, event.patient_ins) == (
-        1,
-        NUMBER.value,
-        PATIENT.value,
-    )
-
-
-MORPHINE = Product(system="CIP13", code=PARACETAMOL.code, label="Morphine LP 10 mg")
-
-
-@pytest.mark.parametrize(
-    ("command", "field"),
-    [
-        (prescription(line(), on=date(2026, 11, 24)), "issued_on"),
-        (prescription(), "lines"),
-        (prescription(line(quantity=0)), "lines[0].quantity"),
-        (prescription(line(days=0)), "lines[0].duration_days"),
-        (
-            prescription(line(Product(system="CIP13", code="3400930000008", label="x"))),
-            "lines[0].product.code",
-        ),
-        (
-            prescription(line(Product(system="CIP13", code=None, label="x"))),
-            "lines[0].product.code",
-        ),
-        (
-            prescription(line(Product(system="DCI", code="123", label="paracétamol"))),
-            "lines[0].product",
-        ),
-        (prescription(line(Product(system="UCD", code="12", label="x"))), "lines[0].product.code"),
-        (prescription(line(Product(system="DCI", label="  "))), "lines[0].product.label"),
-        (prescription(line(MORPHINE, narcotic=True)), "lines[0]"),
-        (
-            prescription(line(MORPHINE, days=29, narcotic=True), kind="secure"),
-            "lines[0].duration_days",
-        ),
-    ],
-    ids=[
-        "issued-in-the-future",
-        "no-line",
-        "zero-packs",
-        "zero-days",
-        "bad-cip13-check-digit",
-        "cip13-without-code",
-        "dci-with-a-code",
-        "ucd-too-short",
-        "blank-label",
-        "narcotic-on-a-standard-prescription",
-        "narcotic-beyond-28-days",
-    ],
-)
-def test_an_invalid_prescription_is_refused_naming_the_field(
-    command: IssuePrescription, field: str
-) -> None:
-    with pytest.raises(DomainError) as refusal:
-        issue(command, NUMBER, moment())
-
-    assert (refusal.value.code, refusal.value.field) == ("invalid_request", field)
-
-
-def test_a_narcotic_goes_on_a_secure_prescription_for_28_days_at_most() -> None:
-    event = issue(
-        prescription(line(MORPHINE, days=28, narcotic=True), kind="secure"), NUMBER, moment()
-    )
-
-    assert event.kind == "secure" and event.lines[0].narcotic
-
-
-def test_substances_and_units_are_accepted() -> None:
-    dci = Product(system="DCI", label="paracétamol")
-    ucd = Product(system="UCD", code="9000001", label="Paracétamol 1 g, comprimé")
-
-    event = issue(prescription(line(dci), line(ucd)), NUMBER, moment())
-
-    assert [x.product.system for x in event.lines] == ["DCI", "UCD"]
-
-
-# --- consent and transmission ----------------------------------------------------------------
-
-
-def test_the_patient_opposes_the_prescriber_view() -> None:
-    state = given(issued(3))
-
-    event = change_consent(state, False, "patient", moment())
-
-    assert event == ExecutionViewConsentChanged(
-        prescription_id=NUMBER.value, version=2, at=moment().at, consent=False, changed_by="patient"
-    )
-    assert not given(issued(3), event).execution_view_consent
-
-
-def test_repeating_the_recorded_answer_records_nothing() -> None:
-    assert change_consent(given(issued(3)), True, "insurer", moment()) is None
-
-
-def test_the_patient_transmits_a_prescription_to_a_pharmacy() -> None:
-    state = given(issued(3))
-
-    event = transmit(state, PHARMACY_B, "Je passe demain matin", moment())
-
-    after = given(issued(3), event)
-    assert after.transmissions[0].finess == PHARMACY_B.value
-
-
-@pytest.mark.parametrize(
-    ("history", "today", "code"),
-    [
-        ("cancelled", ISSUED_ON, "prescription_cancelled"),
-        ("dispensed", ISSUED_ON, "already_dispensed"),
-        ("issued", date(2027, 3, 1), "prescription_expired"),
-    ],
-)
-def test_nothing_left_to_prepare_cannot_be_transmitted(
-    history: str, today: date, code: str
-) -> None:
-    state = given(issued(1))
-    if history == "cancelled":
-        state = given(issued(1), cancel(state, "erreur", moment()))
-    elif history == "dispensed":
-        state = given(issued(1), dispensed(2, (1, 1)))
-
-    with pytest.raises(DomainError) as refusal:
-        transmit(state, PHARMACY_B, "", moment(today))
-
-    assert code_of(refusal) == code

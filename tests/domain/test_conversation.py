@@ -32,7 +32,7 @@ from domain.events import (
 )
 from domain.prescription import Prescription, fold
 from projections.folds import fold_batch
-from tests.unit.builders import (
+from tests.domain.builders import (
     NUMBER,
     PATIENT,
     PHARMACIST,
