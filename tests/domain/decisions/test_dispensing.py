@@ -34,7 +34,8 @@ from tests.domain.builders import (
     request,
 )
 from tests.domain.counter import MORPHINE, Counter, at, days, line, prescribed
-from tests.domain.test_dispensable import _moment, refusal_of
+from tests.domain.test_dispensable import refusal_of
+from tests.domain.test_dispensable_word_for_word import _moment
 
 
 def days_after(n: int) -> date:
