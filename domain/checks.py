@@ -51,9 +51,10 @@ def check_dispensable(state: Prescription, today: date) -> None:
 
 class ProductProblem(msgspec.Struct, frozen=True):
     """What is wrong with a product: in a refusal's words (`detail`, about the product's
-    `part`: "label", "code" or "" for the product itself), and in a reconciliation's (`brief`)."""
+    `part`: "label", "code" or None for the product itself), and in a reconciliation's
+    (`brief`)."""
 
-    part: str
+    part: str | None
     detail: str
     brief: str
 
@@ -67,7 +68,7 @@ def product_problem(system: ProductSystem, code: str | None, label: str) -> Prod
         if code is None:
             return None
         return ProductProblem(
-            "",
+            None,
             "a DCI product is a substance name, written in label, with no code",
             "a DCI product has no code",
         )
@@ -93,7 +94,7 @@ def check_product(system: ProductSystem, code: str | None, label: str, field: st
     """`product_problem` as a refusal of the product at `field`."""
     problem = product_problem(system, code, label)
     if problem is not None:
-        raise invalid(problem.detail, f"{field}.{problem.part}" if problem.part else field)
+        raise invalid(problem.detail, field if problem.part is None else f"{field}.{problem.part}")
 
 
 def cip13_problem(code: str) -> str | None:

@@ -134,9 +134,14 @@ def product_problem(product: ProductRef) -> str | None:
     problem = shared_product_problem(product.system, product.code, product.label)
     if problem is not None:
         return problem.brief
+    _remember_valid(product)
+    return None
+
+
+def _remember_valid(product: ProductRef) -> None:
+    """A valid CIP13 is remembered for `invalid_reason`'s fast path."""
     if product.system == "CIP13" and len(_VALID_CIP13) < 100_000:  # about 15,000 reimbursed
         _VALID_CIP13.add(product.code)
-    return None
 
 
 _VALID_CIP13: set[str | None] = set()

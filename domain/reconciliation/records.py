@@ -18,7 +18,8 @@ SubstituteCheck = Callable[[ProductRef, ProductRef], bool]
 
 # What reconciliation needs of a prescription's folded state (`domain.prescription`): the
 # field names are the state's, so these decode straight from the stored state, skipping the
-# rest of it (see `record_of`).
+# rest of it (see `record_of`). Left out of the cyclic garbage collector, as the invoices are
+# (`domain.reconciliation.invoices`).
 
 
 class PrescribedRef(msgspec.Struct, frozen=True, gc=False):

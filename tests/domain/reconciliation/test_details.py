@@ -4,18 +4,14 @@ detail, word for word. A person acts on the detail, so nothing in it may be drop
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import msgspec
 import pytest
 
 from domain.checks import canonical_number
 from domain.events import Product
 from domain.identifiers import Cip13, Finess
-from domain.reconciliation import invoices
 from domain.reconciliation.chunk import reconcile_chunk
 from domain.reconciliation.decision import reconcile
-from domain.reconciliation.invoices import Entry, Invoice, InvoiceLine, ProductRef, invalid_reason
+from domain.reconciliation.invoices import Entry
 from domain.reconciliation.records import (
     DispensationRef,
     HandedOver,
@@ -237,58 +233,3 @@ def test_a_number_typed_with_a_look_alike_is_found(typed: str) -> None:
     assert len(typed) == 20 and typed != NUMBER.value
 
     assert canonical_number(typed) == NUMBER.value
-
-
-# --- not an invoice, in a process that has seen other invoices ---------------------------------
-
-
-@pytest.fixture
-def fresh_process() -> Iterator[None]:
-    """The checks remember the valid packs and products they saw for the process's life: each
-    test below starts as a freshly started `ordo reconcile` does, and ends leaving none."""
-    invoices.product_problem.cache_clear()
-    invoices._VALID_CIP13.clear()
-    yield
-    invoices.product_problem.cache_clear()
-    invoices._VALID_CIP13.clear()
-
-
-def _billing(*products: ProductRef) -> Invoice:
-    lines = tuple(
-        InvoiceLine(line_no=n, product=p, quantity=1, amount_cents=1)
-        for n, p in enumerate(products, start=1)
-    )
-    return msgspec.structs.replace(invoice((1, 1)), lines=lines)
-
-
-BAD_KEY = ProductRef(system="CIP13", code=f"{PARACETAMOL.code}"[:-1] + "0", label="x")
-
-
-@pytest.mark.usefixtures("fresh_process")
-def test_a_pack_with_a_wrong_check_digit_is_invalid_from_the_first_invoice() -> None:
-    assert PARACETAMOL.code is not None and PARACETAMOL.code[-1] != "0"
-
-    assert invalid_reason(_billing(BAD_KEY)) == "lines[0].product: CIP13 check digit does not match"
-
-
-@pytest.mark.usefixtures("fresh_process")
-def test_a_pack_already_seen_valid_does_not_excuse_the_next_line() -> None:
-    both = _billing(ref(PARACETAMOL), BAD_KEY)
-
-    first, again = invalid_reason(both), invalid_reason(both)
-
-    assert first == again == "lines[1].product: CIP13 check digit does not match"
-
-
-@pytest.mark.usefixtures("fresh_process")
-def test_a_code_seen_on_a_valid_pack_does_not_make_another_product_valid() -> None:
-    assert invalid_reason(_billing(ref(PARACETAMOL))) is None
-
-    substance_with_a_code = ProductRef(system="DCI", code=PARACETAMOL.code, label="paracétamol")
-    pack_without_a_code = ProductRef(system="CIP13", label="Paracétamol 1 g")
-    assert invalid_reason(_billing(substance_with_a_code)) == (
-        "lines[0].product: a DCI product has no code"
-    )
-    assert invalid_reason(_billing(pack_without_a_code)) == (
-        "lines[0].product: a CIP13 product needs a code"
-    )
