@@ -45,7 +45,7 @@ from adapters.service import PrescriptionService, paris_clock
 from adapters.store import EventStore
 from adapters.store.embedded import EmbeddedEventStore
 from adapters.store.postgres import PostgresEventStore
-from domain.reconciliation import catalogue_substitutes
+from domain.reconciliation.records import catalogue_substitutes
 
 log = structlog.get_logger("ordo.serve")
 

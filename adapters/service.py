@@ -7,7 +7,7 @@ decided through `adapters.unit_of_work` (retried when another writer got there f
 The use cases speak the domain: they return states, receipts and views, or raise a
 `DomainError`; the HTTP layer alone turns those into statuses and bodies. Adding a use case:
 an entry in `adapters.permissions.PERMISSIONS`, an `async def` that calls `allow(actor, "name")`
-first, then decides with `domain.commands` in a function of the unit of work's `Prescriptions`
+first, then decides with `domain.decisions` in a function of the unit of work's `Prescriptions`
 that returns a `Decision`, run by `self._uow.decide` (or `self._decide`: one event on the
 prescription) or `self._uow.decide_once` (results replayed under an `Idempotency-Key`).
 """
@@ -35,20 +35,15 @@ from adapters.unit_of_work import (
     UnitOfWork,
     prescription_number,
 )
-from domain import commands
 from domain.actors import Actor
-from domain.calendar import local_day, paris_day
-from domain.catalogue import PackLookup
-from domain.commands import (
-    Bill,
-    Catalogue,
-    Dispense,
-    IssuePrescription,
-    Moment,
-    RecordAdaptation,
-    Withdraw,
-)
+from domain.calendar import Moment, local_day, paris_day
+from domain.catalogue import Catalogue, PackLookup
 from domain.coverage import CoverageEvent
+from domain.decisions import billing, corrections, dispensing, lifecycle
+from domain.decisions.billing import Bill
+from domain.decisions.corrections import RecordAdaptation, Withdraw
+from domain.decisions.dispensing import Dispense
+from domain.decisions.issuing import IssuePrescription, issue
 from domain.dispensable import Allowance, allowances
 from domain.events import ConsentActor, Event
 from domain.identifiers import Finess, PrescriptionNumber, Rpps
@@ -122,7 +117,7 @@ class PrescriptionService:
         async def draw(_: Prescriptions) -> Decision[Prescription]:
             # A number already drawn (1 in 2**95) conflicts on its stream: drawn again.
             number = PrescriptionNumber.generate()
-            event = commands.issue(issuing, number, self.clock(), self._catalogue())
+            event = issue(issuing, number, self.clock(), self._catalogue())
             return Decision(_evolved(None, event), [event])
 
         return self._prescriptions.remember(await self._uow.decide(draw))
@@ -148,7 +143,7 @@ class PrescriptionService:
             coverage = await prescriptions.coverage_for(state, lines)
             now = self.clock()
             dispensation_id = str(uuid.uuid4())
-            dispensed = commands.dispense(
+            dispensed = dispensing.dispense(
                 state, command, dispensation_id, now, coverage, catalogue=catalogue
             )
             event = dispensed.recorded
@@ -168,7 +163,7 @@ class PrescriptionService:
         state = await self._prescriptions.load_catalogued(prescription_id, self._catalogue())
         lines = {line.line_no for line in state.lines}
         coverage = await self._prescriptions.coverage_for(state, lines)
-        instant = commands.handed_over_at(state, at, self.clock(), "at")
+        instant = dispensing.handed_over_at(state, at, self.clock(), "at")
         return instant, allowances(state, coverage, instant, actor.finess)
 
     async def withdraw(
@@ -181,7 +176,7 @@ class PrescriptionService:
             state = await prescriptions.load_catalogued(prescription_id, self._catalogue())
             lines = {line.line_no for line in state.lines}
             coverage = await prescriptions.coverage_for(state, lines)
-            decided = commands.withdraw(state, command, self.clock(), coverage)
+            decided = corrections.withdraw(state, command, self.clock(), coverage)
             if decided is None:
                 return Decision(state)
             withdrawn, released = decided
@@ -196,7 +191,8 @@ class PrescriptionService:
         allow(actor, "record_adaptation")
         command = by(*_pharmacy(actor))
         return await self._decide(
-            prescription_id, lambda state: commands.record_adaptation(state, command, self.clock())
+            prescription_id,
+            lambda state: corrections.record_adaptation(state, command, self.clock()),
         )
 
     async def bill(
@@ -223,7 +219,7 @@ class PrescriptionService:
             used = await prescriptions.invoice_number_used(
                 command.pharmacy.value, command.invoice_number
             )
-            event = commands.bill(state, command, self.clock(), invoice_number_used=used)
+            event = billing.bill(state, command, self.clock(), invoice_number_used=used)
             billed = _evolved(state, event).dispensation(command.dispensation_id)
             assert billed is not None  # billing succeeded on it
             claim = InvoiceClaim(
@@ -242,7 +238,7 @@ class PrescriptionService:
         def decide(state: Prescription) -> Event:
             if not actor.wrote(state.prescriber_rpps):
                 raise NOT_FOUND
-            return commands.cancel(state, reason, self.clock())
+            return lifecycle.cancel(state, reason, self.clock())
 
         return await self._decide(prescription_id, decide)
 
@@ -255,7 +251,7 @@ class PrescriptionService:
             if actor.role == "patient" and not actor.is_patient(state.patient_ins):
                 raise NOT_FOUND
             changed_by: ConsentActor = "patient" if actor.role == "patient" else "insurer"
-            return commands.change_consent(state, consent, changed_by, self.clock())
+            return lifecycle.change_consent(state, consent, changed_by, self.clock())
 
         return await self._decide(prescription_id, decide)
 

@@ -26,9 +26,8 @@ import msgspec
 from adapters.legacy import UNREPLAYABLE
 from adapters.store import ConflictError, EventStore, Write
 from adapters.storedevents import AnyEvent, IdempotencyRecord, InvoiceClaim
-from domain.catalogue import catalogued
-from domain.commands import Catalogue
-from domain.conversation import Conversation, fold_conversation
+from domain.catalogue import Catalogue, catalogued
+from domain.conversation_state import Conversation, fold_conversation
 from domain.coverage import NarcoticCoverage, coverage_stream_of
 from domain.errors import DomainError
 from domain.events import ConversationEvent, Event

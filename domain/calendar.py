@@ -11,7 +11,17 @@ from datetime import date, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+import msgspec
+
 PARIS = "Europe/Paris"
+
+
+class Moment(msgspec.Struct, frozen=True):
+    """When a command runs: the instant recorded, and the calendar day in France."""
+
+    at: datetime
+    today: date
+
 
 # domain.md "Local calendar"; 975 (Saint-Pierre-et-Miquelon) is an overseas FINESS department
 # too, whose pharmacies live three hours behind Paris' winter time.

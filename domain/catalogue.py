@@ -17,6 +17,7 @@ from typing import Literal, Protocol
 
 import msgspec
 
+from domain.errors import DomainError
 from domain.events import PrescribedLine, Product
 from domain.prescription import Prescription
 
@@ -344,3 +345,23 @@ def product_fraction(facts: PackFacts, duration_days: int) -> int | None:
     """The product's fractioning, when it splits this line at all."""
     fraction = facts.fraction_days
     return fraction if fraction is not None and fraction < duration_days else None
+
+
+class Catalogue(msgspec.Struct, frozen=True):
+    """The medicines catalogue as the rules consult it; `strict`: a CIP13 it does not know is
+    refused (ORDO_CATALOGUE_STRICT), else it is taken at the prescriber's word."""
+
+    packs: PackLookup
+    strict: bool = False
+
+    def facts(self, product: Product, field: str) -> PackFacts | None:
+        if product.system != "CIP13" or product.code is None:
+            return None
+        facts = self.packs.facts(product.code)
+        if facts is None and self.strict:
+            raise DomainError(
+                "unknown_product",
+                f"the medicines catalogue knows no pack {product.code}",
+                field=f"{field}.code",
+            )
+        return facts

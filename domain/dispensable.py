@@ -37,6 +37,7 @@ from typing import Literal
 import msgspec
 
 from domain.calendar import local_day
+from domain.checks import CANCELLED
 from domain.coverage import CoveredPeriod, NarcoticCoverage
 from domain.events import DispensedLine
 from domain.prescription import Dispensation, LineState, Prescription
@@ -171,7 +172,7 @@ def _verdict(
 ) -> _Verdict:
     """The tightest rule for this line on this day, whatever remains."""
     if state.cancelled:
-        return _Verdict(0, "prescription_cancelled", "this prescription was cancelled")
+        return _Verdict(0, "prescription_cancelled", CANCELLED)
     if state.is_expired(day):
         why = f"this prescription could be dispensed until {state.expires_on()}"
         return _Verdict(0, "prescription_expired", why)

@@ -234,7 +234,16 @@ _SYMBOL_MASK = 0b11111
 _RANDOM_SYMBOLS = 19
 _PRESCRIPTION_NUMBER_LENGTH = _RANDOM_SYMBOLS + 1
 _GROUP_LENGTH = 5
-_LOOKALIKES = str.maketrans("ILO", "110")
+# What a person types for the canonical form: lower case, the Crockford look-alikes I and L for
+# 1 and O for 0, dashes and the usual spaces (the rest of Unicode's spaces go by `str.split`).
+_NUMBER_FORM = str.maketrans(
+    {
+        **{c: c.upper() for c in string.ascii_lowercase},
+        **dict.fromkeys("iIlL", "1"),
+        **dict.fromkeys("oO", "0"),
+        **dict.fromkeys("- \t\u00a0\u202f", None),
+    }
+)
 _GF32_MODULUS = 0b100101  # x⁵ + x² + 1, primitive
 _GF32_OVERFLOW = 0b100000
 
@@ -301,8 +310,12 @@ class PrescriptionNumber:
     def parse(cls, text: str) -> Self:
         """Accept what a person types or reads out: any case, spaces and dashes, and the
         Crockford look-alikes I and L for 1, O for 0."""
-        compact = _compact(text).replace("-", "")
-        return cls(compact.translate(_TO_UPPER).translate(_LOOKALIKES))
+        return cls(cls.form(text))
+
+    @staticmethod
+    def form(text: str) -> str:
+        """The text in the canonical form, not checked: `parse` without the checks."""
+        return _compact(text.translate(_NUMBER_FORM))
 
     def display(self) -> str:
         """Groups of five for reading aloud and typing: XXXXX-XXXXX-XXXXX-XXXXX."""

@@ -16,7 +16,7 @@ from typing import Literal
 import msgspec
 
 from domain import events
-from domain.conversation import Conversation, evolve_conversation
+from domain.conversation_state import Conversation, evolve_conversation
 from domain.events import (
     BilledLine,
     ConversationEvent,

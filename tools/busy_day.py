@@ -1,6 +1,6 @@
 """Made-up prescriptions in volume, for the benchmarks and the invoice generator.
 
-Every event is decided by `domain.commands` on the state folded so far, as the API would decide
+Every event is decided by `domain.decisions` on the state folded so far, as the API would decide
 it (issue, transmit, dispense, withdraw, bill), never written by hand: a log made here is one
 the service could have written, and follows the rules when they change.
 """
@@ -13,9 +13,10 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from domain import commands
-from domain.calendar import paris_day
-from domain.commands import Dispense, DispenseLine, Moment, RequestedLine
+from domain.calendar import Moment, paris_day
+from domain.decisions import billing, corrections, dispensing, issuing, sending
+from domain.decisions.dispensing import Dispense, DispenseLine
+from domain.decisions.issuing import RequestedLine
 from domain.events import BilledLine, DispensationRecorded, Event, PrescriptionIssued, Product
 from domain.identifiers import Finess, Ins, PrescriptionNumber, Rpps
 from domain.prescription import Prescription, evolve
@@ -61,7 +62,7 @@ def issued(
     consent: bool = True,
 ) -> Story:
     """A standard prescription issued today."""
-    command = commands.IssuePrescription(
+    command = issuing.IssuePrescription(
         prescriber=prescriber,
         patient=patient,
         issued_on=now.today,
@@ -69,7 +70,7 @@ def issued(
         execution_view_consent=consent,
         lines=tuple(lines),
     )
-    return Story(commands.issue(command, number, now))
+    return Story(issuing.issue(command, number, now))
 
 
 def dispensed(
@@ -83,7 +84,7 @@ def dispensed(
 ) -> DispensationRecorded:
     """Packs handed over at `pharmacy`, recorded on the story; the recorded event."""
     command = Dispense(pharmacy=pharmacy, pharmacist=pharmacist, lines=tuple(handed))
-    recorded = commands.dispense(story.state, command, dispensation_id, now).recorded
+    recorded = dispensing.dispense(story.state, command, dispensation_id, now).recorded
     story.then(recorded)
     return recorded
 
@@ -92,13 +93,13 @@ def withdrawn(
     story: Story, pharmacy: Finess, pharmacist: Rpps, dispensation_id: str, now: Moment
 ) -> None:
     """A dispensing withdrawn as recorded in error."""
-    command = commands.Withdraw(
+    command = corrections.Withdraw(
         pharmacy=pharmacy,
         pharmacist=pharmacist,
         dispensation_id=dispensation_id,
         reason="recorded in error",
     )
-    decided = commands.withdraw(story.state, command, now)
+    decided = corrections.withdraw(story.state, command, now)
     assert decided is not None, "a dispensing withdrawn once"
     story.then(decided[0])
 
@@ -111,14 +112,14 @@ def billed(
         BilledLine(line_no=line.line_no, quantity=line.quantity, amount_cents=250 * line.quantity)
         for line in dispensing.lines
     )
-    command = commands.Bill(
+    command = billing.Bill(
         pharmacy=Finess(dispensing.finess),
         pharmacist=Rpps(dispensing.pharmacist_rpps),
         dispensation_id=dispensing.dispensation_id,
         invoice_number=invoice_number,
         lines=lines,
     )
-    story.then(commands.bill(story.state, command, now))
+    story.then(billing.bill(story.state, command, now))
 
 
 # --- the read side's day: issued, sent to one pharmacy, dispensed in one or two visits ---------
@@ -139,7 +140,7 @@ def sent_and_dispensed(n: int, now: Moment, *, withdraw_last: bool = False) -> l
     prescriber, patient = READ_SIDE_PRESCRIBERS[n % 50], READ_SIDE_PATIENTS[n % 1000]
     number = PrescriptionNumber.generate()
     story = issued(number, prescriber, patient, [line], now, consent=n % 5 != 0)
-    story.then(commands.transmit(story.state, PHARMACY, "", now))
+    story.then(sending.transmit(story.state, PHARMACY, "", now))
     for visit, quantity in enumerate((1 + n % 2, 1)[: 1 + n % 2]):
         handed = [DispenseLine(line_no=1, quantity=quantity)]
         dispensed(story, PHARMACY, PHARMACIST, handed, dispensation_id=f"d{n}-{visit}", now=now)

@@ -12,7 +12,7 @@ Invoices are built from its read models (each prescription's folded state: presc
 what each pharmacy handed over, the billing it recorded); with --generate-log N, N
 prescriptions, each dispensed by one or two pharmacies (some with a generic substituted, some
 billed through the API, a few second dispensings withdrawn), are first appended to its event
-log (every event decided by domain.commands: tools.busy_day) and projected. Everything
+log (every event decided by domain.decisions: tools.busy_day) and projected. Everything
 streams: memory stays flat whatever --lines and N.
 
 Each dispensed prescription is billed in one visit (a pharmacy's packs are paid once, so a
@@ -50,7 +50,7 @@ from domain.events import (
 )
 from domain.identifiers import PrescriptionNumber
 from domain.prescription import Dispensation, Prescription
-from domain.reconciliation import OUTCOMES, RECONCILED
+from domain.reconciliation.invoices import OUTCOMES, RECONCILED
 from projections.runner import ProjectionRunner
 from tools import busy_day
 

@@ -19,7 +19,7 @@ from adapters.http.schemas import Body, strict_body
 from adapters.messaging.service import ConversationService
 from adapters.readmodels.queries import CursorKey
 from domain.actors import Actor
-from domain.conversation import Conversation, Message, message_of
+from domain.conversation_state import Conversation, Message, message_of
 from domain.events import Party
 from domain.views import display_number
 

@@ -31,12 +31,9 @@ from litestar.openapi.spec import (
 
 from adapters.http.problems import CODE_OF_STATUS, PROBLEM_JSON, STATUS_OF
 from adapters.http.schemas import Body
-from domain.commands import (
-    MAX_AMOUNT_CENTS,
-    MAX_DURATION_DAYS,
-    MAX_LINES,
-    MAX_PACKS_PER_LINE,
-)
+from domain.checks import MAX_LINES, MAX_PACKS_PER_LINE
+from domain.decisions.billing import MAX_AMOUNT_CENTS
+from domain.decisions.issuing import MAX_DURATION_DAYS
 from domain.events import Product
 
 INS = r"^[12378][0-9]{4}(?:[0-9]{2}|2[AB])[0-9]{8}$"

@@ -29,7 +29,7 @@ from adapters.reconciliation import Reconciliation
 from adapters.reconciliation.store import Batch, Item
 from domain.actors import Actor
 from domain.errors import DomainError
-from domain.reconciliation import OUTCOMES, Outcome
+from domain.reconciliation.invoices import OUTCOMES, Outcome
 
 NDJSON = "application/x-ndjson"
 NDJSON_TYPES = {NDJSON, "application/ndjson", "application/jsonl", "application/x-jsonlines"}

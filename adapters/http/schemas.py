@@ -16,15 +16,10 @@ from litestar import Request
 from litestar.di import Provide
 from litestar.params import JSONBody
 
-from domain.commands import (
-    Bill,
-    Dispense,
-    DispenseLine,
-    IssuePrescription,
-    RecordAdaptation,
-    RequestedLine,
-    Withdraw,
-)
+from domain.decisions.billing import Bill
+from domain.decisions.corrections import RecordAdaptation, Withdraw
+from domain.decisions.dispensing import Dispense, DispenseLine
+from domain.decisions.issuing import IssuePrescription, RequestedLine
 from domain.errors import invalid
 from domain.events import BilledLine, Product
 from domain.identifiers import Finess, Ins, InvalidIdentifier, Rpps

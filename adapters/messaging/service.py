@@ -22,19 +22,18 @@ from adapters.permissions import allow
 from adapters.service import paris_clock
 from adapters.store import EventStore
 from adapters.unit_of_work import NOT_FOUND, Decision, Prescriptions, StateCache, UnitOfWork
-from domain import commands
 from domain.actors import Actor
-from domain.commands import Moment
+from domain.calendar import Moment
 from domain.conversation import (
     CONVERSATION_NOT_FOUND,
     Addresses,
-    Conversation,
-    fold_conversation,
     open_conversation,
     patient_address,
     post,
     posting_of,
 )
+from domain.conversation_state import Conversation, fold_conversation
+from domain.decisions import sending
 from domain.events import (
     Event,
     MessagePosted,
@@ -97,7 +96,7 @@ class ConversationService:
             state = await prescriptions.load(prescription_id)
             if not actor.is_patient(state.patient_ins):
                 raise NOT_FOUND
-            transmitted = commands.transmit(state, pharmacy, message, self.clock())
+            transmitted = sending.transmit(state, pharmacy, message, self.clock())
             addresses = self._addresses(state, pharmacy.value)
             conversation_id = str(uuid.uuid4())
             first = posting_of(actor, str(uuid.uuid4()), _transmission_subject(state), message)
@@ -132,7 +131,7 @@ class ConversationService:
             if not actor.wrote(state.prescriber_rpps):
                 raise NOT_FOUND
             sent = self._with_ordonnance(
-                state, commands.transmit(state, pharmacy, message, self.clock(), "prescriber")
+                state, sending.transmit(state, pharmacy, message, self.clock(), "prescriber")
             )
             return Decision((_evolved(state, sent), sent), [sent])
 
@@ -166,7 +165,7 @@ class ConversationService:
             state = await prescriptions.load(prescription_id)
             if not actor.wrote(state.prescriber_rpps):
                 raise NOT_FOUND
-            sent = commands.send_to_patient(state, message, self.clock())
+            sent = sending.send_to_patient(state, message, self.clock())
             mail = ordonnance.to_patient(state, sent.version, message, self.postmaster)
             sent = msgspec.structs.replace(sent, mails=(mail,))
             return Decision((_evolved(state, sent), sent), [sent])

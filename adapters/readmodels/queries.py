@@ -18,7 +18,7 @@ from adapters.readmodels.tables import (
     Page,
     ReadModelSql,
 )
-from domain.conversation import Conversation
+from domain.conversation_state import Conversation
 from domain.prescription import Prescription
 from projections.folds import InboxEntry
 

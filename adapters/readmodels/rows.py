@@ -7,7 +7,7 @@ from typing import Any
 
 import msgspec
 
-from domain.conversation import Conversation
+from domain.conversation_state import Conversation
 from domain.prescription import Prescription
 from projections.folds import InboxEntry, dispensing_records, inbox_entries
 

@@ -22,18 +22,14 @@ from adapters.reconciliation.store import (
     PaidByPrescription,
     stored_paid,
 )
-from domain.reconciliation import (
-    RECONCILED,
-    Entry,
-    InvoiceKey,
+from domain.reconciliation.chunk import paid_lines, reconcile_chunk
+from domain.reconciliation.decision import Previous, Verdict
+from domain.reconciliation.invoices import RECONCILED, Entry, InvoiceKey
+from domain.reconciliation.records import (
     PaidInvoices,
     PaidLines,
     PrescriptionRecord,
-    Previous,
     SubstituteCheck,
-    Verdict,
-    paid_lines,
-    reconcile_chunk,
 )
 
 

@@ -38,7 +38,8 @@ from adapters.readmodels import ReadModels
 from adapters.reconciliation import reconciliation_for
 from adapters.reconciliation.processing import Reconciliation
 from adapters.reconciliation.store import Batch
-from domain.reconciliation import OUTCOMES, catalogue_substitutes
+from domain.reconciliation.invoices import OUTCOMES
+from domain.reconciliation.records import catalogue_substitutes
 
 ReportFormat = Literal["ndjson", "csv"]
 READ_BYTES = 256 * 1024

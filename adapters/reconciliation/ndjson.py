@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import msgspec
 
-from domain.reconciliation import Entry, Invoice, invalid_reason
+from domain.reconciliation.invoices import Entry, Invoice, invalid_reason
 
 CHUNK_LINES = 10_000
 MAX_CHUNK_BYTES = 16 * 1024 * 1024

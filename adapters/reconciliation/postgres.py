@@ -38,7 +38,9 @@ from adapters.reconciliation.tables import (
     RECONCILED,
     BatchSql,
 )
-from domain.reconciliation import InvoiceKey, PaidInvoices, Previous
+from domain.reconciliation.decision import Previous
+from domain.reconciliation.invoices import InvoiceKey
+from domain.reconciliation.records import PaidInvoices
 
 if TYPE_CHECKING:
     from adapters.postgres import Conn

@@ -45,10 +45,8 @@ from adapters.reconciliation.store import (
     Item,
     LostLease,
 )
-from domain.reconciliation import (
-    Outcome,
-    SubstituteCheck,
-)
+from domain.reconciliation.invoices import Outcome
+from domain.reconciliation.records import SubstituteCheck
 
 log = structlog.get_logger("ordo.reconciliation")
 

@@ -19,14 +19,9 @@ import msgspec
 
 from adapters.reconciliation.ndjson import RawChunk
 from adapters.reconciliation.tables import BATCHES, BatchSql
-from domain.reconciliation import (
-    OUTCOMES,
-    InvoiceKey,
-    Outcome,
-    PaidInvoices,
-    PaidLines,
-    Previous,
-)
+from domain.reconciliation.decision import Previous
+from domain.reconciliation.invoices import OUTCOMES, InvoiceKey, Outcome
+from domain.reconciliation.records import PaidInvoices, PaidLines
 
 BatchPhase = Literal["receiving", "running", "done"]
 

@@ -32,7 +32,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from domain.reconciliation import InvoiceKey
+from domain.reconciliation.invoices import InvoiceKey
 
 Kind = Literal["text", "int", "bigint", "json", "bytes", "moment", "serial"]
 

@@ -6,15 +6,11 @@ from datetime import UTC, date, datetime
 
 from adapters.service import ByPharmacist, ByPrescriber, PrescriptionService
 from domain.actors import Actor
-from domain.commands import (
-    Bill,
-    Dispense,
-    DispenseLine,
-    IssuePrescription,
-    Moment,
-    RequestedLine,
-    Withdraw,
-)
+from domain.calendar import Moment
+from domain.decisions.billing import Bill
+from domain.decisions.corrections import Withdraw
+from domain.decisions.dispensing import Dispense, DispenseLine
+from domain.decisions.issuing import IssuePrescription, RequestedLine
 from domain.events import BilledLine, Product
 from domain.identifiers import Cip13, Finess, Ins, Rpps
 from tests.adapters.memory_store import MemoryEventStore

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from domain.commands import Moment
+from domain.calendar import Moment
 from domain.identifiers import Cip13
 from tests.api.test_prescriptions_api import assert_problem
 from tests.conftest import Client

@@ -11,7 +11,8 @@ import pytest
 from litestar.testing import TestClient
 
 from adapters.bootstrap import build_app
-from domain.commands import MAX_AMOUNT_CENTS, MAX_LINES, MAX_PACKS_PER_LINE
+from domain.checks import MAX_LINES, MAX_PACKS_PER_LINE
+from domain.decisions.billing import MAX_AMOUNT_CENTS
 from tests.conftest import settings_for
 from tools.cast import People
 

@@ -14,7 +14,7 @@ from adapters.readmodels import ReadModels
 from adapters.readmodels.postgres import PostgresReadModels
 from adapters.reconciliation import SQLITE_FILE, reconciliation_for
 from adapters.reconciliation.store import Batch
-from domain.reconciliation import Previous
+from domain.reconciliation.decision import Previous
 from tests.api.test_reconciliation_crash import with_log
 from tests.api.test_reconciliation_memory import PHARMACY, body
 

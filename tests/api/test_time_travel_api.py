@@ -6,8 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from domain.calendar import paris_day
-from domain.commands import Moment
+from domain.calendar import Moment, paris_day
 from tests.conftest import Client
 from tools.cast import People
 

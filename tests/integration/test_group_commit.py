@@ -56,11 +56,11 @@ async def dispensing_event(
     service: PrescriptionService, number: str, index: int
 ) -> DispensationRecorded:
     """A one-pack dispensing decided on the prescription as it stands (not appended)."""
-    from domain import commands  # noqa: PLC0415
+    from domain.decisions import dispensing  # noqa: PLC0415
 
     state = await service.read(pharmacist(index), number)
     command = one_pack().command(Finess(pharmacist(index).finess or ""), Rpps(PEOPLE.pharmacist))
-    decided = commands.dispense(state, command, str(uuid.uuid4()), service.clock(), None)
+    decided = dispensing.dispense(state, command, str(uuid.uuid4()), service.clock(), None)
     return decided.recorded
 
 

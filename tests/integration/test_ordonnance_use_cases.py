@@ -25,7 +25,7 @@ from adapters.store.embedded import EmbeddedEventStore
 from domain.actors import Actor
 from domain.errors import DomainError
 from domain.events import PrescriptionSentToPatient, PrescriptionTransmitted
-from tests.unit.builders import (
+from tests.domain.builders import (
     ISSUED_ON,
     NUMBER,
     PATIENT,

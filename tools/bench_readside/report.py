@@ -65,7 +65,7 @@ def markdown(rows: list[Row]) -> str:
 
 
 METHOD = """\
-Logs are a busy day (`tools.busy_day`, every event decided by `domain.commands`: each
+Logs are a busy day (`tools.busy_day`, every event decided by `domain.decisions`: each
 prescription issued, transmitted to a pharmacy, dispensed in one or two visits: 3.5 events per
 prescription, 50 prescribers), appended 1,000 prescriptions per `LibraryLog.append` to a fresh
 scratch schema (*append the log* times those calls alone).

@@ -1,0 +1,228 @@
+"""Dispensing (délivrance): packs handed over, never more than remains, nor than may be given
+at that instant (`domain.dispensable`), the patient's narcotic coverage extended with it."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import msgspec
+
+from domain.calendar import Moment, local_day
+from domain.catalogue import Catalogue, substitute_allowed
+from domain.checks import (
+    check_dispensable,
+    check_line_count,
+    check_product,
+    check_unique_line_numbers,
+)
+from domain.coverage import CoveredPeriod, NarcoticCoverage, NarcoticPeriodsCovered
+from domain.dispensable import Allowance, allowances, period_covered
+from domain.errors import DomainError, invalid
+from domain.events import DispensationRecorded, DispensedLine, Product
+from domain.identifiers import Finess, Rpps
+from domain.prescription import Prescription
+
+# An LGO may record a dispensing after an outage: when the packs were handed over may be given,
+# up to 72 hours back, and a little ahead for clocks that drift (contract v1.1).
+HANDED_OVER_MAX_AHEAD = timedelta(minutes=5)
+HANDED_OVER_MAX_BEHIND = timedelta(hours=72)
+
+
+class DispenseLine(msgspec.Struct, frozen=True, kw_only=True):
+    line_no: int
+    quantity: int
+    product: Product | None = None
+
+
+class Dispense(msgspec.Struct, frozen=True, kw_only=True):
+    pharmacy: Finess
+    pharmacist: Rpps
+    lines: tuple[DispenseLine, ...]
+    dispensed_at: datetime | None = None  # None: handed over as it is recorded
+
+
+class Dispensed(msgspec.Struct, frozen=True):
+    """A dispensing's events: the prescription's, and the patient's narcotic coverage if any."""
+
+    recorded: DispensationRecorded
+    coverage: NarcoticPeriodsCovered | None = None
+
+
+def dispense(
+    state: Prescription,
+    command: Dispense,
+    dispensation_id: str,
+    now: Moment,
+    coverage: NarcoticCoverage | None = None,
+    *,
+    catalogue: Catalogue | None = None,
+) -> Dispensed:
+    """Record packs handed over (délivrance): never more than remains, nor than may be given at
+    that instant (`domain.dispensable`), the patient's narcotic coverage extended with it.
+
+    `coverage` is the patient's narcotic coverage; it is needed when a narcotic line is asked.
+    `state` has its lines as the catalogue knows them (`domain.catalogue.catalogued`), and a
+    substitute must be one the catalogue allows.
+    """
+    _check_dispense_request(state, command, catalogue)
+    at = handed_over_at(state, command.dispensed_at, now, "dispensed_at")
+    day = local_day(at, command.pharmacy.value)
+    check_dispensable(state, day)
+    asked = {requested.line_no for requested in command.lines}
+    allowed = {
+        a.line_no: a
+        for a in allowances(state, coverage, at, command.pharmacy.value, lines=asked, next_on=False)
+    }
+    for requested in command.lines:
+        _check_remaining(state, requested)
+        _check_allowed(allowed[requested.line_no], requested)
+    recorded = DispensationRecorded(
+        prescription_id=state.prescription_id,
+        version=state.version + 1,
+        at=now.at,
+        dispensation_id=dispensation_id,
+        finess=command.pharmacy.value,
+        pharmacist_rpps=command.pharmacist.value,
+        dispensed_at=at,
+        lines=tuple(_handed_over(state, requested) for requested in command.lines),
+    )
+    return Dispensed(recorded, _coverage_extended(state, recorded, day, coverage, now))
+
+
+def handed_over_at(
+    state: Prescription, requested: datetime | None, now: Moment, field: str
+) -> datetime:
+    """The instant every rule is decided at: the LGO's, within bounds, else the server's."""
+    if requested is None:
+        return now.at
+    if requested.tzinfo is None:
+        raise invalid(f"{field} needs its UTC offset (RFC 3339)", field)
+    if requested > now.at + HANDED_OVER_MAX_AHEAD:
+        raise invalid(f"{field} may be at most 5 minutes ahead of the server's clock", field)
+    if requested < now.at - HANDED_OVER_MAX_BEHIND:
+        raise invalid(f"{field} may be at most 72 hours before the server's clock", field)
+    if requested < state.issued_at:
+        raise invalid(f"{field} is before the prescription was registered", field)
+    return requested
+
+
+def _check_dispense_request(
+    state: Prescription, command: Dispense, catalogue: Catalogue | None = None
+) -> None:
+    check_line_count(command.lines, "lines")
+    check_unique_line_numbers(line.line_no for line in command.lines)
+    for index, requested in enumerate(command.lines):
+        field = f"lines[{index}]"
+        line = state.line(requested.line_no)
+        if line is None:
+            raise invalid(f"this prescription has no line {requested.line_no}", f"{field}.line_no")
+        if requested.quantity < 1:
+            raise invalid(
+                f"quantity must be at least 1, got {requested.quantity}", f"{field}.quantity"
+            )
+        handed = requested.product
+        if handed is not None:
+            check_product(handed.system, handed.code, handed.label, f"{field}.product")
+        if line.prescribed.product.system == "DCI" and (handed is None or handed.system != "CIP13"):
+            raise invalid(
+                f"line {requested.line_no} is prescribed by substance (DCI): "
+                "name the CIP13 pack handed over",
+                f"{field}.product",
+            )
+        if catalogue is not None and handed is not None:
+            _check_substitute(line.prescribed.product, handed, field, catalogue)
+
+
+def _check_substitute(
+    prescribed: Product, handed: Product, field: str, catalogue: Catalogue
+) -> None:
+    """A substitute is a pack of the same medicine or generic group, or for a line written by
+    substance, a pack of that substance alone (domain.catalogue.substitute_allowed). A pack the
+    catalogue does not know is taken at the pharmacist's word, unless the catalogue is strict."""
+    handed_facts = catalogue.facts(handed, f"{field}.product")
+    if handed_facts is None or handed == prescribed:
+        return
+    if prescribed.system == "DCI":
+        allowed = substitute_allowed(None, prescribed.label, handed_facts)
+    else:
+        code = prescribed.code or ""
+        prescribed_facts = catalogue.packs.facts(code) if prescribed.system == "CIP13" else None
+        if prescribed_facts is None:
+            return  # nothing to compare with: the prescribed pack is not in the catalogue
+        allowed = substitute_allowed(prescribed_facts, None, handed_facts)
+    if not allowed:
+        name = handed_facts.label or handed.label
+        raise DomainError(
+            "substitution_not_allowed",
+            f"{name} ({handed.code}) may not be given for {prescribed.label}: "
+            "neither the same medicine, nor its generic group, nor its substance",
+            field=f"{field}.product",
+        )
+
+
+def _check_remaining(state: Prescription, requested: DispenseLine) -> None:
+    remaining = state.remaining(requested.line_no)
+    if remaining == 0:
+        raise DomainError(
+            "already_dispensed", f"line {requested.line_no} has nothing left to dispense"
+        )
+    if requested.quantity > remaining:
+        raise DomainError(
+            "quantity_exceeds_remaining",
+            f"line {requested.line_no} has {remaining} left, {requested.quantity} asked",
+        )
+
+
+def _check_allowed(allowed: Allowance, requested: DispenseLine) -> None:
+    if requested.quantity <= allowed.max_quantity:
+        return
+    code = allowed.reason
+    # Cancellation, expiry and what remains were checked first: a dispensing rule limits it.
+    assert code is not None
+    raise DomainError(
+        code,
+        f"line {requested.line_no}: at most {allowed.max_quantity} may be dispensed now, "
+        f"{requested.quantity} asked ({allowed.why})",
+        max_quantity=allowed.max_quantity,
+    )
+
+
+def _coverage_extended(
+    state: Prescription,
+    recorded: DispensationRecorded,
+    day: date,
+    coverage: NarcoticCoverage | None,
+    now: Moment,
+) -> NarcoticPeriodsCovered | None:
+    periods = []
+    for given in recorded.lines:
+        line = state.line(given.line_no)
+        assert line is not None  # checked by _check_dispense_request
+        if line.prescribed.narcotic:
+            first_day, until = period_covered(state, line, day, given.quantity)
+            periods.append(
+                CoveredPeriod(
+                    prescription_id=state.prescription_id,
+                    dispensation_id=recorded.dispensation_id,
+                    line_no=given.line_no,
+                    first_day=first_day,
+                    until=until,
+                )
+            )
+    if not periods:
+        return None
+    if coverage is None:
+        msg = "a narcotic dispensing is decided against the patient's narcotic coverage"
+        raise ValueError(msg)
+    return coverage.covered(tuple(periods), now.at)
+
+
+def _handed_over(state: Prescription, requested: DispenseLine) -> DispensedLine:
+    """The pack actually given: the substitute when there is one, else the prescribed product."""
+    line = state.line(requested.line_no)
+    assert line is not None  # checked by _check_dispense_request
+    return DispensedLine(
+        line_no=requested.line_no,
+        quantity=requested.quantity,
+        product=requested.product or line.prescribed.product,
+    )

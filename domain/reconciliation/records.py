@@ -1,0 +1,169 @@
+"""The facts an invoice is checked against: what a prescription's state says was written,
+dispensed by each pharmacy, billed, and already paid."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+import msgspec
+
+from domain.catalogue import PackLookup, substitute_allowed
+from domain.prescription import Prescription
+from domain.reconciliation.invoices import InvoiceKey, ProductRef
+
+# (billed, prescribed) -> whether the billed pack may stand for the prescribed one.
+SubstituteCheck = Callable[[ProductRef, ProductRef], bool]
+
+
+# What reconciliation needs of a prescription's folded state (`domain.prescription`): the
+# field names are the state's, so these decode straight from the stored state, skipping the
+# rest of it (see `record_of`). Left out of the cyclic garbage collector, as the invoices are
+# (`domain.reconciliation.invoices`).
+
+
+class PrescribedRef(msgspec.Struct, frozen=True, gc=False):
+    line_no: int
+    product: ProductRef
+
+
+class LineRef(msgspec.Struct, frozen=True, gc=False):
+    prescribed: PrescribedRef
+
+
+class HandedOver(msgspec.Struct, frozen=True, gc=False):
+    line_no: int
+    quantity: int
+    product: ProductRef
+
+
+class Billed(msgspec.Struct, frozen=True, gc=False):
+    """One line of a billing: as the pharmacy recorded it, or as an invoice already paid."""
+
+    line_no: int
+    quantity: int
+    amount_cents: int
+
+
+class DispensationRef(msgspec.Struct, frozen=True, gc=False):
+    finess: str
+    lines: tuple[HandedOver, ...]
+    dispensation_id: str = ""
+    invoice_number: str | None = None
+    billed_lines: tuple[Billed, ...] = ()
+    withdrawn_at: datetime | None = None
+
+
+class PrescriptionRecord(msgspec.Struct, frozen=True, gc=False):
+    """A prescription as the log says it was written and dispensed."""
+
+    prescription_id: str
+    lines: tuple[LineRef, ...]
+    dispensations: tuple[DispensationRef, ...] = ()
+
+
+def record_of(state: Prescription) -> PrescriptionRecord:
+    return msgspec.convert(msgspec.to_builtins(state), PrescriptionRecord)
+
+
+# A prescription's invoices already reconciled as `matched` (paid), by (FINESS, number): the
+# lines each paid, flat (line_no, quantity, amount_cents, line_no, …). Flat ints, not Structs:
+# three quarters of the invoices of a batch are matched, and each is handed on as paid.
+PaidLines = tuple[int, ...]
+PaidInvoices = Mapping[InvoiceKey, PaidLines]
+NOTHING_PAID: PaidInvoices = {}
+
+
+class Recorded(msgspec.Struct, frozen=True, gc=False):
+    """The billing a pharmacy recorded through the API under the invoice's number."""
+
+    dispensation_id: str
+    lines: tuple[Billed, ...]
+
+
+class Facts(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """What the log says about one prescription, seen from the invoice's pharmacy."""
+
+    prescribed: Mapping[int, ProductRef]  # line_no -> the product the prescriber wrote
+    given: Mapping[int, int]  # line_no -> how much this pharmacy handed over, in all
+    handed: Mapping[int, tuple[ProductRef, ...]]  # line_no -> the products it handed over
+    other_pharmacies: tuple[str, ...] = ()  # who else dispensed some of it
+    # line_no -> the packs of this pharmacy's invoices already paid, and those invoices
+    paid: Mapping[int, int] = msgspec.field(default_factory=dict)
+    paid_in: Mapping[int, tuple[str, ...]] = msgspec.field(default_factory=dict)
+    recorded: Recorded | None = None  # the billing recorded under the invoice's number
+    # May a billed pack stand for the prescribed one (the medicines catalogue: same medicine
+    # or generic group)? None: no catalogue, only the packs recorded count.
+    substitute: SubstituteCheck | None = None
+
+
+def facts_of(
+    record: PrescriptionRecord,
+    finess: str,
+    paid: PaidInvoices = NOTHING_PAID,
+    invoice_number: str | None = None,
+    substitute: SubstituteCheck | None = None,
+) -> Facts:
+    """The facts an invoice of pharmacy `finess` is checked against: what it handed over, what
+    of it was already paid (`paid`: the prescription's matched invoices), and the billing it
+    recorded under `invoice_number`."""
+    given: dict[int, int] = {}
+    handed: dict[int, tuple[ProductRef, ...]] = {}
+    others: list[str] = []
+    recorded = None
+    for dispensation in record.dispensations:
+        if dispensation.withdrawn_at is not None:
+            continue  # a dispensing withdrawn as recorded in error counts nowhere
+        if dispensation.finess != finess:
+            others.append(dispensation.finess)
+            continue
+        if invoice_number is not None and dispensation.invoice_number == invoice_number:
+            recorded = Recorded(dispensation.dispensation_id, dispensation.billed_lines)
+        for line in dispensation.lines:
+            no = line.line_no
+            if no in given:
+                given[no] += line.quantity
+                handed[no] += (line.product,)
+            else:
+                given[no] = line.quantity
+                handed[no] = (line.product,)
+    paid_packs, paid_in = _paid_by(paid, finess) if paid else ({}, {})
+    return Facts(
+        prescribed={line.prescribed.line_no: line.prescribed.product for line in record.lines},
+        given=given,
+        handed=handed,
+        other_pharmacies=tuple(dict.fromkeys(others)) if others else (),
+        paid=paid_packs,
+        paid_in=paid_in,
+        recorded=recorded,
+        substitute=substitute,
+    )
+
+
+def _paid_by(paid: PaidInvoices, finess: str) -> tuple[dict[int, int], dict[int, tuple[str, ...]]]:
+    packs: dict[int, int] = {}
+    invoices: dict[int, tuple[str, ...]] = {}
+    for (payee, number), lines in paid.items():
+        if payee != finess:
+            continue  # another pharmacy's invoices pay for its own packs
+        for at in range(0, len(lines), 3):
+            line_no, quantity = lines[at], lines[at + 1]
+            packs[line_no] = packs.get(line_no, 0) + quantity
+            invoices[line_no] = (*invoices.get(line_no, ()), number)
+    return packs, invoices
+
+
+def catalogue_substitutes(packs: Callable[[], PackLookup | None]) -> SubstituteCheck:
+    """The catalogue's answer to "may this billed pack stand for the prescribed one?": both
+    packs known, and the billed one the same medicine or in the same generic group."""
+
+    def may_stand_for(billed: ProductRef, prescribed: ProductRef) -> bool:
+        lookup = packs()
+        if lookup is None or billed.system != "CIP13" or not billed.code or not prescribed.code:
+            return False
+        handed, written = lookup.facts(billed.code), lookup.facts(prescribed.code)
+        return (
+            handed is not None and written is not None and substitute_allowed(written, None, handed)
+        )
+
+    return may_stand_for
