@@ -23,6 +23,7 @@ from adapters.http.conversations import ConversationsController
 from adapters.http.dependencies import DEPENDENCIES
 from adapters.http.docs import LocalSwaggerUI, docs_asset
 from adapters.http.document import DocumentController
+from adapters.http.fhir import FhirController
 from adapters.http.hardening import (
     BodyTimeoutMiddleware,
     HardenedRequest,
@@ -108,6 +109,7 @@ def create_app(
             ReconciliationController,
             ProductsController,
             ConversationsController,
+            FhirController,
             healthz,
             readyz,
             MetricsController,

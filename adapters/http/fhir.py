@@ -1,0 +1,260 @@
+"""The FHIR R4 routes (`/fhir/R4`, contract "FHIR R4 interface"): the same use cases as /v1.
+
+Each handler parses the resource (`adapters.fhir`), hands the command to `PrescriptionService`,
+and shows its result as resources; refusals are the /v1 codes in an OperationOutcome
+(`adapters.http.fhir_outcomes`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from importlib.metadata import version
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from adapters.fhir.bundles import searchset, transaction_response
+from adapters.fhir.capability import capability_statement
+from adapters.fhir.codes import PRESCRIPTION_SYSTEM
+from adapters.fhir.dispensing import (
+    SentDispense,
+    dispense_element_of,
+    dispense_id,
+    dispensing,
+    medication_dispenses,
+)
+from adapters.fhir.medication_request import line_of_id, medication_request, request_id
+from adapters.fhir.operations import reason_of
+from adapters.fhir.outcome import FhirError
+from adapters.fhir.parsing import json_of
+from adapters.fhir.prescribing import element_of, issuing
+from adapters.fhir.transactions import Prescribing, single_dispense, single_request, transaction
+from adapters.http.dependencies import today_of
+from adapters.http.fhir_outcomes import FHIR_EXCEPTION_HANDLERS, FHIR_JSON, negotiate, refused
+from adapters.http.routes import IdempotencyKey
+from adapters.service import PrescriptionService
+from domain.actors import Actor
+from domain.errors import DomainError
+from domain.views import display_number, execution_visible, view_of
+
+MAX_COUNT = 500
+Count = Annotated[int, QueryParameter(name="_count", ge=1, le=MAX_COUNT, description="per page")]
+Offset = Annotated[int, QueryParameter(name="_offset", ge=0, le=10_000, description="page start")]
+Group = Annotated[
+    str | None,
+    QueryParameter(name="group-identifier", required=False, description="urn:ordo:prescription|id"),
+]
+Prescribed = Annotated[
+    str | None,
+    QueryParameter(name="prescription", required=False, description="MedicationRequest/<id>"),
+]
+
+
+async def provide_resource(request: Request[Any, Any, Any], data: Any) -> dict[str, Any]:
+    return json_of(await request.body())
+
+
+provide_resource.__annotations__["data"] = JSONBody[dict[str, Any]]
+RESOURCE = {"resource": Provide(provide_resource)}
+
+
+def _negotiated(request: Request[Any, Any, Any]) -> None:
+    negotiate(request)
+
+
+class FhirController(Controller):
+    path = "/fhir/R4"
+    tags = ["fhir"]  # noqa: RUF012
+    exception_handlers = FHIR_EXCEPTION_HANDLERS
+    before_request = staticmethod(_negotiated)
+
+    @get("/metadata", media_type=FHIR_JSON, summary="The CapabilityStatement (no token)")
+    async def metadata(self) -> dict[str, Any]:
+        return capability_statement(version("ordo"), datetime.now(UTC).date().isoformat())
+
+    @post(
+        "/",
+        media_type=FHIR_JSON,
+        status_code=200,
+        dependencies=RESOURCE,
+        summary="A transaction Bundle: one prescription, or one dispensing",
+    )
+    async def transaction(
+        self,
+        resource: NamedDependency[dict[str, Any]],
+        actor: NamedDependency[Actor],
+        service: NamedDependency[PrescriptionService],
+        idempotency_key: IdempotencyKey = None,
+    ) -> dict[str, Any]:
+        sent = transaction(resource)
+        if isinstance(sent, Prescribing):
+            number, lines = await _issue(service, actor, sent)
+            return transaction_response(
+                [f"MedicationRequest/{request_id(number, n)}" for n in lines]
+            )
+        dispensation_id, line_nos = await _dispense(service, actor, sent, idempotency_key)
+        return transaction_response(
+            [f"MedicationDispense/{dispense_id(dispensation_id, n)}" for n in line_nos]
+        )
+
+    @post(
+        "/MedicationRequest",
+        media_type=FHIR_JSON,
+        status_code=201,
+        dependencies=RESOURCE,
+        summary="A one-line prescription",
+    )
+    async def prescribe(
+        self,
+        resource: NamedDependency[dict[str, Any]],
+        actor: NamedDependency[Actor],
+        service: NamedDependency[PrescriptionService],
+    ) -> Response[dict[str, Any]]:
+        number, _ = await _issue(service, actor, single_request(resource))
+        state = await service.read(actor, number)
+        created = medication_request(state, view_of(state, actor, today_of(service, actor)), 1)
+        return _created(created, f"MedicationRequest/{created['id']}")
+
+    @get(
+        "/MedicationRequest/{resource_id:str}",
+        media_type=FHIR_JSON,
+        summary="One line of a prescription",
+    )
+    async def read_request(
+        self,
+        resource_id: FromPath[str],
+        actor: NamedDependency[Actor],
+        service: NamedDependency[PrescriptionService],
+    ) -> dict[str, Any]:
+        number, line_no = line_of_id(resource_id)
+        state = await service.read(actor, number)
+        return medication_request(state, view_of(state, actor, today_of(service, actor)), line_no)
+
+    @get("/MedicationRequest", media_type=FHIR_JSON, summary="A prescription's lines")
+    async def search_requests(
+        self,
+        actor: NamedDependency[Actor],
+        service: NamedDependency[PrescriptionService],
+        group: Group = None,
+        count: Count = 50,
+        offset: Offset = 0,
+    ) -> dict[str, Any]:
+        if group is None:
+            raise FhirError(
+                422, "invalid_request", "search by group-identifier", "group-identifier"
+            )
+        number = group.removeprefix(f"{PRESCRIPTION_SYSTEM}|")
+        state = await service.read(actor, number)
+        view = view_of(state, actor, today_of(service, actor))
+        found = [medication_request(state, view, line.line_no) for line in view.lines]
+        query = {"group-identifier": group, "_count": str(count)}
+        more = offset + count < len(found)
+        return searchset(
+            "MedicationRequest",
+            found[offset : offset + count],
+            len(found),
+            {**query, "_offset": str(offset)},
+            {**query, "_offset": str(offset + count)} if more else None,
+        )
+
+    @post(
+        "/MedicationRequest/{resource_id:str}/$cancel",
+        media_type=FHIR_JSON,
+        status_code=200,
+        dependencies=RESOURCE,
+        summary="Cancel the whole prescription",
+    )
+    async def cancel(
+        self,
+        resource_id: FromPath[str],
+        resource: NamedDependency[dict[str, Any]],
+        actor: NamedDependency[Actor],
+        service: NamedDependency[PrescriptionService],
+    ) -> dict[str, Any]:
+        number, line_no = line_of_id(resource_id)
+        state = await service.cancel(actor, number, reason_of(resource))
+        return medication_request(state, view_of(state, actor, today_of(service, actor)), line_no)
+
+    @post(
+        "/MedicationDispense",
+        media_type=FHIR_JSON,
+        status_code=201,
+        dependencies=RESOURCE,
+        summary="Record a one-line dispensing",
+    )
+    async def dispense(
+        self,
+        resource: NamedDependency[dict[str, Any]],
+        actor: NamedDependency[Actor],
+        service: NamedDependency[PrescriptionService],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[dict[str, Any]]:
+        sent = single_dispense(resource)
+        dispensation_id, (line_no,) = await _dispense(service, actor, sent, idempotency_key)
+        created = dispense_id(dispensation_id, line_no)
+        number = dispensing(sent).prescription_id
+        state = await service.read(actor, number)
+        shown = medication_dispenses(state, display_number(state.prescription_id), line_no)
+        return _created(
+            next(r for r in shown if r["id"] == created), f"MedicationDispense/{created}"
+        )
+
+    @get("/MedicationDispense", media_type=FHIR_JSON, summary="A prescription's dispensings")
+    async def search_dispenses(
+        self,
+        actor: NamedDependency[Actor],
+        service: NamedDependency[PrescriptionService],
+        prescription: Prescribed = None,
+    ) -> dict[str, Any]:
+        if prescription is None:
+            raise FhirError(422, "invalid_request", "search by prescription", "prescription")
+        wanted = prescription.removeprefix("MedicationRequest/")
+        number, line_no = line_of_id(wanted) if "-" in wanted[-5:] else (wanted, None)
+        state = await service.read(actor, number)
+        found = (
+            medication_dispenses(state, display_number(state.prescription_id), line_no)
+            if execution_visible(state, actor)
+            else []
+        )
+        query = {"prescription": prescription}
+        return searchset("MedicationDispense", found, len(found), query, None)
+
+
+def _created(resource: dict[str, Any], location: str) -> Response[dict[str, Any]]:
+    return Response(resource, status_code=201, media_type=FHIR_JSON, headers={"Location": location})
+
+
+async def _issue(
+    service: PrescriptionService, actor: Actor, sent: Prescribing
+) -> tuple[str, list[int]]:
+    """The prescription's number (as printed) and its lines, once recorded."""
+    try:
+        state = await service.issue(actor, issuing(sent.lines, sent.referenced))
+    except DomainError as error:
+        raise refused(error, element_of(error.field, sent.lines)) from None
+    return display_number(state.prescription_id), [line.line_no for line in state.lines]
+
+
+async def _dispense(
+    service: PrescriptionService,
+    actor: Actor,
+    sent: list[SentDispense],
+    idempotency_key: str | None,
+) -> tuple[str, list[int]]:
+    """The dispensation's id and the lines it dispensed, once recorded."""
+    asked = dispensing(sent)
+    try:
+        receipt = await service.dispense(
+            actor, asked.prescription_id, asked.command, idempotency_key
+        )
+    except DomainError as error:
+        raise refused(error, dispense_element_of(error.field, sent)) from None
+    return receipt.dispensation_id, [line_of_id_in(s) for s in sent]
+
+
+def line_of_id_in(sent: SentDispense) -> int:
+    authorizing = sent.dispense.authorizingPrescription or []
+    reference = authorizing[0].reference or ""
+    return line_of_id(reference.removeprefix("MedicationRequest/"))[1]
