@@ -110,6 +110,14 @@ def dispense_id(dispensation_id: str, line_no: int) -> str:
     return f"{dispensation_id}-{line_no}"
 
 
+def dispensed_line_of_id(resource_id: str) -> tuple[str, int]:
+    """`<dispensation_id>-<line_no>` split in two; anything else is no MedicationDispense."""
+    dispensation_id, _, line = resource_id.rpartition("-")
+    if not dispensation_id or not line.isdigit() or len(line) > 4:
+        raise FhirError(404, "not_found", f"no MedicationDispense {resource_id}")
+    return dispensation_id, int(line)
+
+
 def medication_dispenses(
     state: Prescription, prescription_id: str, line_no: int | None
 ) -> list[dict[str, Any]]:

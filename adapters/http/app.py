@@ -23,7 +23,7 @@ from adapters.http.conversations import ConversationsController
 from adapters.http.dependencies import DEPENDENCIES
 from adapters.http.docs import LocalSwaggerUI, docs_asset
 from adapters.http.document import DocumentController
-from adapters.http.fhir import FhirController
+from adapters.http.fhir import FhirController, WithdrawController
 from adapters.http.hardening import (
     BodyTimeoutMiddleware,
     HardenedRequest,
@@ -110,6 +110,7 @@ def create_app(
             ProductsController,
             ConversationsController,
             FhirController,
+            WithdrawController,
             healthz,
             readyz,
             MetricsController,

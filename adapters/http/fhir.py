@@ -22,6 +22,7 @@ from adapters.fhir.dispensing import (
     SentDispense,
     dispense_element_of,
     dispense_id,
+    dispensed_line_of_id,
     dispensing,
     medication_dispenses,
 )
@@ -30,21 +31,26 @@ from adapters.fhir.operations import reason_of
 from adapters.fhir.outcome import FhirError
 from adapters.fhir.parsing import json_of
 from adapters.fhir.prescribing import element_of, issuing
+from adapters.fhir.searching import cursor_of, own_lines, resume_of
 from adapters.fhir.transactions import Prescribing, single_dispense, single_request, transaction
 from adapters.http.dependencies import today_of
 from adapters.http.fhir_outcomes import FHIR_EXCEPTION_HANDLERS, FHIR_JSON, negotiate, refused
+from adapters.http.fhir_search import SEARCH, Search
 from adapters.http.routes import IdempotencyKey
+from adapters.permissions import allow
+from adapters.readmodels import ReadModels
 from adapters.service import PrescriptionService
 from domain.actors import Actor
+from domain.commands import Withdraw
 from domain.errors import DomainError
 from domain.views import display_number, execution_visible, view_of
 
 MAX_COUNT = 500
 Count = Annotated[int, QueryParameter(name="_count", ge=1, le=MAX_COUNT, description="per page")]
 Offset = Annotated[int, QueryParameter(name="_offset", ge=0, le=10_000, description="page start")]
-Group = Annotated[
+Cursor = Annotated[
     str | None,
-    QueryParameter(name="group-identifier", required=False, description="urn:ordo:prescription|id"),
+    QueryParameter(name="_cursor", required=False, max_length=500, description="next page"),
 ]
 Prescribed = Annotated[
     str | None,
@@ -58,6 +64,7 @@ async def provide_resource(request: Request[Any, Any, Any], data: Any) -> dict[s
 
 provide_resource.__annotations__["data"] = JSONBody[dict[str, Any]]
 RESOURCE = {"resource": Provide(provide_resource)}
+SEARCHING = {"search": SEARCH}
 
 
 def _negotiated(request: Request[Any, Any, Any]) -> None:
@@ -132,32 +139,41 @@ class FhirController(Controller):
         state = await service.read(actor, number)
         return medication_request(state, view_of(state, actor, today_of(service, actor)), line_no)
 
-    @get("/MedicationRequest", media_type=FHIR_JSON, summary="A prescription's lines")
+    @get(
+        "/MedicationRequest",
+        media_type=FHIR_JSON,
+        summary="Lines by prescription, or the caller's own (patient, requester), newest first",
+        dependencies=SEARCHING,
+    )
     async def search_requests(
         self,
+        *,
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
-        group: Group = None,
+        read_models: NamedDependency[ReadModels],
+        search: NamedDependency[Search],
         count: Count = 50,
         offset: Offset = 0,
+        cursor: Cursor = None,
     ) -> dict[str, Any]:
-        if group is None:
-            raise FhirError(
-                422, "invalid_request", "search by group-identifier", "group-identifier"
-            )
-        number = group.removeprefix(f"{PRESCRIPTION_SYSTEM}|")
-        state = await service.read(actor, number)
-        view = view_of(state, actor, today_of(service, actor))
-        found = [medication_request(state, view, line.line_no) for line in view.lines]
-        query = {"group-identifier": group, "_count": str(count)}
-        more = offset + count < len(found)
-        return searchset(
-            "MedicationRequest",
-            found[offset : offset + count],
-            len(found),
-            {**query, "_offset": str(offset)},
-            {**query, "_offset": str(offset + count)} if more else None,
+        today = today_of(service, actor)
+        if search.group is not None:
+            return await _lines_of_prescription(service, actor, search.group, count, offset)
+        by, own, query = search.owner(actor)
+        shown = lambda state, line_no: medication_request(  # noqa: E731
+            state, view_of(state, actor, today), line_no
         )
+        found, resume = (
+            await own_lines(
+                read_models.store, by, own, resume=resume_of(cursor), count=count, shown=shown
+            )
+            if own is not None
+            else ([], None)
+        )
+        query["_count"] = str(count)
+        following = {**query, "_cursor": cursor_of(resume)} if resume else None
+        here = {**query, "_cursor": cursor} if cursor else query
+        return searchset("MedicationRequest", found, None, here, following)
 
     @post(
         "/MedicationRequest/{resource_id:str}/$cancel",
@@ -220,6 +236,67 @@ class FhirController(Controller):
         )
         query = {"prescription": prescription}
         return searchset("MedicationDispense", found, len(found), query, None)
+
+
+class WithdrawController(Controller):
+    """`$withdraw` names a dispensation without its prescription: the projections know it."""
+
+    path = "/fhir/R4/MedicationDispense"
+    tags = ["fhir"]  # noqa: RUF012
+    exception_handlers = FHIR_EXCEPTION_HANDLERS
+    before_request = staticmethod(_negotiated)
+
+    @post(
+        "/{resource_id:str}/$withdraw",
+        media_type=FHIR_JSON,
+        status_code=200,
+        dependencies=RESOURCE,
+        summary="Withdraw a dispensing recorded in error: it reads entered-in-error",
+    )
+    async def withdraw(
+        self,
+        resource_id: FromPath[str],
+        resource: NamedDependency[dict[str, Any]],
+        actor: NamedDependency[Actor],
+        service: NamedDependency[PrescriptionService],
+        read_models: NamedDependency[ReadModels],
+    ) -> dict[str, Any]:
+        allow(actor, "withdraw")
+        dispensation_id, line_no = dispensed_line_of_id(resource_id)
+        reason = reason_of(resource)
+        number = await read_models.store.prescription_of_dispensation(dispensation_id)
+        if number is None:
+            raise FhirError(404, "not_found", f"no MedicationDispense {resource_id}")
+        state = await service.withdraw(
+            actor,
+            number,
+            lambda pharmacy, pharmacist: Withdraw(
+                pharmacy=pharmacy,
+                pharmacist=pharmacist,
+                dispensation_id=dispensation_id,
+                reason=reason,
+            ),
+        )
+        shown = medication_dispenses(state, display_number(state.prescription_id), line_no)
+        return next(r for r in shown if r["id"] == resource_id)
+
+
+async def _lines_of_prescription(
+    service: PrescriptionService, actor: Actor, group: str, count: int, offset: int
+) -> dict[str, Any]:
+    number = group.removeprefix(f"{PRESCRIPTION_SYSTEM}|")
+    state = await service.read(actor, number)
+    view = view_of(state, actor, today_of(service, actor))
+    found = [medication_request(state, view, line.line_no) for line in view.lines]
+    query = {"group-identifier": group, "_count": str(count)}
+    more = offset + count < len(found)
+    return searchset(
+        "MedicationRequest",
+        found[offset : offset + count],
+        len(found),
+        {**query, "_offset": str(offset)},
+        {**query, "_offset": str(offset + count)} if more else None,
+    )
 
 
 def _created(resource: dict[str, Any], location: str) -> Response[dict[str, Any]]:
