@@ -24,6 +24,7 @@ from adapters.http.dependencies import DEPENDENCIES
 from adapters.http.docs import LocalSwaggerUI, docs_asset
 from adapters.http.document import DocumentController
 from adapters.http.fhir import FhirController, WithdrawController
+from adapters.http.fhir_openapi import complete_fhir_document
 from adapters.http.hardening import (
     BodyTimeoutMiddleware,
     HardenedRequest,
@@ -149,6 +150,7 @@ def create_app(
 def _complete_openapi(app: Litestar) -> None:
     """The constraints, problems and links Litestar cannot infer (before the first request)."""
     complete_document(app.openapi_schema)
+    complete_fhir_document(app.openapi_schema)
 
 
 API_DESCRIPTION = """Event-sourced backend for the ordonnance numérique (contract v1.1).

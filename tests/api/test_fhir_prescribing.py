@@ -24,9 +24,10 @@ ORDO_EXTENSIONS = {"urn:ordo:execution-view-consent", "urn:ordo:remaining"}
 def fixture(name: str) -> dict[str, Any]:
     """A fixture written today: the guide's examples date from 2025, past their 3 months."""
     loaded: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text())
-    for entry in loaded["entry"]:
-        if "authoredOn" in entry["resource"]:
-            entry["resource"]["authoredOn"] = TODAY.isoformat()
+    resources = [e["resource"] for e in loaded.get("entry", [])] or [loaded]
+    for resource in resources:
+        if "authoredOn" in resource:
+            resource["authoredOn"] = TODAY.isoformat()
     return loaded
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.api.test_access_log_api import entries_within_a_second, seen
 from tests.api.test_fhir_dispensing import dispense, v1_prescription
 from tests.api.test_fhir_prescribing import FHIR_JSON, assert_outcome
 from tests.api.test_lists_api import eventually
@@ -102,3 +103,21 @@ def test_a_withdrawn_dispensing_reads_entered_in_error(client: Client, people: P
         headers=people.as_pharmacist(),
     ).json()
     assert found["entry"][0]["resource"]["status"] == "entered-in-error"
+
+
+def test_fhir_reads_and_cancels_are_in_the_access_log(client: Client, people: People) -> None:
+    number = v1_prescription(client, people, 1)
+    client.get(f"/fhir/R4/MedicationRequest/{number}-1", headers=people.as_pharmacist())
+    cancel = {"resourceType": "Parameters", "parameter": [{"name": "reason", "valueString": "x"}]}
+    client.post(
+        f"/fhir/R4/MedicationRequest/{number}-1/$cancel",
+        json=cancel,
+        headers={**people.as_prescriber(), **FHIR_JSON},
+    )
+
+    items = entries_within_a_second(client, people, number, 2)
+
+    assert seen(items) == [
+        ("read", "pharmacist", people.pharmacist, people.pharmacy, 200),
+        ("cancel", "prescriber", people.prescriber, None, 200),
+    ]
