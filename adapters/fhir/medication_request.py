@@ -24,6 +24,7 @@ from adapters.fhir.codes import (
 )
 from adapters.fhir.outcome import FhirError, emitted
 from domain.events import PrescribedLine
+from domain.identifiers import InvalidIdentifier, PrescriptionNumber
 from domain.prescription import Prescription
 from domain.views import LineView, PrescriptionView
 
@@ -47,6 +48,15 @@ def line_of_id(resource_id: str) -> tuple[str, int]:
     if not number or not line.isdigit() or len(line) > 4:
         raise FhirError(404, "not_found", f"no MedicationRequest {resource_id}")
     return number, int(line)
+
+
+def prescription_or_line(resource_id: str) -> tuple[str, int | None]:
+    """A whole prescription by its number, or one of its lines (`<prescription_id>-<line_no>`)."""
+    try:
+        PrescriptionNumber.parse(resource_id)
+    except InvalidIdentifier:
+        return line_of_id(resource_id)
+    return resource_id, None
 
 
 def medication_request(state: Prescription, view: PrescriptionView, line_no: int) -> dict[str, Any]:

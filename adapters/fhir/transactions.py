@@ -53,7 +53,7 @@ def _requests(bundle: Bundle, raw: list[Any]) -> Prescribing:
     lines: list[SentRequest] = []
     by_url: dict[str, Any] = {}
     for index, entry in enumerate(bundle.entry or []):
-        where = f"Bundle.entry[{index}].resource"
+        where = _created_at(entry, index)
         kind = entry.resource.get_resource_type() if entry.resource else None
         if isinstance(entry.resource, MedicationRequest):
             lines.append(SentRequest(raw[index], entry.resource, where))
@@ -64,6 +64,16 @@ def _requests(bundle: Bundle, raw: list[Any]) -> Prescribing:
     if not lines:
         raise invalid_element("the Bundle has no MedicationRequest", "Bundle.entry")
     return Prescribing(lines, Referenced(by_url))
+
+
+def _created_at(entry: Any, index: int) -> str:
+    """Where the entry's resource is (FHIRPath); a transaction here only creates (POST)."""
+    if entry.request is not None and entry.request.method != "POST":
+        raise invalid_element(
+            "a transaction here only creates: request.method POST",
+            f"Bundle.entry[{index}].request.method",
+        )
+    return f"Bundle.entry[{index}].resource"
 
 
 def _addresses(entry: Any, kind: str) -> dict[str, Any]:
@@ -77,7 +87,7 @@ def _addresses(entry: Any, kind: str) -> dict[str, Any]:
 def _dispenses(bundle: Bundle, raw: list[Any]) -> list[SentDispense]:
     sent: list[SentDispense] = []
     for index, entry in enumerate(bundle.entry or []):
-        where = f"Bundle.entry[{index}].resource"
+        where = _created_at(entry, index)
         if not isinstance(entry.resource, MedicationDispense):
             raise invalid_element("a dispensing's Bundle holds only MedicationDispenses", where)
         sent.append(SentDispense(raw[index], entry.resource, where))

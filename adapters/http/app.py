@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
+from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -25,6 +26,7 @@ from adapters.http.docs import LocalSwaggerUI, docs_asset
 from adapters.http.document import DocumentController
 from adapters.http.fhir import FhirController, WithdrawController
 from adapters.http.fhir_openapi import complete_fhir_document
+from adapters.http.fhir_outcomes import route_error
 from adapters.http.hardening import (
     BodyTimeoutMiddleware,
     HardenedRequest,
@@ -128,7 +130,7 @@ def create_app(
             }
         ),
         dependencies=DEPENDENCIES,
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={**EXCEPTION_HANDLERS, HTTPException: route_error},
         middleware=[
             RequestLogMiddleware,
             prometheus.middleware,

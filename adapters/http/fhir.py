@@ -26,7 +26,12 @@ from adapters.fhir.dispensing import (
     dispensing,
     medication_dispenses,
 )
-from adapters.fhir.medication_request import line_of_id, medication_request, request_id
+from adapters.fhir.medication_request import (
+    line_of_id,
+    medication_request,
+    prescription_or_line,
+    request_id,
+)
 from adapters.fhir.operations import reason_of
 from adapters.fhir.outcome import FhirError
 from adapters.fhir.parsing import json_of
@@ -227,7 +232,7 @@ class FhirController(Controller):
         if prescription is None:
             raise FhirError(422, "invalid_request", "search by prescription", "prescription")
         wanted = prescription.removeprefix("MedicationRequest/")
-        number, line_no = line_of_id(wanted) if "-" in wanted[-5:] else (wanted, None)
+        number, line_no = prescription_or_line(wanted)
         state = await service.read(actor, number)
         found = (
             medication_dispenses(state, display_number(state.prescription_id), line_no)

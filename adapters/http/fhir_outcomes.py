@@ -12,7 +12,7 @@ from litestar.types import ExceptionHandlersMap
 
 from adapters.auth import UnauthenticatedError
 from adapters.fhir.outcome import FhirError, operation_outcome
-from adapters.http.problems import CODE_OF_STATUS, STATUS_OF
+from adapters.http.problems import CODE_OF_STATUS, STATUS_OF, http_error
 from adapters.http.schemas import BadBody
 from adapters.service import ContentionError
 from domain.errors import DomainError
@@ -81,6 +81,13 @@ def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respon
     status = error.status_code
     code = CODE_OF_STATUS.get(status, "internal_error" if status >= 500 else "invalid_request")
     return outcome(status, code, str(error.detail), headers=error.headers)
+
+
+def route_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
+    """No route (404, 405) is answered before any controller: FHIR's way under /fhir."""
+    if request.url.path.startswith("/fhir/"):
+        return _http_error(request, error)
+    return http_error(request, error)
 
 
 def _contention(_: Request[Any, Any, Any], error: ContentionError) -> Response[Any]:

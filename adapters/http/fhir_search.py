@@ -18,8 +18,6 @@ from adapters.fhir.searching import Owner
 from adapters.permissions import allow
 from domain.actors import Actor
 
-Text = Annotated[str, msgspec.Meta(max_length=200)]
-
 
 def _query(name: str, description: str) -> object:
     return QueryParameter(name=name, required=False, max_length=200, description=description)

@@ -180,3 +180,49 @@ def test_hostile_input_gets_a_clean_4xx_outcome(client: Client, people: People) 
     accept_xml = client.get("/fhir/R4/metadata", headers={"accept": "application/fhir+xml"})
     assert_outcome(accept_xml, 406, "not_acceptable")
     assert_outcome(client.get("/fhir/R4/MedicationRequest/x-1"), 401, "unauthenticated")
+
+
+def test_a_retried_dispensing_with_its_key_replays_the_first(
+    client: Client, people: People
+) -> None:
+    number = v1_prescription(client, people, 3)
+    headers = {**people.as_pharmacist(), **FHIR_JSON, "Idempotency-Key": "lgo-42"}
+    sent = dispense(f"MedicationRequest/{number}-1", 1)
+
+    first = client.post("/fhir/R4/MedicationDispense", json=sent, headers=headers)
+    again = client.post("/fhir/R4/MedicationDispense", json=sent, headers=headers)
+    other = client.post(
+        "/fhir/R4/MedicationDispense",
+        json=dispense(f"MedicationRequest/{number}-1", 2),
+        headers=headers,
+    )
+
+    assert first.status_code == again.status_code == 201
+    assert first.json()["id"] == again.json()["id"]
+    assert_outcome(other, 422, "idempotency_key_reused")
+    read = client.get(f"/v1/prescriptions/{number}", headers=people.as_pharmacist()).json()
+    assert read["lines"][0]["remaining"] == 2
+
+
+def test_what_is_not_json_or_not_served_is_an_outcome(client: Client, people: People) -> None:
+    xml = client.post(
+        "/fhir/R4/MedicationRequest",
+        content=b"<MedicationRequest xmlns='http://hl7.org/fhir'/>",
+        headers={**people.as_prescriber(), "content-type": "application/fhir+xml"},
+    )
+    no_route = client.get("/fhir/R4/Patient/1", headers=people.as_prescriber())
+    no_object = client.post(
+        "/fhir/R4/MedicationRequest",
+        content=b"[1, 2]",
+        headers={**people.as_prescriber(), **FHIR_JSON},
+    )
+    patient_prescribing = client.post(
+        "/fhir/R4/MedicationRequest",
+        json=fixture("ordo-skenan-narcotic"),
+        headers={**people.as_patient(), **FHIR_JSON},
+    )
+
+    assert_outcome(xml, 415, "unsupported_media_type")
+    assert_outcome(no_route, 404, "route_not_found")
+    assert_outcome(no_object, 400, "invalid_request")
+    assert_outcome(patient_prescribing, 403, "forbidden")

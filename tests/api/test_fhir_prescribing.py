@@ -4,7 +4,8 @@ back as sent plus what the server manages, and read in /v1 with the mapped field
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ FIXTURES = Path(__file__).parent.parent / "fixtures" / "fhir"
 TODAY = paris_day(datetime.now(UTC))  # the server's day for prescribing
 FHIR_JSON = {"content-type": "application/fhir+json"}
 SERVER_MANAGED = {"id", "meta", "groupIdentifier", "status", "extension"}
+RENDERED = "http://hl7.org/fhir/5.0/StructureDefinition/extension-MedicationRequest.renderedDosageInstruction"
+RPPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
+OTHER = People().other_prescriber
 ORDO_EXTENSIONS = {"urn:ordo:execution-view-consent", "urn:ordo:remaining"}
 
 
@@ -141,3 +145,131 @@ def test_metadata_lists_what_is_served(client: Client) -> None:
     assert statement["fhirVersion"] == "4.0.1"
     served = {r["type"] for r in statement["rest"][0]["resource"]}
     assert served == {"MedicationRequest", "MedicationDispense"}
+
+
+def _set(path: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    """A change to the guide's MedicationRequest: `value` at a dotted path (None: removed)."""
+
+    def change(resource: dict[str, Any]) -> None:
+        *parents, last = path.split(".")
+        node: Any = resource
+        for name in parents:
+            node = node[int(name)] if name.isdigit() else node[name]
+        if value is None:
+            del node[last]
+        else:
+            node[last] = value
+
+    return change
+
+
+LINE = "Bundle.entry[2].resource"
+REFUSALS = {
+    "no consent": (
+        _set("extension", [{"url": RENDERED, "valueMarkdown": "1 par jour"}]),
+        422,
+        "invalid_request",
+        f"{LINE}.extension",
+    ),
+    "no order": (_set("intent", "plan"), 422, "invalid_request", f"{LINE}.intent"),
+    "no packs": (
+        _set("dispenseRequest", None),
+        422,
+        "invalid_request",
+        f"{LINE}.dispenseRequest.quantity.value",
+    ),
+    "half a pack": (
+        _set("dispenseRequest.quantity.value", 1.5),
+        422,
+        "invalid_request",
+        f"{LINE}.dispenseRequest.quantity.value",
+    ),
+    "no pack at all (the /v1 rule)": (
+        _set("dispenseRequest.quantity.value", 0),
+        422,
+        "invalid_request",
+        f"{LINE}.dispenseRequest.quantity.value",
+    ),
+    "a duration in hours": (
+        _set("dosageInstruction.0.timing.repeat.boundsDuration.code", "h"),
+        422,
+        "invalid_request",
+        f"{LINE}.dosageInstruction[0].timing.repeat.boundsDuration.code",
+    ),
+    "an unknown code": (
+        _set("medicationCodeableConcept", {"coding": [{"system": "urn:x", "code": "1"}]}),
+        422,
+        "invalid_request",
+        f"{LINE}.medicationCodeableConcept.coding",
+    ),
+    "a patient not in the Bundle": (
+        _set("subject", {"reference": "Patient/elsewhere"}),
+        422,
+        "invalid_request",
+        f"{LINE}.subject.reference",
+    ),
+    "written tomorrow": (
+        _set("authoredOn", (TODAY + timedelta(days=2)).isoformat()),
+        422,
+        "invalid_request",
+        f"{LINE}.authoredOn",
+    ),
+    "another requester": (
+        _set("requester", {"identifier": {"system": RPPS_SYSTEM, "value": "8" + OTHER}}),
+        403,
+        "forbidden",
+        f"{LINE}.requester",
+    ),
+}
+
+
+@pytest.mark.parametrize("refusal", REFUSALS)
+def test_each_mapping_refuses_what_it_cannot_map_with_its_element(
+    client: Client, people: People, refusal: str
+) -> None:
+    change, status, code, expression = REFUSALS[refusal]
+    bundle = fixture("HAS-32-2-Presc-ULTIBRO-BREEZ")
+    change(bundle["entry"][2]["resource"])
+
+    assert_outcome(post_bundle(client, people, bundle), status, code, expression)
+
+
+def test_lines_of_one_prescription_share_their_patient(client: Client, people: People) -> None:
+    bundle = fixture("HAS-32-2-Presc-ULTIBRO-BREEZ")
+    other = json.loads(json.dumps(bundle["entry"][2]))
+    other["resource"]["subject"] = {
+        "identifier": {"system": "urn:oid:1.2.250.1.213.1.4.8", "value": people.corsican_patient}
+    }
+    bundle["entry"].append(other)
+
+    response = post_bundle(client, people, bundle)
+
+    assert_outcome(response, 422, "invalid_request", "Bundle.entry[3].resource.subject")
+
+
+def test_a_transaction_only_creates(client: Client, people: People) -> None:
+    bundle = fixture("HAS-32-2-Presc-ULTIBRO-BREEZ")
+    bundle["entry"][2]["request"] = {"method": "DELETE", "url": "MedicationRequest/1"}
+
+    response = post_bundle(client, people, bundle)
+
+    assert_outcome(response, 422, "invalid_request", "Bundle.entry[2].request.method")
+
+
+def test_a_prescription_written_in_fhir_has_its_history_and_document(
+    client: Client, people: People
+) -> None:
+    bundle = fixture("HAS-11-2-Presc-EVRA")
+    (location,) = prescribed(client, people, bundle)
+    number = location.removeprefix("MedicationRequest/").rsplit("-", 1)[0]
+
+    history = client.get(f"/v1/prescriptions/{number}/events", headers=people.as_patient())
+    document = client.get(
+        f"/v1/prescriptions/{number}/document.pdf", headers=people.as_prescriber()
+    )
+
+    (issued,) = history.json()["events"]
+    assert issued["type"] == "PrescriptionIssued"
+    (kept,) = issued["data"]["lines_as_sent"]
+    assert json.loads(kept) == bundle["entry"][2]["resource"]
+    assert document.status_code == 200 and document.content.startswith(b"%PDF")
