@@ -33,9 +33,11 @@ class SentDispense(NamedTuple):
 
 
 class Dispensing(NamedTuple):
-    """The prescription dispensed from, and the command for the pharmacy that dispenses."""
+    """The prescription dispensed from, its lines asked (in the order sent), and the command
+    for the pharmacy that dispenses."""
 
     prescription_id: str
+    line_nos: tuple[int, ...]
     command: Callable[[Finess, Rpps], Dispense]
 
 
@@ -66,7 +68,7 @@ def dispensing(sent: Sequence[SentDispense]) -> Dispensing:
             lines_as_sent=as_sent,
         )
 
-    return Dispensing(number, command)
+    return Dispensing(number, tuple(line.line_no for line in lines), command)
 
 
 def _prescribed_line(line: SentDispense) -> tuple[str, int]:

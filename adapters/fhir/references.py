@@ -37,17 +37,17 @@ class Referenced:
     def identifier_value(
         self, reference: Reference | None, kind: str, system: str, expression: str
     ) -> str:
-        """The value of the identifier of `system` that the reference or its target carries."""
+        """The value of the identifier of `system` that the reference carries, or else its
+        target (which must then be contained or in the Bundle)."""
         if reference is None:
             raise invalid_element(f"the {kind} is missing", expression)
-        candidates: list[Identifier] = [reference.identifier] if reference.identifier else []
-        target = self.target(reference, kind, f"{expression}.reference")
-        if target is not None:
-            candidates += target.identifier or []
-        for candidate in candidates:
-            if candidate.system == system and candidate.value:
-                return str(candidate.value)
-        raise invalid_element(f"the {kind} needs an identifier of system {system}", expression)
+        found = _value_of([reference.identifier] if reference.identifier else [], system)
+        if found is None:
+            target = self.target(reference, kind, f"{expression}.reference")
+            found = _value_of(target.identifier or [] if target else [], system)
+        if found is None:
+            raise invalid_element(f"the {kind} needs an identifier of system {system}", expression)
+        return found
 
     def medication(
         self, concept: CodeableConcept | None, reference: Reference | None, expression: str
@@ -57,3 +57,7 @@ class Referenced:
             return concept, f"{expression}CodeableConcept"
         target = self.target(reference, "Medication", f"{expression}Reference")
         return (target.code if target else None), f"{expression}Reference"
+
+
+def _value_of(identifiers: list[Identifier], system: str) -> str | None:
+    return next((str(i.value) for i in identifiers if i.system == system and i.value), None)

@@ -19,6 +19,7 @@ from adapters.fhir.bundles import searchset, transaction_response
 from adapters.fhir.capability import capability_statement
 from adapters.fhir.codes import PRESCRIPTION_SYSTEM
 from adapters.fhir.dispensing import (
+    Dispensing,
     SentDispense,
     dispense_element_of,
     dispense_id,
@@ -48,6 +49,7 @@ from adapters.service import PrescriptionService
 from domain.actors import Actor
 from domain.commands import Withdraw
 from domain.errors import DomainError
+from domain.prescription import Prescription
 from domain.views import display_number, execution_visible, view_of
 
 MAX_COUNT = 500
@@ -102,13 +104,14 @@ class FhirController(Controller):
     ) -> dict[str, Any]:
         sent = transaction(resource)
         if isinstance(sent, Prescribing):
-            number, lines = await _issue(service, actor, sent)
+            state = await _issue(service, actor, sent)
+            number = display_number(state.prescription_id)
             return transaction_response(
-                [f"MedicationRequest/{request_id(number, n)}" for n in lines]
+                [f"MedicationRequest/{request_id(number, line.line_no)}" for line in state.lines]
             )
-        dispensation_id, line_nos = await _dispense(service, actor, sent, idempotency_key)
+        asked, dispensation_id = await _dispense(service, actor, sent, idempotency_key)
         return transaction_response(
-            [f"MedicationDispense/{dispense_id(dispensation_id, n)}" for n in line_nos]
+            [f"MedicationDispense/{dispense_id(dispensation_id, n)}" for n in asked.line_nos]
         )
 
     @post(
@@ -124,8 +127,7 @@ class FhirController(Controller):
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
     ) -> Response[dict[str, Any]]:
-        number, _ = await _issue(service, actor, single_request(resource))
-        state = await service.read(actor, number)
+        state = await _issue(service, actor, single_request(resource))
         created = medication_request(state, view_of(state, actor, today_of(service, actor)), 1)
         return _created(created, f"MedicationRequest/{created['id']}")
 
@@ -165,9 +167,10 @@ class FhirController(Controller):
         if search.group is not None:
             return await _lines_of_prescription(service, actor, search.group, count, offset)
         by, own, query = search.owner(actor)
-        shown = lambda state, line_no: medication_request(  # noqa: E731
-            state, view_of(state, actor, today), line_no
-        )
+
+        def shown(state: Prescription, line_no: int) -> dict[str, Any]:
+            return medication_request(state, view_of(state, actor, today), line_no)
+
         found, resume = (
             await own_lines(
                 read_models.store, by, own, resume=resume_of(cursor), count=count, shown=shown
@@ -212,11 +215,12 @@ class FhirController(Controller):
         service: NamedDependency[PrescriptionService],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[dict[str, Any]]:
-        sent = single_dispense(resource)
-        dispensation_id, (line_no,) = await _dispense(service, actor, sent, idempotency_key)
+        asked, dispensation_id = await _dispense(
+            service, actor, single_dispense(resource), idempotency_key
+        )
+        (line_no,) = asked.line_nos
         created = dispense_id(dispensation_id, line_no)
-        number = dispensing(sent).prescription_id
-        state = await service.read(actor, number)
+        state = await service.read(actor, asked.prescription_id)
         shown = medication_dispenses(state, display_number(state.prescription_id), line_no)
         return _created(
             next(r for r in shown if r["id"] == created), f"MedicationDispense/{created}"
@@ -308,15 +312,12 @@ def _created(resource: dict[str, Any], location: str) -> Response[dict[str, Any]
     return Response(resource, status_code=201, media_type=FHIR_JSON, headers={"Location": location})
 
 
-async def _issue(
-    service: PrescriptionService, actor: Actor, sent: Prescribing
-) -> tuple[str, list[int]]:
-    """The prescription's number (as printed) and its lines, once recorded."""
+async def _issue(service: PrescriptionService, actor: Actor, sent: Prescribing) -> Prescription:
+    """The prescription, once recorded; a refusal names the element sent."""
     try:
-        state = await service.issue(actor, issuing(sent.lines, sent.referenced))
+        return await service.issue(actor, issuing(sent.lines, sent.referenced))
     except DomainError as error:
         raise refused(error, element_of(error.field, sent.lines)) from None
-    return display_number(state.prescription_id), [line.line_no for line in state.lines]
 
 
 async def _dispense(
@@ -324,8 +325,8 @@ async def _dispense(
     actor: Actor,
     sent: list[SentDispense],
     idempotency_key: str | None,
-) -> tuple[str, list[int]]:
-    """The dispensation's id and the lines it dispensed, once recorded."""
+) -> tuple[Dispensing, str]:
+    """What was asked, and the id of the dispensation once recorded (or replayed)."""
     asked = dispensing(sent)
     try:
         receipt = await service.dispense(
@@ -333,10 +334,4 @@ async def _dispense(
         )
     except DomainError as error:
         raise refused(error, dispense_element_of(error.field, sent)) from None
-    return receipt.dispensation_id, [line_of_id_in(s) for s in sent]
-
-
-def line_of_id_in(sent: SentDispense) -> int:
-    authorizing = sent.dispense.authorizingPrescription or []
-    reference = authorizing[0].reference or ""
-    return line_of_id(reference.removeprefix("MedicationRequest/"))[1]
+    return asked, receipt.dispensation_id
