@@ -24,7 +24,7 @@ from adapters.http.conversations import ConversationsController
 from adapters.http.dependencies import DEPENDENCIES
 from adapters.http.docs import LocalSwaggerUI, docs_asset
 from adapters.http.document import DocumentController
-from adapters.http.fhir import FhirController, WithdrawController
+from adapters.http.fhir import FhirController
 from adapters.http.fhir_openapi import complete_fhir_document
 from adapters.http.fhir_outcomes import route_error
 from adapters.http.hardening import (
@@ -113,7 +113,6 @@ def create_app(
             ProductsController,
             ConversationsController,
             FhirController,
-            WithdrawController,
             healthz,
             readyz,
             MetricsController,

@@ -246,21 +246,14 @@ class FhirController(Controller):
         query = {"prescription": prescription}
         return searchset("MedicationDispense", found, len(found), query, None)
 
-
-class WithdrawController(Controller):
-    """`$withdraw` names a dispensation without its prescription: the projections know it."""
-
-    path = "/fhir/R4/MedicationDispense"
-    tags = ["fhir"]  # noqa: RUF012
-    exception_handlers = FHIR_EXCEPTION_HANDLERS
-    before_request = staticmethod(_negotiated)
-
     @post(
-        "/{resource_id:str}/$withdraw",
+        "/MedicationDispense/{resource_id:str}/$withdraw",
         media_type=FHIR_JSON,
         status_code=200,
         dependencies=RESOURCE,
         summary="Withdraw a dispensing recorded in error: it reads entered-in-error",
+        description="A dispensation's id does not name its prescription: the projections know "
+        "it, and may lag the log by up to a second.",
     )
     async def withdraw(
         self,
