@@ -83,6 +83,10 @@ class PrescriptionIssued(Event, frozen=True, kw_only=True):
     kind: PrescriptionKind
     execution_view_consent: bool
     lines: tuple[PrescribedLine, ...]
+    # Each line as the prescriber's software wrote it, in its own format (the FHIR door keeps a
+    # MedicationRequest's JSON here), so that a read gives back what was sent; opaque to the
+    # rules, and empty for a prescription sent as /v1 JSON.
+    lines_as_sent: tuple[str, ...] = ()
 
 
 class DispensationRecorded(Event, frozen=True, kw_only=True):
@@ -100,6 +104,9 @@ class DispensationRecorded(Event, frozen=True, kw_only=True):
     pharmacist_rpps: str
     dispensed_at: datetime
     lines: tuple[DispensedLine, ...]
+    # Each line as the pharmacy's software wrote it (a FHIR MedicationDispense's JSON), opaque
+    # to the rules; empty for a dispensing sent as /v1 JSON.
+    lines_as_sent: tuple[str, ...] = ()
 
 
 class DispensationWithdrawn(Event, frozen=True, kw_only=True):

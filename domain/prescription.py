@@ -59,6 +59,7 @@ class Dispensation(msgspec.Struct, frozen=True, kw_only=True):
     # be compared with it (reconciliation's `amount_mismatch`).
     billed_lines: tuple[BilledLine, ...] = ()
     withdrawn_at: datetime | None = None
+    lines_as_sent: tuple[str, ...] = ()  # as DispensationRecorded keeps them
 
     @property
     def billed(self) -> bool:
@@ -114,6 +115,7 @@ class Prescription(msgspec.Struct, frozen=True, kw_only=True):
     sent_to_patient: tuple[SentToPatient, ...] = ()
     adaptations: tuple[Adaptation, ...] = ()
     cancelled_at: datetime | None = None
+    lines_as_sent: tuple[str, ...] = ()  # as PrescriptionIssued keeps them
     # Its conversations (MSSanté), folded in by the read side only: each is its own stream, so
     # the write side decides a conversation from that stream, never from here.
     conversations: tuple[Conversation, ...] = ()
@@ -209,6 +211,7 @@ def _issued(event: events.PrescriptionIssued, _: Prescription | None) -> Prescri
         patient_ins=event.patient_ins,
         execution_view_consent=event.execution_view_consent,
         lines=tuple(LineState(prescribed=line) for line in event.lines),
+        lines_as_sent=event.lines_as_sent,
     )
 
 
@@ -222,6 +225,7 @@ def _dispensed(event: events.DispensationRecorded, state: Prescription | None) -
         dispensed_at=event.dispensed_at,
         recorded_at=event.at,
         lines=event.lines,
+        lines_as_sent=event.lines_as_sent,
     )
     return _counted(current, event.version, (*current.dispensations, dispensation))
 

@@ -18,6 +18,7 @@ from domain.actors import Actor
 
 PRESCRIPTION = "/v1/prescriptions/{prescription_id}"
 DISPENSATION = PRESCRIPTION + "/dispensations/{dispensation_id}"
+FHIR_REQUEST = "/fhir/R4/MedicationRequest/{resource_id}"  # <prescription_id>-<line_no>
 
 # contract.md "Audit and time travel": the endpoints whose calls are recorded, by the name the
 # contract gives them (the `action` of an entry). Lists and the access log itself are not.
@@ -36,6 +37,9 @@ ACTIONS: dict[tuple[str, str], str] = {
     ("GET", PRESCRIPTION + "/document.pdf"): "document.pdf",
     # The ordonnance sent to the patient's mailbox: a call on the prescription like the others.
     ("POST", PRESCRIPTION + "/send-to-patient"): "send-to-patient",
+    # The FHIR door's calls on one line of a prescription: the same acts, by the same names.
+    ("GET", FHIR_REQUEST): "read",
+    ("POST", FHIR_REQUEST + "/$cancel"): "cancel",
 }
 
 
@@ -73,7 +77,10 @@ class AccessLogMiddleware:
             return  # nobody identified (401)
         if actor.role == "patient" and status < 400:
             return  # a patient is answered only on their own prescription
-        number = scope.get("path_params", {}).get("prescription_id", "")
+        params = scope.get("path_params", {})
+        number = (
+            params.get("prescription_id") or str(params.get("resource_id", "")).rpartition("-")[0]
+        )
         self.recorder.record(Call(number, at, actor, action, status))
 
     async def _actor(self, scope: Scope, status: int) -> Actor | None:

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 from litestar import Litestar, Request, Response, get
 from litestar.datastructures import State
+from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -24,6 +25,9 @@ from adapters.http.conversations import ConversationsController
 from adapters.http.dependencies import DEPENDENCIES
 from adapters.http.docs import LocalSwaggerUI, docs_asset
 from adapters.http.document import DocumentController
+from adapters.http.fhir import FhirController
+from adapters.http.fhir_openapi import complete_fhir_document
+from adapters.http.fhir_outcomes import route_error
 from adapters.http.hardening import (
     BodyTimeoutMiddleware,
     HardenedRequest,
@@ -86,6 +90,7 @@ ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     ReconciliationController,
     ProductsController,
     ConversationsController,
+    FhirController,
     healthz,
     readyz,
     MetricsController,
@@ -127,7 +132,7 @@ def create_app(
             }
         ),
         dependencies=DEPENDENCIES,
-        exception_handlers=EXCEPTION_HANDLERS,
+        exception_handlers={**EXCEPTION_HANDLERS, HTTPException: route_error},
         middleware=[
             RequestLogMiddleware,
             prometheus.middleware,
@@ -149,6 +154,7 @@ def create_app(
 def _complete_openapi(app: Litestar) -> None:
     """The constraints, problems and links Litestar cannot infer (before the first request)."""
     complete_document(app.openapi_schema)
+    complete_fhir_document(app.openapi_schema)
 
 
 API_DESCRIPTION = """Event-sourced backend for the ordonnance numérique (contract v1.1).

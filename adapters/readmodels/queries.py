@@ -67,6 +67,12 @@ class ReadModelQueries(ABC):
         payloads = await self._page(PRESCRIPTIONS_PAGE, by, [value], after, limit)
         return [state_decoder.decode(payload) for payload in payloads]
 
+    async def prescription_of_dispensation(self, dispensation_id: str) -> str | None:
+        """The prescription a dispensation not withdrawn is of (FHIR names a dispensation
+        without its prescription)."""
+        rows = await self._fetch(self.sql.prescription_of_dispensation, [dispensation_id])
+        return str(rows[0][0]) if rows else None
+
     async def inbox_page(
         self, finess: str, today: date, after: CursorKey | None, limit: int
     ) -> list[InboxEntry]:

@@ -125,7 +125,10 @@ DISPENSINGS = Table(
         Column("finess", "text"),
     ),
     key=("prescription_id", "dispensation_id", "line_no"),
-    indexes=(Index("by_patient", ("patient_ins", "dispensed_at")),),
+    indexes=(
+        Index("by_patient", ("patient_ins", "dispensed_at")),
+        Index("by_dispensation", ("dispensation_id",)),
+    ),
     rows_of=dispensing_rows,
     may_have_rows=lambda state: bool(state.dispensations),
 )
@@ -398,6 +401,14 @@ class ReadModelSql:
         return (
             f"SELECT prescription_id, state FROM {self.table('prescriptions')} "
             f"WHERE prescription_id > {m(1)} ORDER BY prescription_id LIMIT {m(2)}"
+        )
+
+    @property
+    def prescription_of_dispensation(self) -> str:
+        """The prescription a standing dispensation is of (binds the dispensation's id)."""
+        return (
+            f"SELECT prescription_id FROM {self.table('dispensings')} "
+            f"WHERE dispensation_id = {self.dialect.mark(1)} LIMIT 1"
         )
 
     def page(self, page: Page, by: str, *, resumed: bool) -> str:

@@ -39,6 +39,9 @@ class Dispense(msgspec.Struct, frozen=True, kw_only=True):
     pharmacist: Rpps
     lines: tuple[DispenseLine, ...]
     dispensed_at: datetime | None = None  # None: handed over as it is recorded
+    # Kept verbatim in the event (DispensationRecorded). UNSET rather than () so that a command
+    # without it encodes as before: its encoding fingerprints an Idempotency-Key's request.
+    lines_as_sent: tuple[str, ...] | msgspec.UnsetType = msgspec.UNSET
 
 
 class Dispensed(msgspec.Struct, frozen=True):
@@ -85,6 +88,7 @@ def dispense(
         pharmacist_rpps=command.pharmacist.value,
         dispensed_at=at,
         lines=tuple(_handed_over(state, requested) for requested in command.lines),
+        lines_as_sent=_as_sent(command),
     )
     return Dispensed(recorded, _coverage_extended(state, recorded, day, coverage, now))
 
@@ -215,6 +219,10 @@ def _coverage_extended(
         msg = "a narcotic dispensing is decided against the patient's narcotic coverage"
         raise ValueError(msg)
     return coverage.covered(tuple(periods), now.at)
+
+
+def _as_sent(command: Dispense) -> tuple[str, ...]:
+    return () if isinstance(command.lines_as_sent, msgspec.UnsetType) else command.lines_as_sent
 
 
 def _handed_over(state: Prescription, requested: DispenseLine) -> DispensedLine:

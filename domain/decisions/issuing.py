@@ -42,6 +42,7 @@ class IssuePrescription(msgspec.Struct, frozen=True, kw_only=True):
     kind: PrescriptionKind
     execution_view_consent: bool
     lines: tuple[RequestedLine, ...]
+    lines_as_sent: tuple[str, ...] = ()  # kept verbatim in the event (PrescriptionIssued)
 
 
 def issue(
@@ -69,6 +70,7 @@ def issue(
         kind=command.kind,
         execution_view_consent=command.execution_view_consent,
         lines=lines,
+        lines_as_sent=command.lines_as_sent,
     )
 
 

@@ -41,6 +41,11 @@ ROLE_OF_PATH = {
     "/pharmacies/me/conversations": "pharmacist",
     "/patients/me/conversations": "patient",
     "/messages": "patient",
+    "/fhir/R4": "prescriber",
+    "/MedicationRequest": "prescriber",
+    "/$cancel": "prescriber",
+    "/MedicationDispense": "pharmacist",
+    "/$withdraw": "pharmacist",
 }
 
 

@@ -1,0 +1,330 @@
+"""The FHIR R4 routes (`/fhir/R4`, contract "FHIR R4 interface"): the same use cases as /v1.
+
+Each handler parses the resource (`adapters.fhir`), hands the command to `PrescriptionService`,
+and shows its result as resources; refusals are the /v1 codes in an OperationOutcome
+(`adapters.http.fhir_outcomes`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from importlib.metadata import version
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from adapters.fhir.bundles import searchset, transaction_response
+from adapters.fhir.capability import capability_statement
+from adapters.fhir.codes import PRESCRIPTION_SYSTEM
+from adapters.fhir.dispensing import (
+    Dispensing,
+    SentDispense,
+    dispense_element_of,
+    dispense_id,
+    dispensed_line_of_id,
+    dispensing,
+    medication_dispenses,
+)
+from adapters.fhir.medication_request import (
+    line_of_id,
+    medication_request,
+    prescription_or_line,
+    request_id,
+)
+from adapters.fhir.operations import reason_of
+from adapters.fhir.outcome import FhirError
+from adapters.fhir.parsing import json_of
+from adapters.fhir.prescribing import element_of, issuing
+from adapters.fhir.searching import cursor_of, own_lines, resume_of
+from adapters.fhir.transactions import Prescribing, single_dispense, single_request, transaction
+from adapters.http.dependencies import today_of
+from adapters.http.fhir_outcomes import FHIR_EXCEPTION_HANDLERS, FHIR_JSON, negotiate, refused
+from adapters.http.fhir_search import SEARCH, Search
+from adapters.http.routes import IdempotencyKey
+from adapters.permissions import allow
+from adapters.readmodels import ReadModels
+from adapters.service import PrescriptionService
+from domain.actors import Actor
+from domain.decisions.corrections import Withdraw
+from domain.errors import DomainError
+from domain.prescription import Prescription
+from domain.views import display_number, execution_visible, view_of
+
+MAX_COUNT = 500
+Count = Annotated[int, QueryParameter(name="_count", ge=1, le=MAX_COUNT, description="per page")]
+Offset = Annotated[int, QueryParameter(name="_offset", ge=0, le=10_000, description="page start")]
+Cursor = Annotated[
+    str | None,
+    QueryParameter(name="_cursor", required=False, max_length=500, description="next page"),
+]
+Prescribed = Annotated[
+    str | None,
+    QueryParameter(name="prescription", required=False, description="MedicationRequest/<id>"),
+]
+
+
+async def provide_resource(request: Request[Any, Any, Any], data: Any) -> dict[str, Any]:
+    return json_of(await request.body())
+
+
+provide_resource.__annotations__["data"] = JSONBody[dict[str, Any]]
+RESOURCE = {"resource": Provide(provide_resource)}
+SEARCHING = {"search": SEARCH}
+
+
+def _negotiated(request: Request[Any, Any, Any]) -> None:
+    negotiate(request)
+
+
+class FhirController(Controller):
+    path = "/fhir/R4"
+    tags = ["fhir"]  # noqa: RUF012
+    exception_handlers = FHIR_EXCEPTION_HANDLERS
+    before_request = staticmethod(_negotiated)
+
+    @get("/metadata", media_type=FHIR_JSON, summary="The CapabilityStatement (no token)")
+    async def metadata(self) -> dict[str, Any]:
+        return capability_statement(version("ordo"), datetime.now(UTC).date().isoformat())
+
+    @post(
+        "/",
+        media_type=FHIR_JSON,
+        status_code=200,
+        dependencies=RESOURCE,
+        summary="A transaction Bundle: one prescription, or one dispensing",
+    )
+    async def transaction(
+        self,
+        resource: NamedDependency[dict[str, Any]],
+        actor: NamedDependency[Actor],
+        service: NamedDependency[PrescriptionService],
+        idempotency_key: IdempotencyKey = None,
+    ) -> dict[str, Any]:
+        sent = transaction(resource)
+        if isinstance(sent, Prescribing):
+            state = await _issue(service, actor, sent)
+            number = display_number(state.prescription_id)
+            return transaction_response(
+                [f"MedicationRequest/{request_id(number, line.line_no)}" for line in state.lines]
+            )
+        asked, dispensation_id = await _dispense(service, actor, sent, idempotency_key)
+        return transaction_response(
+            [f"MedicationDispense/{dispense_id(dispensation_id, n)}" for n in asked.line_nos]
+        )
+
+    @post(
+        "/MedicationRequest",
+        media_type=FHIR_JSON,
+        status_code=201,
+        dependencies=RESOURCE,
+        summary="A one-line prescription",
+    )
+    async def prescribe(
+        self,
+        resource: NamedDependency[dict[str, Any]],
+        actor: NamedDependency[Actor],
+        service: NamedDependency[PrescriptionService],
+    ) -> Response[dict[str, Any]]:
+        state = await _issue(service, actor, single_request(resource))
+        created = medication_request(state, view_of(state, actor, today_of(service, actor)), 1)
+        return _created(created, f"MedicationRequest/{created['id']}")
+
+    @get(
+        "/MedicationRequest/{resource_id:str}",
+        media_type=FHIR_JSON,
+        summary="One line of a prescription",
+    )
+    async def read_request(
+        self,
+        resource_id: FromPath[str],
+        actor: NamedDependency[Actor],
+        service: NamedDependency[PrescriptionService],
+    ) -> dict[str, Any]:
+        number, line_no = line_of_id(resource_id)
+        state = await service.read(actor, number)
+        return medication_request(state, view_of(state, actor, today_of(service, actor)), line_no)
+
+    @get(
+        "/MedicationRequest",
+        media_type=FHIR_JSON,
+        summary="Lines by prescription, or the caller's own (patient, requester), newest first",
+        dependencies=SEARCHING,
+    )
+    async def search_requests(
+        self,
+        *,
+        actor: NamedDependency[Actor],
+        service: NamedDependency[PrescriptionService],
+        read_models: NamedDependency[ReadModels],
+        search: NamedDependency[Search],
+        count: Count = 50,
+        offset: Offset = 0,
+        cursor: Cursor = None,
+    ) -> dict[str, Any]:
+        today = today_of(service, actor)
+        if search.group is not None:
+            return await _lines_of_prescription(service, actor, search.group, count, offset)
+        by, own, query = search.owner(actor)
+
+        def shown(state: Prescription, line_no: int) -> dict[str, Any]:
+            return medication_request(state, view_of(state, actor, today), line_no)
+
+        found, resume = (
+            await own_lines(
+                read_models.store, by, own, resume=resume_of(cursor), count=count, shown=shown
+            )
+            if own is not None
+            else ([], None)
+        )
+        query["_count"] = str(count)
+        following = {**query, "_cursor": cursor_of(resume)} if resume else None
+        here = {**query, "_cursor": cursor} if cursor else query
+        return searchset("MedicationRequest", found, None, here, following)
+
+    @post(
+        "/MedicationRequest/{resource_id:str}/$cancel",
+        media_type=FHIR_JSON,
+        status_code=200,
+        dependencies=RESOURCE,
+        summary="Cancel the whole prescription",
+    )
+    async def cancel(
+        self,
+        resource_id: FromPath[str],
+        resource: NamedDependency[dict[str, Any]],
+        actor: NamedDependency[Actor],
+        service: NamedDependency[PrescriptionService],
+    ) -> dict[str, Any]:
+        number, line_no = line_of_id(resource_id)
+        state = await service.cancel(actor, number, reason_of(resource))
+        return medication_request(state, view_of(state, actor, today_of(service, actor)), line_no)
+
+    @post(
+        "/MedicationDispense",
+        media_type=FHIR_JSON,
+        status_code=201,
+        dependencies=RESOURCE,
+        summary="Record a one-line dispensing",
+    )
+    async def dispense(
+        self,
+        resource: NamedDependency[dict[str, Any]],
+        actor: NamedDependency[Actor],
+        service: NamedDependency[PrescriptionService],
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[dict[str, Any]]:
+        asked, dispensation_id = await _dispense(
+            service, actor, single_dispense(resource), idempotency_key
+        )
+        (line_no,) = asked.line_nos
+        created = dispense_id(dispensation_id, line_no)
+        state = await service.read(actor, asked.prescription_id)
+        shown = medication_dispenses(state, display_number(state.prescription_id), line_no)
+        return _created(
+            next(r for r in shown if r["id"] == created), f"MedicationDispense/{created}"
+        )
+
+    @get("/MedicationDispense", media_type=FHIR_JSON, summary="A prescription's dispensings")
+    async def search_dispenses(
+        self,
+        actor: NamedDependency[Actor],
+        service: NamedDependency[PrescriptionService],
+        prescription: Prescribed = None,
+    ) -> dict[str, Any]:
+        if prescription is None:
+            raise FhirError(422, "invalid_request", "search by prescription", "prescription")
+        wanted = prescription.removeprefix("MedicationRequest/")
+        number, line_no = prescription_or_line(wanted)
+        state = await service.read(actor, number)
+        found = (
+            medication_dispenses(state, display_number(state.prescription_id), line_no)
+            if execution_visible(state, actor)
+            else []
+        )
+        query = {"prescription": prescription}
+        return searchset("MedicationDispense", found, len(found), query, None)
+
+    @post(
+        "/MedicationDispense/{resource_id:str}/$withdraw",
+        media_type=FHIR_JSON,
+        status_code=200,
+        dependencies=RESOURCE,
+        summary="Withdraw a dispensing recorded in error: it reads entered-in-error",
+        description="A dispensation's id does not name its prescription: the projections know "
+        "it, and may lag the log by up to a second.",
+    )
+    async def withdraw(
+        self,
+        resource_id: FromPath[str],
+        resource: NamedDependency[dict[str, Any]],
+        actor: NamedDependency[Actor],
+        service: NamedDependency[PrescriptionService],
+        read_models: NamedDependency[ReadModels],
+    ) -> dict[str, Any]:
+        allow(actor, "withdraw")
+        dispensation_id, line_no = dispensed_line_of_id(resource_id)
+        reason = reason_of(resource)
+        number = await read_models.store.prescription_of_dispensation(dispensation_id)
+        if number is None:
+            raise FhirError(404, "not_found", f"no MedicationDispense {resource_id}")
+        state = await service.withdraw(
+            actor,
+            number,
+            lambda pharmacy, pharmacist: Withdraw(
+                pharmacy=pharmacy,
+                pharmacist=pharmacist,
+                dispensation_id=dispensation_id,
+                reason=reason,
+            ),
+        )
+        shown = medication_dispenses(state, display_number(state.prescription_id), line_no)
+        return next(r for r in shown if r["id"] == resource_id)
+
+
+async def _lines_of_prescription(
+    service: PrescriptionService, actor: Actor, group: str, count: int, offset: int
+) -> dict[str, Any]:
+    number = group.removeprefix(f"{PRESCRIPTION_SYSTEM}|")
+    state = await service.read(actor, number)
+    view = view_of(state, actor, today_of(service, actor))
+    found = [medication_request(state, view, line.line_no) for line in view.lines]
+    query = {"group-identifier": group, "_count": str(count)}
+    more = offset + count < len(found)
+    return searchset(
+        "MedicationRequest",
+        found[offset : offset + count],
+        len(found),
+        {**query, "_offset": str(offset)},
+        {**query, "_offset": str(offset + count)} if more else None,
+    )
+
+
+def _created(resource: dict[str, Any], location: str) -> Response[dict[str, Any]]:
+    return Response(resource, status_code=201, media_type=FHIR_JSON, headers={"Location": location})
+
+
+async def _issue(service: PrescriptionService, actor: Actor, sent: Prescribing) -> Prescription:
+    """The prescription, once recorded; a refusal names the element sent."""
+    try:
+        return await service.issue(actor, issuing(sent.lines, sent.referenced))
+    except DomainError as error:
+        raise refused(error, element_of(error.field, sent.lines)) from None
+
+
+async def _dispense(
+    service: PrescriptionService,
+    actor: Actor,
+    sent: list[SentDispense],
+    idempotency_key: str | None,
+) -> tuple[Dispensing, str]:
+    """What was asked, and the id of the dispensation once recorded (or replayed)."""
+    asked = dispensing(sent)
+    try:
+        receipt = await service.dispense(
+            actor, asked.prescription_id, asked.command, idempotency_key
+        )
+    except DomainError as error:
+        raise refused(error, dispense_element_of(error.field, sent)) from None
+    return asked, receipt.dispensation_id

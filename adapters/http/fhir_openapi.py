@@ -1,0 +1,85 @@
+"""The FHIR routes in the OpenAPI document: FHIR JSON bodies, and every refusal an
+`OperationOutcome` (`application/fhir+json`), as `adapters.http.openapi` does for /v1's
+problems."""
+
+from __future__ import annotations
+
+from litestar.openapi.spec import (
+    OpenAPI,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Reference,
+    RequestBody,
+    Schema,
+)
+
+from adapters.http.fhir_outcomes import FHIR_JSON
+
+PREFIX = "/fhir/R4"
+OUTCOME = Reference(ref="#/components/schemas/OperationOutcome")
+OUTCOME_SCHEMA = Schema(
+    type=OpenAPIType.OBJECT,
+    title="OperationOutcome",
+    description="FHIR R4 OperationOutcome: `issue[0].details.coding[0]` is the /v1 code "
+    "(system `urn:ordo:problem`), `issue[0].expression` the element at fault",
+    required=["resourceType", "issue"],
+    properties={
+        "resourceType": Schema(type=OpenAPIType.STRING, const="OperationOutcome"),
+        "issue": Schema(type=OpenAPIType.ARRAY, items=Schema(type=OpenAPIType.OBJECT)),
+    },
+)
+RESOURCE = Schema(
+    type=OpenAPIType.OBJECT,
+    description="A FHIR R4 resource (JSON): Bundle, MedicationRequest, MedicationDispense or "
+    "Parameters, as the operation says",
+    required=["resourceType"],
+    properties={"resourceType": Schema(type=OpenAPIType.STRING)},
+)
+OUTCOMES = {
+    400: "Not FHIR JSON of the expected resource (unknown element, wrong datatype)",
+    401: "No valid bearer token",
+    403: "The caller's role may not do this, or the requester is not the caller",
+    404: "No such resource (or not the caller's)",
+    406: "Only JSON is served (`_format`, `Accept`)",
+    409: "The prescription's state refuses it (the /v1 code)",
+    415: "The body is not JSON",
+    422: "Well-formed, but a rule refuses it (the /v1 code)",
+    503: "Busy: retry after `Retry-After` seconds",
+}
+METADATA_OUTCOMES = (406,)
+
+
+def complete_fhir_document(document: OpenAPI) -> OpenAPI:
+    """FHIR bodies and OperationOutcomes on every /fhir operation (in place, and returned)."""
+    if document.components is not None:
+        schemas = document.components.schemas if document.components.schemas else {}
+        schemas["OperationOutcome"] = OUTCOME_SCHEMA
+        document.components.schemas = schemas
+    for path, item in (document.paths or {}).items():
+        if not path.startswith(PREFIX):
+            continue
+        for method in ("get", "post"):
+            operation = getattr(item, method, None)
+            if isinstance(operation, Operation):
+                _as_fhir(operation, path.endswith("/metadata"))
+    return document
+
+
+def _as_fhir(operation: Operation, metadata: bool) -> None:
+    if isinstance(operation.request_body, RequestBody):
+        operation.request_body = RequestBody(
+            content={FHIR_JSON: OpenAPIMediaType(schema=RESOURCE)},
+            required=True,
+            description=operation.request_body.description,
+        )
+    responses = operation.responses if operation.responses is not None else {}
+    for status, title in OUTCOMES.items():
+        if not metadata or status in METADATA_OUTCOMES:
+            responses[str(status)] = OpenAPIResponse(
+                description=title, content={FHIR_JSON: OpenAPIMediaType(schema=OUTCOME)}
+            )
+    if metadata:
+        operation.security = []
+    operation.responses = responses
