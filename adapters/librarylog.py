@@ -35,7 +35,7 @@ from psycopg.sql import SQL, Identifier
 from adapters.config import schema_of
 from adapters.eventtable import CLAIMS_TABLE, EVENTS_TABLE, IDEMPOTENCY_TABLE, MIGRATIONS_TABLE
 from adapters.legacy import LEGACY_TOPICS, MIGRATION, rows_of
-from adapters.postgres import CONNECT_TIMEOUT, libpq_parameters, servers_of
+from adapters.postgres import libpq_parameters, servers_of
 from adapters.storedevents import AnyEvent, EventMapper, IdempotencyRecord, InvoiceClaim
 from domain.coverage import NarcoticCoverage, fold_coverage
 from domain.events import Event
@@ -240,7 +240,6 @@ def _postgres_library_log(database_url: str, pool_size: int) -> LibraryLog:
         port=server.pop("port", "5432"),
         user=server.pop("user", "postgres"),
         password=server.pop("password", ""),
-        connect_timeout=CONNECT_TIMEOUT,
         pool_size=int(options.get("pool_size", pool_size)),
         max_overflow=int(options.get("max_overflow", pool_size)),
         schema=schema_of(database_url, default=""),
