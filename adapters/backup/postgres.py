@@ -10,6 +10,7 @@ transaction, then checks the restored rows and log against the manifest.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -19,6 +20,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from adapters.backup.manifest import (
     BackupError,
@@ -60,10 +62,12 @@ def backup_postgres(database_url: str, target: Path) -> Manifest:
         tables = _table_rows(conn, schema)
         if EVENTS_TABLE not in tables:
             raise BackupError(f"schema {schema} holds no event log: nothing to back up")
+        server, password = _for_clients(dsn)
         _run(
             client_tool("pg_dump"),
-            *(f"--dbname={dsn}", f"--schema={schema}", f"--snapshot={snapshot}"),
+            *(f"--dbname={server}", f"--schema={schema}", f"--snapshot={snapshot}"),
             *("--format=custom", "--no-owner", "--no-privileges", f"--file={target / DUMP}"),
+            password=password,
         )
         log = summarised(_log_rows(conn, schema))
     manifest = Manifest(
@@ -89,14 +93,15 @@ def restore_postgres(database_url: str, source: Path) -> Manifest:
             msg = f"schema {schema} already holds {len(held)} tables: restore into an empty one"
             raise BackupError(msg)
         conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-    restore = client_tool("pg_restore")
+    restore, (server, password) = client_tool("pg_restore"), _for_clients(dsn)
     with tempfile.NamedTemporaryFile("w", suffix=".list") as contents:
         contents.write(_without_the_schema(_run(restore, "--list", str(source / DUMP))))
         contents.flush()
         _run(
             restore,
-            *(f"--dbname={dsn}", "--single-transaction", "--exit-on-error"),
+            *(f"--dbname={server}", "--single-transaction", "--exit-on-error"),
             *("--no-owner", "--no-privileges", f"--use-list={contents.name}", str(source / DUMP)),
+            password=password,
         )
     with psycopg.connect(dsn) as conn:
         verify_tables(_table_rows(conn, schema), manifest)
@@ -146,8 +151,17 @@ def _schema(entry: str) -> bool:
     return words[3:4] == ["SCHEMA"] or words[3:6] == ["COMMENT", "-", "SCHEMA"]
 
 
-def _run(*command: str) -> str:
-    done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603
+def _for_clients(dsn: str) -> tuple[str, str | None]:
+    """The connection string the client programs are given on their command line, which anyone
+    on the machine may read, and the password they are given in their environment instead."""
+    parameters = conninfo_to_dict(dsn)
+    password = parameters.pop("password", None)
+    return make_conninfo("", **parameters), None if password is None else str(password)
+
+
+def _run(*command: str, password: str | None = None) -> str:
+    env = {**os.environ, "PGPASSWORD": password} if password else None
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)  # noqa: S603
     if done.returncode != 0:
         what = Path(command[0]).name
         raise BackupError(f"{what} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")

@@ -19,6 +19,7 @@ import psycopg
 import pytest
 
 from adapters.config import schema_of
+from adapters.store.postgres import PostgresEventStore
 from tests.integration.servers import ordo_server
 from tests.integration.test_failover import read_back
 from tests.integration.test_kill_mid_group import Ask, dispense, issue_all
@@ -154,3 +155,27 @@ def test_a_backup_taken_while_dispensing_restores_every_acknowledged_dispensing(
         shown = read_back(base_url, people, numbers)
     assert {ask.dispensation_id for ask in acknowledged} <= shown
     assert schema_of(empty.database_url) == schema_of(live.database_url)
+
+
+@pytest.mark.postgres
+def test_a_database_kept_in_the_public_schema_restores_into_another_ones_public_schema(
+    postgres_server_url: str, tmp_path: Path
+) -> None:
+    with (
+        empty_database_like(postgres_server_url) as live_url,
+        empty_database_like(postgres_server_url) as empty_url,
+    ):
+        asyncio.run(create_the_event_store(live_url))
+        live, empty = Instance(tmp_path / "live", live_url), Instance(tmp_path / "new", empty_url)
+
+        assert live.ordo("backup", str(tmp_path / "backup")).returncode == 0
+        restored = empty.ordo("restore", str(tmp_path / "backup"))
+
+        assert restored.returncode == 0, restored.stderr
+        assert "0 events" in restored.stdout
+
+
+async def create_the_event_store(database_url: str) -> None:
+    store = PostgresEventStore(database_url)
+    await store.start()
+    await store.close()
