@@ -46,6 +46,9 @@ class PostgresEventFeed(EventFeed):
         return head or 0
 
     async def wait_for_news(self, seconds: float) -> None:
+        if self._listener is not None and self._listener.is_closed():
+            # Its server went away (a restart, a failover): listen again on a live one.
+            await self.close()
         if self._listener is None:
             # Kept before LISTEN is sent: a runner cancelled in between (at shutdown) must
             # still give the connection back in close(), or closing the pool waits forever.

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import structlog
 from eventsourcing.persistence import (
@@ -35,6 +35,7 @@ from psycopg.sql import SQL, Identifier
 from adapters.config import schema_of
 from adapters.eventtable import CLAIMS_TABLE, EVENTS_TABLE, IDEMPOTENCY_TABLE, MIGRATIONS_TABLE
 from adapters.legacy import LEGACY_TOPICS, MIGRATION, rows_of
+from adapters.postgres import libpq_parameters, servers_of
 from adapters.storedevents import AnyEvent, EventMapper, IdempotencyRecord, InvoiceClaim
 from domain.coverage import NarcoticCoverage, fold_coverage
 from domain.events import Event
@@ -231,18 +232,23 @@ def _postgres_library_log(database_url: str, pool_size: int) -> LibraryLog:
         msg = f"ORDO_DATABASE_URL must start with postgresql://, got {url.scheme}://"
         raise ValueError(msg)
     options = {name: values[-1] for name, values in parse_qs(url.query).items()}
+    # libpq's keywords: one server or several (comma-separated hosts and ports, tried in turn).
+    server = libpq_parameters(database_url)
     datastore = PostgresDatastore(
-        dbname=url.path.lstrip("/") or "ordo",
-        host=url.hostname or "127.0.0.1",
-        port=url.port or 5432,
-        user=unquote(url.username or "postgres"),
-        password=unquote(url.password or ""),
+        dbname=server.pop("dbname", "ordo"),
+        host=server.pop("host", "127.0.0.1"),
+        port=server.pop("port", "5432"),
+        user=server.pop("user", "postgres"),
+        password=server.pop("password", ""),
         pool_size=int(options.get("pool_size", pool_size)),
         max_overflow=int(options.get("max_overflow", pool_size)),
         schema=schema_of(database_url, default=""),
         originator_id_type="text",
     )
+    # The URL's other keywords (target_session_attrs, sslmode, ...) for every connection.
+    connection_keywords = datastore.pool.kwargs
+    assert isinstance(connection_keywords, dict), "PostgresDatastore passes a dict"
+    connection_keywords.update(server)
     recorder = SingleTripPostgresRecorder(datastore, events_table_name=EVENTS_TABLE)
     recorder.create_table()
-    where = f"postgresql://{url.hostname}:{url.port or 5432}{url.path}"
-    return LibraryLog(recorder, where)
+    return LibraryLog(recorder, f"postgresql://{servers_of(database_url)}")

@@ -46,7 +46,7 @@ OUTCOMES = {
     409: "The prescription's state refuses it (the /v1 code)",
     415: "The body is not JSON",
     422: "Well-formed, but a rule refuses it (the /v1 code)",
-    503: "Busy: retry after `Retry-After` seconds",
+    503: "Busy or database unavailable: retry after `Retry-After` seconds",
 }
 METADATA_OUTCOMES = (406,)
 

@@ -12,8 +12,15 @@ from litestar.types import ExceptionHandlersMap
 
 from adapters.auth import UnauthenticatedError
 from adapters.fhir.outcome import FhirError, operation_outcome
-from adapters.http.problems import CODE_OF_STATUS, STATUS_OF, http_error
+from adapters.http.problems import (
+    CODE_OF_STATUS,
+    DATABASE_RETRY_AFTER,
+    STATUS_OF,
+    http_error,
+    unavailable_detail,
+)
 from adapters.http.schemas import BadBody
+from adapters.postgres import database_unavailable
 from adapters.unit_of_work import ContentionError
 from domain.errors import DomainError
 
@@ -95,6 +102,13 @@ def _contention(_: Request[Any, Any, Any], error: ContentionError) -> Response[A
 
 
 def _unexpected(_: Request[Any, Any, Any], error: Exception) -> Response[Any]:
+    if database_unavailable(error):
+        return outcome(
+            503,
+            "database_unavailable",
+            unavailable_detail(error),
+            headers={"Retry-After": DATABASE_RETRY_AFTER},
+        )
     log.error("unhandled error", exc_info=error)
     return outcome(500, "internal_error", "an unexpected error occurred; it was logged")
 

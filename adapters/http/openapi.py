@@ -134,7 +134,7 @@ PROBLEM_TITLES = {
     413: "The body is too large",
     422: "Well-formed, but a rule refuses it",
     429: "Too many calls from this caller: retry after `Retry-After` seconds",
-    503: "Busy or not ready: retry after `Retry-After` seconds",
+    503: "Busy, database unavailable or not ready: retry after `Retry-After` seconds",
 }
 READ_PROBLEMS = (400, 401, 403, 404, 422, 429, 503)
 WRITE_PROBLEMS = (400, 401, 403, 404, 408, 409, 413, 422, 429, 503)
@@ -265,7 +265,7 @@ def _problem_response(status: int, title: str) -> OpenAPIResponse:
     if status in CODE_OF_STATUS and CODE_OF_STATUS[status] not in codes:
         codes.append(CODE_OF_STATUS[status])
     if status == 503:
-        codes = ["busy", "not_ready"]
+        codes = ["busy", "database_unavailable", "not_ready"]
     listed = ", ".join(f"`{code}`" for code in codes)
     return OpenAPIResponse(
         description=f"{title} ({listed})" if listed and listed not in title else title,

@@ -12,6 +12,7 @@ from litestar.types import ExceptionHandlersMap
 
 from adapters.auth import UnauthenticatedError
 from adapters.http.schemas import BadBody
+from adapters.postgres import database_unavailable
 from adapters.unit_of_work import ContentionError
 from domain.errors import DomainError
 
@@ -34,7 +35,11 @@ STATUS_OF = {
     "substitution_not_allowed": 422,
     "unknown_product": 422,
     "conversation_closed": 409,
+    # The database cannot be reached (restarting, failing over): nothing was acknowledged.
+    "database_unavailable": 503,
 }
+# Seconds a client waits before retrying when the database is unavailable: a failover's.
+DATABASE_RETRY_AFTER = "2"
 CODE_OF_STATUS = {
     400: "invalid_request",
     401: "unauthenticated",
@@ -123,7 +128,19 @@ def contention(_: Request[Any, Any, Any], error: ContentionError) -> Response[Pr
     return problem(503, "busy", str(error), headers={"Retry-After": "1"})
 
 
+def unavailable_detail(error: Exception) -> str:
+    log.warning("database_unavailable", error=type(error).__name__, detail=str(error)[:200])
+    return f"the database cannot be reached just now ({type(error).__name__}); retry later"
+
+
 def unexpected(_: Request[Any, Any, Any], error: Exception) -> Response[Problem]:
+    if database_unavailable(error):
+        return problem(
+            503,
+            "database_unavailable",
+            unavailable_detail(error),
+            headers={"Retry-After": DATABASE_RETRY_AFTER},
+        )
     log.error("unhandled error", exc_info=error)
     return problem(500, "internal_error", "an unexpected error occurred; it was logged")
 

@@ -81,7 +81,10 @@ class ReadModels:
 
     async def watch_lag(self, stopping: asyncio.Event, every: float = 1.0) -> None:
         while not stopping.is_set():
-            self.record(await self.lag())
+            try:
+                self.record(await self.lag())
+            except Exception as error:  # the database restarting: measured again next time
+                log.warning("projection_lag_unknown", error=type(error).__name__)
             await asyncio.sleep(every)
 
     async def lag(self) -> Lag:

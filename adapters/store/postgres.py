@@ -23,7 +23,7 @@ import structlog
 from adapters.eventtable import EventTableSql
 from adapters.legacy import LEGACY_TOPICS, MIGRATION, rows_of
 from adapters.locks import lock_key
-from adapters.postgres import asyncpg_target, connection_settings
+from adapters.postgres import CONNECT_TIMEOUT, asyncpg_target, connection_settings
 from adapters.store import ConflictError, Write, expected_versions, stream_of
 from adapters.storedevents import EventMapper, IdempotencyRecord, InvoiceClaim
 from domain.coverage import NarcoticCoverage, fold_coverage
@@ -275,6 +275,7 @@ class PostgresEventStore:
             max_size=self._pool_size,
             server_settings=connection_settings(),
             reset=_session_kept,
+            timeout=CONNECT_TIMEOUT,
         )
         await self._create_tables()
         self._committer = GroupCommitter(self._pool, self._sql)
