@@ -20,7 +20,6 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, HeaderParameter, QueryParameter
 
 from adapters.http.dependencies import today_of
-from adapters.http.problems import Problem
 from adapters.http.schemas import (
     AdaptationBody,
     BillBody,
@@ -270,12 +269,6 @@ class PrescriptionController(Controller):
         summary="Record a dispensing (LGO), at once",
         responses={
             201: ResponseSpec(data_container=DispensationReceipt, description="Recorded"),
-            409: ResponseSpec(
-                data_container=Problem,
-                description="already_dispensed, quantity_exceeds_remaining, "
-                "quantity_exceeds_allowed_now or narcotic_overlap (with max_quantity), "
-                "prescription_cancelled, prescription_expired",
-            ),
         },
         dependencies={"payload": strict_body(DispenseBody)},
     )
