@@ -6,13 +6,31 @@ Connect issues) against `ORDO_AUTH_PUBLIC_KEY`, or against the provider's publis
 (`ORDO_AUTH_JWKS_URL`, chosen by the token's `kid`). The accepted algorithms are pinned by the
 key's kind, so `alg: none` or an HS256 token forged with a public key as secret never verifies.
 `ORDO_AUTH_ISSUER` and `ORDO_AUTH_AUDIENCE`, when set, must be the token's `iss` and `aud`.
+
+The claims name the caller in one of two shapes (`ORDO_AUTH_CLAIMS`):
+
+- `ordo` (the default): `role`, with `rpps`, `finess` or `ins` as the role needs.
+- `psc`: Pro Santé Connect's, for the professionals (patients and the insurer keep ordo's
+  shape, with their `role`). What is read, as the ANS documents it (Pro Santé Connect's
+  "documentation technique", "UserInfo" and "Introspection" pages on industriels.esante.gouv.fr,
+  and the CI-SIS guide "Sécurisation de la couche transport API REST Pro Santé Connectée"):
+  the national identifier `SubjectNameID` (or `preferred_username`), `8` then the RPPS for a
+  professional of the RPPS; the professions, `SubjectRole` (`<code>^1.2.250.1.213.1.1.5.5`,
+  the code of the ANS's TRE_G15 ProfessionSante) and each `SubjectRefPro.exercices[]`'s
+  `codeProfession`; and an exercice's places of practice, `activities[]`, with the site's
+  `numeroFinessSite` and, for a pharmacist, the Ordre's `codeSectionPharmacien`. A pharmacist
+  (21) practising in one officine (sections A, D and E: its holders, its assistants, overseas)
+  is that pharmacy's pharmacist; a prescribing profession (physician 10, dentist 40, midwife 50,
+  nurse 60, physiotherapist 70, podiatrist 80) a prescriber. Anyone else, a pharmacist without an
+  officine's FINESS included, or one practising in several (the token does not say which one
+  is acting), is refused (401).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import anyio.to_thread
 import jwt
@@ -30,6 +48,15 @@ JWKS_MAX_AGE_SECONDS = 300.0
 JWKS_TIMEOUT_SECONDS = 5.0
 VERIFIED_TOKENS_KEPT = 10_000
 IDENTITY_CLAIMS = {"prescriber": ("rpps",), "pharmacist": ("rpps", "finess"), "patient": ("ins",)}
+ClaimsShape = Literal["ordo", "psc"]
+CLAIMS_SHAPES: tuple[ClaimsShape, ...] = ("ordo", "psc")
+# Pro Santé Connect (see above): the national identifier's claims, in the order they are read.
+PSC_NATIONAL_ID = ("SubjectNameID", "preferred_username")
+RPPS_PREFIX = "8"  # a national identifier of kind 8 is an RPPS
+PHARMACIST = "21"
+PRESCRIBING_PROFESSIONS = frozenset({"10", "40", "50", "60", "70", "80"})
+OFFICINE_SECTIONS = frozenset({"A", "D", "E"})
+OWN_SHAPE_ROLES = frozenset({"patient", "insurer"})  # not Pro Santé Connect's users
 
 
 log = structlog.get_logger("ordo.auth")
@@ -48,6 +75,7 @@ class TokenVerifier:
         jwks_url: str | None = None,
         issuer: str | None = None,
         audience: str | None = None,
+        claims: ClaimsShape = "ordo",
         jwks_cooldown_seconds: float = JWKS_COOLDOWN_SECONDS,
     ) -> None:
         self._jwks: jwt.PyJWKClient | None = None
@@ -75,6 +103,8 @@ class TokenVerifier:
             raise ValueError(msg)
         self._issuer = issuer
         self._audience = audience
+        self._actor_of = actor_from_psc if claims == "psc" else actor_from_claims
+        self._required = ["exp", "sub"] if claims == "psc" else ["exp", "sub", "role"]
         self._verified: dict[str, tuple[Actor, float]] = {}
 
     @property
@@ -119,7 +149,7 @@ class TokenVerifier:
         return actor
 
     def _verify(self, token: str) -> tuple[Actor, float]:
-        required = ["exp", "sub", "role"]
+        required = list(self._required)
         required += ["iss"] if self._issuer else []
         required += ["aud"] if self._audience else []
         try:
@@ -138,7 +168,7 @@ class TokenVerifier:
             raise UnauthenticatedError("the identity provider's keys are unreachable") from None
         except jwt.PyJWTError as error:
             raise UnauthenticatedError(f"invalid token: {error}") from None
-        return actor_from_claims(claims), float(claims["exp"])
+        return self._actor_of(claims), float(claims["exp"])
 
     def _key_for(self, token: str) -> tuple[Any, list[str]]:
         """The key and the one algorithm a token may be signed with.
@@ -181,6 +211,73 @@ def actor_from_claims(claims: dict[str, Any]) -> Actor:
     except InvalidIdentifier as error:
         raise UnauthenticatedError(f"invalid identity claim: {error}") from None
     return msgspec.convert({"role": role, "subject": str(claims["sub"]), **canonical}, type=Actor)
+
+
+def actor_from_psc(claims: dict[str, Any]) -> Actor:
+    """The caller a Pro Santé Connect token names (module docstring); patients and the insurer
+    in ordo's shape."""
+    if claims.get("role") in OWN_SHAPE_ROLES:
+        return actor_from_claims(claims)
+    rpps = _psc_rpps(claims)
+    subject = str(claims["sub"])
+    exercices = list(map(_object, _listed(_object(claims.get("SubjectRefPro")).get("exercices"))))
+    pharmacies = {finess for exercice in exercices for finess in _officines(exercice)}
+    if len(pharmacies) > 1:
+        raise UnauthenticatedError(
+            "this pharmacist practises in several officines and the token does not say which"
+        )
+    if pharmacies:
+        return Actor(role="pharmacist", subject=subject, rpps=rpps, finess=pharmacies.pop())
+    if _professions(claims, exercices) & PRESCRIBING_PROFESSIONS:
+        return Actor(role="prescriber", subject=subject, rpps=rpps)
+    raise UnauthenticatedError(
+        "this Pro Santé Connect identity is neither of a prescribing profession nor a "
+        "pharmacist of an officine (no numeroFinessSite in sections A, D or E)"
+    )
+
+
+def _psc_rpps(claims: dict[str, Any]) -> str:
+    national = next(
+        (claims[name] for name in PSC_NATIONAL_ID if isinstance(claims.get(name), str)), None
+    )
+    if national is None:
+        raise UnauthenticatedError("a Pro Santé Connect token needs its SubjectNameID")
+    if not national.startswith(RPPS_PREFIX):
+        raise UnauthenticatedError("ordo knows professionals by their RPPS (identifier 8…)")
+    try:
+        return Rpps.parse(national.removeprefix(RPPS_PREFIX)).value
+    except InvalidIdentifier as error:
+        raise UnauthenticatedError(f"invalid identity claim: {error}") from None
+
+
+def _officines(exercice: dict[str, Any]) -> set[str]:
+    """The FINESS of the officines a pharmacist's exercice practises in."""
+    if exercice.get("codeProfession") != PHARMACIST:
+        return set()
+    sites = {
+        activity.get("numeroFinessSite")
+        for activity in map(_object, _listed(exercice.get("activities")))
+        if activity.get("codeSectionPharmacien") in OFFICINE_SECTIONS
+    }
+    try:
+        return {Finess.parse(site).value for site in sites if isinstance(site, str) and site}
+    except InvalidIdentifier as error:
+        raise UnauthenticatedError(f"invalid identity claim: {error}") from None
+
+
+def _professions(claims: dict[str, Any], exercices: list[dict[str, Any]]) -> set[str]:
+    """The profession codes of `SubjectRole` (`code^OID`) and of each exercice."""
+    said = _listed(claims.get("SubjectRole"))
+    roles = {role.partition("^")[0] for role in said if isinstance(role, str)}
+    return roles | {str(exercice.get("codeProfession")) for exercice in exercices}
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _canonical_identity(identity: dict[str, Any]) -> dict[str, str]:

@@ -350,6 +350,7 @@ def verifier_for(settings: Settings) -> TokenVerifier:
         jwks_url=settings.auth_jwks_url,
         issuer=settings.auth_issuer,
         audience=settings.auth_audience,
+        claims=settings.auth_claims,
     )
 
 

@@ -9,6 +9,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 
+from adapters.auth import CLAIMS_SHAPES, ClaimsShape
+
 # Secrets once written in this repository (docker/compose.yaml's old default): anyone can mint
 # tokens with them, so they count as the development secret.
 PUBLISHED_SECRETS = frozenset({"ordo-local-development-secret-not-for-production"})
@@ -38,6 +40,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     auth_jwks_url: str | None = None
     auth_issuer: str | None = None
     auth_audience: str | None = None
+    # The claims' shape: ordo's own (`role`, `rpps`, ...) or Pro Santé Connect's (adapters/auth.py).
+    auth_claims: ClaimsShape = "ordo"
     # Secure messaging (MSSanté): the pharmacies' BAL ORG directory (CSV finess,address), the
     # relay the e-mails leave through (none: .eml files under data_dir/outbox), and the address
     # that writes notices and the right-hand side of our Message-IDs.
@@ -90,6 +94,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             auth_jwks_url=jwks_url,
             auth_issuer=env.get("ORDO_AUTH_ISSUER") or None,
             auth_audience=env.get("ORDO_AUTH_AUDIENCE") or None,
+            auth_claims=_claims_shape(env.get("ORDO_AUTH_CLAIMS", "ordo")),
             mssante_directory=Path(env["ORDO_MSSANTE_DIRECTORY"])
             if env.get("ORDO_MSSANTE_DIRECTORY")
             else None,
@@ -176,3 +181,11 @@ def schema_of(database_url: str, default: str = "public") -> str:
     `default`."""
     options = dict(parse_qsl(urlsplit(database_url).query))
     return options.get("schema", default)
+
+
+def _claims_shape(value: str) -> ClaimsShape:
+    for shape in CLAIMS_SHAPES:
+        if value == shape:
+            return shape
+    msg = f"ORDO_AUTH_CLAIMS must be one of {', '.join(CLAIMS_SHAPES)}, got {value!r}"
+    raise ValueError(msg)

@@ -14,13 +14,10 @@ prescription) or `self._uow.decide_once` (results replayed under an `Idempotency
 
 from __future__ import annotations
 
-import hashlib
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from typing import TypeVar
-
-import msgspec
 
 from adapters.permissions import allow
 from adapters.store import EventStore
@@ -33,7 +30,8 @@ from adapters.unit_of_work import (
     Prescriptions,
     StateCache,
     UnitOfWork,
-    prescription_number,
+    idempotent_request,
+    prescription_request,
 )
 from domain.actors import Actor
 from domain.calendar import Moment, local_day, paris_day
@@ -132,9 +130,7 @@ class PrescriptionService:
         """Record a dispensing; with an `Idempotency-Key`, a retry replays the first receipt."""
         allow(actor, "dispense")
         command = by(*_pharmacy(actor))
-        scoped = (
-            _scoped(actor, idempotency_key, prescription_id, command) if idempotency_key else None
-        )
+        scoped = prescription_request(actor, idempotency_key, prescription_id, command)
 
         async def attempt(prescriptions: Prescriptions) -> Decision[DispensationReceipt]:
             catalogue = self._catalogue()
@@ -167,12 +163,36 @@ class PrescriptionService:
         return instant, allowances(state, coverage, instant, actor.finess)
 
     async def withdraw(
-        self, actor: Actor, prescription_id: str, by: ByPharmacist[Withdraw]
+        self,
+        actor: Actor,
+        prescription_id: str,
+        by: ByPharmacist[Withdraw],
+        idempotency_key: str | None = None,
     ) -> Prescription:
+        async def named(_: str) -> str:
+            return prescription_id
+
+        return await self.withdraw_dispensation(actor, named, by, idempotency_key)
+
+    async def withdraw_dispensation(
+        self,
+        actor: Actor,
+        prescription_of: Callable[[str], Awaitable[str]],
+        by: ByPharmacist[Withdraw],
+        idempotency_key: str | None = None,
+    ) -> Prescription:
+        """Withdraw a dispensing recorded in error, of the prescription `prescription_of` its
+        dispensation's id (FHIR names the dispensation alone: the projections find it). With an
+        `Idempotency-Key`, a retry is answered before it is looked for: a withdrawn
+        dispensation is no longer found there."""
         allow(actor, "withdraw")
         command = by(*_pharmacy(actor))
+        scoped = idempotent_request(
+            actor, idempotency_key, command.dispensation_id, "withdraw", command
+        )
 
         async def attempt(prescriptions: Prescriptions) -> Decision[Prescription]:
+            prescription_id = await prescription_of(command.dispensation_id)
             state = await prescriptions.load_catalogued(prescription_id, self._catalogue())
             lines = {line.line_no for line in state.lines}
             coverage = await prescriptions.coverage_for(state, lines)
@@ -183,16 +203,23 @@ class PrescriptionService:
             # Catalogued: not the cache's kind of state, so not remembered.
             return Decision(_evolved(state, withdrawn), _present(withdrawn, released))
 
-        return await self._uow.decide(attempt)
+        return await self._uow.decide_once(scoped, attempt, Prescription)
 
     async def record_adaptation(
-        self, actor: Actor, prescription_id: str, by: ByPharmacist[RecordAdaptation]
+        self,
+        actor: Actor,
+        prescription_id: str,
+        by: ByPharmacist[RecordAdaptation],
+        idempotency_key: str | None = None,
     ) -> Prescription:
         allow(actor, "record_adaptation")
         command = by(*_pharmacy(actor))
         return await self._decide(
             prescription_id,
             lambda state: corrections.record_adaptation(state, command, self.clock()),
+            prescription_request(
+                actor, idempotency_key, prescription_id, "record_adaptation", command
+            ),
         )
 
     async def bill(
@@ -210,9 +237,7 @@ class PrescriptionService:
         the first result, exactly as for dispensing."""
         allow(actor, "bill")
         command = by(*_pharmacy(actor))
-        scoped = (
-            _scoped(actor, idempotency_key, prescription_id, command) if idempotency_key else None
-        )
+        scoped = prescription_request(actor, idempotency_key, prescription_id, command)
 
         async def attempt(prescriptions: Prescriptions) -> Decision[DispensationView]:
             state = await prescriptions.load(prescription_id)
@@ -232,7 +257,13 @@ class PrescriptionService:
 
         return await self._uow.decide_once(scoped, attempt, DispensationView)
 
-    async def cancel(self, actor: Actor, prescription_id: str, reason: str) -> Prescription:
+    async def cancel(
+        self,
+        actor: Actor,
+        prescription_id: str,
+        reason: str,
+        idempotency_key: str | None = None,
+    ) -> Prescription:
         allow(actor, "cancel")
 
         def decide(state: Prescription) -> Event:
@@ -240,7 +271,8 @@ class PrescriptionService:
                 raise NOT_FOUND
             return lifecycle.cancel(state, reason, self.clock())
 
-        return await self._decide(prescription_id, decide)
+        scoped = prescription_request(actor, idempotency_key, prescription_id, "cancel", reason)
+        return await self._decide(prescription_id, decide, scoped)
 
     async def change_consent(
         self, actor: Actor, prescription_id: str, consent: bool
@@ -262,16 +294,21 @@ class PrescriptionService:
     # --- plumbing ------------------------------------------------------------------------------
 
     async def _decide(
-        self, prescription_id: str, decide: Callable[[Prescription], Event | None]
+        self,
+        prescription_id: str,
+        decide: Callable[[Prescription], Event | None],
+        request: IdempotentRequest | None = None,
     ) -> Prescription:
-        """A command that appends at most one event on the prescription, which it remembers."""
+        """A command that appends at most one event on the prescription, which it remembers
+        (with an `Idempotency-Key`, the first result replayed)."""
 
         async def attempt(prescriptions: Prescriptions) -> Decision[Prescription]:
             state = await prescriptions.load(prescription_id)
             event = decide(state)
             return Decision(state) if event is None else Decision(_evolved(state, event), [event])
 
-        return self._prescriptions.remember(await self._uow.decide(attempt))
+        decided = await self._uow.decide_once(request, attempt, Prescription)
+        return self._prescriptions.remember(decided)
 
     def _catalogue(self) -> Catalogue | None:
         """The catalogue for one command; None while none is imported (then the prescriber's
@@ -304,15 +341,3 @@ def _evolved(state: Prescription | None, event: Event) -> Prescription:
     after = fold([event], state)
     assert after is not None
     return after
-
-
-def _scoped(
-    actor: Actor, key: str, prescription_id: str, command: Dispense | Bill
-) -> IdempotentRequest:
-    """Keys belong to one caller: the same key from another pharmacy is another request."""
-    scope = f"{actor.role}|{actor.finess}|{actor.subject}|{key}"
-    asked = prescription_number(prescription_id).value.encode() + msgspec.json.encode(command)
-    return IdempotentRequest(
-        key=hashlib.sha256(scope.encode()).hexdigest(),
-        fingerprint=hashlib.sha256(asked).hexdigest(),
-    )

@@ -16,6 +16,7 @@ a second decision; the same key with another request is refused (`idempotency_ke
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -26,6 +27,7 @@ import msgspec
 from adapters.legacy import UNREPLAYABLE
 from adapters.store import ConflictError, EventStore, Write
 from adapters.storedevents import AnyEvent, IdempotencyRecord, InvoiceClaim
+from domain.actors import Actor
 from domain.catalogue import Catalogue, catalogued
 from domain.conversation_state import Conversation, fold_conversation
 from domain.coverage import NarcoticCoverage, coverage_stream_of
@@ -51,6 +53,31 @@ class IdempotentRequest(msgspec.Struct, frozen=True):
 
     key: str
     fingerprint: str
+
+
+def idempotent_request(
+    actor: Actor, key: str | None, target: str, *asked: object
+) -> IdempotentRequest | None:
+    """The request an `Idempotency-Key` names (None without one): keys belong to one caller
+    (the same key from another pharmacy is another request), and what was asked is the
+    target (a prescription's or conversation's id, canonical) and the command."""
+    if key is None:
+        return None
+    scope = f"{actor.role}|{actor.finess}|{actor.subject}|{key}"
+    fingerprint = target.encode() + b"".join(msgspec.json.encode(part) for part in asked)
+    return IdempotentRequest(
+        key=hashlib.sha256(scope.encode()).hexdigest(),
+        fingerprint=hashlib.sha256(fingerprint).hexdigest(),
+    )
+
+
+def prescription_request(
+    actor: Actor, key: str | None, prescription_id: str, *asked: object
+) -> IdempotentRequest | None:
+    """`idempotent_request` for a command on a prescription, named by its number."""
+    if key is None:
+        return None
+    return idempotent_request(actor, key, prescription_number(prescription_id).value, *asked)
 
 
 class Decision(msgspec.Struct, Generic[T], frozen=True):

@@ -11,9 +11,9 @@ guide (tokens, retries, paging, problems, masking) is `docs/api-guide.md`.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import tempfile
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from litestar.testing import TestClient
 
 from adapters.bootstrap import build_app
 from adapters.config import Settings
+from adapters.http.openapi import PROBLEM_TITLES
 from adapters.http.problems import CODE_OF_STATUS, STATUS_OF
 from adapters.permissions import PERMISSIONS
 
@@ -29,6 +30,7 @@ Schema = dict[str, Any]
 TARGET = Path(__file__).resolve().parent.parent / "docs" / "api.md"
 REGENERATE = "uv run python -m tools.api_reference"
 METHODS = ("get", "put", "post", "delete", "patch")
+CODE = re.compile(r"`([a-z_]+)`")  # a problem code, as an answer's description names it
 
 # Each operation's use case, as `allow(actor, name)` names it.
 PERMISSION_OF = {
@@ -86,18 +88,17 @@ def served_document() -> Schema:
 def reference(document: Schema) -> str:
     """The whole of `docs/api.md` for `document`."""
     parts = [HEAD, f"Contract version {document['info']['version']}.\n"]
-    usual = usual_problems(document)
     by_tag: dict[str, list[str]] = {}
     for key, operation in operations(document):
         tag = (operation.get("tags") or ["other"])[0]
-        by_tag.setdefault(tag, []).append(operation_section(key, operation, document, usual))
+        by_tag.setdefault(tag, []).append(operation_section(key, operation, document))
     for tag, sections in by_tag.items():
         parts.append(f"## {tag.capitalize()}\n")
         parts.extend(sections)
     parts.append("## Bodies and answers\n")
     schemas = document["components"]["schemas"]
     parts.extend(component_section(name, schemas[name]) for name in sorted(schemas))
-    parts.append(error_codes(usual))
+    parts.append(error_codes())
     return "\n".join(parts)
 
 
@@ -118,17 +119,7 @@ def callers(key: str) -> str:
     return ", ".join(PERMISSIONS[PERMISSION_OF[key]].roles)
 
 
-def usual_problems(document: Schema) -> dict[str, str]:
-    """Per status, the problem answer most operations describe alike."""
-    said: dict[str, Counter[str]] = {}
-    for _, operation in operations(document):
-        for status, answer in operation["responses"].items():
-            if _is_problem(answer):
-                said.setdefault(status, Counter())[_one_line(answer["description"])] += 1
-    return {status: counted.most_common(1)[0][0] for status, counted in sorted(said.items())}
-
-
-def operation_section(key: str, operation: Schema, document: Schema, usual: dict[str, str]) -> str:
+def operation_section(key: str, operation: Schema, document: Schema) -> str:
     lines = [f"### `{key}`\n", f"{operation.get('summary', '')}.".replace("..", ".")]
     if operation.get("description"):
         lines += ["", _one_line(operation["description"])]
@@ -143,12 +134,16 @@ def operation_section(key: str, operation: Schema, document: Schema, usual: dict
     answers = sorted(operation["responses"].items())
     lines.append("- **Answers:**")
     for status, answer in answers:
-        if not _is_problem(answer) or _one_line(answer["description"]) != usual.get(status):
+        if not _is_problem(answer):
             lines.append(f"  - `{status}`: {answer_line(answer, document)}")
-    problems = [status for status, answer in answers if _is_problem(answer)]
+    problems = [
+        f"`{status}` " + ", ".join(f"`{code}`" for code in CODE.findall(answer["description"]))
+        for status, answer in answers
+        if _is_problem(answer)
+    ]
     if problems:
-        listed = ", ".join(f"`{status}`" for status in problems)
-        lines.append(f"- **Problems:** {listed} (see [problems by status](#problems-by-status))")
+        listed = "; ".join(problems)
+        lines.append(f"- **Problems:** {listed} ([by status](#problems-by-status))")
     return "\n".join(lines) + "\n"
 
 
@@ -275,17 +270,17 @@ def bounds_of(schema: Schema) -> list[str]:
     return notes
 
 
-def error_codes(usual: dict[str, str]) -> str:
+def error_codes() -> str:
     rows = ["| code | status |", "| --- | --- |"]
     rows += [f"| `{code}` | {status} |" for code, status in sorted(STATUS_OF.items())]
     http = ["| code | status |", "| --- | --- |"]
     http += [f"| `{code}` | {status} |" for status, code in sorted(CODE_OF_STATUS.items())]
-    statuses = [f"- `{status}`: {description}" for status, description in usual.items()]
+    statuses = [f"- `{status}`: {title}" for status, title in sorted(PROBLEM_TITLES.items())]
     return "\n".join(
         [
             "## Problems by status\n",
             "Every problem is `application/problem+json` ([`Problem`](#problem)). What each status"
-            " means, with the codes it may carry (an operation that says more lists it):\n",
+            " means (each operation lists the codes it may answer with it):\n",
             *statuses,
             "",
             "## Error codes\n",

@@ -15,6 +15,7 @@ from litestar.params import FromPath
 
 from adapters.http.lists import Lists
 from adapters.http.problems import Problem
+from adapters.http.routes import IdempotencyKey
 from adapters.http.schemas import Body, strict_body
 from adapters.messaging.service import ConversationService
 from adapters.readmodels.queries import CursorKey
@@ -96,8 +97,11 @@ class ConversationsController(Controller):
         payload: NamedDependency[MessageBody],
         actor: NamedDependency[Actor],
         conversations: NamedDependency[ConversationService],
+        idempotency_key: IdempotencyKey = None,
     ) -> PostedMessage:
-        posted = await conversations.post(actor, conversation_id, payload.subject, payload.body)
+        posted = await conversations.post(
+            actor, conversation_id, payload.subject, payload.body, idempotency_key
+        )
         event = posted.message
         return PostedMessage(
             **msgspec.structs.asdict(message_of(event)),

@@ -196,9 +196,10 @@ class FhirController(Controller):
         resource: NamedDependency[dict[str, Any]],
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
+        idempotency_key: IdempotencyKey = None,
     ) -> dict[str, Any]:
         number, line_no = line_of_id(resource_id)
-        state = await service.cancel(actor, number, reason_of(resource))
+        state = await service.cancel(actor, number, reason_of(resource), idempotency_key)
         return medication_request(state, view_of(state, actor, today_of(service, actor)), line_no)
 
     @post(
@@ -262,22 +263,29 @@ class FhirController(Controller):
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
         read_models: NamedDependency[ReadModels],
+        *,
+        idempotency_key: IdempotencyKey = None,
     ) -> dict[str, Any]:
-        allow(actor, "withdraw")
+        allow(actor, "withdraw")  # before the id and the body are read
         dispensation_id, line_no = dispensed_line_of_id(resource_id)
         reason = reason_of(resource)
-        number = await read_models.store.prescription_of_dispensation(dispensation_id)
-        if number is None:
-            raise FhirError(404, "not_found", f"no MedicationDispense {resource_id}")
-        state = await service.withdraw(
+
+        async def prescription_of(dispensation_id: str) -> str:
+            number = await read_models.store.prescription_of_dispensation(dispensation_id)
+            if number is None:
+                raise FhirError(404, "not_found", f"no MedicationDispense {resource_id}")
+            return number
+
+        state = await service.withdraw_dispensation(
             actor,
-            number,
+            prescription_of,
             lambda pharmacy, pharmacist: Withdraw(
                 pharmacy=pharmacy,
                 pharmacist=pharmacist,
                 dispensation_id=dispensation_id,
                 reason=reason,
             ),
+            idempotency_key,
         )
         shown = medication_dispenses(state, display_number(state.prescription_id), line_no)
         return next(r for r in shown if r["id"] == resource_id)

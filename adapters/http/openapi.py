@@ -6,7 +6,8 @@ derives from the structs say neither. This module adds to the document, from the
 constants:
 
 - the patterns, lengths, bounds and enums the server enforces (on the canonical forms);
-- every problem an operation can answer, as `application/problem+json` `Problem`s;
+- exactly the problems each operation can answer (`adapters.http.problem_codes`), as
+  `application/problem+json` `Problem`s, each status with its codes;
 - OpenAPI links (issue -> read, dispense, …; dispense -> billing, withdrawal), so that a client
   generator, and a stateful fuzzer, can chain the calls.
 """
@@ -14,6 +15,7 @@ constants:
 from __future__ import annotations
 
 from dataclasses import replace
+from http import HTTPStatus
 from typing import Any
 
 import msgspec
@@ -29,7 +31,8 @@ from litestar.openapi.spec import (
     Schema,
 )
 
-from adapters.http.problems import CODE_OF_STATUS, PROBLEM_JSON, STATUS_OF
+from adapters.http.problem_codes import Problems, problems_of
+from adapters.http.problems import PROBLEM_JSON
 from adapters.http.schemas import Body
 from domain.checks import MAX_LINES, MAX_PACKS_PER_LINE
 from domain.decisions.billing import MAX_AMOUNT_CENTS
@@ -128,16 +131,20 @@ PROBLEM_TITLES = {
     400: "The body or a parameter is not of the expected shape",
     401: "No valid bearer token",
     403: "The caller's role may not do this",
-    404: "No such prescription (or not the caller's), or no such route",
+    404: "Not found (unknown, or not the caller's)",
     408: "The request body did not arrive in time",
     409: "The prescription's state refuses it",
     413: "The body is too large",
+    415: "The body is not of the media type expected",
     422: "Well-formed, but a rule refuses it",
     429: "Too many calls from this caller: retry after `Retry-After` seconds",
-    503: "Busy, database unavailable or not ready: retry after `Retry-After` seconds",
+    503: "Busy, or the database unavailable: retry after `Retry-After` seconds",
 }
-READ_PROBLEMS = (400, 401, 403, 404, 422, 429, 503)
-WRITE_PROBLEMS = (400, 401, 403, 404, 408, 409, 413, 422, 429, 503)
+# What a code's answer also carries, said beside it.
+CODE_NOTES = {
+    "quantity_exceeds_allowed_now": "with max_quantity",
+    "narcotic_overlap": "with max_quantity",
+}
 RETRY_AFTER = OpenAPIHeader(
     schema=Schema(type=OpenAPIType.INTEGER, minimum=1),
     description="Seconds to wait before retrying",
@@ -152,9 +159,7 @@ def complete_document(document: OpenAPI) -> OpenAPI:
     operations = dict(_operations(document))
     for (method, path), operation in operations.items():
         if path.startswith("/v1/"):
-            _declare_problems(
-                operation, WRITE_PROBLEMS if method in {"POST", "PUT"} else READ_PROBLEMS
-            )
+            _declare_problems(operation, problems_of(method, path))
             _constrain_path_parameters(operation)
     for source, links in LINKS.items():
         if source in operations:
@@ -249,26 +254,35 @@ def _constrain_path_parameters(operation: Operation) -> None:
             parameter.description = PATH_DESCRIPTIONS[parameter.name]
 
 
-def _declare_problems(operation: Operation, statuses: tuple[int, ...]) -> None:
-    responses = operation.responses if operation.responses is not None else {}
-    for status in statuses:
-        declared = responses.get(str(status))
-        description = PROBLEM_TITLES[status]
-        if isinstance(declared, OpenAPIResponse) and status in {409}:
-            description = declared.description  # the handler's own list of codes
-        responses[str(status)] = _problem_response(status, description)
+def _declare_problems(operation: Operation, problems: Problems) -> None:
+    """Each status the operation can answer a problem with, naming its codes; none other."""
+    responses = {
+        status: response
+        for status, response in (operation.responses or {}).items()
+        if not status.startswith(("4", "5"))
+    }
+    for status in sorted({status for status, _ in problems}):
+        codes = sorted(code for answered, code in problems if answered == status)
+        declared = (operation.responses or {}).get(str(status))
+        # The handler's own words on this problem, if it has any (Litestar's default words for
+        # a status are no handler's), name the codes too.
+        title = (
+            declared.description
+            if isinstance(declared, OpenAPIResponse)
+            and declared.description not in {None, "", HTTPStatus(status).description}
+            else PROBLEM_TITLES[status]
+        )
+        responses[str(status)] = _problem_response(status, title, codes)
     operation.responses = responses
 
 
-def _problem_response(status: int, title: str) -> OpenAPIResponse:
-    codes = sorted({code for code, answered in STATUS_OF.items() if answered == status})
-    if status in CODE_OF_STATUS and CODE_OF_STATUS[status] not in codes:
-        codes.append(CODE_OF_STATUS[status])
-    if status == 503:
-        codes = ["busy", "database_unavailable", "not_ready"]
-    listed = ", ".join(f"`{code}`" for code in codes)
+def _problem_response(status: int, title: str, codes: list[str]) -> OpenAPIResponse:
+    listed = ", ".join(
+        f"`{code}` ({CODE_NOTES[code]})" if code in CODE_NOTES else f"`{code}`" for code in codes
+    )
+    named = all(f"`{code}`" in title for code in codes)
     return OpenAPIResponse(
-        description=f"{title} ({listed})" if listed and listed not in title else title,
+        description=title if named else f"{title}: {listed}",
         content={
             PROBLEM_JSON: OpenAPIMediaType(schema=Reference(ref="#/components/schemas/Problem"))
         },

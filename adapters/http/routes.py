@@ -20,7 +20,6 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, HeaderParameter, QueryParameter
 
 from adapters.http.dependencies import today_of
-from adapters.http.problems import Problem
 from adapters.http.schemas import (
     AdaptationBody,
     BillBody,
@@ -228,8 +227,9 @@ class PrescriptionController(Controller):
         payload: NamedDependency[CancelBody],
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
+        idempotency_key: IdempotencyKey = None,
     ) -> PrescriptionView:
-        state = await service.cancel(actor, prescription_id, payload.reason)
+        state = await service.cancel(actor, prescription_id, payload.reason, idempotency_key)
         return view_of(state, actor, today_of(service, actor))
 
     @put(
@@ -269,12 +269,6 @@ class PrescriptionController(Controller):
         summary="Record a dispensing (LGO), at once",
         responses={
             201: ResponseSpec(data_container=DispensationReceipt, description="Recorded"),
-            409: ResponseSpec(
-                data_container=Problem,
-                description="already_dispensed, quantity_exceeds_remaining, "
-                "quantity_exceeds_allowed_now or narcotic_overlap (with max_quantity), "
-                "prescription_cancelled, prescription_expired",
-            ),
         },
         dependencies={"payload": strict_body(DispenseBody)},
     )
@@ -351,11 +345,14 @@ class PrescriptionController(Controller):
         payload: NamedDependency[WithdrawalBody],
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
+        *,
+        idempotency_key: IdempotencyKey = None,
     ) -> PrescriptionView:
         state = await service.withdraw(
             actor,
             prescription_id,
             lambda pharmacy, pharmacist: payload.command(pharmacy, pharmacist, dispensation_id),
+            idempotency_key,
         )
         return view_of(state, actor, today_of(service, actor))
 
@@ -371,8 +368,11 @@ class PrescriptionController(Controller):
         payload: NamedDependency[AdaptationBody],
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
+        idempotency_key: IdempotencyKey = None,
     ) -> PrescriptionView:
-        state = await service.record_adaptation(actor, prescription_id, payload.command)
+        state = await service.record_adaptation(
+            actor, prescription_id, payload.command, idempotency_key
+        )
         return view_of(state, actor, today_of(service, actor))
 
     @post(
@@ -395,10 +395,14 @@ class PrescriptionController(Controller):
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
         conversations: NamedDependency[ConversationService],
+        *,
+        idempotency_key: IdempotencyKey = None,
     ) -> TransmissionView:
         """Opens a conversation with the pharmacy's BAL ORG (adapters/messaging)."""
         pharmacy = parse_identifier(Finess, payload.finess, "finess")
-        sent = await conversations.transmit(actor, prescription_id, pharmacy, payload.message)
+        sent = await conversations.transmit(
+            actor, prescription_id, pharmacy, payload.message, idempotency_key
+        )
         view = view_of(sent.state, actor, today_of(service, actor))
         return TransmissionView(
             **msgspec.structs.asdict(view),

@@ -12,6 +12,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
 from adapters.http.problems import Problem
+from adapters.http.routes import IdempotencyKey
 from adapters.http.schemas import Body, LongText, strict_body
 from adapters.messaging.service import ConversationService
 from domain.actors import Actor
@@ -59,8 +60,11 @@ class SendingController(Controller):
         payload: NamedDependency[SendToPatientBody],
         actor: NamedDependency[Actor],
         conversations: NamedDependency[ConversationService],
+        idempotency_key: IdempotencyKey = None,
     ) -> SentToPatientView:
-        state = await conversations.send_to_patient(actor, prescription_id, payload.message)
+        state = await conversations.send_to_patient(
+            actor, prescription_id, payload.message, idempotency_key
+        )
         sent = state.sent_to_patient[-1]
         return SentToPatientView(
             prescription_id=display_number(state.prescription_id),

@@ -21,7 +21,16 @@ from adapters.messaging.directory import MssanteDirectory
 from adapters.permissions import allow
 from adapters.service import paris_clock
 from adapters.store import EventStore
-from adapters.unit_of_work import NOT_FOUND, Decision, Prescriptions, StateCache, UnitOfWork
+from adapters.unit_of_work import (
+    NOT_FOUND,
+    Decision,
+    IdempotentRequest,
+    Prescriptions,
+    StateCache,
+    UnitOfWork,
+    idempotent_request,
+    prescription_request,
+)
 from domain.actors import Actor
 from domain.calendar import Moment
 from domain.conversation import (
@@ -34,12 +43,7 @@ from domain.conversation import (
 )
 from domain.conversation_state import Conversation, fold_conversation
 from domain.decisions import sending
-from domain.events import (
-    Event,
-    MessagePosted,
-    PrescriptionSentToPatient,
-    PrescriptionTransmitted,
-)
+from domain.events import Event, MessagePosted, PrescriptionTransmitted
 from domain.identifiers import Finess, PrescriptionNumber
 from domain.prescription import Prescription, fold
 
@@ -77,18 +81,33 @@ class ConversationService:
         self._uow = UnitOfWork(store, StateCache(size=0), after_append)
 
     async def transmit(
-        self, actor: Actor, prescription_id: str, pharmacy: Finess, message: str
+        self,
+        actor: Actor,
+        prescription_id: str,
+        pharmacy: Finess,
+        message: str,
+        idempotency_key: str | None = None,
     ) -> Transmitted:
         """The patient sends their prescription to a pharmacy, which opens a new conversation
         each time; or the prescriber who wrote it does (a hospital at discharge, an EHPAD's
-        doctor), which puts it in the pharmacy's inbox. Anyone else learns nothing (404)."""
+        doctor), which puts it in the pharmacy's inbox. Anyone else learns nothing (404).
+        With an `Idempotency-Key`, a retry gets the first answer and opens nothing more."""
         allow(actor, "transmit")
+        asked = ("transmit", pharmacy.value, message)
+        request = prescription_request(actor, idempotency_key, prescription_id, *asked)
         if actor.role == "prescriber":
-            return await self._sent_by_prescriber(actor, prescription_id, pharmacy, message)
-        return await self._opened_by_patient(actor, prescription_id, pharmacy, message)
+            return await self._sent_by_prescriber(
+                actor, prescription_id, pharmacy, message, request
+            )
+        return await self._opened_by_patient(actor, prescription_id, pharmacy, message, request)
 
     async def _opened_by_patient(
-        self, actor: Actor, prescription_id: str, pharmacy: Finess, message: str
+        self,
+        actor: Actor,
+        prescription_id: str,
+        pharmacy: Finess,
+        message: str,
+        request: IdempotentRequest | None,
     ) -> Transmitted:
         """The transmission, the conversation it opens and its first message, in one append."""
 
@@ -110,7 +129,7 @@ class ConversationService:
             )
             return Decision(outcome, [transmitted, opened, posted])
 
-        transmitted = await self._uow.decide(attempt)
+        transmitted = await self._uow.decide_once(request, attempt, Transmitted)
         log.info(
             "conversation opened",
             conversation_id=transmitted.conversation_id,
@@ -120,24 +139,34 @@ class ConversationService:
         return transmitted
 
     async def _sent_by_prescriber(
-        self, actor: Actor, prescription_id: str, pharmacy: Finess, message: str
+        self,
+        actor: Actor,
+        prescription_id: str,
+        pharmacy: Finess,
+        message: str,
+        request: IdempotentRequest | None,
     ) -> Transmitted:
         """The transmission to the pharmacy's inbox, by the prescriber who wrote it."""
 
-        async def attempt(
-            prescriptions: Prescriptions,
-        ) -> Decision[tuple[Prescription, PrescriptionTransmitted]]:
+        async def attempt(prescriptions: Prescriptions) -> Decision[Transmitted]:
             state = await prescriptions.load(prescription_id)
             if not actor.wrote(state.prescriber_rpps):
                 raise NOT_FOUND
             sent = self._with_ordonnance(
                 state, sending.transmit(state, pharmacy, message, self.clock(), "prescriber")
             )
-            return Decision((_evolved(state, sent), sent), [sent])
+            outcome = Transmitted(
+                state=_evolved(state, sent), conversation_id=None, pharmacy_mailbox=bool(sent.mails)
+            )
+            return Decision(outcome, [sent])
 
-        after, sent = await self._uow.decide(attempt)
-        log.info("sent to a pharmacy by its prescriber", finess=sent.finess, mails=len(sent.mails))
-        return Transmitted(state=after, conversation_id=None, pharmacy_mailbox=bool(sent.mails))
+        sent = await self._uow.decide_once(request, attempt, Transmitted)
+        log.info(
+            "sent to a pharmacy by its prescriber",
+            finess=pharmacy.value,
+            pharmacy_mailbox=sent.pharmacy_mailbox,
+        )
+        return sent
 
     def _with_ordonnance(
         self, state: Prescription, sent: PrescriptionTransmitted
@@ -153,30 +182,45 @@ class ConversationService:
         return msgspec.structs.replace(sent, mails=(mail,))
 
     async def send_to_patient(
-        self, actor: Actor, prescription_id: str, message: str
+        self,
+        actor: Actor,
+        prescription_id: str,
+        message: str,
+        idempotency_key: str | None = None,
     ) -> Prescription:
         """The prescriber who wrote it sends the ordonnance to the patient's Mon espace santé
-        mailbox, for a patient who wants no paper. Another prescriber learns nothing (404)."""
+        mailbox, for a patient who wants no paper. Another prescriber learns nothing (404).
+        With an `Idempotency-Key`, a retry gets the first answer and sends nothing more."""
         allow(actor, "send_to_patient")
+        request = prescription_request(
+            actor, idempotency_key, prescription_id, "send_to_patient", message
+        )
 
-        async def attempt(
-            prescriptions: Prescriptions,
-        ) -> Decision[tuple[Prescription, PrescriptionSentToPatient]]:
+        async def attempt(prescriptions: Prescriptions) -> Decision[Prescription]:
             state = await prescriptions.load(prescription_id)
             if not actor.wrote(state.prescriber_rpps):
                 raise NOT_FOUND
             sent = sending.send_to_patient(state, message, self.clock())
             mail = ordonnance.to_patient(state, sent.version, message, self.postmaster)
             sent = msgspec.structs.replace(sent, mails=(mail,))
-            return Decision((_evolved(state, sent), sent), [sent])
+            return Decision(_evolved(state, sent), [sent])
 
-        after, sent = await self._uow.decide(attempt)
-        log.info("ordonnance sent to the patient's mailbox", rpps=sent.prescriber_rpps)
+        after = await self._uow.decide_once(request, attempt, Prescription)
+        log.info("ordonnance sent to the patient's mailbox", rpps=actor.rpps)
         return after
 
-    async def post(self, actor: Actor, conversation_id: str, subject: str, body: str) -> Posted:
-        """A message from the conversation's patient or from a pharmacist of its pharmacy."""
+    async def post(
+        self,
+        actor: Actor,
+        conversation_id: str,
+        subject: str,
+        body: str,
+        idempotency_key: str | None = None,
+    ) -> Posted:
+        """A message from the conversation's patient or from a pharmacist of its pharmacy;
+        with an `Idempotency-Key`, a retry gets the first answer and posts nothing more."""
         stream = _conversation_stream(conversation_id)
+        request = idempotent_request(actor, idempotency_key, stream, "post", subject, body)
 
         async def attempt(prescriptions: Prescriptions) -> Decision[Posted]:
             conversation = await prescriptions.conversation(stream)
@@ -190,7 +234,7 @@ class ConversationService:
             assert after is not None and isinstance(events[0], MessagePosted)
             return Decision(Posted(conversation=after, message=events[0]), events)
 
-        posted = await self._uow.decide(attempt)
+        posted = await self._uow.decide_once(request, attempt, Posted)
         log.info(
             "message posted",
             conversation_id=stream,

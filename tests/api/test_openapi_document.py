@@ -1,8 +1,10 @@
 """The OpenAPI document states what the server enforces: patterns, lengths, bounds, closed
-bodies, every problem answer, and the links that chain issue -> dispense -> bill."""
+bodies, exactly the problems each operation answers, and the links that chain issue ->
+dispense -> bill."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ import pytest
 from litestar.testing import TestClient
 
 from adapters.bootstrap import build_app
+from adapters.http.problem_codes import PROBLEMS_OF
 from domain.checks import MAX_LINES, MAX_PACKS_PER_LINE
 from domain.decisions.billing import MAX_AMOUNT_CENTS
 from tests.conftest import settings_for
@@ -94,29 +97,38 @@ def test_a_product_is_closed_whatever_its_system(document: dict[str, Any]) -> No
     assert all(variant["additionalProperties"] is False for variant in variants)
 
 
-def test_every_v1_operation_declares_its_problems_as_problem_json(
+def test_every_v1_operation_declares_exactly_its_problems_as_problem_json(
     document: dict[str, Any],
 ) -> None:
     for method, path, operation in operations(document):
-        expected = {"400", "401", "403", "404", "422", "429", "503"}
-        if method in {"POST", "PUT"}:
-            expected |= {"408", "409", "413"}
-        assert expected <= set(operation["responses"]), f"{method} {path}"
-        for status in expected:
-            answer = operation["responses"][status]
+        stated = {
+            (int(status), code)
+            for status, answer in operation["responses"].items()
+            if status.startswith(("4", "5"))
+            for code in re.findall(r"`([a-z_]+)`", answer["description"])
+        }
+        assert stated == PROBLEMS_OF[method, path], f"{method} {path}"
+        for status, _ in stated:
+            answer = operation["responses"][str(status)]
             assert answer["content"] == {"application/problem+json": {"schema": PROBLEM}}, (
                 f"{method} {path} {status}"
             )
         assert "Retry-After" in operation["responses"]["429"]["headers"]
 
 
+def test_every_v1_operation_has_its_problems_listed(document: dict[str, Any]) -> None:
+    assert {(method, path) for method, path, _ in operations(document)} == set(PROBLEMS_OF)
+
+
 def test_the_problem_descriptions_name_the_codes(document: dict[str, Any]) -> None:
     dispense = document["paths"]["/v1/prescriptions/{prescription_id}/dispensations"]["post"]
-    issue = document["paths"]["/v1/prescriptions"]["post"]
+    cancel = document["paths"]["/v1/prescriptions/{prescription_id}/cancel"]["post"]
 
-    assert "narcotic_overlap" in dispense["responses"]["409"]["description"]
-    assert "`rate_limited`" in issue["responses"]["429"]["description"]
-    assert "`unauthenticated`" in issue["responses"]["401"]["description"]
+    assert "`narcotic_overlap` (with max_quantity)" in dispense["responses"]["409"]["description"]
+    assert "`rate_limited`" in cancel["responses"]["429"]["description"]
+    assert "`unauthenticated`" in cancel["responses"]["401"]["description"]
+    assert "`already_dispensed`" not in cancel["responses"]["409"]["description"]
+    assert "409" not in document["paths"]["/v1/prescriptions/{prescription_id}"]["get"]["responses"]
 
 
 def test_links_chain_issue_to_dispense_and_dispense_to_billing(
