@@ -2,9 +2,10 @@
 listed code provoked, on the embedded default and on PostgreSQL. (That no operation answers a
 problem it does not list is checked on every API test: tests/api/conftest.py.)
 
-Two are left to tests with real processes: `request_timeout` needs a body that stalls on the
-socket (tests/integration/test_hardened_server.py), `busy` an append lost 200 times in a row
-(the unit of work's race tests, tests/adapters/)."""
+Three are left to other tests: `request_timeout` needs a body that stalls on the socket
+(tests/integration/test_hardened_server.py), `busy` an append lost 200 times in a row (the unit
+of work's race tests, tests/adapters/), `database_unavailable` a database gone away
+(tests/integration/test_failover.py)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,9 @@ from tests.api.test_prescriptions_api import issue
 from tests.conftest import Client
 from tools.cast import People
 
-NOT_PROVOKED_HERE = frozenset({(408, "request_timeout"), (503, "busy")})
+NOT_PROVOKED_HERE = frozenset(
+    {(408, "request_timeout"), (503, "busy"), (503, "database_unavailable")}
+)
 TOO_LARGE = {"reason": "x" * 70_000}
 BAD_CURSOR = {"cursor": "not-a-cursor"}
 Provoke = Callable[[Client, People], list[Any]]
