@@ -167,12 +167,15 @@ def messages_of(bootstrap: str, topic: str) -> list[Any]:
 def test_starting_twice_migrates_once(
     upgraded: Client, before: BeforeTheUpgrade, settings: Settings
 ) -> None:
-    first = query(settings, "SELECT name, ran_at, records, claims FROM ordo_migrations")
+    migrations = "SELECT name, ran_at, records, claims FROM ordo_migrations ORDER BY name"
+    first = query(settings, migrations)
     with TestClient(build_app(settings)):
-        second = query(settings, "SELECT name, ran_at, records, claims FROM ordo_migrations")
+        second = query(settings, migrations)
 
+    [(events,)] = query(settings, "SELECT count(*) FROM ordo_events")
     assert [(name, records, claims) for name, _, records, claims in first] == [
-        ("legacy-streams-to-tables", 3, 1)
+        ("legacy-streams-to-tables", 3, 1),
+        ("log-hash-chain", events, 0),  # every row of the previous release, chained once
     ]
     assert second == first  # not run again: same row, same time
     assert before.legacy_rows == 4
@@ -185,8 +188,9 @@ def test_servers_starting_at_once_copy_once(before: BeforeTheUpgrade, settings: 
     assert settings.database_url is not None
     asyncio.run(start_together(settings.database_url, servers=4))
 
-    assert query(settings, "SELECT name, records, claims FROM ordo_migrations") == [
-        ("legacy-streams-to-tables", 3, 1)
+    assert query(settings, "SELECT name, records, claims FROM ordo_migrations ORDER BY name") == [
+        ("legacy-streams-to-tables", 3, 1),
+        ("log-hash-chain", before.legacy_rows + 7, 0),
     ]
     assert query(settings, "SELECT count(*) FROM ordo_idempotency") == [(3,)]
 
