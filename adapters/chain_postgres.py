@@ -10,7 +10,8 @@ trigger is created after the upgrade ran, so no row is chained before the rows i
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -163,7 +164,8 @@ async def install_chain(conn: Conn, sql: EventTableSql) -> None:
     await conn.execute(chain.trigger())
 
 
-def chain_rows(rows: list[tuple[int, str, int, str, bytes, bytes | None]]) -> list[ChainRow]:
+def chain_rows(rows: Sequence[Any]) -> list[ChainRow]:
+    """Rows of `rows_after` (or its SQLite twin) as `ChainRow`s."""
     return [ChainRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5] and bytes(r[5])) for r in rows]
 
 

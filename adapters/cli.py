@@ -84,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     rebuild.set_defaults(handler=_rebuild)
 
     _add_document(commands)
+    _add_integrity(commands)
 
     reconcile = commands.add_parser("reconcile", help="reconcile an insurer's invoices (NDJSON)")
     reconcile.add_argument("file", type=Path, help="one invoice per line (NDJSON)")
@@ -111,6 +112,13 @@ def _parser() -> argparse.ArgumentParser:
     ).set_defaults(handler=_catalogue_status)
     _access_log_commands(commands)
     return parser
+
+
+def _add_integrity(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    verify = commands.add_parser(
+        "verify", help="recompute the log's hash chain and compare each read model with a rebuild"
+    )
+    verify.set_defaults(handler=_verify)
 
 
 def _add_document(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -243,6 +251,12 @@ def _rebuild(args: argparse.Namespace) -> int:
     views = [args.view] if args.view else list(READ_MODEL_NAMES)
     asyncio.run(operations.rebuild(Settings.from_env(), views, Console()))
     return 0
+
+
+def _verify(_: argparse.Namespace) -> int:
+    from adapters import verify  # noqa: PLC0415
+
+    return 0 if asyncio.run(verify.verify(Settings.from_env(), Console())) else 1
 
 
 def _document(args: argparse.Namespace) -> int:
