@@ -40,6 +40,7 @@ from adapters.messaging.service import ConversationService
 from adapters.postgres import open_pool
 from adapters.readmodels import ReadModels, open_read_models
 from adapters.readmodels.sqlite import SqliteEventFeed
+from adapters.receipts import KeyRing
 from adapters.reconciliation import reconciliation_for
 from adapters.service import PrescriptionService, paris_clock
 from adapters.store import EventStore
@@ -401,6 +402,7 @@ def build_app(settings: Settings, log: LibraryLog | None = None) -> Litestar:
         on_shutdown=[event_log.close] if log is None else [],
         catalogue=catalogue,
         conversations=conversations,
+        receipts=KeyRing(settings.data_dir, settings.receipt_key),
         limits=limits_for(settings),
     )
 

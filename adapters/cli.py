@@ -119,6 +119,11 @@ def _add_integrity(commands: argparse._SubParsersAction[argparse.ArgumentParser]
         "verify", help="recompute the log's hash chain and compare each read model with a rebuild"
     )
     verify.set_defaults(handler=_verify)
+    keys = commands.add_parser("keys", help="the keys that sign receipts")
+    keys_operations = keys.add_subparsers(required=True, metavar="OPERATION")
+    keys_operations.add_parser(
+        "rotate", help="sign with a new key from now on; the old ones stay published"
+    ).set_defaults(handler=_rotate_keys)
 
 
 def _add_document(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -257,6 +262,15 @@ def _verify(_: argparse.Namespace) -> int:
     from adapters import verify  # noqa: PLC0415
 
     return 0 if asyncio.run(verify.verify(Settings.from_env(), Console())) else 1
+
+
+def _rotate_keys(_: argparse.Namespace) -> int:
+    from adapters.receipts import KeyRing  # noqa: PLC0415
+
+    settings = Settings.from_env()
+    kid = KeyRing(settings.data_dir, settings.receipt_key).rotate()
+    Console().print(f"receipts are signed with the key {kid} from now on")
+    return 0
 
 
 def _document(args: argparse.Namespace) -> int:
