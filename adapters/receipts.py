@@ -42,6 +42,7 @@ from domain.events import (
     PrescriptionIssued,
 )
 from domain.identifiers import PrescriptionNumber
+from domain.reconciliation.receipts import Receipt
 
 ALGORITHM = "ES256"
 HEADER = "Ordo-Receipt"
@@ -97,6 +98,9 @@ class Keys:
     signer: ec.EllipticCurvePrivateKey
     kid: str
     published: tuple[ec.EllipticCurvePublicKey, ...]
+
+    def public(self, kid: str) -> ec.EllipticCurvePublicKey | None:
+        return next((key for key in self.published if thumbprint(key) == kid), None)
 
 
 class KeyRing:
@@ -178,6 +182,25 @@ class KeyRing:
         return jwt.encode(claims, keys.signer, algorithm=ALGORITHM, headers={"kid": keys.kid})
 
 
+class ReceiptVerifier:
+    """Reconciliation's `ReceiptCheck`: a receipt's claims if its signature holds with one of
+    the keys this instance publishes, else None."""
+
+    def __init__(self, ring: KeyRing) -> None:
+        self._ring = ring
+
+    def __call__(self, token: str) -> Receipt | None:
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            public = self._ring.keys().public(str(kid))
+            if public is None:
+                return None
+            claims = jwt.decode(token, public, algorithms=[ALGORITHM])
+            return msgspec.convert(claims, Receipt)
+        except (jwt.PyJWTError, msgspec.ValidationError):
+            return None
+
+
 def receipt_claims(
     event: AnyEvent, point: LogPoint, issuer: str, now: int
 ) -> dict[str, Any] | None:
@@ -234,4 +257,4 @@ def _lines(lines: Iterable[PrescribedLine | DispensedLine]) -> list[dict[str, An
     ]
 
 
-__all__ = ["HEADER", "KeyRing", "public_jwk", "receipt_claims", "thumbprint"]
+__all__ = ["HEADER", "KeyRing", "ReceiptVerifier", "public_jwk", "receipt_claims", "thumbprint"]

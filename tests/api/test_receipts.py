@@ -23,6 +23,7 @@ from tests.api.test_billing_api import bill, dispensed
 from tests.api.test_fhir_dispensing import dispense as fhir_dispense
 from tests.api.test_fhir_prescribing import FHIR_JSON
 from tests.api.test_prescriptions_api import dispense, issue
+from tests.api.test_reconciliation_api import invoice, reconcile
 from tests.conftest import Client, settings_for
 from tools.cast import People
 
@@ -191,3 +192,54 @@ def test_ordo_receipt_key_names_the_signing_key(
         ).headers["Ordo-Receipt"]
         assert jwt.get_unverified_header(rotated)["kid"] != thumbprint(key.public_key())
         assert verified(client, receipt) and verified(client, rotated)
+
+
+# --- receipts in reconciliation ------------------------------------------------------------------
+
+
+def receipted_invoice(client: Client, people: People, *, product: str | None = None) -> Any:
+    """A dispensing of 2 packs, and the invoice billing them with its receipt."""
+    number = issue(client, people, 3)["prescription_id"]
+    answer = dispense(client, people, number, (1, 2))
+    billed = invoice(people, number, (1, 2), product=product)
+    return {**billed, "receipt": answer.headers["Ordo-Receipt"]}
+
+
+def test_an_invoice_with_its_dispensings_receipt_is_matched(client: Client, people: People) -> None:
+    (item,) = reconcile(client, people, receipted_invoice(client, people))
+
+    assert item["outcome"] == "matched"
+
+
+def test_a_forged_receipt_is_receipt_invalid(client: Client, people: People) -> None:
+    billed = receipted_invoice(client, people)
+    header, payload, signature = billed["receipt"].split(".")
+    forged = {**billed, "receipt": f"{header}.{payload}.{signature[::-1]}"}
+
+    (item,) = reconcile(client, people, forged)
+
+    assert item["outcome"] == "receipt_invalid"
+    assert "does not verify" in item["detail"]
+
+
+def test_a_receipt_naming_other_packs_than_the_invoice_is_receipt_invalid(
+    client: Client, people: People
+) -> None:
+    billed = receipted_invoice(client, people, product=people.generic)
+
+    (item,) = reconcile(client, people, billed)
+
+    assert item["outcome"] == "receipt_invalid"
+    assert item["detail"] == (
+        f"line 1: billed CIP13 {people.generic}, the receipt names CIP13 {people.paracetamol}"
+    )
+
+
+def test_another_dispensings_receipt_is_receipt_invalid(client: Client, people: People) -> None:
+    billed = receipted_invoice(client, people)
+    other = receipted_invoice(client, people)
+
+    (item,) = reconcile(client, people, {**billed, "receipt": other["receipt"]})
+
+    assert item["outcome"] == "receipt_invalid"
+    assert item["detail"].startswith("the receipt is of prescription ")
