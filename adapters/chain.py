@@ -35,15 +35,9 @@ class LogPoint(msgspec.Struct, frozen=True):
     hash: bytes
 
 
-class ChainRow(msgspec.Struct, frozen=True, array_like=True):
-    """One row of the log as the chain reads it, in log order."""
-
-    position: int
-    stream: str
-    version: int
-    topic: str
-    state: bytes
-    hash: bytes | None
+# One row of the log as the chain reads it, in log order: its position, its event's head
+# (`event_head`), its stored state and its stored hash (None: not chained).
+ChainRow = tuple[int, bytes, bytes, bytes | None]
 
 
 class ChainBreak(msgspec.Struct, frozen=True):
@@ -53,8 +47,9 @@ class ChainBreak(msgspec.Struct, frozen=True):
     reason: str
 
 
-def canonical(stream: str, version: int, topic: str, state: bytes) -> bytes:
-    """What an event's hash covers (the trigger's `ordo_event_bytes` computes the same)."""
+def event_head(stream: str, version: int, topic: str) -> bytes:
+    """What precedes the stored state in an event's canonical bytes (PostgreSQL's
+    `ordo_event_head` computes the same)."""
     stream_bytes, topic_bytes = stream.encode(), topic.encode()
     return b"".join(
         (
@@ -63,9 +58,13 @@ def canonical(stream: str, version: int, topic: str, state: bytes) -> bytes:
             _VERSION.pack(version),
             _LENGTH.pack(len(topic_bytes)),
             topic_bytes,
-            state,
         )
     )
+
+
+def canonical(stream: str, version: int, topic: str, state: bytes) -> bytes:
+    """What an event's hash covers, after the previous hash."""
+    return event_head(stream, version, topic) + state
 
 
 def chained(previous: bytes, stream: str, version: int, topic: str, state: bytes) -> bytes:
@@ -73,7 +72,8 @@ def chained(previous: bytes, stream: str, version: int, topic: str, state: bytes
 
 
 class ChainCheck:
-    """Recomputes the chain over the log read in order, batch by batch."""
+    """Recomputes the chain over the log read in order, batch by batch (`ordo verify`: kept
+    to the bare loop, as it runs over every event of the log)."""
 
     def __init__(self) -> None:
         self.previous = GENESIS
@@ -82,26 +82,29 @@ class ChainCheck:
 
     def check(self, rows: Iterable[ChainRow]) -> ChainBreak | None:
         """The first break among these rows (following those checked before), or None."""
-        previous = self.previous
-        for row in rows:
-            expected = hashlib.sha256(
-                previous + canonical(row.stream, row.version, row.topic, row.state)
-            ).digest()
-            if row.hash != expected:
-                return ChainBreak(row.position, _why(row, previous))
+        previous, sha256, position = self.previous, hashlib.sha256, self.last_position
+        checked = self.checked
+        for position, head, state, stored in rows:
+            expected = sha256(previous + head + state).digest()
+            if stored != expected:
+                self.previous, self.last_position, self.checked = previous, position, checked
+                return ChainBreak(position, _why(head, stored, previous))
             previous = expected
-            self.checked += 1
-            self.last_position = row.position
-        self.previous = previous
+            checked += 1
+        self.previous, self.last_position, self.checked = previous, position, checked
         return None
 
 
-def _why(row: ChainRow, previous: bytes) -> str:
-    if row.hash is None:
+def _why(head: bytes, stored: bytes | None, previous: bytes) -> str:
+    if stored is None:
         return "the event has no hash: the log was not chained"
+    (length,) = _LENGTH.unpack_from(head)
+    stream = head[4 : 4 + length].decode(errors="replace")
+    (version,) = _VERSION.unpack_from(head, 4 + length)
+    topic = head[4 + length + 8 + 4 :].decode(errors="replace")
     return (
-        f"the stored hash {row.hash.hex()} is not SHA-256 of the previous hash "
-        f"{previous.hex()} and the event ({row.stream} version {row.version}, {row.topic}): "
+        f"the stored hash {bytes(stored).hex()} is not SHA-256 of the previous hash "
+        f"{previous.hex()} and the event ({stream} version {version}, {topic}): "
         "the event, or one before it, was changed, removed or moved"
     )
 
@@ -115,4 +118,5 @@ __all__ = [
     "LogPoint",
     "canonical",
     "chained",
+    "event_head",
 ]

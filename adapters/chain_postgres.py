@@ -2,20 +2,20 @@
 """The hash chain on PostgreSQL (`adapters.chain`): the column, the trigger, the one-off upgrade.
 
 `statements` is idempotent DDL, run under the DDL's advisory lock by every server at start (and
-by the library log's recorder, the tools' writer): the `hash` column, `ordo_event_bytes` (the
-canonical bytes, as `adapters.chain.canonical`), the trigger that chains each inserted row, and
-`ordo_chain_log`, which chains the rows a previous release wrote, in log order, once. The
-trigger is created after the upgrade ran, so no row is chained before the rows it follows.
+by the library log's recorder, the tools' writer): the `hash` column, `ordo_event_head` (the
+canonical bytes before the state, as `adapters.chain.event_head`), the trigger that chains each
+inserted row, and `ordo_chain_log`, which chains the rows a previous release wrote, in log
+order, once. The trigger is created after the upgrade ran, so no row is chained before the rows
+it follows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 
-from adapters.chain import CHAIN_MIGRATION, ChainRow
+from adapters.chain import CHAIN_MIGRATION
 from adapters.eventtable import EventTableSql, quoted
 
 if TYPE_CHECKING:
@@ -29,6 +29,16 @@ GENESIS_SQL = "decode(repeat('00', 32), 'hex')"
 # The transaction-local setting holding the head of the chain as the trigger left it.
 HEAD_SETTING = "ordo.chain_head"
 log = structlog.get_logger("ordo.store")
+
+
+def event_head_sql(stream: str, version: str, topic: str) -> str:
+    """`adapters.chain.event_head` of these columns, as an expression (written out where many
+    rows are read: the planner does not inline the function there)."""
+    return (
+        f"int4send(octet_length(convert_to({stream}, 'UTF8'))) || convert_to({stream}, 'UTF8') "
+        f"|| int8send({version}) "
+        f"|| int4send(octet_length(convert_to({topic}, 'UTF8'))) || convert_to({topic}, 'UTF8')"
+    )
 
 
 def _literal(text: str) -> str:
@@ -46,7 +56,7 @@ class ChainSql:
     def statements(self) -> list[str]:
         return [
             self._hash_column(),
-            self._event_bytes(),
+            self._event_head(),
             self._trigger_function(),
             self._chain_log(),
         ]
@@ -71,15 +81,11 @@ DO $$ BEGIN
     END IF;
 END $$"""
 
-    def _event_bytes(self) -> str:
+    def _event_head(self) -> str:
         return f"""
-CREATE OR REPLACE FUNCTION {self.schema}.ordo_event_bytes(
-    stream text, version bigint, topic text, state bytea)
+CREATE OR REPLACE FUNCTION {self.schema}.ordo_event_head(stream text, version bigint, topic text)
 RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT int4send(octet_length(convert_to(stream, 'UTF8'))) || convert_to(stream, 'UTF8')
-        || int8send(version)
-        || int4send(octet_length(convert_to(topic, 'UTF8'))) || convert_to(topic, 'UTF8')
-        || coalesce(state, '')
+    SELECT {event_head_sql("stream", "version", "topic")}
 $$"""
 
     def _trigger_function(self) -> str:
@@ -100,8 +106,8 @@ BEGIN
             ORDER BY e.notification_id DESC LIMIT 1;
         previous := coalesce(previous, {GENESIS_SQL});
     END IF;
-    NEW.hash := sha256(previous || {self.schema}.ordo_event_bytes(
-        NEW.originator_id, NEW.originator_version, NEW.topic, NEW.state));
+    NEW.hash := sha256(previous || {self.schema}.ordo_event_head(
+        NEW.originator_id, NEW.originator_version, NEW.topic) || coalesce(NEW.state, ''));
     PERFORM set_config('{HEAD_SETTING}', TG_RELID::text || ':' || encode(NEW.hash, 'hex'), true);
     RETURN NEW;
 END $$"""
@@ -125,8 +131,8 @@ BEGIN
             previous := r.hash;
             CONTINUE;
         END IF;
-        previous := sha256(previous || {self.schema}.ordo_event_bytes(
-            r.originator_id, r.originator_version, r.topic, r.state));
+        previous := sha256(previous || {self.schema}.ordo_event_head(
+            r.originator_id, r.originator_version, r.topic) || coalesce(r.state, ''));
         ids := ids || r.notification_id;
         hashes := hashes || previous;
         total := total + 1;
@@ -144,9 +150,11 @@ END $$"""
 
     @property
     def rows_after(self) -> str:
-        """The log in order from a position, as `ChainRow`s' columns (`ordo verify`)."""
+        """A page of the log in order after a position, as `ChainRow`s (`ordo verify`)."""
         return (
-            "SELECT notification_id, originator_id, originator_version, topic, state, hash "
+            "SELECT notification_id, "
+            f"{event_head_sql('originator_id', 'originator_version', 'topic')}, "
+            "coalesce(state, ''), hash "
             f"FROM {self.events} WHERE notification_id > $1 ORDER BY notification_id LIMIT $2"
         )
 
@@ -162,11 +170,6 @@ async def install_chain(conn: Conn, sql: EventTableSql) -> None:
         await conn.execute(sql.mark_migrated, CHAIN_MIGRATION, chained, 0)
         log.info("log_chained", events=chained)
     await conn.execute(chain.trigger())
-
-
-def chain_rows(rows: Sequence[Any]) -> list[ChainRow]:
-    """Rows of `rows_after` (or its SQLite twin) as `ChainRow`s."""
-    return [ChainRow(r[0], r[1], r[2], r[3], bytes(r[4]), r[5] and bytes(r[5])) for r in rows]
 
 
 def install_chain_sync(curs: Cursor[DictRow], sql: EventTableSql) -> None:
@@ -188,4 +191,4 @@ def install_chain_sync(curs: Cursor[DictRow], sql: EventTableSql) -> None:
     curs.execute(chain.trigger())
 
 
-__all__ = ["ChainSql", "chain_rows", "install_chain", "install_chain_sync"]
+__all__ = ["ChainSql", "install_chain", "install_chain_sync"]

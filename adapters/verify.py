@@ -12,10 +12,11 @@ comparison the copy catches up and the comparison runs again.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,8 +26,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from adapters.bootstrap import read_models_for
-from adapters.chain import ChainBreak, ChainCheck, ChainRow
-from adapters.chain_postgres import ChainSql, chain_rows
+from adapters.chain import ChainBreak, ChainCheck, ChainRow, event_head
+from adapters.chain_postgres import ChainSql
 from adapters.config import Settings
 from adapters.eventtable import EVENTS_TABLE, EventTableSql
 from adapters.postgres import open_pool
@@ -41,21 +42,38 @@ COMPARISONS = 5  # the live read models moved on this often: give up, say so
 
 
 class LogRows(Protocol):
-    async def after(self, position: int, limit: int) -> list[ChainRow]: ...
+    def batches(self) -> AsyncIterator[list[ChainRow]]:
+        """The whole log in order, `CHAIN_BATCH` rows at a time."""
+        ...
 
     async def head(self) -> int: ...
 
 
 class PostgresLogRows:
+    """The log by pages of positions, the next page asked for while one is checked."""
+
     def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
         self._pool = pool
         sql = EventTableSql(schema)
         self._query = ChainSql(sql).rows_after
         self._head = sql.head
 
-    async def after(self, position: int, limit: int) -> list[ChainRow]:
+    async def batches(self) -> AsyncIterator[list[ChainRow]]:
+        following = asyncio.ensure_future(self._after(0))
+        try:
+            while batch := await following:
+                following = asyncio.ensure_future(self._after(batch[-1][0]))
+                await asyncio.sleep(0)  # the next page is on its way
+                yield batch
+        finally:
+            following.cancel()
+            with suppress(asyncio.CancelledError):
+                await following
+
+    async def _after(self, position: int) -> list[ChainRow]:
         async with self._pool.acquire() as conn:
-            return chain_rows(await conn.fetch(self._query, position, limit))
+            rows: list[Any] = await conn.fetch(self._query, position, CHAIN_BATCH)  # as tuples
+            return rows
 
     async def head(self) -> int:
         async with self._pool.acquire() as conn:
@@ -68,13 +86,13 @@ class SqliteLogRows:
     def __init__(self, path: Path) -> None:
         self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
 
-    async def after(self, position: int, limit: int) -> list[ChainRow]:
-        rows = self._conn.execute(
+    async def batches(self) -> AsyncIterator[list[ChainRow]]:
+        cursor = self._conn.execute(
             "SELECT rowid, originator_id, originator_version, topic, state, hash "
-            f"FROM {EVENTS_TABLE} WHERE rowid > ? ORDER BY rowid LIMIT ?",
-            (position, limit),
-        ).fetchall()
-        return chain_rows(rows)
+            f"FROM {EVENTS_TABLE} ORDER BY rowid"
+        )
+        while batch := cursor.fetchmany(CHAIN_BATCH):
+            yield [(row[0], event_head(row[1], row[2], row[3]), row[4], row[5]) for row in batch]
 
     async def head(self) -> int:
         return int(self._conn.execute(f"SELECT max(rowid) FROM {EVENTS_TABLE}").fetchone()[0] or 0)
@@ -88,7 +106,7 @@ async def verify_chain(
 ) -> tuple[ChainBreak | None, ChainCheck]:
     """The first break of the chain (None: it holds), and how far the check went."""
     check = ChainCheck()
-    while batch := await rows.after(check.last_position, CHAIN_BATCH):
+    async for batch in rows.batches():
         if (broken := check.check(batch)) is not None:
             return broken, check
         advanced(check.last_position)
