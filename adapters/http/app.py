@@ -39,7 +39,7 @@ from adapters.http.lists import ListsController
 from adapters.http.openapi import complete_document
 from adapters.http.problems import EXCEPTION_HANDLERS, STATUS_OF, Problem, problem
 from adapters.http.products import ProductsController
-from adapters.http.receipts import receipt_header, receipt_keys
+from adapters.http.receipts import document_receipts, receipt_header, receipt_keys
 from adapters.http.reconciliation import ReconciliationController
 from adapters.http.routes import PrescriptionController
 from adapters.http.sending import SendingController
@@ -160,6 +160,7 @@ def _complete_openapi(app: Litestar) -> None:
     """The constraints, problems and links Litestar cannot infer (before the first request)."""
     complete_document(app.openapi_schema)
     complete_fhir_document(app.openapi_schema)
+    document_receipts(app.openapi_schema)
 
 
 API_DESCRIPTION = """Event-sourced backend for the ordonnance numérique (contract v1.1).

@@ -8,10 +8,35 @@ from typing import Any
 
 from litestar import get
 from litestar.datastructures import State
+from litestar.openapi.spec import OpenAPI, OpenAPIHeader, OpenAPIResponse, OpenAPIType, Schema
 from litestar.types import BeforeMessageSendHookHandler, Message, Scope
 
 from adapters.receipts import HEADER, KeyRing, receipt_claims
 from adapters.unit_of_work import last_appended
+
+# The operations whose 201 carries a receipt (and their /fhir equivalents, see docs/fhir.md).
+RECEIPTED = (
+    "/v1/prescriptions",
+    "/v1/prescriptions/{prescription_id}/dispensations",
+    "/v1/prescriptions/{prescription_id}/dispensations/{dispensation_id}/billing",
+)
+RECEIPT_HEADER = OpenAPIHeader(
+    schema=Schema(type=OpenAPIType.STRING),
+    description=(
+        "The signed receipt of what was recorded and where in the log (compact JWS, ES256); "
+        "keys at /.well-known/jwks.json"
+    ),
+)
+
+
+def document_receipts(document: OpenAPI) -> None:
+    """The `Ordo-Receipt` header in the OpenAPI document's 201 answers that carry it."""
+    for path in RECEIPTED:
+        item = (document.paths or {}).get(path)
+        operation = item.post if item is not None else None
+        created = (operation.responses or {}).get("201") if operation is not None else None
+        if isinstance(created, OpenAPIResponse):
+            created.headers = {**(created.headers or {}), HEADER: RECEIPT_HEADER}
 
 
 @get("/.well-known/jwks.json", include_in_schema=False)
