@@ -98,9 +98,10 @@ class Keys:
     signer: ec.EllipticCurvePrivateKey
     kid: str
     published: tuple[ec.EllipticCurvePublicKey, ...]
+    by_kid: dict[str, ec.EllipticCurvePublicKey]
 
     def public(self, kid: str) -> ec.EllipticCurvePublicKey | None:
-        return next((key for key in self.published if thumbprint(key) == kid), None)
+        return self.by_kid.get(kid)
 
 
 class KeyRing:
@@ -115,10 +116,9 @@ class KeyRing:
 
     def keys(self) -> Keys:
         """The keys as the files say now (loaded again only when one of them changed)."""
-        stamp = self._files_stamp()
+        stamp = self._files_stamp()  # before loading: a change while loading is seen next time
         if self._keys is None or stamp != self._stamp:
-            self._keys = self._load()
-            self._stamp = self._files_stamp()
+            self._keys, self._stamp = self._load(), stamp
         return self._keys
 
     def rotate(self) -> str:
@@ -150,7 +150,8 @@ class KeyRing:
         kid = thumbprint(signer.public_key())
         ring = [_read_key(path) for path in sorted(self.directory.glob("*.pem"))]
         others = [key.public_key() for key in ring if thumbprint(key.public_key()) != kid]
-        return Keys(signer, kid, (signer.public_key(), *others))
+        published = (signer.public_key(), *others)
+        return Keys(signer, kid, published, {thumbprint(key): key for key in published})
 
     def _current_or_new(self) -> ec.EllipticCurvePrivateKey:
         current = self.directory / CURRENT

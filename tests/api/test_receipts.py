@@ -243,3 +243,16 @@ def test_another_dispensings_receipt_is_receipt_invalid(client: Client, people: 
 
     assert item["outcome"] == "receipt_invalid"
     assert item["detail"].startswith("the receipt is of prescription ")
+
+
+def test_a_retry_answered_from_its_key_records_nothing_and_carries_no_receipt(
+    client: Client, people: People
+) -> None:
+    number = issue(client, people, 3)["prescription_id"]
+    first = dispense(client, people, number, (1, 1), **{"Idempotency-Key": "lgo-1"})
+
+    retry = dispense(client, people, number, (1, 1), **{"Idempotency-Key": "lgo-1"})
+
+    assert (first.status_code, retry.status_code) == (201, 201)
+    assert verified(client, first.headers["Ordo-Receipt"])["action"] == "dispensing"
+    assert "Ordo-Receipt" not in retry.headers  # the first answer's receipt is the receipt

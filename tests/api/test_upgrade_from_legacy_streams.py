@@ -11,6 +11,7 @@ models rebuild over the legacy rows, and a second start migrates nothing again.
 from __future__ import annotations
 
 import asyncio
+import io
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from adapters.kafka.messages import from_message
 from adapters.kafka.relay import Relay, ensure_topics, producer
 from adapters.postgres import asyncpg_target
 from adapters.store.postgres import PostgresEventStore
+from adapters.verify import verify
 from projections.folds import READ_MODEL_NAMES
 from tests.api.previous_release import as_previous_release, query
 from tests.api.test_billing_api import bill, billings, dispensed
@@ -181,6 +183,19 @@ def test_starting_twice_migrates_once(
     assert before.legacy_rows == 4
     assert query(settings, "SELECT count(*) FROM ordo_idempotency") == [(3,)]
     assert query(settings, "SELECT count(*) FROM ordo_invoice_claims") == [(1,)]
+
+
+def test_the_upgraded_log_is_chained_once_and_verifies(
+    upgraded: Client, people: People, settings: Settings
+) -> None:
+    issue(upgraded, people, 3)  # chained by the trigger after the rows the upgrade chained
+
+    out = io.StringIO()
+    holds = asyncio.run(verify(settings, Console(file=out, width=200)))
+
+    assert holds, out.getvalue()
+    [(events,)] = query(settings, "SELECT count(*) FROM ordo_events WHERE hash IS NOT NULL")
+    assert f"the log's chain holds: {events} events" in out.getvalue()
 
 
 @pytest.mark.parametrize("settings", ["postgres"], indirect=True)
