@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from litestar.testing import TestClient
 
 from adapters.bootstrap import build_app
+from adapters.cli import main
 from adapters.config import Settings
 from adapters.receipts import KeyRing, thumbprint
 from tests.api.previous_release import query
@@ -256,3 +257,19 @@ def test_a_retry_answered_from_its_key_records_nothing_and_carries_no_receipt(
     assert (first.status_code, retry.status_code) == (201, 201)
     assert verified(client, first.headers["Ordo-Receipt"])["action"] == "dispensing"
     assert "Ordo-Receipt" not in retry.headers  # the first answer's receipt is the receipt
+
+
+@pytest.mark.parametrize(
+    "settings", ["sqlite"], indirect=True
+)  # keys are files, whatever the store
+def test_ordo_keys_rotate_makes_a_new_signer_and_keeps_the_old_one(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ring = KeyRing(settings.data_dir)
+    old = ring.keys().kid
+    monkeypatch.setenv("ORDO_DATA_DIR", str(settings.data_dir))
+
+    assert main(["keys", "rotate"]) == 0
+
+    keys = KeyRing(settings.data_dir).keys()
+    assert keys.kid != old and [thumbprint(k) for k in keys.published] == [keys.kid, old]

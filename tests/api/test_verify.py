@@ -14,10 +14,12 @@ import sqlite3
 from typing import Any
 
 import psycopg
+import pytest
 from rich.console import Console
 
 from adapters.bootstrap import read_models_for
 from adapters.chain import GENESIS, chained
+from adapters.cli import main
 from adapters.config import Settings
 from adapters.postgres import asyncpg_target
 from adapters.verify import verify
@@ -149,3 +151,21 @@ def test_a_read_model_row_lost_names_the_read_model(
 async def caught_up(settings: Settings) -> None:
     async with read_models_for(settings) as read_models:
         await read_models.caught_up(await read_models.source.head(), patience=5.0)
+
+
+def test_ordo_verify_exits_non_zero_naming_the_position(
+    client: Client,
+    people: People,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    log = issue_and_dispense(client, people, settings)
+    monkeypatch.setenv("ORDO_DATA_DIR", str(settings.data_dir))
+    if settings.database_url is not None:
+        monkeypatch.setenv("ORDO_DATABASE_URL", settings.database_url)
+    assert main(["verify"]) == 0
+    execute(settings, f"DELETE FROM ordo_events WHERE {position_column(settings)} = %s", log[0])
+
+    assert main(["verify"]) == 1
+    assert f"the log's chain breaks at position {log[1]}" in capsys.readouterr().out
