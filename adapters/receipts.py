@@ -91,6 +91,13 @@ def _write_private(path: Path, data: bytes) -> None:
     partial.replace(path)
 
 
+def _modified(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
+
+
 @dataclass(frozen=True)
 class Keys:
     """The signer and every key published (the signer's included), as loaded once."""
@@ -136,10 +143,10 @@ class KeyRing:
         return kid
 
     def _files_stamp(self) -> tuple[int, ...]:
-        paths = [self.directory, self.directory / CURRENT]
-        if self.key_file is not None:
-            paths.append(self.key_file)
-        return tuple(path.stat().st_mtime_ns if path.exists() else 0 for path in paths)
+        """The ring's and the key file's modification times: every key written (a rotation, a
+        new `current`) is put in place by a rename, which changes its directory's."""
+        paths = (self.directory,) if self.key_file is None else (self.directory, self.key_file)
+        return tuple(_modified(path) for path in paths)
 
     def _load(self) -> Keys:
         with self._locked():
