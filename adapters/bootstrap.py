@@ -405,6 +405,7 @@ def build_app(settings: Settings, log: LibraryLog | None = None) -> Litestar:
         catalogue=catalogue,
         conversations=conversations,
         receipts=KeyRing(settings.data_dir, settings.receipt_key),
+        receipt_issuer=settings.receipt_issuer,
         limits=limits_for(settings),
     )
 

@@ -113,6 +113,7 @@ def create_app(
     record_access: bool = True,
     conversations: ConversationService,
     receipts: KeyRing,
+    receipt_issuer: str = "ordo",
     limits: Limits | None = None,
 ) -> Litestar:
     prometheus = PrometheusConfig(
@@ -144,7 +145,7 @@ def create_app(
             *recording,  # outside the limits: a call refused 429 is traced too
             *(limits or Limits()).middleware(verifier),
         ],
-        before_send=[add_security_headers, receipt_header(receipts)],
+        before_send=[add_security_headers, receipt_header(receipts, receipt_issuer)],
         request_class=HardenedRequest,
         request_max_body_size=max_body_bytes,
         openapi_config=_openapi(),

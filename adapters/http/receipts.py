@@ -45,18 +45,11 @@ async def receipt_keys(state: State) -> dict[str, Any]:
     return ring.jwks()
 
 
-def issuer_of(scope: Scope) -> str:
-    """The server as the caller reached it: its scheme and Host."""
-    headers = dict(scope.get("headers", []))
-    host = headers.get(b"host", b"").decode("latin-1") or "localhost"
-    return f"{scope.get('scheme', 'http')}://{host}"
-
-
-def receipt_header(ring: KeyRing) -> BeforeMessageSendHookHandler:
+def receipt_header(ring: KeyRing, issuer: str) -> BeforeMessageSendHookHandler:
     """A `before_send` hook: a 201 whose request appended a prescribing, a dispensing or a
     billing gets its receipt, signed once the append is durable (the answer is being sent)."""
 
-    async def add_receipt(message: Message, scope: Scope) -> None:
+    async def add_receipt(message: Message, _: Scope) -> None:
         if message["type"] != "http.response.start":
             return
         appended = last_appended.get()
@@ -65,7 +58,7 @@ def receipt_header(ring: KeyRing) -> BeforeMessageSendHookHandler:
         last_appended.set(None)
         if message["status"] != 201:
             return
-        issuer, now = issuer_of(scope), int(time.time())
+        now = int(time.time())
         for event, point in zip(appended.events, appended.points, strict=True):
             claims = receipt_claims(event, point, issuer, now)
             if claims is not None:

@@ -62,7 +62,7 @@ def test_a_prescribing_receipt_verifies_and_names_the_event_in_the_log(
     assert claims["rpps"] == people.prescriber and claims["finess"] is None
     assert [(line["line_no"], line["quantity"]) for line in claims["lines"]] == [(1, 3), (2, 1)]
     assert claims["log_hash"] == logged_hash(settings, claims["log_position"])
-    assert claims["iss"] == "http://testserver.local" and claims["iat"] > 0
+    assert claims["iss"] == "ordo" and claims["iat"] > 0  # ORDO_RECEIPT_ISSUER's default
 
 
 def test_a_dispensing_receipt_names_the_pharmacy_and_the_packs(
