@@ -1,4 +1,4 @@
-"""Receipts over HTTP: the `Ordo-Receipt` header of a 201 that recorded something receipted,
+"""Receipts over HTTP: the `Ordo-Receipt` header of an answer that recorded something receipted,
 and the published keys at `/.well-known/jwks.json` (no token: anyone may check a receipt)."""
 
 from __future__ import annotations
@@ -46,8 +46,9 @@ async def receipt_keys(state: State) -> dict[str, Any]:
 
 
 def receipt_header(ring: KeyRing, issuer: str) -> BeforeMessageSendHookHandler:
-    """A `before_send` hook: a 201 whose request appended a prescribing, a dispensing or a
-    billing gets its receipt, signed once the append is durable (the answer is being sent)."""
+    """A `before_send` hook: a success (201, or a FHIR transaction's 200) whose request appended
+    a prescribing, a dispensing or a billing gets its receipt, signed once the append is durable
+    (the answer is being sent)."""
 
     async def add_receipt(message: Message, _: Scope) -> None:
         if message["type"] != "http.response.start":
@@ -56,7 +57,7 @@ def receipt_header(ring: KeyRing, issuer: str) -> BeforeMessageSendHookHandler:
         if appended is None:
             return
         last_appended.set(None)
-        if message["status"] != 201:
+        if not 200 <= message["status"] < 300:  # 201, or a FHIR transaction's 200
             return
         now = int(time.time())
         for event, point in zip(appended.events, appended.points, strict=True):

@@ -22,7 +22,7 @@ from adapters.receipts import KeyRing, thumbprint
 from tests.api.previous_release import query
 from tests.api.test_billing_api import bill, dispensed
 from tests.api.test_fhir_dispensing import dispense as fhir_dispense
-from tests.api.test_fhir_prescribing import FHIR_JSON
+from tests.api.test_fhir_prescribing import FHIR_JSON, fixture, post_bundle
 from tests.api.test_prescriptions_api import dispense, issue
 from tests.api.test_reconciliation_api import invoice, reconcile
 from tests.conftest import Client, settings_for
@@ -273,3 +273,13 @@ def test_ordo_keys_rotate_makes_a_new_signer_and_keeps_the_old_one(
 
     keys = KeyRing(settings.data_dir).keys()
     assert keys.kid != old and [thumbprint(k) for k in keys.published] == [keys.kid, old]
+
+
+def test_a_fhir_transaction_prescribing_carries_its_receipt(client: Client, people: People) -> None:
+    answer = post_bundle(client, people, fixture("HAS-32-2-Presc-ULTIBRO-BREEZ"))
+
+    assert answer.status_code == 200, answer.text
+    claims = verified(client, answer.headers["Ordo-Receipt"])
+    (location,) = [e["response"]["location"] for e in answer.json()["entry"]]
+    assert claims["action"] == "prescribing"
+    assert location == f"MedicationRequest/{claims['prescription_id']}-1"
