@@ -40,6 +40,7 @@ from adapters.messaging.service import ConversationService
 from adapters.postgres import open_pool
 from adapters.readmodels import ReadModels, open_read_models
 from adapters.readmodels.sqlite import SqliteEventFeed
+from adapters.receipts import KeyRing, ReceiptVerifier
 from adapters.reconciliation import reconciliation_for
 from adapters.service import PrescriptionService, paris_clock
 from adapters.store import EventStore
@@ -301,7 +302,9 @@ def read_side(
         read_models = await open_read_models(settings, event_log)
         app.state.read_models = read_models
         reconciliation = reconciliation_for(
-            read_models, substitute=catalogue_substitutes(catalogue.in_force)
+            read_models,
+            substitute=catalogue_substitutes(catalogue.in_force),
+            receipts=ReceiptVerifier(KeyRing(settings.data_dir, settings.receipt_key)),
         )
         app.state.reconciliation = reconciliation
         if isinstance(read_models.source, SqliteEventFeed):
@@ -402,6 +405,8 @@ def build_app(settings: Settings, log: LibraryLog | None = None) -> Litestar:
         on_shutdown=[event_log.close] if log is None else [],
         catalogue=catalogue,
         conversations=conversations,
+        receipts=KeyRing(settings.data_dir, settings.receipt_key),
+        receipt_issuer=settings.receipt_issuer,
         limits=limits_for(settings),
     )
 

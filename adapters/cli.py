@@ -110,8 +110,22 @@ def _parser() -> argparse.ArgumentParser:
         "status", help="the snapshot in force and its counts"
     ).set_defaults(handler=_catalogue_status)
     _access_log_commands(commands)
-    _backup_commands(commands)
+    _integrity_commands(commands)
     return parser
+
+
+def _integrity_commands(commands: Any) -> None:
+    """Proving the log and keeping it: verify, receipt keys, backup and restore."""
+    verify = commands.add_parser(
+        "verify", help="recompute the log's hash chain and compare each read model with a rebuild"
+    )
+    verify.set_defaults(handler=_verify)
+    keys = commands.add_parser("keys", help="the keys that sign receipts")
+    keys_operations = keys.add_subparsers(required=True, metavar="OPERATION")
+    keys_operations.add_parser(
+        "rotate", help="sign with a new key from now on; the old ones stay published"
+    ).set_defaults(handler=_rotate_keys)
+    _backup_commands(commands)
 
 
 def _add_document(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -256,6 +270,21 @@ def _rebuild(args: argparse.Namespace) -> int:
 
     views = [args.view] if args.view else list(READ_MODEL_NAMES)
     asyncio.run(operations.rebuild(Settings.from_env(), views, Console()))
+    return 0
+
+
+def _verify(_: argparse.Namespace) -> int:
+    from adapters import verify  # noqa: PLC0415
+
+    return 0 if asyncio.run(verify.verify(Settings.from_env(), Console())) else 1
+
+
+def _rotate_keys(_: argparse.Namespace) -> int:
+    from adapters.receipts import KeyRing  # noqa: PLC0415
+
+    settings = Settings.from_env()
+    kid = KeyRing(settings.data_dir, settings.receipt_key).rotate()
+    Console().print(f"receipts are signed with the key {kid} from now on")
     return 0
 
 

@@ -61,6 +61,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limit_burst: int = 0
     # A request body that stalls this long (nothing of it arrives) is answered 408.
     request_timeout_seconds: float = 30.0
+    # The receipts' signing key (PEM, EC P-256); None: one generated under data_dir. Their `iss`.
+    receipt_key: Path | None = None
+    receipt_issuer: str = "ordo"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -107,6 +110,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             rate_limit_per_minute=per_minute,
             rate_limit_burst=int(env.get("ORDO_RATE_LIMIT_BURST", max(1, per_minute // 6))),
             request_timeout_seconds=float(env.get("ORDO_REQUEST_TIMEOUT_SECONDS", 30)),
+            receipt_key=Path(env["ORDO_RECEIPT_KEY"]) if env.get("ORDO_RECEIPT_KEY") else None,
+            receipt_issuer=env.get("ORDO_RECEIPT_ISSUER") or "ordo",
         )
 
 

@@ -81,8 +81,22 @@ class EventTableSql:
             f"CREATE TABLE IF NOT EXISTS {self.migrations} (name text PRIMARY KEY, "
             "ran_at timestamptz NOT NULL DEFAULT now(), records bigint NOT NULL, "
             "claims bigint NOT NULL)",
+            self._drop_group_function_without_hash(),
             self._group_function_ddl(),
         ]
+
+    def _drop_group_function_without_hash(self) -> str:
+        """A release before the hash chain defined the group append without `log_hash` in its
+        result, which CREATE OR REPLACE cannot change."""
+        schema = self.schema.replace("'", "''")
+        return f"""
+DO $$ BEGIN
+    IF EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+               WHERE n.nspname = '{schema}' AND p.proname = 'ordo_append_group'
+               AND pg_get_function_result(p.oid) NOT LIKE '%log_hash%') THEN
+        DROP FUNCTION {self.group_function};
+    END IF;
+END $$"""
 
     def _group_function_ddl(self) -> str:
         """One call appends a group of commands in one transaction (one lock, one NOTIFY, one
@@ -92,8 +106,9 @@ class EventTableSql:
         its idempotency key or invoice number is already taken; the others' rows are inserted.
         The caller never puts two commands touching one stream, key or invoice number in one
         group (the second would be decided against a state the first changes), so the checks
-        are set-based. The returned rows are the inserted events: a command is committed iff
-        its events are among them.
+        are set-based. The returned rows are the inserted events with their log positions and
+        hashes (the chain's trigger, `adapters.chain_postgres`, sets them): a command is
+        committed iff its events are among them.
         """
         return f"""
 CREATE OR REPLACE FUNCTION {self.group_function}(
@@ -102,7 +117,7 @@ CREATE OR REPLACE FUNCTION {self.group_function}(
     key_cmds int[], keys text[], fingerprints text[], results bytea[],
     claim_cmds int[], claim_finess text[], claim_numbers text[],
     claim_prescriptions text[], claim_dispensations text[])
-RETURNS TABLE (stream text, stream_version bigint, log_position bigint)
+RETURNS TABLE (stream text, stream_version bigint, log_position bigint, log_hash bytea)
 LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
@@ -140,13 +155,13 @@ BEGIN
             AS e(cmd, id, version, topic, state, n)
         WHERE e.cmd <> ALL (refused)
         ORDER BY e.n
-    RETURNING t.originator_id, t.originator_version, t.notification_id;
+    RETURNING t.originator_id, t.originator_version, t.notification_id, t.hash;
 END $$"""
 
     @property
     def append_group(self) -> str:
         return (
-            f"SELECT stream, stream_version, log_position FROM {self.group_function}("
+            f"SELECT stream, stream_version, log_position, log_hash FROM {self.group_function}("
             "$1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         )
 

@@ -32,9 +32,18 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLite
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
+from adapters.chain import CHAIN_MIGRATION, GENESIS, LogPoint, chained
+from adapters.chain_postgres import install_chain_sync
 from adapters.config import schema_of
-from adapters.eventtable import CLAIMS_TABLE, EVENTS_TABLE, IDEMPOTENCY_TABLE, MIGRATIONS_TABLE
+from adapters.eventtable import (
+    CLAIMS_TABLE,
+    EVENTS_TABLE,
+    IDEMPOTENCY_TABLE,
+    MIGRATIONS_TABLE,
+    EventTableSql,
+)
 from adapters.legacy import LEGACY_TOPICS, MIGRATION, rows_of
+from adapters.locks import lock_key
 from adapters.postgres import libpq_parameters, servers_of
 from adapters.storedevents import AnyEvent, EventMapper, IdempotencyRecord, InvoiceClaim
 from domain.coverage import NarcoticCoverage, fold_coverage
@@ -85,10 +94,16 @@ class LibraryLog:
 class EmbeddedRecorder(SQLiteApplicationRecorder):
     """The library's SQLite recorder, with the idempotency records and invoice claims in tables
     of their own, inserted in the events' transaction (`insert_events(..., idempotency=,
-    claim=)`): a taken key or number fails the whole append, as a taken version does."""
+    claim=)`): a taken key or number fails the whole append, as a taken version does. Each
+    event is hash-chained (`adapters.chain`) in the same transaction, once inserted: the insert
+    holds the database's write lock, so the head it follows is the log's."""
 
     def __init__(self, datastore: SQLiteDatastore, *, events_table_name: str) -> None:
         super().__init__(datastore, events_table_name=events_table_name)
+        self.insert_events_statement = (
+            f"INSERT INTO {EVENTS_TABLE} (originator_id, originator_version, topic, state) "
+            "VALUES (?, ?, ?, ?)"
+        )
         self.create_table_statements += [
             f"CREATE TABLE IF NOT EXISTS {IDEMPOTENCY_TABLE} (key TEXT PRIMARY KEY, "
             "fingerprint TEXT NOT NULL, result BLOB NOT NULL)",
@@ -103,6 +118,31 @@ class EmbeddedRecorder(SQLiteApplicationRecorder):
     def _create_table(self, c: SQLiteCursor) -> None:
         super()._create_table(c)
         self._migrate_legacy_streams(c)
+        self._chain_once(c)
+
+    def _chain_once(self, c: SQLiteCursor) -> None:
+        """Add the `hash` column and chain the rows a previous release wrote, in log order,
+        once (recorded in `ordo_migrations`)."""
+        c.execute(f"SELECT 1 FROM {MIGRATIONS_TABLE} WHERE name = ?", (CHAIN_MIGRATION,))
+        if c.fetchone() is not None:
+            return
+        c.execute(f"SELECT name FROM pragma_table_info('{EVENTS_TABLE}') WHERE name = 'hash'")
+        if c.fetchone() is None:
+            c.execute(f"ALTER TABLE {EVENTS_TABLE} ADD COLUMN hash BLOB")
+        c.execute(
+            f"SELECT rowid, originator_id, originator_version, topic, state FROM {EVENTS_TABLE} "
+            "ORDER BY rowid"
+        )
+        previous, hashes = GENESIS, []
+        for position, stream, version, topic, state in c.fetchall():
+            previous = chained(previous, stream, version, topic, bytes(state))
+            hashes.append((previous, position))
+        c.executemany(f"UPDATE {EVENTS_TABLE} SET hash = ? WHERE rowid = ?", hashes)
+        c.execute(
+            f"INSERT INTO {MIGRATIONS_TABLE} (name, records, claims) VALUES (?, ?, 0)",
+            (CHAIN_MIGRATION, len(hashes)),
+        )
+        log.info("log_chained", events=len(hashes))
 
     def _migrate_legacy_streams(self, c: SQLiteCursor) -> None:
         """Copy the previous release's idempotency and invoice streams into their tables, once
@@ -129,7 +169,19 @@ class EmbeddedRecorder(SQLiteApplicationRecorder):
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        positions = super()._insert_events(c, stored_events)
+        positions = self._insert_chained(c, stored_events, **kwargs)
+        return [point.position for point in positions]
+
+    def insert_chained(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> list[LogPoint]:
+        """As `insert_events`, returning where each event landed in the log and its hash."""
+        with self.datastore.transaction(commit=True) as c:
+            return self._insert_chained(c, stored_events, **kwargs)
+
+    def _insert_chained(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> list[LogPoint]:
+        positions = super()._insert_events(c, stored_events) or []
+        points = self._chain(c, stored_events, positions)
         record: IdempotencyRecord | None = kwargs.get("idempotency")
         if record is not None:
             c.execute(
@@ -142,7 +194,34 @@ class EmbeddedRecorder(SQLiteApplicationRecorder):
                 f"INSERT INTO {CLAIMS_TABLE} VALUES (?, ?, ?, ?)",
                 (claim.finess, claim.invoice_number, claim.prescription_id, claim.dispensation_id),
             )
-        return positions
+        return points
+
+    def _chain(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], positions: Sequence[int]
+    ) -> list[LogPoint]:
+        if not positions:
+            return []
+        c.execute(
+            f"SELECT hash FROM {EVENTS_TABLE} WHERE rowid < ? ORDER BY rowid DESC LIMIT 1",
+            (positions[0],),
+        )
+        row = c.fetchone()
+        previous = GENESIS if row is None else bytes(row[0])
+        points = []
+        for event, position in zip(stored_events, positions, strict=True):
+            previous = chained(
+                previous,
+                str(event.originator_id),
+                event.originator_version,
+                event.topic,
+                event.state,
+            )
+            points.append(LogPoint(position, previous))
+        c.executemany(
+            f"UPDATE {EVENTS_TABLE} SET hash = ? WHERE rowid = ?",
+            [(point.hash, point.position) for point in points],
+        )
+        return points
 
     def idempotency_record(self, key: str) -> IdempotencyRecord | None:
         with self.datastore.transaction(commit=False) as c:
@@ -198,6 +277,11 @@ class SingleTripPostgresRecorder(PostgresApplicationRecorder):
         with self.datastore.transaction(commit=True) as curs:
             curs.execute("SELECT pg_advisory_xact_lock(hashtext('ordo_append'))")
             curs.execute(self._function_ddl)
+        # The event store's tables and the hash chain, under the event store's DDL lock.
+        sql = EventTableSql(self.datastore.schema or "public")
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(sql.schema, "event-table"),))
+            install_chain_sync(curs, sql)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **_: Any) -> Sequence[int]:

@@ -8,6 +8,9 @@ against the new state, after a short random pause: so the loser of a race gets i
 enough remains, and its domain error otherwise; never a pack dispensed twice. After
 `MAX_ATTEMPTS` lost races the caller is told to retry (`ContentionError`).
 
+What a decision appended, with each event's log position and hash, is the request's
+`last_appended` until its answer is sent (its receipt is signed from it, `adapters.receipts`).
+
 A command sent with an `Idempotency-Key` (`UnitOfWork.decide_once`) appends its result with its
 events, in one transaction: a retry of an answered request gets that first result again, never
 a second decision; the same key with another request is refused (`idempotency_key_reused`).
@@ -20,10 +23,12 @@ import hashlib
 import random
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from typing import Generic, TypeVar
 
 import msgspec
 
+from adapters.chain import LogPoint
 from adapters.legacy import UNREPLAYABLE
 from adapters.store import ConflictError, EventStore, Write
 from adapters.storedevents import AnyEvent, IdempotencyRecord, InvoiceClaim
@@ -87,6 +92,17 @@ class Decision(msgspec.Struct, Generic[T], frozen=True):
     result: T
     events: Sequence[AnyEvent] = ()
     claim: InvoiceClaim | None = None
+
+
+class Appended(msgspec.Struct, frozen=True):
+    """The events one decision appended, and where each landed in the log (in order)."""
+
+    events: Sequence[AnyEvent]
+    points: Sequence[LogPoint]
+
+
+# What the current request's last decision appended (None: nothing yet, or a replayed result).
+last_appended: ContextVar[Appended | None] = ContextVar("last_appended", default=None)
 
 
 class StateCache:
@@ -217,6 +233,7 @@ class UnitOfWork:
         return await self._until_appended(replayed_or_decided, request)
 
     async def _until_appended(self, decide: Decide[T], request: IdempotentRequest | None) -> T:
+        last_appended.set(None)
         for _ in range(MAX_ATTEMPTS):
             decision = await decide(self.prescriptions)
             if not decision.events:
@@ -229,10 +246,11 @@ class UnitOfWork:
     async def _try_append(self, write: Write) -> bool:
         """Append, or report that another writer got there first (then back off a little)."""
         try:
-            await self._store.append(write)
+            points = await self._store.append(write)
         except ConflictError:
             await asyncio.sleep(random.uniform(0, 0.005))
             return False
+        last_appended.set(Appended(write.events, points))
         self._after_append()
         return True
 

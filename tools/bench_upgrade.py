@@ -1,8 +1,8 @@
 """What the upgrade from the legacy streams costs at start (`adapters.legacy`), on PostgreSQL and
 SQLite: a log of --events events of which --legacy are the previous release's record and claim
 streams, then the store started twice. The first start copies them (one scan of the event
-table); the second finds the `ordo_migrations` row. Baseline: the store started on an empty
-database (the DDL alone)."""
+table) and hash-chains the log (`adapters.chain`); the second finds the `ordo_migrations` rows.
+Baseline: the store started on an empty database (the DDL alone)."""
 
 from __future__ import annotations
 
@@ -81,7 +81,11 @@ async def postgres_starts(url: str, events: int, legacy: int) -> list[float]:
             f'DROP TABLE "{schema}".ordo_idempotency, "{schema}".ordo_invoice_claims'
         )
         log = open_library_log(scratch, Path(tempfile.gettempdir()))
-        log.close()  # the library's event table, as the previous release created it
+        log.close()  # the library's event table, as the previous release created it ...
+        await conn.execute(f"DROP TRIGGER ordo_chain ON {table}")  # ... without the chain
+        await conn.execute(f"ALTER TABLE {table} DROP COLUMN hash")
+        for beside in ("ordo_migrations", "ordo_idempotency", "ordo_invoice_claims"):
+            await conn.execute(f'DROP TABLE "{schema}".{beside}')
         await conn.execute(
             f"INSERT INTO {table} (originator_id, originator_version, topic, state) "
             "SELECT 'P' || (n / 4), n % 4 + 1, 'DispensationRecorded.v1', '{}'::bytea "

@@ -109,6 +109,15 @@ def restore_postgres(database_url: str, source: Path) -> Manifest:
     return manifest
 
 
+def discard_postgres(database_url: str) -> None:
+    """What a refused restore left in the instance's schema, dropped: the schema is empty again
+    (its tables, and the functions the event store created)."""
+    dsn, schema = asyncpg_target(database_url)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+
+
 def _one(conn: psycopg.Connection[Any], query: str) -> object:
     row = conn.execute(query).fetchone()
     assert row is not None

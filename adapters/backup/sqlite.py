@@ -76,6 +76,12 @@ def restore_sqlite(source: Path, data_dir: Path) -> Manifest:
     return manifest
 
 
+def discard_sqlite(data_dir: Path, manifest: Manifest) -> None:
+    """The databases a refused restore put in `data_dir`, deleted: it is empty again."""
+    for name in manifest.files:
+        (data_dir / name).unlink(missing_ok=True)
+
+
 def _copy(database: Path, copy: Path) -> None:
     copy.unlink(missing_ok=True)
     with closing(sqlite3.connect(database)) as live, closing(sqlite3.connect(copy)) as out:

@@ -39,11 +39,13 @@ from adapters.http.lists import ListsController
 from adapters.http.openapi import complete_document
 from adapters.http.problems import EXCEPTION_HANDLERS, STATUS_OF, Problem, problem
 from adapters.http.products import ProductsController
+from adapters.http.receipts import document_receipts, receipt_header, receipt_keys
 from adapters.http.reconciliation import ReconciliationController
 from adapters.http.routes import PrescriptionController
 from adapters.http.sending import SendingController
 from adapters.logging import RequestLogMiddleware
 from adapters.messaging.service import ConversationService
+from adapters.receipts import KeyRing
 from adapters.service import PrescriptionService
 
 
@@ -95,6 +97,7 @@ ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     readyz,
     MetricsController,
     docs_asset,
+    receipt_keys,
 ]
 
 
@@ -109,6 +112,8 @@ def create_app(
     access_log: AccessRecorder | None = None,
     record_access: bool = True,
     conversations: ConversationService,
+    receipts: KeyRing,
+    receipt_issuer: str = "ordo",
     limits: Limits | None = None,
 ) -> Litestar:
     prometheus = PrometheusConfig(
@@ -129,6 +134,7 @@ def create_app(
                 "catalogue": catalogue or LiveCatalogue(),
                 "access_log": access_log,
                 "conversations": conversations,
+                "receipts": receipts,
             }
         ),
         dependencies=DEPENDENCIES,
@@ -139,7 +145,7 @@ def create_app(
             *recording,  # outside the limits: a call refused 429 is traced too
             *(limits or Limits()).middleware(verifier),
         ],
-        before_send=[add_security_headers],
+        before_send=[add_security_headers, receipt_header(receipts, receipt_issuer)],
         request_class=HardenedRequest,
         request_max_body_size=max_body_bytes,
         openapi_config=_openapi(),
@@ -155,6 +161,7 @@ def _complete_openapi(app: Litestar) -> None:
     """The constraints, problems and links Litestar cannot infer (before the first request)."""
     complete_document(app.openapi_schema)
     complete_fhir_document(app.openapi_schema)
+    document_receipts(app.openapi_schema)
 
 
 API_DESCRIPTION = """Event-sourced backend for the ordonnance numérique (contract v1.1).

@@ -25,6 +25,7 @@ from adapters.reconciliation.store import (
 from domain.reconciliation.chunk import paid_lines, reconcile_chunk
 from domain.reconciliation.decision import Previous, Verdict
 from domain.reconciliation.invoices import RECONCILED, Entry, InvoiceKey
+from domain.reconciliation.receipts import ReceiptCheck
 from domain.reconciliation.records import (
     PaidInvoices,
     PaidLines,
@@ -89,9 +90,11 @@ class PreparedChunk:
         paid: PaidByPrescription,
         seen: int,
         substitute: SubstituteCheck | None = None,
+        receipts: ReceiptCheck | None = None,
     ) -> None:
         self.batch_id = batch_id
         self._substitute = substitute
+        self._receipts = receipts
         self.chunk_no = chunk_no
         self._parsed = parsed
         self._records = records
@@ -115,7 +118,13 @@ class PreparedChunk:
         previous = {**self._previous, **taken} if taken else self._previous
         paid_now = self._paid if paid is None else paid
         verdicts = reconcile_chunk(
-            self.batch_id, entries, self._records, previous, paid_now, substitute=self._substitute
+            self.batch_id,
+            entries,
+            self._records,
+            previous,
+            paid_now,
+            substitute=self._substitute,
+            receipts=self._receipts,
         )
         return self._rows(iter(verdicts))
 
@@ -172,6 +181,7 @@ def decide_chunk(
     paid: PaidByPrescription,
     seen: int = 0,
     substitute: SubstituteCheck | None = None,
+    receipts: ReceiptCheck | None = None,
 ) -> PreparedChunk:
     records = {number: _record_decoder.decode(raw) for number, raw in raw_states.items()}
     return PreparedChunk(
@@ -183,6 +193,7 @@ def decide_chunk(
         paid=paid,
         seen=seen,
         substitute=substitute,
+        receipts=receipts,
     )
 
 

@@ -35,6 +35,7 @@ from adapters.bootstrap import catalogue_snapshot_for, read_models_for
 from adapters.config import Settings
 from adapters.logging import configure_logging
 from adapters.readmodels import ReadModels
+from adapters.receipts import KeyRing, ReceiptVerifier
 from adapters.reconciliation import reconciliation_for
 from adapters.reconciliation.processing import Reconciliation
 from adapters.reconciliation.store import Batch
@@ -61,7 +62,10 @@ async def reconcile_file(
         await catch_up_views(read_models, console)
         packs = snapshot if snapshot.info is not None else None
         reconciliation = reconciliation_for(
-            read_models, views_wait_seconds=0.0, substitute=catalogue_substitutes(lambda: packs)
+            read_models,
+            views_wait_seconds=0.0,
+            substitute=catalogue_substitutes(lambda: packs),
+            receipts=ReceiptVerifier(KeyRing(settings.data_dir, settings.receipt_key)),
         )
         await reconciliation.store.create()
         started = time.perf_counter()

@@ -46,6 +46,7 @@ from adapters.reconciliation.store import (
     LostLease,
 )
 from domain.reconciliation.invoices import Outcome
+from domain.reconciliation.receipts import ReceiptCheck
 from domain.reconciliation.records import SubstituteCheck
 
 log = structlog.get_logger("ordo.reconciliation")
@@ -75,9 +76,11 @@ class Reconciliation:
         lease_seconds: float = LEASE_SECONDS,
         views_wait_seconds: float = VIEWS_WAIT_SECONDS,
         substitute: SubstituteCheck | None = None,
+        receipts: ReceiptCheck | None = None,
     ) -> None:
         self.store = store
         self.substitute = substitute
+        self.receipts = receipts
         self.read_models = read_models
         self.owner = owner
         self.chunk_lines = chunk_lines
@@ -286,6 +289,7 @@ class Reconciliation:
             paid=paid,
             seen=found.paid.seen,
             substitute=self.substitute,
+            receipts=self.receipts,
         )
         return await anyio.to_thread.run_sync(
             decide, batch_id, found.chunk_no, found.parsed, found.states

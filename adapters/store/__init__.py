@@ -13,6 +13,7 @@ from typing import Protocol
 
 import msgspec
 
+from adapters.chain import LogPoint
 from adapters.storedevents import AnyEvent, IdempotencyRecord, InvoiceClaim, stream_of
 from domain.coverage import NarcoticCoverage
 from domain.events import Event
@@ -44,8 +45,9 @@ class EventStore(Protocol):
 
     async def coverage(self, stream_id: str) -> NarcoticCoverage: ...
 
-    async def append(self, write: Write) -> None:
-        """Durable when it returns; raises ConflictError if another writer got there first."""
+    async def append(self, write: Write) -> list[LogPoint]:
+        """Durable when it returns, with where each event landed in the log (in the write's
+        order); raises ConflictError if another writer got there first."""
         ...
 
     async def idempotency_record(self, key: str) -> IdempotencyRecord | None: ...

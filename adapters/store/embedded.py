@@ -11,6 +11,7 @@ from typing import cast
 
 import anyio.to_thread
 
+from adapters.chain import LogPoint
 from adapters.librarylog import EmbeddedRecorder, IntegrityError, LibraryLog
 from adapters.store import ConflictError, Write
 from adapters.storedevents import IdempotencyRecord, InvoiceClaim
@@ -36,13 +37,15 @@ class EmbeddedEventStore:
     async def coverage(self, stream_id: str) -> NarcoticCoverage:
         return await anyio.to_thread.run_sync(self.log.coverage, stream_id)
 
-    async def append(self, write: Write) -> None:
-        await anyio.to_thread.run_sync(self._append, write)
+    async def append(self, write: Write) -> list[LogPoint]:
+        return await anyio.to_thread.run_sync(self._append, write)
 
-    def _append(self, write: Write) -> None:
+    def _append(self, write: Write) -> list[LogPoint]:
         stored = [self.log.mapper.to_stored(event) for event in write.events]
         try:
-            self._recorder.insert_events(stored, idempotency=write.idempotency, claim=write.claim)
+            return self._recorder.insert_chained(
+                stored, idempotency=write.idempotency, claim=write.claim
+            )
         except IntegrityError as error:
             raise ConflictError(str(error)) from error
 

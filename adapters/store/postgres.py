@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import structlog
 
+from adapters.chain import LogPoint
+from adapters.chain_postgres import install_chain
 from adapters.eventtable import EventTableSql
 from adapters.legacy import LEGACY_TOPICS, MIGRATION, rows_of
 from adapters.locks import lock_key
@@ -51,19 +53,18 @@ class Pending:
     write: Write
     rows: list[tuple[str, int, str, bytes]]
     expected: dict[str, int]
-    done: asyncio.Future[None]
+    done: asyncio.Future[list[LogPoint]]
 
-    @property
-    def first_row(self) -> tuple[str, int]:
-        return self.rows[0][0], self.rows[0][1]
-
-    def resolve(self, error: BaseException | None = None) -> None:
+    def resolve(self, outcome: BaseException | dict[tuple[str, int], LogPoint]) -> None:
+        """Tell the caller: an error, or where its events landed (a conflict if they did not)."""
         if self.done.done():  # the caller went away (cancelled): nobody to tell
             return
-        if error is None:
-            self.done.set_result(None)
+        if isinstance(outcome, BaseException):
+            self.done.set_exception(outcome)
+        elif (self.rows[0][0], self.rows[0][1]) not in outcome:
+            self.done.set_exception(ConflictError("stale"))
         else:
-            self.done.set_exception(error)
+            self.done.set_result([outcome[row[0], row[1]] for row in self.rows])
 
 
 @dataclass
@@ -154,13 +155,13 @@ class GroupCommitter:
         self._news.set()
         await self._task
 
-    async def append(self, pending: Pending) -> None:
+    async def append(self, pending: Pending) -> list[LogPoint]:
         if self._task is None or self._task.done() or self._stopping:
             msg = "the event store is not started"
             raise RuntimeError(msg)
         self._waiting.append(pending)
         self._news.set()
-        await pending.done
+        return await pending.done
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -201,9 +202,9 @@ class GroupCommitter:
             return
         self.groups += 1
         self.largest_group = max(self.largest_group, len(group.commands))
-        committed = {(row[0], row[1]) for row in rows}
+        landed = {(row[0], row[1]): LogPoint(row[2], bytes(row[3])) for row in rows}
         for pending in group.commands:
-            pending.resolve(None if pending.first_row in committed else ConflictError("stale"))
+            pending.resolve(landed)
 
 
 async def migrate_legacy_streams(conn: Conn, sql: EventTableSql) -> None:
@@ -289,6 +290,8 @@ class PostgresEventStore:
             )
             for statement in self._sql.create():
                 await conn.execute(statement)
+            # The chain first: the legacy copy leaves its cursor open until COMMIT.
+            await install_chain(conn, self._sql)
             await migrate_legacy_streams(conn, self._sql)
 
     async def close(self) -> None:
@@ -305,7 +308,7 @@ class PostgresEventStore:
         rows = await self.read("fetch", self._sql.stream_after, stream_id, 0)
         return fold_coverage(stream_id, (self._mapper.coverage(row[0], row[1]) for row in rows))
 
-    async def append(self, write: Write) -> None:
+    async def append(self, write: Write) -> list[LogPoint]:
         rows = [
             (stream_of(event), event.version, topic, state)
             for event in write.events
@@ -314,7 +317,7 @@ class PostgresEventStore:
         pending = Pending(
             write, rows, expected_versions(write.events), asyncio.get_running_loop().create_future()
         )
-        await self.committer.append(pending)
+        return await self.committer.append(pending)
 
     async def idempotency_record(self, key: str) -> IdempotencyRecord | None:
         row = await self.read("fetchrow", self._sql.idempotency_record, key)

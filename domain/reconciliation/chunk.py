@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 
 from domain.reconciliation.decision import Previous, Verdict, reconcile
 from domain.reconciliation.invoices import RECONCILED, Entry, Invoice, InvoiceKey
+from domain.reconciliation.receipts import ReceiptCheck
 from domain.reconciliation.records import (
     NOTHING_PAID,
     PaidInvoices,
@@ -23,6 +24,7 @@ def reconcile_chunk(
     paid: Mapping[str, PaidInvoices] | None = None,
     *,
     substitute: SubstituteCheck | None = None,
+    receipts: ReceiptCheck | None = None,
 ) -> list[Verdict]:
     """The verdict of each entry, in order. `records` holds the prescriptions found, by
     canonical number; `previous` the invoices reconciled before this chunk, and `paid` those of
@@ -41,7 +43,7 @@ def reconcile_chunk(
         if record is not None and (paid or paid_now):  # most chunks of a first batch: neither
             already = _paid_for(number, paid, paid_now)
         earlier = previous.get(key) or seen.get(key)
-        verdict = reconcile(invoice, record, earlier, already, substitute)
+        verdict = reconcile(invoice, record, earlier, already, substitute, receipts=receipts)
         if verdict.outcome in RECONCILED:
             seen[key] = Previous(batch_id, entry.line, verdict.outcome)
             if verdict.outcome == "matched" and number is not None:

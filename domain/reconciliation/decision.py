@@ -24,6 +24,7 @@ from domain.reconciliation.invoices import (
     product_key,
     same_product,
 )
+from domain.reconciliation.receipts import ReceiptCheck, receipt_problem
 from domain.reconciliation.records import (
     NOTHING_PAID,
     Facts,
@@ -53,11 +54,15 @@ def reconcile(
     previous: Previous | None,
     paid: PaidInvoices = NOTHING_PAID,
     substitute: SubstituteCheck | None = None,
+    *,
+    receipts: ReceiptCheck | None = None,
 ) -> Verdict:
     """The outcome of an invoice whose prescription is `record` (None: no such prescription),
-    given the prescription's invoices already paid."""
+    given the prescription's invoices already paid; its receipt, if any, checked by `receipts`."""
     if record is None:
         return decide(invoice, None, previous)
+    if invoice.receipt is not None and (problem := receipt_problem(invoice, receipts)):
+        return Verdict("receipt_invalid", problem)
     facts = facts_of(record, invoice.finess, paid, invoice.invoice_number, substitute)
     return decide(invoice, facts, previous)
 

@@ -15,6 +15,7 @@ from domain.identifiers import Finess, InvalidIdentifier
 Outcome = Literal[
     "invalid",
     "unknown_prescription",
+    "receipt_invalid",
     "duplicate_invoice",
     "no_dispensation",
     "product_mismatch",
@@ -28,6 +29,7 @@ OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 # The outcomes from `no_dispensation` on name a real invoice: its number is used.
 RECONCILED: frozenset[Outcome] = frozenset(OUTCOMES[OUTCOMES.index("no_dispensation") :])
 MAX_INVOICE_LINES = 200
+MAX_RECEIPT_LENGTH = 16_384
 
 InvoiceKey = tuple[str, str]  # (pharmacy FINESS, invoice number): an invoice number is per pharmacy
 
@@ -61,6 +63,8 @@ class Invoice(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     lines: Annotated[
         tuple[InvoiceLine, ...], msgspec.Meta(min_length=1, max_length=MAX_INVOICE_LINES)
     ]
+    # The dispensing's signed receipt (its `Ordo-Receipt`), when the pharmacy sent it.
+    receipt: Annotated[str, msgspec.Meta(max_length=MAX_RECEIPT_LENGTH)] | None = None
 
     @property
     def key(self) -> InvoiceKey:

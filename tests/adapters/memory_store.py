@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from adapters.chain import GENESIS, LogPoint, chained
 from adapters.store import ConflictError, Write, expected_versions, stream_of
 from adapters.storedevents import EventMapper, IdempotencyRecord, InvoiceClaim
 from domain.coverage import NarcoticCoverage, fold_coverage
@@ -28,6 +29,7 @@ class MemoryEventStore:
         self._mapper = EventMapper()
         self._streams: dict[str, list[Stored]] = {}
         self._positions = 0
+        self._head = GENESIS  # the hash of the last event, chained as the real stores do
         self._records: dict[str, IdempotencyRecord] = {}
         self._claims: dict[tuple[str, str], InvoiceClaim] = {}
         self._competitor: Competitor | None = None
@@ -56,7 +58,7 @@ class MemoryEventStore:
         stored = self._streams.get(stream_id, [])
         return fold_coverage(stream_id, (self._mapper.coverage(t, state) for _, t, state in stored))
 
-    async def append(self, write: Write) -> None:
+    async def append(self, write: Write) -> list[LogPoint]:
         await asyncio.sleep(0)
         competitor = self._competitor
         if competitor is not None and self._turns > 0:
@@ -66,23 +68,28 @@ class MemoryEventStore:
                 await competitor(write)
             finally:
                 self._competitor = competitor
-        self._apply(write)
+        return self._apply(write)
 
-    def _apply(self, write: Write) -> None:
+    def _apply(self, write: Write) -> list[LogPoint]:
         """All of the write, or none of it and ConflictError."""
         if conflict := self._conflict(write):
             self.refused += 1
             raise ConflictError(conflict)
+        points = []
         for event in write.events:
             topic, state = self._mapper.encode(event)
-            self._streams.setdefault(stream_of(event), []).append((event.version, topic, state))
+            stream = stream_of(event)
+            self._streams.setdefault(stream, []).append((event.version, topic, state))
             self._positions += 1
+            self._head = chained(self._head, stream, event.version, topic, state)
+            points.append(LogPoint(self._positions, self._head))
         if write.idempotency is not None:
             self._records[write.idempotency.key] = write.idempotency
         if write.claim is not None:
             claim = write.claim
             self._claims[claim.finess, claim.invoice_number] = claim
         self.appends += 1
+        return points
 
     def _conflict(self, write: Write) -> str | None:
         for stream, version in expected_versions(write.events).items():

@@ -390,6 +390,7 @@ def test_a_mixed_batch_runs_to_done_with_the_counts_and_amounts_of_each_outcome(
     assert batch["counts"] == {
         "invalid": 1,
         "unknown_prescription": 1,
+        "receipt_invalid": 0,
         "duplicate_invoice": 1,
         "no_dispensation": 1,
         "product_mismatch": 1,
@@ -401,6 +402,7 @@ def test_a_mixed_batch_runs_to_done_with_the_counts_and_amounts_of_each_outcome(
     assert batch["amounts_cents"] == {
         "invalid": 0,
         "unknown_prescription": 250,
+        "receipt_invalid": 0,
         "duplicate_invoice": 250,
         "no_dispensation": 250,
         "product_mismatch": 250,

@@ -11,6 +11,7 @@ models rebuild over the legacy rows, and a second start migrates nothing again.
 from __future__ import annotations
 
 import asyncio
+import io
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from adapters.kafka.messages import from_message
 from adapters.kafka.relay import Relay, ensure_topics, producer
 from adapters.postgres import asyncpg_target
 from adapters.store.postgres import PostgresEventStore
+from adapters.verify import verify
 from projections.folds import READ_MODEL_NAMES
 from tests.api.previous_release import as_previous_release, query
 from tests.api.test_billing_api import bill, billings, dispensed
@@ -167,12 +169,15 @@ def messages_of(bootstrap: str, topic: str) -> list[Any]:
 def test_starting_twice_migrates_once(
     upgraded: Client, before: BeforeTheUpgrade, settings: Settings
 ) -> None:
-    first = query(settings, "SELECT name, ran_at, records, claims FROM ordo_migrations")
+    migrations = "SELECT name, ran_at, records, claims FROM ordo_migrations ORDER BY name"
+    first = query(settings, migrations)
     with TestClient(build_app(settings)):
-        second = query(settings, "SELECT name, ran_at, records, claims FROM ordo_migrations")
+        second = query(settings, migrations)
 
+    [(events,)] = query(settings, "SELECT count(*) FROM ordo_events")
     assert [(name, records, claims) for name, _, records, claims in first] == [
-        ("legacy-streams-to-tables", 3, 1)
+        ("legacy-streams-to-tables", 3, 1),
+        ("log-hash-chain", events, 0),  # every row of the previous release, chained once
     ]
     assert second == first  # not run again: same row, same time
     assert before.legacy_rows == 4
@@ -180,13 +185,27 @@ def test_starting_twice_migrates_once(
     assert query(settings, "SELECT count(*) FROM ordo_invoice_claims") == [(1,)]
 
 
+def test_the_upgraded_log_is_chained_once_and_verifies(
+    upgraded: Client, people: People, settings: Settings
+) -> None:
+    issue(upgraded, people, 3)  # chained by the trigger after the rows the upgrade chained
+
+    out = io.StringIO()
+    holds = asyncio.run(verify(settings, Console(file=out, width=200)))
+
+    assert holds, out.getvalue()
+    [(events,)] = query(settings, "SELECT count(*) FROM ordo_events WHERE hash IS NOT NULL")
+    assert f"the log's chain holds: {events} events" in out.getvalue()
+
+
 @pytest.mark.parametrize("settings", ["postgres"], indirect=True)
 def test_servers_starting_at_once_copy_once(before: BeforeTheUpgrade, settings: Settings) -> None:
     assert settings.database_url is not None
     asyncio.run(start_together(settings.database_url, servers=4))
 
-    assert query(settings, "SELECT name, records, claims FROM ordo_migrations") == [
-        ("legacy-streams-to-tables", 3, 1)
+    assert query(settings, "SELECT name, records, claims FROM ordo_migrations ORDER BY name") == [
+        ("legacy-streams-to-tables", 3, 1),
+        ("log-hash-chain", before.legacy_rows + 7, 0),
     ]
     assert query(settings, "SELECT count(*) FROM ordo_idempotency") == [(3,)]
 

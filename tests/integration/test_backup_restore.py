@@ -1,10 +1,12 @@
 """`ordo backup` while pharmacies dispense, `ordo restore` into an empty instance, on both
-stores: every dispensing acknowledged before the backup began is in the restored instance, and
-a truncated backup is refused before anything is restored."""
+stores: every dispensing acknowledged before the backup began is in the restored instance, a
+truncated backup is refused before anything is restored, and a backup of a log altered in place
+is refused by its hash chain and leaves the instance empty."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 import threading
 import uuid
@@ -19,6 +21,7 @@ import psycopg
 import pytest
 
 from adapters.config import schema_of
+from adapters.postgres import asyncpg_target
 from adapters.store.postgres import PostgresEventStore
 from tests.integration.servers import ordo_server
 from tests.integration.test_failover import read_back
@@ -173,6 +176,52 @@ def test_a_database_kept_in_the_public_schema_restores_into_another_ones_public_
 
         assert restored.returncode == 0, restored.stderr
         assert "0 events" in restored.stdout
+
+
+def alter_the_last_event(instance: Instance) -> None:
+    """One byte of the last event's stored state flipped in place, as a hand on the database
+    would: the manifest of a backup taken afterwards agrees with it, the chain does not."""
+    flip = "set_byte(state, 20, get_byte(state, 20) # 1)"
+    if not instance.database_url:
+        with sqlite3.connect(instance.data_dir / "ordo.sqlite3") as conn:
+            (state,) = conn.execute("SELECT state FROM ordo_events ORDER BY rowid DESC").fetchone()
+            changed = bytearray(state)
+            changed[20] ^= 0x01
+            last = "(SELECT max(rowid) FROM ordo_events)"
+            conn.execute(f"UPDATE ordo_events SET state = ? WHERE rowid = {last}", [changed])
+        return
+    dsn, schema = asyncpg_target(instance.database_url)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        table = f'"{schema}".ordo_events'
+        last = f"(SELECT max(notification_id) FROM {table})"
+        conn.execute(f"UPDATE {table} SET state = {flip} WHERE notification_id = {last}")
+
+
+def holds_nothing(instance: Instance) -> bool:
+    if not instance.database_url:
+        return not list(instance.data_dir.glob("*.sqlite3"))
+    dsn, schema = asyncpg_target(instance.database_url)
+    with psycopg.connect(dsn) as conn:
+        found = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = %s", [schema])
+        row = found.fetchone()
+    return row is not None and row[0] == 0
+
+
+@pytest.mark.postgres
+def test_a_backup_of_a_log_altered_in_place_is_refused_and_restores_nothing(
+    instances: tuple[Instance, Instance], tmp_path: Path, people: People
+) -> None:
+    live, empty = instances
+    with ordo_server(live.database_url, live.data_dir) as (base_url, _):
+        asyncio.run(issue_all(base_url, people, 2))
+    alter_the_last_event(live)
+    assert live.ordo("backup", str(tmp_path / "backup")).returncode == 0
+
+    refused = empty.ordo("restore", str(tmp_path / "backup"))
+
+    assert refused.returncode == 1
+    assert "hash chain breaks at position" in refused.stderr
+    assert holds_nothing(empty)
 
 
 async def create_the_event_store(database_url: str) -> None:

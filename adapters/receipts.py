@@ -1,0 +1,268 @@
+"""Signed receipts: a compact JWS (ES256, `kid` in its header) of what one append recorded.
+
+Every 201 of prescribing, dispensing and billing carries one in `Ordo-Receipt`: who did what
+(the action, the prescription number, the dispensation, the FINESS and RPPS, the lines with
+their quantities) and where it landed in the hash-chained log (`log_position`, `log_hash`: see
+`adapters.chain`). Anyone holding the published keys (`GET /.well-known/jwks.json`) can check
+it without asking us; the insurer's reconciliation does (`receipt_invalid`).
+
+The keys: `ORDO_RECEIPT_KEY` names the signing key's PEM file; without it a P-256 key is
+generated once under `ORDO_DATA_DIR/receipt-keys/` (mode 0600) and named by `current` there.
+`ordo keys rotate` makes a new key the signer; the old ones stay in the key ring, published, so
+receipts they signed keep verifying. A server notices a rotation at its next receipt (the ring's
+files are looked at, not read again, on each one). Keys are never logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+import msgspec
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
+
+from adapters.chain import LogPoint
+from adapters.storedevents import AnyEvent
+from domain.events import (
+    BillingRecorded,
+    DispensationRecorded,
+    DispensedLine,
+    PrescribedLine,
+    PrescriptionIssued,
+)
+from domain.identifiers import PrescriptionNumber
+from domain.reconciliation.receipts import Receipt
+
+ALGORITHM = "ES256"
+HEADER = "Ordo-Receipt"
+RING = "receipt-keys"
+CURRENT = "current"
+
+
+def thumbprint(public: ec.EllipticCurvePublicKey) -> str:
+    """The key's RFC 7638 JWK thumbprint (base64url SHA-256): its `kid`."""
+    jwk = ECAlgorithm.to_jwk(public, as_dict=True)
+    members = json.dumps({k: jwk[k] for k in ("crv", "kty", "x", "y")}, separators=(",", ":"))
+    digest = hashlib.sha256(members.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def public_jwk(public: ec.EllipticCurvePublicKey) -> dict[str, Any]:
+    jwk: dict[str, Any] = ECAlgorithm.to_jwk(public, as_dict=True)
+    return {**jwk, "kid": thumbprint(public), "alg": ALGORITHM, "use": "sig"}
+
+
+def _pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _read_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        msg = f"{path}: a receipt key must be an EC P-256 private key (PEM)"
+        raise ValueError(msg)
+    return key
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Written whole, readable by its owner only, then put in place."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.unlink(missing_ok=True)
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    partial.replace(path)
+
+
+def _modified(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The signer and every key published (the signer's included), as loaded once."""
+
+    signer: ec.EllipticCurvePrivateKey
+    kid: str
+    published: tuple[ec.EllipticCurvePublicKey, ...]
+    by_kid: dict[str, ec.EllipticCurvePublicKey]
+
+    def public(self, kid: str) -> ec.EllipticCurvePublicKey | None:
+        return self.by_kid.get(kid)
+
+
+class KeyRing:
+    """The receipt keys of one instance: `ORDO_RECEIPT_KEY`'s file, or the ring's current key,
+    and the ring's other keys, published."""
+
+    def __init__(self, data_dir: Path, key_file: Path | None = None) -> None:
+        self.directory = data_dir / RING
+        self.key_file = key_file
+        self._keys: Keys | None = None
+        self._stamp: tuple[int, ...] = ()
+
+    def keys(self) -> Keys:
+        """The keys as the files say now (loaded again only when one of them changed)."""
+        stamp = self._files_stamp()  # before loading: a change while loading is seen next time
+        if self._keys is None or stamp != self._stamp:
+            self._keys, self._stamp = self._load(), stamp
+        return self._keys
+
+    def rotate(self) -> str:
+        """A new signing key; the old one stays published. Returns the new `kid`."""
+        with self._locked():
+            key = ec.generate_private_key(ec.SECP256R1())
+            kid = thumbprint(key.public_key())
+            if self.key_file is not None:
+                old = _read_key(self.key_file)
+                _write_private(self.directory / f"{thumbprint(old.public_key())}.pem", _pem(old))
+                _write_private(self.key_file, _pem(key))
+            else:
+                _write_private(self.directory / f"{kid}.pem", _pem(key))
+                _write_private(self.directory / CURRENT, kid.encode())
+        return kid
+
+    def _files_stamp(self) -> tuple[int, ...]:
+        """The ring's and the key file's modification times: every key written (a rotation, a
+        new `current`) is put in place by a rename, which changes its directory's."""
+        paths = (self.directory,) if self.key_file is None else (self.directory, self.key_file)
+        return tuple(_modified(path) for path in paths)
+
+    def _load(self) -> Keys:
+        with self._locked():
+            if self.key_file is not None:
+                signer = _read_key(self.key_file)
+            else:
+                signer = self._current_or_new()
+        kid = thumbprint(signer.public_key())
+        ring = [_read_key(path) for path in sorted(self.directory.glob("*.pem"))]
+        others = [key.public_key() for key in ring if thumbprint(key.public_key()) != kid]
+        published = (signer.public_key(), *others)
+        return Keys(signer, kid, published, {thumbprint(key): key for key in published})
+
+    def _current_or_new(self) -> ec.EllipticCurvePrivateKey:
+        current = self.directory / CURRENT
+        if current.exists():
+            return _read_key(self.directory / f"{current.read_text().strip()}.pem")
+        key = ec.generate_private_key(ec.SECP256R1())
+        kid = thumbprint(key.public_key())
+        _write_private(self.directory / f"{kid}.pem", _pem(key))
+        _write_private(current, kid.encode())
+        return key
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One process at a time generates or rotates (servers starting together, a rotation
+        while they serve)."""
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with (self.directory / ".lock").open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [public_jwk(public) for public in self.keys().published]}
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        keys = self.keys()
+        return jwt.encode(claims, keys.signer, algorithm=ALGORITHM, headers={"kid": keys.kid})
+
+
+class ReceiptVerifier:
+    """Reconciliation's `ReceiptCheck`: a receipt's claims if its signature holds with one of
+    the keys this instance publishes, else None."""
+
+    def __init__(self, ring: KeyRing) -> None:
+        self._ring = ring
+
+    def __call__(self, token: str) -> Receipt | None:
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            public = self._ring.keys().public(str(kid))
+            if public is None:
+                return None
+            claims = jwt.decode(token, public, algorithms=[ALGORITHM])
+            return msgspec.convert(claims, Receipt)
+        except (jwt.PyJWTError, msgspec.ValidationError):
+            return None
+
+
+def receipt_claims(
+    event: AnyEvent, point: LogPoint, issuer: str, now: int
+) -> dict[str, Any] | None:
+    """What a receipt of this event says, or None when the event gets no receipt."""
+    said = _recorded(event)
+    if said is None:
+        return None
+    where = {"log_position": point.position, "log_hash": point.hash.hex()}
+    return {"iss": issuer, "iat": now, **said, **where}
+
+
+def _recorded(event: AnyEvent) -> dict[str, Any] | None:
+    """The event's facts, its prescription number as the API shows it."""
+    match event:
+        case PrescriptionIssued():
+            return {
+                "action": "prescribing",
+                "prescription_id": PrescriptionNumber(event.prescription_id).display(),
+                "dispensation_id": None,
+                "finess": None,
+                "rpps": event.prescriber_rpps,
+                "lines": _lines(event.lines),
+            }
+        case DispensationRecorded():
+            return {
+                "action": "dispensing",
+                "prescription_id": PrescriptionNumber(event.prescription_id).display(),
+                "dispensation_id": event.dispensation_id,
+                "finess": event.finess,
+                "rpps": event.pharmacist_rpps,
+                "lines": _lines(event.lines),
+            }
+        case BillingRecorded():
+            return {
+                "action": "billing",
+                "prescription_id": PrescriptionNumber(event.prescription_id).display(),
+                "dispensation_id": event.dispensation_id,
+                "finess": event.finess,
+                "rpps": event.pharmacist_rpps,
+                "invoice_number": event.invoice_number,
+                "lines": [msgspec.to_builtins(line) for line in event.lines],
+            }
+    return None
+
+
+def _lines(lines: Iterable[PrescribedLine | DispensedLine]) -> list[dict[str, Any]]:
+    return [
+        {
+            "line_no": line.line_no,
+            "product": msgspec.to_builtins(line.product),
+            "quantity": line.quantity,
+        }
+        for line in lines
+    ]
+
+
+__all__ = ["HEADER", "KeyRing", "ReceiptVerifier", "public_jwk", "receipt_claims", "thumbprint"]
