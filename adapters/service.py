@@ -109,10 +109,17 @@ class PrescriptionService:
 
     # --- commands ------------------------------------------------------------------------------
 
-    async def issue(self, actor: Actor, command: ByPrescriber[IssuePrescription]) -> Prescription:
+    async def issue(
+        self,
+        actor: Actor,
+        command: ByPrescriber[IssuePrescription],
+        idempotency_key: str | None = None,
+    ) -> Prescription:
+        """Register a prescription; with an `Idempotency-Key`, a retry replays the first one."""
         allow(actor, "issue")
         assert actor.rpps is not None  # prescriber tokens carry the RPPS
         issuing = command(Rpps(actor.rpps), self.clock().today)
+        scoped = _scoped(actor, idempotency_key, None, issuing) if idempotency_key else None
 
         async def draw(_: Prescriptions) -> Decision[Prescription]:
             # A number already drawn (1 in 2**95) conflicts on its stream: drawn again.
@@ -120,7 +127,8 @@ class PrescriptionService:
             event = issue(issuing, number, self.clock(), self._catalogue())
             return Decision(_evolved(None, event), [event])
 
-        return self._prescriptions.remember(await self._uow.decide(draw))
+        issued = await self._uow.decide_once(scoped, draw, Prescription)
+        return self._prescriptions.remember(issued)
 
     async def dispense(
         self,
@@ -307,11 +315,19 @@ def _evolved(state: Prescription | None, event: Event) -> Prescription:
 
 
 def _scoped(
-    actor: Actor, key: str, prescription_id: str, command: Dispense | Bill
+    actor: Actor,
+    key: str,
+    prescription_id: str | None,
+    command: Dispense | Bill | IssuePrescription,
 ) -> IdempotentRequest:
-    """Keys belong to one caller: the same key from another pharmacy is another request."""
+    """Keys belong to one caller (a pharmacy's, a prescriber's RPPS): the same key from another
+    is another request. The fingerprint covers the prescription acted on (none when
+    prescribing) and the command."""
     scope = f"{actor.role}|{actor.finess}|{actor.subject}|{key}"
-    asked = prescription_number(prescription_id).value.encode() + msgspec.json.encode(command)
+    if actor.role == "prescriber":
+        scope += f"|{actor.rpps}"
+    on = prescription_number(prescription_id).value.encode() if prescription_id else b""
+    asked = on + msgspec.json.encode(command)
     return IdempotentRequest(
         key=hashlib.sha256(scope.encode()).hexdigest(),
         fingerprint=hashlib.sha256(asked).hexdigest(),

@@ -104,7 +104,7 @@ class FhirController(Controller):
     ) -> dict[str, Any]:
         sent = transaction(resource)
         if isinstance(sent, Prescribing):
-            state = await _issue(service, actor, sent)
+            state = await _issue(service, actor, sent, idempotency_key)
             number = display_number(state.prescription_id)
             return transaction_response(
                 [f"MedicationRequest/{request_id(number, line.line_no)}" for line in state.lines]
@@ -126,8 +126,9 @@ class FhirController(Controller):
         resource: NamedDependency[dict[str, Any]],
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
+        idempotency_key: IdempotencyKey = None,
     ) -> Response[dict[str, Any]]:
-        state = await _issue(service, actor, single_request(resource))
+        state = await _issue(service, actor, single_request(resource), idempotency_key)
         created = medication_request(state, view_of(state, actor, today_of(service, actor)), 1)
         return _created(created, f"MedicationRequest/{created['id']}")
 
@@ -305,10 +306,12 @@ def _created(resource: dict[str, Any], location: str) -> Response[dict[str, Any]
     return Response(resource, status_code=201, media_type=FHIR_JSON, headers={"Location": location})
 
 
-async def _issue(service: PrescriptionService, actor: Actor, sent: Prescribing) -> Prescription:
-    """The prescription, once recorded; a refusal names the element sent."""
+async def _issue(
+    service: PrescriptionService, actor: Actor, sent: Prescribing, idempotency_key: str | None
+) -> Prescription:
+    """The prescription, once recorded (or replayed); a refusal names the element sent."""
     try:
-        return await service.issue(actor, issuing(sent.lines, sent.referenced))
+        return await service.issue(actor, issuing(sent.lines, sent.referenced), idempotency_key)
     except DomainError as error:
         raise refused(error, element_of(error.field, sent.lines)) from None
 
