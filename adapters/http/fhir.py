@@ -53,6 +53,7 @@ from domain.prescription import Prescription
 from domain.views import display_number, execution_visible, view_of
 
 MAX_COUNT = 500
+CATCH_UP_SECONDS = 5.0  # how long a lookup by dispensation waits for the read models
 Count = Annotated[int, QueryParameter(name="_count", ge=1, le=MAX_COUNT, description="per page")]
 Offset = Annotated[int, QueryParameter(name="_offset", ge=0, le=10_000, description="page start")]
 Cursor = Annotated[
@@ -254,7 +255,7 @@ class FhirController(Controller):
         dependencies=RESOURCE,
         summary="Withdraw a dispensing recorded in error: it reads entered-in-error",
         description="A dispensation's id does not name its prescription: the projections know "
-        "it, and may lag the log by up to a second.",
+        "it, and one just recorded is waited for (read-your-writes).",
     )
     async def withdraw(
         self,
@@ -267,7 +268,7 @@ class FhirController(Controller):
         allow(actor, "withdraw")
         dispensation_id, line_no = dispensed_line_of_id(resource_id)
         reason = reason_of(resource)
-        number = await read_models.store.prescription_of_dispensation(dispensation_id)
+        number = await _prescription_of_dispensation(service, read_models, dispensation_id)
         if number is None:
             raise FhirError(404, "not_found", f"no MedicationDispense {resource_id}")
         state = await service.withdraw(
@@ -300,6 +301,18 @@ async def _lines_of_prescription(
         {**query, "_offset": str(offset)},
         {**query, "_offset": str(offset + count)} if more else None,
     )
+
+
+async def _prescription_of_dispensation(
+    service: PrescriptionService, read_models: ReadModels, dispensation_id: str
+) -> str | None:
+    """The prescription a dispensation belongs to, as the read models know it; when they do
+    not (yet), once they have caught up with the log's head: read-your-writes within the lag."""
+    number = await read_models.store.prescription_of_dispensation(dispensation_id)
+    if number is None:
+        await read_models.caught_up(await service.ready(), CATCH_UP_SECONDS)
+        number = await read_models.store.prescription_of_dispensation(dispensation_id)
+    return number
 
 
 def _created(resource: dict[str, Any], location: str) -> Response[dict[str, Any]]:
