@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from litestar.openapi.spec import (
     OpenAPI,
+    OpenAPIHeader,
     OpenAPIMediaType,
     OpenAPIResponse,
     OpenAPIType,
@@ -43,12 +44,17 @@ OUTCOMES = {
     403: "The caller's role may not do this, or the requester is not the caller",
     404: "No such resource (or not the caller's)",
     406: "Only JSON is served (`_format`, `Accept`)",
+    408: "The request body did not arrive in time",
     409: "The prescription's state refuses it (the /v1 code)",
+    413: "The body is too large",
     415: "The body is not JSON",
     422: "Well-formed, but a rule refuses it (the /v1 code)",
+    429: "Too many calls from this caller: retry after `Retry-After` seconds",
     503: "Busy: retry after `Retry-After` seconds",
 }
-METADATA_OUTCOMES = (406,)
+METADATA_OUTCOMES = (406, 429)
+WRITE_OUTCOMES = (408, 413, 415)  # about a body: only where one is sent
+RETRY_AFTER = {"Retry-After": OpenAPIHeader(schema=Schema(type=OpenAPIType.INTEGER))}
 
 
 def complete_fhir_document(document: OpenAPI) -> OpenAPI:
@@ -63,11 +69,11 @@ def complete_fhir_document(document: OpenAPI) -> OpenAPI:
         for method in ("get", "post"):
             operation = getattr(item, method, None)
             if isinstance(operation, Operation):
-                _as_fhir(operation, path.endswith("/metadata"))
+                _as_fhir(operation, path.endswith("/metadata"), method == "post")
     return document
 
 
-def _as_fhir(operation: Operation, metadata: bool) -> None:
+def _as_fhir(operation: Operation, metadata: bool, writes: bool) -> None:
     if isinstance(operation.request_body, RequestBody):
         operation.request_body = RequestBody(
             content={FHIR_JSON: OpenAPIMediaType(schema=RESOURCE)},
@@ -76,10 +82,15 @@ def _as_fhir(operation: Operation, metadata: bool) -> None:
         )
     responses = operation.responses if operation.responses is not None else {}
     for status, title in OUTCOMES.items():
-        if not metadata or status in METADATA_OUTCOMES:
-            responses[str(status)] = OpenAPIResponse(
-                description=title, content={FHIR_JSON: OpenAPIMediaType(schema=OUTCOME)}
-            )
+        if (metadata and status not in METADATA_OUTCOMES) or (
+            status in WRITE_OUTCOMES and not writes
+        ):
+            continue
+        responses[str(status)] = OpenAPIResponse(
+            description=title,
+            content={FHIR_JSON: OpenAPIMediaType(schema=OUTCOME)},
+            headers=RETRY_AFTER if status in {429, 503} else None,
+        )
     if metadata:
         operation.security = []
     operation.responses = responses
