@@ -179,7 +179,7 @@ def _written(
 
 
 DISPENSE_ELEMENT_OF_FIELD = {
-    "quantity": "quantity.value",
+    "quantity": "quantity",
     "product": "medicationCodeableConcept",
     "line_no": "authorizingPrescription",
 }

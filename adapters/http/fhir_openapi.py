@@ -54,7 +54,9 @@ OUTCOMES = {
 }
 METADATA_OUTCOMES = (406, 429)
 WRITE_OUTCOMES = (408, 413, 415)  # about a body: only where one is sent
-RETRY_AFTER = {"Retry-After": OpenAPIHeader(schema=Schema(type=OpenAPIType.INTEGER))}
+RETRY_AFTER: dict[str, OpenAPIHeader | Reference] = {
+    "Retry-After": OpenAPIHeader(schema=Schema(type=OpenAPIType.INTEGER))
+}
 
 
 def complete_fhir_document(document: OpenAPI) -> OpenAPI:
