@@ -57,12 +57,23 @@ PERMISSION_OF = {
     "POST /v1/reconciliation/batches": "reconciliation",
     "GET /v1/reconciliation/batches/{batch_id}": "reconciliation",
     "GET /v1/reconciliation/batches/{batch_id}/items": "reconciliation",
+    "POST /fhir/R4/MedicationRequest": "issue",
+    "GET /fhir/R4/MedicationRequest/{resource_id}": "read",
+    "POST /fhir/R4/MedicationRequest/{resource_id}/$cancel": "cancel",
+    "POST /fhir/R4/MedicationDispense": "dispense",
+    "GET /fhir/R4/MedicationDispense": "read",
+    "POST /fhir/R4/MedicationDispense/{resource_id}/$withdraw": "withdraw",
 }
 # Operations whose callers are not a list of roles.
 CALLERS = {
     "GET /v1/products/{cip13}": "any role",
     "POST /v1/conversations/{conversation_id}/messages": (
         "the conversation's patient and the pharmacists of its pharmacy"
+    ),
+    "GET /fhir/R4/metadata": "anyone, without a token",
+    "POST /fhir/R4": "prescriber (a prescription's MedicationRequests), pharmacist (a dispensing)",
+    "GET /fhir/R4/MedicationRequest": (
+        "by group-identifier, as the read; by patient, the patient; by requester, the prescriber"
     ),
 }
 HEAD = f"""# API reference
@@ -86,11 +97,12 @@ def served_document() -> Schema:
 def reference(document: Schema) -> str:
     """The whole of `docs/api.md` for `document`."""
     parts = [HEAD, f"Contract version {document['info']['version']}.\n"]
-    usual = usual_problems(document)
+    usual = {fhir: usual_problems(document, fhir) for fhir in (False, True)}
     by_tag: dict[str, list[str]] = {}
     for key, operation in operations(document):
         tag = (operation.get("tags") or ["other"])[0]
-        by_tag.setdefault(tag, []).append(operation_section(key, operation, document, usual))
+        said = usual[_is_fhir(key)]
+        by_tag.setdefault(tag, []).append(operation_section(key, operation, document, said))
     for tag, sections in by_tag.items():
         parts.append(f"## {tag.capitalize()}\n")
         parts.extend(sections)
@@ -102,11 +114,12 @@ def reference(document: Schema) -> str:
 
 
 def operations(document: Schema) -> Iterator[tuple[str, Schema]]:
-    """`("METHOD /path", operation)` for every `/v1` operation, in path order."""
-    for path in sorted(document["paths"]):
+    """`("METHOD /path", operation)` for every `/v1` operation, then every `/fhir` one, in path
+    order."""
+    for path in sorted(document["paths"], key=lambda path: (path.startswith("/fhir/"), path)):
         item = document["paths"][path]
         for method in METHODS:
-            if path.startswith("/v1/") and method in item:
+            if path.startswith(("/v1/", "/fhir/")) and method in item:
                 yield f"{method.upper()} {path}", item[method]
 
 
@@ -118,10 +131,12 @@ def callers(key: str) -> str:
     return ", ".join(PERMISSIONS[PERMISSION_OF[key]].roles)
 
 
-def usual_problems(document: Schema) -> dict[str, str]:
-    """Per status, the problem answer most operations describe alike."""
+def usual_problems(document: Schema, fhir: bool) -> dict[str, str]:
+    """Per status, the problem answer most operations of /v1 (or of /fhir) describe alike."""
     said: dict[str, Counter[str]] = {}
-    for _, operation in operations(document):
+    for key, operation in operations(document):
+        if _is_fhir(key) != fhir:
+            continue
         for status, answer in operation["responses"].items():
             if _is_problem(answer):
                 said.setdefault(status, Counter())[_one_line(answer["description"])] += 1
@@ -139,7 +154,8 @@ def operation_section(key: str, operation: Schema, document: Schema, usual: dict
             lines.append(f"- **{place.capitalize()}:** " + "; ".join(map(parameter, parameters)))
     body = operation.get("requestBody")
     if body:
-        lines.append(f"- **Body:** {contents(body['content'])}")
+        said = f": {_one_line(body['description'])}" if body.get("description") else ""
+        lines.append(f"- **Body:** {contents(body['content'])}{said}")
     answers = sorted(operation["responses"].items())
     lines.append("- **Answers:**")
     for status, answer in answers:
@@ -275,18 +291,23 @@ def bounds_of(schema: Schema) -> list[str]:
     return notes
 
 
-def error_codes(usual: dict[str, str]) -> str:
+def error_codes(usual: dict[bool, dict[str, str]]) -> str:
     rows = ["| code | status |", "| --- | --- |"]
     rows += [f"| `{code}` | {status} |" for code, status in sorted(STATUS_OF.items())]
     http = ["| code | status |", "| --- | --- |"]
     http += [f"| `{code}` | {status} |" for status, code in sorted(CODE_OF_STATUS.items())]
-    statuses = [f"- `{status}`: {description}" for status, description in usual.items()]
+    statuses = [f"- `{status}`: {description}" for status, description in usual[False].items()]
+    outcomes = [f"- `{status}`: {description}" for status, description in usual[True].items()]
     return "\n".join(
         [
             "## Problems by status\n",
-            "Every problem is `application/problem+json` ([`Problem`](#problem)). What each status"
-            " means, with the codes it may carry (an operation that says more lists it):\n",
+            "Every problem is `application/problem+json` ([`Problem`](#problem)); under `/fhir` the"
+            " same status and code come as an [`OperationOutcome`](#operationoutcome). What each"
+            " status means, with the codes it may carry (an operation that says more lists it):\n",
             *statuses,
+            "",
+            "Under `/fhir`:\n",
+            *outcomes,
             "",
             "## Error codes\n",
             "What the rules refuse, with the status each code is answered with:\n",
@@ -300,8 +321,17 @@ def error_codes(usual: dict[str, str]) -> str:
     )
 
 
+def _is_fhir(key: str) -> bool:
+    return key.split(" ", 1)[1].startswith("/fhir/")
+
+
 def _is_problem(answer: Schema) -> bool:
-    return "application/problem+json" in answer.get("content", {})
+    """A problem+json, or under /fhir an OperationOutcome."""
+    content = answer.get("content", {})
+    outcome = content.get("application/fhir+json", {}).get("schema", {})
+    return "application/problem+json" in content or outcome.get("$ref", "").endswith(
+        "/OperationOutcome"
+    )
 
 
 def _constants(variant: Schema) -> str:
