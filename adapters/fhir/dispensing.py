@@ -151,7 +151,7 @@ def _resource(
         },
         status=ENTERED_IN_ERROR if dispensation.withdrawn else COMPLETED,
     )
-    return emitted(MedicationDispense.model_validate(resource))
+    return resource  # validated once, when it was sent (or written from the state's own values)
 
 
 def _written(

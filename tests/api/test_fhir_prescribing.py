@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fhir.resources.R4B import get_fhir_model_class
 
 from domain.calendar import paris_day
 from tests.conftest import Client
@@ -42,10 +43,17 @@ def post_bundle(client: Client, people: People, bundle: dict[str, Any]) -> Any:
 def prescribed(client: Client, people: People, bundle: dict[str, Any]) -> list[str]:
     response = post_bundle(client, people, bundle)
     assert response.status_code == 200, response.text
-    answer = response.json()
+    answer = conforms(response)
     assert answer["type"] == "transaction-response"
     assert {e["response"]["status"] for e in answer["entry"]} == {"201 Created"}
     return [e["response"]["location"] for e in answer["entry"]]
+
+
+def conforms(answer: Any) -> dict[str, Any]:
+    """The answer's resource, which the R4B model of its type accepts as it is."""
+    resource: dict[str, Any] = answer.json()
+    get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+    return resource
 
 
 def assert_outcome(response: Any, status: int, code: str, expression: str | None = None) -> None:
@@ -79,7 +87,7 @@ def test_a_guide_example_is_read_back_as_sent(client: Client, people: People, na
 
     read = client.get(f"/fhir/R4/{location}", headers=people.as_prescriber())
     assert read.status_code == 200, read.text
-    resource = read.json()
+    resource = conforms(read)
     assert without_server_managed(resource) == without_server_managed(sent)
     assert resource["status"] == "active"
     assert {
@@ -141,9 +149,9 @@ def test_a_v1_prescription_reads_in_fhir(client: Client, people: People) -> None
         "prescription_id"
     ]
 
-    resource = client.get(
-        f"/fhir/R4/MedicationRequest/{number}-1", headers=people.as_pharmacist()
-    ).json()
+    resource = conforms(
+        client.get(f"/fhir/R4/MedicationRequest/{number}-1", headers=people.as_pharmacist())
+    )
 
     assert resource["medicationCodeableConcept"]["coding"][0]["code"] == people.paracetamol
     assert resource["subject"]["identifier"]["value"] == people.patient
