@@ -25,6 +25,7 @@ from adapters.fhir.dispensing import (
     dispense_id,
     dispensed_line_of_id,
     dispensing,
+    medication_dispense,
     medication_dispenses,
 )
 from adapters.fhir.medication_request import (
@@ -75,7 +76,8 @@ RESOURCE = {"resource": Provide(provide_resource)}
 SEARCHING = {"search": SEARCH}
 
 
-def _negotiated(request: Request[Any, Any, Any]) -> None:
+async def _negotiated(request: Request[Any, Any, Any]) -> None:
+    """Asynchronous, so that Litestar runs it in the event loop rather than in a thread."""
     negotiate(request)
 
 
@@ -221,12 +223,11 @@ class FhirController(Controller):
             service, actor, single_dispense(resource), idempotency_key
         )
         (line_no,) = asked.line_nos
-        created = dispense_id(dispensation_id, line_no)
         state = await service.read(actor, asked.prescription_id)
-        shown = medication_dispenses(state, display_number(state.prescription_id), line_no)
-        return _created(
-            next(r for r in shown if r["id"] == created), f"MedicationDispense/{created}"
-        )
+        number = display_number(state.prescription_id)
+        created = medication_dispense(state, number, dispensation_id, line_no)
+        assert created is not None  # just recorded (or replayed) on this line
+        return _created(created, f"MedicationDispense/{created['id']}")
 
     @get("/MedicationDispense", media_type=FHIR_JSON, summary="A prescription's dispensings")
     async def search_dispenses(
@@ -269,7 +270,9 @@ class FhirController(Controller):
         dispensation_id, line_no = dispensed_line_of_id(resource_id)
         reason = reason_of(resource)
         number = await _prescription_of_dispensation(service, read_models, dispensation_id)
-        if number is None:
+        if number is None or not await _has_dispensed(
+            service, actor, number, dispensation_id, line_no
+        ):
             raise FhirError(404, "not_found", f"no MedicationDispense {resource_id}")
         state = await service.withdraw(
             actor,
@@ -281,8 +284,11 @@ class FhirController(Controller):
                 reason=reason,
             ),
         )
-        shown = medication_dispenses(state, display_number(state.prescription_id), line_no)
-        return next(r for r in shown if r["id"] == resource_id)
+        withdrawn = medication_dispense(
+            state, display_number(state.prescription_id), dispensation_id, line_no
+        )
+        assert withdrawn is not None  # the line was there before the withdrawal
+        return withdrawn
 
 
 async def _lines_of_prescription(
@@ -313,6 +319,14 @@ async def _prescription_of_dispensation(
         await read_models.caught_up(await service.ready(), CATCH_UP_SECONDS)
         number = await read_models.store.prescription_of_dispensation(dispensation_id)
     return number
+
+
+async def _has_dispensed(
+    service: PrescriptionService, actor: Actor, number: str, dispensation_id: str, line_no: int
+) -> bool:
+    """Whether that dispensation of the prescription handed over that line."""
+    state = await service.read(actor, number)
+    return medication_dispense(state, number, dispensation_id, line_no) is not None
 
 
 def _created(resource: dict[str, Any], location: str) -> Response[dict[str, Any]]:

@@ -136,3 +136,25 @@ def test_a_withdraw_right_after_the_dispense_finds_it(client: Client, people: Pe
 
         assert withdrawn.status_code == 200, withdrawn.text
         assert withdrawn.json()["status"] == "entered-in-error"
+
+
+def test_a_line_the_dispensation_did_not_hand_over_is_not_withdrawn(
+    client: Client, people: People
+) -> None:
+    number = v1_prescription(client, people, 3)
+    headers = {**people.as_pharmacist(), **FHIR_JSON}
+    created = client.post(
+        "/fhir/R4/MedicationDispense",
+        json=dispense(f"MedicationRequest/{number}-1", 1),
+        headers=headers,
+    ).json()
+    dispensation_id = created["id"].rsplit("-", 1)[0]
+    reason = {"resourceType": "Parameters", "parameter": [{"name": "reason", "valueString": "x"}]}
+
+    response = client.post(
+        f"/fhir/R4/MedicationDispense/{dispensation_id}-7/$withdraw", json=reason, headers=headers
+    )
+
+    assert_outcome(response, 404, "not_found")
+    read = client.get(f"/v1/prescriptions/{number}", headers=people.as_pharmacist()).json()
+    assert read["lines"][0]["remaining"] == 2 and not read["dispensations"][0]["withdrawn"]

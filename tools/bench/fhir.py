@@ -29,7 +29,7 @@ PAIRS = (
 )
 
 
-def _v1_prescription(product: str, patient: str) -> bytes:
+def v1_prescription(product: str, patient: str) -> bytes:
     line = {
         "product": {"system": "CIP13", "code": product, "label": "Paracétamol 1 g, 8 cp"},
         "quantity": 2,
@@ -40,7 +40,7 @@ def _v1_prescription(product: str, patient: str) -> bytes:
     return msgspec.json.encode(body)
 
 
-def _fhir_prescription(product: str, patient: str, rpps: str) -> bytes:
+def fhir_prescription(product: str, patient: str, rpps: str) -> bytes:
     request = {
         "resourceType": "MedicationRequest",
         "extension": [CONSENT],
@@ -65,7 +65,7 @@ def _fhir_prescription(product: str, patient: str, rpps: str) -> bytes:
     )
 
 
-def _medication_dispense(prescription_id: str, product: str) -> bytes:
+def medication_dispense(prescription_id: str, product: str) -> bytes:
     dispense: dict[str, Any] = {
         "resourceType": "MedicationDispense",
         "status": "completed",
@@ -90,9 +90,9 @@ def prescribing_command(cast: Cast, fhir: bool, seed: int) -> Command[Session]:
         rpps = people.prescriber(index).value
         for patient in rng.sample(cast.patients, BODIES_PER_PRESCRIBER):
             body = (
-                _fhir_prescription(cast.product, patient, rpps)
+                fhir_prescription(cast.product, patient, rpps)
                 if fhir
-                else _v1_prescription(cast.product, patient)
+                else v1_prescription(cast.product, patient)
             )
             sent.append((token, body))
     path, expected = ("/fhir/R4", 200) if fhir else ("/v1/prescriptions", 201)
@@ -107,7 +107,7 @@ def prescribing_command(cast: Cast, fhir: bool, seed: int) -> Command[Session]:
 def dispensing_command(ids: Sequence[str], cast: Cast, seed: int) -> Command[Session]:
     """A pharmacy records one pack of line 1 as a MedicationDispense."""
     rng = random.Random(seed)
-    bodies = [_medication_dispense(number, cast.product) for number in ids]
+    bodies = [medication_dispense(number, cast.product) for number in ids]
 
     async def dispense(session: Session) -> str | None:
         body = rng.choice(bodies)
