@@ -107,10 +107,17 @@ class PrescriptionService:
 
     # --- commands ------------------------------------------------------------------------------
 
-    async def issue(self, actor: Actor, command: ByPrescriber[IssuePrescription]) -> Prescription:
+    async def issue(
+        self,
+        actor: Actor,
+        command: ByPrescriber[IssuePrescription],
+        idempotency_key: str | None = None,
+    ) -> Prescription:
+        """Register a prescription; with an `Idempotency-Key`, a retry replays the first one."""
         allow(actor, "issue")
         assert actor.rpps is not None  # prescriber tokens carry the RPPS
         issuing = command(Rpps(actor.rpps), self.clock().today)
+        scoped = idempotent_request(actor, idempotency_key, "issue", issuing)
 
         async def draw(_: Prescriptions) -> Decision[Prescription]:
             # A number already drawn (1 in 2**95) conflicts on its stream: drawn again.
@@ -118,7 +125,8 @@ class PrescriptionService:
             event = issue(issuing, number, self.clock(), self._catalogue())
             return Decision(_evolved(None, event), [event])
 
-        return self._prescriptions.remember(await self._uow.decide(draw))
+        issued = await self._uow.decide_once(scoped, draw, Prescription)
+        return self._prescriptions.remember(issued)
 
     async def dispense(
         self,

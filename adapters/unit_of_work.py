@@ -64,11 +64,14 @@ def idempotent_request(
     actor: Actor, key: str | None, target: str, *asked: object
 ) -> IdempotentRequest | None:
     """The request an `Idempotency-Key` names (None without one): keys belong to one caller
-    (the same key from another pharmacy is another request), and what was asked is the
-    target (a prescription's or conversation's id, canonical) and the command."""
+    (the same key from another pharmacy, or another prescriber's RPPS, is another request), and
+    what was asked is the target (a prescription's or conversation's id, canonical) and the
+    command."""
     if key is None:
         return None
     scope = f"{actor.role}|{actor.finess}|{actor.subject}|{key}"
+    if actor.role == "prescriber":
+        scope += f"|{actor.rpps}"
     fingerprint = target.encode() + b"".join(msgspec.json.encode(part) for part in asked)
     return IdempotentRequest(
         key=hashlib.sha256(scope.encode()).hexdigest(),

@@ -59,12 +59,23 @@ PERMISSION_OF = {
     "POST /v1/reconciliation/batches": "reconciliation",
     "GET /v1/reconciliation/batches/{batch_id}": "reconciliation",
     "GET /v1/reconciliation/batches/{batch_id}/items": "reconciliation",
+    "POST /fhir/R4/MedicationRequest": "issue",
+    "GET /fhir/R4/MedicationRequest/{resource_id}": "read",
+    "POST /fhir/R4/MedicationRequest/{resource_id}/$cancel": "cancel",
+    "POST /fhir/R4/MedicationDispense": "dispense",
+    "GET /fhir/R4/MedicationDispense": "read",
+    "POST /fhir/R4/MedicationDispense/{resource_id}/$withdraw": "withdraw",
 }
 # Operations whose callers are not a list of roles.
 CALLERS = {
     "GET /v1/products/{cip13}": "any role",
     "POST /v1/conversations/{conversation_id}/messages": (
         "the conversation's patient and the pharmacists of its pharmacy"
+    ),
+    "GET /fhir/R4/metadata": "anyone, without a token",
+    "POST /fhir/R4": "prescriber (a prescription's MedicationRequests), pharmacist (a dispensing)",
+    "GET /fhir/R4/MedicationRequest": (
+        "by group-identifier, as the read; by patient, the patient; by requester, the prescriber"
     ),
 }
 HEAD = f"""# API reference
@@ -103,11 +114,12 @@ def reference(document: Schema) -> str:
 
 
 def operations(document: Schema) -> Iterator[tuple[str, Schema]]:
-    """`("METHOD /path", operation)` for every `/v1` operation, in path order."""
-    for path in sorted(document["paths"]):
+    """`("METHOD /path", operation)` for every `/v1` operation, then every `/fhir` one, in path
+    order."""
+    for path in sorted(document["paths"], key=lambda path: (path.startswith("/fhir/"), path)):
         item = document["paths"][path]
         for method in METHODS:
-            if path.startswith("/v1/") and method in item:
+            if path.startswith(("/v1/", "/fhir/")) and method in item:
                 yield f"{method.upper()} {path}", item[method]
 
 
@@ -130,7 +142,8 @@ def operation_section(key: str, operation: Schema, document: Schema) -> str:
             lines.append(f"- **{place.capitalize()}:** " + "; ".join(map(parameter, parameters)))
     body = operation.get("requestBody")
     if body:
-        lines.append(f"- **Body:** {contents(body['content'])}")
+        said = f": {_one_line(body['description'])}" if body.get("description") else ""
+        lines.append(f"- **Body:** {contents(body['content'])}{said}")
     answers = sorted(operation["responses"].items())
     lines.append("- **Answers:**")
     for status, answer in answers:
@@ -279,8 +292,9 @@ def error_codes() -> str:
     return "\n".join(
         [
             "## Problems by status\n",
-            "Every problem is `application/problem+json` ([`Problem`](#problem)). What each status"
-            " means (each operation lists the codes it may answer with it):\n",
+            "Every problem is `application/problem+json` ([`Problem`](#problem)); under `/fhir` the"
+            " same status and code come as an [`OperationOutcome`](#operationoutcome). What each"
+            " status means (each operation lists the codes it may answer with it):\n",
             *statuses,
             "",
             "## Error codes\n",
@@ -296,7 +310,12 @@ def error_codes() -> str:
 
 
 def _is_problem(answer: Schema) -> bool:
-    return "application/problem+json" in answer.get("content", {})
+    """A problem+json, or under /fhir an OperationOutcome."""
+    content = answer.get("content", {})
+    outcome = content.get("application/fhir+json", {}).get("schema", {})
+    return "application/problem+json" in content or outcome.get("$ref", "").endswith(
+        "/OperationOutcome"
+    )
 
 
 def _constants(variant: Schema) -> str:

@@ -133,6 +133,18 @@ def medication_dispenses(
     ]
 
 
+def medication_dispense(
+    state: Prescription, prescription_id: str, dispensation_id: str, line_no: int
+) -> dict[str, Any] | None:
+    """The MedicationDispense of one line of one dispensation (None: no such line there)."""
+    for dispensation in state.dispensations:
+        if dispensation.dispensation_id == dispensation_id:
+            for index, line in enumerate(dispensation.lines):
+                if line.line_no == line_no:
+                    return _resource(state, prescription_id, dispensation, index)
+    return None
+
+
 def _resource(
     state: Prescription, prescription_id: str, dispensation: Dispensation, index: int
 ) -> dict[str, Any]:
@@ -151,7 +163,7 @@ def _resource(
         },
         status=ENTERED_IN_ERROR if dispensation.withdrawn else COMPLETED,
     )
-    return emitted(MedicationDispense.model_validate(resource))
+    return resource  # validated once, when it was sent (or written from the state's own values)
 
 
 def _written(
@@ -179,7 +191,7 @@ def _written(
 
 
 DISPENSE_ELEMENT_OF_FIELD = {
-    "quantity": "quantity.value",
+    "quantity": "quantity",
     "product": "medicationCodeableConcept",
     "line_no": "authorizingPrescription",
 }

@@ -17,10 +17,12 @@ ISSUE_TYPE = {
     404: "not-found",
     405: "not-supported",
     406: "not-supported",
+    408: "timeout",
     409: "business-rule",
     413: "too-costly",
     415: "not-supported",
     422: "processing",
+    429: "throttled",
 }
 
 

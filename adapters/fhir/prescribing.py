@@ -242,7 +242,9 @@ def element_of(field: str | None, sent: Sequence[SentRequest]) -> str | None:
         heading = ELEMENT_OF_HEADING.get(field)
         return f"{sent[0].where}.{heading}" if heading else None
     index = int(line.group("index"))
-    where = sent[index].where if index < len(sent) else sent[0].where
+    request = sent[index] if index < len(sent) else sent[0]
     rest = (line.group("rest") or "").split(".")[0]
     element = ELEMENT_OF_FIELD.get(rest)
-    return f"{where}.{element}" if element else where
+    if element == "medicationCodeableConcept" and request.request.medicationReference:
+        element = "medicationReference"  # the product is the Medication it refers to
+    return f"{request.where}.{element}" if element else request.where

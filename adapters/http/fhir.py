@@ -25,6 +25,7 @@ from adapters.fhir.dispensing import (
     dispense_id,
     dispensed_line_of_id,
     dispensing,
+    medication_dispense,
     medication_dispenses,
 )
 from adapters.fhir.medication_request import (
@@ -53,6 +54,7 @@ from domain.prescription import Prescription
 from domain.views import display_number, execution_visible, view_of
 
 MAX_COUNT = 500
+CATCH_UP_SECONDS = 5.0  # how long a lookup by dispensation waits for the read models
 Count = Annotated[int, QueryParameter(name="_count", ge=1, le=MAX_COUNT, description="per page")]
 Offset = Annotated[int, QueryParameter(name="_offset", ge=0, le=10_000, description="page start")]
 Cursor = Annotated[
@@ -74,7 +76,8 @@ RESOURCE = {"resource": Provide(provide_resource)}
 SEARCHING = {"search": SEARCH}
 
 
-def _negotiated(request: Request[Any, Any, Any]) -> None:
+async def _negotiated(request: Request[Any, Any, Any]) -> None:
+    """Asynchronous, so that Litestar runs it in the event loop rather than in a thread."""
     negotiate(request)
 
 
@@ -104,7 +107,7 @@ class FhirController(Controller):
     ) -> dict[str, Any]:
         sent = transaction(resource)
         if isinstance(sent, Prescribing):
-            state = await _issue(service, actor, sent)
+            state = await _issue(service, actor, sent, idempotency_key)
             number = display_number(state.prescription_id)
             return transaction_response(
                 [f"MedicationRequest/{request_id(number, line.line_no)}" for line in state.lines]
@@ -126,8 +129,9 @@ class FhirController(Controller):
         resource: NamedDependency[dict[str, Any]],
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
+        idempotency_key: IdempotencyKey = None,
     ) -> Response[dict[str, Any]]:
-        state = await _issue(service, actor, single_request(resource))
+        state = await _issue(service, actor, single_request(resource), idempotency_key)
         created = medication_request(state, view_of(state, actor, today_of(service, actor)), 1)
         return _created(created, f"MedicationRequest/{created['id']}")
 
@@ -220,12 +224,11 @@ class FhirController(Controller):
             service, actor, single_dispense(resource), idempotency_key
         )
         (line_no,) = asked.line_nos
-        created = dispense_id(dispensation_id, line_no)
         state = await service.read(actor, asked.prescription_id)
-        shown = medication_dispenses(state, display_number(state.prescription_id), line_no)
-        return _created(
-            next(r for r in shown if r["id"] == created), f"MedicationDispense/{created}"
-        )
+        number = display_number(state.prescription_id)
+        created = medication_dispense(state, number, dispensation_id, line_no)
+        assert created is not None  # just recorded (or replayed) on this line
+        return _created(created, f"MedicationDispense/{created['id']}")
 
     @get("/MedicationDispense", media_type=FHIR_JSON, summary="A prescription's dispensings")
     async def search_dispenses(
@@ -254,7 +257,7 @@ class FhirController(Controller):
         dependencies=RESOURCE,
         summary="Withdraw a dispensing recorded in error: it reads entered-in-error",
         description="A dispensation's id does not name its prescription: the projections know "
-        "it, and may lag the log by up to a second.",
+        "it, and one just recorded is waited for (read-your-writes).",
     )
     async def withdraw(
         self,
@@ -271,8 +274,10 @@ class FhirController(Controller):
         reason = reason_of(resource)
 
         async def prescription_of(dispensation_id: str) -> str:
-            number = await read_models.store.prescription_of_dispensation(dispensation_id)
-            if number is None:
+            number = await _prescription_of_dispensation(service, read_models, dispensation_id)
+            if number is None or not await _has_dispensed(
+                service, actor, number, dispensation_id, line_no
+            ):
                 raise FhirError(404, "not_found", f"no MedicationDispense {resource_id}")
             return number
 
@@ -287,8 +292,11 @@ class FhirController(Controller):
             ),
             idempotency_key,
         )
-        shown = medication_dispenses(state, display_number(state.prescription_id), line_no)
-        return next(r for r in shown if r["id"] == resource_id)
+        withdrawn = medication_dispense(
+            state, display_number(state.prescription_id), dispensation_id, line_no
+        )
+        assert withdrawn is not None  # the line was there before the withdrawal
+        return withdrawn
 
 
 async def _lines_of_prescription(
@@ -309,14 +317,36 @@ async def _lines_of_prescription(
     )
 
 
+async def _prescription_of_dispensation(
+    service: PrescriptionService, read_models: ReadModels, dispensation_id: str
+) -> str | None:
+    """The prescription a dispensation belongs to, as the read models know it; when they do
+    not (yet), once they have caught up with the log's head: read-your-writes within the lag."""
+    number = await read_models.store.prescription_of_dispensation(dispensation_id)
+    if number is None:
+        await read_models.caught_up(await service.ready(), CATCH_UP_SECONDS)
+        number = await read_models.store.prescription_of_dispensation(dispensation_id)
+    return number
+
+
+async def _has_dispensed(
+    service: PrescriptionService, actor: Actor, number: str, dispensation_id: str, line_no: int
+) -> bool:
+    """Whether that dispensation of the prescription handed over that line."""
+    state = await service.read(actor, number)
+    return medication_dispense(state, number, dispensation_id, line_no) is not None
+
+
 def _created(resource: dict[str, Any], location: str) -> Response[dict[str, Any]]:
     return Response(resource, status_code=201, media_type=FHIR_JSON, headers={"Location": location})
 
 
-async def _issue(service: PrescriptionService, actor: Actor, sent: Prescribing) -> Prescription:
-    """The prescription, once recorded; a refusal names the element sent."""
+async def _issue(
+    service: PrescriptionService, actor: Actor, sent: Prescribing, idempotency_key: str | None
+) -> Prescription:
+    """The prescription, once recorded (or replayed); a refusal names the element sent."""
     try:
-        return await service.issue(actor, issuing(sent.lines, sent.referenced))
+        return await service.issue(actor, issuing(sent.lines, sent.referenced), idempotency_key)
     except DomainError as error:
         raise refused(error, element_of(error.field, sent.lines)) from None
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from litestar.openapi.spec import (
     OpenAPI,
+    OpenAPIHeader,
     OpenAPIMediaType,
     OpenAPIResponse,
     OpenAPIType,
@@ -18,6 +19,7 @@ from litestar.openapi.spec import (
 from adapters.http.fhir_outcomes import FHIR_JSON
 
 PREFIX = "/fhir/R4"
+STRING = OpenAPIType.STRING
 OUTCOME = Reference(ref="#/components/schemas/OperationOutcome")
 OUTCOME_SCHEMA = Schema(
     type=OpenAPIType.OBJECT,
@@ -43,12 +45,64 @@ OUTCOMES = {
     403: "The caller's role may not do this, or the requester is not the caller",
     404: "No such resource (or not the caller's)",
     406: "Only JSON is served (`_format`, `Accept`)",
+    408: "The request body did not arrive in time",
     409: "The prescription's state refuses it (the /v1 code)",
+    413: "The body is too large",
     415: "The body is not JSON",
     422: "Well-formed, but a rule refuses it (the /v1 code)",
+    429: "Too many calls from this caller: retry after `Retry-After` seconds",
     503: "Busy or database unavailable: retry after `Retry-After` seconds",
 }
-METADATA_OUTCOMES = (406,)
+# Per operation: what its body holds (None: no body) and what a success answers.
+PARAMETERS_REASON = "`Parameters` with `reason` (valueString)"
+EXCHANGES: dict[tuple[str, str], tuple[str | None, str]] = {
+    ("get", "/fhir/R4/metadata"): (None, "The CapabilityStatement"),
+    ("post", "/fhir/R4"): (
+        "A `transaction` Bundle: the MedicationRequests of one prescription (with the Patient, "
+        "Practitioner and Medication they reference), or the MedicationDispenses of one "
+        "dispensing",
+        "A `transaction-response` Bundle, each entry `201 Created` with its `location` "
+        "(`MedicationRequest/<prescription_id>-<line_no>` or "
+        "`MedicationDispense/<dispensation_id>-<line_no>`); all or nothing",
+    ),
+    ("post", "/fhir/R4/MedicationRequest"): (
+        "One MedicationRequest: a one-line prescription",
+        "The MedicationRequest as read; `Location` `MedicationRequest/<prescription_id>-1`",
+    ),
+    ("get", "/fhir/R4/MedicationRequest/{resource_id}"): (
+        None,
+        "The MedicationRequest as sent, with `id`, `meta`, `groupIdentifier`, `status` and the "
+        "extension `urn:ordo:remaining`",
+    ),
+    ("get", "/fhir/R4/MedicationRequest"): (
+        None,
+        "A `searchset` Bundle of MedicationRequests, with `link` self (and next)",
+    ),
+    ("post", "/fhir/R4/MedicationRequest/{resource_id}/$cancel"): (
+        PARAMETERS_REASON,
+        "The MedicationRequest, `status` `cancelled`",
+    ),
+    ("post", "/fhir/R4/MedicationDispense"): (
+        "One MedicationDispense: `authorizingPrescription`, `quantity.value`, "
+        "`medicationCodeableConcept`, `whenHandedOver`",
+        "The MedicationDispense recorded; `Location` "
+        "`MedicationDispense/<dispensation_id>-<line_no>`",
+    ),
+    ("get", "/fhir/R4/MedicationDispense"): (
+        None,
+        "A `searchset` Bundle of MedicationDispenses (empty for a prescriber under the "
+        "patient's opposition)",
+    ),
+    ("post", "/fhir/R4/MedicationDispense/{resource_id}/$withdraw"): (
+        PARAMETERS_REASON,
+        "The MedicationDispense, `status` `entered-in-error`",
+    ),
+}
+METADATA_OUTCOMES = (406, 429)
+WRITE_OUTCOMES = (408, 413, 415)  # about a body: only where one is sent
+RETRY_AFTER: dict[str, OpenAPIHeader | Reference] = {
+    "Retry-After": OpenAPIHeader(schema=Schema(type=OpenAPIType.INTEGER))
+}
 
 
 def complete_fhir_document(document: OpenAPI) -> OpenAPI:
@@ -63,23 +117,38 @@ def complete_fhir_document(document: OpenAPI) -> OpenAPI:
         for method in ("get", "post"):
             operation = getattr(item, method, None)
             if isinstance(operation, Operation):
-                _as_fhir(operation, path.endswith("/metadata"))
+                _exchanges(operation, *EXCHANGES[(method, path)])
+                _as_fhir(operation, path.endswith("/metadata"), method == "post")
     return document
 
 
-def _as_fhir(operation: Operation, metadata: bool) -> None:
+def _exchanges(operation: Operation, body: str | None, answer: str) -> None:
+    """The body as a FHIR resource, and the success answer, said in words."""
     if isinstance(operation.request_body, RequestBody):
         operation.request_body = RequestBody(
             content={FHIR_JSON: OpenAPIMediaType(schema=RESOURCE)},
             required=True,
-            description=operation.request_body.description,
+            description=body,
         )
+    for status, response in (operation.responses or {}).items():
+        if status in {"200", "201"} and isinstance(response, OpenAPIResponse):
+            response.description = answer
+            if status == "201":
+                response.headers = {"Location": OpenAPIHeader(schema=Schema(type=STRING))}
+
+
+def _as_fhir(operation: Operation, metadata: bool, writes: bool) -> None:
     responses = operation.responses if operation.responses is not None else {}
     for status, title in OUTCOMES.items():
-        if not metadata or status in METADATA_OUTCOMES:
-            responses[str(status)] = OpenAPIResponse(
-                description=title, content={FHIR_JSON: OpenAPIMediaType(schema=OUTCOME)}
-            )
+        if (metadata and status not in METADATA_OUTCOMES) or (
+            status in WRITE_OUTCOMES and not writes
+        ):
+            continue
+        responses[str(status)] = OpenAPIResponse(
+            description=title,
+            content={FHIR_JSON: OpenAPIMediaType(schema=OUTCOME)},
+            headers=RETRY_AFTER if status in {429, 503} else None,
+        )
     if metadata:
         operation.security = []
     operation.responses = responses

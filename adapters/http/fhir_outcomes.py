@@ -85,9 +85,12 @@ def _validation(_: Request[Any, Any, Any], error: ValidationException) -> Respon
 
 
 def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:
+    """What Litestar and the middleware refuse (401, 404, 405, 408, 413, 429, ...), in FHIR with
+    the /v1 code."""
     status = error.status_code
     code = CODE_OF_STATUS.get(status, "internal_error" if status >= 500 else "invalid_request")
-    return outcome(status, code, str(error.detail), headers=error.headers)
+    detail = f"no route {request.method} {request.url.path}" if status == 404 else str(error.detail)
+    return outcome(status, code, detail, headers=error.headers)
 
 
 def route_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[Any]:

@@ -3,12 +3,13 @@
 - Every body that cannot be decoded is a 400 problem, a 5,000-level deep one or one that is not
   UTF-8 included (msgspec gives up on them with a RecursionError or a UnicodeDecodeError, which
   Litestar would have answered 500).
-- `Cache-Control: no-store` on every `/v1` answer (prescriptions must not linger in a proxy or a
-  browser cache), `X-Content-Type-Options: nosniff`, no framing, no referrer, and a
+- `Cache-Control: no-store` on every `/v1` and `/fhir` answer (prescriptions must not linger in
+  a proxy or a browser cache), `X-Content-Type-Options: nosniff`, no framing, no referrer, and a
   Content-Security-Policy: `default-src 'none'` for the API, the docs pages' own for them.
 - A request body that stalls for `request_timeout_seconds` is answered 408 (a client that stops
   sending cannot hold a worker forever).
-- A per-caller rate limit (token bucket), answered 429 with `Retry-After`; off unless configured.
+- A per-caller rate limit (token bucket) on `/v1` and `/fhir`, answered 429 with `Retry-After`;
+  off unless configured.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Sen
 from adapters.auth import TokenVerifier, UnauthenticatedError
 
 API_PREFIX = "/v1/"
+FHIR_PREFIX = "/fhir/"
+API_PREFIXES = (API_PREFIX, FHIR_PREFIX)  # the answers that carry health data
 DOCS_PREFIX = "/schema"
 # The docs pages load only their own pinned assets (adapters/http/docs.py) and the document.
 DOCS_POLICY = (
@@ -82,7 +85,7 @@ def security_headers(path: str) -> list[tuple[bytes, bytes]]:
         (b"referrer-policy", b"no-referrer"),
         (b"content-security-policy", (DOCS_POLICY if docs else API_POLICY).encode()),
     ]
-    if path.startswith(API_PREFIX):
+    if path.startswith(API_PREFIXES):
         headers.append((b"cache-control", b"no-store"))
     return headers
 
@@ -147,7 +150,7 @@ class TokenBuckets:
 
 
 class RateLimitMiddleware:
-    """429 `rate_limited` with `Retry-After` past a caller's allowance on `/v1`.
+    """429 `rate_limited` with `Retry-After` past a caller's allowance on `/v1` and `/fhir`.
 
     The caller is the verified token's role and subject; a call without a valid token counts
     against its client address (so that garbage tokens cannot each get a fresh bucket). The
@@ -160,7 +163,7 @@ class RateLimitMiddleware:
         self.verifier = verifier
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP or not scope["path"].startswith(API_PREFIX):
+        if scope["type"] != ScopeType.HTTP or not scope["path"].startswith(API_PREFIXES):
             await self.app(scope, receive, send)
             return
         wait = self.buckets.take(await self.caller(scope), time.monotonic())

@@ -42,6 +42,7 @@ _ANSWERED: dict[tuple[str, str], Problems] = {
     | RESTRICTED
     | SENT
     | APPENDED
+    | RETRIED
     | _domain("invalid_request", "unknown_product"),
     ("GET", ON_A_PRESCRIPTION): CALLED | NAMED | _domain("invalid_request"),  # as_of
     ("GET", f"{ON_A_PRESCRIPTION}/qr.svg"): CALLED | NAMED,

@@ -180,8 +180,9 @@ class PrescriptionController(Controller):
         payload: NamedDependency[IssueBody],
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
+        idempotency_key: IdempotencyKey = None,
     ) -> IssuedPrescriptionView:
-        state = await service.issue(actor, payload.command)
+        state = await service.issue(actor, payload.command, idempotency_key)
         return issued_view(state, actor, today_of(service, actor))
 
     @get("/{prescription_id:str}", summary="Read a prescription")

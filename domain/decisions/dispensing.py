@@ -76,9 +76,10 @@ def dispense(
         a.line_no: a
         for a in allowances(state, coverage, at, command.pharmacy.value, lines=asked, next_on=False)
     }
-    for requested in command.lines:
-        _check_remaining(state, requested)
-        _check_allowed(allowed[requested.line_no], requested)
+    for index, requested in enumerate(command.lines):
+        quantity = f"lines[{index}].quantity"
+        _check_remaining(state, requested, quantity)
+        _check_allowed(allowed[requested.line_no], requested, quantity)
     recorded = DispensationRecorded(
         prescription_id=state.prescription_id,
         version=state.version + 1,
@@ -164,20 +165,24 @@ def _check_substitute(
         )
 
 
-def _check_remaining(state: Prescription, requested: DispenseLine) -> None:
+def _check_remaining(state: Prescription, requested: DispenseLine, field: str) -> None:
+    """`field` names the quantity asked (`lines[0].quantity`)."""
     remaining = state.remaining(requested.line_no)
     if remaining == 0:
         raise DomainError(
-            "already_dispensed", f"line {requested.line_no} has nothing left to dispense"
+            "already_dispensed",
+            f"line {requested.line_no} has nothing left to dispense",
+            field=field,
         )
     if requested.quantity > remaining:
         raise DomainError(
             "quantity_exceeds_remaining",
             f"line {requested.line_no} has {remaining} left, {requested.quantity} asked",
+            field=field,
         )
 
 
-def _check_allowed(allowed: Allowance, requested: DispenseLine) -> None:
+def _check_allowed(allowed: Allowance, requested: DispenseLine, field: str) -> None:
     if requested.quantity <= allowed.max_quantity:
         return
     code = allowed.reason
@@ -187,6 +192,7 @@ def _check_allowed(allowed: Allowance, requested: DispenseLine) -> None:
         code,
         f"line {requested.line_no}: at most {allowed.max_quantity} may be dispensed now, "
         f"{requested.quantity} asked ({allowed.why})",
+        field=field,
         max_quantity=allowed.max_quantity,
     )
 

@@ -7,6 +7,7 @@ from typing import Any
 from tests.api.test_fhir_prescribing import (
     FHIR_JSON,
     assert_outcome,
+    conforms,
     fixture,
     post_bundle,
 )
@@ -47,14 +48,16 @@ def test_a_dispensing_is_recorded_searched_and_seen_in_v1(client: Client, people
     )
 
     assert created.status_code == 201, created.text
-    assert created.headers["location"] == f"MedicationDispense/{created.json()['id']}"
+    assert created.headers["location"] == f"MedicationDispense/{conforms(created)['id']}"
     assert created.json()["note"] == [{"text": "remis au patient"}]
     read = client.get(f"/v1/prescriptions/{number}", headers=people.as_pharmacist()).json()
     assert read["lines"][0]["remaining"] == 1
-    found = client.get(
-        f"/fhir/R4/MedicationDispense?prescription=MedicationRequest/{number}-1",
-        headers=people.as_pharmacist(),
-    ).json()
+    found = conforms(
+        client.get(
+            f"/fhir/R4/MedicationDispense?prescription=MedicationRequest/{number}-1",
+            headers=people.as_pharmacist(),
+        )
+    )
     assert found["total"] == 1 and found["entry"][0]["resource"]["status"] == "completed"
     request = client.get(
         f"/fhir/R4/MedicationRequest/{number}-1", headers=people.as_pharmacist()
@@ -127,10 +130,12 @@ def test_cancel_cancels_the_whole_prescription(client: Client, people: People) -
 def test_search_by_group_identifier_pages_with_links(client: Client, people: People) -> None:
     number = v1_prescription(client, people, 1, 2, 3)
 
-    first = client.get(
-        f"/fhir/R4/MedicationRequest?group-identifier={number}&_count=2",
-        headers=people.as_pharmacist(),
-    ).json()
+    first = conforms(
+        client.get(
+            f"/fhir/R4/MedicationRequest?group-identifier={number}&_count=2",
+            headers=people.as_pharmacist(),
+        )
+    )
 
     assert first["total"] == 3 and len(first["entry"]) == 2
     following = next(link["url"] for link in first["link"] if link["relation"] == "next")

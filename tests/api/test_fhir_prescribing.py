@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fhir.resources.R4B import get_fhir_model_class
 
 from domain.calendar import paris_day
 from tests.conftest import Client
@@ -42,10 +43,17 @@ def post_bundle(client: Client, people: People, bundle: dict[str, Any]) -> Any:
 def prescribed(client: Client, people: People, bundle: dict[str, Any]) -> list[str]:
     response = post_bundle(client, people, bundle)
     assert response.status_code == 200, response.text
-    answer = response.json()
+    answer = conforms(response)
     assert answer["type"] == "transaction-response"
     assert {e["response"]["status"] for e in answer["entry"]} == {"201 Created"}
     return [e["response"]["location"] for e in answer["entry"]]
+
+
+def conforms(answer: Any) -> dict[str, Any]:
+    """The answer's resource, which the R4B model of its type accepts as it is."""
+    resource: dict[str, Any] = answer.json()
+    get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+    return resource
 
 
 def assert_outcome(response: Any, status: int, code: str, expression: str | None = None) -> None:
@@ -64,7 +72,13 @@ def without_server_managed(resource: dict[str, Any]) -> dict[str, Any]:
     return {**kept, "extension": extensions, "meta": {"profile": profile}}
 
 
-@pytest.mark.parametrize("name", ["HAS-32-2-Presc-ULTIBRO-BREEZ", "HAS-11-2-Presc-EVRA"])
+REFUSED_EXAMPLE = "HAS-04b-Presc-DAFALGANCODEINE"  # its intent is `option`, not `order`
+GUIDE_EXAMPLES = sorted(
+    path.stem for path in FIXTURES.glob("HAS-*.json") if path.stem != REFUSED_EXAMPLE
+)
+
+
+@pytest.mark.parametrize("name", GUIDE_EXAMPLES)
 def test_a_guide_example_is_read_back_as_sent(client: Client, people: People, name: str) -> None:
     bundle = fixture(name)
     sent = bundle["entry"][2]["resource"]
@@ -73,7 +87,7 @@ def test_a_guide_example_is_read_back_as_sent(client: Client, people: People, na
 
     read = client.get(f"/fhir/R4/{location}", headers=people.as_prescriber())
     assert read.status_code == 200, read.text
-    resource = read.json()
+    resource = conforms(read)
     assert without_server_managed(resource) == without_server_managed(sent)
     assert resource["status"] == "active"
     assert {
@@ -105,15 +119,39 @@ def test_a_fhir_prescription_reads_in_v1_with_the_mapped_fields(
     assert line["dosage"].startswith("1 gélule à administrer par voie inhalée")
 
 
+@pytest.mark.parametrize(
+    ("name", "read"),
+    [
+        ("HAS-04a-Presc-Paracetamol", ("DCI", None, "PARACETAMOL 500 mg gélule", 5, 10)),
+        ("HAS-05b-Presc-ACTISKENAN", ("UCD", "3400892083926", "ACTISKENAN 10MG GELU", 1, 7)),
+        ("HAS-30-1-Presc-Hydrocortisone", ("DCI", None, "HYDROCORTISONE 10 mg comprimé", 6, 180)),
+        ("HAS-31-Presc-DUROGESIC", ("UCD", "3400891937626", "DUROGESIC 25µG/H DISP TRANS", 1, 14)),
+    ],
+)
+def test_a_guide_example_reads_in_v1_as_its_product_packs_and_days(
+    client: Client, people: People, name: str, read: tuple[str, str | None, str, int, int]
+) -> None:
+    system, code, label, packs, days = read
+    (location,) = prescribed(client, people, fixture(name))
+    number = location.removeprefix("MedicationRequest/").rsplit("-", 1)[0]
+
+    (line,) = client.get(f"/v1/prescriptions/{number}", headers=people.as_pharmacist()).json()[
+        "lines"
+    ]
+
+    assert line["product"] == {"system": system, "code": code, "label": label}
+    assert (line["quantity"], line["duration_days"]) == (packs, days)
+
+
 def test_a_v1_prescription_reads_in_fhir(client: Client, people: People) -> None:
     body = people.prescription_body(3)
     number = client.post("/v1/prescriptions", json=body, headers=people.as_prescriber()).json()[
         "prescription_id"
     ]
 
-    resource = client.get(
-        f"/fhir/R4/MedicationRequest/{number}-1", headers=people.as_pharmacist()
-    ).json()
+    resource = conforms(
+        client.get(f"/fhir/R4/MedicationRequest/{number}-1", headers=people.as_pharmacist())
+    )
 
     assert resource["medicationCodeableConcept"]["coding"][0]["code"] == people.paracetamol
     assert resource["subject"]["identifier"]["value"] == people.patient
@@ -124,7 +162,7 @@ def test_a_v1_prescription_reads_in_fhir(client: Client, people: People) -> None
 def test_a_line_that_is_no_order_is_refused_with_its_element(
     client: Client, people: People
 ) -> None:
-    response = post_bundle(client, people, fixture("HAS-04b-Presc-DAFALGANCODEINE"))
+    response = post_bundle(client, people, fixture(REFUSED_EXAMPLE))
 
     assert_outcome(response, 422, "invalid_request", "Bundle.entry[2].resource.intent")
 

@@ -22,7 +22,7 @@ import yaml
 from adapters.cli import is_loopback
 from adapters.config import PUBLISHED_SECRETS
 from tests.integration.servers import REPO, ordo_process, ordo_server, wait_for
-from tools.cast import SECRET
+from tools.cast import SECRET, People
 from tools.harness import free_port
 
 
@@ -34,14 +34,25 @@ def test_the_server_names_no_software_in_its_answers(tmp_path: Path) -> None:
         assert "server" not in answer.headers, answer.headers
 
 
-def test_a_body_that_never_arrives_is_answered_408(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("path", "media"),
+    [
+        (b"/v1/prescriptions", "application/problem+json"),
+        (b"/fhir/R4/MedicationRequest", "application/fhir+json"),
+    ],
+)
+def test_a_body_that_never_arrives_is_answered_408(tmp_path: Path, path: bytes, media: str) -> None:
     env = {"ORDO_REQUEST_TIMEOUT_SECONDS": "1"}
+    token = People().as_prescriber()["Authorization"].encode()
     with ordo_server("", tmp_path, extra_env=env) as (base_url, _):
         port = int(base_url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
             connection.sendall(
-                b"POST /v1/prescriptions HTTP/1.1\r\nHost: ordo\r\n"
-                b"Content-Type: application/json\r\nContent-Length: 500\r\n\r\n"
+                b"POST "
+                + path
+                + b" HTTP/1.1\r\nHost: ordo\r\nAuthorization: "
+                + token
+                + b"\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n"
                 b'{"patient": '
             )
             started = time.monotonic()
@@ -50,7 +61,7 @@ def test_a_body_that_never_arrives_is_answered_408(tmp_path: Path) -> None:
             answer = (first + _rest_of(connection)).decode()
 
     assert answer.startswith("HTTP/1.1 408"), answer
-    assert "application/problem+json" in answer
+    assert media in answer
     assert '"code":"request_timeout"' in answer
     assert 0.5 < waited < 5
 

@@ -31,6 +31,7 @@ class Options:
     command: str
     lines: tuple[str, ...] = ("standard", "narcotic")
     reads: bool = False
+    fhir: bool = False
     open_rate: float | None = None
     py_spy: bool = False
     rev: str | None = None
@@ -108,6 +109,12 @@ def bench_parser() -> argparse.ArgumentParser:
         help="also GET one prescription in closed loops (what a pharmacy asks before dispensing)",
     )
     run.add_argument(
+        "--fhir",
+        action="store_true",
+        help="also the FHIR door against /v1, each pair in turn: dispensing (MedicationDispense), "
+        "reading (MedicationRequest), prescribing 3 lines (a transaction Bundle); with ratios",
+    )
+    run.add_argument(
         "--open-rate",
         type=float,
         metavar="PER_SECOND",
@@ -175,6 +182,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         command=shlex.join(["scripts/bench", *argv]),
         lines=args.lines,
         reads=args.reads,
+        fhir=args.fhir,
         open_rate=args.open_rate,
         py_spy=args.py_spy,
         rev=args.rev,

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from tools import benchmarks_md
 from tools.bench.baseline import LOCKED_SQL
+from tools.bench.fhir import ratio_lines
 from tools.bench.load import PRESCRIBED, Run
 from tools.bench.options import Options
 from tools.bench.sampler import SPIED
@@ -207,6 +208,14 @@ def goal_line(runs: Sequence[Run]) -> str:
     return "Aims of issue 11 (PostgreSQL, this run):\n\n" + "\n".join(lines)
 
 
+def fhir_lines(runs: Sequence[Run]) -> list[str]:
+    """The FHIR door against /v1 (`--fhir`), as lines of BENCHMARKS.md (none without it)."""
+    ratios = ratio_lines(runs)
+    if not ratios:
+        return []
+    return ["FHIR against /v1 (rates of the same server, clients and store):", "", *ratios, ""]
+
+
 # --- py-spy: where a server process spends its time, sampled at full speed --------------------
 
 SPY_COMPONENTS = (
@@ -318,6 +327,7 @@ def block(opts: Options, facts: dict[str, str], runs: Sequence[Run]) -> str:
         "",
         goal_line(runs),
         "",
+        *fhir_lines(runs),
         "Where the CPU goes during each run:",
         "",
         markdown_table(cpu_rows(runs)),
@@ -330,4 +340,5 @@ def print_report(runs: Sequence[Run], rev: str | None = None) -> None:
     out = Console(width=max(160, Console().width))
     out.print(rich_table("Dispensing", results_rows(runs, rev)))
     out.print(goal_line(runs))
+    out.print("\n".join(fhir_lines(runs)))
     out.print(rich_table("Where the CPU goes (cores busy; CPU µs per 201)", cpu_rows(runs)))

@@ -17,6 +17,7 @@ import msgspec
 
 from adapters.config import with_schema
 from tools import harness
+from tools.bench import fhir
 from tools.bench.load import (
     DISPENSE_BODY,
     Cast,
@@ -39,6 +40,9 @@ from tools.bench.servers import API_APP, Scratch, ServerSpec, running, server_en
 from tools.harness import ROOT, Server
 
 OPEN_LOOP_CONNECTIONS = 64  # the open loop's connections: as many requests in flight at most
+# With --fhir, after each /v1 read: FHIR's, then prescribing through each door, each FHIR run
+# right after its /v1 twin (the log grows during a run: the pair sees the same store).
+FHIR_LATER = ("fhir read", "prescribing 3 lines", "fhir prescribing 3 lines")
 
 
 # --- the API runs ---------------------------------------------------------------------------------
@@ -116,8 +120,7 @@ async def api_run(
     window = Window.after(opts.warmup, opts.seconds)
     activity = (target.dsn, API_APP) if target.dsn else None
     observer = asyncio.create_task(observe(window, [target.server.pid], activity))
-    make = read_command if what == "read" else dispense_command
-    command = make(target.ids, cast.pharmacists, clients)
+    command = command_for(what, target.ids, cast, clients)
     spying = None
     if opts.py_spy and rate is None and target.dsn and clients == max(opts.clients):
         spying = asyncio.create_task(py_spy([target.server.pid], window))
@@ -139,6 +142,22 @@ async def api_run(
         f"p99 {run.latency_ms(0.99):.1f} ms, errors {dict(tally.errors)}"
     )
     return run
+
+
+def command_for(what: str, ids: Sequence[str], cast: Cast, seed_: int) -> Command[Session]:
+    """What each client of a run sends, by the run's name."""
+    match what:
+        case "dispensing":
+            return dispense_command(ids, cast.pharmacists, seed_)
+        case "read":
+            return read_command(ids, cast.pharmacists, seed_)
+        case "prescribing 3 lines" | "fhir prescribing 3 lines":
+            return fhir.prescribing_command(cast, what.startswith("fhir"), seed_)
+        case "fhir dispensing":
+            return fhir.dispensing_command(ids, cast, seed_)
+        case "fhir read":
+            return fhir.read_command(ids, cast, seed_)
+    raise BenchError(f"no such run: {what}")
 
 
 @dataclass(frozen=True)
@@ -178,15 +197,18 @@ def import_catalogue(directory: Path, env: dict[str, str], log: Path) -> None:
 async def bench_api(
     opts: Options, cast: Cast, spec: ServerSpec, scratch: Scratch | None
 ) -> ApiResult:
+    fhir_too = opts.fhir and spec.lines == "standard"  # FHIR's runs send the paracetamol pack
     async with api_server(spec, opts, cast, scratch) as (target, schema):
         runs = []
         for clients in opts.clients:
-            await quiet_machine(opts.wait_quiet)
-            runs.append(await api_run(target, opts, cast, clients))
-        if opts.reads:
-            for clients in opts.clients:
+            for what in ("dispensing", "fhir dispensing") if fhir_too else ("dispensing",):
                 await quiet_machine(opts.wait_quiet)
-                runs.append(await api_run(target, opts, cast, clients, what="read"))
+                runs.append(await api_run(target, opts, cast, clients, what=what))
+        later = (("read",) if opts.reads or fhir_too else ()) + (FHIR_LATER if fhir_too else ())
+        for clients in opts.clients:
+            for what in later:
+                await quiet_machine(opts.wait_quiet)
+                runs.append(await api_run(target, opts, cast, clients, what=what))
         if opts.open_rate and spec.backend == "postgres":
             await quiet_machine(opts.wait_quiet)
             runs.append(

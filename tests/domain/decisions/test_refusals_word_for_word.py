@@ -155,19 +155,24 @@ REFUSALS: list[tuple[str, Callable[[], object], tuple[str, str | None, str]]] = 
     (
         "line-with-nothing-left",
         lambda: dispense(given(issued(1, 3), dispensed(2, (1, 1))), request((1, 1)), "d", moment()),
-        ("already_dispensed", None, "line 1 has nothing left to dispense"),
+        ("already_dispensed", "lines[0].quantity", "line 1 has nothing left to dispense"),
     ),
     (
         "more-than-remains",
         lambda: dispense(given(issued(3)), request((1, 4)), "d", moment()),
-        ("quantity_exceeds_remaining", None, "line 1 has 3 left, 4 asked"),
+        ("quantity_exceeds_remaining", "lines[0].quantity", "line 1 has 3 left, 4 asked"),
+    ),
+    (
+        "more-than-remains-on-the-second-line",
+        lambda: dispense(given(issued(3, 3)), request((1, 1), (2, 4)), "d", moment()),
+        ("quantity_exceeds_remaining", "lines[1].quantity", "line 2 has 3 left, 4 asked"),
     ),
     (
         "more-than-a-month",
         _too_many(asked=2, on=0),
         (
             "quantity_exceeds_allowed_now",
-            None,
+            "lines[0].quantity",
             "line 1: at most 1 may be dispensed now, 2 asked (one dispensing covers at most 30 "
             "days: 1 pack(s) of this line)",
         ),
