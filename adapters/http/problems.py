@@ -34,6 +34,9 @@ STATUS_OF = {
     "substitution_not_allowed": 422,
     "unknown_product": 422,
     "conversation_closed": 409,
+    "substitution_excluded": 422,
+    "non_substitution_reason_invalid": 422,
+    "lot_required": 422,
 }
 CODE_OF_STATUS = {
     400: "invalid_request",

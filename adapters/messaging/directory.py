@@ -1,9 +1,11 @@
-"""The MSSanté directory: which pharmacy (FINESS) has which organisational mailbox (BAL ORG).
+"""The MSSanté directory: which pharmacy (FINESS) has which organisational mailbox (BAL ORG),
+and which prescriber (RPPS) has which personal MSSanté address.
 
-Read from the CSV file `ORDO_MSSANTE_DIRECTORY` (`finess,address`, a header line allowed) and
-read again whenever the file changes, so that an operator updates it without a restart. An
-address outside `mssante.fr` is refused (the trust space exchanges with nobody else): the
-pharmacy then has no BAL ORG, as if it were not listed, and the refusal is logged.
+Read from the CSV file `ORDO_MSSANTE_DIRECTORY` (rows `finess,address` and `rpps,address`, told
+apart by the identifier's length, header lines allowed) and read again whenever the file
+changes, so that an operator updates it without a restart. An address outside `mssante.fr` is
+refused (the trust space exchanges with nobody else): the pharmacy or prescriber then has no
+mailbox, as if it were not listed, and the refusal is logged.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 import structlog
 
 from domain.conversation import is_mssante
-from domain.identifiers import Finess, InvalidIdentifier
+from domain.identifiers import Finess, InvalidIdentifier, Rpps
 
 log = structlog.get_logger("ordo.directory")
 
@@ -29,9 +31,16 @@ class MssanteDirectory:
 
     def bal_org(self, finess: str) -> str | None:
         """The pharmacy's BAL ORG as the file says now, or None when it has none."""
+        return self._address(finess)
+
+    def prescriber_mailbox(self, rpps: str) -> str | None:
+        """The prescriber's MSSanté address as the file says now, or None when it has none."""
+        return self._address(rpps)
+
+    def _address(self, identifier: str) -> str | None:
         with self._lock:
             self._reload_if_changed()
-            return self._addresses.get(finess)
+            return self._addresses.get(identifier)
 
     def _reload_if_changed(self) -> None:
         if self.path is None:
@@ -53,6 +62,7 @@ class MssanteDirectory:
 
 
 def read_directory(path: Path) -> dict[str, str]:
+    """Each listed FINESS's and RPPS's address (an RPPS has 11 digits, a FINESS 9)."""
     addresses: dict[str, str] = {}
     with path.open(newline="", encoding="utf-8") as handle:
         for number, row in enumerate(csv.reader(handle), start=1):
@@ -64,14 +74,18 @@ def read_directory(path: Path) -> dict[str, str]:
 
 def _entry(row: list[str], number: int) -> tuple[str, str] | None:
     cells = [cell.strip() for cell in row]
-    if len(cells) < 2 or not cells[0] or cells[0].lower() == "finess":
-        return None  # a blank line or the header
+    if len(cells) < 2 or not cells[0] or cells[0].lower() in {"finess", "rpps"}:
+        return None  # a blank line or a header
+    kind = "rpps" if len("".join(cells[0].split())) == RPPS_LENGTH else "finess"
     try:
-        finess = Finess.parse(cells[0]).value
+        identifier = (Rpps if kind == "rpps" else Finess).parse(cells[0]).value
     except InvalidIdentifier:
-        log.warning("mssante directory: invalid finess", line=number)
+        log.warning(f"mssante directory: invalid {kind}", line=number)
         return None
     if not is_mssante(cells[1]):
-        log.warning("mssante directory: address outside mssante.fr refused", finess=finess)
+        log.warning("mssante directory: address outside mssante.fr refused", **{kind: identifier})
         return None
-    return finess, cells[1].lower()
+    return identifier, cells[1].lower()
+
+
+RPPS_LENGTH = 11
