@@ -20,27 +20,28 @@ from domain.conversation import is_mssante
 from domain.identifiers import Finess, InvalidIdentifier, Rpps
 
 log = structlog.get_logger("ordo.directory")
+Listed = tuple[str, str]  # ("finess" or "rpps", the identifier)
 
 
 class MssanteDirectory:
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self._addresses: dict[str, str] = {}
+        self._addresses: dict[Listed, str] = {}
         self._seen: tuple[float, int] | None = None
         self._lock = threading.Lock()
 
     def bal_org(self, finess: str) -> str | None:
         """The pharmacy's BAL ORG as the file says now, or None when it has none."""
-        return self._address(finess)
+        return self._address(("finess", finess))
 
     def prescriber_mailbox(self, rpps: str) -> str | None:
         """The prescriber's MSSanté address as the file says now, or None when it has none."""
-        return self._address(rpps)
+        return self._address(("rpps", rpps))
 
-    def _address(self, identifier: str) -> str | None:
+    def _address(self, listed: Listed) -> str | None:
         with self._lock:
             self._reload_if_changed()
-            return self._addresses.get(identifier)
+            return self._addresses.get(listed)
 
     def _reload_if_changed(self) -> None:
         if self.path is None:
@@ -61,9 +62,9 @@ class MssanteDirectory:
             )
 
 
-def read_directory(path: Path) -> dict[str, str]:
+def read_directory(path: Path) -> dict[Listed, str]:
     """Each listed FINESS's and RPPS's address (an RPPS has 11 digits, a FINESS 9)."""
-    addresses: dict[str, str] = {}
+    addresses: dict[Listed, str] = {}
     with path.open(newline="", encoding="utf-8") as handle:
         for number, row in enumerate(csv.reader(handle), start=1):
             entry = _entry(row, number)
@@ -72,7 +73,7 @@ def read_directory(path: Path) -> dict[str, str]:
     return addresses
 
 
-def _entry(row: list[str], number: int) -> tuple[str, str] | None:
+def _entry(row: list[str], number: int) -> tuple[Listed, str] | None:
     cells = [cell.strip() for cell in row]
     if len(cells) < 2 or not cells[0] or cells[0].lower() in {"finess", "rpps"}:
         return None  # a blank line or a header
@@ -85,7 +86,7 @@ def _entry(row: list[str], number: int) -> tuple[str, str] | None:
     if not is_mssante(cells[1]):
         log.warning("mssante directory: address outside mssante.fr refused", **{kind: identifier})
         return None
-    return identifier, cells[1].lower()
+    return (kind, identifier), cells[1].lower()
 
 
 RPPS_LENGTH = 11

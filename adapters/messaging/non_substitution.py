@@ -53,7 +53,7 @@ class PrescriberNotices:
         address: str,
     ) -> Mail:
         number = display_number(state.prescription_id)
-        local = f"non-substitution.{recorded.prescription_id}.{recorded.dispensation_id}"
+        local = f"non-substitution.{recorded.prescription_id}.{recorded.version}"
         listed = "\n".join(
             f"- ligne {line.line_no} : {line.product.label}, {line.quantity} boîte(s)"
             for line in kept
@@ -63,7 +63,7 @@ class PrescriberNotices:
             kind="non_substitution_notice",
             sender=self.postmaster,
             recipient=address,
-            subject=f"Non substituable (MTE-PH) : ordonnance n° {number}",
+            subject=f"Non substituable (MTE-PH) : ordonnance {number}",
             body=(
                 f"Le pharmacien (RPPS {recorded.pharmacist_rpps}) de la pharmacie FINESS "
                 f"{recorded.finess} a délivré le {recorded.dispensed_at:%d/%m/%Y} le médicament "
