@@ -458,5 +458,7 @@ def test_an_ins_states_the_month_of_birth_in_the_latest_century_not_after_the_da
     assert Ins.from_body("2220575123456").born_in(date(2026, 11, 23)) == date(2022, 5, 1)
     assert Ins.from_body("1261275123456").born_in(date(2026, 11, 23)) == date(1926, 12, 1)
     assert Ins.from_body("1261175123456").born_in(date(2026, 11, 23)) == date(2026, 11, 1)
+    assert Ins.from_body("1261175123456").born_in(date(2026, 11, 1)) == date(2026, 11, 1)
+    assert Ins.from_body("1260175123456").born_in(date(2026, 11, 23)) == date(2026, 1, 1)
     assert Ins.from_body("1840075123456").born_in(date(2026, 11, 23)) is None
     assert Ins.from_body("1841375123456").born_in(date(2026, 11, 23)) is None

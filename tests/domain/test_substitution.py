@@ -116,8 +116,12 @@ def test_mte_is_refused_for_a_medicine_of_no_listed_substance() -> None:
     code, field, detail = refused_prescribing(CLAMOXYL, "MTE")
 
     assert (code, field) == ("non_substitution_reason_invalid", "lines[0].non_substitutable.reason")
-    assert detail.endswith("; medicine 67707794 contains none")
-    assert "lévothyroxine" in detail
+    assert detail == (
+        "MTE is for a narrow-therapeutic-margin substance (lamotrigine, prégabaline, zonisamide, "
+        "lévétiracétam, topiramate, valproate de sodium, lévothyroxine, mycophénolate mofétil, "
+        "mycophénolate sodique, buprénorphine, azathioprine, ciclosporine, évérolimus, "
+        "lacosamide, oxcarbazépine); medicine 67707794 contains none"
+    )
 
 
 def test_a_pack_the_catalogue_does_not_know_is_judged_by_its_label() -> None:
@@ -128,9 +132,12 @@ def test_a_pack_the_catalogue_does_not_know_is_judged_by_its_label() -> None:
 
 
 def test_a_line_written_by_substance_cannot_be_non_substitutable() -> None:
-    code, field, _ = refused_prescribing(Product(system="DCI", label="lévothyroxine"), "MTE")
-
-    assert (code, field) == ("non_substitution_reason_invalid", "lines[0].non_substitutable.reason")
+    assert refused_prescribing(Product(system="DCI", label="lévothyroxine"), "MTE") == (
+        "non_substitution_reason_invalid",
+        "lines[0].non_substitutable.reason",
+        "a line written by substance (DCI) names no medicine to keep: "
+        "non_substitutable needs a product",
+    )
 
 
 def test_efg_is_for_a_child_under_6_on_issued_on() -> None:
@@ -153,6 +160,9 @@ def test_under_six_counts_the_month_of_birth_of_the_latest_century() -> None:
     assert under_six(CHILD, date(2028, 5, 31))
     assert not under_six(CHILD, date(2028, 6, 1))
     assert not under_six(Ins.from_body("1261275123456"), ISSUED_ON)  # December 1926, not 2026
+    born_in_december = Ins.from_body("1201275123456")  # December 2020: 6 in December 2026
+    assert under_six(born_in_december, date(2026, 12, 31))
+    assert not under_six(born_in_december, date(2027, 1, 1))
 
 
 def test_a_listed_substance_is_found_whatever_its_salt_and_accents() -> None:
@@ -226,6 +236,7 @@ def test_the_prescribed_medicine_in_any_pack_is_given_on_a_non_substitutable_lin
     lovenox = written(LOVENOX, "CIF")
 
     assert handed_line(handing(lovenox)).product == LOVENOX
+    assert handed_line(handing(lovenox, LOVENOX)).product == LOVENOX
     assert handed_line(handing(lovenox, product(LOVENOX_6_CODE))).product.code == LOVENOX_6_CODE
     assert handing_refused(lovenox, product(INHIXA_CODE))[0] == "substitution_excluded"
 
@@ -271,8 +282,11 @@ def test_a_refused_generic_needs_a_substitutable_line_and_the_prescribed_medicin
 
 def test_the_pharmacist_s_mte_ph_is_recorded_for_a_listed_substance() -> None:
     given = handed_line(handing(written(LEVOTHYROX), mte_ph=True))
+    by_its_label = handed_line(
+        handing(written(product("3400930000007", "Lévothyroxine 50 µg")), mte_ph=True)
+    )
 
-    assert given.non_substitution == "MTE-PH"
+    assert (given.non_substitution, by_its_label.non_substitution) == ("MTE-PH", "MTE-PH")
 
 
 def test_mte_ph_is_refused_outside_the_list_or_with_a_substitute_or_a_prescriber_s_mention() -> (

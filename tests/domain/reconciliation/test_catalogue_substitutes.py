@@ -186,12 +186,12 @@ def test_a_generic_billed_on_a_non_substitutable_line_is_a_product_mismatch() ->
     record = log(excluded, dispensed_as(2, 1, clamoxyl))
     substitutes = catalogue_substitutes(sample)
 
-    generic = reconcile(invoice((1, 1, arrow)), record, None, substitute=substitutes)
+    generic = reconcile(invoice((1, 1, arrow), (2, 1, arrow)), record, None, substitute=substitutes)
     itself = reconcile(invoice((1, 1, clamoxyl)), record, None, substitute=substitutes)
 
     assert (generic.outcome, generic.detail) == (
         "product_mismatch",
         f"line 1: billed CIP13 {ARROW_CODE}, prescribed CIP13 {CLAMOXYL_CODE}, a line written "
-        "non substituable (CIF)",
+        "non substituable (CIF); line 2: the prescription has no line 2 (its lines: 1)",
     )
     assert itself.outcome == "matched"
