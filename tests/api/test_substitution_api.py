@@ -17,6 +17,7 @@ from adapters.bootstrap import build_app
 from adapters.config import Settings
 from domain.identifiers import Ins
 from tests.api.test_catalogue_rules_api import give, line, pack, prescribe
+from tests.api.test_document_api import document, text_of
 from tests.api.test_lists_api import eventually
 from tests.api.test_prescriptions_api import assert_problem
 from tests.api.test_products_api import AMOXICILLINE_ARROW, CLAMOXYL, import_sample
@@ -211,3 +212,17 @@ def test_a_generic_is_no_biosimilar_of_lovenox(counter: Client, people: People) 
     refused = give(counter, people, number, 1, product=pack(AMOXICILLINE_ARROW), lot="L1")
 
     assert_problem(refused, 422, "substitution_not_allowed")
+
+
+def test_the_pdf_prints_the_mentions_of_the_lines_and_of_the_dispensings(
+    counter: Client, people: People
+) -> None:
+    excluded = prescribed(counter, people, written(LEVOTHYROX, "MTE"))
+    kept = prescribed(counter, people, written(LEVOTHYROX))
+    assert give(counter, people, kept, 1, non_substitution="MTE-PH").status_code == 201
+
+    excluded_text = text_of(document(counter, excluded, people.as_prescriber()))
+    kept_text = text_of(document(counter, kept, people.as_pharmacist()))
+
+    assert "Non substituable (MTE)" in excluded_text
+    assert "1 boîte de Levothyrox 25 µg (non substituable (MTE-PH))" in kept_text
