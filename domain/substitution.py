@@ -138,8 +138,12 @@ def is_substitution(
     handed_facts: PackFacts | None,
 ) -> bool:
     """Whether `handed` is another medicine than the one prescribed: another code, unless the
-    catalogue knows both packs as one medicine (the same CIS in another pack size)."""
-    if (prescribed.system, prescribed.code) == (handed.system, handed.code):
+    catalogue knows both packs as one medicine (the same CIS in another pack size). A line written
+    by substance (DCI) names no medicine: any pack of it is what was prescribed."""
+    if prescribed.system == "DCI" or (prescribed.system, prescribed.code) == (
+        handed.system,
+        handed.code,
+    ):
         return False
     if prescribed_facts is not None and handed_facts is not None:
         return prescribed_facts.cis != handed_facts.cis

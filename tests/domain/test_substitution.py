@@ -280,6 +280,15 @@ def test_a_refused_generic_needs_a_substitutable_line_and_the_prescribed_medicin
     )
 
 
+def test_on_a_line_written_by_substance_any_pack_of_it_is_what_was_prescribed() -> None:
+    by_substance = written(Product(system="DCI", label="lévothyroxine 25 µg"))
+
+    refused = handed_line(handing(by_substance, LEVOTHYROX, generic_refused=True))
+    kept = handed_line(handing(by_substance, LEVOTHYROX, mte_ph=True))
+
+    assert (refused.generic_refused, kept.non_substitution) == (True, "MTE-PH")
+
+
 def test_the_pharmacist_s_mte_ph_is_recorded_for_a_listed_substance() -> None:
     given = handed_line(handing(written(LEVOTHYROX), mte_ph=True))
     by_its_label = handed_line(
