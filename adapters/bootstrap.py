@@ -35,6 +35,7 @@ from adapters.mailer.run import Mailer
 from adapters.mailer.store import PostgresOutbox, SqliteOutbox
 from adapters.mailer.transport import transport_for
 from adapters.messaging.directory import MssanteDirectory
+from adapters.messaging.non_substitution import PrescriberNotices
 from adapters.messaging.ordonnance import ordonnance_renderers
 from adapters.messaging.service import ConversationService
 from adapters.postgres import open_pool
@@ -374,20 +375,19 @@ def build_app(settings: Settings, log: LibraryLog | None = None) -> Litestar:
     # prescriber's word.
     catalogue = LiveCatalogue()
     store = build_store(settings, event_log)
+    directory = MssanteDirectory(settings.mssante_directory)
     service = PrescriptionService(
         store,
         after_append=appended,
         catalogue=catalogue.in_force,
         catalogue_strict=settings.catalogue_strict,
+        prescriber_notices=PrescriberNotices(directory, settings.postmaster).told,
     )
     access_log = AccessRecorder(
         open_access_log(settings.database_url, settings.data_dir), patient_lookup(event_log)
     )
     conversations = ConversationService(
-        store,
-        MssanteDirectory(settings.mssante_directory),
-        settings.postmaster,
-        after_append=appended,
+        store, directory, settings.postmaster, after_append=appended
     )
     return create_app(
         service,

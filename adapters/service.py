@@ -43,7 +43,7 @@ from domain.decisions.corrections import RecordAdaptation, Withdraw
 from domain.decisions.dispensing import Dispense
 from domain.decisions.issuing import IssuePrescription, issue
 from domain.dispensable import Allowance, allowances
-from domain.events import ConsentActor, Event
+from domain.events import ConsentActor, DispensationRecorded, Event
 from domain.identifiers import Finess, PrescriptionNumber, Rpps
 from domain.prescription import Prescription, fold
 from domain.views import (
@@ -57,6 +57,13 @@ C = TypeVar("C")
 # A command as the HTTP body gives it, completed with who acts once their role is checked.
 ByPharmacist = Callable[[Finess, Rpps], C]
 ByPrescriber = Callable[[Rpps, date], C]
+# The e-mails a dispensing owes its prescriber (the MTE-PH notice), added to its event: the
+# prescription after it, and the event.
+PrescriberNotices = Callable[[Prescription, DispensationRecorded], DispensationRecorded]
+
+
+def _no_notices(_: Prescription, recorded: DispensationRecorded) -> DispensationRecorded:
+    return recorded
 
 
 def paris_clock() -> Moment:
@@ -76,8 +83,10 @@ class PrescriptionService:
         catalogue: Callable[[], PackLookup | None] = lambda: None,
         catalogue_strict: bool = False,
         cached_states: int = CACHED_STATES,
+        prescriber_notices: PrescriberNotices = _no_notices,
     ) -> None:
         self.store = store
+        self._notices = prescriber_notices
         self.clock = clock
         # The catalogue snapshot in force (None: none imported), taken once per command.
         self._packs = catalogue
@@ -150,8 +159,8 @@ class PrescriptionService:
             dispensed = dispensing.dispense(
                 state, command, dispensation_id, now, coverage, catalogue=catalogue
             )
-            event = dispensed.recorded
-            after = _evolved(state, event)
+            after = _evolved(state, dispensed.recorded)
+            event = self._notices(after, dispensed.recorded)
             pharmacy = command.pharmacy.value
             receipt = receipt_of(after, dispensation_id, pharmacy, local_day(now.at, pharmacy))
             return Decision(receipt, _present(event, dispensed.coverage))

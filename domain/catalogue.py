@@ -282,7 +282,7 @@ def contains_only_substances_of(label: str, facts: PackFacts) -> bool:
     written = set(words(label))
     components = _components(facts.substances)
     return bool(components) and all(
-        any(_core_words(name) and _core_words(name) <= written for name in names)
+        any(core_words(name) and core_words(name) <= written for name in names)
         for names in components.values()
     )
 
@@ -294,7 +294,8 @@ def _components(substances: Iterable[Substance]) -> dict[tuple[str, int], list[s
     return components
 
 
-def _core_words(name: str) -> set[str]:
+def core_words(name: str) -> set[str]:
+    """The words that say what a substance is: "SULFATE DE MORPHINE" is {"morphine"}."""
     return {word for word in words(name) if not _qualifier(word)}
 
 

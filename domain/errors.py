@@ -27,6 +27,9 @@ ErrorCode = Literal[
     "substitution_not_allowed",
     "unknown_product",
     "conversation_closed",
+    "substitution_excluded",
+    "non_substitution_reason_invalid",
+    "lot_required",
 ]
 
 

@@ -20,6 +20,12 @@ ConsentActor = Literal["patient", "insurer"]
 # Who sent a prescription to a pharmacy: the patient (their choice of pharmacy), or the
 # prescriber who wrote it (a hospital at discharge, an EHPAD's doctor).
 TransmissionSender = Literal["patient", "prescriber"]
+# The prescriber's "non substituable" mention and its reason (CSP L5125-23, arrêté of 12
+# November 2019): narrow therapeutic margin, a child under 6, a contra-indicated excipient.
+NonSubstitutionReason = Literal["MTE", "EFG", "CIF"]
+# The pharmacist's own exclusion for a narrow-therapeutic-margin substance (arrêté of 30 January
+# 2020), written "non substituable (MTE-PH)".
+PharmacistNonSubstitution = Literal["MTE-PH"]
 
 
 class Product(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -28,6 +34,12 @@ class Product(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     system: ProductSystem
     code: str | None = None
     label: str
+
+
+class NonSubstitutable(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The prescriber's "non substituable" mention on a line, with its reason."""
+
+    reason: NonSubstitutionReason
 
 
 class PrescribedLine(msgspec.Struct, frozen=True, kw_only=True):
@@ -43,6 +55,8 @@ class PrescribedLine(msgspec.Struct, frozen=True, kw_only=True):
     assimilated: bool = False
     fraction_days: int | None = None
     overlap_allowed: bool = False
+    # v1.2 addition, defaulted: lines recorded before it were substitutable.
+    non_substitutable: NonSubstitutable | None = None
 
     @property
     def secure_only(self) -> bool:
@@ -56,6 +70,11 @@ class DispensedLine(msgspec.Struct, frozen=True, kw_only=True):
     line_no: int
     quantity: int
     product: Product
+    # v1.2 additions, defaulted so that lines recorded before them read as they were: the
+    # patient refused the generic offered; the pharmacist's own exclusion; the biosimilar's lot.
+    generic_refused: bool = False
+    non_substitution: PharmacistNonSubstitution | None = None
+    lot: str | None = None
 
 
 class BilledLine(msgspec.Struct, frozen=True, kw_only=True):
@@ -107,6 +126,9 @@ class DispensationRecorded(Event, frozen=True, kw_only=True):
     # Each line as the pharmacy's software wrote it (a FHIR MedicationDispense's JSON), opaque
     # to the rules; empty for a dispensing sent as /v1 JSON.
     lines_as_sent: tuple[str, ...] = ()
+    # The e-mails it causes (the log is the outbox): the prescriber told of a "non substituable
+    # (MTE-PH)" exclusion. Defaulted: older events had none.
+    mails: tuple[Mail, ...] = ()
 
 
 class DispensationWithdrawn(Event, frozen=True, kw_only=True):
@@ -201,7 +223,7 @@ class RemainingLine(msgspec.Struct, frozen=True, kw_only=True):
     quantity: int
 
 
-MailKind = Literal["message", "no_mailbox_notice", "ordonnance"]
+MailKind = Literal["message", "no_mailbox_notice", "ordonnance", "non_substitution_notice"]
 
 
 class Mail(msgspec.Struct, frozen=True, kw_only=True):

@@ -13,6 +13,7 @@ import secrets
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import Self
 
 _DIGITS = frozenset(string.digits)
@@ -101,8 +102,21 @@ class Ins:
         _check_length("INS body", body13, _NIR_BODY_LENGTH)
         return cls(body13 + _nir_key(_nir_digits("INS body", body13)))
 
+    def born_in(self, on: date) -> date | None:
+        """The first day of the month of birth the NIR states (characters 2-3 the year, 4-5
+        the month), of the latest century not after `on`; None when the month is not stated
+        (anything but 01-12: unknown, or a number given to a person born abroad)."""
+        month = int(self.value[3:5])
+        if not 1 <= month <= _MONTHS_PER_YEAR:
+            return None
+        latest = date(on.year - on.year % 100 + int(self.value[1:3]), month, 1)
+        return latest if latest <= on else latest.replace(year=latest.year - 100)
+
     def __str__(self) -> str:
         return self.value
+
+
+_MONTHS_PER_YEAR = 12
 
 
 # --- RPPS and FINESS: digits closed by a Luhn check digit ------------------------------------

@@ -23,7 +23,7 @@ from typing import Literal
 
 import msgspec
 
-from domain.events import Event, Product, TransmissionSender
+from domain.events import Event, NonSubstitutable, Product, TransmissionSender
 from domain.prescription import Prescription, evolve
 
 ReadModelName = Literal["prescriptions", "inbox", "dispensings", "conversations"]
@@ -40,6 +40,8 @@ class InboxLine(msgspec.Struct, frozen=True, kw_only=True):
     product: Product
     quantity: int
     remaining: int
+    # The prescriber's "non substituable" mention; rows stored before it had none.
+    non_substitutable: NonSubstitutable | None = None
 
 
 class InboxEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -82,6 +84,7 @@ def inbox_entries(state: Prescription) -> tuple[InboxEntry, ...]:
             product=line.prescribed.product,
             quantity=line.prescribed.quantity,
             remaining=line.remaining(cancelled=False),
+            non_substitutable=line.prescribed.non_substitutable,
         )
         for line in state.lines
     )

@@ -33,6 +33,9 @@ SEEDS = {
     "66082724": "AMOXICILLINE ARROW 500 mg (generic of Clamoxyl): CIP13 3400935765680",
     "60234100": "DOLIPRANE 1000 mg, comprimé (paracetamol): CIP13 3400935955838",
     "69309629": "DOLIPRANE 1000 mg, gélule (paracetamol)",
+    "68588503": "LEVOTHYROX 25 µg (levothyroxine; narrow therapeutic margin): CIP13 3400930065556",
+    "60782303": "LOVENOX 4 000 UI (enoxaparin; biological, no generic group): CIP13 3400936468665",
+    "61189163": "INHIXA 4 000 UI (enoxaparin; biosimilar of Lovenox): CIP13 3400930129753",
 }
 GROUP_MEMBERS_KEPT = 4  # of each seed's generic group, besides the seed (the first by order)
 

@@ -32,6 +32,7 @@ from reportlab.pdfgen.canvas import Canvas
 
 from adapters.document import french
 from domain.calendar import local_day
+from domain.events import DispensedLine
 from domain.views import DispensationView, LineView, PrescriptionView
 
 REGULAR, BOLD = "OrdoVera", "OrdoVera-Bold"
@@ -276,8 +277,11 @@ def _draw_line(pages: _Pages, line: LineView, *, secure: bool) -> None:
 
 
 def _mentions(line: LineView, *, secure: bool) -> list[str]:
-    """What the prescriber wrote about a narcotic line besides product, dosage and duration."""
+    """What the prescriber wrote about a line besides product, dosage and duration: the
+    narcotic mentions, and "non substituable" with its reason."""
     mentions = []
+    if line.non_substitutable is not None:
+        mentions.append(f"Non substituable ({line.non_substitutable.reason})")
     if line.narcotic:
         mentions.append("Stupéfiant")
     elif line.assimilated:
@@ -307,8 +311,20 @@ def _draw_execution(pages: _Pages, view: PrescriptionView) -> None:
         for given in dispensation.lines:  # the product given: a generic when substituted
             quantity = french.packs(given.quantity, spelt=False)
             pages.text(
-                f"ligne {given.line_no} : {quantity} de {given.product.label}", SMALL, indent=INDENT
+                f"ligne {given.line_no} : {quantity} de {given.product.label}{_noted(given)}",
+                SMALL,
+                indent=INDENT,
             )
+
+
+def _noted(given: DispensedLine) -> str:
+    """What the pharmacist noted of a line handed over: MTE-PH, the generic refused, the lot."""
+    notes = [f"non substituable ({given.non_substitution})"] if given.non_substitution else []
+    if given.generic_refused:
+        notes.append("générique refusé par le patient")
+    if given.lot:
+        notes.append(f"lot {given.lot}")
+    return f" ({', '.join(notes)})" if notes else ""
 
 
 def _dispensation_title(dispensation: DispensationView) -> str:

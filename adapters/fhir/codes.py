@@ -28,6 +28,9 @@ KIND_SYSTEM = "urn:ordo:prescription-kind"
 CONSENT_URL = "urn:ordo:execution-view-consent"
 OVERLAP_URL = "urn:ordo:overlap-allowed"
 REMAINING_URL = "urn:ordo:remaining"
+# The reason of a "non substituable" line (MTE, EFG, CIF) in `substitution.reason`; a reason is
+# read by its code, whatever the system.
+NON_SUBSTITUTION_SYSTEM = "urn:ordo:non-substitution-reason"
 RENDERED_DOSAGE_URL = "http://hl7.org/fhir/5.0/StructureDefinition/extension-MedicationRequest.renderedDosageInstruction"
 SYSTEM_OF_CODES: dict[str, ProductSystem] = {CIP13_SYSTEM: "CIP13", UCD_SYSTEM: "UCD"}
 CODES_OF_SYSTEM = {"CIP13": CIP13_SYSTEM, "UCD": UCD_SYSTEM}

@@ -12,6 +12,7 @@ import msgspec
 from adapters.fhir.codes import (
     CONSENT_URL,
     KIND_SYSTEM,
+    NON_SUBSTITUTION_SYSTEM,
     OVERLAP_URL,
     PRESCRIPTION_SYSTEM,
     REMAINING_URL,
@@ -118,4 +119,7 @@ def _written(state: Prescription, line: PrescribedLine) -> dict[str, Any]:
         written["category"] = [{"coding": [{"system": KIND_SYSTEM, "code": "secure"}]}]
     if line.overlap_allowed:
         written["extension"] = [{"url": OVERLAP_URL, "valueBoolean": True}]
+    if line.non_substitutable is not None:
+        reason = {"system": NON_SUBSTITUTION_SYSTEM, "code": line.non_substitutable.reason}
+        written["substitution"] = {"allowedBoolean": False, "reason": {"coding": [reason]}}
     return written

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import msgspec
 from fhir.resources.R4B.duration import Duration
 from fhir.resources.R4B.extension import Extension
-from fhir.resources.R4B.medicationrequest import MedicationRequest
+from fhir.resources.R4B.medicationrequest import MedicationRequest, MedicationRequestSubstitution
 
 from adapters.fhir.codes import (
     CONSENT_URL,
@@ -31,10 +31,11 @@ from adapters.fhir.codes import (
 from adapters.fhir.outcome import FhirError, invalid_element
 from adapters.fhir.references import Referenced
 from domain.decisions.issuing import IssuePrescription, RequestedLine
-from domain.events import PrescriptionKind
+from domain.events import NonSubstitutable, NonSubstitutionReason, PrescriptionKind
 from domain.identifiers import Rpps
 
 DAYS_IN = {"d": 1, "wk": 7, "mo": 30}  # UCUM; a month of the contract is 30 days
+REASONS: dict[str, NonSubstitutionReason] = {"MTE": "MTE", "EFG": "EFG", "CIF": "CIF"}
 MAX_DOSAGE = 500  # as /v1's `dosage`
 
 
@@ -144,7 +145,28 @@ def _requested(line: SentRequest, referenced: Referenced) -> RequestedLine:
             else None
         ),
         overlap_allowed=bool(_flag(request.extension, OVERLAP_URL, where)),
+        non_substitutable=_non_substitutable(request.substitution, where),
     )
+
+
+def _non_substitutable(
+    substitution: MedicationRequestSubstitution | None, where: str
+) -> NonSubstitutable | None:
+    """`substitution.allowedBoolean` false is the "non substituable" mention, its reason
+    `substitution.reason.coding[0].code` (MTE, EFG or CIF)."""
+    if substitution is None or substitution.allowedBoolean is not False:
+        return None
+    codings = substitution.reason.coding if substitution.reason else None
+    reason = REASONS.get((codings[0].code or "") if codings else "")
+    if reason is None:
+        raise FhirError(
+            422,
+            "non_substitution_reason_invalid",
+            "a line not to substitute gives its reason as substitution.reason.coding[0].code: "
+            "MTE, EFG or CIF",
+            f"{where}.substitution.reason",
+        )
+    return NonSubstitutable(reason=reason)
 
 
 def _packs(request: MedicationRequest, where: str) -> int:
@@ -229,6 +251,7 @@ ELEMENT_OF_FIELD = {
     "narcotic": "medicationCodeableConcept",
     "assimilated": "medicationCodeableConcept",
     "overlap_allowed": "extension",
+    "non_substitutable": "substitution.reason",
 }
 ELEMENT_OF_HEADING = {"issued_on": "authoredOn", "kind": "category", "patient.ins": "subject"}
 

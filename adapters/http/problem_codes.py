@@ -43,7 +43,7 @@ _ANSWERED: dict[tuple[str, str], Problems] = {
     | SENT
     | APPENDED
     | RETRIED
-    | _domain("invalid_request", "unknown_product"),
+    | _domain("invalid_request", "unknown_product", "non_substitution_reason_invalid"),
     ("GET", ON_A_PRESCRIPTION): CALLED | NAMED | _domain("invalid_request"),  # as_of
     ("GET", f"{ON_A_PRESCRIPTION}/qr.svg"): CALLED | NAMED,
     ("GET", f"{ON_A_PRESCRIPTION}/document.pdf"): CALLED | RESTRICTED | NAMED,
@@ -64,6 +64,9 @@ _ANSWERED: dict[tuple[str, str], Problems] = {
         "quantity_exceeds_allowed_now",
         "narcotic_overlap",
         "substitution_not_allowed",
+        "substitution_excluded",
+        "non_substitution_reason_invalid",
+        "lot_required",
         "unknown_product",
     ),
     ("POST", f"{DISPENSATION}/billing"): COMMAND

@@ -35,6 +35,9 @@ STATUS_OF = {
     "substitution_not_allowed": 422,
     "unknown_product": 422,
     "conversation_closed": 409,
+    "substitution_excluded": 422,
+    "non_substitution_reason_invalid": 422,
+    "lot_required": 422,
     # The database cannot be reached (restarting, failing over): nothing was acknowledged.
     "database_unavailable": 503,
 }

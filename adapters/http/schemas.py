@@ -21,7 +21,7 @@ from domain.decisions.corrections import RecordAdaptation, Withdraw
 from domain.decisions.dispensing import Dispense, DispenseLine
 from domain.decisions.issuing import IssuePrescription, RequestedLine
 from domain.errors import invalid
-from domain.events import BilledLine, Product
+from domain.events import BilledLine, NonSubstitutable, PharmacistNonSubstitution, Product
 from domain.identifiers import Finess, Ins, InvalidIdentifier, Rpps
 
 ShortText = Annotated[str, msgspec.Meta(max_length=500)]
@@ -71,6 +71,16 @@ class PrescriptionLineBody(Body, frozen=True, kw_only=True):
             "overlap another narcotic prescription of the patient"
         ),
     ] = False
+    non_substitutable: Annotated[
+        NonSubstitutable | None,
+        msgspec.Meta(
+            description='The prescriber\'s "non substituable" mention and its reason: MTE '
+            "(a product of a narrow-therapeutic-margin substance of the list), EFG (a patient "
+            "under 6 on issued_on, by the INS), CIF (a contra-indicated excipient); another "
+            "reason for this line: 422 non_substitution_reason_invalid. No other medicine is "
+            "then dispensed on the line (422 substitution_excluded)"
+        ),
+    ] = None
 
 
 class IssueBody(Body, frozen=True, kw_only=True):
@@ -97,6 +107,7 @@ class IssueBody(Body, frozen=True, kw_only=True):
                     assimilated=line.assimilated,
                     fraction_days=line.fraction_days,
                     overlap_allowed=line.overlap_allowed,
+                    non_substitutable=line.non_substitutable,
                 )
                 for line in self.lines
             ),
@@ -107,6 +118,44 @@ class DispenseLineBody(Body, frozen=True, kw_only=True):
     line_no: int
     quantity: int
     product: Product | None = None
+    generic_refused: Annotated[
+        bool,
+        msgspec.Meta(
+            description="The patient refused the generic offered on a substitutable line: the "
+            "prescribed medicine is given (else 422)"
+        ),
+    ] = False
+    non_substitution: Annotated[
+        PharmacistNonSubstitution | None,
+        msgspec.Meta(
+            description="MTE-PH: the pharmacist's own exclusion of the generic, for a product "
+            "of a narrow-therapeutic-margin substance on a substitutable line (else 422 "
+            "non_substitution_reason_invalid); the prescriber is told by MSSanté"
+        ),
+    ] = None
+    lot: (
+        Annotated[
+            str,
+            msgspec.Meta(
+                max_length=64,
+                description="The lot handed over; required for a biosimilar given for the "
+                "prescribed biological (422 lot_required)",
+            ),
+        ]
+        | None
+    ) = None
+
+    def command(self) -> DispenseLine:
+        """The line as the decision reads it; a mention not given stays unset (see
+        `DispenseLine`)."""
+        return DispenseLine(
+            line_no=self.line_no,
+            quantity=self.quantity,
+            product=self.product,
+            generic_refused=self.generic_refused or msgspec.UNSET,
+            non_substitution=self.non_substitution or msgspec.UNSET,
+            lot=msgspec.UNSET if self.lot is None else self.lot,
+        )
 
 
 class DispenseBody(Body, frozen=True, kw_only=True):
@@ -123,10 +172,7 @@ class DispenseBody(Body, frozen=True, kw_only=True):
         return Dispense(
             pharmacy=pharmacy,
             pharmacist=pharmacist,
-            lines=tuple(
-                DispenseLine(line_no=line.line_no, quantity=line.quantity, product=line.product)
-                for line in self.lines
-            ),
+            lines=tuple(line.command() for line in self.lines),
             dispensed_at=self.dispensed_at,
         )
 

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 import msgspec
 
 from domain.calendar import Moment, local_day
-from domain.catalogue import Catalogue, substitute_allowed
+from domain.catalogue import Catalogue, PackFacts, substitute_allowed
 from domain.checks import (
     check_dispensable,
     check_line_count,
@@ -18,9 +18,16 @@ from domain.checks import (
 from domain.coverage import CoveredPeriod, NarcoticCoverage, NarcoticPeriodsCovered
 from domain.dispensable import Allowance, allowances, period_covered
 from domain.errors import DomainError, invalid
-from domain.events import DispensationRecorded, DispensedLine, Product
+from domain.events import (
+    DispensationRecorded,
+    DispensedLine,
+    PharmacistNonSubstitution,
+    PrescribedLine,
+    Product,
+)
 from domain.identifiers import Finess, Rpps
 from domain.prescription import Prescription
+from domain.substitution import biosimilar_of, check_lot, check_mentions, is_substitution
 
 # An LGO may record a dispensing after an outage: when the packs were handed over may be given,
 # up to 72 hours back, and a little ahead for clocks that drift (contract v1.1).
@@ -32,6 +39,20 @@ class DispenseLine(msgspec.Struct, frozen=True, kw_only=True):
     line_no: int
     quantity: int
     product: Product | None = None
+    # Substitution's mentions (domain.substitution). UNSET when not given, so that a line
+    # without them encodes as before: its encoding fingerprints an Idempotency-Key's request.
+    generic_refused: bool | msgspec.UnsetType = msgspec.UNSET
+    non_substitution: PharmacistNonSubstitution | msgspec.UnsetType = msgspec.UNSET
+    lot: str | msgspec.UnsetType = msgspec.UNSET
+
+    @property
+    def mentions(self) -> tuple[bool, PharmacistNonSubstitution | None, str | None]:
+        """generic_refused, non_substitution and lot, as the event records them."""
+        return (
+            self.generic_refused is True,
+            None if isinstance(self.non_substitution, msgspec.UnsetType) else self.non_substitution,
+            None if isinstance(self.lot, msgspec.UnsetType) else self.lot,
+        )
 
 
 class Dispense(msgspec.Struct, frozen=True, kw_only=True):
@@ -134,35 +155,59 @@ def _check_dispense_request(
                 "name the CIP13 pack handed over",
                 f"{field}.product",
             )
-        if catalogue is not None and handed is not None:
-            _check_substitute(line.prescribed.product, handed, field, catalogue)
+        _check_handed_over(line.prescribed, requested, field, catalogue)
 
 
-def _check_substitute(
-    prescribed: Product, handed: Product, field: str, catalogue: Catalogue
+def _check_handed_over(
+    line: PrescribedLine, requested: DispenseLine, field: str, catalogue: Catalogue | None
 ) -> None:
-    """A substitute is a pack of the same medicine or generic group, or for a line written by
-    substance, a pack of that substance alone (domain.catalogue.substitute_allowed). A pack the
-    catalogue does not know is taken at the pharmacist's word, unless the catalogue is strict."""
-    handed_facts = catalogue.facts(handed, f"{field}.product")
-    if handed_facts is None or handed == prescribed:
+    """What is handed over against the line's mentions (domain.substitution), then, where the
+    catalogue knows the pack, whether it may replace the one prescribed."""
+    prescribed, handed = line.product, requested.product
+    prescribed_facts = _known(prescribed, catalogue)
+    handed_facts = (
+        catalogue.facts(handed, f"{field}.product") if catalogue and handed is not None else None
+    )
+    substituted = handed is not None and is_substitution(
+        prescribed, handed, prescribed_facts, handed_facts
+    )
+    refused, exclusion, lot = requested.mentions
+    check_mentions(
+        line,
+        substituted=substituted,
+        generic_refused=refused,
+        pharmacist_excludes=exclusion is not None,
+        prescribed_facts=prescribed_facts,
+        field=field,
+    )
+    if handed is None or handed_facts is None or handed == prescribed:
         return
     if prescribed.system == "DCI":
         allowed = substitute_allowed(None, prescribed.label, handed_facts)
+    elif prescribed_facts is None:
+        return  # nothing to compare with: the prescribed pack is not in the catalogue
     else:
-        code = prescribed.code or ""
-        prescribed_facts = catalogue.packs.facts(code) if prescribed.system == "CIP13" else None
-        if prescribed_facts is None:
-            return  # nothing to compare with: the prescribed pack is not in the catalogue
         allowed = substitute_allowed(prescribed_facts, None, handed_facts)
+        biosimilar = None if allowed else biosimilar_of(prescribed_facts, handed_facts)
+        if biosimilar is not None:
+            check_lot(lot, biosimilar, line.line_no, field)
+            return
     if not allowed:
         name = handed_facts.label or handed.label
         raise DomainError(
             "substitution_not_allowed",
             f"{name} ({handed.code}) may not be given for {prescribed.label}: "
-            "neither the same medicine, nor its generic group, nor its substance",
+            "neither the same medicine, nor its generic group, nor its substance, "
+            "nor a biosimilar of its substitutable list",
             field=f"{field}.product",
         )
+
+
+def _known(product: Product, catalogue: Catalogue | None) -> PackFacts | None:
+    """The catalogue's facts of the prescribed pack, None when it does not know it."""
+    if catalogue is None or product.system != "CIP13" or product.code is None:
+        return None
+    return catalogue.packs.facts(product.code)
 
 
 def _check_remaining(state: Prescription, requested: DispenseLine, field: str) -> None:
@@ -235,8 +280,12 @@ def _handed_over(state: Prescription, requested: DispenseLine) -> DispensedLine:
     """The pack actually given: the substitute when there is one, else the prescribed product."""
     line = state.line(requested.line_no)
     assert line is not None  # checked by _check_dispense_request
+    generic_refused, non_substitution, lot = requested.mentions
     return DispensedLine(
         line_no=requested.line_no,
         quantity=requested.quantity,
         product=requested.product or line.prescribed.product,
+        generic_refused=generic_refused,
+        non_substitution=non_substitution,
+        lot=lot,
     )

@@ -11,8 +11,15 @@ from domain.calendar import Moment
 from domain.catalogue import Catalogue, product_fraction
 from domain.checks import MAX_PACKS_PER_LINE, check_line_count, check_product, check_range
 from domain.errors import invalid
-from domain.events import PrescribedLine, PrescriptionIssued, PrescriptionKind, Product
+from domain.events import (
+    NonSubstitutable,
+    PrescribedLine,
+    PrescriptionIssued,
+    PrescriptionKind,
+    Product,
+)
 from domain.identifiers import Ins, PrescriptionNumber, Rpps
+from domain.substitution import check_non_substitutable
 
 MAX_DURATION_DAYS = 366
 # Stupéfiants: a secure prescription covers 28 days at most (CSP R5132-30).
@@ -33,6 +40,7 @@ class RequestedLine(msgspec.Struct, frozen=True, kw_only=True):
     assimilated: bool | None = None
     fraction_days: int | None = None
     overlap_allowed: bool = False
+    non_substitutable: NonSubstitutable | None = None
 
 
 class IssuePrescription(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,7 +65,9 @@ def issue(
         raise invalid("issued_on may not be in the future", "issued_on")
     check_line_count(command.lines, "lines")
     lines = tuple(
-        _prescribed_line(line_no, _with_facts(line, line_no, command.kind, catalogue), command.kind)
+        _prescribed_line(
+            line_no, _with_facts(line, line_no, command.kind, catalogue), command, catalogue
+        )
         for line_no, line in enumerate(command.lines, start=1)
     )
     return PrescriptionIssued(
@@ -109,14 +119,21 @@ def _as_catalogued(said: bool | None, known: bool, name: str, what: str, field: 
     return known
 
 
-def _prescribed_line(line_no: int, line: RequestedLine, kind: PrescriptionKind) -> PrescribedLine:
+def _prescribed_line(
+    line_no: int, line: RequestedLine, command: IssuePrescription, catalogue: Catalogue | None
+) -> PrescribedLine:
     field = f"lines[{line_no - 1}]"
     product = line.product
     check_product(product.system, product.code, product.label, f"{field}.product")
     check_range(line.quantity, 1, MAX_PACKS_PER_LINE, f"{field}.quantity")
     check_range(line.duration_days, 1, MAX_DURATION_DAYS, f"{field}.duration_days")
-    _check_secure_only(line, kind, field)
+    _check_secure_only(line, command.kind, field)
     _check_narcotic_mentions(line, field)
+    if line.non_substitutable is not None:
+        facts = catalogue.facts(product, f"{field}.product") if catalogue else None
+        check_non_substitutable(
+            line.non_substitutable, product, facts, command.patient, command.issued_on, field
+        )
     return PrescribedLine(
         line_no=line_no,
         product=line.product,
@@ -127,6 +144,7 @@ def _prescribed_line(line_no: int, line: RequestedLine, kind: PrescriptionKind) 
         assimilated=bool(line.assimilated),
         fraction_days=line.fraction_days,
         overlap_allowed=line.overlap_allowed,
+        non_substitutable=line.non_substitutable,
     )
 
 

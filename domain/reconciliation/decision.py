@@ -119,6 +119,13 @@ def _product_problems(invoice: Invoice, facts: Facts) -> list[str]:
             continue  # the usual case, without a call more
         if _may_bill(billed, prescribed, handed):
             continue
+        excluded = facts.non_substitutable.get(line.line_no)
+        if excluded is not None:
+            problems.append(
+                f"line {line.line_no}: billed {describe(billed)}, prescribed "
+                f"{describe(prescribed)}, a line written non substituable ({excluded})"
+            )
+            continue
         if _a_substitute_of_the_prescribed_pack(billed, prescribed, handed, facts.substitute):
             continue
         substitutes = {

@@ -22,9 +22,14 @@ SubstituteCheck = Callable[[ProductRef, ProductRef], bool]
 # (`domain.reconciliation.invoices`).
 
 
+class MentionRef(msgspec.Struct, frozen=True, gc=False):
+    reason: str
+
+
 class PrescribedRef(msgspec.Struct, frozen=True, gc=False):
     line_no: int
     product: ProductRef
+    non_substitutable: MentionRef | None = None
 
 
 class LineRef(msgspec.Struct, frozen=True, gc=False):
@@ -95,6 +100,9 @@ class Facts(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     # May a billed pack stand for the prescribed one (the medicines catalogue: same medicine
     # or generic group)? None: no catalogue, only the packs recorded count.
     substitute: SubstituteCheck | None = None
+    # line_no -> the reason of the prescriber's "non substituable" (MTE, EFG, CIF): on such a
+    # line no generic stands for the prescribed pack.
+    non_substitutable: Mapping[int, str] = msgspec.field(default_factory=dict)
 
 
 def facts_of(
@@ -137,6 +145,11 @@ def facts_of(
         paid_in=paid_in,
         recorded=recorded,
         substitute=substitute,
+        non_substitutable={
+            line.prescribed.line_no: line.prescribed.non_substitutable.reason
+            for line in record.lines
+            if line.prescribed.non_substitutable is not None
+        },
     )
 
 

@@ -9,6 +9,7 @@ import random
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 
 import pytest
 from hypothesis import given
@@ -451,3 +452,13 @@ def test_any_two_different_symbols_swapped_anywhere_in_a_prescription_number_are
         number = body + CROCKFORD[gf32_multiply(2, damm_fold(body))]
         assert PrescriptionNumber(number).value == number
         assert_all_invalid(PrescriptionNumber, adjacent_transpositions(number))
+
+
+def test_an_ins_states_the_month_of_birth_in_the_latest_century_not_after_the_day() -> None:
+    assert Ins.from_body("2220575123456").born_in(date(2026, 11, 23)) == date(2022, 5, 1)
+    assert Ins.from_body("1261275123456").born_in(date(2026, 11, 23)) == date(1926, 12, 1)
+    assert Ins.from_body("1261175123456").born_in(date(2026, 11, 23)) == date(2026, 11, 1)
+    assert Ins.from_body("1261175123456").born_in(date(2026, 11, 1)) == date(2026, 11, 1)
+    assert Ins.from_body("1260175123456").born_in(date(2026, 11, 23)) == date(2026, 1, 1)
+    assert Ins.from_body("1840075123456").born_in(date(2026, 11, 23)) is None
+    assert Ins.from_body("1841375123456").born_in(date(2026, 11, 23)) is None

@@ -203,9 +203,10 @@ def test_a_pharmacist_reads_every_field() -> None:
     ]
     assert dispensations[1]["dispensed_at"] == "2026-11-24T10:00:00Z"
     assert dispensations[1]["recorded_at"] == "2026-11-24T10:00:00Z"
+    unmentioned = {"generic_refused": False, "non_substitution": None, "lot": None}
     assert dispensations[0]["lines"] == [
-        {"line_no": 1, "quantity": 1, "product": as_json(LEVOTHYROX)},
-        {"line_no": 2, "quantity": 4, "product": as_json(MORPHINE)},
+        {"line_no": 1, "quantity": 1, "product": as_json(LEVOTHYROX), **unmentioned},
+        {"line_no": 2, "quantity": 4, "product": as_json(MORPHINE), **unmentioned},
     ]
 
 
@@ -325,6 +326,7 @@ def test_every_caller_reads_each_line_as_it_was_written() -> None:
             "assimilated": False,
             "fraction_days": 7,
             "overlap_allowed": True,
+            "non_substitutable": None,
         },
         {
             "line_no": 2,
@@ -336,6 +338,7 @@ def test_every_caller_reads_each_line_as_it_was_written() -> None:
             "assimilated": True,
             "fraction_days": None,
             "overlap_allowed": False,
+            "non_substitutable": None,
         },
     ]
 

@@ -87,6 +87,26 @@ def test_the_directory_refuses_addresses_outside_mssante_and_invalid_finess(
     assert MssanteDirectory(None).bal_org(people.pharmacy) is None
 
 
+def test_the_directory_lists_prescribers_by_rpps_beside_pharmacies(
+    tmp_path: Path, people: People
+) -> None:
+    path = tmp_path / "mssante.csv"
+    bad_rpps = people.prescriber[:-1] + str((int(people.prescriber[-1]) + 1) % 10)
+    path.write_text(
+        f"finess,address\n{people.pharmacy},a@pharmacie.mssante.fr\n"
+        f"rpps,address\n{people.prescriber},Dr.Martin@medecin.mssante.fr\n"
+        f"{people.other_prescriber},martin@gmail.com\n"
+        f"{bad_rpps},x@medecin.mssante.fr\n"
+    )
+    directory = MssanteDirectory(path)
+
+    assert directory.prescriber_mailbox(people.prescriber) == "dr.martin@medecin.mssante.fr"
+    assert directory.prescriber_mailbox(people.other_prescriber) is None
+    assert directory.prescriber_mailbox(bad_rpps) is None
+    assert directory.bal_org(people.pharmacy) == "a@pharmacie.mssante.fr"
+    assert directory.bal_org(people.prescriber) is None
+
+
 def test_the_eml_outbox_writes_each_message_once_under_its_message_id(tmp_path: Path) -> None:
     outbox = EmlTransport(tmp_path / "outbox")
     mail = a_mail()

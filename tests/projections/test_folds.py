@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+import msgspec
+
 from domain.events import (
     DispensationRecorded,
     DispensationWithdrawn,
     DispensedLine,
+    NonSubstitutable,
     PrescriptionCancelled,
     PrescriptionTransmitted,
 )
@@ -68,6 +71,17 @@ def test_a_transmitted_prescription_waits_in_the_pharmacy_inbox_with_what_remain
         PATIENT.value,
     )
     assert [(line.line_no, line.remaining) for line in entry.lines] == [(1, 2), (2, 2)]
+
+
+def test_an_inbox_line_carries_the_prescriber_s_non_substitutable_mention() -> None:
+    written = issued(3, 2)
+    mention = NonSubstitutable(reason="CIF")
+    first = msgspec.structs.replace(written.lines[0], non_substitutable=mention)
+    excluded = msgspec.structs.replace(written, lines=(first, *written.lines[1:]))
+
+    (entry,) = inbox_entries(given(excluded, transmitted(2)))
+
+    assert [line.non_substitutable for line in entry.lines] == [mention, None]
 
 
 def test_it_leaves_the_inbox_once_fully_dispensed_anywhere() -> None:

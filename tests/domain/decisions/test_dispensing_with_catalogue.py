@@ -54,7 +54,8 @@ def test_a_generic_of_the_group_is_a_substitute_and_a_narcotic_is_not() -> None:
         "substitution_not_allowed",
         "lines[0].product",
         "medicine 61227030 (3400933323523) may not be given for Clamoxyl 500 mg: neither the "
-        "same medicine, nor its generic group, nor its substance",
+        "same medicine, nor its generic group, nor its substance, nor a biosimilar of its "
+        "substitutable list",
     )
 
 

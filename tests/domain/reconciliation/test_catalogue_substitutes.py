@@ -9,6 +9,7 @@ import msgspec
 from domain.events import (
     DispensationRecorded,
     DispensedLine,
+    NonSubstitutable,
     PrescribedLine,
     PrescriptionIssued,
     Product,
@@ -172,3 +173,25 @@ def test_every_line_of_an_invoice_is_checked_after_one_passes_as_a_generic() -> 
 
     assert verdict.outcome == "product_mismatch"
     assert SKENAN_CODE in verdict.detail
+
+
+def test_a_generic_billed_on_a_non_substitutable_line_is_a_product_mismatch() -> None:
+    """Clamoxyl written "non substituable (CIF)", recorded as Clamoxyl, billed as its generic."""
+    clamoxyl, arrow = cip13(CLAMOXYL_CODE, "Clamoxyl 500 mg"), cip13(ARROW_CODE, "Arrow 500 mg")
+    written = issued(2, product=clamoxyl)
+    mention = NonSubstitutable(reason="CIF")
+    excluded = msgspec.structs.replace(
+        written, lines=(msgspec.structs.replace(written.lines[0], non_substitutable=mention),)
+    )
+    record = log(excluded, dispensed_as(2, 1, clamoxyl))
+    substitutes = catalogue_substitutes(sample)
+
+    generic = reconcile(invoice((1, 1, arrow), (2, 1, arrow)), record, None, substitute=substitutes)
+    itself = reconcile(invoice((1, 1, clamoxyl)), record, None, substitute=substitutes)
+
+    assert (generic.outcome, generic.detail) == (
+        "product_mismatch",
+        f"line 1: billed CIP13 {ARROW_CODE}, prescribed CIP13 {CLAMOXYL_CODE}, a line written "
+        "non substituable (CIF); line 2: the prescription has no line 2 (its lines: 1)",
+    )
+    assert itself.outcome == "matched"
