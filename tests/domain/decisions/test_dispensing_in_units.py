@@ -1,0 +1,206 @@
+"""Dispensing counted in units (`domain.units` through `domain.decisions.dispensing` and
+`domain.dispensable`), on real packs: Levothyrox 25 µg in boxes of 30 and 90 tablets, Minidril
+(a contraceptive) in one and three cycles, and Doliprane syrup, whose label counts no units."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from domain.catalogue import Catalogue, catalogued, sized
+from domain.decisions.dispensing import Dispense, DispenseLine, dispense
+from domain.dispensable import Allowance, allowances
+from domain.errors import DomainError
+from domain.events import Event, PrescriptionIssued, Product
+from domain.prescription import Prescription, evolve, fold
+from domain.views import receipt_of, remaining_units
+from tests.domain.builders import ISSUED_ON, PHARMACIST, PHARMACY_A, moment
+from tests.domain.counter import days, line, prescribed
+from tests.domain.real_packs import (
+    DOLIPRANE_SYRUP,
+    LEVOTHYROX_30,
+    LEVOTHYROX_90,
+    MINIDRIL_1,
+    MINIDRIL_3,
+    RealPacks,
+    pack,
+)
+
+PACKS = RealPacks()
+CATALOGUE = Catalogue(PACKS)
+
+
+def written(code: str, quantity: int, duration_days: int) -> PrescriptionIssued:
+    return prescribed(line(quantity, duration_days, product=pack(code)))
+
+
+def counter(*events: Event) -> Prescription:
+    state = fold(events)
+    assert state is not None
+    return catalogued(state, PACKS)
+
+
+def handing(state: Prescription, code: str, quantity: int, on: date = ISSUED_ON) -> Prescription:
+    command = Dispense(
+        pharmacy=PHARMACY_A,
+        pharmacist=PHARMACIST,
+        lines=(DispenseLine(line_no=1, quantity=quantity, product=pack(code)),),
+    )
+    recorded = dispense(state, command, f"d{state.version}", moment(on), catalogue=CATALOGUE)
+    return sized(evolve(recorded.recorded, state), PACKS)
+
+
+def refused(state: Prescription, code: str, quantity: int, on: date = ISSUED_ON) -> DomainError:
+    with pytest.raises(DomainError) as refusal:
+        handing(state, code, quantity, on)
+    return refusal.value
+
+
+def allowed(state: Prescription, on: date = ISSUED_ON) -> Allowance:
+    (allowance,) = allowances(state, None, moment(on).at, PHARMACY_A.value)
+    return allowance
+
+
+# --- a line never gives more units than prescribed ---------------------------------------------
+
+
+def test_three_boxes_of_90_against_three_boxes_of_30_are_270_tablets_for_90() -> None:
+    state = counter(written(LEVOTHYROX_30, 3, 90))
+
+    refusal = refused(state, LEVOTHYROX_90, 3)
+
+    assert refusal.code == "quantity_exceeds_remaining"
+    assert refusal.detail == "line 1 has 90 units left, 270 asked (3 pack(s) of 90)"
+
+
+def test_one_box_of_90_gives_the_whole_line_of_three_boxes_of_30() -> None:
+    state = counter(written(LEVOTHYROX_30, 3, 90))
+
+    after = handing(state, LEVOTHYROX_90, 1)
+
+    assert after.status(ISSUED_ON) == "dispensed"
+    assert after.remaining(1) == 0
+    assert remaining_units(after, after.lines[0]) == 0
+    (line_now,) = receipt_of(after, "d1", PHARMACY_A.value, ISSUED_ON).lines
+    assert (line_now.dispensed, line_now.remaining, line_now.remaining_units) == (1, 0, 0)
+    assert refused(after, LEVOTHYROX_30, 1, days(30)).code == "already_dispensed"
+
+
+def test_the_units_a_box_of_30_leaves_of_a_box_of_90_remain_on_the_line() -> None:
+    state = handing(counter(written(LEVOTHYROX_90, 1, 90)), LEVOTHYROX_30, 1)
+
+    assert state.status(ISSUED_ON) == "partially_dispensed"
+    assert remaining_units(state, state.lines[0]) == 60
+    assert state.remaining(1) == 0  # not a whole box of 90 any more
+    # What a pack of the prescribed size (90 days) may give; a box of 30 is a month at once.
+    assert allowed(state, days(30)).max_units == 60
+    assert refused(state, LEVOTHYROX_30, 2, days(30)).code == "quantity_exceeds_allowed_now"
+    assert remaining_units(handing(state, LEVOTHYROX_30, 1, days(30)), state.lines[0]) == 30
+
+
+# --- at most 30 days, a longer pack whole up to 3 months, 12 weeks for a contraceptive ----------
+
+
+def test_a_box_of_30_tablets_is_a_month_and_two_of_them_are_too_many_at_once() -> None:
+    state = counter(written(LEVOTHYROX_30, 6, 180))
+
+    refusal = refused(state, LEVOTHYROX_30, 2)
+
+    assert refusal.code == "quantity_exceeds_allowed_now"
+    assert refusal.detail == (
+        "line 1: at most 30 units may be dispensed now, 60 units asked (one dispensing covers "
+        "at most 30 days: 30 unit(s) of this line)"
+    )
+    assert refusal.max_quantity == 1
+
+
+def test_one_box_of_90_tablets_of_a_chronic_treatment_is_given_whole() -> None:
+    state = counter(written(LEVOTHYROX_30, 6, 180))
+
+    after = handing(state, LEVOTHYROX_90, 1)
+
+    assert remaining_units(after, after.lines[0]) == 90
+    assert after.remaining(1) == 3
+
+
+def test_two_boxes_of_90_are_six_months_at_once_and_refused() -> None:
+    state = counter(written(LEVOTHYROX_30, 6, 180))
+
+    refusal = refused(state, LEVOTHYROX_90, 2)
+
+    assert refusal.code == "quantity_exceeds_allowed_now"
+    assert "at most 90 units may be dispensed now, 180 units asked" in refusal.detail
+
+
+def test_a_three_month_contraceptive_pack_is_given_at_once() -> None:
+    state = counter(written(MINIDRIL_1, 4, 112))  # one cycle of 21 tablets every 28 days
+
+    after = handing(state, MINIDRIL_3, 1)
+
+    assert remaining_units(after, after.lines[0]) == 21
+    assert after.remaining(1) == 1
+
+
+def test_a_contraceptive_line_allows_12_weeks_in_packs_of_the_prescribed_size() -> None:
+    state = counter(written(MINIDRIL_1, 4, 112))
+
+    allowance = allowed(state)
+
+    assert (allowance.max_quantity, allowance.max_units, allowance.remaining_units) == (3, 63, 84)
+    assert allowance.reason == "quantity_exceeds_allowed_now"
+    assert allowance.why == "one dispensing covers at most 84 days: 63 unit(s) of this line"
+
+
+def test_a_chronic_line_allows_a_month_in_packs_and_units() -> None:
+    allowance = allowed(counter(written(LEVOTHYROX_30, 6, 180)))
+
+    assert (allowance.max_quantity, allowance.max_units, allowance.remaining_units) == (1, 30, 180)
+
+
+def test_what_remains_limits_a_line_counted_in_units() -> None:
+    state = handing(counter(written(LEVOTHYROX_30, 2, 60)), LEVOTHYROX_30, 1)
+
+    allowance = allowed(state, days(25))
+
+    assert (allowance.max_quantity, allowance.max_units, allowance.reason) == (1, 30, None)
+    assert allowance.why == "30 unit(s) left on this line"
+
+
+# --- in packs where the catalogue counts no units ------------------------------------------------
+
+
+def test_a_syrup_whose_label_counts_no_units_is_counted_in_packs() -> None:
+    state = counter(written(DOLIPRANE_SYRUP, 2, 10))
+
+    allowance = allowed(state)
+
+    assert (allowance.max_quantity, allowance.max_units, allowance.remaining_units) == (
+        2,
+        None,
+        None,
+    )
+    assert remaining_units(state, state.lines[0]) is None
+
+
+def test_a_pack_the_catalogue_does_not_know_counts_the_line_in_packs() -> None:
+    unknown = Product(system="CIP13", code="3400930000007", label="unknown")
+    state = counter(written(LEVOTHYROX_30, 3, 90))
+    command = Dispense(
+        pharmacy=PHARMACY_A,
+        pharmacist=PHARMACIST,
+        lines=(DispenseLine(line_no=1, quantity=3, product=unknown),),
+    )
+
+    with pytest.raises(DomainError) as refusal:
+        dispense(state, command, "d1", moment(), catalogue=CATALOGUE)
+
+    assert refusal.value.detail.startswith("line 1: at most 1 may be dispensed now, 3 asked")
+
+
+def test_a_line_written_before_the_catalogue_counts_in_units_once_it_is_known() -> None:
+    state = fold([written(LEVOTHYROX_30, 3, 90)])
+    assert state is not None
+
+    assert allowed(state).max_units is None
+    assert allowed(sized(state, PACKS)).max_units == 30
