@@ -187,7 +187,10 @@ def _dispensed_elsewhere(state: Prescription, viewer: Actor) -> bool | None:
     return state.dispensed_by_other_than(viewer.finess)
 
 
-class ReceiptLine(msgspec.Struct, frozen=True, kw_only=True):
+class ReceiptLine(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A line right after a dispensing; `remaining_units` only on a line counted in units (a
+    receipt of a line counted in packs reads as it always did, replays included)."""
+
     line_no: int
     dispensed: int
     remaining: int
