@@ -213,7 +213,7 @@ def _verdict(
         return _Verdict(0, "prescription_expired", why)
     if line.prescribed.narcotic:
         verdicts: Iterable[_Verdict] = (
-            _narcotic_period(state, line, day, count),
+            _narcotic_period(state, line, day, count, handing),
             _no_overlap(state, line, others, day, count),
         )
     else:
@@ -245,10 +245,15 @@ def _no_stockpiling(state: Prescription, line: LineState, day: date) -> _Verdict
     return _Verdict(0, "quantity_exceeds_allowed_now", why, opens_on=earliest)
 
 
-def _narcotic_period(state: Prescription, line: LineState, day: date, count: Counting) -> _Verdict:
-    if line.prescribed.fraction_days is None:
+def _narcotic_period(
+    state: Prescription, line: LineState, day: date, count: Counting, handing: Product | None
+) -> _Verdict:
+    fraction = line.prescribed.fraction_days
+    if fraction is None:
         return _whole_narcotic_line(state, line, day, count)
-    return _narcotic_fraction(state, line, day, line.prescribed.fraction_days, count)
+    # A fraction covers at most its days, or one pack handed over when that lasts longer.
+    longest = max(Fraction(fraction), count.pack_days(line.prescribed, handing))
+    return _narcotic_fraction(state, line, day, fraction, count=count, longest=longest)
 
 
 def _whole_narcotic_line(
@@ -269,7 +274,13 @@ def _whole_narcotic_line(
 
 
 def _narcotic_fraction(
-    state: Prescription, line: LineState, day: date, fraction: int, count: Counting
+    state: Prescription,
+    line: LineState,
+    day: date,
+    fraction: int,
+    *,
+    count: Counting,
+    longest: Fraction,
 ) -> _Verdict:
     given = _given(state, line.line_no, count)
     per_unit = count.days_per_unit(line.prescribed)
@@ -281,7 +292,7 @@ def _narcotic_fraction(
     late = (day - reference).days
     unit = "unit(s)" if count.in_units else "pack(s)"
     if late <= NARCOTIC_GRACE_DAYS:
-        amount = math.floor(max(Fraction(fraction), per_unit) / per_unit)
+        amount = math.floor(longest / per_unit)
         why = f"a fraction covers at most {fraction} days: {amount} {unit}"
         return _Verdict(amount, "quantity_exceeds_allowed_now", why)
     days_left = max(0, fraction - late)
@@ -379,9 +390,9 @@ def _next_on(asked: _Asked, line: LineState, packs_now: int) -> date | None:
     after = _as_if_dispensed(asked.state, line.line_no, packs_now, asked.at, asked.finess)
     line_after = after.line(line.line_no)
     assert line_after is not None
-    if after.cancelled or after.amount_left(line_after) <= 0:
-        return None
     count = after.counting(line_after)
+    if after.amount_left(line_after, count) <= 0:  # never asked of a cancelled prescription
+        return None
     candidate = day + timedelta(days=1) if packs_now else day
     for _ in range(NEXT_ON_SEARCH_STEPS):
         verdict = _verdict(after, line_after, asked.others, candidate, count=count)
@@ -408,13 +419,5 @@ def _as_if_dispensed(
         recorded_at=at,
         lines=(DispensedLine(line_no=line_no, quantity=packs, product=line.prescribed.product),),
     )
-    return msgspec.structs.replace(
-        state,
-        lines=tuple(
-            msgspec.structs.replace(other, dispensed=other.dispensed + packs)
-            if other.line_no == line_no
-            else other
-            for other in state.lines
-        ),
-        dispensations=(*state.dispensations, hypothesis),
-    )
+    # The rules count what the standing dispensings hand over, not the lines' `dispensed`.
+    return msgspec.structs.replace(state, dispensations=(*state.dispensations, hypothesis))

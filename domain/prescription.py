@@ -155,7 +155,7 @@ class Prescription(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def fully_dispensed(self) -> bool:
-        return all(self.amount_left(line) <= 0 for line in self.lines)
+        return all(self.amount_left(line, self.counting(line)) <= 0 for line in self.lines)
 
     def line(self, line_no: int) -> LineState | None:
         return next((line for line in self.lines if line.line_no == line_no), None)
@@ -165,7 +165,8 @@ class Prescription(msgspec.Struct, frozen=True, kw_only=True):
         line = self.line(line_no)
         if line is None or self.cancelled:
             return 0
-        return self.amount_left(line) // self.counting(line).per_pack
+        count = self.counting(line)
+        return self.amount_left(line, count) // count.per_pack
 
     def handed_over(self, line_no: int) -> list[DispensedLine]:
         """The packs of the line its standing dispensings handed over."""
@@ -183,9 +184,8 @@ class Prescription(msgspec.Struct, frozen=True, kw_only=True):
             handed.append(handing)
         return counting(self.pack_sizes, line.prescribed, handed)
 
-    def amount_left(self, line: LineState, count: Counting | None = None) -> int:
-        """What the line has left, in its count (units, or packs), whatever a cancellation."""
-        count = count or self.counting(line)
+    def amount_left(self, line: LineState, count: Counting) -> int:
+        """What the line has left in `count` (units, or packs), whatever a cancellation."""
         return count.prescribed(line.prescribed) - given(count, self.handed_over(line.line_no))
 
     def dispensation(self, dispensation_id: str) -> Dispensation | None:

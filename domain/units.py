@@ -70,16 +70,21 @@ class Counting(msgspec.Struct, frozen=True, kw_only=True):
         what it prescribes."""
         return Fraction(line.duration_days, self.prescribed(line))
 
+    def pack_days(self, line: PrescribedLine, pack: Product | None) -> Fraction:
+        """The days one pack lasts: `pack` (None: the prescribed one) in units, any pack of
+        the line in packs."""
+        size = self.per_pack if pack is None or self.sizes is None else self.sizes.of(pack)
+        assert size is not None  # counted in units: every pack of the line has a size
+        return size * self.days_per_unit(line)
+
     def max_days_at_once(self, line: PrescribedLine, pack: Product | None) -> Fraction:
         """The longest one dispensing may cover, `pack` being the one handed over (None: the
         prescribed pack). In units, 30 days (12 weeks for a contraceptive), or the pack's own
         duration up to 3 months when it lasts longer. In packs, 30 days or one pack's
         duration, whatever that is."""
-        per_unit = self.days_per_unit(line)
+        pack_days = self.pack_days(line, pack)
         if self.sizes is None:
-            return max(Fraction(ONE_MONTH_DAYS), per_unit)
-        size = self.sizes.of(pack) if pack is not None else None
-        pack_days = (size or self.per_pack) * per_unit
+            return max(Fraction(ONE_MONTH_DAYS), pack_days)
         base = CONTRACEPTIVE_MAX_DAYS if self.contraceptive else ONE_MONTH_DAYS
         return max(Fraction(base), min(Fraction(LONG_PACK_MAX_DAYS), pack_days))
 

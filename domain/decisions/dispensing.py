@@ -175,7 +175,7 @@ def _check_remaining(state: Prescription, handed: DispensedLine) -> None:
     line = state.line(handed.line_no)
     assert line is not None  # checked by _check_dispense_request
     count = state.counting(line, handing=handed.product)
-    remaining = 0 if state.cancelled else state.amount_left(line, count)
+    remaining = state.amount_left(line, count)  # a cancelled prescription was refused before
     if remaining <= 0:
         raise DomainError(
             "already_dispensed", f"line {handed.line_no} has nothing left to dispense"

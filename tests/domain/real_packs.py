@@ -4,8 +4,6 @@ tests of lines counted in units (`domain.units`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from domain.catalogue import PackFacts, Substance, pack_facts
 from domain.events import Product
 
@@ -14,6 +12,7 @@ LEVOTHYROX_90 = "3400930065570"  # LEVOTHYROX 25 microgrammes, B/90
 MINIDRIL_1 = "3400931823902"  # MINIDRIL, 1 plaquette de 21 comprimés (one cycle, 28 days)
 MINIDRIL_3 = "3400931824091"  # MINIDRIL, 3 plaquettes de 21 comprimés (three cycles)
 DOLIPRANE_SYRUP = "3400934615467"  # DOLIPRANE 2,4 %, 1 flacon de 100 ml: no unit count
+SKENAN = "3400933323523"  # SKENAN LP 10 mg, 14 gélules (morphine: a narcotic)
 
 
 def _substance(name: str, link: int = 1) -> Substance:
@@ -29,6 +28,11 @@ _PACKS = {
     LEVOTHYROX_90: ("68588503", "plaquette(s) PVC aluminium de 90 comprimé(s)", _LEVOTHYROXINE),
     MINIDRIL_1: ("64558256", "1 plaquette(s) PVC aluminium de 21 comprimé(s)", _MINIDRIL),
     MINIDRIL_3: ("64558256", "3 plaquette(s) PVC aluminium de 21 comprimé(s)", _MINIDRIL),
+    SKENAN: (
+        "61227030",
+        "plaquette(s) PVC-Aluminium de 14 gélule(s)",
+        (_substance("SULFATE DE MORPHINE"),),
+    ),
     DOLIPRANE_SYRUP: (
         "66477582",
         "1 flacon(s) en verre brun de 100 ml avec seringue(s) pour administration orale",
@@ -38,18 +42,16 @@ _PACKS = {
 
 
 class RealPacks:
-    """These packs as a catalogue snapshot (`domain.catalogue.PackLookup`)."""
-
-    def __init__(self) -> None:
-        self._facts: Mapping[str, PackFacts] = {
-            code: pack_facts(
-                cip13=code, cip7=code[5:12], cis=cis, label=cis, pack=label, substances=substances
-            )
-            for code, (cis, label, substances) in _PACKS.items()
-        }
+    """These packs as a catalogue snapshot (`domain.catalogue.PackLookup`), read when a test
+    looks them up (so that mutation testing sees which tests read them)."""
 
     def facts(self, cip13: str) -> PackFacts | None:
-        return self._facts.get(cip13)
+        if cip13 not in _PACKS:
+            return None
+        cis, label, substances = _PACKS[cip13]
+        return pack_facts(
+            cip13=cip13, cip7=cip13[5:12], cis=cis, label=cis, pack=label, substances=substances
+        )
 
 
 def pack(code: str) -> Product:

@@ -38,6 +38,23 @@ from domain.pack_contents import is_contraceptive, units_in_pack
         ),
         ("plaquette(s) aluminium polyéthylène de 6 suppositoire(s)", 6),
         ("8 sachet(s) papier polyéthylène aluminium de 1 dispositif(s) transdermique(s)", 8),
+        ("plaquette(s) PVC-Aluminium de 1 comprimé(s)", 1),
+        # A pill's active and placebo tablets; an initiation pack's strengths; a triphasic pill.
+        (
+            "1 plaquette(s) PVC aluminium de 24 comprimé(s) - "
+            "1 plaquette(s) PVC aluminium de 4 comprimé(s)",
+            28,
+        ),
+        (
+            "plaquette(s) thermoformée(s) PVC-Aluminium de 4 comprimé(s) de 10 mg -  4 comprimé(s) "
+            "de 20 mg - 19 comprimé(s) de 30 mg (étui d'initiation)",
+            27,
+        ),
+        (
+            "3 plaquette(s) PVC-Aluminium de 6  comprimé(s) beiges - 5 comprimé(s) marrons - 10  "
+            "comprimé(s) blancs",
+            63,
+        ),
     ],
 )
 def test_a_label_that_counts_its_units_gives_them(label: str, units: int) -> None:
@@ -53,6 +70,8 @@ def test_a_label_that_counts_its_units_gives_them(label: str, units: int) -> Non
         "5 flacon(s) en verre de 500 mg",
         "1 flacon(s) de poudre en verre - 1 seringue(s) préremplie(s) de solvant en verre",
         "30 flacon(s) en verre - 30 seringue(s) préremplie(s) en verre",
+        "1 flacon(s) en verre de 1 dose(s) - 1 seringue(s) préremplie(s) en verre de 0,5 ml",
+        "plaquette(s) PVC-Aluminium de 12 comprimé(s) - 72 sachet(s) papier aluminium",
         "plaquette(s) PVC aluminium de 0 comprimé(s)",
         "",
     ],

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 from datetime import date
 
+import msgspec
 import pytest
 
+from domain.actors import Actor
 from domain.catalogue import Catalogue, catalogued, sized
+from domain.coverage import NarcoticCoverage, coverage_stream_of
 from domain.decisions.dispensing import Dispense, DispenseLine, dispense
 from domain.dispensable import Allowance, allowances
 from domain.errors import DomainError
-from domain.events import Event, PrescriptionIssued, Product
+from domain.events import Event, PrescriptionCancelled, PrescriptionIssued, Product
 from domain.prescription import Prescription, evolve, fold
-from domain.views import receipt_of, remaining_units
-from tests.domain.builders import ISSUED_ON, PHARMACIST, PHARMACY_A, moment
+from domain.views import receipt_of, remaining_units, view_of
+from tests.domain.builders import ISSUED_ON, PHARMACIST, PHARMACY_A, PRESCRIBER, moment
 from tests.domain.counter import days, line, prescribed
 from tests.domain.real_packs import (
     DOLIPRANE_SYRUP,
@@ -23,12 +26,17 @@ from tests.domain.real_packs import (
     LEVOTHYROX_90,
     MINIDRIL_1,
     MINIDRIL_3,
+    SKENAN,
     RealPacks,
     pack,
 )
 
 PACKS = RealPacks()
 CATALOGUE = Catalogue(PACKS)
+PHARMACIST_ACTOR = Actor(
+    role="pharmacist", subject="ph", rpps=PHARMACIST.value, finess=PHARMACY_A.value
+)
+PRESCRIBER_ACTOR = Actor(role="prescriber", subject="dr", rpps=PRESCRIBER.value)
 
 
 def written(code: str, quantity: int, duration_days: int) -> PrescriptionIssued:
@@ -85,6 +93,8 @@ def test_one_box_of_90_gives_the_whole_line_of_three_boxes_of_30() -> None:
     (line_now,) = receipt_of(after, "d1", PHARMACY_A.value, ISSUED_ON).lines
     assert (line_now.dispensed, line_now.remaining, line_now.remaining_units) == (1, 0, 0)
     assert refused(after, LEVOTHYROX_30, 1, days(30)).code == "already_dispensed"
+    nothing = allowed(after, days(30))
+    assert (nothing.max_quantity, nothing.max_units, nothing.remaining_units) == (0, 0, 0)
 
 
 def test_the_units_a_box_of_30_leaves_of_a_box_of_90_remain_on_the_line() -> None:
@@ -204,3 +214,135 @@ def test_a_line_written_before_the_catalogue_counts_in_units_once_it_is_known() 
 
     assert allowed(state).max_units is None
     assert allowed(sized(state, PACKS)).max_units == 30
+
+
+def test_a_box_lasting_6_months_is_more_than_3_months_at_once() -> None:
+    state = counter(written(LEVOTHYROX_90, 2, 360))  # one tablet every other day
+
+    allowance = allowed(state)
+
+    assert (allowance.max_quantity, allowance.max_units) == (0, 45)
+    assert allowance.why == "one dispensing covers at most 90 days: 45 unit(s) of this line"
+    assert refused(state, LEVOTHYROX_90, 1).code == "quantity_exceeds_allowed_now"
+
+
+def test_a_box_of_30_lasting_two_months_is_given_whole() -> None:
+    state = counter(written(LEVOTHYROX_30, 3, 180))  # one tablet every other day
+
+    allowance = allowed(state)
+
+    assert (allowance.max_quantity, allowance.max_units) == (1, 30)
+    assert allowance.why == "one dispensing covers at most 60 days: 30 unit(s) of this line"
+
+
+def test_more_unknown_packs_than_remain_are_refused_in_packs() -> None:
+    unknown = Product(system="CIP13", code="3400930000007", label="unknown")
+    state = counter(written(LEVOTHYROX_30, 3, 90))
+    command = Dispense(
+        pharmacy=PHARMACY_A,
+        pharmacist=PHARMACIST,
+        lines=(DispenseLine(line_no=1, quantity=4, product=unknown),),
+    )
+
+    with pytest.raises(DomainError) as refusal:
+        dispense(state, command, "d1", moment(), catalogue=CATALOGUE)
+
+    assert (refusal.value.code, refusal.value.detail) == (
+        "quantity_exceeds_remaining",
+        "line 1 has 3 left, 4 asked",
+    )
+
+
+# --- what each reader is shown --------------------------------------------------------------------
+
+
+def test_the_read_shows_the_units_left_to_whoever_sees_the_execution() -> None:
+    state = handing(counter(written(LEVOTHYROX_90, 1, 90)), LEVOTHYROX_30, 1)
+    hidden = msgspec.structs.replace(state, execution_view_consent=False)
+    cancelled = evolve(
+        PrescriptionCancelled(
+            prescription_id=state.prescription_id,
+            version=state.version + 1,
+            at=moment().at,
+            prescriber_rpps=PRESCRIBER.value,
+            reason="arrêt",
+        ),
+        state,
+    )
+
+    assert view_of(state, PHARMACIST_ACTOR, ISSUED_ON).lines[0].remaining_units == 60
+    assert view_of(hidden, PRESCRIBER_ACTOR, ISSUED_ON).lines[0].remaining_units is None
+    assert view_of(cancelled, PHARMACIST_ACTOR, ISSUED_ON).lines[0].remaining_units == 0
+
+
+def test_a_month_in_days_that_are_not_whole_is_said_to_a_tenth() -> None:
+    state = counter(written(LEVOTHYROX_30, 3, 100))  # a box lasts 33 days and a third
+
+    allowance = allowed(state)
+
+    assert allowance.why == "one dispensing covers at most 33.3 days: 30 unit(s) of this line"
+
+
+def test_a_pack_the_catalogue_does_not_know_handed_over_before_counts_the_line_in_packs() -> None:
+    unknown = Product(system="CIP13", code="3400930000007", label="unknown")
+    state = counter(written(LEVOTHYROX_30, 3, 90))
+    command = Dispense(
+        pharmacy=PHARMACY_A,
+        pharmacist=PHARMACIST,
+        lines=(DispenseLine(line_no=1, quantity=1, product=unknown),),
+    )
+    recorded = dispense(state, command, "d1", moment(), catalogue=CATALOGUE).recorded
+    after = sized(evolve(recorded, state), PACKS)
+
+    assert allowed(after, days(30)).max_units is None
+    assert remaining_units(after, after.lines[0]) is None
+    assert after.remaining(1) == 2
+
+
+# --- narcotics in units -----------------------------------------------------------------------
+
+
+def narcotic(quantity: int, duration_days: int, fraction_days: int | None) -> PrescriptionIssued:
+    return prescribed(
+        line(
+            quantity,
+            duration_days,
+            narcotic=True,
+            fraction_days=fraction_days,
+            product=pack(SKENAN),
+        )
+    )
+
+
+def test_a_fraction_of_a_narcotic_counted_in_units_gives_one_whole_pack_at_least() -> None:
+    state = counter(narcotic(2, 28, 7))  # a box of 14 capsules lasts 14 days
+
+    allowance = allowed(state)
+
+    assert (allowance.max_quantity, allowance.max_units) == (1, 14)
+    assert allowance.why == "a fraction covers at most 7 days: 14 unit(s)"
+
+
+def test_a_narcotic_fraction_of_one_day_opens_again_the_next_day() -> None:
+    state = counter(narcotic(28, 28, 1))  # 28 boxes of 14 capsules, one box a day
+
+    allowance = allowed(state)
+
+    assert (allowance.max_quantity, allowance.next_on) == (1, days(1))
+
+
+def test_a_narcotic_handed_over_in_a_pack_the_catalogue_does_not_know_covers_its_packs() -> None:
+    unknown = Product(system="CIP13", code="3400930000007", label="unknown")
+    state = counter(narcotic(2, 28, None))
+    command = Dispense(
+        pharmacy=PHARMACY_A,
+        pharmacist=PHARMACIST,
+        lines=(DispenseLine(line_no=1, quantity=1, product=unknown),),
+    )
+    coverage = NarcoticCoverage(stream_id=coverage_stream_of(state.patient_ins))
+
+    recorded = dispense(state, command, "d1", moment(), coverage, catalogue=CATALOGUE)
+
+    assert recorded.coverage is not None
+    (period,) = recorded.coverage.periods
+    assert (period.first_day, period.until) == (ISSUED_ON, days(14))
