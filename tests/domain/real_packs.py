@@ -13,6 +13,8 @@ MINIDRIL_1 = "3400931823902"  # MINIDRIL, 1 plaquette de 21 comprimés (one cycl
 MINIDRIL_3 = "3400931824091"  # MINIDRIL, 3 plaquettes de 21 comprimés (three cycles)
 DOLIPRANE_SYRUP = "3400934615467"  # DOLIPRANE 2,4 %, 1 flacon de 100 ml: no unit count
 SKENAN = "3400933323523"  # SKENAN LP 10 mg, 14 gélules (morphine: a narcotic)
+EFFENTORA_4 = "3400939220710"  # EFFENTORA 100 µg (fentanyl: a narcotic in fractions), B/4
+EFFENTORA_28 = "3400939220888"  # EFFENTORA 100 µg, B/28
 
 
 def _substance(name: str, link: int = 1) -> Substance:
@@ -32,6 +34,16 @@ _PACKS = {
         "61227030",
         "plaquette(s) PVC-Aluminium de 14 gélule(s)",
         (_substance("SULFATE DE MORPHINE"),),
+    ),
+    EFFENTORA_4: (
+        "64957305",
+        "plaquette(s) thermoformée(s) PVC aluminium polyamide de 4 comprimé(s)",
+        (_substance("CITRATE DE FENTANYL"),),
+    ),
+    EFFENTORA_28: (
+        "64957305",
+        "plaquette(s) thermoformée(s) PVC aluminium polyamide de 28 comprimé(s)",
+        (_substance("CITRATE DE FENTANYL"),),
     ),
     DOLIPRANE_SYRUP: (
         "66477582",

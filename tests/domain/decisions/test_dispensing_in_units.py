@@ -22,6 +22,8 @@ from tests.domain.builders import ISSUED_ON, PHARMACIST, PHARMACY_A, PRESCRIBER,
 from tests.domain.counter import days, line, prescribed
 from tests.domain.real_packs import (
     DOLIPRANE_SYRUP,
+    EFFENTORA_4,
+    EFFENTORA_28,
     LEVOTHYROX_30,
     LEVOTHYROX_90,
     MINIDRIL_1,
@@ -105,6 +107,7 @@ def test_the_units_a_box_of_30_leaves_of_a_box_of_90_remain_on_the_line() -> Non
     assert state.remaining(1) == 0  # not a whole box of 90 any more
     # What a pack of the prescribed size (90 days) may give; a box of 30 is a month at once.
     assert allowed(state, days(30)).max_units == 60
+    assert allowed(state, days(30)).next_on is None  # units may be given today, in smaller boxes
     assert refused(state, LEVOTHYROX_30, 2, days(30)).code == "quantity_exceeds_allowed_now"
     assert remaining_units(handing(state, LEVOTHYROX_30, 1, days(30)), state.lines[0]) == 30
 
@@ -302,14 +305,16 @@ def test_a_pack_the_catalogue_does_not_know_handed_over_before_counts_the_line_i
 # --- narcotics in units -----------------------------------------------------------------------
 
 
-def narcotic(quantity: int, duration_days: int, fraction_days: int | None) -> PrescriptionIssued:
+def narcotic(
+    quantity: int, duration_days: int, fraction_days: int | None, code: str = SKENAN
+) -> PrescriptionIssued:
     return prescribed(
         line(
             quantity,
             duration_days,
             narcotic=True,
             fraction_days=fraction_days,
-            product=pack(SKENAN),
+            product=pack(code),
         )
     )
 
@@ -346,3 +351,20 @@ def test_a_narcotic_handed_over_in_a_pack_the_catalogue_does_not_know_covers_its
     assert recorded.coverage is not None
     (period,) = recorded.coverage.periods
     assert (period.first_day, period.until) == (ISSUED_ON, days(14))
+
+
+def test_a_narcotic_fraction_is_one_pack_handed_over_when_that_pack_lasts_longer() -> None:
+    state = counter(narcotic(7, 28, 7, EFFENTORA_4))  # a tablet a day, in fractions of 7 days
+    command = Dispense(
+        pharmacy=PHARMACY_A,
+        pharmacist=PHARMACIST,
+        lines=(DispenseLine(line_no=1, quantity=1, product=pack(EFFENTORA_28)),),
+    )
+    coverage = NarcoticCoverage(stream_id=coverage_stream_of(state.patient_ins))
+
+    recorded = dispense(state, command, "d1", moment(), coverage, catalogue=CATALOGUE)
+
+    assert recorded.coverage is not None
+    (period,) = recorded.coverage.periods
+    assert (period.first_day, period.until) == (ISSUED_ON, days(28))
+    assert allowed(state).max_units == 7  # in boxes of 4, a fraction is 7 days
