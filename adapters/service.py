@@ -35,7 +35,7 @@ from adapters.unit_of_work import (
 )
 from domain.actors import Actor
 from domain.calendar import Moment, local_day, paris_day
-from domain.catalogue import Catalogue, PackLookup
+from domain.catalogue import Catalogue, PackLookup, sized
 from domain.coverage import CoverageEvent
 from domain.decisions import billing, corrections, dispensing, lifecycle
 from domain.decisions.billing import Bill
@@ -104,7 +104,7 @@ class PrescriptionService:
         state = await self._prescriptions.load(prescription_id)
         if not _may_read(actor, state):
             raise NOT_FOUND
-        return state
+        return sized(state, self._packs())
 
     async def history(self, actor: Actor, prescription_id: str) -> list[Event]:
         allow(actor, "history")
@@ -159,7 +159,9 @@ class PrescriptionService:
             dispensed = dispensing.dispense(
                 state, command, dispensation_id, now, coverage, catalogue=catalogue
             )
-            after = _evolved(state, dispensed.recorded)
+            after = sized(
+                _evolved(state, dispensed.recorded), catalogue.packs if catalogue else None
+            )
             event = self._notices(after, dispensed.recorded)
             pharmacy = command.pharmacy.value
             receipt = receipt_of(after, dispensation_id, pharmacy, local_day(now.at, pharmacy))

@@ -11,7 +11,6 @@ functions the dispensing rules use: `line_requirements` and `substitute_allowed`
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable
 from typing import Literal, Protocol
 
@@ -19,7 +18,10 @@ import msgspec
 
 from domain.errors import DomainError
 from domain.events import PrescribedLine, Product
+from domain.pack_contents import is_contraceptive, units_in_pack
 from domain.prescription import Prescription
+from domain.text import normalized, words
+from domain.units import PackSizes
 
 GenericRole = Literal["princeps", "generic", "complementary", "substitutable"]
 # CIS_GENER's type column: 0 princeps, 1 générique, 2 générique par complémentarité
@@ -113,6 +115,10 @@ class PackFacts(msgspec.Struct, frozen=True, kw_only=True):
     lists: tuple[str, ...]
     assimilated: bool
     conditions: tuple[str, ...]
+    # Read from the label and the substances (`domain.pack_contents`); snapshots imported
+    # before they were read hold neither: no unit count, not a contraceptive.
+    units: int | None = None
+    contraceptive: bool = False
 
     def generic_groups(self) -> tuple[GenericGroup, ...]:
         first = (self.generic_group,) if self.generic_group else ()
@@ -134,16 +140,6 @@ class PackLookup(Protocol):
     the pack (or when no catalogue was imported)."""
 
     def facts(self, cip13: str) -> PackFacts | None: ...
-
-
-def normalized(text: str) -> str:
-    """Lower case without accents or typographic quotes: "CODÉINE" and "codeine" are equal."""
-    decomposed = unicodedata.normalize("NFKD", text.replace("’", "'"))
-    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
-
-
-def words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+", normalized(text))
 
 
 _LIMITED = re.compile(r"prescription limitee a (.+)$")
@@ -232,6 +228,8 @@ def pack_facts(
         lists=read.lists,
         assimilated=assimilated,
         conditions=conditions,
+        units=units_in_pack(pack),
+        contraceptive=is_contraceptive(s.name for s in substances),
     )
 
 
@@ -326,14 +324,43 @@ def catalogued_line(line: PrescribedLine, catalogue: PackLookup | None) -> Presc
 
 
 def catalogued(state: Prescription, catalogue: PackLookup | None) -> Prescription:
-    """The prescription with each line as the catalogue knows it (`catalogued_line`)."""
+    """The prescription with each line as the catalogue knows it (`catalogued_line`), its
+    packs' units known (`sized`)."""
     if catalogue is None:
         return state
     lines = tuple(
         msgspec.structs.replace(line, prescribed=catalogued_line(line.prescribed, catalogue))
         for line in state.lines
     )
-    return msgspec.structs.replace(state, lines=lines)
+    return sized(msgspec.structs.replace(state, lines=lines), catalogue)
+
+
+def sized(
+    state: Prescription, catalogue: PackLookup | None, handing: Iterable[Product] = ()
+) -> Prescription:
+    """The prescription with the units of its packs (prescribed, handed over, and `handing`:
+    about to be) as the catalogue states them, so that its lines are counted in units
+    (`domain.units`)."""
+    if catalogue is None:
+        return state
+    before = state.pack_sizes or PackSizes()
+    units = dict(before.units)
+    contraceptives = set(before.contraceptives)
+    for product in (*_products_of(state), *handing):
+        facts = _facts_of(product, catalogue)
+        if facts is not None and facts.units is not None:
+            units[facts.cip13] = facts.units
+            if facts.contraceptive:
+                contraceptives.add(facts.cip13)
+    return msgspec.structs.replace(
+        state, pack_sizes=PackSizes(units=units, contraceptives=frozenset(contraceptives))
+    )
+
+
+def _products_of(state: Prescription) -> Iterable[Product]:
+    yield from (line.prescribed.product for line in state.lines)
+    for dispensation in state.dispensations:
+        yield from (line.product for line in dispensation.lines)
 
 
 def _facts_of(product: Product, catalogue: PackLookup | None) -> PackFacts | None:

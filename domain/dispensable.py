@@ -8,14 +8,19 @@ LGO that asks first is never surprised (domain.md, "How much may be dispensed no
 Every day is a calendar day in a pharmacy's calendar (`domain.calendar`): today is the caller
 pharmacy's day, and an earlier dispensing's day is the day where it was handed over.
 
-The rules, per line, with `days_per_pack = duration_days / quantity`:
+A line is counted in units where the catalogue knows its packs' units, else in packs
+(`domain.units`); every amount below is in the line's count, and `days_per_unit =
+duration_days / (quantity × units per prescribed pack)` (a pack is the unit of a line counted in
+packs). The rules, per line:
 
-- one month at a time: one dispensing covers at most max(30, days_per_pack) days (R5132-22);
+- one month at a time: one dispensing covers at most 30 days, or the pack's own duration up to
+  3 months when it lasts longer, or 12 weeks for a contraceptive (R5132-22; in packs, 30 days
+  or one pack's duration: `domain.units.Counting.max_days_at_once`);
 - no stockpiling (non-narcotic lines): a new dispensing starts at most 7 days before
   `covered_until = first dispensing day + Σ days covered`;
 - narcotics without fractions: the whole line is one period from `issued_on`; presented within
-  3 days, all of it; later, only the days left of it (`floor(days_left / days_per_pack)` packs
-  in all, less what was already given);
+  3 days, all of it; later, only the days left of it (`floor(days_left / days_per_unit)` in
+  all, less what was already given);
 - narcotics in fractions of F days: each dispensing is a fraction of at most F days; the next
   may start 1 day before the previous one runs out; the 3-day rule counts from `issued_on` for
   the first fraction and from the day the previous one runs out for the next. A fraction whose
@@ -29,7 +34,7 @@ The rules, per line, with `days_per_pack = duration_days / quantity`:
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from datetime import date, datetime, timedelta
 from fractions import Fraction
 from typing import Literal
@@ -39,8 +44,9 @@ import msgspec
 from domain.calendar import local_day
 from domain.checks import CANCELLED
 from domain.coverage import CoveredPeriod, NarcoticCoverage
-from domain.events import DispensedLine
+from domain.events import DispensedLine, Product
 from domain.prescription import Dispensation, LineState, Prescription
+from domain.units import Counting
 
 LimitingRule = Literal[
     "quantity_exceeds_allowed_now",
@@ -49,7 +55,6 @@ LimitingRule = Literal[
     "prescription_expired",
 ]
 
-ONE_MONTH_DAYS = 30  # R5132-22: 4 weeks or 30 days at a time
 STOCKPILING_MARGIN_DAYS = 7  # our design: a renewal may be collected a week early
 FRACTION_MARGIN_DAYS = 1  # the next fraction 1 day before the previous one runs out
 NARCOTIC_GRACE_DAYS = 3  # R5132-30: full quantity if presented within 3 days
@@ -57,17 +62,23 @@ NEXT_ON_SEARCH_STEPS = 64
 
 
 class Allowance(msgspec.Struct, frozen=True, kw_only=True):
-    """What one line allows at one instant; `reason` is None when only what remains limits it."""
+    """What one line allows at one instant; `reason` is None when only what remains limits it.
+
+    `max_quantity` is in packs of the prescribed size; a line counted in units also says the
+    most units (`max_units`) and what remains (`remaining_units`), None in packs."""
 
     line_no: int
     max_quantity: int
     reason: LimitingRule | None
     next_on: date | None
     why: str = ""
+    max_units: int | None = None
+    remaining_units: int | None = None
 
 
 class _Verdict(msgspec.Struct, frozen=True):
-    """One rule's cap at one day, and the day it stops blocking (None: never) when it is 0."""
+    """One rule's cap at one day (in the line's count), and the day it stops blocking (None:
+    never) when it is 0."""
 
     packs: int
     reason: LimitingRule | None = None
@@ -80,22 +91,15 @@ _UNLIMITED = _Verdict(packs=1 << 30)
 
 class _Asked(msgspec.Struct, frozen=True):
     """The question: this prescription, the patient's other narcotic periods, this instant,
-    this pharmacy and its day."""
+    this pharmacy and its day, and the packs about to be handed over (by line; a line not
+    named gets its prescribed pack)."""
 
     state: Prescription
     others: tuple[CoveredPeriod, ...]
     at: datetime
     finess: str
     day: date
-
-
-def days_per_pack(line: LineState) -> Fraction:
-    prescribed = line.prescribed
-    return Fraction(prescribed.duration_days, prescribed.quantity)
-
-
-def days_covered(packs: int, line: LineState) -> Fraction:
-    return packs * days_per_pack(line)
+    handing: Mapping[int, Product]
 
 
 def allowances(
@@ -106,36 +110,43 @@ def allowances(
     *,
     lines: Collection[int] | None = None,
     next_on: bool = True,
+    handing: Mapping[int, Product] | None = None,
 ) -> tuple[Allowance, ...]:
     """Per line (or only `lines`): the most a dispensing at `at` in pharmacy `finess` may give,
-    and why. `next_on=False` leaves out when the line opens again: the command needs only the
-    most it may give now, and searching the days ahead is most of the work."""
+    and why; `handing`: the pack about to be handed over per line, when it is not the
+    prescribed one. `next_on=False` leaves out when the line opens again: the command needs
+    only the most it may give now, and searching the days ahead is most of the work."""
     others = coverage.of_other_prescriptions(state.prescription_id) if coverage else ()
-    asked = _Asked(state, others, at, finess, local_day(at, finess))
+    asked = _Asked(state, others, at, finess, local_day(at, finess), handing or {})
     wanted = state.lines if lines is None else [x for x in state.lines if x.line_no in lines]
     return tuple(_allowance(asked, line, with_next_on=next_on) for line in wanted)
 
 
 def covered_until(state: Prescription, line: LineState) -> date | None:
     """The day the line's dispensings so far run out (None before the first one)."""
-    given = _given(state, line.line_no)
+    count = state.counting(line)
+    given = _given(state, line.line_no, count)
     if not given:
         return None
+    per_unit = count.days_per_unit(line.prescribed)
     if line.prescribed.narcotic:
-        return _chain_end(given, line)
+        return _chain_end(given, per_unit)
     first_day = given[0][0]
-    total = sum((days_covered(packs, line) for _, packs in given), Fraction(0))
+    total = sum((amount * per_unit for _, amount in given), Fraction(0))
     return first_day + timedelta(days=math.ceil(total))
 
 
 def period_covered(
-    state: Prescription, line: LineState, day: date, packs: int
+    state: Prescription, line: LineState, day: date, handed: DispensedLine
 ) -> tuple[date, date]:
-    """Days [first, until) that `packs` more packs of this narcotic line, handed over on `day`,
-    cover: from that day, or from when the packs already given run out if that is later (the
-    patient takes them one after the other)."""
-    given = _given(state, line.line_no)
-    return _first_day_of_more(given, line, day), _chain_end([*given, (day, packs)], line)
+    """Days [first, until) that the packs `handed` over on `day` for this narcotic line cover:
+    from that day, or from when the packs already given run out if that is later (the patient
+    takes them one after the other)."""
+    count = state.counting(line, handing=handed.product)
+    given = _given(state, line.line_no, count)
+    per_unit = count.days_per_unit(line.prescribed)
+    more = count.amount(handed.quantity, handed.product)
+    return _first_day_of_more(given, per_unit, day), _chain_end([*given, (day, more)], per_unit)
 
 
 # --- one line ---------------------------------------------------------------------------------
@@ -143,8 +154,9 @@ def period_covered(
 
 def _allowance(asked: _Asked, line: LineState, *, with_next_on: bool = True) -> Allowance:
     state = asked.state
-    remaining = line.remaining(cancelled=state.cancelled)
-    verdict = _verdict(state, line, asked.others, asked.day)
+    handing = asked.handing.get(line.line_no)
+    count = state.counting(line, handing=handing)
+    verdict = _verdict(state, line, asked.others, asked.day, count=count, handing=handing)
     if state.cancelled:
         return Allowance(
             line_no=line.line_no,
@@ -153,22 +165,45 @@ def _allowance(asked: _Asked, line: LineState, *, with_next_on: bool = True) -> 
             next_on=None,
             why=verdict.why,
         )
+    remaining = state.amount_left(line, count)
     if remaining == 0:
         why = "nothing remains on this line"
-        return Allowance(line_no=line.line_no, max_quantity=0, reason=None, next_on=None, why=why)
-    packs = min(remaining, verdict.packs)
+        return Allowance(
+            line_no=line.line_no,
+            max_quantity=0,
+            reason=None,
+            next_on=None,
+            why=why,
+            max_units=_units(count, 0),
+            remaining_units=_units(count, 0),
+        )
+    amount = min(remaining, verdict.packs)
     limited = verdict.packs < remaining
+    packs = amount // count.per_pack
+    what = f"{remaining} unit(s)" if count.in_units else str(remaining)
     return Allowance(
         line_no=line.line_no,
         max_quantity=packs,
         reason=verdict.reason if limited else None,
         next_on=_next_on(asked, line, packs) if with_next_on else None,
-        why=verdict.why if limited else f"{remaining} left on this line",
+        why=verdict.why if limited else f"{what} left on this line",
+        max_units=_units(count, amount),
+        remaining_units=_units(count, remaining),
     )
 
 
+def _units(count: Counting, amount: int) -> int | None:
+    return amount if count.in_units else None
+
+
 def _verdict(
-    state: Prescription, line: LineState, others: tuple[CoveredPeriod, ...], day: date
+    state: Prescription,
+    line: LineState,
+    others: tuple[CoveredPeriod, ...],
+    day: date,
+    *,
+    count: Counting,
+    handing: Product | None = None,
 ) -> _Verdict:
     """The tightest rule for this line on this day, whatever remains."""
     if state.cancelled:
@@ -178,19 +213,25 @@ def _verdict(
         return _Verdict(0, "prescription_expired", why)
     if line.prescribed.narcotic:
         verdicts: Iterable[_Verdict] = (
-            _narcotic_period(state, line, day),
-            _no_overlap(state, line, others, day),
+            _narcotic_period(state, line, day, count, handing),
+            _no_overlap(state, line, others, day, count),
         )
     else:
-        verdicts = (_one_month(line), _no_stockpiling(state, line, day))
+        verdicts = (_one_month(line, count, handing), _no_stockpiling(state, line, day))
     return min(verdicts, key=lambda v: v.packs)
 
 
-def _one_month(line: LineState) -> _Verdict:
-    per_pack = days_per_pack(line)
-    packs = math.floor(max(Fraction(ONE_MONTH_DAYS), per_pack) / per_pack)
-    why = f"one dispensing covers at most {ONE_MONTH_DAYS} days: {packs} pack(s) of this line"
-    return _Verdict(packs, "quantity_exceeds_allowed_now", why)
+def _one_month(line: LineState, count: Counting, handing: Product | None) -> _Verdict:
+    per_unit = count.days_per_unit(line.prescribed)
+    days = count.max_days_at_once(line.prescribed, handing)
+    amount = math.floor(days / per_unit)
+    unit = "unit(s)" if count.in_units else "pack(s)"
+    why = f"one dispensing covers at most {_days_text(days)} days: {amount} {unit} of this line"
+    return _Verdict(amount, "quantity_exceeds_allowed_now", why)
+
+
+def _days_text(days: Fraction) -> str:
+    return str(days) if days.denominator == 1 else f"{float(days):.1f}"
 
 
 def _no_stockpiling(state: Prescription, line: LineState, day: date) -> _Verdict:
@@ -204,55 +245,77 @@ def _no_stockpiling(state: Prescription, line: LineState, day: date) -> _Verdict
     return _Verdict(0, "quantity_exceeds_allowed_now", why, opens_on=earliest)
 
 
-def _narcotic_period(state: Prescription, line: LineState, day: date) -> _Verdict:
-    if line.prescribed.fraction_days is None:
-        return _whole_narcotic_line(state, line, day)
-    return _narcotic_fraction(state, line, day, line.prescribed.fraction_days)
+def _narcotic_period(
+    state: Prescription, line: LineState, day: date, count: Counting, handing: Product | None
+) -> _Verdict:
+    fraction = line.prescribed.fraction_days
+    if fraction is None:
+        return _whole_narcotic_line(state, line, day, count)
+    # A fraction covers at most its days, or one pack handed over when that lasts longer.
+    longest = max(Fraction(fraction), count.pack_days(line.prescribed, handing))
+    return _narcotic_fraction(state, line, day, fraction, count=count, longest=longest)
 
 
-def _whole_narcotic_line(state: Prescription, line: LineState, day: date) -> _Verdict:
+def _whole_narcotic_line(
+    state: Prescription, line: LineState, day: date, count: Counting
+) -> _Verdict:
     duration = line.prescribed.duration_days
     late = (day - state.issued_on).days
     if late <= NARCOTIC_GRACE_DAYS:
         return _UNLIMITED
     days_left = max(0, duration - late)
-    packs = max(0, math.floor(days_left / days_per_pack(line)) - line.dispensed)
+    given = sum(amount for _, amount in _given(state, line.line_no, count))
+    amount = max(0, math.floor(days_left / count.days_per_unit(line.prescribed)) - given)
     why = (
         f"narcotic presented {late} days after {state.issued_on}: only the {days_left} days "
         f"left of its {duration} may be dispensed"
     )
-    return _Verdict(packs, "quantity_exceeds_allowed_now", why)
+    return _Verdict(amount, "quantity_exceeds_allowed_now", why)
 
 
-def _narcotic_fraction(state: Prescription, line: LineState, day: date, fraction: int) -> _Verdict:
-    given = _given(state, line.line_no)
-    reference = _chain_end(given, line) if given else state.issued_on
+def _narcotic_fraction(
+    state: Prescription,
+    line: LineState,
+    day: date,
+    fraction: int,
+    *,
+    count: Counting,
+    longest: Fraction,
+) -> _Verdict:
+    given = _given(state, line.line_no, count)
+    per_unit = count.days_per_unit(line.prescribed)
+    reference = _chain_end(given, per_unit) if given else state.issued_on
     if given and day < reference - timedelta(days=FRACTION_MARGIN_DAYS):
         earliest = reference - timedelta(days=FRACTION_MARGIN_DAYS)
         why = f"the previous fraction runs out on {reference}; the next from {earliest}"
         return _Verdict(0, "quantity_exceeds_allowed_now", why, opens_on=earliest)
-    per_pack = days_per_pack(line)
     late = (day - reference).days
+    unit = "unit(s)" if count.in_units else "pack(s)"
     if late <= NARCOTIC_GRACE_DAYS:
-        packs = math.floor(max(Fraction(fraction), per_pack) / per_pack)
-        why = f"a fraction covers at most {fraction} days: {packs} pack(s)"
-        return _Verdict(packs, "quantity_exceeds_allowed_now", why)
+        amount = math.floor(longest / per_unit)
+        why = f"a fraction covers at most {fraction} days: {amount} {unit}"
+        return _Verdict(amount, "quantity_exceeds_allowed_now", why)
     days_left = max(0, fraction - late)
     why = (
         f"fraction presented {late} days after {reference}: only the {days_left} days left "
         f"of its {fraction} may be dispensed"
     )
-    return _Verdict(math.floor(days_left / per_pack), "quantity_exceeds_allowed_now", why)
+    return _Verdict(math.floor(days_left / per_unit), "quantity_exceeds_allowed_now", why)
 
 
 def _no_overlap(
-    state: Prescription, line: LineState, others: tuple[CoveredPeriod, ...], day: date
+    state: Prescription,
+    line: LineState,
+    others: tuple[CoveredPeriod, ...],
+    day: date,
+    count: Counting,
 ) -> _Verdict:
-    """More packs of this line would cover the days from `first` (today, or when the packs
-    already given run out): none of them may be a day another prescription covers."""
+    """More of this line would cover the days from `first` (today, or when what was already
+    given runs out): none of them may be a day another prescription covers."""
     if line.prescribed.overlap_allowed or not others:
         return _UNLIMITED
-    first = _first_day_of_more(_given(state, line.line_no), line, day)
+    per_unit = count.days_per_unit(line.prescribed)
+    first = _first_day_of_more(_given(state, line.line_no, count), per_unit, day)
     covering = [p for p in others if p.first_day <= first < p.until]
     if covering:
         free_on = _first_uncovered_day(others, first)
@@ -265,11 +328,11 @@ def _no_overlap(
     if not later:
         return _UNLIMITED
     starts = min(later)
-    packs = math.floor((starts - first).days / days_per_pack(line))
+    amount = math.floor((starts - first).days / per_unit)
     why = f"another narcotic prescription of this patient covers the days from {starts}"
     # Too few days before it for one pack: the line opens again once that period is over.
-    opens_on = _first_uncovered_day(others, starts) if packs == 0 else None
-    return _Verdict(packs, "narcotic_overlap", why, opens_on=opens_on)
+    opens_on = _first_uncovered_day(others, starts) if amount == 0 else None
+    return _Verdict(amount, "narcotic_overlap", why, opens_on=opens_on)
 
 
 def _first_uncovered_day(periods: tuple[CoveredPeriod, ...], day: date) -> date:
@@ -283,28 +346,37 @@ def _first_uncovered_day(periods: tuple[CoveredPeriod, ...], day: date) -> date:
 # --- history of one line ----------------------------------------------------------------------
 
 
-def _given(state: Prescription, line_no: int) -> list[tuple[date, int]]:
-    """(day handed over, packs) of the line's standing dispensings, in the order handed over."""
+def _given(state: Prescription, line_no: int, count: Counting) -> list[tuple[date, int]]:
+    """(day handed over, amount in the line's count) of the line's standing dispensings, in
+    the order handed over."""
     given = [
-        (dispensation.dispensed_at, local_day(dispensation.dispensed_at, dispensation.finess), q)
+        (
+            dispensation.dispensed_at,
+            local_day(dispensation.dispensed_at, dispensation.finess),
+            sum(
+                count.amount(x.quantity, x.product)
+                for x in dispensation.lines
+                if x.line_no == line_no
+            ),
+        )
         for dispensation in state.standing_dispensations
-        if (q := dispensation.quantity_of(line_no))
+        if dispensation.quantity_of(line_no)
     ]
-    return [(day, packs) for _, day, packs in sorted(given)]
+    return [(day, amount) for _, day, amount in sorted(given)]
 
 
-def _first_day_of_more(given: list[tuple[date, int]], line: LineState, day: date) -> date:
-    """The first day more packs of a narcotic line handed over on `day` cover: that day, or
-    when the packs already given run out if that is later."""
-    return max(day, _chain_end(given, line)) if given else day
+def _first_day_of_more(given: list[tuple[date, int]], per_unit: Fraction, day: date) -> date:
+    """The first day more of a narcotic line handed over on `day` covers: that day, or when
+    what was already given runs out if that is later."""
+    return max(day, _chain_end(given, per_unit)) if given else day
 
 
-def _chain_end(given: list[tuple[date, int]], line: LineState) -> date:
+def _chain_end(given: list[tuple[date, int]], per_unit: Fraction) -> date:
     """When a narcotic line's fractions run out: each starts when handed over, or when the
     previous one runs out if it was collected early."""
     end = Fraction(0)
-    for day, packs in given:
-        end = max(end, Fraction(day.toordinal())) + days_covered(packs, line)
+    for day, amount in given:
+        end = max(end, Fraction(day.toordinal())) + amount * per_unit
     return date.fromordinal(math.ceil(end))
 
 
@@ -312,16 +384,18 @@ def _chain_end(given: list[tuple[date, int]], line: LineState) -> date:
 
 
 def _next_on(asked: _Asked, line: LineState, packs_now: int) -> date | None:
-    """The first day the line may be dispensed again once `packs_now` are given today."""
+    """The first day the line may be dispensed again once `packs_now` prescribed packs are
+    given today."""
     day = asked.day
     after = _as_if_dispensed(asked.state, line.line_no, packs_now, asked.at, asked.finess)
     line_after = after.line(line.line_no)
     assert line_after is not None
-    if line_after.remaining(cancelled=after.cancelled) == 0:
+    count = after.counting(line_after)
+    if after.amount_left(line_after, count) <= 0:  # never asked of a cancelled prescription
         return None
     candidate = day + timedelta(days=1) if packs_now else day
     for _ in range(NEXT_ON_SEARCH_STEPS):
-        verdict = _verdict(after, line_after, asked.others, candidate)
+        verdict = _verdict(after, line_after, asked.others, candidate, count=count)
         if verdict.packs > 0:
             return candidate if candidate > day else None
         if verdict.opens_on is None or verdict.opens_on <= candidate:
@@ -345,13 +419,5 @@ def _as_if_dispensed(
         recorded_at=at,
         lines=(DispensedLine(line_no=line_no, quantity=packs, product=line.prescribed.product),),
     )
-    return msgspec.structs.replace(
-        state,
-        lines=tuple(
-            msgspec.structs.replace(other, dispensed=other.dispensed + packs)
-            if other.line_no == line_no
-            else other
-            for other in state.lines
-        ),
-        dispensations=(*state.dispensations, hypothesis),
-    )
+    # The rules count what the standing dispensings hand over, not the lines' `dispensed`.
+    return msgspec.structs.replace(state, dispensations=(*state.dispensations, hypothesis))

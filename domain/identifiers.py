@@ -194,10 +194,10 @@ class Finess:
         return self.value
 
 
-# --- CIP13: a medicine pack's EAN-13 in France's 3400 range ---------------------------------
+# --- CIP13: a medicine pack's EAN-13 in France's 34009 range --------------------------------
 
 _CIP13_LENGTH = 13
-_CIP13_PREFIX = "3400"
+_CIP13_PREFIX = "34009"  # 34008… codes are UCD13 (a dispensing unit), never a pack
 
 
 def _ean13_check_digit(body12: str) -> str:
@@ -209,12 +209,14 @@ def _ean13_check_digit(body12: str) -> str:
 
 def _check_cip13_prefix(name: str, text: str) -> None:
     if not text.startswith(_CIP13_PREFIX):
-        raise InvalidIdentifier(f"{name} must start with {_CIP13_PREFIX}")
+        raise InvalidIdentifier(
+            f"{name} must start with {_CIP13_PREFIX} (codes starting 34008 are UCD13, not packs)"
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class Cip13:
-    """CIP13 code of a medicine pack (code CIP à 13 chiffres): 13 digits starting with 3400."""
+    """CIP13 code of a medicine pack (code CIP à 13 chiffres): 13 digits starting with 34009."""
 
     value: str
 
@@ -230,7 +232,7 @@ class Cip13:
 
     @classmethod
     def from_body(cls, body12: str) -> Self:
-        """Append the EAN-13 digit to a 12-digit body starting with 3400 (demo data and tests)."""
+        """Append the EAN-13 digit to a 12-digit body starting with 34009 (demo data and tests)."""
         _check_digit_string("CIP13 body", body12, _CIP13_LENGTH - 1)
         _check_cip13_prefix("CIP13 body", body12)
         return cls(body12 + _ean13_check_digit(body12))

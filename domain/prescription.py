@@ -24,8 +24,10 @@ from domain.events import (
     Event,
     PrescribedLine,
     PrescriptionKind,
+    Product,
     TransmissionSender,
 )
+from domain.units import Counting, PackSizes, counting, given
 
 Status = Literal["active", "partially_dispensed", "dispensed", "cancelled", "expired"]
 
@@ -116,6 +118,8 @@ class Prescription(msgspec.Struct, frozen=True, kw_only=True):
     adaptations: tuple[Adaptation, ...] = ()
     cancelled_at: datetime | None = None
     lines_as_sent: tuple[str, ...] = ()  # as PrescriptionIssued keeps them
+    # The units of its packs, as the catalogue says today (`domain.units`); None: counted in packs.
+    pack_sizes: PackSizes | None = None
     # Its conversations (MSSanté), folded in by the read side only: each is its own stream, so
     # the write side decides a conversation from that stream, never from here.
     conversations: tuple[Conversation, ...] = ()
@@ -151,14 +155,38 @@ class Prescription(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def fully_dispensed(self) -> bool:
-        return all(line.dispensed >= line.prescribed.quantity for line in self.lines)
+        return all(self.amount_left(line, self.counting(line)) <= 0 for line in self.lines)
 
     def line(self, line_no: int) -> LineState | None:
         return next((line for line in self.lines if line.line_no == line_no), None)
 
     def remaining(self, line_no: int) -> int:
+        """Packs of the prescribed size that may still be handed over on the line."""
         line = self.line(line_no)
-        return 0 if line is None else line.remaining(cancelled=self.cancelled)
+        if line is None or self.cancelled:
+            return 0
+        count = self.counting(line)
+        return self.amount_left(line, count) // count.per_pack
+
+    def handed_over(self, line_no: int) -> list[DispensedLine]:
+        """The packs of the line its standing dispensings handed over."""
+        return [
+            given_line
+            for dispensation in self.standing_dispensations
+            for given_line in dispensation.lines
+            if given_line.line_no == line_no
+        ]
+
+    def counting(self, line: LineState, *, handing: Product | None = None) -> Counting:
+        """How the line is counted (`domain.units`), `handing` being a pack about to be given."""
+        handed = [given_line.product for given_line in self.handed_over(line.line_no)]
+        if handing is not None:
+            handed.append(handing)
+        return counting(self.pack_sizes, line.prescribed, handed)
+
+    def amount_left(self, line: LineState, count: Counting) -> int:
+        """What the line has left in `count` (units, or packs), whatever a cancellation."""
+        return count.prescribed(line.prescribed) - given(count, self.handed_over(line.line_no))
 
     def dispensation(self, dispensation_id: str) -> Dispensation | None:
         return next((d for d in self.dispensations if d.dispensation_id == dispensation_id), None)

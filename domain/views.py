@@ -36,8 +36,10 @@ class LineView(PrescribedLine, frozen=True, kw_only=True):
     """A line as written, and how far it was dispensed (None where the reader may not know)."""
 
     dispensed: int | None
-    remaining: int | None
+    remaining: int | None  # packs of the prescribed size
     covered_until: date | None
+    # Units left on a line counted in units (`domain.units`); None in packs.
+    remaining_units: int | None = None
 
 
 class DispensationView(msgspec.Struct, frozen=True, kw_only=True):
@@ -140,9 +142,18 @@ def _line_view(line: LineState, state: Prescription, visible: bool) -> LineView:
     return LineView(
         **msgspec.structs.asdict(line.prescribed),
         dispensed=line.dispensed if visible else None,
-        remaining=line.remaining(cancelled=state.cancelled) if visible else None,
+        remaining=state.remaining(line.line_no) if visible else None,
         covered_until=covered_until(state, line) if visible else None,
+        remaining_units=remaining_units(state, line) if visible else None,
     )
+
+
+def remaining_units(state: Prescription, line: LineState) -> int | None:
+    """The units left on a line counted in units, None on a line counted in packs."""
+    count = state.counting(line)
+    if not count.in_units:
+        return None
+    return 0 if state.cancelled else state.amount_left(line, count)
 
 
 def _adaptation_view(adaptation: Adaptation) -> AdaptationView:
@@ -176,10 +187,14 @@ def _dispensed_elsewhere(state: Prescription, viewer: Actor) -> bool | None:
     return state.dispensed_by_other_than(viewer.finess)
 
 
-class ReceiptLine(msgspec.Struct, frozen=True, kw_only=True):
+class ReceiptLine(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A line right after a dispensing; `remaining_units` only on a line counted in units (a
+    receipt of a line counted in packs reads as it always did, replays included)."""
+
     line_no: int
     dispensed: int
     remaining: int
+    remaining_units: int | None = None
 
 
 class DispensationReceipt(msgspec.Struct, frozen=True, kw_only=True):
@@ -201,7 +216,8 @@ def receipt_of(
             ReceiptLine(
                 line_no=line.line_no,
                 dispensed=line.dispensed,
-                remaining=line.remaining(cancelled=state.cancelled),
+                remaining=state.remaining(line.line_no),
+                remaining_units=remaining_units(state, line),
             )
             for line in state.lines
         ),

@@ -33,9 +33,12 @@ SEEDS = {
     "66082724": "AMOXICILLINE ARROW 500 mg (generic of Clamoxyl): CIP13 3400935765680",
     "60234100": "DOLIPRANE 1000 mg, comprimé (paracetamol): CIP13 3400935955838",
     "69309629": "DOLIPRANE 1000 mg, gélule (paracetamol)",
-    "68588503": "LEVOTHYROX 25 µg (levothyroxine; narrow therapeutic margin): CIP13 3400930065556",
+    "68588503": "LEVOTHYROX 25 µg (levothyroxine; narrow therapeutic margin): B/30 3400930065556, "
+    "B/90 3400930065570",
     "60782303": "LOVENOX 4 000 UI (enoxaparin; biological, no generic group): CIP13 3400936468665",
     "61189163": "INHIXA 4 000 UI (enoxaparin; biosimilar of Lovenox): CIP13 3400930129753",
+    "64558256": "MINIDRIL (contraceptive): 1 cycle 3400931823902, 3 cycles 3400931824091",
+    "66477582": "DOLIPRANE 2,4 % oral suspension, a 100 ml bottle (no unit count): 3400934615467",
 }
 GROUP_MEMBERS_KEPT = 4  # of each seed's generic group, besides the seed (the first by order)
 

@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from domain.catalogue import GENERIC_ROLES, GenericRole, Substance, normalized
+from domain.catalogue import GENERIC_ROLES, GenericRole, Substance
 from domain.identifiers import Cip13, InvalidIdentifier
+from domain.text import normalized
 
 MEDICINES = "CIS_bdpm.txt"
 PACKS = "CIS_CIP_bdpm.txt"

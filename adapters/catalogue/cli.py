@@ -6,7 +6,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date
 from pathlib import Path
 
@@ -24,9 +24,11 @@ from rich.table import Table
 from adapters.bootstrap import catalogue_store_for
 from adapters.catalogue.bdpm import PACKS, Malformed
 from adapters.catalogue.importer import ImportOutcome, import_directory
+from adapters.catalogue.index import EMPTY, load_snapshot
 from adapters.catalogue.store import SnapshotInfo
 from adapters.config import Settings
 from adapters.logging import configure_logging
+from domain.catalogue import PackFacts
 
 # Crash test: die the hard way once this many packs are written, before the switch.
 KILL_MIDWAY = "catalogue_kill_midway"
@@ -78,12 +80,14 @@ async def show_status(settings: Settings, console: Console) -> SnapshotInfo | No
     async with catalogue_store_for(settings) as store:
         info = await store.current()
         unfinished = await store.loading()
+        snapshot = await load_snapshot(store) if info is not None else EMPTY
     if info is None:
         console.print(
             "no catalogue imported: every pack is unknown (the prescriber's word decides)"
         )
     else:
         console.print(snapshot_table(info, f"imported at {info.imported_at:%Y-%m-%d %H:%M %Z}"))
+        console.print(units_summary(snapshot), highlight=False)
         for line in info.malformed[:MALFORMED_SHOWN]:
             console.print(f"malformed: {line}", highlight=False)
     if unfinished:
@@ -92,6 +96,21 @@ async def show_status(settings: Settings, console: Console) -> SnapshotInfo | No
             f"{', '.join(map(str, unfinished))}"
         )
     return info
+
+
+def units_summary(packs: Iterable[PackFacts]) -> str:
+    """How many packs state their units (their lines are counted in units), how many are
+    contraceptives."""
+    total = counted = contraceptives = 0
+    for facts in packs:
+        total += 1
+        counted += facts.units is not None
+        contraceptives += facts.contraceptive
+    share = counted / total if total else 0.0
+    return (
+        f"units stated for {counted:,} of {total:,} packs ({share:.1%}); "
+        f"{contraceptives:,} contraceptive packs"
+    )
 
 
 def snapshot_table(info: SnapshotInfo, caption: str) -> Table:

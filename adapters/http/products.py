@@ -62,6 +62,10 @@ class ProductView(msgspec.Struct, frozen=True, kw_only=True):
     marketed: bool
     conditions: list[str]
     catalogue_date: date | None
+    # Units (tablets, capsules, sachets, doses…) in the pack, read from its label (null when
+    # it states none); whether it is a contraceptive (read from its substances).
+    units: int | None
+    contraceptive: bool
 
 
 class ProductsController(Controller):
@@ -73,13 +77,17 @@ class ProductsController(Controller):
         summary="A pack (CIP13) as the medicines catalogue (BDPM) describes it",
         description="Any authenticated role. 404 `not_found` when the catalogue in force does "
         "not know the pack (or none was imported) or the code is not 13 digits; 422 "
-        "`invalid_request` (field `cip13`) for 13 digits with a wrong check digit.",
+        "`invalid_request` (field `cip13`) for 13 digits with a wrong check digit or not "
+        "starting with 34009 (34008… codes are UCD13). `units`: what the pack holds, read "
+        "from its label (null when not stated); `contraceptive`: read from its substances.",
         responses={
             404: ResponseSpec(
                 Problem, description="unknown pack", media_type="application/problem+json"
             ),
             422: ResponseSpec(
-                Problem, description="bad CIP13 check digit", media_type="application/problem+json"
+                Problem,
+                description="bad CIP13 check digit or prefix",
+                media_type="application/problem+json",
             ),
         },
     )
@@ -131,6 +139,8 @@ def product_view(facts: PackFacts, catalogue_date: date | None) -> ProductView:
         marketed=facts.marketed,
         conditions=list(facts.conditions),
         catalogue_date=catalogue_date,
+        units=facts.units,
+        contraceptive=facts.contraceptive,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 import segno
@@ -64,10 +64,15 @@ IdempotencyKey = Annotated[
 
 class DispensableLine(msgspec.Struct, frozen=True, kw_only=True):
     line_no: int
-    max_quantity: int
+    max_quantity: int  # packs of the prescribed size
     reason: LimitingRule | None
     next_on: date | None
     detail: str
+    # A line counted in units (the catalogue knows its packs' units): the most units now, and
+    # the units left; both null on a line counted in packs.
+    counted_in: Literal["units", "packs"]
+    max_units: int | None
+    remaining_units: int | None
 
 
 class Dispensable(msgspec.Struct, frozen=True, kw_only=True):
@@ -84,6 +89,9 @@ def dispensable_line(allowance: Allowance) -> DispensableLine:
         reason=allowance.reason,
         next_on=allowance.next_on,
         detail=allowance.why,
+        counted_in="packs" if allowance.max_units is None else "units",
+        max_units=allowance.max_units,
+        remaining_units=allowance.remaining_units,
     )
 
 
@@ -315,7 +323,10 @@ class PrescriptionController(Controller):
         summary="How much may be dispensed now, line by line (LGO)",
         description="A dispensing of `max_quantity` at that instant succeeds; one more pack "
         "fails with the line's `reason` as its code. `next_on` is the first day the line may "
-        "be dispensed again once `max_quantity` is given (null: never).",
+        "be dispensed again once `max_quantity` is given (null: never). A line `counted_in` "
+        "`units` (the catalogue knows its packs' units) also says `max_units` and "
+        "`remaining_units`: any pack may be given whose units fit, and a pack lasting longer "
+        "than 30 days whole, up to 3 months.",
     )
     async def dispensable(
         self,

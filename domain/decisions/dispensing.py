@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 import msgspec
 
 from domain.calendar import Moment, local_day
-from domain.catalogue import Catalogue, PackFacts, substitute_allowed
+from domain.catalogue import Catalogue, PackFacts, sized, substitute_allowed
 from domain.checks import (
     check_dispensable,
     check_line_count,
@@ -89,18 +89,24 @@ def dispense(
     substitute must be one the catalogue allows.
     """
     _check_dispense_request(state, command, catalogue)
+    handing = {r.line_no: r.product for r in command.lines if r.product is not None}
+    if catalogue is not None:
+        state = sized(state, catalogue.packs, handing.values())
     at = handed_over_at(state, command.dispensed_at, now, "dispensed_at")
     day = local_day(at, command.pharmacy.value)
     check_dispensable(state, day)
     asked = {requested.line_no for requested in command.lines}
     allowed = {
         a.line_no: a
-        for a in allowances(state, coverage, at, command.pharmacy.value, lines=asked, next_on=False)
+        for a in allowances(
+            state, coverage, at, command.pharmacy.value, lines=asked, next_on=False, handing=handing
+        )
     }
     for index, requested in enumerate(command.lines):
         quantity = f"lines[{index}].quantity"
-        _check_remaining(state, requested, quantity)
-        _check_allowed(allowed[requested.line_no], requested, quantity)
+        handed = _handed_over(state, requested)
+        _check_remaining(state, handed, quantity)
+        _check_allowed(state, allowed[requested.line_no], handed, quantity)
     recorded = DispensationRecorded(
         prescription_id=state.prescription_id,
         version=state.version + 1,
@@ -210,33 +216,49 @@ def _known(product: Product, catalogue: Catalogue | None) -> PackFacts | None:
     return catalogue.packs.facts(product.code)
 
 
-def _check_remaining(state: Prescription, requested: DispenseLine, field: str) -> None:
-    """`field` names the quantity asked (`lines[0].quantity`)."""
-    remaining = state.remaining(requested.line_no)
-    if remaining == 0:
+def _check_remaining(state: Prescription, handed: DispensedLine, field: str) -> None:
+    """Never more than remains: in units when the line is counted in units (`domain.units`).
+    `field` names the quantity asked (`lines[0].quantity`)."""
+    line = state.line(handed.line_no)
+    assert line is not None  # checked by _check_dispense_request
+    count = state.counting(line, handing=handed.product)
+    remaining = state.amount_left(line, count)  # a cancelled prescription was refused before
+    if remaining <= 0:
         raise DomainError(
-            "already_dispensed",
-            f"line {requested.line_no} has nothing left to dispense",
-            field=field,
+            "already_dispensed", f"line {handed.line_no} has nothing left to dispense", field=field
         )
-    if requested.quantity > remaining:
-        raise DomainError(
-            "quantity_exceeds_remaining",
-            f"line {requested.line_no} has {remaining} left, {requested.quantity} asked",
-            field=field,
-        )
+    asked = count.amount(handed.quantity, handed.product)
+    if asked > remaining:
+        if count.in_units:
+            detail = (
+                f"line {handed.line_no} has {remaining} units left, {asked} asked "
+                f"({handed.quantity} pack(s) of {asked // handed.quantity})"
+            )
+        else:
+            detail = f"line {handed.line_no} has {remaining} left, {handed.quantity} asked"
+        raise DomainError("quantity_exceeds_remaining", detail, field=field)
 
 
-def _check_allowed(allowed: Allowance, requested: DispenseLine, field: str) -> None:
-    if requested.quantity <= allowed.max_quantity:
+def _check_allowed(
+    state: Prescription, allowed: Allowance, handed: DispensedLine, field: str
+) -> None:
+    line = state.line(handed.line_no)
+    assert line is not None  # checked by _check_dispense_request
+    count = state.counting(line, handing=handed.product)
+    asked = count.amount(handed.quantity, handed.product)
+    if allowed.max_units is None and handed.quantity <= allowed.max_quantity:
+        return
+    if allowed.max_units is not None and asked <= allowed.max_units:
         return
     code = allowed.reason
     # Cancellation, expiry and what remains were checked first: a dispensing rule limits it.
     assert code is not None
+    most = f"{allowed.max_units} units" if allowed.max_units is not None else allowed.max_quantity
+    wanted = f"{asked} units" if allowed.max_units is not None else handed.quantity
     raise DomainError(
         code,
-        f"line {requested.line_no}: at most {allowed.max_quantity} may be dispensed now, "
-        f"{requested.quantity} asked ({allowed.why})",
+        f"line {handed.line_no}: at most {most} may be dispensed now, "
+        f"{wanted} asked ({allowed.why})",
         field=field,
         max_quantity=allowed.max_quantity,
     )
@@ -254,7 +276,7 @@ def _coverage_extended(
         line = state.line(given.line_no)
         assert line is not None  # checked by _check_dispense_request
         if line.prescribed.narcotic:
-            first_day, until = period_covered(state, line, day, given.quantity)
+            first_day, until = period_covered(state, line, day, given)
             periods.append(
                 CoveredPeriod(
                     prescription_id=state.prescription_id,

@@ -167,12 +167,27 @@ def _a_substitute_of_the_prescribed_pack(
 def _quantity_problems(
     invoice: Invoice, billed: Mapping[int, LineBilled], facts: Facts
 ) -> list[str]:
-    return [
-        f"line {no}: {billed_text(line)}, pharmacy {invoice.finess} dispensed "
-        f"{facts.given.get(no, 0)}"
-        for no, line in billed.items()
-        if line.quantity > facts.given.get(no, 0)
-    ]
+    """A line bills more than that pharmacy handed over of it: in units where the catalogue
+    states the units of every pack billed and handed over (three boxes of 90 billed for three
+    boxes of 30 handed over are 270 units for 90), else in packs."""
+    problems = []
+    for no, line in billed.items():
+        given_units = facts.units_given(no)
+        billed_units = facts.units(
+            (x.quantity, x.product) for x in invoice.lines if x.line_no == no
+        )
+        if given_units is not None and billed_units is not None:
+            if billed_units > given_units:
+                problems.append(
+                    f"line {no}: {billed_text(line)}, {billed_units} units; pharmacy "
+                    f"{invoice.finess} dispensed {facts.given.get(no, 0)}, {given_units} units"
+                )
+        elif line.quantity > facts.given.get(no, 0):
+            problems.append(
+                f"line {no}: {billed_text(line)}, pharmacy {invoice.finess} dispensed "
+                f"{facts.given.get(no, 0)}"
+            )
+    return problems
 
 
 def _over_billing(invoice: Invoice, billed: Mapping[int, LineBilled], facts: Facts) -> list[str]:

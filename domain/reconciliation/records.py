@@ -3,8 +3,9 @@ dispensed by each pharmacy, billed, and already paid."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
+from typing import Protocol
 
 import msgspec
 
@@ -12,8 +13,14 @@ from domain.catalogue import PackLookup, substitute_allowed
 from domain.prescription import Prescription
 from domain.reconciliation.invoices import InvoiceKey, ProductRef
 
-# (billed, prescribed) -> whether the billed pack may stand for the prescribed one.
-SubstituteCheck = Callable[[ProductRef, ProductRef], bool]
+
+class SubstituteCheck(Protocol):
+    """What reconciliation asks the medicines catalogue: whether a billed pack may stand for
+    the prescribed one, and the units a pack holds (None when it does not say)."""
+
+    def __call__(self, billed: ProductRef, prescribed: ProductRef, /) -> bool: ...
+
+    def units(self, product: ProductRef, /) -> int | None: ...
 
 
 # What reconciliation needs of a prescription's folded state (`domain.prescription`): the
@@ -103,6 +110,27 @@ class Facts(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     # line_no -> the reason of the prescriber's "non substituable" (MTE, EFG, CIF): on such a
     # line no generic stands for the prescribed pack.
     non_substitutable: Mapping[int, str] = msgspec.field(default_factory=dict)
+    # line_no -> (quantity, product) of each pack this pharmacy handed over, for units
+    handed_quantities: Mapping[int, tuple[tuple[int, ProductRef], ...]] = msgspec.field(
+        default_factory=dict
+    )
+
+    def units(self, quantities: Iterable[tuple[int, ProductRef]]) -> int | None:
+        """The units of these packs (quantity, product), None unless the catalogue states
+        the units of every one of them."""
+        if self.substitute is None:
+            return None
+        total = 0
+        for quantity, product in quantities:
+            size = self.substitute.units(product)
+            if size is None:
+                return None
+            total += quantity * size
+        return total
+
+    def units_given(self, line_no: int) -> int | None:
+        """The units this pharmacy handed over of the line (None: not all known)."""
+        return self.units(self.handed_quantities.get(line_no, ()))
 
 
 def facts_of(
@@ -117,6 +145,7 @@ def facts_of(
     recorded under `invoice_number`."""
     given: dict[int, int] = {}
     handed: dict[int, tuple[ProductRef, ...]] = {}
+    handed_quantities: dict[int, tuple[tuple[int, ProductRef], ...]] = {}
     others: list[str] = []
     recorded = None
     for dispensation in record.dispensations:
@@ -132,9 +161,11 @@ def facts_of(
             if no in given:
                 given[no] += line.quantity
                 handed[no] += (line.product,)
+                handed_quantities[no] += ((line.quantity, line.product),)
             else:
                 given[no] = line.quantity
                 handed[no] = (line.product,)
+                handed_quantities[no] = ((line.quantity, line.product),)
     paid_packs, paid_in = _paid_by(paid, finess) if paid else ({}, {})
     return Facts(
         prescribed={line.prescribed.line_no: line.prescribed.product for line in record.lines},
@@ -150,6 +181,7 @@ def facts_of(
             for line in record.lines
             if line.prescribed.non_substitutable is not None
         },
+        handed_quantities=handed_quantities,
     )
 
 
@@ -168,10 +200,17 @@ def _paid_by(paid: PaidInvoices, finess: str) -> tuple[dict[int, int], dict[int,
 
 def catalogue_substitutes(packs: Callable[[], PackLookup | None]) -> SubstituteCheck:
     """The catalogue's answer to "may this billed pack stand for the prescribed one?": both
-    packs known, and the billed one the same medicine or in the same generic group."""
+    packs known, and the billed one the same medicine or in the same generic group; and to
+    "how many units does this pack hold?"."""
+    return _CatalogueAnswers(packs)
 
-    def may_stand_for(billed: ProductRef, prescribed: ProductRef) -> bool:
-        lookup = packs()
+
+class _CatalogueAnswers:
+    def __init__(self, packs: Callable[[], PackLookup | None]) -> None:
+        self._packs = packs
+
+    def __call__(self, billed: ProductRef, prescribed: ProductRef, /) -> bool:
+        lookup = self._packs()
         if lookup is None or billed.system != "CIP13" or not billed.code or not prescribed.code:
             return False
         handed, written = lookup.facts(billed.code), lookup.facts(prescribed.code)
@@ -179,4 +218,9 @@ def catalogue_substitutes(packs: Callable[[], PackLookup | None]) -> SubstituteC
             handed is not None and written is not None and substitute_allowed(written, None, handed)
         )
 
-    return may_stand_for
+    def units(self, product: ProductRef, /) -> int | None:
+        lookup = self._packs()
+        if lookup is None or product.system != "CIP13" or not product.code:
+            return None
+        facts = lookup.facts(product.code)
+        return None if facts is None else facts.units

@@ -13,11 +13,11 @@ from domain.catalogue import (
     Substance,
     is_assimilated,
     line_requirements,
-    normalized,
     pack_facts,
     prescribing_conditions,
     substitute_allowed,
 )
+from domain.text import normalized
 
 
 def substance(name: str, nature: str = "SA", link: int = 1) -> Substance:
@@ -243,6 +243,8 @@ def test_a_pack_keeps_what_the_files_say_and_the_rules_it_follows() -> None:
         lists=(),
         assimilated=False,
         conditions=("stupéfiant", "délivrance fractionnée de 7 jours"),
+        units=14,
+        contraceptive=False,
     )
     assert line_requirements(facts) == LineRequirements(
         narcotic=True,

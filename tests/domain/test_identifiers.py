@@ -40,7 +40,7 @@ ins_bodies = st.tuples(
     st.sampled_from(["2A", "2B", "19", "20", "29"]) | digit_strings(2),
     digit_strings(6),
 ).map("".join)
-cip13_bodies = digit_strings(8).map(lambda rest: "3400" + rest)
+cip13_bodies = digit_strings(7).map(lambda rest: "34009" + rest)
 prescription_numbers = st.integers(0, 2**95 - 1).map(
     lambda bits: PrescriptionNumber.generate(lambda _: bits)
 )
@@ -237,8 +237,13 @@ def test_a_known_cip13_is_valid() -> None:
         (Cip13.parse, "3400935955839", "CIP13 check digit does not match"),
         (Cip13.parse, "340093595583", "CIP13 must be 13 characters, got 12"),
         (Cip13.parse, "34009359558X8", "CIP13 character 12 must be a digit, got 'X'"),
-        (Cip13.parse, "5000159407236", "CIP13 must start with 3400"),
-        (Cip13.from_body, "500015940723", "CIP13 body must start with 3400"),
+        (Cip13.parse, "5000159407236", "CIP13 must start with 34009"),
+        (
+            Cip13.parse,
+            "3400891479287",
+            "CIP13 must start with 34009 \\(codes starting 34008 are UCD13",
+        ),
+        (Cip13.from_body, "500015940723", "CIP13 body must start with 34009"),
         (Cip13.from_body, "34009359558", "CIP13 body must be 12 characters, got 11"),
         (Cip13.from_body, "34009359558X", "CIP13 body character 12 must be a digit, got 'X'"),
         (Ins.from_body, "184127645108", "INS body must be 13 characters, got 12"),

@@ -345,10 +345,17 @@ def test_every_caller_reads_each_line_as_it_was_written() -> None:
     masked = as_json(view_of(state, PRESCRIBER_ACTOR, days(0)))["lines"]
     seen = as_json(view_of(state, PATIENT_ACTOR, days(0)))["lines"]
 
-    hidden = {"dispensed": None, "remaining": None, "covered_until": None}
+    hidden = {"dispensed": None, "remaining": None, "covered_until": None, "remaining_units": None}
     assert masked == [{**x, **hidden} for x in written]
     assert seen == [
-        {**x, "dispensed": 0, "remaining": x["quantity"], "covered_until": None} for x in written
+        {
+            **x,
+            "dispensed": 0,
+            "remaining": x["quantity"],
+            "covered_until": None,
+            "remaining_units": None,
+        }
+        for x in written
     ]
 
 
