@@ -25,6 +25,7 @@ from tests.api.previous_release import query
 from tests.api.test_billing_api import bill, dispensed
 from tests.api.test_fhir_dispensing import dispense as fhir_dispense
 from tests.api.test_fhir_prescribing import FHIR_JSON, fixture, post_bundle
+from tests.api.test_idempotent_prescribing import fhir_post
 from tests.api.test_prescriptions_api import dispense, issue
 from tests.api.test_reconciliation_api import invoice, reconcile
 from tests.conftest import Client, settings_for
@@ -248,9 +249,11 @@ def test_another_dispensings_receipt_is_receipt_invalid(client: Client, people: 
     assert item["detail"].startswith("the receipt is of prescription ")
 
 
-def same_receipt(client: Client, settings: Settings, first: Any, retry: Any) -> dict[str, Any]:
+def same_receipt(
+    client: Client, settings: Settings, first: Any, retry: Any, status: int = 201
+) -> dict[str, Any]:
     """The retry's receipt verifies and names the first answer's place in the log."""
-    assert (first.status_code, retry.status_code) == (201, 201), retry.text
+    assert (first.status_code, retry.status_code) == (status, status), retry.text
     assert retry.json() == first.json()
     claims = verified(client, retry.headers["Ordo-Receipt"])
     firsts = verified(client, first.headers["Ordo-Receipt"])
@@ -294,6 +297,30 @@ def test_a_prescribing_retried_with_its_key_carries_the_first_answers_receipt(
     retry = client.post("/v1/prescriptions", json=body, headers=headers)
 
     assert same_receipt(client, settings, first, retry)["action"] == "prescribing"
+
+
+def test_a_fhir_dispensing_retried_with_its_key_carries_the_first_answers_receipt(
+    client: Client, people: People, settings: Settings
+) -> None:
+    number = issue(client, people, 3)["prescription_id"]
+    headers = {**people.as_pharmacist(), **FHIR_JSON, "Idempotency-Key": "lgo-42"}
+    sent = fhir_dispense(f"MedicationRequest/{number}-1", 1)
+    first = client.post("/fhir/R4/MedicationDispense", json=sent, headers=headers)
+
+    retry = client.post("/fhir/R4/MedicationDispense", json=sent, headers=headers)
+
+    assert same_receipt(client, settings, first, retry)["action"] == "dispensing"
+
+
+def test_a_fhir_transaction_retried_with_its_key_carries_the_first_answers_receipt(
+    client: Client, people: People, settings: Settings
+) -> None:
+    bundle = fixture("HAS-32-2-Presc-ULTIBRO-BREEZ")
+    first = fhir_post(client, people, "/fhir/R4", bundle, "lap-7")
+
+    retry = fhir_post(client, people, "/fhir/R4", bundle, "lap-7")
+
+    assert same_receipt(client, settings, first, retry, 200)["action"] == "prescribing"
 
 
 def test_a_record_kept_before_positions_is_replayed_without_a_receipt(
