@@ -17,7 +17,7 @@ a second decision; the same key with another request is refused (`idempotency_ke
 The record keeps where the command's first event landed, and a retry's `last_appended` is that
 event with its position and hash, read from the log: its receipt names the same place as the
 first answer's (a receipted event, prescribing, dispensing or billing, is always its command's
-first). A record kept before positions were is replayed without a receipt.
+first). A record kept before records kept their position is replayed without a receipt.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 It keeps the store's promises: streams with versions, an append refused (`ConflictError`) when
 one of the streams it touches moved past the version its command was decided on, or when its
-idempotency key or invoice number is taken; all of a `Write` or none of it; events encoded and
+idempotency key or invoice number is taken; all of a `Write` or none of it (its record
+keeping where its first event landed, read back by `logged`); events encoded and
 decoded as the stored ones are. A test makes a race happen with `interpose`: a competing writer
 runs just before the next append is applied, after the command was decided.
 """
