@@ -74,7 +74,8 @@ class EventTableSql:
             f"ON {self.events} (notification_id ASC)",
             f"CREATE TABLE IF NOT EXISTS {self.idempotency} ("
             "key text PRIMARY KEY, fingerprint text NOT NULL, result bytea NOT NULL, "
-            "recorded_at timestamptz NOT NULL DEFAULT now())",
+            "recorded_at timestamptz NOT NULL DEFAULT now(), position bigint)",
+            self._add_record_position(),
             f"CREATE TABLE IF NOT EXISTS {self.claims} ("
             "finess text NOT NULL, invoice_number text NOT NULL, prescription_id text NOT NULL, "
             "dispensation_id text NOT NULL, PRIMARY KEY (finess, invoice_number))",
@@ -84,6 +85,18 @@ class EventTableSql:
             self._drop_group_function_without_hash(),
             self._group_function_ddl(),
         ]
+
+    def _add_record_position(self) -> str:
+        """Where a record's command's first event landed: a table created before it was kept
+        gains the column, NULL in its rows (taking the table's lock only then)."""
+        schema = self.schema.replace("'", "''")
+        return f"""
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = '{schema}'
+                   AND table_name = '{IDEMPOTENCY_TABLE}' AND column_name = 'position') THEN
+        ALTER TABLE {self.idempotency} ADD COLUMN position bigint;
+    END IF;
+END $$"""
 
     def _drop_group_function_without_hash(self) -> str:
         """A release before the hash chain defined the group append without `log_hash` in its
@@ -108,7 +121,8 @@ END $$"""
         group (the second would be decided against a state the first changes), so the checks
         are set-based. The returned rows are the inserted events with their log positions and
         hashes (the chain's trigger, `adapters.chain_postgres`, sets them): a command is
-        committed iff its events are among them.
+        committed iff its events are among them. An idempotency record is inserted once its
+        command's events are, with the position of the first of them.
         """
         return f"""
 CREATE OR REPLACE FUNCTION {self.group_function}(
@@ -136,10 +150,6 @@ BEGIN
         SELECT c.cmd FROM unnest(claim_cmds, claim_finess, claim_numbers) AS c(cmd, finess, num)
         JOIN {self.claims} ic ON ic.finess = c.finess AND ic.invoice_number = c.num
     ) AS r;
-    INSERT INTO {self.idempotency} (key, fingerprint, result)
-        SELECT k.key, k.fingerprint, k.result
-        FROM unnest(key_cmds, keys, fingerprints, results) AS k(cmd, key, fingerprint, result)
-        WHERE k.cmd <> ALL (refused);
     INSERT INTO {self.claims} (finess, invoice_number, prescription_id, dispensation_id)
         SELECT c.finess, c.num, c.prescription_id, c.dispensation_id
         FROM unnest(claim_cmds, claim_finess, claim_numbers, claim_prescriptions,
@@ -156,7 +166,21 @@ BEGIN
         WHERE e.cmd <> ALL (refused)
         ORDER BY e.n
     RETURNING t.originator_id, t.originator_version, t.notification_id, t.hash;
+    {self._insert_records()}
 END $$"""
+
+    def _insert_records(self) -> str:
+        """In `ordo_append_group`, once the events are inserted: the idempotency records of the
+        commands not refused, each with the log position of its command's first event."""
+        return f"""INSERT INTO {self.idempotency} (key, fingerprint, result, position)
+        SELECT k.key, k.fingerprint, k.result,
+            (SELECT min(t.notification_id)
+             FROM unnest(event_cmds, ids, versions) AS x(cmd, id, version)
+             JOIN {self.events} t
+                 ON t.originator_id = x.id AND t.originator_version = x.version
+             WHERE x.cmd = k.cmd)
+        FROM unnest(key_cmds, keys, fingerprints, results) AS k(cmd, key, fingerprint, result)
+        WHERE k.cmd <> ALL (refused);"""
 
     @property
     def append_group(self) -> str:
@@ -176,7 +200,12 @@ END $$"""
 
     @property
     def idempotency_record(self) -> str:
-        return f"SELECT fingerprint, result FROM {self.idempotency} WHERE key = $1"
+        return f"SELECT fingerprint, result, position FROM {self.idempotency} WHERE key = $1"
+
+    @property
+    def logged(self) -> str:
+        """One event of the log, with its hash."""
+        return f"SELECT topic, state, hash FROM {self.events} WHERE notification_id = $1"
 
     @property
     def invoice_claim(self) -> str:

@@ -106,7 +106,7 @@ class EmbeddedRecorder(SQLiteApplicationRecorder):
         )
         self.create_table_statements += [
             f"CREATE TABLE IF NOT EXISTS {IDEMPOTENCY_TABLE} (key TEXT PRIMARY KEY, "
-            "fingerprint TEXT NOT NULL, result BLOB NOT NULL)",
+            "fingerprint TEXT NOT NULL, result BLOB NOT NULL, position INTEGER)",
             f"CREATE TABLE IF NOT EXISTS {CLAIMS_TABLE} (finess TEXT NOT NULL, "
             "invoice_number TEXT NOT NULL, prescription_id TEXT NOT NULL, "
             "dispensation_id TEXT NOT NULL, PRIMARY KEY (finess, invoice_number))",
@@ -117,8 +117,18 @@ class EmbeddedRecorder(SQLiteApplicationRecorder):
 
     def _create_table(self, c: SQLiteCursor) -> None:
         super()._create_table(c)
+        self._add_record_position(c)
         self._migrate_legacy_streams(c)
         self._chain_once(c)
+
+    def _add_record_position(self, c: SQLiteCursor) -> None:
+        """Where a record's command's first event landed: a table created before it was kept
+        gains the column, NULL in its rows."""
+        c.execute(
+            f"SELECT name FROM pragma_table_info('{IDEMPOTENCY_TABLE}') WHERE name = 'position'"
+        )
+        if c.fetchone() is None:
+            c.execute(f"ALTER TABLE {IDEMPOTENCY_TABLE} ADD COLUMN position INTEGER")
 
     def _chain_once(self, c: SQLiteCursor) -> None:
         """Add the `hash` column and chain the rows a previous release wrote, in log order,
@@ -156,7 +166,11 @@ class EmbeddedRecorder(SQLiteApplicationRecorder):
             LEGACY_TOPICS,
         )
         records, claims = rows_of([(row[0], row[1], bytes(row[2])) for row in c.fetchall()])
-        c.executemany(f"INSERT OR IGNORE INTO {IDEMPOTENCY_TABLE} VALUES (?, ?, ?)", records)
+        c.executemany(
+            f"INSERT OR IGNORE INTO {IDEMPOTENCY_TABLE} (key, fingerprint, result) "
+            "VALUES (?, ?, ?)",
+            records,
+        )
         c.executemany(f"INSERT OR IGNORE INTO {CLAIMS_TABLE} VALUES (?, ?, ?, ?)", claims)
         c.execute(
             f"INSERT INTO {MIGRATIONS_TABLE} (name, records, claims) VALUES (?, ?, ?)",
@@ -184,9 +198,10 @@ class EmbeddedRecorder(SQLiteApplicationRecorder):
         points = self._chain(c, stored_events, positions)
         record: IdempotencyRecord | None = kwargs.get("idempotency")
         if record is not None:
+            first = points[0].position if points else None
             c.execute(
-                f"INSERT INTO {IDEMPOTENCY_TABLE} VALUES (?, ?, ?)",
-                (record.key, record.fingerprint, record.result),
+                f"INSERT INTO {IDEMPOTENCY_TABLE} VALUES (?, ?, ?, ?)",
+                (record.key, record.fingerprint, record.result, first),
             )
         claim: InvoiceClaim | None = kwargs.get("claim")
         if claim is not None:
@@ -225,11 +240,30 @@ class EmbeddedRecorder(SQLiteApplicationRecorder):
 
     def idempotency_record(self, key: str) -> IdempotencyRecord | None:
         with self.datastore.transaction(commit=False) as c:
-            c.execute(f"SELECT fingerprint, result FROM {IDEMPOTENCY_TABLE} WHERE key = ?", (key,))
+            c.execute(
+                f"SELECT fingerprint, result, position FROM {IDEMPOTENCY_TABLE} WHERE key = ?",
+                (key,),
+            )
             row = c.fetchone()
         if row is None:
             return None
-        return IdempotencyRecord(key=key, fingerprint=row[0], result=bytes(row[1]))
+        return IdempotencyRecord(key=key, fingerprint=row[0], result=bytes(row[1]), position=row[2])
+
+    def logged(self, position: int) -> tuple[StoredEvent, LogPoint] | None:
+        """The stored event at a log position, with its hash (None: none there, or unchained)."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT originator_id, originator_version, topic, state, hash "
+                f"FROM {EVENTS_TABLE} WHERE rowid = ?",
+                (position,),
+            )
+            row = c.fetchone()
+        if row is None or row[4] is None:
+            return None
+        stored = StoredEvent(
+            originator_id=row[0], originator_version=row[1], topic=row[2], state=bytes(row[3])
+        )
+        return stored, LogPoint(position, bytes(row[4]))
 
     def invoice_claim(self, finess: str, invoice_number: str) -> InvoiceClaim | None:
         with self.datastore.transaction(commit=False) as c:

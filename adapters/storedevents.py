@@ -40,6 +40,9 @@ class IdempotencyRecord(msgspec.Struct, frozen=True, kw_only=True):
     key: str
     fingerprint: str
     result: bytes
+    # Where the first event of its command landed in the log, set by the store in that append
+    # (None for a record written before positions were kept: its replay carries no receipt).
+    position: int | None = None
 
 
 class InvoiceClaim(msgspec.Struct, frozen=True, kw_only=True):

@@ -14,6 +14,10 @@ What a decision appended, with each event's log position and hash, is the reques
 A command sent with an `Idempotency-Key` (`UnitOfWork.decide_once`) appends its result with its
 events, in one transaction: a retry of an answered request gets that first result again, never
 a second decision; the same key with another request is refused (`idempotency_key_reused`).
+The record keeps where the command's first event landed, and a retry's `last_appended` is that
+event with its position and hash, read from the log: its receipt names the same place as the
+first answer's (a receipted event, prescribing, dispensing or billing, is always its command's
+first). A record kept before records kept their position is replayed without a receipt.
 """
 
 from __future__ import annotations
@@ -104,7 +108,8 @@ class Appended(msgspec.Struct, frozen=True):
     points: Sequence[LogPoint]
 
 
-# What the current request's last decision appended (None: nothing yet, or a replayed result).
+# What the current request's last decision appended, or what its replayed result's command
+# appended first (None: nothing yet, or a result replayed without its position).
 last_appended: ContextVar[Appended | None] = ContextVar("last_appended", default=None)
 
 
@@ -275,7 +280,17 @@ class UnitOfWork:
                 "be given again: read the prescription to see what was recorded",
                 field="Idempotency-Key",
             )
-        return msgspec.json.decode(record.result, type=kind)
+        first = msgspec.json.decode(record.result, type=kind)
+        if record.position is not None:
+            await self._recall_appended(record.position)
+        return first
+
+    async def _recall_appended(self, position: int) -> None:
+        """What the first answer appended first, as it landed: the retry's receipt is its."""
+        logged = await self._store.logged(position)
+        if logged is not None:
+            event, point = logged
+            last_appended.set(Appended([event], [point]))
 
 
 def _record(request: IdempotentRequest, result: object) -> IdempotencyRecord:

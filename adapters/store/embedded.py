@@ -52,6 +52,13 @@ class EmbeddedEventStore:
     async def idempotency_record(self, key: str) -> IdempotencyRecord | None:
         return await anyio.to_thread.run_sync(self._recorder.idempotency_record, key)
 
+    async def logged(self, position: int) -> tuple[Event, LogPoint] | None:
+        found = await anyio.to_thread.run_sync(self._recorder.logged, position)
+        if found is None or not self.log.mapper.is_prescription_event(found[0].topic):
+            return None
+        stored, point = found
+        return self.log.mapper.to_event(stored), point
+
     async def invoice_claim(self, finess: str, invoice_number: str) -> InvoiceClaim | None:
         return await anyio.to_thread.run_sync(self._recorder.invoice_claim, finess, invoice_number)
 

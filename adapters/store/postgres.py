@@ -323,7 +323,13 @@ class PostgresEventStore:
         row = await self.read("fetchrow", self._sql.idempotency_record, key)
         if row is None:
             return None
-        return IdempotencyRecord(key=key, fingerprint=row[0], result=bytes(row[1]))
+        return IdempotencyRecord(key=key, fingerprint=row[0], result=bytes(row[1]), position=row[2])
+
+    async def logged(self, position: int) -> tuple[Event, LogPoint] | None:
+        row = await self.read("fetchrow", self._sql.logged, position)
+        if row is None or row[2] is None or not self._mapper.is_prescription_event(row[0]):
+            return None
+        return self._mapper.decode(row[0], row[1]), LogPoint(position, bytes(row[2]))
 
     async def invoice_claim(self, finess: str, invoice_number: str) -> InvoiceClaim | None:
         row = await self.read("fetchrow", self._sql.invoice_claim, finess, invoice_number)

@@ -2,7 +2,8 @@
 
 It keeps the store's promises: streams with versions, an append refused (`ConflictError`) when
 one of the streams it touches moved past the version its command was decided on, or when its
-idempotency key or invoice number is taken; all of a `Write` or none of it; events encoded and
+idempotency key or invoice number is taken; all of a `Write` or none of it (its record
+keeping where its first event landed, read back by `logged`); events encoded and
 decoded as the stored ones are. A test makes a race happen with `interpose`: a competing writer
 runs just before the next append is applied, after the command was decided.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+
+import msgspec
 
 from adapters.chain import GENESIS, LogPoint, chained
 from adapters.store import ConflictError, Write, expected_versions, stream_of
@@ -30,6 +33,7 @@ class MemoryEventStore:
         self._streams: dict[str, list[Stored]] = {}
         self._positions = 0
         self._head = GENESIS  # the hash of the last event, chained as the real stores do
+        self._log: dict[int, tuple[str, bytes, bytes]] = {}  # position: topic, body, hash
         self._records: dict[str, IdempotencyRecord] = {}
         self._claims: dict[tuple[str, str], InvoiceClaim] = {}
         self._competitor: Competitor | None = None
@@ -83,8 +87,11 @@ class MemoryEventStore:
             self._positions += 1
             self._head = chained(self._head, stream, event.version, topic, state)
             points.append(LogPoint(self._positions, self._head))
+            self._log[self._positions] = (topic, state, self._head)
         if write.idempotency is not None:
-            self._records[write.idempotency.key] = write.idempotency
+            first = points[0].position if points else None
+            record = msgspec.structs.replace(write.idempotency, position=first)
+            self._records[record.key] = record
         if write.claim is not None:
             claim = write.claim
             self._claims[claim.finess, claim.invoice_number] = claim
@@ -108,6 +115,14 @@ class MemoryEventStore:
     async def idempotency_record(self, key: str) -> IdempotencyRecord | None:
         await asyncio.sleep(0)
         return self._records.get(key)
+
+    async def logged(self, position: int) -> tuple[Event, LogPoint] | None:
+        await asyncio.sleep(0)
+        found = self._log.get(position)
+        if found is None or not self._mapper.is_prescription_event(found[0]):
+            return None
+        topic, state, hash_ = found
+        return self._mapper.decode(topic, state), LogPoint(position, hash_)
 
     async def invoice_claim(self, finess: str, invoice_number: str) -> InvoiceClaim | None:
         await asyncio.sleep(0)

@@ -1,6 +1,7 @@
 """Prescribing under an `Idempotency-Key` (adapters/service.py `issue`), on the event store in
 memory: a retry, even one that overtakes the first request, registers one prescription and
-answers it to both; the same key with another prescription is refused; another prescriber's
+answers it to both, the retry with what the first appended where it landed (its receipt's); the
+same key with another prescription is refused; another prescriber's
 key is another request."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from adapters.store import Write
+from adapters.unit_of_work import last_appended
 from domain.actors import Actor
 from domain.errors import DomainError
 from tests.adapters.givens import PEOPLE, PRESCRIBER, prescription_of, service_on
@@ -26,6 +28,18 @@ async def test_a_retry_gets_the_first_prescription_and_records_nothing() -> None
 
     assert again == first
     assert await store.last_position() == 1
+
+
+async def test_a_retry_recalls_where_the_first_prescription_landed() -> None:
+    store = MemoryEventStore()
+    service = service_on(store)
+    await service.issue(PRESCRIBER, prescription_of(3), "lap-1")
+    first = last_appended.get()
+
+    await service.issue(PRESCRIBER, prescription_of(3), "lap-1")
+
+    assert first is not None and [point.position for point in first.points] == [1]
+    assert last_appended.get() == first
 
 
 async def test_a_retry_that_overtakes_the_first_request_is_answered_once() -> None:

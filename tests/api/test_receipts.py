@@ -1,7 +1,9 @@
 """Signed receipts on SQLite and PostgreSQL: `Ordo-Receipt` on the 201s of prescribing,
 dispensing and billing (/v1 and /fhir), checked with a JOSE library (PyJWT) against the keys
 published at `/.well-known/jwks.json`, before and after a key rotation; one byte changed and the
-receipt no longer verifies; its log position and hash are the event's in the chained log."""
+receipt no longer verifies; its log position and hash are the event's in the chained log; a retry
+answered from its `Idempotency-Key` carries a receipt naming the first answer's position and hash
+(none when its record was kept before records kept their position)."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from tests.api.previous_release import query
 from tests.api.test_billing_api import bill, dispensed
 from tests.api.test_fhir_dispensing import dispense as fhir_dispense
 from tests.api.test_fhir_prescribing import FHIR_JSON, fixture, post_bundle
+from tests.api.test_idempotent_prescribing import fhir_post
 from tests.api.test_prescriptions_api import dispense, issue
 from tests.api.test_reconciliation_api import invoice, reconcile
 from tests.conftest import Client, settings_for
@@ -246,17 +249,95 @@ def test_another_dispensings_receipt_is_receipt_invalid(client: Client, people: 
     assert item["detail"].startswith("the receipt is of prescription ")
 
 
-def test_a_retry_answered_from_its_key_records_nothing_and_carries_no_receipt(
-    client: Client, people: People
+def same_receipt(
+    client: Client, settings: Settings, first: Any, retry: Any, status: int = 201
+) -> dict[str, Any]:
+    """The retry's receipt verifies and names the first answer's place in the log."""
+    assert (first.status_code, retry.status_code) == (status, status), retry.text
+    assert retry.json() == first.json()
+    claims = verified(client, retry.headers["Ordo-Receipt"])
+    firsts = verified(client, first.headers["Ordo-Receipt"])
+    assert (claims["log_position"], claims["log_hash"]) == (
+        firsts["log_position"],
+        firsts["log_hash"],
+    )
+    assert claims["log_hash"] == logged_hash(settings, claims["log_position"])
+    return claims
+
+
+def test_a_dispensing_retried_with_its_key_carries_the_first_answers_receipt(
+    client: Client, people: People, settings: Settings
 ) -> None:
     number = issue(client, people, 3)["prescription_id"]
     first = dispense(client, people, number, (1, 1), **{"Idempotency-Key": "lgo-1"})
 
     retry = dispense(client, people, number, (1, 1), **{"Idempotency-Key": "lgo-1"})
 
-    assert (first.status_code, retry.status_code) == (201, 201)
-    assert verified(client, first.headers["Ordo-Receipt"])["action"] == "dispensing"
-    assert "Ordo-Receipt" not in retry.headers  # the first answer's receipt is the receipt
+    assert same_receipt(client, settings, first, retry)["action"] == "dispensing"
+
+
+def test_a_billing_retried_with_its_key_carries_the_first_answers_receipt(
+    client: Client, people: People, settings: Settings
+) -> None:
+    where = dispensed(client, people)
+    first = bill(client, people, where, key="lgo-7")
+    dispense(client, people, where.split("/")[0], (1, 1))  # the log moves on meanwhile
+
+    retry = bill(client, people, where, key="lgo-7")
+
+    assert same_receipt(client, settings, first, retry)["action"] == "billing"
+
+
+def test_a_prescribing_retried_with_its_key_carries_the_first_answers_receipt(
+    client: Client, people: People, settings: Settings
+) -> None:
+    body, headers = people.prescription_body(2), {**people.as_prescriber(), "Idempotency-Key": "k"}
+    first = client.post("/v1/prescriptions", json=body, headers=headers)
+
+    retry = client.post("/v1/prescriptions", json=body, headers=headers)
+
+    assert same_receipt(client, settings, first, retry)["action"] == "prescribing"
+
+
+def test_a_fhir_dispensing_retried_with_its_key_carries_the_first_answers_receipt(
+    client: Client, people: People, settings: Settings
+) -> None:
+    number = issue(client, people, 3)["prescription_id"]
+    headers = {**people.as_pharmacist(), **FHIR_JSON, "Idempotency-Key": "lgo-42"}
+    sent = fhir_dispense(f"MedicationRequest/{number}-1", 1)
+    first = client.post("/fhir/R4/MedicationDispense", json=sent, headers=headers)
+
+    retry = client.post("/fhir/R4/MedicationDispense", json=sent, headers=headers)
+
+    assert same_receipt(client, settings, first, retry)["action"] == "dispensing"
+
+
+def test_a_fhir_transaction_retried_with_its_key_carries_the_first_answers_receipt(
+    client: Client, people: People, settings: Settings
+) -> None:
+    bundle = fixture("HAS-32-2-Presc-ULTIBRO-BREEZ")
+    first = fhir_post(client, people, "/fhir/R4", bundle, "lap-7")
+
+    retry = fhir_post(client, people, "/fhir/R4", bundle, "lap-7")
+
+    assert same_receipt(client, settings, first, retry, 200)["action"] == "prescribing"
+
+
+def test_a_record_kept_before_positions_is_replayed_without_a_receipt(
+    client: Client, people: People, settings: Settings
+) -> None:
+    number = issue(client, people, 3)["prescription_id"]
+    first = dispense(client, people, number, (1, 1), **{"Idempotency-Key": "lgo-1"})
+    query(settings, "ALTER TABLE ordo_idempotency DROP COLUMN position")  # as kept before
+
+    with TestClient(build_app(settings)) as upgraded:
+        retry = dispense(upgraded, people, number, (1, 1), **{"Idempotency-Key": "lgo-1"})
+        later = dispense(upgraded, people, number, (1, 1), **{"Idempotency-Key": "lgo-2"})
+        again = dispense(upgraded, people, number, (1, 1), **{"Idempotency-Key": "lgo-2"})
+
+    assert (retry.status_code, retry.json()) == (201, first.json())
+    assert "Ordo-Receipt" not in retry.headers
+    assert same_receipt(client, settings, later, again)["action"] == "dispensing"
 
 
 @pytest.mark.parametrize(
