@@ -5,8 +5,9 @@ the checks that follow as if it had none."""
 from __future__ import annotations
 
 from domain.events import Product
+from domain.reconciliation.chunk import reconcile_chunk
 from domain.reconciliation.decision import reconcile
-from domain.reconciliation.invoices import Invoice
+from domain.reconciliation.invoices import Entry, Invoice
 from domain.reconciliation.receipts import Receipt, ReceiptCheck, ReceiptLine
 from tests.domain.builders import (
     GENERIC,
@@ -146,3 +147,29 @@ def test_receipt_invalid_comes_before_duplicate_invoice() -> None:
     forged = with_receipt(invoice((1, 2)), "forged")
 
     assert reconcile(forged, RECORD, EARLIER, receipts=said()).outcome == "receipt_invalid"
+
+
+def test_each_line_a_receipt_does_not_stand_for_is_named_with_the_packs_it_names() -> None:
+    billed = with_receipt(invoice((1, 1), (2, 1)))
+    receipts = said((1, 1, GENERIC), (1, 1, GENERIC), (2, 1, GENERIC))
+
+    verdict = reconcile(billed, RECORD, None, receipts=receipts)
+
+    assert verdict.detail == (
+        f"line 1: billed CIP13 {PARACETAMOL.code}, the receipt names CIP13 {GENERIC.code}, "
+        f"CIP13 {GENERIC.code}; line 2: billed CIP13 {PARACETAMOL.code}, the receipt names "
+        f"CIP13 {GENERIC.code}"
+    )
+
+
+def test_a_chunk_checks_each_invoices_receipt() -> None:
+    entries = [
+        Entry.of(1, with_receipt(invoice((1, 2)))),
+        Entry.of(2, with_receipt(invoice((1, 1)), "header.claims.forged")),
+    ]
+
+    verdicts = reconcile_chunk(
+        "b", entries, {NUMBER.value: RECORD}, {}, receipts=said((1, 2, PARACETAMOL))
+    )
+
+    assert [verdict.outcome for verdict in verdicts] == ["matched", "receipt_invalid"]
