@@ -4,6 +4,8 @@ designated_pharmacy_only, and `dispensable` says so; the named pharmacy dispense
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import msgspec
 import pytest
 
@@ -13,6 +15,7 @@ from domain.dispensable import allowances
 from domain.errors import DomainError
 from domain.events import PrescriptionIssued
 from tests.domain.builders import (
+    ISSUED_ON,
     NUMBER,
     PARACETAMOL,
     PHARMACY_A,
@@ -100,3 +103,14 @@ def test_a_line_with_nothing_left_says_so_rather_than_naming_the_pharmacy() -> N
         )
 
     assert refusal.value.code == "already_dispensed"
+
+
+def test_the_designated_pharmacy_is_told_when_the_line_opens_again() -> None:
+    three_months = msgspec.structs.replace(issued(3).lines[0], duration_days=90)
+    state = given(naming_pharmacy_a(msgspec.structs.replace(issued(3), lines=(three_months,))))
+
+    (there,) = allowances(state, None, moment().at, PHARMACY_A.value)
+
+    # One pack covers 30 days; the next from 7 days before they run out.
+    assert (there.max_quantity, there.reason) == (1, "quantity_exceeds_allowed_now")
+    assert there.next_on == ISSUED_ON + timedelta(days=23)
