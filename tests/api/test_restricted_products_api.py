@@ -2,8 +2,8 @@
 procedures, restricted products, designated pharmacy"), on SQLite and PostgreSQL, with the
 shipped sample of the public database: a SUBUTEX 8 mg line (high-dose buprénorphine) naming the
 patient's pharmacy (CSS L162-4-2) is dispensed there only, another pharmacy gets 409
-designated_pharmacy_only and `dispensable` tells it why, the read shows the pharmacy named;
-VENOFER ("réservé à l'usage hospitalier") is 422 hospital_use_only at prescribing."""
+designated_pharmacy_only and `dispensable` tells it why, the read and the PDF show the pharmacy
+named; VENOFER ("réservé à l'usage hospitalier") is 422 hospital_use_only at prescribing."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from litestar.testing import TestClient
 from adapters.bootstrap import build_app
 from adapters.config import Settings
 from tests.api.test_catalogue_rules_api import give, line, pack, prescribe
+from tests.api.test_document_api import document, text_of
 from tests.api.test_prescriptions_api import assert_problem
 from tests.api.test_products_api import import_sample
 from tests.conftest import Client
@@ -71,6 +72,8 @@ def test_the_designated_pharmacy_dispenses_and_no_other(
     assert give(with_catalogue, people, number, 1).status_code == 201
     read = with_catalogue.get(f"/v1/prescriptions/{number}", headers=people.as_patient())
     assert read.json()["lines"][0]["designated_finess"] == people.pharmacy
+    printed = text_of(document(with_catalogue, number, people.as_prescriber()))
+    assert f"Pharmacie désignée : FINESS {people.pharmacy}" in printed
 
 
 def test_a_designated_finess_whose_key_fails_is_refused(
