@@ -124,6 +124,11 @@ class PackFacts(msgspec.Struct, frozen=True, kw_only=True):
         first = (self.generic_group,) if self.generic_group else ()
         return first + self.other_generic_groups
 
+    @property
+    def hospital_only(self) -> bool:
+        """Reserved to hospital use (`hospital_only`): never on a community prescription."""
+        return hospital_only(self.conditions)
+
 
 class LineRequirements(msgspec.Struct, frozen=True, kw_only=True):
     """What a prescription line of this pack must say, and how it may be dispensed."""
@@ -175,6 +180,19 @@ def prescribing_conditions(texts: Iterable[str]) -> PrescribingConditions:
         fraction_days=min(fractions) if fractions else None,
         lists=tuple(sorted(set(lists))),
     )
+
+
+# CIS_CPD's "réservé à l'usage hospitalier" and "délivrance réservée aux pharmacies à usage
+# intérieur" (CSP R5121-84, R5126-1: dispensed by a hospital's own pharmacy only), whatever the
+# case, accents and apostrophe.
+_HOSPITAL_ONLY = re.compile(
+    r"reserve a l'usage hospitalier|delivrance reservee aux pharmacies a usage interieur"
+)
+
+
+def hospital_only(texts: Iterable[str]) -> bool:
+    """Do CIS_CPD's condition texts reserve the product to hospital use?"""
+    return any(_HOSPITAL_ONLY.search(" ".join(normalized(text).split())) for text in texts)
 
 
 def _days(match: re.Match[str]) -> int:

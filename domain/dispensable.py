@@ -28,7 +28,10 @@ packs). The rules, per line:
   reading of R5132-30: the pharmacist gives only "the treatment left to run"); the prescriber
   writes a new prescription;
 - no overlap: a narcotic dispensing may not cover a day that a narcotic dispensing of another
-  prescription of the same patient covers, unless the line carries `overlap_allowed` (R5132-33).
+  prescription of the same patient covers, unless the line carries `overlap_allowed` (R5132-33);
+- designated pharmacy: a line naming a pharmacy (`designated_finess`, CSS L162-4-2: "le
+  pharmacien désigné par le patient" for products misused or diverted) is dispensed by that
+  pharmacy only; any other gets nothing of it.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from domain.units import Counting
 LimitingRule = Literal[
     "quantity_exceeds_allowed_now",
     "narcotic_overlap",
+    "designated_pharmacy_only",
     "prescription_cancelled",
     "prescription_expired",
 ]
@@ -156,7 +160,9 @@ def _allowance(asked: _Asked, line: LineState, *, with_next_on: bool = True) -> 
     state = asked.state
     handing = asked.handing.get(line.line_no)
     count = state.counting(line, handing=handing)
-    verdict = _verdict(state, line, asked.others, asked.day, count=count, handing=handing)
+    verdict = _verdict(
+        state, line, asked.others, asked.day, count=count, handing=handing, finess=asked.finess
+    )
     if state.cancelled:
         return Allowance(
             line_no=line.line_no,
@@ -203,14 +209,19 @@ def _verdict(
     day: date,
     *,
     count: Counting,
+    finess: str,
     handing: Product | None = None,
 ) -> _Verdict:
-    """The tightest rule for this line on this day, whatever remains."""
+    """The tightest rule for this line on this day in pharmacy `finess`, whatever remains."""
     if state.cancelled:
         return _Verdict(0, "prescription_cancelled", CANCELLED)
     if state.is_expired(day):
         why = f"this prescription could be dispensed until {state.expires_on()}"
         return _Verdict(0, "prescription_expired", why)
+    designated = line.prescribed.designated_finess
+    if designated is not None and designated != finess:
+        why = f"line {line.line_no} names pharmacy {designated}, the only one that may dispense it"
+        return _Verdict(0, "designated_pharmacy_only", why)
     if line.prescribed.narcotic:
         verdicts: Iterable[_Verdict] = (
             _narcotic_period(state, line, day, count, handing),
@@ -395,7 +406,9 @@ def _next_on(asked: _Asked, line: LineState, packs_now: int) -> date | None:
         return None
     candidate = day + timedelta(days=1) if packs_now else day
     for _ in range(NEXT_ON_SEARCH_STEPS):
-        verdict = _verdict(after, line_after, asked.others, candidate, count=count)
+        verdict = _verdict(
+            after, line_after, asked.others, candidate, count=count, finess=asked.finess
+        )
         if verdict.packs > 0:
             return candidate if candidate > day else None
         if verdict.opens_on is None or verdict.opens_on <= candidate:

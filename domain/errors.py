@@ -30,6 +30,8 @@ ErrorCode = Literal[
     "substitution_excluded",
     "non_substitution_reason_invalid",
     "lot_required",
+    "designated_pharmacy_only",
+    "hospital_use_only",
 ]
 
 
@@ -48,7 +50,8 @@ class DomainError(Exception):
         self.code: ErrorCode = code
         self.detail = detail
         self.field = field
-        # quantity_exceeds_allowed_now / narcotic_overlap: the most that may be given now.
+        # quantity_exceeds_allowed_now / narcotic_overlap / designated_pharmacy_only: the most
+        # that may be given now.
         self.max_quantity = max_quantity
 
     def __repr__(self) -> str:

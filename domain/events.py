@@ -57,6 +57,9 @@ class PrescribedLine(msgspec.Struct, frozen=True, kw_only=True):
     overlap_allowed: bool = False
     # v1.2 addition, defaulted: lines recorded before it were substitutable.
     non_substitutable: NonSubstitutable | None = None
+    # The pharmacy named on the prescription (CSS L162-4-2), the only one that may dispense the
+    # line; lines recorded before it named none.
+    designated_finess: str | None = None
 
     @property
     def secure_only(self) -> bool:

@@ -39,6 +39,7 @@ SEEDS = {
     "61189163": "INHIXA 4 000 UI (enoxaparin; biosimilar of Lovenox): CIP13 3400930129753",
     "64558256": "MINIDRIL (contraceptive): 1 cycle 3400931823902, 3 cycles 3400931824091",
     "66477582": "DOLIPRANE 2,4 % oral suspension, a 100 ml bottle (no unit count): 3400934615467",
+    "60080232": "VENOFER 20 mg/mL (iron sucrose; reserved to hospital use): CIP13 3400957128340",
 }
 GROUP_MEMBERS_KEPT = 4  # of each seed's generic group, besides the seed (the first by order)
 

@@ -88,6 +88,7 @@ async def show_status(settings: Settings, console: Console) -> SnapshotInfo | No
     else:
         console.print(snapshot_table(info, f"imported at {info.imported_at:%Y-%m-%d %H:%M %Z}"))
         console.print(units_summary(snapshot), highlight=False)
+        console.print(conditions_summary(snapshot), highlight=False)
         for line in info.malformed[:MALFORMED_SHOWN]:
             console.print(f"malformed: {line}", highlight=False)
     if unfinished:
@@ -111,6 +112,13 @@ def units_summary(packs: Iterable[PackFacts]) -> str:
         f"units stated for {counted:,} of {total:,} packs ({share:.1%}); "
         f"{contraceptives:,} contraceptive packs"
     )
+
+
+def conditions_summary(packs: Iterable[PackFacts]) -> str:
+    """How many medicines (CIS) carry each prescribing condition ordo enforces beyond the
+    narcotic rules: reserved to hospital use (422 hospital_use_only at prescribing)."""
+    hospital = {facts.cis for facts in packs if facts.hospital_only}
+    return f"{len(hospital):,} medicines reserved to hospital use (refused at prescribing)"
 
 
 def snapshot_table(info: SnapshotInfo, caption: str) -> Table:

@@ -278,7 +278,7 @@ def _draw_line(pages: _Pages, line: LineView, *, secure: bool) -> None:
 
 def _mentions(line: LineView, *, secure: bool) -> list[str]:
     """What the prescriber wrote about a line besides product, dosage and duration: the
-    narcotic mentions, and "non substituable" with its reason."""
+    narcotic mentions, "non substituable" with its reason, and the pharmacy it names."""
     mentions = []
     if line.non_substitutable is not None:
         mentions.append(f"Non substituable ({line.non_substitutable.reason})")
@@ -291,6 +291,8 @@ def _mentions(line: LineView, *, secure: bool) -> list[str]:
         mentions.append(f"Délivrance fractionnée par périodes de {fraction}")
     if line.overlap_allowed:
         mentions.append("Chevauchement autorisé")
+    if line.designated_finess is not None:
+        mentions.append(f"Pharmacie désignée : FINESS {line.designated_finess}")
     return mentions
 
 

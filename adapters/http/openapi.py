@@ -144,6 +144,7 @@ PROBLEM_TITLES = {
 CODE_NOTES = {
     "quantity_exceeds_allowed_now": "with max_quantity",
     "narcotic_overlap": "with max_quantity",
+    "designated_pharmacy_only": "with max_quantity (0)",
 }
 RETRY_AFTER = OpenAPIHeader(
     schema=Schema(type=OpenAPIType.INTEGER, minimum=1),

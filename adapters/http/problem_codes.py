@@ -43,7 +43,12 @@ _ANSWERED: dict[tuple[str, str], Problems] = {
     | SENT
     | APPENDED
     | RETRIED
-    | _domain("invalid_request", "unknown_product", "non_substitution_reason_invalid"),
+    | _domain(
+        "invalid_request",
+        "unknown_product",
+        "non_substitution_reason_invalid",
+        "hospital_use_only",
+    ),
     ("GET", ON_A_PRESCRIPTION): CALLED | NAMED | _domain("invalid_request"),  # as_of
     ("GET", f"{ON_A_PRESCRIPTION}/qr.svg"): CALLED | NAMED,
     ("GET", f"{ON_A_PRESCRIPTION}/document.pdf"): CALLED | RESTRICTED | NAMED,
@@ -63,6 +68,7 @@ _ANSWERED: dict[tuple[str, str], Problems] = {
         "quantity_exceeds_remaining",
         "quantity_exceeds_allowed_now",
         "narcotic_overlap",
+        "designated_pharmacy_only",
         "substitution_not_allowed",
         "substitution_excluded",
         "non_substitution_reason_invalid",

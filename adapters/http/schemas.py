@@ -81,6 +81,13 @@ class PrescriptionLineBody(Body, frozen=True, kw_only=True):
             "then dispensed on the line (422 substitution_excluded)"
         ),
     ] = None
+    designated_finess: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="The pharmacy named on the prescription (CSS L162-4-2), a FINESS (else "
+            "422): any other pharmacy's dispensing of the line gets 409 designated_pharmacy_only"
+        ),
+    ] = None
 
 
 class IssueBody(Body, frozen=True, kw_only=True):
@@ -108,10 +115,17 @@ class IssueBody(Body, frozen=True, kw_only=True):
                     fraction_days=line.fraction_days,
                     overlap_allowed=line.overlap_allowed,
                     non_substitutable=line.non_substitutable,
+                    designated_finess=_designated(line, index),
                 )
-                for line in self.lines
+                for index, line in enumerate(self.lines)
             ),
         )
+
+
+def _designated(line: PrescriptionLineBody, index: int) -> Finess | None:
+    if line.designated_finess is None:
+        return None
+    return parse_identifier(Finess, line.designated_finess, f"lines[{index}].designated_finess")
 
 
 class DispenseLineBody(Body, frozen=True, kw_only=True):

@@ -10,7 +10,7 @@ import msgspec
 from domain.calendar import Moment
 from domain.catalogue import Catalogue, product_fraction
 from domain.checks import MAX_PACKS_PER_LINE, check_line_count, check_product, check_range
-from domain.errors import invalid
+from domain.errors import DomainError, invalid
 from domain.events import (
     NonSubstitutable,
     PrescribedLine,
@@ -18,7 +18,7 @@ from domain.events import (
     PrescriptionKind,
     Product,
 )
-from domain.identifiers import Ins, PrescriptionNumber, Rpps
+from domain.identifiers import Finess, Ins, PrescriptionNumber, Rpps
 from domain.substitution import check_non_substitutable
 
 MAX_DURATION_DAYS = 366
@@ -41,6 +41,7 @@ class RequestedLine(msgspec.Struct, frozen=True, kw_only=True):
     fraction_days: int | None = None
     overlap_allowed: bool = False
     non_substitutable: NonSubstitutable | None = None
+    designated_finess: Finess | None = None
 
 
 class IssuePrescription(msgspec.Struct, frozen=True, kw_only=True):
@@ -94,6 +95,12 @@ def _with_facts(
     if facts is None:
         return line
     name = facts.label or line.product.label
+    if facts.hospital_only:
+        raise DomainError(
+            "hospital_use_only",
+            f"{name} is reserved to hospital use: a community pharmacy never dispenses it",
+            field=f"{field}.product",
+        )
     narcotic = _as_catalogued(line.narcotic, facts.narcotic, name, "narcotic", field)
     assimilated = _as_catalogued(line.assimilated, facts.assimilated, name, "assimilated", field)
     if facts.secure_prescription and kind != "secure":
@@ -145,6 +152,7 @@ def _prescribed_line(
         fraction_days=line.fraction_days,
         overlap_allowed=line.overlap_allowed,
         non_substitutable=line.non_substitutable,
+        designated_finess=line.designated_finess.value if line.designated_finess else None,
     )
 
 

@@ -1,9 +1,10 @@
-"""`ordo catalogue status`'s line on units (`adapters.catalogue.cli.units_summary`): how many
-packs state their units, and how many are contraceptives."""
+"""`ordo catalogue status`'s lines on units (`adapters.catalogue.cli.units_summary`): how many
+packs state their units, and how many are contraceptives; and on the prescribing conditions
+enforced (`conditions_summary`): how many medicines are reserved to hospital use."""
 
 from __future__ import annotations
 
-from adapters.catalogue.cli import units_summary
+from adapters.catalogue.cli import conditions_summary, units_summary
 from tests.domain.real_packs import (
     DOLIPRANE_SYRUP,
     LEVOTHYROX_30,
@@ -12,6 +13,7 @@ from tests.domain.real_packs import (
     MINIDRIL_3,
     RealPacks,
 )
+from tests.domain.test_catalogue import pack
 
 
 def test_the_status_says_the_share_of_packs_with_units_and_the_contraceptives() -> None:
@@ -21,3 +23,22 @@ def test_the_status_says_the_share_of_packs_with_units_and_the_contraceptives() 
 
     assert units_summary(facts) == "units stated for 4 of 5 packs (80.0%); 2 contraceptive packs"
     assert units_summary([]) == "units stated for 0 of 0 packs (0.0%); 0 contraceptive packs"
+
+
+def test_the_status_counts_the_medicines_reserved_to_hospital_use() -> None:
+    hospital = ("réservé à l'usage HOSPITALIER",)
+    facts = [
+        pack("3400957128340", "60080232", conditions=hospital),
+        pack("3400957128341", "60080232", conditions=hospital),  # another pack, same medicine
+        pack(
+            "3400930000014",
+            "60000000",
+            conditions=("délivrance réservée aux pharmacies à usage intérieur",),
+        ),
+        pack("3400931587538", "67707794", conditions=("prescription hospitalière",)),
+    ]
+
+    assert conditions_summary(facts) == (
+        "2 medicines reserved to hospital use (refused at prescribing)"
+    )
+    assert conditions_summary([]) == "0 medicines reserved to hospital use (refused at prescribing)"

@@ -327,6 +327,7 @@ def test_every_caller_reads_each_line_as_it_was_written() -> None:
             "fraction_days": 7,
             "overlap_allowed": True,
             "non_substitutable": None,
+            "designated_finess": None,
         },
         {
             "line_no": 2,
@@ -339,6 +340,7 @@ def test_every_caller_reads_each_line_as_it_was_written() -> None:
             "fraction_days": None,
             "overlap_allowed": False,
             "non_substitutable": None,
+            "designated_finess": None,
         },
     ]
 

@@ -1,6 +1,7 @@
-"""Units and contraceptives as the import reads them from the full official snapshot
-(`ORDO_BDPM_DIR`, by default `../shared/data/bdpm/` beside the repository; skipped without it):
-the share of packs with a unit count, the contraceptives, and real packs read right."""
+"""Units, contraceptives and prescribing conditions as the import reads them from the full
+official snapshot (`ORDO_BDPM_DIR`, by default `../shared/data/bdpm/` beside the repository;
+skipped without it): the share of packs with a unit count, the contraceptives, the medicines
+reserved to hospital use, and real packs read right."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.catalogue.cli import units_summary
+from adapters.catalogue.cli import conditions_summary, units_summary
 from adapters.catalogue.importer import Reading, Silent, check_files
 from domain.catalogue import PackFacts
 
@@ -40,6 +41,31 @@ def test_most_packs_state_their_units_and_the_contraceptives_are_found(
         f"units stated for {counted:,} of {len(packs):,} packs ({counted / len(packs):.1%}); "
         f"{sum(f.contraceptive for f in packs.values()):,} contraceptive packs"
     )
+
+
+def test_the_medicines_reserved_to_hospital_use_are_those_cis_cpd_names(
+    packs: dict[str, PackFacts],
+) -> None:
+    texts = (
+        "réservé à l'usage hospitalier",
+        "délivrance réservée aux pharmacies à usage intérieur",
+    )
+    named = {
+        cis
+        for cis, text in (
+            line.split("\t")[:2]
+            for line in (FULL / "CIS_CPD_bdpm.txt").read_text("windows-1252").splitlines()
+            if "\t" in line
+        )
+        if text.strip().lower() in texts
+    }
+    with_packs = named & {facts.cis for facts in packs.values()}
+
+    assert 500 < len(with_packs) < 900  # 711 + 85 texts in the snapshot of 2 June 2022
+    assert conditions_summary(packs.values()) == (
+        f"{len(with_packs):,} medicines reserved to hospital use (refused at prescribing)"
+    )
+    assert packs["3400957128340"].hospital_only  # VENOFER 20 mg/mL
 
 
 @pytest.mark.parametrize(
