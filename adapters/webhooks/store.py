@@ -1,0 +1,227 @@
+"""The deliverer's own state, in SQLite beside the embedded log (`webhooks.sqlite3`):
+
+    ordo_webhook_subscriptions  who receives which kinds of events, at which URL, with the
+                                secret sealed (see `signing`)
+    ordo_webhook_position       the last log position whose deliveries are queued (one row)
+    ordo_webhook_deliveries     one row per `webhook-id` (a subscription and a log position):
+                                the body, its state (pending / delivered / failed), attempts,
+                                next attempt, reason
+
+Queueing a batch's deliveries and moving the position happen in one transaction, and a
+`webhook-id` is queued once (its primary key), so following the log again after a crash queues
+nothing twice.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+
+import msgspec
+
+from adapters.locks import file_leadership
+from adapters.readmodels.sqlite import Connection
+from adapters.webhooks.routing import Kind, Owner, Push
+from projections.runner import PositionMoved
+
+
+class Subscription(msgspec.Struct, frozen=True, kw_only=True):
+    subscription_id: str
+    owner: Owner
+    owner_id: str
+    url: str
+    kinds: tuple[Kind, ...]
+
+
+class Queued(msgspec.Struct, frozen=True, kw_only=True):
+    """A push of one logged event, and the body each of its owner's subscriptions receives."""
+
+    push: Push
+    position: int
+    written_at: float
+    body: bytes
+
+
+class Due(msgspec.Struct, frozen=True, kw_only=True):
+    """A delivery to attempt: where, signed with which sealed secret, which body."""
+
+    webhook_id: str
+    subscription_id: str
+    url: str
+    sealed_secret: bytes
+    body: bytes
+    written_at: float
+    attempts: int
+
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS ordo_webhook_subscriptions (subscription_id TEXT PRIMARY KEY, "
+    "owner TEXT NOT NULL, owner_id TEXT NOT NULL, url TEXT NOT NULL, kinds TEXT NOT NULL, "
+    "secret BLOB NOT NULL, active INTEGER NOT NULL DEFAULT 1)",
+    "CREATE TABLE IF NOT EXISTS ordo_webhook_position (id INTEGER PRIMARY KEY CHECK (id = 1), "
+    "position INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO ordo_webhook_position VALUES (1, 0)",
+    "CREATE TABLE IF NOT EXISTS ordo_webhook_deliveries (webhook_id TEXT PRIMARY KEY, "
+    "subscription_id TEXT NOT NULL, position INTEGER NOT NULL, state TEXT NOT NULL, "
+    "attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL, delivered_at REAL, "
+    "reason TEXT, written_at REAL NOT NULL, body BLOB NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS ordo_webhook_deliveries_order ON ordo_webhook_deliveries "
+    "(subscription_id, state, position)",
+)
+
+
+def webhook_id(subscription_id: str, position: int) -> str:
+    """The same on every attempt of a delivery, for the receiver to recognise a repeat."""
+    return f"{subscription_id}.{position}"
+
+
+class SqliteWebhooks:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = Connection(path)
+
+    async def create(self) -> None:
+        def work(cur: sqlite3.Cursor) -> None:
+            for statement in _SCHEMA:
+                cur.execute(statement)
+
+        await self.db.run(work, write=True)
+
+    async def subscribe(self, subscription: Subscription, sealed_secret: bytes) -> None:
+        s = subscription
+        row = (s.subscription_id, s.owner, s.owner_id, s.url, ",".join(s.kinds), sealed_secret)
+        await self.db.run(
+            lambda cur: cur.execute(
+                "INSERT INTO ordo_webhook_subscriptions (subscription_id, owner, owner_id, url, "
+                "kinds, secret) VALUES (?, ?, ?, ?, ?, ?)",
+                row,
+            ),
+            write=True,
+        )
+
+    async def unsubscribe(self, subscription_id: str) -> None:
+        await self.db.run(
+            lambda cur: cur.execute(
+                "UPDATE ordo_webhook_subscriptions SET active = 0 WHERE subscription_id = ?",
+                (subscription_id,),
+            ),
+            write=True,
+        )
+
+    async def position(self) -> int:
+        return await self.db.run(
+            lambda cur: int(cur.execute("SELECT position FROM ordo_webhook_position").fetchone()[0])
+        )
+
+    async def enqueue(self, queued: Sequence[Queued], reached: int, expected: int) -> None:
+        """Each push queued for its owner's active subscriptions to its kind, and the position
+        moved to `reached`, in one transaction."""
+
+        def work(cur: sqlite3.Cursor) -> None:
+            cur.execute(
+                "UPDATE ordo_webhook_position SET position = ? WHERE position = ?",
+                (reached, expected),
+            )
+            if cur.rowcount != 1:
+                raise PositionMoved(f"the deliverer is no longer at {expected}")
+            for q in queued:
+                for subscription_id in _subscribers(cur, q.push):
+                    cur.execute(
+                        "INSERT OR IGNORE INTO ordo_webhook_deliveries (webhook_id, "
+                        "subscription_id, position, state, next_attempt_at, written_at, body) "
+                        "VALUES (?, ?, ?, 'pending', 0, ?, ?)",
+                        (
+                            webhook_id(subscription_id, q.position),
+                            subscription_id,
+                            q.position,
+                            q.written_at,
+                            q.body,
+                        ),
+                    )
+
+        await self.db.run(work, write=True)
+
+    async def due(self, now: float, limit: int) -> list[Due]:
+        """The pending deliveries, in log order, of the subscriptions whose oldest pending one
+        is due: a subscription's deliveries are attempted in order, each after the one before."""
+        rows = await self.db.run(
+            lambda cur: cur.execute(
+                "SELECT d.webhook_id, d.subscription_id, s.url, s.secret, d.body, d.written_at, "
+                "d.attempts FROM ordo_webhook_deliveries d JOIN ordo_webhook_subscriptions s "
+                "USING (subscription_id) WHERE d.state = 'pending' AND d.subscription_id IN "
+                "(SELECT h.subscription_id FROM ordo_webhook_deliveries h WHERE h.state = "
+                "'pending' GROUP BY h.subscription_id HAVING min(h.position) = min(CASE WHEN "
+                "h.next_attempt_at <= ? THEN h.position END)) ORDER BY d.position LIMIT ?",
+                (now, limit),
+            ).fetchall()
+        )
+        return [
+            Due(
+                webhook_id=r[0],
+                subscription_id=r[1],
+                url=r[2],
+                sealed_secret=r[3],
+                body=r[4],
+                written_at=r[5],
+                attempts=r[6],
+            )
+            for r in rows
+        ]
+
+    async def delivered(self, webhook_id: str, now: float) -> None:
+        await self._update(
+            "UPDATE ordo_webhook_deliveries SET state = 'delivered', delivered_at = ?, "
+            "reason = NULL WHERE webhook_id = ?",
+            (now, webhook_id),
+        )
+
+    async def postpone(self, webhook_id: str, attempts: int, at: float, reason: str) -> None:
+        await self._update(
+            "UPDATE ordo_webhook_deliveries SET attempts = ?, next_attempt_at = ?, reason = ? "
+            "WHERE webhook_id = ?",
+            (attempts, at, reason, webhook_id),
+        )
+
+    async def failed(self, webhook_id: str, attempts: int, reason: str) -> None:
+        await self._update(
+            "UPDATE ordo_webhook_deliveries SET state = 'failed', attempts = ?, reason = ? "
+            "WHERE webhook_id = ?",
+            (attempts, reason, webhook_id),
+        )
+
+    async def _update(self, sql: str, params: tuple[object, ...]) -> None:
+        await self.db.run(lambda cur: cur.execute(sql, params), write=True)
+
+    async def next_due(self) -> float | None:
+        row = await self.db.run(
+            lambda cur: cur.execute(
+                "SELECT min(next_attempt_at) FROM ordo_webhook_deliveries WHERE state = 'pending'"
+            ).fetchone()
+        )
+        return None if row[0] is None else float(row[0])
+
+    async def counts(self) -> dict[str, int]:
+        rows = await self.db.run(
+            lambda cur: cur.execute(
+                "SELECT state, count(*) FROM ordo_webhook_deliveries GROUP BY state"
+            ).fetchall()
+        )
+        return {"pending": 0, "delivered": 0, "failed": 0, **{r[0]: int(r[1]) for r in rows}}
+
+    def leadership(self) -> AbstractAsyncContextManager[None]:
+        """One deliverer per data directory: an OS file lock, released when its process dies."""
+        return file_leadership(self.path.with_suffix(".lock"), poll_seconds=0.5)
+
+    async def close(self) -> None:
+        self.db.close()
+
+
+def _subscribers(cur: sqlite3.Cursor, push: Push) -> list[str]:
+    rows = cur.execute(
+        "SELECT subscription_id, kinds FROM ordo_webhook_subscriptions WHERE active = 1 "
+        "AND owner = ? AND owner_id = ? ORDER BY subscription_id",
+        (push.owner, push.owner_id),
+    ).fetchall()
+    return [r[0] for r in rows if push.kind in r[1].split(",")]

@@ -1,0 +1,224 @@
+"""Webhooks delivered to a real local HTTP receiver that checks every Standard Webhooks
+signature: each transmission and cancellation once per subscription, in log order; a receiver
+refusing for a while; a deliverer started again after a crash between POST and its record."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import msgspec
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from adapters.http.schemas import IssueBody
+from adapters.librarylog import LibraryLog, open_library_log
+from adapters.messaging.directory import MssanteDirectory
+from adapters.messaging.service import ConversationService
+from adapters.readmodels.sqlite import SqliteEventFeed
+from adapters.service import PrescriptionService
+from adapters.store.embedded import EmbeddedEventStore
+from adapters.webhooks.routing import Owner
+from adapters.webhooks.run import MAX_ATTEMPTS, Deliverer
+from adapters.webhooks.signing import SecretBox, webhooks_key
+from adapters.webhooks.store import SqliteWebhooks
+from adapters.webhooks.subscriptions import UrlRefused, check_url, subscribe
+from domain.actors import Actor
+from domain.identifiers import Finess
+from tools.cast import People
+
+
+@dataclass
+class Receiver:
+    """A local HTTP server: verifies each delivery with its path's secret, answers `status`."""
+
+    secrets: dict[str, str] = field(default_factory=dict)
+    received: list[tuple[str, str, dict[str, object]]] = field(default_factory=list)
+    status: int = 200
+
+    def __post_init__(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                if receiver.status == 200:
+                    payload = Webhook(receiver.secrets[self.path]).verify(body, dict(self.headers))
+                    receiver.received.append((self.path, self.headers["webhook-id"], payload))
+                self.send_response(receiver.status)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def bodies(self, path: str) -> list[tuple[str, str]]:
+        return [
+            (str(p["type"]), json.dumps(p["data"], sort_keys=True))
+            for at, _, p in self.received
+            if at == path
+        ]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    yield server
+    server.server.shutdown()
+
+
+class World:
+    def __init__(self, tmp_path: Path, people: People) -> None:
+        self.log: LibraryLog = open_library_log(None, tmp_path)
+        self.people = people
+        store = EmbeddedEventStore(self.log)
+        self.prescriptions = PrescriptionService(store)
+        directory = tmp_path / "mssante.csv"
+        directory.write_text(f"{people.pharmacy},a@pharmacie.mssante.fr\n")
+        self.conversations = ConversationService(
+            store, MssanteDirectory(directory), "ne-pas-repondre@ordo.mssante.fr"
+        )
+        self.prescriber = Actor(role="prescriber", subject="d", rpps=people.prescriber)
+        self.patient = Actor(role="patient", subject="p", ins=people.patient)
+        self.hooks = SqliteWebhooks(tmp_path / "webhooks.sqlite3")
+        self.box = SecretBox(webhooks_key(None, tmp_path))
+
+    async def send_and_cancel(self) -> str:
+        body = msgspec.convert(self.people.prescription_body(1), IssueBody)
+        issued = await self.prescriptions.issue(self.prescriber, body.command)
+        pid = issued.prescription_id
+        await self.conversations.transmit(self.patient, pid, Finess(self.people.pharmacy), "18 h")
+        await self.prescriptions.cancel(self.prescriber, pid, "erreur de posologie")
+        return pid
+
+    def deliverer(self, clock: list[float]) -> Deliverer:
+        client = httpx.AsyncClient(timeout=5)
+        feed = SqliteEventFeed(self.log)
+        return Deliverer(feed, self.hooks, self.box, client, clock=lambda: time.time() + clock[0])
+
+    async def subscribe(self, receiver: Receiver, path: str, owner: tuple[Owner, str]) -> None:
+        url = receiver.url(path)
+        kinds = ("transmission", "cancellation")
+        _, secret = await subscribe(self.hooks, self.box, owner, url, kinds, allow_http=True)
+        receiver.secrets[path] = secret
+
+
+async def drain(deliverer: Deliverer, seconds: float = 20) -> dict[str, int]:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        await deliverer.step()
+        counts = await deliverer.store.counts()
+        if (
+            counts["pending"] == 0
+            and await deliverer.store.position() == await deliverer.source.head()
+        ):
+            return counts
+        await asyncio.sleep(0.01)
+    return await deliverer.store.counts()
+
+
+def test_each_push_arrives_once_per_subscription_signed_and_in_log_order(
+    tmp_path: Path, people: People, receiver: Receiver
+) -> None:
+    world = World(tmp_path, people)
+
+    async def scenario() -> tuple[list[str], dict[str, int]]:
+        await world.hooks.create()
+        await world.subscribe(receiver, "/pharmacy/1", ("pharmacy", people.pharmacy))
+        await world.subscribe(receiver, "/pharmacy/2", ("pharmacy", people.pharmacy))
+        await world.subscribe(receiver, "/prescriber", ("prescriber", people.prescriber))
+        await world.subscribe(receiver, "/other", ("pharmacy", people.other_pharmacy))
+        ids = [await world.send_and_cancel() for _ in range(5)]
+        return ids, await drain(world.deliverer([0.0]))
+
+    ids, counts = asyncio.run(scenario())
+
+    transmissions = [("transmission", pid) for pid in ids]
+    cancellations = [("cancellation", pid) for pid in ids]
+    assert counts == {"pending": 0, "delivered": 15, "failed": 0}
+    for path in ("/pharmacy/1", "/pharmacy/2"):
+        got = [(kind, json.loads(data)["prescription_id"]) for kind, data in receiver.bodies(path)]
+        assert got == transmissions
+    got = [
+        (kind, json.loads(data)["prescription_id"]) for kind, data in receiver.bodies("/prescriber")
+    ]
+    assert got == cancellations
+    assert receiver.bodies("/other") == []
+    assert len({webhook_id for _, webhook_id, _ in receiver.received}) == 15
+
+
+def test_a_receiver_refusing_for_a_while_loses_nothing_and_keeps_the_order(
+    tmp_path: Path, people: People, receiver: Receiver
+) -> None:
+    world = World(tmp_path, people)
+    clock = [0.0]
+
+    async def scenario() -> tuple[list[str], dict[str, int]]:
+        await world.hooks.create()
+        await world.subscribe(receiver, "/pharmacy", ("pharmacy", people.pharmacy))
+        deliverer = world.deliverer(clock)
+        receiver.status = 503
+        ids = []
+        for _ in range(3):
+            ids.append(await world.send_and_cancel())
+            await deliverer.step()
+        for wait in (1, 2, 4, 8):  # the back-off, run on a clock moved forward
+            clock[0] += wait
+            await deliverer.step()
+        assert receiver.received == []
+        receiver.status = 200
+        clock[0] += 16
+        return ids, await drain(deliverer)
+
+    ids, counts = asyncio.run(scenario())
+
+    assert counts == {"pending": 0, "delivered": 3, "failed": 0}
+    got = [
+        (kind, json.loads(data)["prescription_id"]) for kind, data in receiver.bodies("/pharmacy")
+    ]
+    assert got == [("transmission", pid) for pid in ids]
+
+
+def test_a_delivery_refused_for_an_hour_fails_with_its_reason_and_the_next_one_goes(
+    tmp_path: Path, people: People, receiver: Receiver
+) -> None:
+    world = World(tmp_path, people)
+    clock = [0.0]
+
+    async def scenario() -> tuple[str, dict[str, int]]:
+        await world.hooks.create()
+        await world.subscribe(receiver, "/pharmacy", ("pharmacy", people.pharmacy))
+        deliverer = world.deliverer(clock)
+        receiver.status = 410
+        await world.send_and_cancel()
+        for _ in range(MAX_ATTEMPTS):
+            await deliverer.step()
+            clock[0] += 3600
+        receiver.status = 200
+        second = await world.send_and_cancel()
+        return second, await drain(deliverer)
+
+    second, counts = asyncio.run(scenario())
+
+    assert counts == {"pending": 0, "delivered": 1, "failed": 1}
+    assert [json.loads(d)["prescription_id"] for _, d in receiver.bodies("/pharmacy")] == [second]
+
+
+def test_a_webhook_url_is_https_unless_plain_http_is_allowed() -> None:
+    assert check_url("https://pharmacie.example/hooks", allow_http=False)
+    assert check_url("http://127.0.0.1:8080/hooks", allow_http=True)
+    for url in ("http://pharmacie.example/hooks", "https:///hooks", "ftp://x/y"):
+        with pytest.raises(UrlRefused):
+            check_url(url, allow_http=False)
