@@ -25,7 +25,7 @@ from adapters.messaging.service import ConversationService
 from adapters.readmodels.sqlite import SqliteEventFeed
 from adapters.service import PrescriptionService
 from adapters.store.embedded import EmbeddedEventStore
-from adapters.webhooks.routing import Owner
+from adapters.webhooks.routing import Kind, Owner
 from adapters.webhooks.run import MAX_ATTEMPTS, Deliverer
 from adapters.webhooks.signing import SecretBox, webhooks_key
 from adapters.webhooks.store import SqliteWebhooks
@@ -110,7 +110,7 @@ class World:
 
     async def subscribe(self, receiver: Receiver, path: str, owner: tuple[Owner, str]) -> None:
         url = receiver.url(path)
-        kinds = ("transmission", "cancellation")
+        kinds: tuple[Kind, ...] = ("transmission", "cancellation")
         _, secret = await subscribe(self.hooks, self.box, owner, url, kinds, allow_http=True)
         receiver.secrets[path] = secret
 
