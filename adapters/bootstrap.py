@@ -8,11 +8,14 @@ import signal
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import (
     AbstractAsyncContextManager,
+    AsyncExitStack,
     asynccontextmanager,
+    closing,
     contextmanager,
     suppress,
 )
 
+import httpx
 import structlog
 from litestar import Litestar
 
@@ -47,6 +50,9 @@ from adapters.service import PrescriptionService, paris_clock
 from adapters.store import EventStore
 from adapters.store.embedded import EmbeddedEventStore
 from adapters.store.postgres import PostgresEventStore
+from adapters.webhooks.run import Deliverer
+from adapters.webhooks.signing import SecretBox, webhooks_key
+from adapters.webhooks.store import SqliteWebhooks
 from domain.reconciliation.records import catalogue_substitutes
 
 log = structlog.get_logger("ordo.serve")
@@ -235,6 +241,26 @@ async def mailer_for(
         await source.close()
         await pool.close()
         documents.close()
+
+
+@asynccontextmanager
+async def webhooks_for(settings: Settings) -> AsyncIterator[Deliverer]:
+    """The webhooks' deliverer on this instance's log; its state in `webhooks.sqlite3` under
+    the data directory, whichever store holds the log."""
+    store = SqliteWebhooks(settings.data_dir / "webhooks.sqlite3")
+    box = SecretBox(webhooks_key(settings.webhooks_key, settings.data_dir))
+    async with AsyncExitStack() as stack:
+        client = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
+        stack.push_async_callback(store.close)
+        if settings.database_url is None:
+            the_log = stack.enter_context(closing(open_library_log(None, settings.data_dir, 2)))
+            yield Deliverer(SqliteEventFeed(the_log), store, box, client)
+            return
+        pool, schema = await open_pool(settings.database_url, 2)
+        stack.push_async_callback(pool.close)
+        source = PostgresEventFeed(pool, schema)
+        stack.push_async_callback(source.close)
+        yield Deliverer(source, store, box, client)
 
 
 def mailer_here(settings: Settings) -> bool:

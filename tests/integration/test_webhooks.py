@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -32,7 +36,7 @@ from adapters.webhooks.store import SqliteWebhooks
 from adapters.webhooks.subscriptions import UrlRefused, check_url, subscribe
 from domain.actors import Actor
 from domain.identifiers import Finess
-from tools.cast import People
+from tools.cast import SECRET, People
 
 
 @dataclass
@@ -42,6 +46,9 @@ class Receiver:
     secrets: dict[str, str] = field(default_factory=dict)
     received: list[tuple[str, str, dict[str, object]]] = field(default_factory=list)
     status: int = 200
+    hold_from: int | None = None  # the delivery received from which the receiver stops answering
+    holding: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         receiver = self
@@ -52,6 +59,9 @@ class Receiver:
                 if receiver.status == 200:
                     payload = Webhook(receiver.secrets[self.path]).verify(body, dict(self.headers))
                     receiver.received.append((self.path, self.headers["webhook-id"], payload))
+                if receiver.hold_from is not None and len(receiver.received) >= receiver.hold_from:
+                    receiver.holding.set()
+                    receiver.release.wait(30)
                 self.send_response(receiver.status)
                 self.end_headers()
 
@@ -76,6 +86,7 @@ class Receiver:
 def receiver() -> Iterator[Receiver]:
     server = Receiver()
     yield server
+    server.release.set()
     server.server.shutdown()
 
 
@@ -222,3 +233,47 @@ def test_a_webhook_url_is_https_unless_plain_http_is_allowed() -> None:
     for url in ("http://pharmacie.example/hooks", "https:///hooks", "ftp://x/y"):
         with pytest.raises(UrlRefused):
             check_url(url, allow_http=False)
+
+
+def test_a_deliverer_killed_mid_batch_loses_nothing_and_repeats_only_under_the_same_id(
+    tmp_path: Path, people: People, receiver: Receiver
+) -> None:
+    world = World(tmp_path, people)
+
+    async def given() -> list[str]:
+        await world.hooks.create()
+        await world.subscribe(receiver, "/pharmacy", ("pharmacy", people.pharmacy))
+        await world.subscribe(receiver, "/prescriber", ("prescriber", people.prescriber))
+        return [await world.send_and_cancel() for _ in range(20)]
+
+    ids = asyncio.run(given())
+    receiver.hold_from = 15  # each subscription has one delivery in flight when it is killed
+    env = {**os.environ, "ORDO_DATA_DIR": str(tmp_path), "ORDO_AUTH_SECRET": SECRET}
+    first = subprocess.Popen([sys.executable, "-m", "adapters.cli", "webhooks"], env=env)
+    try:
+        assert receiver.holding.wait(60), "the deliverer never reached the 15th delivery"
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+    finally:
+        first.kill()
+    receiver.hold_from = None
+    receiver.release.set()
+    second = subprocess.Popen([sys.executable, "-m", "adapters.cli", "webhooks"], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while len({w for _, w, _ in receiver.received}) < 40 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(15)
+
+    by_id: dict[str, set[str]] = {}
+    for path, webhook_id, payload in receiver.received:
+        by_id.setdefault(webhook_id, set()).add(f"{path} {json.dumps(payload, sort_keys=True)}")
+    assert len(by_id) == 40
+    assert len(receiver.received) > 40  # those held when it was killed came again
+    assert all(len(bodies) == 1 for bodies in by_id.values())  # a repeat is the same delivery
+    for path, kind in (("/pharmacy", "transmission"), ("/prescriber", "cancellation")):
+        got = list(dict.fromkeys(receiver.bodies(path)))  # each delivery at its first arrival
+        assert [(k, json.loads(d)["prescription_id"]) for k, d in got] == [(kind, p) for p in ids]
