@@ -43,10 +43,12 @@ from adapters.http.receipts import document_receipts, receipt_header, receipt_ke
 from adapters.http.reconciliation import ReconciliationController
 from adapters.http.routes import PrescriptionController
 from adapters.http.sending import SendingController
+from adapters.http.subscriptions import SubscriptionsController
 from adapters.logging import RequestLogMiddleware
 from adapters.messaging.service import ConversationService
 from adapters.receipts import KeyRing
 from adapters.service import PrescriptionService
+from adapters.webhooks.subscriptions import Subscriptions
 
 
 @get("/healthz", include_in_schema=False)
@@ -87,6 +89,7 @@ ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     PrescriptionController,
     DocumentController,
     SendingController,
+    SubscriptionsController,
     AccessLogController,
     ListsController,
     ReconciliationController,
@@ -112,6 +115,7 @@ def create_app(
     access_log: AccessRecorder | None = None,
     record_access: bool = True,
     conversations: ConversationService,
+    subscriptions: Subscriptions,
     receipts: KeyRing,
     receipt_issuer: str = "ordo",
     limits: Limits | None = None,
@@ -134,6 +138,7 @@ def create_app(
                 "catalogue": catalogue or LiveCatalogue(),
                 "access_log": access_log,
                 "conversations": conversations,
+                "subscriptions": subscriptions,
                 "receipts": receipts,
             }
         ),

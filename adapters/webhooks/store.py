@@ -18,6 +18,7 @@ import sqlite3
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -33,6 +34,20 @@ class Subscription(msgspec.Struct, frozen=True, kw_only=True):
     owner_id: str
     url: str
     kinds: tuple[Kind, ...]
+
+
+class Stored(msgspec.Struct, frozen=True, kw_only=True):
+    """A subscription as kept: its secret sealed, whether it was deleted."""
+
+    subscription: Subscription
+    sealed_secret: bytes
+    active: bool
+
+
+class Failure(msgspec.Struct, frozen=True, kw_only=True):
+    webhook_id: str
+    attempts: int
+    reason: str
 
 
 class Queued(msgspec.Struct, frozen=True, kw_only=True):
@@ -59,7 +74,8 @@ class Due(msgspec.Struct, frozen=True, kw_only=True):
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS ordo_webhook_subscriptions (subscription_id TEXT PRIMARY KEY, "
     "owner TEXT NOT NULL, owner_id TEXT NOT NULL, url TEXT NOT NULL, kinds TEXT NOT NULL, "
-    "secret BLOB NOT NULL, active INTEGER NOT NULL DEFAULT 1)",
+    "secret BLOB NOT NULL, active INTEGER NOT NULL DEFAULT 1, idempotency_key TEXT, "
+    "UNIQUE (owner, owner_id, idempotency_key))",
     "CREATE TABLE IF NOT EXISTS ordo_webhook_position (id INTEGER PRIMARY KEY CHECK (id = 1), "
     "position INTEGER NOT NULL)",
     "INSERT OR IGNORE INTO ordo_webhook_position VALUES (1, 0)",
@@ -89,17 +105,58 @@ class SqliteWebhooks:
 
         await self.db.run(work, write=True)
 
-    async def subscribe(self, subscription: Subscription, sealed_secret: bytes) -> None:
+    async def subscribe(
+        self, subscription: Subscription, sealed_secret: bytes, idempotency_key: str | None = None
+    ) -> Stored:
+        """The new subscription; or, when its owner used `idempotency_key` already, that one."""
         s = subscription
         row = (s.subscription_id, s.owner, s.owner_id, s.url, ",".join(s.kinds), sealed_secret)
-        await self.db.run(
+
+        def work(cur: sqlite3.Cursor) -> Stored:
+            cur.execute(
+                "INSERT OR IGNORE INTO ordo_webhook_subscriptions (subscription_id, owner, "
+                "owner_id, url, kinds, secret, idempotency_key) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (*row, idempotency_key),
+            )
+            found = cur.execute(
+                f"{_SELECT} WHERE owner = ? AND owner_id = ? AND (subscription_id = ? "
+                "OR idempotency_key = ?) ORDER BY subscription_id = ? LIMIT 1",
+                (s.owner, s.owner_id, s.subscription_id, idempotency_key, s.subscription_id),
+            ).fetchone()
+            return _stored(found)
+
+        return await self.db.run(work, write=True)
+
+    async def subscription(self, subscription_id: str) -> Stored | None:
+        row = await self.db.run(
             lambda cur: cur.execute(
-                "INSERT INTO ordo_webhook_subscriptions (subscription_id, owner, owner_id, url, "
-                "kinds, secret) VALUES (?, ?, ?, ?, ?, ?)",
-                row,
-            ),
-            write=True,
+                f"{_SELECT} WHERE subscription_id = ?", (subscription_id,)
+            ).fetchone()
         )
+        return None if row is None else _stored(row)
+
+    async def deliveries(
+        self, subscription_id: str, limit: int
+    ) -> tuple[dict[str, int], list[Failure]]:
+        """A subscription's deliveries counted by state, and its latest failures with why."""
+
+        def work(cur: sqlite3.Cursor) -> tuple[dict[str, int], list[Failure]]:
+            rows = cur.execute(
+                "SELECT state, count(*) FROM ordo_webhook_deliveries WHERE subscription_id = ? "
+                "GROUP BY state",
+                (subscription_id,),
+            ).fetchall()
+            failed = cur.execute(
+                "SELECT webhook_id, attempts, reason FROM ordo_webhook_deliveries WHERE "
+                "subscription_id = ? AND state = 'failed' ORDER BY position DESC LIMIT ?",
+                (subscription_id, limit),
+            ).fetchall()
+            counts = {"pending": 0, "delivered": 0, "failed": 0, **{r[0]: r[1] for r in rows}}
+            return counts, [
+                Failure(webhook_id=r[0], attempts=r[1], reason=r[2] or "") for r in failed
+            ]
+
+        return await self.db.run(work)
 
     async def unsubscribe(self, subscription_id: str) -> None:
         await self.db.run(
@@ -216,6 +273,23 @@ class SqliteWebhooks:
 
     async def close(self) -> None:
         self.db.close()
+
+
+_SELECT = (
+    "SELECT subscription_id, owner, owner_id, url, kinds, secret, active "
+    "FROM ordo_webhook_subscriptions"
+)
+
+
+def _stored(row: Sequence[Any]) -> Stored:
+    subscription = Subscription(
+        subscription_id=str(row[0]),
+        owner=msgspec.convert(row[1], Owner),
+        owner_id=str(row[2]),
+        url=str(row[3]),
+        kinds=msgspec.convert(str(row[4]).split(","), tuple[Kind, ...]),
+    )
+    return Stored(subscription=subscription, sealed_secret=bytes(row[5]), active=bool(row[6]))
 
 
 def _subscribers(cur: sqlite3.Cursor, push: Push) -> list[str]:
