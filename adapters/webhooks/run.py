@@ -24,7 +24,7 @@ import structlog
 from prometheus_client import Counter, Histogram
 
 from adapters.mailer.run import backoff
-from adapters.webhooks.routing import body_of, pushes
+from adapters.webhooks.routing import Watch, body_of, follow
 from adapters.webhooks.signing import SecretBox, signed_headers
 from adapters.webhooks.store import Due, Queued, SqliteWebhooks
 from projections.runner import EventFeed, PositionMoved
@@ -66,15 +66,20 @@ class Deliverer:
         batch = await self.source.read(position, self.batch_size)
         if not batch:
             return 0
-        queued = [
-            Queued(
-                push=push, position=at, written_at=event.at.timestamp(), body=body_of(push, event)
-            )
-            for at, event in batch
-            if event is not None
-            for push in pushes(event)
-        ]
-        await self.store.enqueue(queued, batch[-1][0], expected=position)
+        events = [(at, event) for at, event in batch if event is not None]
+        before = await self.store.watches({event.prescription_id for _, event in events})
+        watches = dict(before)
+        queued = []
+        for at, event in events:
+            key = event.prescription_id
+            watches[key], pushed = follow(watches.get(key, Watch()), event)
+            written_at = event.at.timestamp()
+            queued += [
+                Queued(push=p, position=at, written_at=written_at, body=body_of(p, event))
+                for p in pushed
+            ]
+        changed = {key: w for key, w in watches.items() if before.get(key) != w}
+        await self.store.enqueue(queued, changed, batch[-1][0], expected=position)
         return len(batch)
 
     async def deliver_due(self) -> int:

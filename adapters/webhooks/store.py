@@ -15,7 +15,7 @@ nothing twice.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ import msgspec
 
 from adapters.locks import file_leadership
 from adapters.readmodels.sqlite import Connection
-from adapters.webhooks.routing import Kind, Owner, Push
+from adapters.webhooks.routing import Kind, Owner, Push, Watch
 from projections.runner import PositionMoved
 
 
@@ -71,6 +71,9 @@ class Due(msgspec.Struct, frozen=True, kw_only=True):
     attempts: int
 
 
+_encoder = msgspec.msgpack.Encoder()
+_watch = msgspec.msgpack.Decoder(Watch)
+
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS ordo_webhook_subscriptions (subscription_id TEXT PRIMARY KEY, "
     "owner TEXT NOT NULL, owner_id TEXT NOT NULL, url TEXT NOT NULL, kinds TEXT NOT NULL, "
@@ -83,6 +86,8 @@ _SCHEMA = (
     "subscription_id TEXT NOT NULL, position INTEGER NOT NULL, state TEXT NOT NULL, "
     "attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL, delivered_at REAL, "
     "reason TEXT, written_at REAL NOT NULL, body BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS ordo_webhook_watches (prescription_id TEXT PRIMARY KEY, "
+    "watch BLOB NOT NULL)",
     "CREATE INDEX IF NOT EXISTS ordo_webhook_deliveries_order ON ordo_webhook_deliveries "
     "(subscription_id, state, position)",
 )
@@ -172,9 +177,23 @@ class SqliteWebhooks:
             lambda cur: int(cur.execute("SELECT position FROM ordo_webhook_position").fetchone()[0])
         )
 
-    async def enqueue(self, queued: Sequence[Queued], reached: int, expected: int) -> None:
-        """Each push queued for its owner's active subscriptions to its kind, and the position
-        moved to `reached`, in one transaction."""
+    async def watches(self, prescription_ids: Collection[str]) -> dict[str, Watch]:
+        """What the pushes of these prescriptions depend on, as far as the position."""
+        wanted = list(prescription_ids)
+        marks = ",".join("?" * len(wanted))
+        sql = f"SELECT prescription_id, watch FROM ordo_webhook_watches WHERE prescription_id IN ({marks})"  # noqa: S608, E501 - placeholders only
+        rows = await self.db.run(lambda cur: cur.execute(sql, wanted).fetchall())
+        return {r[0]: _watch.decode(r[1]) for r in rows}
+
+    async def enqueue(
+        self,
+        queued: Sequence[Queued],
+        watches: Mapping[str, Watch],
+        reached: int,
+        expected: int,
+    ) -> None:
+        """Each push queued for its owner's active subscriptions to its kind, the changed
+        watches written, and the position moved to `reached`, in one transaction."""
 
         def work(cur: sqlite3.Cursor) -> None:
             cur.execute(
@@ -183,6 +202,10 @@ class SqliteWebhooks:
             )
             if cur.rowcount != 1:
                 raise PositionMoved(f"the deliverer is no longer at {expected}")
+            cur.executemany(
+                "INSERT OR REPLACE INTO ordo_webhook_watches VALUES (?, ?)",
+                [(key, _encoder.encode(watch)) for key, watch in watches.items()],
+            )
             for q in queued:
                 for subscription_id in _subscribers(cur, q.push):
                     cur.execute(

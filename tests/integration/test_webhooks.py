@@ -1,6 +1,7 @@
 """Webhooks delivered to a real local HTTP receiver that checks every Standard Webhooks
-signature: each transmission and cancellation once per subscription, in log order; a receiver
-refusing for a while; a deliverer started again after a crash between POST and its record."""
+signature: each transmission, cancellation and message once per subscription, in log order; a
+receiver refusing for a while; a delivery given up after an hour; a deliverer SIGKILLed mid-batch.
+Who is pushed what, masking included, is tests/adapters/test_webhook_routing.py."""
 
 from __future__ import annotations
 
@@ -119,9 +120,14 @@ class World:
         feed = SqliteEventFeed(self.log)
         return Deliverer(feed, self.hooks, self.box, client, clock=lambda: time.time() + clock[0])
 
-    async def subscribe(self, receiver: Receiver, path: str, owner: tuple[Owner, str]) -> None:
+    async def subscribe(
+        self,
+        receiver: Receiver,
+        path: str,
+        owner: tuple[Owner, str],
+        kinds: tuple[Kind, ...] = ("transmission", "cancellation"),
+    ) -> None:
         url = receiver.url(path)
-        kinds: tuple[Kind, ...] = ("transmission", "cancellation")
         _, secret = await subscribe(self.hooks, self.box, owner, url, kinds, allow_http=True)
         receiver.secrets[path] = secret
 
@@ -140,6 +146,15 @@ async def drain(deliverer: Deliverer, seconds: float = 20) -> dict[str, int]:
     return await deliverer.store.counts()
 
 
+def pushed(receiver: Receiver, path: str) -> list[tuple[str, str]]:
+    """(type, prescription) of what `path` received, in order."""
+    return [(kind, json.loads(data)["prescription_id"]) for kind, data in receiver.bodies(path)]
+
+
+def sent_then_cancelled(ids: list[str]) -> list[tuple[str, str]]:
+    return [(kind, pid) for pid in ids for kind in ("transmission", "cancellation")]
+
+
 def test_each_push_arrives_once_per_subscription_signed_and_in_log_order(
     tmp_path: Path, people: People, receiver: Receiver
 ) -> None:
@@ -151,23 +166,19 @@ def test_each_push_arrives_once_per_subscription_signed_and_in_log_order(
         await world.subscribe(receiver, "/pharmacy/2", ("pharmacy", people.pharmacy))
         await world.subscribe(receiver, "/prescriber", ("prescriber", people.prescriber))
         await world.subscribe(receiver, "/other", ("pharmacy", people.other_pharmacy))
+        await world.subscribe(receiver, "/messages", ("pharmacy", people.pharmacy), ("message",))
         ids = [await world.send_and_cancel() for _ in range(5)]
         return ids, await drain(world.deliverer([0.0]))
 
     ids, counts = asyncio.run(scenario())
 
-    transmissions = [("transmission", pid) for pid in ids]
-    cancellations = [("cancellation", pid) for pid in ids]
-    assert counts == {"pending": 0, "delivered": 15, "failed": 0}
+    assert counts == {"pending": 0, "delivered": 30, "failed": 0}
     for path in ("/pharmacy/1", "/pharmacy/2"):
-        got = [(kind, json.loads(data)["prescription_id"]) for kind, data in receiver.bodies(path)]
-        assert got == transmissions
-    got = [
-        (kind, json.loads(data)["prescription_id"]) for kind, data in receiver.bodies("/prescriber")
-    ]
-    assert got == cancellations
+        assert pushed(receiver, path) == sent_then_cancelled(ids)
+    assert pushed(receiver, "/prescriber") == [("cancellation", pid) for pid in ids]
+    assert pushed(receiver, "/messages") == [("message", pid) for pid in ids]
     assert receiver.bodies("/other") == []
-    assert len({webhook_id for _, webhook_id, _ in receiver.received}) == 15
+    assert len({webhook_id for _, webhook_id, _ in receiver.received}) == 30
 
 
 def test_a_receiver_refusing_for_a_while_loses_nothing_and_keeps_the_order(
@@ -195,11 +206,8 @@ def test_a_receiver_refusing_for_a_while_loses_nothing_and_keeps_the_order(
 
     ids, counts = asyncio.run(scenario())
 
-    assert counts == {"pending": 0, "delivered": 3, "failed": 0}
-    got = [
-        (kind, json.loads(data)["prescription_id"]) for kind, data in receiver.bodies("/pharmacy")
-    ]
-    assert got == [("transmission", pid) for pid in ids]
+    assert counts == {"pending": 0, "delivered": 6, "failed": 0}
+    assert pushed(receiver, "/pharmacy") == sent_then_cancelled(ids)
 
 
 def test_a_delivery_refused_for_an_hour_fails_with_its_reason_and_the_next_one_goes(
@@ -210,7 +218,9 @@ def test_a_delivery_refused_for_an_hour_fails_with_its_reason_and_the_next_one_g
 
     async def scenario() -> tuple[str, dict[str, int]]:
         await world.hooks.create()
-        await world.subscribe(receiver, "/pharmacy", ("pharmacy", people.pharmacy))
+        await world.subscribe(
+            receiver, "/pharmacy", ("pharmacy", people.pharmacy), ("transmission",)
+        )
         deliverer = world.deliverer(clock)
         receiver.status = 410
         await world.send_and_cancel()
@@ -261,7 +271,7 @@ def test_a_deliverer_killed_mid_batch_loses_nothing_and_repeats_only_under_the_s
     second = subprocess.Popen([sys.executable, "-m", "adapters.cli", "webhooks"], env=env)
     try:
         deadline = time.monotonic() + 60
-        while len({w for _, w, _ in receiver.received}) < 40 and time.monotonic() < deadline:
+        while len({w for _, w, _ in receiver.received}) < 60 and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(0.5)
     finally:
@@ -271,9 +281,14 @@ def test_a_deliverer_killed_mid_batch_loses_nothing_and_repeats_only_under_the_s
     by_id: dict[str, set[str]] = {}
     for path, webhook_id, payload in receiver.received:
         by_id.setdefault(webhook_id, set()).add(f"{path} {json.dumps(payload, sort_keys=True)}")
-    assert len(by_id) == 40
-    assert len(receiver.received) > 40  # those held when it was killed came again
+    assert len(by_id) == 60
+    assert len(receiver.received) > 60  # those held when it was killed came again
     assert all(len(bodies) == 1 for bodies in by_id.values())  # a repeat is the same delivery
-    for path, kind in (("/pharmacy", "transmission"), ("/prescriber", "cancellation")):
-        got = list(dict.fromkeys(receiver.bodies(path)))  # each delivery at its first arrival
-        assert [(k, json.loads(d)["prescription_id"]) for k, d in got] == [(kind, p) for p in ids]
+    first_arrivals = {
+        path: [
+            (k, json.loads(d)["prescription_id"]) for k, d in dict.fromkeys(receiver.bodies(path))
+        ]
+        for path in ("/pharmacy", "/prescriber")
+    }
+    assert first_arrivals["/pharmacy"] == sent_then_cancelled(ids)
+    assert first_arrivals["/prescriber"] == [("cancellation", pid) for pid in ids]
