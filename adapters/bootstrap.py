@@ -288,11 +288,17 @@ def webhooks_side(
                 deliverer = await stack.enter_async_context(webhooks_for(settings, event_log))
                 stopping = asyncio.Event()
                 task = asyncio.create_task(deliverer.run(stopping))
-                stack.callback(task.cancel)
-                stack.callback(stopping.set)
+                stack.push_async_callback(_stopped, task, stopping)
             yield
 
     return deliver
+
+
+async def _stopped(task: asyncio.Task[None], stopping: asyncio.Event) -> None:
+    stopping.set()
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
 
 
 def mailer_here(settings: Settings) -> bool:

@@ -63,8 +63,10 @@ class SubscriptionsController(Controller):
         description="Each matching event is POSTed to `url` as JSON, signed by the Standard "
         "Webhooks rules (`webhook-id`, `webhook-timestamp`, `webhook-signature`) with the "
         "`secret` answered here once; at least once, in log order, retried with back-off up to "
-        "an hour. A pharmacist subscribes their pharmacy (transmissions to it), a prescriber "
-        "themself (cancellations of their prescriptions).",
+        "an hour. A pharmacist subscribes their pharmacy (the transmissions to it, the patient's "
+        "messages, and for what was sent to it: cancellations, a dispensing elsewhere), a "
+        "prescriber themself (cancellations of their prescriptions, and their dispensings "
+        "unless the patient opposes).",
         dependencies={"payload": strict_body(SubscribeBody)},
         responses={403: FORBIDDEN, 422: _problem("`invalid_request`: a URL that is not https")},
     )

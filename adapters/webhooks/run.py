@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 
 import httpx
 import structlog
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from adapters.mailer.run import backoff
 from adapters.webhooks.routing import Watch, body_of, follow
@@ -33,6 +33,7 @@ log = structlog.get_logger("ordo.webhooks")
 DELIVERED = Counter("ordo_webhooks_delivered_total", "Deliveries a receiver answered with a 2xx")
 FAILED = Counter("ordo_webhooks_failed_total", "Deliveries given up after an hour of back-off")
 RETRIED = Counter("ordo_webhooks_retries_total", "Delivery attempts postponed")
+PENDING = Gauge("ordo_webhooks_pending", "Deliveries queued and not yet delivered or failed")
 LAG = Histogram(
     "ordo_webhooks_lag_seconds",
     "From the event to the receiver's 2xx",
@@ -151,6 +152,7 @@ class Deliverer:
         while not stopping.is_set():
             if await self.step():
                 continue
+            PENDING.set((await self.store.counts())["pending"])
             await self.source.wait_for_news(await self._idle_wait())
 
     async def _idle_wait(self) -> float:
