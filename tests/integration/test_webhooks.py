@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import msgspec
@@ -45,7 +46,7 @@ class Receiver:
     """A local HTTP server: verifies each delivery with its path's secret, answers `status`."""
 
     secrets: dict[str, str] = field(default_factory=dict)
-    received: list[tuple[str, str, dict[str, object]]] = field(default_factory=list)
+    received: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     status: int = 200
     hold_from: int | None = None  # the delivery received from which the receiver stops answering
     holding: threading.Event = field(default_factory=threading.Event)
