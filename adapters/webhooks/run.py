@@ -23,11 +23,12 @@ import httpx
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
+from adapters.locks import follow_while_leading
 from adapters.mailer.run import backoff
 from adapters.webhooks.routing import Watch, body_of, follow
 from adapters.webhooks.signing import SecretBox, signed_headers
 from adapters.webhooks.store import Due, Queued, SqliteWebhooks
-from projections.runner import EventFeed, PositionMoved
+from projections.runner import EventFeed
 
 log = structlog.get_logger("ordo.webhooks")
 DELIVERED = Counter("ordo_webhooks_delivered_total", "Deliveries a receiver answered with a 2xx")
@@ -136,17 +137,7 @@ class Deliverer:
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Deliver until `stopping`, while this process leads; a failure starts again."""
-        await self.store.create()
-        while not stopping.is_set():
-            try:
-                async with self.store.leadership():
-                    log.info("webhooks leading", position=await self.store.position())
-                    await self._follow(stopping)
-            except PositionMoved:
-                continue
-            except Exception:
-                log.exception("webhooks failed; starting again from its recorded state in 1 s")
-                await asyncio.sleep(1)
+        await follow_while_leading("webhooks", self.store, self._follow, stopping)
 
     async def _follow(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
