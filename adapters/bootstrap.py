@@ -53,6 +53,7 @@ from adapters.store.postgres import PostgresEventStore
 from adapters.webhooks.run import Deliverer
 from adapters.webhooks.signing import SecretBox, webhooks_key
 from adapters.webhooks.store import SqliteWebhooks
+from adapters.webhooks.store_postgres import PostgresWebhooks
 from adapters.webhooks.subscriptions import Subscriptions
 from domain.reconciliation.records import catalogue_substitutes
 
@@ -244,52 +245,59 @@ async def mailer_for(
         documents.close()
 
 
-def webhooks_store(settings: Settings) -> tuple[SqliteWebhooks, SecretBox]:
-    """The subscriptions and deliveries, in `webhooks.sqlite3` under the data directory
-    whichever store holds the log, and the box their secrets are sealed in."""
-    store = SqliteWebhooks(settings.data_dir / "webhooks.sqlite3")
-    return store, SecretBox(webhooks_key(settings.webhooks_key, settings.data_dir))
+def webhooks_box(settings: Settings) -> SecretBox:
+    """The box the subscriptions' secrets are sealed in."""
+    return SecretBox(webhooks_key(settings.webhooks_key, settings.data_dir))
 
 
 @asynccontextmanager
 async def webhooks_for(
     settings: Settings, event_log: LibraryLog | None = None
 ) -> AsyncIterator[Deliverer]:
-    """The webhooks' deliverer on this instance's log."""
-    store, box = webhooks_store(settings)
+    """The webhooks' deliverer on this instance's log, its state beside the log: SQLite beside
+    the embedded log, or the PostgreSQL schema of the log."""
+    box = webhooks_box(settings)
     async with AsyncExitStack() as stack:
         client = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
-        stack.push_async_callback(store.close)
         if settings.database_url is None:
+            store = SqliteWebhooks(settings.data_dir / "webhooks.sqlite3")
+            stack.push_async_callback(store.close)
             the_log = event_log or stack.enter_context(
                 closing(open_library_log(None, settings.data_dir, 2))
             )
             yield Deliverer(SqliteEventFeed(the_log), store, box, client)
             return
-        pool, schema = await open_pool(settings.database_url, 2)
+        # The leader's lock and the follower hold one connection each; the rest serve the
+        # API's subscriptions.
+        pool, schema = await open_pool(settings.database_url, 6)
         stack.push_async_callback(pool.close)
         source = PostgresEventFeed(pool, schema)
         stack.push_async_callback(source.close)
-        yield Deliverer(source, store, box, client)
+        yield Deliverer(source, PostgresWebhooks(pool, schema), box, client)
 
 
 def webhooks_side(
-    settings: Settings, event_log: LibraryLog, subscriptions: Subscriptions
+    settings: Settings, event_log: LibraryLog
 ) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
-    """A lifespan: the subscriptions' tables, and the deliverer running in this process where
-    the mailer runs (`mailer_here`), behind its lock like `ordo webhooks`."""
+    """A lifespan: the subscriptions in the app's state, and the deliverer running in this
+    process where the mailer runs (`mailer_here`), behind its lock like `ordo webhooks`."""
 
     @asynccontextmanager
-    async def deliver(_: Litestar) -> AsyncIterator[None]:
-        await subscriptions.store.create()
-        async with AsyncExitStack() as stack:
-            stack.push_async_callback(subscriptions.store.close)
-            if mailer_here(settings):
-                deliverer = await stack.enter_async_context(webhooks_for(settings, event_log))
-                stopping = asyncio.Event()
-                task = asyncio.create_task(deliverer.run(stopping))
-                stack.push_async_callback(_stopped, task, stopping)
-            yield
+    async def deliver(app: Litestar) -> AsyncIterator[None]:
+        async with webhooks_for(settings, event_log) as deliverer:
+            await deliverer.store.create()
+            app.state.subscriptions = Subscriptions(
+                deliverer.store, deliverer.box, allow_http=settings.webhooks_allow_http
+            )
+            if not mailer_here(settings):
+                yield
+                return
+            stopping = asyncio.Event()
+            task = asyncio.create_task(deliverer.run(stopping))
+            try:
+                yield
+            finally:
+                await _stopped(task, stopping)
 
     return deliver
 
@@ -453,9 +461,6 @@ def build_app(settings: Settings, log: LibraryLog | None = None) -> Litestar:
     conversations = ConversationService(
         store, directory, settings.postmaster, after_append=appended
     )
-    subscriptions = Subscriptions(
-        *webhooks_store(settings), allow_http=settings.webhooks_allow_http
-    )
     return create_app(
         service,
         verifier_for(settings),
@@ -466,14 +471,13 @@ def build_app(settings: Settings, log: LibraryLog | None = None) -> Litestar:
             catalogue_follower(settings, catalogue),
             access_log_writer(access_log),
             mailer_in_process(settings, event_log, appended.listeners),
-            webhooks_side(settings, event_log, subscriptions),
+            webhooks_side(settings, event_log),
         ],
         access_log=access_log,
         record_access=settings.access_log,
         on_shutdown=[event_log.close] if log is None else [],
         catalogue=catalogue,
         conversations=conversations,
-        subscriptions=subscriptions,
         receipts=KeyRing(settings.data_dir, settings.receipt_key),
         receipt_issuer=settings.receipt_issuer,
         limits=limits_for(settings),

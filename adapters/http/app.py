@@ -48,7 +48,6 @@ from adapters.logging import RequestLogMiddleware
 from adapters.messaging.service import ConversationService
 from adapters.receipts import KeyRing
 from adapters.service import PrescriptionService
-from adapters.webhooks.subscriptions import Subscriptions
 
 
 @get("/healthz", include_in_schema=False)
@@ -115,7 +114,6 @@ def create_app(
     access_log: AccessRecorder | None = None,
     record_access: bool = True,
     conversations: ConversationService,
-    subscriptions: Subscriptions,
     receipts: KeyRing,
     receipt_issuer: str = "ordo",
     limits: Limits | None = None,
@@ -138,7 +136,6 @@ def create_app(
                 "catalogue": catalogue or LiveCatalogue(),
                 "access_log": access_log,
                 "conversations": conversations,
-                "subscriptions": subscriptions,
                 "receipts": receipts,
             }
         ),

@@ -27,7 +27,7 @@ from adapters.locks import follow_while_leading
 from adapters.mailer.run import backoff
 from adapters.webhooks.routing import Watch, body_of, follow
 from adapters.webhooks.signing import SecretBox, signed_headers
-from adapters.webhooks.store import Due, Queued, SqliteWebhooks
+from adapters.webhooks.store import Due, Queued, WebhookStore
 from projections.runner import EventFeed
 
 log = structlog.get_logger("ordo.webhooks")
@@ -48,7 +48,7 @@ class Deliverer:
     def __init__(
         self,
         source: EventFeed,
-        store: SqliteWebhooks,
+        store: WebhookStore,
         box: SecretBox,
         client: httpx.AsyncClient,
         *,

@@ -18,7 +18,7 @@ import sqlite3
 from collections.abc import Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -74,6 +74,15 @@ class Due(msgspec.Struct, frozen=True, kw_only=True):
 _encoder = msgspec.msgpack.Encoder()
 _watch = msgspec.msgpack.Decoder(Watch)
 
+
+def encode_watch(watch: Watch) -> bytes:
+    return _encoder.encode(watch)
+
+
+def watch_of(record: bytes) -> Watch:
+    return _watch.decode(record)
+
+
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS ordo_webhook_subscriptions (subscription_id TEXT PRIMARY KEY, "
     "owner TEXT NOT NULL, owner_id TEXT NOT NULL, url TEXT NOT NULL, kinds TEXT NOT NULL, "
@@ -96,6 +105,49 @@ _SCHEMA = (
 def webhook_id(subscription_id: str, position: int) -> str:
     """The same on every attempt of a delivery, for the receiver to recognise a repeat."""
     return f"{subscription_id}.{position}"
+
+
+class WebhookStore(Protocol):
+    """The subscriptions and the deliverer's state: `SqliteWebhooks`, or `PostgresWebhooks`
+    in the log's schema."""
+
+    async def create(self) -> None: ...
+
+    async def subscribe(
+        self, subscription: Subscription, sealed_secret: bytes, idempotency_key: str | None = None
+    ) -> Stored: ...
+
+    async def subscription(self, subscription_id: str) -> Stored | None: ...
+
+    async def deliveries(
+        self, subscription_id: str, limit: int
+    ) -> tuple[dict[str, int], list[Failure]]: ...
+
+    async def unsubscribe(self, subscription_id: str) -> None: ...
+
+    async def position(self) -> int: ...
+
+    async def watches(self, prescription_ids: Collection[str]) -> dict[str, Watch]: ...
+
+    async def enqueue(
+        self, queued: Sequence[Queued], watches: Mapping[str, Watch], reached: int, expected: int
+    ) -> None: ...
+
+    async def due(self, now: float, limit: int) -> list[Due]: ...
+
+    async def delivered(self, webhook_id: str, now: float) -> None: ...
+
+    async def postpone(self, webhook_id: str, attempts: int, at: float, reason: str) -> None: ...
+
+    async def failed(self, webhook_id: str, attempts: int, reason: str) -> None: ...
+
+    async def next_due(self) -> float | None: ...
+
+    async def counts(self) -> dict[str, int]: ...
+
+    def leadership(self) -> AbstractAsyncContextManager[None]: ...
+
+    async def close(self) -> None: ...
 
 
 class SqliteWebhooks:
@@ -128,7 +180,7 @@ class SqliteWebhooks:
                 "OR idempotency_key = ?) ORDER BY subscription_id = ? LIMIT 1",
                 (s.owner, s.owner_id, s.subscription_id, idempotency_key, s.subscription_id),
             ).fetchone()
-            return _stored(found)
+            return stored(found)
 
         return await self.db.run(work, write=True)
 
@@ -138,7 +190,7 @@ class SqliteWebhooks:
                 f"{_SELECT} WHERE subscription_id = ?", (subscription_id,)
             ).fetchone()
         )
-        return None if row is None else _stored(row)
+        return None if row is None else stored(row)
 
     async def deliveries(
         self, subscription_id: str, limit: int
@@ -181,9 +233,12 @@ class SqliteWebhooks:
         """What the pushes of these prescriptions depend on, as far as the position."""
         wanted = list(prescription_ids)
         marks = ",".join("?" * len(wanted))
-        sql = f"SELECT prescription_id, watch FROM ordo_webhook_watches WHERE prescription_id IN ({marks})"  # noqa: S608, E501 - placeholders only
+        sql = (
+            "SELECT prescription_id, watch FROM ordo_webhook_watches "
+            f"WHERE prescription_id IN ({marks})"
+        )
         rows = await self.db.run(lambda cur: cur.execute(sql, wanted).fetchall())
-        return {r[0]: _watch.decode(r[1]) for r in rows}
+        return {r[0]: watch_of(r[1]) for r in rows}
 
     async def enqueue(
         self,
@@ -204,7 +259,7 @@ class SqliteWebhooks:
                 raise PositionMoved(f"the deliverer is no longer at {expected}")
             cur.executemany(
                 "INSERT OR REPLACE INTO ordo_webhook_watches VALUES (?, ?)",
-                [(key, _encoder.encode(watch)) for key, watch in watches.items()],
+                [(key, encode_watch(watch)) for key, watch in watches.items()],
             )
             for q in queued:
                 for subscription_id in _subscribers(cur, q.push):
@@ -304,7 +359,7 @@ _SELECT = (
 )
 
 
-def _stored(row: Sequence[Any]) -> Stored:
+def stored(row: Sequence[Any]) -> Stored:
     subscription = Subscription(
         subscription_id=str(row[0]),
         owner=msgspec.convert(row[1], Owner),

@@ -13,7 +13,7 @@ import msgspec
 from adapters.permissions import allow
 from adapters.webhooks.routing import Kind, Owner
 from adapters.webhooks.signing import SecretBox, new_secret
-from adapters.webhooks.store import Failure, SqliteWebhooks, Stored, Subscription
+from adapters.webhooks.store import Failure, Stored, Subscription, WebhookStore
 from domain.actors import Actor
 from domain.errors import DomainError
 
@@ -42,7 +42,7 @@ class SubscriptionState(msgspec.Struct, frozen=True, kw_only=True):
 
 
 async def subscribe(
-    store: SqliteWebhooks,
+    store: WebhookStore,
     box: SecretBox,
     owner: tuple[Owner, str],
     url: str,
@@ -79,7 +79,7 @@ def owner_of(actor: Actor) -> tuple[Owner, str]:
 class Subscriptions:
     """The use cases of `/v1/subscriptions`."""
 
-    def __init__(self, store: SqliteWebhooks, box: SecretBox, *, allow_http: bool) -> None:
+    def __init__(self, store: WebhookStore, box: SecretBox, *, allow_http: bool) -> None:
         self.store = store
         self.box = box
         self.allow_http = allow_http
