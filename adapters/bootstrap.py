@@ -8,11 +8,14 @@ import signal
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import (
     AbstractAsyncContextManager,
+    AsyncExitStack,
     asynccontextmanager,
+    closing,
     contextmanager,
     suppress,
 )
 
+import httpx
 import structlog
 from litestar import Litestar
 
@@ -47,6 +50,11 @@ from adapters.service import PrescriptionService, paris_clock
 from adapters.store import EventStore
 from adapters.store.embedded import EmbeddedEventStore
 from adapters.store.postgres import PostgresEventStore
+from adapters.webhooks.run import Deliverer
+from adapters.webhooks.signing import SecretBox, webhooks_key
+from adapters.webhooks.store import SqliteWebhooks
+from adapters.webhooks.store_postgres import PostgresWebhooks
+from adapters.webhooks.subscriptions import Subscriptions
 from domain.reconciliation.records import catalogue_substitutes
 
 log = structlog.get_logger("ordo.serve")
@@ -237,6 +245,70 @@ async def mailer_for(
         documents.close()
 
 
+def webhooks_box(settings: Settings) -> SecretBox:
+    """The box the subscriptions' secrets are sealed in."""
+    return SecretBox(webhooks_key(settings.webhooks_key, settings.data_dir))
+
+
+@asynccontextmanager
+async def webhooks_for(
+    settings: Settings, event_log: LibraryLog | None = None
+) -> AsyncIterator[Deliverer]:
+    """The webhooks' deliverer on this instance's log, its state beside the log: SQLite beside
+    the embedded log, or the PostgreSQL schema of the log."""
+    box = webhooks_box(settings)
+    async with AsyncExitStack() as stack:
+        client = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
+        if settings.database_url is None:
+            store = SqliteWebhooks(settings.data_dir / "webhooks.sqlite3")
+            stack.push_async_callback(store.close)
+            the_log = event_log or stack.enter_context(
+                closing(open_library_log(None, settings.data_dir, 2))
+            )
+            yield Deliverer(SqliteEventFeed(the_log), store, box, client)
+            return
+        # The leader's lock and the follower hold one connection each; the rest serve the
+        # API's subscriptions.
+        pool, schema = await open_pool(settings.database_url, 6)
+        stack.push_async_callback(pool.close)
+        source = PostgresEventFeed(pool, schema)
+        stack.push_async_callback(source.close)
+        yield Deliverer(source, PostgresWebhooks(pool, schema), box, client)
+
+
+def webhooks_side(
+    settings: Settings, event_log: LibraryLog
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """A lifespan: the subscriptions in the app's state, and the deliverer running in this
+    process where the mailer runs (`mailer_here`), behind its lock like `ordo webhooks`."""
+
+    @asynccontextmanager
+    async def deliver(app: Litestar) -> AsyncIterator[None]:
+        async with webhooks_for(settings, event_log) as deliverer:
+            await deliverer.store.create()
+            app.state.subscriptions = Subscriptions(
+                deliverer.store, deliverer.box, allow_http=settings.webhooks_allow_http
+            )
+            if not mailer_here(settings):
+                yield
+                return
+            stopping = asyncio.Event()
+            task = asyncio.create_task(deliverer.run(stopping))
+            try:
+                yield
+            finally:
+                await _stopped(task, stopping)
+
+    return deliver
+
+
+async def _stopped(task: asyncio.Task[None], stopping: asyncio.Event) -> None:
+    stopping.set()
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
+
+
 def mailer_here(settings: Settings) -> bool:
     """Whether `ordo serve` delivers the e-mails itself (unless ORDO_MAILER=off): on the
     embedded default while it follows the log itself; on PostgreSQL once a relay is named
@@ -399,6 +471,7 @@ def build_app(settings: Settings, log: LibraryLog | None = None) -> Litestar:
             catalogue_follower(settings, catalogue),
             access_log_writer(access_log),
             mailer_in_process(settings, event_log, appended.listeners),
+            webhooks_side(settings, event_log),
         ],
         access_log=access_log,
         record_access=settings.access_log,

@@ -63,14 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(handler=_worker)
 
-    mailer = commands.add_parser(
-        "mailer", help="deliver the e-mails of MSSanté conversations (`status`: the outbox)"
-    )
-    mailer.add_argument("operation", nargs="?", choices=["status"], help="show the outbox")
-    mailer.add_argument(
-        "--metrics-port", type=int, help="serve /metrics on PORT (ORDO_METRICS_HOST)"
-    )
-    mailer.set_defaults(handler=_mailer)
+    _add_deliverers(commands)
 
     projections = commands.add_parser("projections", help="inspect or rebuild the read models")
     operations = projections.add_subparsers(required=True, metavar="OPERATION")
@@ -255,6 +248,31 @@ def _mailer(args: argparse.Namespace) -> int:
         counts = asyncio.run(cli.status(settings, Console()))
         return 1 if counts["failed"] else 0
     asyncio.run(operations.mailer(settings, args.metrics_port))
+    return 0
+
+
+def _add_deliverers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`ordo mailer` and `ordo webhooks`: the readers of the log that deliver outside."""
+    mailer = commands.add_parser(
+        "mailer", help="deliver the e-mails of MSSanté conversations (`status`: the outbox)"
+    )
+    mailer.add_argument("operation", nargs="?", choices=["status"], help="show the outbox")
+    mailer.add_argument(
+        "--metrics-port", type=int, help="serve /metrics on PORT (ORDO_METRICS_HOST)"
+    )
+    mailer.set_defaults(handler=_mailer)
+
+    webhooks = commands.add_parser("webhooks", help="deliver the subscriptions' webhooks")
+    webhooks.add_argument(
+        "--metrics-port", type=int, help="serve /metrics on PORT (ORDO_METRICS_HOST)"
+    )
+    webhooks.set_defaults(handler=_webhooks)
+
+
+def _webhooks(args: argparse.Namespace) -> int:
+    from adapters import operations  # noqa: PLC0415
+
+    asyncio.run(operations.webhooks(Settings.from_env(), args.metrics_port))
     return 0
 
 

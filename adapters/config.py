@@ -53,6 +53,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # `ordo serve` may deliver the e-mails itself (ORDO_MAILER=in-process); off: `ordo mailer`
     # must run beside it.
     mailer_in_process: bool = True
+    # Webhooks: the key sealing the subscriptions' secrets (a Fernet key; none: one generated
+    # once as data_dir/webhooks.key), and whether a receiver may be plain http (tests only).
+    webhooks_key: str | None = None
+    webhooks_allow_http: bool = False
     # The secret was made up under data_dir (no ORDO_AUTH_SECRET nor ORDO_AUTH_PUBLIC_KEY): a
     # development set-up, which `ordo serve` keeps on loopback.
     auth_secret_is_local: bool = False
@@ -105,6 +109,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             postmaster=env.get("ORDO_MSSANTE_POSTMASTER") or "ne-pas-repondre@ordo.mssante.fr",
             mailer_connections=max(int(env.get("ORDO_MAILER_CONNECTIONS", 4)), 1),
             mailer_in_process=env.get("ORDO_MAILER", "in-process") != "off",
+            webhooks_key=env.get("ORDO_WEBHOOKS_KEY") or None,
+            webhooks_allow_http=_flag(
+                env.get("ORDO_WEBHOOKS_ALLOW_HTTP", "false"), "ORDO_WEBHOOKS_ALLOW_HTTP"
+            ),
             auth_secret_is_local=(not env.get("ORDO_AUTH_SECRET") and not asymmetric)
             or secret in PUBLISHED_SECRETS,
             rate_limit_per_minute=per_minute,

@@ -9,11 +9,15 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import hashlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
+from typing import Protocol
 
 import asyncpg
+import structlog
+
+from projections.runner import PositionMoved
 
 
 def lock_key(schema: str, purpose: str) -> int:
@@ -54,3 +58,35 @@ def _try_lock(fd: int) -> bool:
     except BlockingIOError:
         return False
     return True
+
+
+class LeadingStore(Protocol):
+    """The state of a reader of the log that delivers outside (the mailer, the webhooks)."""
+
+    async def create(self) -> None: ...
+
+    async def position(self) -> int: ...
+
+    def leadership(self) -> AbstractAsyncContextManager[None]: ...
+
+
+async def follow_while_leading(
+    name: str,
+    store: LeadingStore,
+    follow: Callable[[asyncio.Event], Awaitable[None]],
+    stopping: asyncio.Event,
+) -> None:
+    """`follow` until `stopping`, while this process leads; a failure starts again from the
+    recorded state, and a position moved under it (another leader) makes it wait its turn."""
+    log = structlog.get_logger(f"ordo.{name}")
+    await store.create()
+    while not stopping.is_set():
+        try:
+            async with store.leadership():
+                log.info(f"{name} leading", position=await store.position())
+                await follow(stopping)
+        except PositionMoved:
+            continue
+        except Exception:
+            log.exception(f"{name} failed; starting again from its recorded state in 1 s")
+            await asyncio.sleep(1)

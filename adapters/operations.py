@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from adapters.bootstrap import failpoint, mailer_for, read_models_for
+from adapters.bootstrap import failpoint, mailer_for, read_models_for, webhooks_for
 from adapters.config import KafkaSettings, Settings
 from adapters.eventfeed import PostgresEventFeed
 from adapters.kafka.lag import group_lag
@@ -46,6 +46,16 @@ async def mailer(settings: Settings, metrics_port: int | None) -> None:
 
     async def work(stopping: asyncio.Event) -> None:
         async with mailer_for(settings) as running:
+            await running.run(stopping)
+
+    await _until_signalled(settings, metrics_port, work)
+
+
+async def webhooks(settings: Settings, metrics_port: int | None) -> None:
+    """`ordo webhooks`: deliver the subscriptions' webhooks until SIGTERM or SIGINT."""
+
+    async def work(stopping: asyncio.Event) -> None:
+        async with webhooks_for(settings) as running:
             await running.run(stopping)
 
     await _until_signalled(settings, metrics_port, work)

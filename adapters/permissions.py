@@ -35,6 +35,8 @@ PERMISSIONS: dict[str, Permission] = {
     "change_consent": _for("patient", "insurer"),
     "transmit": _for("patient", "prescriber"),
     "send_to_patient": _for("prescriber"),
+    # webhooks (adapters/webhooks/subscriptions.py)
+    "subscribe": _for("pharmacist", "prescriber"),
     # the insurer reads the data, not the paper (adapters/document/ordonnance.py)
     "document": _for("prescriber", "patient", "pharmacist"),
     # who saw a prescription (adapters/http/access_log.py)

@@ -35,6 +35,9 @@ CODE = re.compile(r"`([a-z_]+)`")  # a problem code, as an answer's description 
 # Each operation's use case, as `allow(actor, name)` names it.
 PERMISSION_OF = {
     "POST /v1/prescriptions": "issue",
+    "POST /v1/subscriptions": "subscribe",
+    "GET /v1/subscriptions/{subscription_id}": "subscribe",
+    "DELETE /v1/subscriptions/{subscription_id}": "subscribe",
     "GET /v1/prescriptions/{prescription_id}": "read",
     "GET /v1/prescriptions/{prescription_id}/qr.svg": "read",
     "GET /v1/prescriptions/{prescription_id}/document.pdf": "document",

@@ -43,6 +43,7 @@ from adapters.http.receipts import document_receipts, receipt_header, receipt_ke
 from adapters.http.reconciliation import ReconciliationController
 from adapters.http.routes import PrescriptionController
 from adapters.http.sending import SendingController
+from adapters.http.subscriptions import SubscriptionsController
 from adapters.logging import RequestLogMiddleware
 from adapters.messaging.service import ConversationService
 from adapters.receipts import KeyRing
@@ -87,6 +88,7 @@ ROUTE_HANDLERS: list[ControllerRouterHandler] = [
     PrescriptionController,
     DocumentController,
     SendingController,
+    SubscriptionsController,
     AccessLogController,
     ListsController,
     ReconciliationController,

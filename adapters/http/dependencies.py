@@ -22,6 +22,7 @@ from adapters.http.pages import provide_page
 from adapters.messaging.service import ConversationService
 from adapters.readmodels import ReadModels
 from adapters.service import PrescriptionService
+from adapters.webhooks.subscriptions import Subscriptions
 from domain.actors import Actor
 from domain.calendar import local_day
 
@@ -36,6 +37,11 @@ async def provide_actor(request: Request[Any, Any, Any]) -> Actor:
 def provide_service(state: State) -> PrescriptionService:
     service: PrescriptionService = state.service
     return service
+
+
+def provide_subscriptions(state: State) -> Subscriptions:
+    subscriptions: Subscriptions = state.subscriptions
+    return subscriptions
 
 
 def provide_conversations(state: State) -> ConversationService:
@@ -71,6 +77,7 @@ DEPENDENCIES = {
     "actor": Provide(provide_actor),
     "service": Provide(provide_service, sync_to_thread=False),
     "conversations": Provide(provide_conversations, sync_to_thread=False),
+    "subscriptions": Provide(provide_subscriptions, sync_to_thread=False),
     "read_models": Provide(provide_read_models, sync_to_thread=False),
     "catalogue": Provide(provide_catalogue, sync_to_thread=False),
     "access_log": Provide(provide_access_log, sync_to_thread=False),

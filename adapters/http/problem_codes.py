@@ -104,6 +104,14 @@ _ANSWERED: dict[tuple[str, str], Problems] = {
     | APPENDED
     | RETRIED
     | _domain("conversation_closed"),
+    # Webhooks: a pharmacist's or a prescriber's; another's subscription is unknown to them.
+    ("POST", "/v1/subscriptions"): CALLED
+    | RESTRICTED
+    | SENT
+    | RETRIED
+    | _domain("invalid_request"),
+    ("GET", "/v1/subscriptions/{subscription_id}"): CALLED | RESTRICTED | NAMED,
+    ("DELETE", "/v1/subscriptions/{subscription_id}"): CALLED | RESTRICTED | NAMED,
     ("GET", "/v1/prescribers/me/prescriptions"): LIST,
     ("GET", "/v1/patients/me/prescriptions"): LIST,
     ("GET", "/v1/pharmacies/me/inbox"): LIST,

@@ -22,6 +22,7 @@ import anyio.to_thread
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
+from adapters.locks import follow_while_leading
 from adapters.mailer.compose import RENDERERS, Renderer, compose
 from adapters.mailer.store import OutboxStore, Queued
 from adapters.mailer.transport import (
@@ -31,7 +32,7 @@ from adapters.mailer.transport import (
     Transport,
 )
 from domain.events import Event, Mail
-from projections.runner import EventFeed, PositionMoved
+from projections.runner import EventFeed
 
 log = structlog.get_logger("ordo.mailer")
 DELIVERED = Counter("ordo_mailer_delivered_total", "E-mails the relay accepted")
@@ -175,17 +176,7 @@ class Mailer:
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Deliver until `stopping`, while this process leads; a failure starts again."""
-        await self.store.create()
-        while not stopping.is_set():
-            try:
-                async with self.store.leadership():
-                    log.info("mailer leading", position=await self.store.position())
-                    await self._follow(stopping)
-            except PositionMoved:
-                continue
-            except Exception:
-                log.exception("mailer failed; starting again from its recorded state in 1 s")
-                await asyncio.sleep(1)
+        await follow_while_leading("mailer", self.store, self._follow, stopping)
 
     async def _follow(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():

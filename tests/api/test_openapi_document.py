@@ -31,7 +31,7 @@ def document(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
 def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
     for path, item in document["paths"].items():
         for method, operation in item.items():
-            if path.startswith("/v1/") and method in {"get", "post", "put"}:
+            if path.startswith("/v1/") and method in {"get", "post", "put", "delete"}:
                 yield method.upper(), path, operation
 
 

@@ -46,6 +46,7 @@ ROLE_OF_PATH = {
     "/$cancel": "prescriber",
     "/MedicationDispense": "pharmacist",
     "/$withdraw": "pharmacist",
+    "/subscriptions": "pharmacist",
 }
 
 

@@ -1,0 +1,1 @@
+"""Webhooks: the log's transmissions and cancellations pushed to subscribed software."""
