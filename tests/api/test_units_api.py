@@ -158,3 +158,26 @@ def test_a_ucd13_is_no_cip13_wherever_a_pack_is_named(
     (item,) = reconcile(with_catalogue, people, invoice(people, number, (1, 1), product=UCD13))
     assert item["outcome"] == "invalid"
     assert "must start with 34009" in item["detail"]
+
+
+def test_boxes_of_30_billed_batch_after_batch_for_a_box_of_90_are_over_billed_past_90_units(
+    with_catalogue: Client, people: People
+) -> None:
+    number = written(with_catalogue, people, LEVOTHYROX_30, 3, 90)
+    given = give(with_catalogue, people, number, 1, product=pack(LEVOTHYROX_90))
+    assert given.status_code == 201, given.text
+
+    batches = [
+        reconcile(
+            with_catalogue,
+            people,
+            invoice(people, number, (1, n), number=f"F-{at}", product=LEVOTHYROX_30),
+        )
+        for at, n in enumerate((1, 2, 1), start=1)
+    ]
+
+    assert [item["outcome"] for (item,) in batches] == ["matched", "matched", "over_billed"]
+    assert batches[2][0]["detail"].endswith(
+        f"30 units; pharmacy {people.pharmacy} dispensed 1, 90 units, and was already paid "
+        "for 3 (invoices F-1, F-2), 90 units"
+    )
