@@ -196,7 +196,7 @@ def _over_billing(invoice: Invoice, billed: Mapping[int, LineBilled], facts: Fac
     lines stored without their units count packs), else in packs."""
     if not facts.paid:
         return []
-    problems = []
+    problems = []  # every billed line is in `given`: quantity_mismatch was decided first
     for no, line in billed.items():
         if no not in facts.paid:
             continue
@@ -210,12 +210,12 @@ def _over_billing(invoice: Invoice, billed: Mapping[int, LineBilled], facts: Fac
             if paid_units + billed_units > given_units:
                 problems.append(
                     f"line {no}: {billed_text(line)}, {billed_units} units; pharmacy "
-                    f"{invoice.finess} dispensed {facts.given.get(no, 0)}, {given_units} units, "
+                    f"{invoice.finess} dispensed {facts.given[no]}, {given_units} units, "
                     f"and was already paid for {already}, {paid_units} units"
                 )
-        elif facts.paid[no] + line.quantity > facts.given.get(no, 0):
+        elif facts.paid[no] + line.quantity > facts.given[no]:
             problems.append(
                 f"line {no}: {billed_text(line)}, pharmacy {invoice.finess} dispensed "
-                f"{facts.given.get(no, 0)} and was already paid for {already}"
+                f"{facts.given[no]} and was already paid for {already}"
             )
     return problems
