@@ -14,7 +14,7 @@ from domain.reconciliation.records import (
     PaidInvoices,
     PrescriptionRecord,
 )
-from tests.domain.builders import NUMBER, PHARMACY_A, PHARMACY_B
+from tests.domain.builders import AMOXICILLINE, NUMBER, PHARMACY_A, PHARMACY_B, dispensed, issued
 from tests.domain.real_packs import LEVOTHYROX_30
 from tests.domain.reconciliation.test_decision import invoice, log, substituted
 from tests.domain.reconciliation.test_units import (
@@ -115,3 +115,13 @@ def test_an_invoice_paid_remembers_the_units_of_each_line_the_catalogue_knows() 
     assert paid_lines(one_line, CATALOGUE) == (1, 3, 750, 90)
     assert paid_lines(one_line) == (1, 3, 750, UNITS_UNKNOWN)
     assert paid_lines(two_lines) == (1, 2, 500, UNITS_UNKNOWN, 2, 1, 250, UNITS_UNKNOWN)
+
+
+def test_a_line_paid_before_is_over_billed_after_a_line_never_paid() -> None:
+    record = log(issued(3, 3), dispensed(2, (1, 2), (2, 2)))
+    paid: PaidInvoices = {(PHARMACY_A.value, "F-1"): (2, 2, 500, UNITS_UNKNOWN)}
+
+    verdict = reconcile(invoice((1, 1), (2, 1, AMOXICILLINE), number="F-2"), record, None, paid)
+
+    assert verdict.outcome == "over_billed"
+    assert verdict.detail.startswith("line 2: billed 1 of CIP13")
