@@ -106,6 +106,11 @@ class PrescriptionService:
             raise NOT_FOUND
         return sized(state, self._packs())
 
+    def with_units(self, state: Prescription) -> Prescription:
+        """A state read elsewhere (the lists' read models, folded without the catalogue) with
+        the units of its packs, as `read` gives it."""
+        return sized(state, self._packs())
+
     async def history(self, actor: Actor, prescription_id: str) -> list[Event]:
         allow(actor, "history")
         events = await self._prescriptions.history(prescription_id)

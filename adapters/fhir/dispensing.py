@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import msgspec
+from fhir.resources.R4B.codeableconcept import CodeableConcept
+from fhir.resources.R4B.medication import Medication
 from fhir.resources.R4B.medicationdispense import MedicationDispense
 
 from adapters.fhir.codes import (
@@ -20,6 +22,7 @@ from adapters.fhir.medication_request import line_of_id, request_id
 from adapters.fhir.outcome import FhirError, emitted, invalid_element
 from adapters.fhir.prescribing import whole_number
 from domain.decisions.dispensing import Dispense, DispenseLine
+from domain.events import DispensedLine
 from domain.identifiers import Finess, Rpps
 from domain.prescription import Dispensation, Prescription
 
@@ -90,14 +93,32 @@ def _line(line: SentDispense, line_no: int) -> DispenseLine:
     dispense, where = line.dispense, line.where
     if dispense.quantity is None or dispense.quantity.value is None:
         raise invalid_element("the number of packs is missing", f"{where}.quantity.value")
-    concept = dispense.medicationCodeableConcept
+    concept, lot, element = _medication(dispense, where)
     return DispenseLine(
         line_no=line_no,
         quantity=whole_number(
             dispense.quantity.value, "the number of packs", f"{where}.quantity.value"
         ),
-        product=product_of(concept, f"{where}.medicationCodeableConcept") if concept else None,
+        product=product_of(concept, f"{where}.{element}") if concept else None,
+        lot=msgspec.UNSET if lot is None else lot,
     )
+
+
+def _medication(
+    dispense: MedicationDispense, where: str
+) -> tuple[CodeableConcept | None, str | None, str]:
+    """The pack handed over, its lot and the element naming it: `medicationCodeableConcept`,
+    or `medicationReference` to a contained Medication (its `code`, its `batch.lotNumber`)."""
+    reference = dispense.medicationReference
+    if reference is None:
+        return dispense.medicationCodeableConcept, None, "medicationCodeableConcept"
+    expression = f"{where}.medicationReference"
+    target = (reference.reference or "").removeprefix("#")
+    for contained in dispense.contained or []:
+        if isinstance(contained, Medication) and contained.id == target:
+            lot = contained.batch.lotNumber if contained.batch else None
+            return contained.code, lot, "medicationReference"
+    raise invalid_element("medicationReference names no contained Medication (#<id>)", expression)
 
 
 def _instant(value: Any, expression: str) -> datetime | None:
@@ -176,7 +197,7 @@ def _written(
     return {
         "resourceType": "MedicationDispense",
         "status": COMPLETED,
-        "medicationCodeableConcept": emitted(concept_of(line.product)),
+        **_medication_of(line),
         "authorizingPrescription": [
             {"reference": f"MedicationRequest/{request_id(prescription_id, line.line_no)}"}
         ],
@@ -190,10 +211,26 @@ def _written(
     }
 
 
+def _medication_of(line: DispensedLine) -> dict[str, Any]:
+    """The pack handed over; with its lot, as a contained Medication with `batch.lotNumber`."""
+    concept = emitted(concept_of(line.product))
+    if line.lot is None:
+        return {"medicationCodeableConcept": concept}
+    medication = {
+        "resourceType": "Medication",
+        "id": MEDICATION_ID,
+        "code": concept,
+        "batch": {"lotNumber": line.lot},
+    }
+    return {"contained": [medication], "medicationReference": {"reference": f"#{MEDICATION_ID}"}}
+
+
+MEDICATION_ID = "medication"
 DISPENSE_ELEMENT_OF_FIELD = {
     "quantity": "quantity",
     "product": "medicationCodeableConcept",
     "line_no": "authorizingPrescription",
+    "lot": "medicationReference",
 }
 
 
@@ -207,5 +244,8 @@ def dispense_element_of(field: str | None, sent: Sequence[SentDispense]) -> str 
     index = head.removeprefix("lines[")
     if not index.isdigit() or int(index) >= len(sent):
         return None
+    line = sent[int(index)]
     element = DISPENSE_ELEMENT_OF_FIELD.get(rest.split(".")[0], "authorizingPrescription")
-    return f"{sent[int(index)].where}.{element}"
+    if element == "medicationCodeableConcept" and line.dispense.medicationReference is not None:
+        element = "medicationReference"
+    return f"{line.where}.{element}"

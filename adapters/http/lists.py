@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Literal
 
@@ -51,19 +52,25 @@ def provide_lists(
     actor: NamedDependency[Actor],
     page: NamedDependency[PageRequest],
 ) -> Lists:
-    return Lists(read_models, actor, service.clock().today, page)
+    return Lists(read_models, actor, service.clock().today, page, service.with_units)
 
 
 class Lists:
     """One call on a list: who asks, on which day, for which page."""
 
     def __init__(
-        self, read_models: ReadModels, actor: Actor, today: date, page: PageRequest
+        self,
+        read_models: ReadModels,
+        actor: Actor,
+        today: date,
+        page: PageRequest,
+        with_units: Callable[[Prescription], Prescription],
     ) -> None:
         self.read_models = read_models
         self.actor = actor
         self.today = today
         self.page = page
+        self.with_units = with_units  # so that an item reads as `GET /v1/prescriptions/{id}`
 
     def own(self, list_name: str, identity: str | None) -> str:
         """The caller's own identifier, the only one a list is ever read for."""
@@ -80,7 +87,10 @@ class Lists:
             by, own, page.after(CursorKey), page.fetch
         )
         return PrescriptionPage(
-            items=[view_of(state, self.actor, self.today) for state in page.items(found)],
+            items=[
+                view_of(self.with_units(state), self.actor, self.today)
+                for state in page.items(found)
+            ],
             next_cursor=page.next_cursor(found, _key_of),
         )
 

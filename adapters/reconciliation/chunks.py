@@ -152,11 +152,11 @@ class PreparedChunk:
                 cents += billed.amount_cents
             amounts[outcome] += cents
             if outcome in RECONCILED:
-                stored = None
+                stored, stored_units = None, None
                 if outcome == "matched" and parsed.number is not None:
-                    lines_paid = paid_lines(invoice)
+                    lines_paid = paid_lines(invoice, self._substitute)
                     paid.setdefault(parsed.number, {})[invoice.key] = lines_paid
-                    stored = stored_paid(lines_paid)
+                    stored, stored_units = stored_paid(lines_paid)
                 claims.append(
                     (
                         invoice.finess,
@@ -166,6 +166,7 @@ class PreparedChunk:
                         outcome,
                         parsed.number,
                         stored,
+                        stored_units,
                     )
                 )
         return ChunkResult(items, claims, dict(counts), dict(amounts), dict(paid))

@@ -21,7 +21,7 @@ from adapters.reconciliation.ndjson import RawChunk
 from adapters.reconciliation.tables import BATCHES, BatchSql
 from domain.reconciliation.decision import Previous
 from domain.reconciliation.invoices import OUTCOMES, InvoiceKey, Outcome
-from domain.reconciliation.records import PaidInvoices, PaidLines
+from domain.reconciliation.records import PAID_FIELDS, UNITS_UNKNOWN, PaidInvoices, PaidLines
 
 BatchPhase = Literal["receiving", "running", "done"]
 
@@ -63,9 +63,10 @@ class Item(NamedTuple):
 ItemRow = tuple[
     str, int, str | None, Outcome, str
 ]  # batch_id, line, invoice_number, outcome, detail
-# finess, invoice_number, batch_id, line, outcome, prescription_id, paid_lines (matched only,
-# as text: "line_no,quantity,amount_cents,…", which COPY sends without a per-element check)
-ClaimRow = tuple[str, str, str, int, Outcome, str | None, str | None]
+# finess, invoice_number, batch_id, line, outcome, prescription_id, paid_lines and paid_units
+# (matched only, as text: "line_no,quantity,amount_cents,…" and "units,…", which COPY sends
+# without a per-element check)
+ClaimRow = tuple[str, str, str, int, Outcome, str | None, str | None, str | None]
 
 
 class ChunkResult(NamedTuple):
@@ -78,15 +79,24 @@ class ChunkResult(NamedTuple):
     paid: dict[str, PaidInvoices]  # the matched ones, by prescription
 
 
-def stored_paid(lines: PaidLines) -> str:
-    """A matched invoice's lines as stored: line_no, quantity, amount_cents, one after another."""
-    if len(lines) == 3:  # one line: most invoices
-        return f"{lines[0]},{lines[1]},{lines[2]}"
-    return ",".join(map(str, lines))
+def stored_paid(lines: PaidLines) -> tuple[str, str]:
+    """A matched invoice's lines as stored: line_no, quantity, amount_cents, one line after
+    another; and apart, the units of each line (UNITS_UNKNOWN where the catalogue said none)."""
+    if len(lines) == PAID_FIELDS:  # one line: most invoices
+        return f"{lines[0]},{lines[1]},{lines[2]}", str(lines[3])
+    lines_text = ",".join(
+        f"{lines[at]},{lines[at + 1]},{lines[at + 2]}" for at in range(0, len(lines), PAID_FIELDS)
+    )
+    return lines_text, ",".join(map(str, lines[3::PAID_FIELDS]))
 
 
-def paid_of(text: str) -> PaidLines:
-    return tuple(map(int, text.split(",")))
+def paid_of(text: str, units_text: str | None) -> PaidLines:
+    """The stored lines of a matched invoice; stored before the units were (no `units_text`),
+    its lines count packs."""
+    values = tuple(map(int, text.split(",")))
+    count = len(values) // 3
+    units = tuple(map(int, units_text.split(","))) if units_text else (UNITS_UNKNOWN,) * count
+    return tuple(v for at in range(count) for v in (*values[3 * at : 3 * at + 3], units[at]))
 
 
 PaidByPrescription = Mapping[str, PaidInvoices]
@@ -341,7 +351,7 @@ def paid_by_prescription(rows: Iterable[Any]) -> dict[str, PaidInvoices]:
     """Rows of `sql.paid`: the matched invoices' lines, by prescription and invoice key."""
     paid: dict[str, dict[InvoiceKey, PaidLines]] = {}
     for row in rows:
-        paid.setdefault(row[0], {})[(row[1], row[2])] = paid_of(row[3])
+        paid.setdefault(row[0], {})[(row[1], row[2])] = paid_of(row[3], row[4])
     return dict(paid)
 
 

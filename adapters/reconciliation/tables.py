@@ -12,8 +12,10 @@ Tables (PostgreSQL beside the read models; SQLite in `reconciliation.sqlite3`):
                                  primary key is what makes a number reconciled only once, even by
                                  two batches running at the same time; for a `matched` invoice,
                                  its prescription and the lines it paid (`paid_lines`: line_no,
-                                 quantity, amount_cents, flat), what later invoices of the same
-                                 packs are `over_billed` against
+                                 quantity, amount_cents, flat) and their units (`paid_units`,
+                                 where the catalogue states them; older rows have none and
+                                 count packs), what later invoices of the same packs are
+                                 `over_billed` against
     ordo_reconciliation_commits  one row per chunk commit, numbered in commit order (commits take
                                  turns): tells a commit whether another batch committed since its
                                  chunk was looked up
@@ -128,10 +130,11 @@ RECONCILED = Table(
         Column("outcome", "text", REQUIRED),
         Column("prescription_id", "text"),
         Column("paid_lines", "text"),  # "line_no,quantity,amount_cents,…" (matched only)
+        Column("paid_units", "text"),  # "units,…" of each paid line, -1: unknown
     ),
     key=("finess", "invoice_number"),
     indexes=(Index("ordo_reconciled_invoices_paid", "prescription_id", "paid_lines IS NOT NULL"),),
-    added=("prescription_id", "paid_lines"),
+    added=("prescription_id", "paid_lines", "paid_units"),
 )
 COMMITS = Table(
     "ordo_reconciliation_commits",
@@ -272,7 +275,8 @@ class BatchSql:
             "ON r.finess = t.f AND r.invoice_number = t.n"
         )
         self.paid = sql(
-            f"SELECT prescription_id, finess, invoice_number, paid_lines FROM {reconciled} "
+            f"SELECT prescription_id, finess, invoice_number, paid_lines, paid_units "
+            f"FROM {reconciled} "
             f"WHERE {dialect.among.format('prescription_id', '$1')} AND paid_lines IS NOT NULL"
         )
         self.finish = sql(

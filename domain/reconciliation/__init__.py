@@ -18,6 +18,7 @@ first that applies in the contract's order:
     over_billed           with the invoices of that pharmacy already `matched` for the
                           prescription (in this batch or an earlier one), a line bills more
                           than it dispensed: the insurer would pay the same packs twice
+                          (in units where the catalogue states them, as quantity_mismatch)
     amount_mismatch       the pharmacy recorded billing under this invoice number (the billing
                           endpoint) and the invoice's quantities or amounts differ from it
     matched               everything billed was dispensed, by that pharmacy, as billed

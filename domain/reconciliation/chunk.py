@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from domain.reconciliation.decision import Previous, Verdict, reconcile
-from domain.reconciliation.invoices import RECONCILED, Entry, Invoice, InvoiceKey
+from domain.reconciliation.invoices import RECONCILED, Entry, Invoice, InvoiceKey, InvoiceLine
 from domain.reconciliation.receipts import ReceiptCheck
 from domain.reconciliation.records import (
     NOTHING_PAID,
+    UNITS_UNKNOWN,
     PaidInvoices,
     PaidLines,
     PrescriptionRecord,
@@ -47,7 +48,7 @@ def reconcile_chunk(
         if verdict.outcome in RECONCILED:
             seen[key] = Previous(batch_id, entry.line, verdict.outcome)
             if verdict.outcome == "matched" and number is not None:
-                paid_now.setdefault(number, {})[key] = paid_lines(invoice)
+                paid_now.setdefault(number, {})[key] = paid_lines(invoice, substitute)
         verdicts.append(verdict)
     return verdicts
 
@@ -64,10 +65,20 @@ def _paid_for(
     return {**earlier, **here} if earlier else here
 
 
-def paid_lines(invoice: Invoice) -> PaidLines:
-    """What a matched invoice pays, line by line (flat)."""
+def paid_lines(invoice: Invoice, catalogue: SubstituteCheck | None = None) -> PaidLines:
+    """What a matched invoice pays, line by line (flat): the units where `catalogue` states
+    the units of the pack billed."""
     lines = invoice.lines
-    if len(lines) == 1:
+    if len(lines) == 1:  # most invoices
         line = lines[0]
-        return (line.line_no, line.quantity, line.amount_cents)
-    return tuple(v for line in lines for v in (line.line_no, line.quantity, line.amount_cents))
+        return (line.line_no, line.quantity, line.amount_cents, _units(line, catalogue))
+    return tuple(
+        v
+        for line in lines
+        for v in (line.line_no, line.quantity, line.amount_cents, _units(line, catalogue))
+    )
+
+
+def _units(line: InvoiceLine, catalogue: SubstituteCheck | None) -> int:
+    size = None if catalogue is None else catalogue.units(line.product)
+    return UNITS_UNKNOWN if size is None else line.quantity * size

@@ -191,12 +191,31 @@ def _quantity_problems(
 
 
 def _over_billing(invoice: Invoice, billed: Mapping[int, LineBilled], facts: Facts) -> list[str]:
+    """With this pharmacy's invoices already paid, a line bills more than it handed over: in
+    units where the catalogue states the units of the packs handed over, billed and paid (paid
+    lines stored without their units count packs), else in packs."""
     if not facts.paid:
         return []
-    return [
-        f"line {no}: {billed_text(line)}, pharmacy {invoice.finess} dispensed "
-        f"{facts.given.get(no, 0)} and was already paid for {facts.paid[no]} "
-        f"({invoices(facts.paid_in[no])})"
-        for no, line in billed.items()
-        if no in facts.paid and facts.paid[no] + line.quantity > facts.given.get(no, 0)
-    ]
+    problems = []  # every billed line is in `given`: quantity_mismatch was decided first
+    for no, line in billed.items():
+        if no not in facts.paid:
+            continue
+        already = f"{facts.paid[no]} ({invoices(facts.paid_in[no])})"
+        given_units = facts.units_given(no)
+        billed_units = facts.units(
+            (x.quantity, x.product) for x in invoice.lines if x.line_no == no
+        )
+        paid_units = facts.paid_units.get(no)
+        if given_units is not None and billed_units is not None and paid_units is not None:
+            if paid_units + billed_units > given_units:
+                problems.append(
+                    f"line {no}: {billed_text(line)}, {billed_units} units; pharmacy "
+                    f"{invoice.finess} dispensed {facts.given[no]}, {given_units} units, "
+                    f"and was already paid for {already}, {paid_units} units"
+                )
+        elif facts.paid[no] + line.quantity > facts.given[no]:
+            problems.append(
+                f"line {no}: {billed_text(line)}, pharmacy {invoice.finess} dispensed "
+                f"{facts.given[no]} and was already paid for {already}"
+            )
+    return problems

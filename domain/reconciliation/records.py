@@ -79,11 +79,14 @@ def record_of(state: Prescription) -> PrescriptionRecord:
 
 
 # A prescription's invoices already reconciled as `matched` (paid), by (FINESS, number): the
-# lines each paid, flat (line_no, quantity, amount_cents, line_no, …). Flat ints, not Structs:
-# three quarters of the invoices of a batch are matched, and each is handed on as paid.
+# lines each paid, flat (line_no, quantity, amount_cents, units, line_no, …), units being
+# UNITS_UNKNOWN where the catalogue did not state them. Flat ints, not Structs: three quarters
+# of the invoices of a batch are matched, and each is handed on as paid.
 PaidLines = tuple[int, ...]
 PaidInvoices = Mapping[InvoiceKey, PaidLines]
 NOTHING_PAID: PaidInvoices = {}
+PAID_FIELDS = 4  # line_no, quantity, amount_cents, units
+UNITS_UNKNOWN = -1
 
 
 class Recorded(msgspec.Struct, frozen=True, gc=False):
@@ -103,6 +106,8 @@ class Facts(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     # line_no -> the packs of this pharmacy's invoices already paid, and those invoices
     paid: Mapping[int, int] = msgspec.field(default_factory=dict)
     paid_in: Mapping[int, tuple[str, ...]] = msgspec.field(default_factory=dict)
+    # line_no -> the units those invoices paid, where every one of them states its units
+    paid_units: Mapping[int, int] = msgspec.field(default_factory=dict)
     recorded: Recorded | None = None  # the billing recorded under the invoice's number
     # May a billed pack stand for the prescribed one (the medicines catalogue: same medicine
     # or generic group)? None: no catalogue, only the packs recorded count.
@@ -166,7 +171,7 @@ def facts_of(
                 given[no] = line.quantity
                 handed[no] = (line.product,)
                 handed_quantities[no] = ((line.quantity, line.product),)
-    paid_packs, paid_in = _paid_by(paid, finess) if paid else ({}, {})
+    paid_packs, paid_in, paid_units = _paid_by(paid, finess) if paid else ({}, {}, {})
     return Facts(
         prescribed={line.prescribed.line_no: line.prescribed.product for line in record.lines},
         given=given,
@@ -174,6 +179,7 @@ def facts_of(
         other_pharmacies=tuple(dict.fromkeys(others)) if others else (),
         paid=paid_packs,
         paid_in=paid_in,
+        paid_units=paid_units,
         recorded=recorded,
         substitute=substitute,
         non_substitutable={
@@ -185,17 +191,25 @@ def facts_of(
     )
 
 
-def _paid_by(paid: PaidInvoices, finess: str) -> tuple[dict[int, int], dict[int, tuple[str, ...]]]:
+def _paid_by(
+    paid: PaidInvoices, finess: str
+) -> tuple[dict[int, int], dict[int, tuple[str, ...]], dict[int, int]]:
+    """Per line, this pharmacy's packs paid, the invoices that paid them, and the units paid
+    (left out where one of those invoices did not state its units)."""
     packs: dict[int, int] = {}
     invoices: dict[int, tuple[str, ...]] = {}
+    units: dict[int, int | None] = {}
     for (payee, number), lines in paid.items():
         if payee != finess:
             continue  # another pharmacy's invoices pay for its own packs
-        for at in range(0, len(lines), 3):
-            line_no, quantity = lines[at], lines[at + 1]
+        for at in range(0, len(lines), PAID_FIELDS):
+            line_no, quantity, line_units = lines[at], lines[at + 1], lines[at + 3]
             packs[line_no] = packs.get(line_no, 0) + quantity
             invoices[line_no] = (*invoices.get(line_no, ()), number)
-    return packs, invoices
+            so_far = units.get(line_no, 0)
+            known = so_far is not None and line_units != UNITS_UNKNOWN
+            units[line_no] = so_far + line_units if so_far is not None and known else None
+    return packs, invoices, {no: n for no, n in units.items() if n is not None}
 
 
 def catalogue_substitutes(packs: Callable[[], PackLookup | None]) -> SubstituteCheck:

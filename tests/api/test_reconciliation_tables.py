@@ -1,8 +1,9 @@
 """The batch tables, described once for both databases, upgrade the tables an older ordo made.
 
 Tables an older ordo made lack columns that billing integrity needs: a batch's amounts, a
-reconciled invoice's prescription and paid lines. A store created over such tables gains those
-columns, keeps what was reconciled in them, and reconciles new batches against it.
+reconciled invoice's prescription, paid lines and the units they paid. A store created over
+such tables gains those columns, keeps what was reconciled in them, and reconciles new batches
+against it (an invoice paid without its units counts packs).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from adapters.config import Settings
 from adapters.readmodels import ReadModels
 from adapters.readmodels.postgres import PostgresReadModels
 from adapters.reconciliation import SQLITE_FILE, reconciliation_for
-from adapters.reconciliation.store import Batch
+from adapters.reconciliation.store import Batch, Paid
 from domain.reconciliation.decision import Previous
+from domain.reconciliation.records import UNITS_UNKNOWN
 from tests.api.test_reconciliation_crash import with_log
 from tests.api.test_reconciliation_memory import PHARMACY, body
 
@@ -81,3 +83,44 @@ async def test_a_store_created_over_older_tables_adds_the_billing_columns_and_ke
     assert new.status == "done" and new.lines_done == 300
     assert new.counts["duplicate_invoice"] == 1  # the old batch's invoice number stays used
     assert new.amounts["matched"] == 250 * new.counts["matched"]  # one line of 250 cents each
+
+
+# The reconciled invoices as the release before units made them: a matched invoice of one
+# prescription paid 1 pack of line 1, its units not stored.
+BEFORE_UNITS = [
+    "CREATE TABLE {s}ordo_reconciled_invoices ("
+    "finess text NOT NULL, invoice_number text NOT NULL, batch_id text NOT NULL, "
+    "line bigint NOT NULL, outcome text NOT NULL, prescription_id text, paid_lines text, "
+    "PRIMARY KEY (finess, invoice_number))",
+    "INSERT INTO {s}ordo_reconciled_invoices "
+    f"VALUES ('{PHARMACY}', 'R1-old', 'old', 1, 'matched', '{{number}}', '1,1,250')",
+]
+
+
+async def given_the_tables_before_units(read_models: ReadModels, number: str) -> None:
+    views = read_models.store
+    statements = [statement.replace("{number}", number) for statement in BEFORE_UNITS]
+    if isinstance(views, PostgresReadModels):
+        async with views.pool.acquire() as conn:
+            for statement in statements:
+                await conn.execute(statement.format(s=f'"{views.schema}".'))
+        return
+    with sqlite3.connect(views.path.with_name(SQLITE_FILE)) as db:
+        for statement in statements:
+            db.execute(statement.format(s=""))
+    db.close()
+
+
+async def test_an_invoice_paid_before_units_were_stored_gains_the_column_and_counts_packs(
+    settings: Settings,
+) -> None:
+    async def scenario(read_models: ReadModels, numbers: list[str]) -> Paid:
+        await given_the_tables_before_units(read_models, numbers[0])
+        reconciliation = reconciliation_for(read_models, chunk_lines=100)
+        await reconciliation.store.create()
+        await reconciliation.store.create()
+        return await reconciliation.store.paid(numbers[:1])
+
+    paid = await with_log(settings, scenario)
+
+    assert list(paid.invoices.values()) == [{(PHARMACY, "R1-old"): (1, 1, 250, UNITS_UNKNOWN)}]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.api.test_catalogue_rules_api import give, line, pack, prescribe, with_catalogue
+from tests.api.test_lists_api import eventually
 from tests.api.test_prescriptions_api import assert_problem
 from tests.api.test_reconciliation_api import invoice, reconcile
 from tests.conftest import Client
@@ -158,3 +159,49 @@ def test_a_ucd13_is_no_cip13_wherever_a_pack_is_named(
     (item,) = reconcile(with_catalogue, people, invoice(people, number, (1, 1), product=UCD13))
     assert item["outcome"] == "invalid"
     assert "must start with 34009" in item["detail"]
+
+
+def test_boxes_of_30_billed_batch_after_batch_for_a_box_of_90_are_over_billed_past_90_units(
+    with_catalogue: Client, people: People
+) -> None:
+    number = written(with_catalogue, people, LEVOTHYROX_30, 3, 90)
+    given = give(with_catalogue, people, number, 1, product=pack(LEVOTHYROX_90))
+    assert given.status_code == 201, given.text
+
+    batches = [
+        reconcile(
+            with_catalogue,
+            people,
+            invoice(people, number, (1, n), number=f"F-{at}", product=LEVOTHYROX_30),
+        )
+        for at, n in enumerate((1, 2, 1), start=1)
+    ]
+
+    assert [item["outcome"] for (item,) in batches] == ["matched", "matched", "over_billed"]
+    assert batches[2][0]["detail"].endswith(
+        f"30 units; pharmacy {people.pharmacy} dispensed 1, 90 units, and was already paid "
+        "for 3 (invoices F-1, F-2), 90 units"
+    )
+
+
+def test_the_lists_show_the_units_left_as_the_read_does(
+    with_catalogue: Client, people: People
+) -> None:
+    number = written(with_catalogue, people, LEVOTHYROX_30, 3, 90)
+    assert give(with_catalogue, people, number, 1).status_code == 201
+    read = with_catalogue.get(f"/v1/prescriptions/{number}", headers=people.as_prescriber())
+
+    def listed(path: str, headers: dict[str, str]) -> Any:
+        page = eventually(
+            lambda: with_catalogue.get(path, headers=headers).json(),
+            lambda page: any(item["lines"][0]["dispensed"] for item in page["items"]),
+        )
+        (item,) = [item for item in page["items"] if item["prescription_id"] == number]
+        return item["lines"][0]
+
+    by_prescriber = listed("/v1/prescribers/me/prescriptions", people.as_prescriber())
+    by_patient = listed("/v1/patients/me/prescriptions", people.as_patient())
+
+    assert read.json()["lines"][0]["remaining_units"] == 60
+    assert by_prescriber == read.json()["lines"][0]
+    assert by_patient["remaining_units"] == 60

@@ -21,7 +21,7 @@ from domain.identifiers import Finess
 from domain.reconciliation.chunk import reconcile_chunk
 from domain.reconciliation.decision import reconcile
 from domain.reconciliation.invoices import Entry, Invoice
-from domain.reconciliation.records import PaidInvoices, PrescriptionRecord
+from domain.reconciliation.records import UNITS_UNKNOWN, PaidInvoices, PrescriptionRecord
 from tests.domain.builders import (
     GENERIC,
     NUMBER,
@@ -114,7 +114,7 @@ def test_invoices_add_up_until_what_was_dispensed() -> None:
 
 def test_what_an_earlier_batch_paid_counts() -> None:
     record = log(issued(3), dispensed(2, (1, 2)))
-    earlier: PaidInvoices = {(PHARMACY_A.value, "F-1"): (1, 1, 250)}  # line 1: 1 pack
+    earlier: PaidInvoices = {(PHARMACY_A.value, "F-1"): (1, 1, 250, UNITS_UNKNOWN)}  # 1 pack
 
     outcomes = in_order(
         record, invoice((1, 1), number="F-2"), invoice((1, 1), number="F-3"), paid=earlier
