@@ -168,7 +168,14 @@ def expected_read(
 
 
 def _dispensation(case: Case, product: dict[str, Any], people: People) -> dict[str, Any]:
-    line = {"line_no": 1, "quantity": case.dispensed, "product": product}
+    line = {
+        "line_no": 1,
+        "quantity": case.dispensed,
+        "product": product,
+        "generic_refused": False,
+        "non_substitution": None,
+        "lot": None,
+    }
     return {
         "dispensation_id": THERE,
         "finess": people.other_pharmacy,
@@ -213,6 +220,7 @@ def expected_inbox(issued: dict[str, Any], case: Case, people: People) -> list[d
                     "product": prescribed["product"],
                     "quantity": PACKS,
                     "remaining": case.remaining,
+                    "non_substitutable": None,
                 }
             ],
             "sent_by": "patient",
