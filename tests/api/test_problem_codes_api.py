@@ -35,12 +35,13 @@ Provoke = Callable[[Client, People], list[Any]]
 @pytest.fixture
 def limited(settings: Settings, people: People) -> Iterator[Client]:
     """The app with a rate limit one caller (the insurer, in these tests) goes past, and an
-    MSSanté directory for the conversations."""
+    MSSanté directory for the conversations. One call a minute refills the burst: the 31 calls
+    of `rate_limited` never earn a token back, however slow the machine."""
     directory = settings.data_dir / "mssante.csv"
     directory.parent.mkdir(parents=True, exist_ok=True)
     directory.write_text(f"finess,address\n{people.pharmacy},officine@pharmacie.mssante.fr\n")
     changed = msgspec.structs.replace(
-        settings, mssante_directory=directory, rate_limit_per_minute=60, rate_limit_burst=30
+        settings, mssante_directory=directory, rate_limit_per_minute=1, rate_limit_burst=30
     )
     with TestClient(build_app(changed)) as client:
         yield client
