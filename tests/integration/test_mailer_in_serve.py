@@ -7,7 +7,6 @@ delivers, and each says at start that `ordo mailer` must run."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,14 +19,6 @@ from tools.cast import People
 BAL_ORG = "pharmacie.centrale@pharmacie.mssante.fr"
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture
-def relay() -> Iterator[Relay]:
-    server = Relay()
-    server.start()
-    yield server
-    server.stop()
 
 
 def mailer_env(tmp_path: Path, relay: Relay, people: People, **more: str) -> dict[str, str]:

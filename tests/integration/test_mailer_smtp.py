@@ -11,11 +11,9 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
-import pytest
 from rich.console import Console
 
 from adapters.bootstrap import mailer_for
@@ -37,15 +35,6 @@ from tools.cast import SECRET, People
 BAL_ORG = "pharmacie.centrale@pharmacie.mssante.fr"
 OTHER_BAL_ORG = "officine.refusee@pharmacie.mssante.fr"
 POSTMASTER = "ne-pas-repondre@ordo.mssante.fr"
-
-
-@pytest.fixture
-def relay() -> Iterator[Relay]:
-    server = Relay()
-    server.start()
-    yield server
-    server.handler.release.set()
-    server.stop()
 
 
 def settings_with(tmp_path: Path, relay: Relay, people: People) -> Settings:

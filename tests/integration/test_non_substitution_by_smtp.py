@@ -6,7 +6,6 @@ the embedded default and on PostgreSQL, with the catalogue sample imported (Levo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,15 +21,6 @@ from tools.cast import SECRET, People
 
 PRESCRIBER_BOX = "dr.martin@medecin.mssante.fr"
 LEVOTHYROX = {"system": "CIP13", "code": "3400930065556", "label": "Levothyrox 25 µg"}
-
-
-@pytest.fixture
-def relay() -> Iterator[Relay]:
-    server = Relay()
-    server.start()
-    yield server
-    server.handler.release.set()
-    server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

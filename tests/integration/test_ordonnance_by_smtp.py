@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import io
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -33,15 +32,6 @@ from tests.integration.test_mailer_smtp import (
 )
 from tests.mails import body_text
 from tools.cast import SECRET, People
-
-
-@pytest.fixture
-def relay() -> Iterator[Relay]:
-    server = Relay()
-    server.start()
-    yield server
-    server.handler.release.set()
-    server.stop()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

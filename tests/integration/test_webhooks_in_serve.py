@@ -20,14 +20,6 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def relay() -> Iterator[Relay]:
-    server = Relay()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def receiver() -> Iterator[Receiver]:
     server = Receiver()
     yield server
