@@ -8,6 +8,8 @@ same transaction as the events they belong to: the idempotency records (the firs
 request carrying an `Idempotency-Key`) and the invoice claims (a pharmacy's invoice number, taken
 once). A database written by a release that kept both as one-event streams in the event table
 has them copied into these tables once at start (`adapters.legacy`); log readers skip their topics.
+While tracing, the group append also records each event's W3C traceparent
+(`ordo_event_traces`, by log position), which the Kafka relay forwards and then deletes.
 
 Every writer of these three tables takes `LOCK TABLE ordo_events IN EXCLUSIVE MODE` first (the
 group append below, the library-based `ordo_append` of `adapters.librarylog` that tools use, and

@@ -41,6 +41,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
 DISPENSING = "POST /v1/prescriptions/{prescription_id}/dispensations"
 APPEND = "event store append"
 INS_SHAPED = re.compile(r"\d{13}")
+PRESCRIPTION_NUMBER = re.compile(r"[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z]{5}-[0-9A-Z]{5}")
 
 
 def kafka_env_for(postgres_url: str, bootstrap: str, tmp_path: Path) -> dict[str, str]:
@@ -108,11 +109,14 @@ def assert_one_chain(spans: list[ReceivedSpan]) -> None:
 
 
 def assert_no_patient_in(spans: list[Any], people: People) -> None:
+    """No attribute holds the patient's INS, anything shaped like a NIR, or a prescription's
+    number (the logs hash it: it opens the prescription)."""
     for span in spans:
         for name, value in dict(span.attributes or {}).items():
             text = str(value)
             assert people.patient not in text, (span.name, name)
             assert not INS_SHAPED.search(text), (span.name, name, text)
+            assert not PRESCRIPTION_NUMBER.search(text), (span.name, name, text)
 
 
 def logged_trace_ids(log: Path) -> set[str]:
