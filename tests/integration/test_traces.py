@@ -5,8 +5,10 @@ patient."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import re
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +22,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 from opentelemetry.trace import SpanKind
 
 from adapters import tracing
@@ -35,8 +37,6 @@ from tests.conftest import settings_for
 from tests.integration.otlp_receiver import ReceivedSpan, otlp_receiver
 from tests.integration.servers import dispense_two_of_three, ordo_process, ordo_server, wait_for
 from tools.cast import SECRET, People
-
-pytestmark = [pytest.mark.postgres, pytest.mark.kafka]
 
 DISPENSING = "POST /v1/prescriptions/{prescription_id}/dispensations"
 APPEND = "event store append"
@@ -58,6 +58,8 @@ def kafka_env_for(postgres_url: str, bootstrap: str, tmp_path: Path) -> dict[str
     }
 
 
+@pytest.mark.postgres
+@pytest.mark.kafka
 def test_a_dispensing_exported_over_otlp_is_one_trace_from_the_api_to_a_worker(
     postgres_url: str, kafka_bootstrap: str, tmp_path: Path, people: People
 ) -> None:
@@ -124,25 +126,96 @@ def logged_trace_ids(log: Path) -> set[str]:
     return {line["trace_id"] for line in lines if line.get("event") == "request"}
 
 
-@pytest.fixture
-def in_memory_spans() -> Iterator[InMemorySpanExporter]:
-    """This process records its spans in memory for one test, then records none again (the
-    API lets a process set its tracer provider once: later roots are sampled out)."""
-    if tracing.active():
-        pytest.skip("this process already traces")
-    exporter, roots = InMemorySpanExporter(), OperationsOnly()
-    provider = TracerProvider(
-        resource=Resource.create({"service.name": "ordo-test"}), sampler=ParentBased(root=roots)
-    )
-    tracing.install_tracing(provider, SimpleSpanProcessor(exporter))
-    try:
-        yield exporter
-    finally:
-        roots.inner = ALWAYS_OFF
+class InMemoryTracing:
+    """This process's tracer provider for the tests, recording in memory while a test runs.
+
+    The API lets a process set its provider once: between tests its roots are sampled out and
+    asyncpg is not instrumented, so the other tests of the process run untraced."""
+
+    def __init__(self) -> None:
+        self.exporter, self.roots = InMemorySpanExporter(), OperationsOnly(ALWAYS_OFF)
+        self.provider = TracerProvider(
+            resource=Resource.create({"service.name": "ordo-test"}),
+            sampler=ParentBased(root=self.roots),
+        )
+        tracing.install_tracing(self.provider, SimpleSpanProcessor(self.exporter))
+        self.stop()
+
+    def start(self) -> None:
+        self.exporter.clear()
+        self.roots.inner = ALWAYS_ON
+        AsyncPGInstrumentor().instrument(  # type: ignore[no-untyped-call]
+            tracer_provider=self.provider
+        )
+        tracing._installed.append(self.provider)
+
+    def stop(self) -> None:
+        self.roots.inner = ALWAYS_OFF
         AsyncPGInstrumentor().uninstrument()  # type: ignore[no-untyped-call]
         tracing._installed.clear()
 
 
+@pytest.fixture(scope="session")
+def in_memory_tracing() -> InMemoryTracing:
+    if tracing.active():
+        pytest.skip("this process already exports its traces")
+    return InMemoryTracing()
+
+
+@pytest.fixture
+def in_memory_spans(in_memory_tracing: InMemoryTracing) -> Iterator[InMemorySpanExporter]:
+    in_memory_tracing.start()
+    try:
+        yield in_memory_tracing.exporter
+    finally:
+        in_memory_tracing.stop()
+
+
+def logged_to_a_buffer(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+    """Where an app built next logs (its log goes to the stdout of then). Called in the test's
+    body (pytest sets its own stdout again after the fixtures); a buffer, not capsys's stream,
+    which closes while loggers cached by then may still write to it."""
+    lines = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", lines)
+    return lines
+
+
+def test_a_dispensing_on_sqlite_is_a_request_span_around_its_append(
+    tmp_path: Path,
+    people: People,
+    in_memory_spans: InMemorySpanExporter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    log_lines = logged_to_a_buffer(monkeypatch)
+    with TestClient(build_app(settings_for(tmp_path))) as client:
+        assert dispense_in(client, people).status_code == 201
+    spans = in_memory_spans.get_finished_spans()
+    (request,) = [span for span in spans if span.name == DISPENSING]
+    (append,) = [span for span in spans if span.name == APPEND and span.parent == request.context]
+    assert dict(append.attributes or {})["db.system"] == "sqlite"
+    assert dict(request.attributes or {}) == {
+        "http.request.method": "POST",
+        "http.route": "/v1/prescriptions/{prescription_id}/dispensations",
+        "http.response.status_code": 201,
+    }
+    assert f"{request.context.trace_id:032x}" in logged_trace_ids_in(log_lines.getvalue())
+
+
+def dispense_in(client: TestClient[Any], people: People) -> Any:
+    """A prescriber registers 3 packs and a pharmacy dispenses 2; the dispensing's answer."""
+    created = client.post(
+        "/v1/prescriptions", json=people.prescription_body(3), headers=people.as_prescriber()
+    )
+    number = created.json()["prescription_id"]
+    return client.post(
+        f"/v1/prescriptions/{number}/dispensations",
+        json={"lines": [{"line_no": 1, "quantity": 2}]},
+        headers=people.as_pharmacist(),
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.kafka
 def test_a_dispensing_is_one_trace_through_the_append_kafka_and_the_worker_in_memory(
     *,
     postgres_url: str,
@@ -150,20 +223,13 @@ def test_a_dispensing_is_one_trace_through_the_append_kafka_and_the_worker_in_me
     tmp_path: Path,
     people: People,
     in_memory_spans: InMemorySpanExporter,
-    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = Settings.from_env(kafka_env_for(postgres_url, kafka_bootstrap, tmp_path))
     assert settings.kafka is not None
+    log_lines = logged_to_a_buffer(monkeypatch)
     with TestClient(build_app(settings_for(tmp_path, postgres_url))) as client:
-        created = client.post(
-            "/v1/prescriptions", json=people.prescription_body(3), headers=people.as_prescriber()
-        )
-        number = created.json()["prescription_id"]
-        dispensed = client.post(
-            f"/v1/prescriptions/{number}/dispensations",
-            json={"lines": [{"line_no": 1, "quantity": 2}]},
-            headers=people.as_pharmacist(),
-        )
+        dispensed = dispense_in(client, people)
         assert dispensed.status_code == 201, dispensed.text
     asyncio.run(relay_and_apply(postgres_url, settings.kafka))
 
@@ -176,7 +242,7 @@ def test_a_dispensing_is_one_trace_through_the_append_kafka_and_the_worker_in_me
     assert {SpanKind.PRODUCER, SpanKind.CONSUMER} <= {span.kind for span in chain}
     assert_parents_within(chain)
     assert_no_patient_in(list(spans), people)
-    assert f"{trace_id:032x}" in logged_trace_ids_in(capsys.readouterr().out)
+    assert f"{trace_id:032x}" in logged_trace_ids_in(log_lines.getvalue())
 
 
 def assert_parents_within(chain: list[ReadableSpan]) -> None:
