@@ -7,7 +7,8 @@ one NOTIFY, one WAL flush at commit), then resolves each caller's future with it
 only once COMMIT has returned. A command whose expected version is stale is refused alone
 (`ConflictError`, the service decides it again); on a connection error every command of the group
 fails, none is acknowledged (the client's retry with its `Idempotency-Key` finds out which
-were committed).
+were committed). While tracing, a group with traced commands is one explicit transaction that
+also records their events' traceparents (`ordo_event_traces`), for the Kafka relay.
 """
 
 from __future__ import annotations
