@@ -50,6 +50,7 @@ from adapters.service import PrescriptionService, paris_clock
 from adapters.store import EventStore
 from adapters.store.embedded import EmbeddedEventStore
 from adapters.store.postgres import PostgresEventStore
+from adapters.tracing import start_tracing, stop_tracing
 from adapters.webhooks.run import Deliverer
 from adapters.webhooks.signing import SecretBox, webhooks_key
 from adapters.webhooks.store import SqliteWebhooks
@@ -440,6 +441,7 @@ def limits_for(settings: Settings) -> Limits:
 
 def build_app(settings: Settings, log: LibraryLog | None = None) -> Litestar:
     configure_logging(settings.log_hash_key)
+    traced = start_tracing("ordo-api")  # only with OTEL_EXPORTER_OTLP_ENDPOINT
     event_log = log or build_log(settings)
     appended = AppendListeners(failpoint(settings, "crash_after_append"))
     # The medicines catalogue in force: `catalogue.snapshot().facts(cip13)` answers a pack's
@@ -475,12 +477,13 @@ def build_app(settings: Settings, log: LibraryLog | None = None) -> Litestar:
         ],
         access_log=access_log,
         record_access=settings.access_log,
-        on_shutdown=[event_log.close] if log is None else [],
+        on_shutdown=[*([event_log.close] if log is None else []), stop_tracing],
         catalogue=catalogue,
         conversations=conversations,
         receipts=KeyRing(settings.data_dir, settings.receipt_key),
         receipt_issuer=settings.receipt_issuer,
         limits=limits_for(settings),
+        traced=traced,
     )
 
 

@@ -8,6 +8,8 @@ same transaction as the events they belong to: the idempotency records (the firs
 request carrying an `Idempotency-Key`) and the invoice claims (a pharmacy's invoice number, taken
 once). A database written by a release that kept both as one-event streams in the event table
 has them copied into these tables once at start (`adapters.legacy`); log readers skip their topics.
+While tracing, the group append also records each event's W3C traceparent
+(`ordo_event_traces`, by log position), which the Kafka relay forwards and then deletes.
 
 Every writer of these three tables takes `LOCK TABLE ordo_events IN EXCLUSIVE MODE` first (the
 group append below, the library-based `ordo_append` of `adapters.librarylog` that tools use, and
@@ -23,6 +25,8 @@ from dataclasses import dataclass
 EVENTS_TABLE = "ordo_events"
 IDEMPOTENCY_TABLE = "ordo_idempotency"
 CLAIMS_TABLE = "ordo_invoice_claims"
+# The W3C traceparent of each event appended while tracing, until the relay publishes it.
+TRACES_TABLE = "ordo_event_traces"
 # One row per one-off data migration the store ran at start (`adapters.legacy`).
 MIGRATIONS_TABLE = "ordo_migrations"
 # eventsourcing's channel: the table's name, whatever the schema.
@@ -56,6 +60,10 @@ class EventTableSql:
         return f"{quoted(self.schema)}.{MIGRATIONS_TABLE}"
 
     @property
+    def traces(self) -> str:
+        return f"{quoted(self.schema)}.{TRACES_TABLE}"
+
+    @property
     def group_function(self) -> str:
         return f"{quoted(self.schema)}.ordo_append_group"
 
@@ -82,6 +90,8 @@ class EventTableSql:
             f"CREATE TABLE IF NOT EXISTS {self.migrations} (name text PRIMARY KEY, "
             "ran_at timestamptz NOT NULL DEFAULT now(), records bigint NOT NULL, "
             "claims bigint NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {self.traces} ("
+            "position bigint PRIMARY KEY, traceparent text NOT NULL)",
             self._drop_group_function_without_hash(),
             self._group_function_ddl(),
         ]
@@ -197,6 +207,27 @@ END $$"""
             f"SELECT topic, state FROM {self.events} "
             "WHERE originator_id = $1 AND originator_version > $2 ORDER BY originator_version"
         )
+
+    @property
+    def record_traces(self) -> str:
+        """The traceparents of a group's traced events, by log position."""
+        return (
+            f"INSERT INTO {self.traces} (position, traceparent) "
+            "SELECT * FROM unnest($1::bigint[], $2::text[])"
+        )
+
+    @property
+    def traces_between(self) -> str:
+        """The traceparents of the events after a position, up to another (both given)."""
+        return (
+            f"SELECT position, traceparent FROM {self.traces} "
+            "WHERE position > $1 AND position <= $2"
+        )
+
+    @property
+    def forget_traces(self) -> str:
+        """Once the events up to a position are published, their traceparents are not needed."""
+        return f"DELETE FROM {self.traces} WHERE position <= $1"
 
     @property
     def idempotency_record(self) -> str:

@@ -23,6 +23,7 @@ import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from adapters.tracing import add_trace_id
 from domain.actors import Actor
 
 SENSITIVE_FIELDS = frozenset({"ins", "patient_ins", "prescription_id"})
@@ -59,6 +60,7 @@ def configure_logging(hash_key: bytes, level: int = logging.INFO) -> None:
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             RedactHealthIdentifiers(hash_key),
+            add_trace_id,
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),

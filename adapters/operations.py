@@ -26,6 +26,7 @@ from adapters.kafka.worker import Worker, consumer
 from adapters.logging import configure_logging
 from adapters.postgres import open_pool
 from adapters.readmodels.postgres import PostgresReadModels
+from adapters.tracing import start_tracing, stop_tracing
 from projections.folds import READ_MODEL_NAMES, ReadModelName
 
 STOP_GRACE_SECONDS = 5
@@ -86,12 +87,14 @@ async def relay(settings: Settings, metrics_port: int | None) -> None:
 
     async def work(stopping: asyncio.Event) -> None:
         await _when_broker_answers(kafka)
+        start_tracing("ordo-relay")
         async with postgres_pool(settings) as (pool, schema):
             send = producer(kafka)
             try:
                 await Relay(pool, schema, send, kafka.topic, kafka.relay_batch_size).run(stopping)
             finally:
                 send.close()
+                stop_tracing()
 
     await _until_signalled(settings, metrics_port, work)
 
@@ -102,6 +105,7 @@ async def worker(settings: Settings, metrics_port: int | None) -> None:
 
     async def work(stopping: asyncio.Event) -> None:
         await _when_broker_answers(kafka)
+        start_tracing("ordo-worker")
         async with postgres_pool(settings) as (pool, schema):
             views = PostgresReadModels(pool, schema)
             await views.create()
@@ -112,6 +116,7 @@ async def worker(settings: Settings, metrics_port: int | None) -> None:
                 await Worker(views, source, dead_letters, kafka, crash).run(stopping)
             finally:
                 dead_letters.close()
+                stop_tracing()
 
     await _until_signalled(settings, metrics_port, work)
 

@@ -48,6 +48,7 @@ from adapters.logging import RequestLogMiddleware
 from adapters.messaging.service import ConversationService
 from adapters.receipts import KeyRing
 from adapters.service import PrescriptionService
+from adapters.tracing import ServerSpans
 
 
 @get("/healthz", include_in_schema=False)
@@ -117,6 +118,7 @@ def create_app(
     receipts: KeyRing,
     receipt_issuer: str = "ordo",
     limits: Limits | None = None,
+    traced: bool = False,
 ) -> Litestar:
     prometheus = PrometheusConfig(
         app_name="ordo", prefix="ordo", group_path=True, exclude=["/metrics"]
@@ -142,6 +144,7 @@ def create_app(
         dependencies=DEPENDENCIES,
         exception_handlers={**EXCEPTION_HANDLERS, HTTPException: route_error},
         middleware=[
+            *([ServerSpans] if traced else []),  # first: the request's log line has its trace id
             RequestLogMiddleware,
             prometheus.middleware,
             *recording,  # outside the limits: a call refused 429 is traced too

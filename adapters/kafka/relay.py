@@ -20,12 +20,17 @@ import structlog
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind
 from prometheus_client import Counter, Gauge
 
 from adapters.config import KafkaSettings
 from adapters.eventfeed import PostgresEventFeed
+from adapters.eventtable import EventTableSql
 from adapters.kafka.messages import to_message
 from adapters.locks import leadership, lock_key
+from adapters.tracing import TRACER, active, end_all, header_of, parent_of
+from domain.events import Event
 
 log = structlog.get_logger("ordo.relay")
 PUBLISHED = Counter("ordo_relay_published_total", "Events the broker acknowledged")
@@ -108,6 +113,7 @@ class Relay:
         self.topic = topic
         self.batch_size = batch_size
         self._table = positions_table(schema)
+        self._events = EventTableSql(schema)
         # Read when /metrics is scraped: the producer's own count, so an outage shows at once.
         BROKER_CONNECTIONS.set_function(self._broker_connections)
 
@@ -126,25 +132,61 @@ class Relay:
         batch = await self.source.read(position, self.batch_size)
         if not batch:
             return 0
-        futures = [
-            self.producer.send(self.topic, key=key, value=value, headers=headers)
-            for at, event in batch
-            if event is not None
-            for key, value, headers in [to_message(event, at)]
-        ]
-        UNACKNOWLEDGED.set(len(futures))
-        await asyncio.to_thread(self._acknowledged, futures)
-        UNACKNOWLEDGED.set(0)
         reached = batch[-1][0]
+        traces = await self._traces(position, reached)
+        spans = {
+            at: self._publishing(traces[at], at)
+            for at, event in batch
+            if event is not None and at in traces
+        }
+        futures = [self._send(event, at, spans.get(at)) for at, event in batch if event is not None]
+        UNACKNOWLEDGED.set(len(futures))
+        try:
+            await asyncio.to_thread(self._acknowledged, futures)
+        except Exception as error:
+            end_all(spans.values(), error)
+            raise
+        end_all(spans.values())
+        UNACKNOWLEDGED.set(0)
         await self.pool.execute(
             f"INSERT INTO {self._table} (topic, position) VALUES ($1, $2) "
             "ON CONFLICT (topic) DO UPDATE SET position = EXCLUDED.position, updated_at = now()",
             self.topic,
             reached,
         )
+        if traces:
+            await self.pool.execute(self._events.forget_traces, reached)
         PUBLISHED.inc(len(futures))
         RELAY_POSITION.set(reached)
         return len(batch)
+
+    async def _traces(self, after: int, until: int) -> dict[int, Context]:
+        """The trace contexts of the batch's traced events, by log position (none unless this
+        process records spans)."""
+        if not active():
+            return {}
+        rows = await self.pool.fetch(self._events.traces_between, after, until)
+        return {row[0]: parent for row in rows if (parent := parent_of(row[1])) is not None}
+
+    def _publishing(self, parent: Context, position: int) -> Span:
+        """The span of one traced event's publication, a child of its append's."""
+        return TRACER.start_span(
+            f"publish {self.topic}",
+            context=parent,
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": self.topic,
+                "ordo.position": position,
+            },
+        )
+
+    def _send(self, event: Event, position: int, span: Span | None) -> Any:
+        key, value, headers = to_message(event, position)
+        if span is not None and (header := header_of(span)) is not None:
+            headers.append(header)
+        return self.producer.send(self.topic, key=key, value=value, headers=headers)
 
     def _broker_connections(self) -> float:
         metrics = self.producer.metrics().get("producer-metrics", {})

@@ -19,11 +19,13 @@ import structlog
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
+from opentelemetry.trace import Span, SpanKind
 from prometheus_client import Counter, Gauge
 
 from adapters.config import KafkaSettings
 from adapters.kafka.messages import UndecodableMessage, from_message
 from adapters.readmodels.postgres import PostgresReadModels
+from adapters.tracing import TRACER, active, end_all, parent_of, traceparent_in
 from domain.events import Event
 from projections.folds import fold_batch
 
@@ -75,7 +77,14 @@ class Worker:
         )
         records = [record for batch in polled.values() for record in batch]
         if records:
-            await self._apply(self._decoded(records))
+            decoded = self._decoded(records)
+            spans = self._applying(decoded)
+            try:
+                await self._apply(decoded)
+            except Exception as error:
+                end_all(spans, error)
+                raise
+            end_all(spans)
             self._after_view_commit()
             offsets = {
                 tp: OffsetAndMetadata(batch[-1].offset + 1, "", -1) for tp, batch in polled.items()
@@ -109,6 +118,30 @@ class Worker:
                 continue
             decoded.append((record, event))
         return decoded
+
+    def _applying(self, decoded: list[tuple[Any, Event]]) -> list[Span]:
+        """A span for each traced message of the batch, a child of its publication's: the
+        batch's events are applied together, so each span lasts the whole batch's apply."""
+        if not active():
+            return []
+        return [
+            TRACER.start_span(
+                f"apply {record.topic}",
+                context=parent,
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.operation.type": "process",
+                    "messaging.destination.name": record.topic,
+                    "messaging.destination.partition.id": str(record.partition),
+                    "messaging.kafka.offset": record.offset,
+                    "messaging.batch.message_count": len(decoded),
+                    "ordo.event.type": type(event).__name__,
+                },
+            )
+            for record, event in decoded
+            if (parent := parent_of(traceparent_in(record.headers))) is not None
+        ]
 
     async def _apply(self, decoded: list[tuple[Any, Event]]) -> None:
         try:

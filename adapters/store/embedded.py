@@ -15,6 +15,7 @@ from adapters.chain import LogPoint
 from adapters.librarylog import EmbeddedRecorder, IntegrityError, LibraryLog
 from adapters.store import ConflictError, Write
 from adapters.storedevents import IdempotencyRecord, InvoiceClaim
+from adapters.tracing import TRACER
 from domain.coverage import NarcoticCoverage
 from domain.events import Event
 
@@ -38,7 +39,11 @@ class EmbeddedEventStore:
         return await anyio.to_thread.run_sync(self.log.coverage, stream_id)
 
     async def append(self, write: Write) -> list[LogPoint]:
-        return await anyio.to_thread.run_sync(self._append, write)
+        with TRACER.start_as_current_span(
+            "event store append",
+            attributes={"db.system": "sqlite", "ordo.events": len(write.events)},
+        ):
+            return await anyio.to_thread.run_sync(self._append, write)
 
     def _append(self, write: Write) -> list[LogPoint]:
         stored = [self.log.mapper.to_stored(event) for event in write.events]

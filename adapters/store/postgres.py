@@ -7,7 +7,8 @@ one NOTIFY, one WAL flush at commit), then resolves each caller's future with it
 only once COMMIT has returned. A command whose expected version is stale is refused alone
 (`ConflictError`, the service decides it again); on a connection error every command of the group
 fails, none is acknowledged (the client's retry with its `Idempotency-Key` finds out which
-were committed).
+were committed). While tracing, a group with traced commands is one explicit transaction that
+also records their events' traceparents (`ordo_event_traces`), for the Kafka relay.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from adapters.locks import lock_key
 from adapters.postgres import CONNECT_TIMEOUT, asyncpg_target, connection_settings
 from adapters.store import ConflictError, Write, expected_versions, stream_of
 from adapters.storedevents import EventMapper, IdempotencyRecord, InvoiceClaim
+from adapters.tracing import TRACER, current_traceparent
 from domain.coverage import NarcoticCoverage, fold_coverage
 from domain.events import Event
 
@@ -54,6 +56,7 @@ class Pending:
     rows: list[tuple[str, int, str, bytes]]
     expected: dict[str, int]
     done: asyncio.Future[list[LogPoint]]
+    traceparent: str | None = None  # the append's span, kept with its events while tracing
 
     def resolve(self, outcome: BaseException | dict[tuple[str, int], LogPoint]) -> None:
         """Tell the caller: an error, or where its events landed (a conflict if they did not)."""
@@ -115,6 +118,15 @@ class Group:
                 )
         return columns
 
+    def traced(self) -> dict[tuple[str, int], str]:
+        """The traceparent of each event of a traced command, by stream and version."""
+        return {
+            (row[0], row[1]): pending.traceparent
+            for pending in self.commands
+            if pending.traceparent is not None
+            for row in pending.rows
+        }
+
 
 def _extend(columns: tuple[list[object], ...], start: int, *values: object) -> None:
     for offset, value in enumerate(values):
@@ -136,6 +148,7 @@ class GroupCommitter:
     ) -> None:
         self._pool = pool
         self._statement = sql.append_group
+        self._record_traces = sql.record_traces
         self._max_group = max_group
         self._waiting: deque[Pending] = deque()
         self._news = asyncio.Event()
@@ -186,7 +199,11 @@ class GroupCommitter:
     async def _commit(self, group: Group) -> None:
         try:
             async with self._pool.acquire() as conn:
-                rows = await conn.fetch(self._statement, *group.arguments())
+                traced = group.traced()
+                if traced:
+                    rows = await self._append_traced(conn, group, traced)
+                else:
+                    rows = await conn.fetch(self._statement, *group.arguments())
         except asyncpg.UniqueViolationError as error:
             # Cannot happen under the table lock unless someone writes without it: decide
             # every command again rather than answer for rows we do not know the fate of.
@@ -205,6 +222,21 @@ class GroupCommitter:
         landed = {(row[0], row[1]): LogPoint(row[2], bytes(row[3])) for row in rows}
         for pending in group.commands:
             pending.resolve(landed)
+
+    async def _append_traced(
+        self, conn: Conn, group: Group, traced: dict[tuple[str, int], str]
+    ) -> list[Any]:
+        """The group's append with its events' traceparents, in one transaction: the relay
+        never reads a traced event before its traceparent."""
+        async with conn.transaction():
+            rows: list[Any] = await conn.fetch(self._statement, *group.arguments())
+            landed = [
+                (row[2], traced[row[0], row[1]]) for row in rows if (row[0], row[1]) in traced
+            ]
+            if landed:
+                positions, traceparents = zip(*landed, strict=True)
+                await conn.execute(self._record_traces, list(positions), list(traceparents))
+        return rows
 
 
 async def migrate_legacy_streams(conn: Conn, sql: EventTableSql) -> None:
@@ -314,10 +346,17 @@ class PostgresEventStore:
             for event in write.events
             for topic, state in (self._mapper.encode(event),)
         ]
-        pending = Pending(
-            write, rows, expected_versions(write.events), asyncio.get_running_loop().create_future()
-        )
-        return await self.committer.append(pending)
+        with TRACER.start_as_current_span(
+            "event store append", attributes={"db.system": "postgresql", "ordo.events": len(rows)}
+        ):
+            pending = Pending(
+                write,
+                rows,
+                expected_versions(write.events),
+                asyncio.get_running_loop().create_future(),
+                current_traceparent(),
+            )
+            return await self.committer.append(pending)
 
     async def idempotency_record(self, key: str) -> IdempotencyRecord | None:
         row = await self.read("fetchrow", self._sql.idempotency_record, key)
