@@ -21,7 +21,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import msgspec
 import pytest
 from standardwebhooks.webhooks import Webhook
@@ -34,7 +33,7 @@ from adapters.readmodels.sqlite import SqliteEventFeed
 from adapters.service import PrescriptionService
 from adapters.store.embedded import EmbeddedEventStore
 from adapters.webhooks.routing import Kind, Owner
-from adapters.webhooks.run import MAX_ATTEMPTS, Deliverer
+from adapters.webhooks.run import MAX_ATTEMPTS, Deliverer, Senders
 from adapters.webhooks.signing import SecretBox, webhooks_key
 from adapters.webhooks.store import SqliteWebhooks
 from adapters.webhooks.subscriptions import UrlRefused, check_url, subscribe
@@ -126,9 +125,9 @@ class World:
         return pid
 
     def deliverer(self, clock: list[float]) -> Deliverer:
-        client = httpx.AsyncClient(timeout=5)
         feed = SqliteEventFeed(self.log)
-        return Deliverer(feed, self.hooks, self.box, client, clock=lambda: time.time() + clock[0])
+        senders = Senders(timeout=5)
+        return Deliverer(feed, self.hooks, self.box, senders, clock=lambda: time.time() + clock[0])
 
     async def subscribe(
         self,
