@@ -49,17 +49,19 @@ class Senders:
     """One HTTP client per subscription, opened at its first delivery: a subscription's
     deliveries, one after the other, reuse one connection, and a request never looks through
     the other subscriptions' connections (one shared pool costs about half as much CPU again
-    per delivery: BENCHMARKS.md, `webhooks`)."""
+    per delivery: BENCHMARKS.md, `webhooks`). They share one TLS context: each of its own
+    would load the certificate authorities again, per subscription."""
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
+        self._tls = httpx.create_ssl_context()
         self._clients: dict[str, httpx.AsyncClient] = {}
 
     def of(self, subscription_id: str) -> httpx.AsyncClient:
         client = self._clients.get(subscription_id)
         if client is None:
             one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-            client = httpx.AsyncClient(timeout=self.timeout, limits=one)
+            client = httpx.AsyncClient(timeout=self.timeout, limits=one, verify=self._tls)
             self._clients[subscription_id] = client
         return client
 
