@@ -12,18 +12,24 @@ The claims name the caller in one of two shapes (`ORDO_AUTH_CLAIMS`):
 - `ordo` (the default): `role`, with `rpps`, `finess` or `ins` as the role needs.
 - `psc`: Pro Santé Connect's, for the professionals (patients and the insurer keep ordo's
   shape, with their `role`). What is read, as the ANS documents it (Pro Santé Connect's
-  "documentation technique", "UserInfo" and "Introspection" pages on industriels.esante.gouv.fr,
-  and the CI-SIS guide "Sécurisation de la couche transport API REST Pro Santé Connectée"):
-  the national identifier `SubjectNameID` (or `preferred_username`), `8` then the RPPS for a
-  professional of the RPPS; the professions, `SubjectRole` (`<code>^1.2.250.1.213.1.1.5.5`,
-  the code of the ANS's TRE_G15 ProfessionSante) and each `SubjectRefPro.exercices[]`'s
-  `codeProfession`; and an exercice's places of practice, `activities[]`, with the site's
-  `numeroFinessSite` and, for a pharmacist, the Ordre's `codeSectionPharmacien`. A pharmacist
-  (21) practising in one officine (sections A, D and E: its holders, its assistants, overseas)
-  is that pharmacy's pharmacist; a prescribing profession (physician 10, dentist 40, midwife 50,
-  nurse 60, physiotherapist 70, podiatrist 80) a prescriber. Anyone else, a pharmacist without an
-  officine's FINESS included, or one practising in several (the token does not say which one
-  is acting), is refused (401).
+  "documentation technique", its "UserInfo" and "Introspection" sections, and the CI-SIS guide
+  "Sécurisation de la couche transport API REST Pro Santé Connectée"), checked against the
+  UserInfo and introspection answers of Pro Santé Connect's sandbox that the ANS quotes in the
+  tests of its e-signature service for PSC (`HelperTest`, `TmpTest`):
+  the national identifier `SubjectNameID` (or `preferred_username`, which the access token
+  carries too), `8` then the 11 digits of the RPPS; the professions, `SubjectRole`
+  (`<code>^1.2.250.1.213.1.1.5.5`, the code of the ANS's TRE_G15 ProfessionSante) and each
+  `SubjectRefPro.exercices[]`'s `codeProfession`; and an exercice's places of practice,
+  `activities[]`, each with all its fields, an absent value an empty string: the site's
+  `numeroFinessSite`, the Ordre's `codeSectionPharmacien`, `codeSecteurDactivite`…
+  `SubjectRole` and `SubjectRefPro` are UserInfo's claims, not the access token's: the bearer
+  must carry them (docs/adr/0021), else no profession is named and the call is refused.
+  A pharmacist (21) practising in one officine (the Ordre's sections, Code de la santé
+  publique article L4232-1: A its holders, D its assistants among others, E every pharmacist
+  overseas) is that pharmacy's pharmacist; a prescribing profession (physician 10, dentist 40,
+  midwife 50, nurse 60, physiotherapist 70, podiatrist 80) a prescriber. Anyone else, a
+  pharmacist without an officine's FINESS included, or one practising in several (the token
+  does not say which one is acting), is refused (401).
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from contextlib import (
     suppress,
 )
 
-import httpx
 import structlog
 from litestar import Litestar
 
@@ -51,7 +50,7 @@ from adapters.store import EventStore
 from adapters.store.embedded import EmbeddedEventStore
 from adapters.store.postgres import PostgresEventStore
 from adapters.tracing import start_tracing, stop_tracing
-from adapters.webhooks.run import Deliverer
+from adapters.webhooks.run import Deliverer, Senders
 from adapters.webhooks.signing import SecretBox, webhooks_key
 from adapters.webhooks.store import SqliteWebhooks
 from adapters.webhooks.store_postgres import PostgresWebhooks
@@ -259,14 +258,15 @@ async def webhooks_for(
     the embedded log, or the PostgreSQL schema of the log."""
     box = webhooks_box(settings)
     async with AsyncExitStack() as stack:
-        client = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
+        senders = Senders(timeout=10)
+        stack.push_async_callback(senders.aclose)
         if settings.database_url is None:
             store = SqliteWebhooks(settings.data_dir / "webhooks.sqlite3")
             stack.push_async_callback(store.close)
             the_log = event_log or stack.enter_context(
                 closing(open_library_log(None, settings.data_dir, 2))
             )
-            yield Deliverer(SqliteEventFeed(the_log), store, box, client)
+            yield Deliverer(SqliteEventFeed(the_log), store, box, senders)
             return
         # The leader's lock and the follower hold one connection each; the rest serve the
         # API's subscriptions.
@@ -274,7 +274,7 @@ async def webhooks_for(
         stack.push_async_callback(pool.close)
         source = PostgresEventFeed(pool, schema)
         stack.push_async_callback(source.close)
-        yield Deliverer(source, PostgresWebhooks(pool, schema), box, client)
+        yield Deliverer(source, PostgresWebhooks(pool, schema), box, senders)
 
 
 def webhooks_side(

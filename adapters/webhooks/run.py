@@ -6,9 +6,10 @@ twice), and one deliverer runs at a time (a file lock beside its store). A deliv
 delivered right after the receiver's 2xx: a crash in between sends it again on restart, under
 the same `webhook-id`, for the receiver to recognise.
 
-A subscription's deliveries go in log order, each after the one before. One that is not answered
-with a 2xx is attempted again with back-off (1 s, 2 s, 4 s… up to an hour), holding back those
-after it, then fails with the last reason (`ordo_webhooks_failed_total`) and the next goes.
+A subscription's deliveries go in log order, each after the one before, on a connection of its
+own kept alive (`Senders`); the subscriptions go side by side. One that is not answered with a
+2xx is attempted again with back-off (1 s, 2 s, 4 s… up to an hour), holding back those after
+it, then fails with the last reason (`ordo_webhooks_failed_total`) and the next goes.
 """
 
 from __future__ import annotations
@@ -44,13 +45,39 @@ MAX_WAIT = 3600.0
 MAX_ATTEMPTS = 13  # 1 s, 2 s… 2048 s, then an hour: the last attempt ends the back-off
 
 
+class Senders:
+    """One HTTP client per subscription, opened at its first delivery: a subscription's
+    deliveries, one after the other, reuse one connection, and a request never looks through
+    the other subscriptions' connections (one shared pool costs about half as much CPU again
+    per delivery: BENCHMARKS.md, `webhooks`). They share one TLS context: each of its own
+    would load the certificate authorities again, per subscription."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._tls = httpx.create_ssl_context()
+        self._clients: dict[str, httpx.AsyncClient] = {}
+
+    def of(self, subscription_id: str) -> httpx.AsyncClient:
+        client = self._clients.get(subscription_id)
+        if client is None:
+            one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+            client = httpx.AsyncClient(timeout=self.timeout, limits=one, verify=self._tls)
+            self._clients[subscription_id] = client
+        return client
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+
 class Deliverer:
     def __init__(
         self,
         source: EventFeed,
         store: WebhookStore,
         box: SecretBox,
-        client: httpx.AsyncClient,
+        senders: Senders,
         *,
         batch_size: int = 500,
         clock: Callable[[], float] = time.time,
@@ -58,7 +85,7 @@ class Deliverer:
         self.source = source
         self.store = store
         self.box = box
-        self.client = client
+        self.senders = senders
         self.batch_size = batch_size
         self.clock = clock
 
@@ -123,7 +150,8 @@ class Deliverer:
         at = datetime.now(UTC)  # the receiver checks it against its own clock
         headers = signed_headers(self.box.open(due.sealed_secret), due.webhook_id, at, due.body)
         try:
-            response = await self.client.post(due.url, content=due.body, headers=headers)
+            client = self.senders.of(due.subscription_id)
+            response = await client.post(due.url, content=due.body, headers=headers)
         except httpx.HTTPError as error:
             return f"{type(error).__name__}: {error}"
         if response.is_success:

@@ -1,7 +1,9 @@
 """Pro Santé Connect's tokens (`ORDO_AUTH_CLAIMS=psc`), signed by a local identity provider's
 JWKS: a physician is a prescriber, a pharmacist of one officine that pharmacy's pharmacist;
 anyone else, and a token for another issuer or audience, is refused. Patients keep their
-shape."""
+shape. The claims are shaped as in the UserInfo and introspection answers of Pro Santé Connect's
+sandbox that the ANS quotes in its e-signature service's tests (adapters/auth.py): every field
+of an activity present, an absent value an empty string; `sub` `f:<uuid>:8<RPPS>`."""
 
 from __future__ import annotations
 
@@ -29,12 +31,31 @@ PROFESSIONS = "1.2.250.1.213.1.1.5.5"  # TRE_G15 ProfessionSante
 
 
 def exercice(profession: str, *activities: dict[str, str]) -> dict[str, Any]:
-    return {"codeProfession": profession, "activities": list(activities)}
+    return {
+        "codeProfession": profession,
+        "codeCategorieProfessionnelle": "C",
+        "codeTypeSavoirFaire": "",
+        "codeSavoirFaire": "",
+        "activities": list(activities) or [cabinet()],
+    }
+
+
+def cabinet() -> dict[str, str]:
+    """A liberal practice without FINESS, as PSC writes it: the absent values empty."""
+    return {
+        "codeModeExercice": "L",
+        "codeSecteurDactivite": "SA07",
+        "codeSectionPharmacien": "",
+        "numeroFinessSite": "",
+        "numeroFinessetablissementJuridique": "",
+        "raisonSocialeSite": "CABINET DU DR MARTIN",
+    }
 
 
 def site(finess: str, section: str = "A") -> dict[str, str]:
     """A place of practice, as PSC describes it (a pharmacist's with its Ordre section)."""
     return {
+        **cabinet(),
         "codeSectionPharmacien": section,
         "numeroFinessSite": finess,
         "raisonSocialeSite": "PHARMACIE DU MARCHE",
@@ -48,9 +69,10 @@ def psc_token(key: SigningKey, people: People, rpps: str, *exercices: dict[str, 
         role=None,
         rpps=None,
         finess=None,
-        sub=f"f:psc:{rpps}",
+        sub=f"f:550dc1c8-d97b-4b1e-ac8c-8eb4471cf9dd:8{rpps}",
         SubjectNameID=f"8{rpps}",
         preferred_username=f"8{rpps}",
+        otherIds=[{"identifiant": f"8{rpps}", "origine": "RPPS", "qualite": 1}],
         SubjectRole=[f"{e['codeProfession']}^{PROFESSIONS}" for e in exercices],
         SubjectRefPro={"codeCivilite": "DR", "exercices": list(exercices)},
     )
@@ -118,6 +140,7 @@ def test_the_other_prescribing_professions_prescribe(
     ("who", "exercices"),
     [
         ("a pharmacist of no officine", [exercice("21")]),
+        ("a pharmacist whose officine has no FINESS", [exercice("21", site("", section="D"))]),
         ("a hospital pharmacist", [exercice("21", site("750712184", section="H"))]),
         ("an officine without its FINESS", [exercice("21", site(""))]),
         ("a pharmacist of two officines", [exercice("21", site("750712184"), site("130001233"))]),
@@ -131,6 +154,27 @@ def test_who_is_neither_a_prescriber_nor_an_officines_pharmacist_is_refused(
     token = psc_token(key, people, people.pharmacist, *exercices)
 
     assert status(psc, token) == 401, who
+
+
+def test_an_access_token_without_the_userinfo_claims_names_no_profession(
+    psc: Client, key: SigningKey, people: People
+) -> None:
+    """What Pro Santé Connect's access token itself carries (its introspection answer): the
+    national identifier, no `SubjectRole` nor `SubjectRefPro`, which come from UserInfo."""
+    national = f"8{people.pharmacist}"
+    access = key.sign(
+        people,
+        role=None,
+        rpps=None,
+        finess=None,
+        sub=f"f:550dc1c8-d97b-4b1e-ac8c-8eb4471cf9dd:{national}",
+        preferred_username=national,
+        otherIds=[{"identifiant": national, "origine": "RPPS", "qualite": 1}],
+        acr="eidas1",
+        scope="openid scope_all",
+    )
+
+    assert status(psc, access) == 401
 
 
 def test_a_professional_is_known_by_the_rpps_only(

@@ -1,7 +1,9 @@
 """Webhooks delivered to a real local HTTP receiver that checks every Standard Webhooks
 signature: each transmission, cancellation and message once per subscription, in log order; a
-receiver refusing for a while; a delivery given up after an hour; a deliverer SIGKILLed mid-batch.
-Who is pushed what, masking included, is tests/adapters/test_webhook_routing.py."""
+receiver refusing for a while; a delivery given up after an hour; a deliverer process SIGKILLed
+mid-batch. The receiver down (its port closed) and masking through a real server are in
+test_webhooks_outages.py; who is pushed what, as a fold, in
+tests/adapters/test_webhook_routing.py."""
 
 from __future__ import annotations
 
@@ -19,7 +21,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import msgspec
 import pytest
 from standardwebhooks.webhooks import Webhook
@@ -32,7 +33,7 @@ from adapters.readmodels.sqlite import SqliteEventFeed
 from adapters.service import PrescriptionService
 from adapters.store.embedded import EmbeddedEventStore
 from adapters.webhooks.routing import Kind, Owner
-from adapters.webhooks.run import MAX_ATTEMPTS, Deliverer
+from adapters.webhooks.run import MAX_ATTEMPTS, Deliverer, Senders
 from adapters.webhooks.signing import SecretBox, webhooks_key
 from adapters.webhooks.store import SqliteWebhooks
 from adapters.webhooks.subscriptions import UrlRefused, check_url, subscribe
@@ -51,6 +52,7 @@ class Receiver:
     hold_from: int | None = None  # the delivery received from which the receiver stops answering
     holding: threading.Event = field(default_factory=threading.Event)
     release: threading.Event = field(default_factory=threading.Event)
+    port: int = 0  # a free one unless given (a receiver started again on its port)
 
     def __post_init__(self) -> None:
         receiver = self
@@ -70,11 +72,17 @@ class Receiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def stop(self) -> None:
+        """Down: the port closed, so a delivery's connection is refused."""
+        self.server.shutdown()
+        self.server.server_close()
+
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+        return f"http://127.0.0.1:{self.port}{path}"
 
     def bodies(self, path: str) -> list[tuple[str, str]]:
         return [
@@ -117,9 +125,9 @@ class World:
         return pid
 
     def deliverer(self, clock: list[float]) -> Deliverer:
-        client = httpx.AsyncClient(timeout=5)
         feed = SqliteEventFeed(self.log)
-        return Deliverer(feed, self.hooks, self.box, client, clock=lambda: time.time() + clock[0])
+        senders = Senders(timeout=5)
+        return Deliverer(feed, self.hooks, self.box, senders, clock=lambda: time.time() + clock[0])
 
     async def subscribe(
         self,
@@ -264,9 +272,12 @@ def test_a_deliverer_killed_mid_batch_loses_nothing_and_repeats_only_under_the_s
     try:
         assert receiver.holding.wait(60), "the deliverer never reached the 15th delivery"
         os.kill(first.pid, signal.SIGKILL)
-        first.wait(10)
+        assert first.wait(10) == -signal.SIGKILL  # killed, not finished
     finally:
         first.kill()
+    at_the_kill = asyncio.run(world.hooks.counts())
+    assert at_the_kill["delivered"] > 0 and at_the_kill["pending"] > 0  # mid-batch
+    assert at_the_kill["delivered"] + at_the_kill["pending"] == 60  # the batch all queued
     receiver.hold_from = None
     receiver.release.set()
     second = subprocess.Popen([sys.executable, "-m", "adapters.cli", "webhooks"], env=env)

@@ -12,5 +12,6 @@ store's own append straight to the database with asyncpg (the locked SQL baselin
 By job: `options` (the command line), `load` (who asks, the HTTP clients, the loops),
 `sampler` (CPU, PostgreSQL sessions, py-spy), `servers` (the API servers and PostgreSQL),
 `runs` (the API runs), `baseline` (the SQL baseline), `report` (the tables, BENCHMARKS.md),
-`cli` (the whole run).
+`cli` (the whole run). `scripts/bench webhooks` measures the webhooks' deliverer instead
+(tools/bench/webhooks.py).
 """
