@@ -10,7 +10,8 @@ its conversations. From it:
     dispensed_elsewhere  to the pharmacies it was sent to but another dispensed it, and to the
                          prescriber unless the patient opposes their view of its execution
 
-A delivery's body is written from the fields its subscriber may read, never the whole event.
+A delivery's body is written from the fields its subscriber may read, never the whole event; the
+prescription's number is in the grouped form the API answers with.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from domain.events import (
     PrescriptionIssued,
     PrescriptionTransmitted,
 )
+from domain.views import display_number
 
 Owner = Literal["pharmacy", "prescriber"]
 Kind = Literal["transmission", "cancellation", "message", "dispensed_elsewhere"]
@@ -70,7 +72,7 @@ def follow(watch: Watch, event: Event) -> tuple[Watch, tuple[Push, ...]]:
 
 
 def _pushes(watch: Watch, event: Event) -> tuple[Push, ...]:
-    about = {"prescription_id": event.prescription_id}
+    about = {"prescription_id": display_number(event.prescription_id)}
     if isinstance(event, PrescriptionCancelled):
         data = {**about, "reason": event.reason}
         return (
@@ -93,7 +95,7 @@ def _pushes(watch: Watch, event: Event) -> tuple[Push, ...]:
 
 def _transmission(event: PrescriptionTransmitted) -> Push:
     data = {
-        "prescription_id": event.prescription_id,
+        "prescription_id": display_number(event.prescription_id),
         "finess": event.finess,
         "message": event.message,
         "sent_by": event.sent_by,

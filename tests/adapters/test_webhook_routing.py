@@ -112,7 +112,7 @@ def test_the_patient_s_message_is_pushed_to_the_conversation_s_pharmacy_not_the_
         owner="pharmacy",
         owner_id=PHARMACY_A.value,
         data={
-            "prescription_id": NUMBER.value,
+            "prescription_id": NUMBER.display(),
             "conversation_id": "c1",
             "message_id": "m1",
             "subject": "Bonjour",

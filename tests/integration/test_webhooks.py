@@ -39,6 +39,7 @@ from adapters.webhooks.store import SqliteWebhooks
 from adapters.webhooks.subscriptions import UrlRefused, check_url, subscribe
 from domain.actors import Actor
 from domain.identifiers import Finess
+from domain.views import display_number
 from tools.cast import SECRET, People
 
 
@@ -122,7 +123,7 @@ class World:
         pid = issued.prescription_id
         await self.conversations.transmit(self.patient, pid, Finess(self.people.pharmacy), "18 h")
         await self.prescriptions.cancel(self.prescriber, pid, "erreur de posologie")
-        return pid
+        return display_number(pid)  # a webhook names it as the API does
 
     def deliverer(self, clock: list[float]) -> Deliverer:
         feed = SqliteEventFeed(self.log)
