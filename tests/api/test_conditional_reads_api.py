@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.api.test_access_log_api import entries_within_a_second
 from tests.conftest import Client
 from tools.cast import People
 
@@ -151,3 +152,16 @@ def test_nobody_learns_a_tag_of_a_prescription_they_may_not_read(
 
     assert (stranger.status_code, stranger.json()["code"]) == (404, "not_found")
     assert "etag" not in stranger.headers
+
+
+def test_a_read_answered_not_modified_is_in_the_access_log(client: Client, people: People) -> None:
+    number = issued(client, people)
+    tag = read(client, number, people.as_pharmacist()).headers["etag"]
+    assert read(client, number, people.as_pharmacist(), tag).status_code == 304
+
+    items = entries_within_a_second(client, people, number, 2)
+
+    assert [(i["action"], i["role"], i["status"]) for i in reversed(items)] == [
+        ("read", "pharmacist", 200),
+        ("read", "pharmacist", 304),
+    ]
