@@ -29,6 +29,7 @@ from adapters.catalogue import (
 )
 from adapters.config import Settings
 from adapters.eventfeed import PostgresEventFeed
+from adapters.heap import freeze_started_objects
 from adapters.http.app import Limits, create_app
 from adapters.librarylog import LibraryLog, open_library_log
 from adapters.logging import configure_logging
@@ -488,5 +489,8 @@ def build_app(settings: Settings, log: LibraryLog | None = None) -> Litestar:
 
 
 def app_from_env() -> Litestar:
-    """Entry point for ASGI servers: `uvicorn --factory adapters.bootstrap:app_from_env`."""
-    return build_app(Settings.from_env())
+    """Entry point for ASGI servers: `uvicorn --factory adapters.bootstrap:app_from_env`; the
+    server's start-up objects are frozen out of the garbage collector's walks (`adapters.heap`)."""
+    app = build_app(Settings.from_env())
+    app.on_startup.append(freeze_started_objects)
+    return app

@@ -14,11 +14,12 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 import segno
-from litestar import Controller, get, post, put
+from litestar import Controller, Response, get, post, put
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, HeaderParameter, QueryParameter
 
+from adapters.http.conditional import ETAG_HEADER, NOT_MODIFIED, IfNoneMatch, conditional
 from adapters.http.dependencies import today_of
 from adapters.http.schemas import (
     AdaptationBody,
@@ -193,19 +194,28 @@ class PrescriptionController(Controller):
         state = await service.issue(actor, payload.command, idempotency_key)
         return issued_view(state, actor, today_of(service, actor))
 
-    @get("/{prescription_id:str}", summary="Read a prescription")
+    @get(
+        "/{prescription_id:str}",
+        summary="Read a prescription",
+        response_headers=[ETAG_HEADER],
+        responses=NOT_MODIFIED,
+    )
     async def read(
         self,
         prescription_id: FromPath[str],
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
         as_of: AsOf = None,
-    ) -> PrescriptionView:
+        if_none_match: IfNoneMatch = None,
+    ) -> Response[PrescriptionView]:
         instant = _as_of(as_of)
         if instant is not None:
             then = await prescription_as_of(service, actor, prescription_id, instant)
-            return view_of(then, actor, _day_at(actor, instant))
-        return view_of(await service.read(actor, prescription_id), actor, today_of(service, actor))
+            view = view_of(then, actor, _day_at(actor, instant))
+            return conditional(view, then.version, if_none_match)
+        state = await service.read(actor, prescription_id)
+        view = view_of(state, actor, today_of(service, actor))
+        return conditional(view, state.version, if_none_match)
 
     @get(
         "/{prescription_id:str}/qr.svg",

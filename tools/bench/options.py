@@ -31,6 +31,7 @@ class Options:
     command: str
     lines: tuple[str, ...] = ("standard", "narcotic")
     reads: bool = False
+    healthz: bool = False
     fhir: bool = False
     open_rate: float | None = None
     py_spy: bool = False
@@ -109,6 +110,12 @@ def bench_parser() -> argparse.ArgumentParser:
         help="also GET one prescription in closed loops (what a pharmacy asks before dispensing)",
     )
     run.add_argument(
+        "--healthz",
+        action="store_true",
+        help="also GET /healthz in closed loops (the server's floor: the HTTP stack and its "
+        "middleware, no store), with each read's rate over it",
+    )
+    run.add_argument(
         "--fhir",
         action="store_true",
         help="also the FHIR door against /v1, each pair in turn: dispensing (MedicationDispense), "
@@ -124,7 +131,7 @@ def bench_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--py-spy",
         action="store_true",
-        help="sample one PostgreSQL server process with py-spy during each closed-loop API run "
+        help="sample one server process with py-spy during each closed-loop API run "
         "at the most clients (no instrumentation: the server runs at full speed)",
     )
     run.add_argument("--write", type=Path, metavar="FILE", help="write/update BENCHMARKS.md")
@@ -182,6 +189,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         command=shlex.join(["scripts/bench", *argv]),
         lines=args.lines,
         reads=args.reads,
+        healthz=args.healthz,
         fhir=args.fhir,
         open_rate=args.open_rate,
         py_spy=args.py_spy,

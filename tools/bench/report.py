@@ -216,6 +216,38 @@ def fhir_lines(runs: Sequence[Run]) -> list[str]:
     return ["FHIR against /v1 (rates of the same server, clients and store):", "", *ratios, ""]
 
 
+# Issue 28's read aim: reading one prescription at 32 clients at least half the rate of GET
+# /healthz on the same server (its floor: the HTTP stack alone), p99 at most 20 ms.
+READ_OF_HEALTHZ, READ_OF_HEALTHZ_CLIENTS, READ_OF_HEALTHZ_P99_MS = 0.5, 32, 20.0
+
+
+def healthz_lines(runs: Sequence[Run]) -> list[str]:
+    """Each read's rate over /healthz's on the same server and clients (`--reads --healthz`)."""
+    lines = []
+    for run in runs:
+        if not run.target.endswith(" read"):
+            continue
+        floor = run.target.removesuffix(" read") + " healthz"
+        twins = [
+            r
+            for r in runs
+            if (r.target, r.backend, r.workers, r.clients)
+            == (floor, run.backend, run.workers, run.clients)
+        ]
+        if not twins or not twins[0].rate:
+            continue
+        ratio, p99 = run.rate / twins[0].rate, run.latency_ms(0.99)
+        met = ratio >= READ_OF_HEALTHZ and p99 <= READ_OF_HEALTHZ_P99_MS
+        aim = "met" if met else "**not met**"
+        verdict = f" (aim ≥ {READ_OF_HEALTHZ}, p99 ≤ {READ_OF_HEALTHZ_P99_MS:.0f} ms: {aim})"
+        lines.append(
+            f"- {run.target}, {run.backend} w{run.workers}, {run.clients} clients: read "
+            f"{run.rate:,.0f}/s (p99 {p99:.1f} ms), /healthz {twins[0].rate:,.0f}/s, ratio "
+            f"{ratio:.2f}{verdict if run.clients == READ_OF_HEALTHZ_CLIENTS else ''}"
+        )
+    return ["Reading one prescription against GET /healthz:", "", *lines, ""] if lines else []
+
+
 # --- py-spy: where a server process spends its time, sampled at full speed --------------------
 
 SPY_COMPONENTS = (
@@ -328,6 +360,7 @@ def block(opts: Options, facts: dict[str, str], runs: Sequence[Run]) -> str:
         goal_line(runs),
         "",
         *fhir_lines(runs),
+        *healthz_lines(runs),
         "Where the CPU goes during each run:",
         "",
         markdown_table(cpu_rows(runs)),
@@ -341,4 +374,5 @@ def print_report(runs: Sequence[Run], rev: str | None = None) -> None:
     out.print(rich_table("Dispensing", results_rows(runs, rev)))
     out.print(goal_line(runs))
     out.print("\n".join(fhir_lines(runs)))
+    out.print("\n".join(healthz_lines(runs)))
     out.print(rich_table("Where the CPU goes (cores busy; CPU µs per 201)", cpu_rows(runs)))

@@ -98,6 +98,17 @@ def read_command(ids: Sequence[str], tokens: Sequence[str], seed_: int) -> Comma
     return read
 
 
+def healthz_command(tokens: Sequence[str], seed_: int) -> Command[Session]:
+    """`GET /healthz`, with a token as a read has: the same HTTP stack and middleware, no store."""
+    rng = random.Random(seed_)
+
+    async def healthz(session: Session) -> str | None:
+        status, body = await session.get("/healthz", rng.choice(tokens))
+        return None if status == 200 else error_label(status, body)
+
+    return healthz
+
+
 @dataclass(frozen=True)
 class ApiTarget:
     spec: ServerSpec
@@ -122,7 +133,7 @@ async def api_run(
     observer = asyncio.create_task(observe(window, [target.server.pid], activity))
     command = command_for(what, target.ids, cast, clients)
     spying = None
-    if opts.py_spy and rate is None and target.dsn and clients == max(opts.clients):
+    if opts.py_spy and rate is None and clients == max(opts.clients):
         spying = asyncio.create_task(py_spy([target.server.pid], window))
     if rate is None:
         tally = await run_loops(sessions, command, window)
@@ -151,6 +162,8 @@ def command_for(what: str, ids: Sequence[str], cast: Cast, seed_: int) -> Comman
             return dispense_command(ids, cast.pharmacists, seed_)
         case "read":
             return read_command(ids, cast.pharmacists, seed_)
+        case "healthz":
+            return healthz_command(cast.pharmacists, seed_)
         case "prescribing 3 lines" | "fhir prescribing 3 lines":
             return fhir.prescribing_command(cast, what.startswith("fhir"), seed_)
         case "fhir dispensing":
@@ -204,7 +217,11 @@ async def bench_api(
             for what in ("dispensing", "fhir dispensing") if fhir_too else ("dispensing",):
                 await quiet_machine(opts.wait_quiet)
                 runs.append(await api_run(target, opts, cast, clients, what=what))
-        later = (("read",) if opts.reads or fhir_too else ()) + (FHIR_LATER if fhir_too else ())
+        later = (
+            (("read",) if opts.reads or fhir_too else ())
+            + (("healthz",) if opts.healthz else ())
+            + (FHIR_LATER if fhir_too else ())
+        )
         for clients in opts.clients:
             for what in later:
                 await quiet_machine(opts.wait_quiet)
