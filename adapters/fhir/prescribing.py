@@ -13,9 +13,6 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 import msgspec
-from fhir.resources.R4B.duration import Duration
-from fhir.resources.R4B.extension import Extension
-from fhir.resources.R4B.medicationrequest import MedicationRequest, MedicationRequestSubstitution
 
 from adapters.fhir.codes import (
     CONSENT_URL,
@@ -30,6 +27,7 @@ from adapters.fhir.codes import (
 )
 from adapters.fhir.outcome import FhirError, invalid_element
 from adapters.fhir.references import Referenced
+from adapters.fhir.structure import Valid
 from domain.decisions.issuing import IssuePrescription, RequestedLine
 from domain.events import NonSubstitutable, NonSubstitutionReason, PrescriptionKind
 from domain.identifiers import Rpps
@@ -43,7 +41,7 @@ class SentRequest(NamedTuple):
     """One MedicationRequest as sent, validated, and where it is in the request (FHIRPath)."""
 
     raw: dict[str, Any]
-    request: MedicationRequest
+    request: Valid
     where: str
 
 
@@ -149,9 +147,7 @@ def _requested(line: SentRequest, referenced: Referenced) -> RequestedLine:
     )
 
 
-def _non_substitutable(
-    substitution: MedicationRequestSubstitution | None, where: str
-) -> NonSubstitutable | None:
+def _non_substitutable(substitution: Valid | None, where: str) -> NonSubstitutable | None:
     """`substitution.allowedBoolean` false is the "non substituable" mention, its reason
     `substitution.reason.coding[0].code` (MTE, EFG or CIF)."""
     if substitution is None or substitution.allowedBoolean is not False:
@@ -169,7 +165,7 @@ def _non_substitutable(
     return NonSubstitutable(reason=reason)
 
 
-def _packs(request: MedicationRequest, where: str) -> int:
+def _packs(request: Valid, where: str) -> int:
     """Packs over the whole life of the line: the quantity, then once more per repeat."""
     dispense = request.dispenseRequest
     expression = f"{where}.dispenseRequest.quantity.value"
@@ -179,7 +175,7 @@ def _packs(request: MedicationRequest, where: str) -> int:
     return packs * (1 + (dispense.numberOfRepeatsAllowed or 0))
 
 
-def _days(duration: Duration | None, expression: str) -> int:
+def _days(duration: Valid | None, expression: str) -> int:
     if duration is None or duration.value is None:
         raise invalid_element("the duration is missing", expression)
     factor = DAYS_IN.get(duration.code or duration.unit or "")
@@ -194,7 +190,7 @@ def whole_number(value: Decimal | int | float, what: str, expression: str) -> in
     return int(value)
 
 
-def _dosage(request: MedicationRequest, where: str) -> str:
+def _dosage(request: Valid, where: str) -> str:
     rendered = next(
         (e.valueMarkdown for e in request.extension or [] if e.url == RENDERED_DOSAGE_URL), None
     )
@@ -211,7 +207,7 @@ def _dosage(request: MedicationRequest, where: str) -> str:
     return str(text)
 
 
-def _flag(extensions: list[Extension] | None, url: str, where: str) -> bool | None:
+def _flag(extensions: list[Valid] | None, url: str, where: str) -> bool | None:
     found = [e for e in extensions or [] if e.url == url]
     if not found:
         return None
@@ -220,7 +216,7 @@ def _flag(extensions: list[Extension] | None, url: str, where: str) -> bool | No
     return bool(found[0].valueBoolean)
 
 
-def _is_secure(request: MedicationRequest) -> bool:
+def _is_secure(request: Valid) -> bool:
     return any(
         coding.system == KIND_SYSTEM and coding.code == "secure"
         for category in request.category or []
