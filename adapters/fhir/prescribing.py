@@ -16,11 +16,13 @@ import msgspec
 
 from adapters.fhir.codes import (
     CONSENT_URL,
+    FINESS_SYSTEM,
     INS_SYSTEM,
     KIND_SYSTEM,
     OVERLAP_URL,
     RENDERED_DOSAGE_URL,
     RPPS_SYSTEM,
+    finess_of,
     ins_of,
     product_of,
     rpps_of,
@@ -30,7 +32,7 @@ from adapters.fhir.references import Referenced
 from adapters.fhir.structure import Valid
 from domain.decisions.issuing import IssuePrescription, RequestedLine
 from domain.events import NonSubstitutable, NonSubstitutionReason, PrescriptionKind
-from domain.identifiers import Rpps
+from domain.identifiers import Finess, Rpps
 
 DAYS_IN = {"d": 1, "wk": 7, "mo": 30}  # UCUM; a month of the contract is 30 days
 REASONS: dict[str, NonSubstitutionReason] = {"MTE": "MTE", "EFG": "EFG", "CIF": "CIF"}
@@ -144,7 +146,20 @@ def _requested(line: SentRequest, referenced: Referenced) -> RequestedLine:
         ),
         overlap_allowed=bool(_flag(request.extension, OVERLAP_URL, where)),
         non_substitutable=_non_substitutable(request.substitution, where),
+        designated_finess=_designated(dispense, referenced, where),
     )
+
+
+def _designated(dispense: Valid | None, referenced: Referenced, where: str) -> Finess | None:
+    """The pharmacy named on the line (CSS L162-4-2): `dispenseRequest.performer`, an
+    Organization by its FINESS (`1` + FINESS), in the reference or the resource it points to."""
+    if dispense is None or dispense.performer is None:
+        return None
+    expression = f"{where}.dispenseRequest.performer"
+    found = referenced.identifier_value(
+        dispense.performer, "Organization", FINESS_SYSTEM, expression
+    )
+    return finess_of(found, expression)
 
 
 def _non_substitutable(substitution: Valid | None, where: str) -> NonSubstitutable | None:
@@ -248,6 +263,7 @@ ELEMENT_OF_FIELD = {
     "assimilated": "medicationCodeableConcept",
     "overlap_allowed": "extension",
     "non_substitutable": "substitution.reason",
+    "designated_finess": "dispenseRequest.performer",
 }
 ELEMENT_OF_HEADING = {"issued_on": "authoredOn", "kind": "category", "patient.ins": "subject"}
 

@@ -20,6 +20,7 @@ import sys
 import types
 import typing
 from datetime import date, datetime
+from operator import attrgetter
 from typing import Annotated, Any
 
 import msgspec
@@ -36,6 +37,7 @@ RESOURCES = (
     "Medication",
     "Patient",
     "Practitioner",
+    "Organization",
 )
 NEVER = Annotated[str, msgspec.Meta(pattern="(?!)")]  # left to fhir.resources, whatever is sent
 NAMESPACE = types.ModuleType(f"{__name__}.generated")  # where the Structs find each other by name
@@ -124,7 +126,7 @@ class _Maker:
             fields,
             bases=(Element,),
             module=NAMESPACE.__name__,
-            namespace={"__post_init__": _post_init(_choices(model), dates)},
+            namespace=_post_init(_choices(model), dates),
             tag_field="resourceType" if resource else None,
             tag=model.__name__ if resource else None,
             forbid_unknown_fields=True,
@@ -225,12 +227,19 @@ def _choices(model: type[BaseModel]) -> list[tuple[tuple[str, ...], bool]]:
     return [(tuple(names), required[choice]) for choice, names in groups.items()]
 
 
-def _post_init(choices: list[tuple[tuple[str, ...], bool]], dates: list[tuple[str, Any]]) -> Any:
-    """What a Struct's types cannot say: one element per choice, dates that exist."""
+def _post_init(
+    choices: list[tuple[tuple[str, ...], bool]], dates: list[tuple[str, Any]]
+) -> dict[str, Any]:
+    """What a Struct's types cannot say: one element per choice, dates that exist (as the
+    Struct's `__post_init__`, which msgspec runs once the fields are read; none if nothing to
+    say)."""
+    chosen = [(attrgetter(*names, names[0]), required, names) for names, required in choices]
+    if not chosen and not dates:
+        return {}
 
     def post_init(self: Element) -> None:
-        for names, required in choices:
-            given = sum(getattr(self, name) is not None for name in names)
+        for values, required, names in chosen:
+            given = len(names) - values(self)[:-1].count(None)
             if given > 1 or (required and given == 0):
                 raise ValueError(f"one of {', '.join(names)}")
         for name, reader in dates:
@@ -239,7 +248,7 @@ def _post_init(choices: list[tuple[tuple[str, ...], bool]], dates: list[tuple[st
                 if text is not None and len(text) >= 10:
                     reader(text)  # ValueError: no such day
 
-    return post_init
+    return {"__post_init__": post_init}
 
 
 def _roots() -> dict[str, type[Element]]:

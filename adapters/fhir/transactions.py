@@ -1,5 +1,5 @@
 """What a POST holds: one resource, or a `transaction` Bundle of them (with, for prescribing,
-the Patient, Practitioner and Medication resources the lines reference)."""
+the Patient, Practitioner, Medication and Organization resources the lines reference)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from adapters.fhir.prescribing import SentRequest
 from adapters.fhir.references import Referenced
 from adapters.fhir.structure import Valid
 
-REFERENCED_KINDS = {"Patient", "Practitioner", "Medication"}
+REFERENCED_KINDS = {"Patient", "Practitioner", "Medication", "Organization"}
 
 
 class Prescribing(NamedTuple):
