@@ -15,6 +15,7 @@ decimals are numbers (int or float), dates and instants the strings sent.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 import types
@@ -257,6 +258,9 @@ def _roots() -> dict[str, type[Element]]:
         maker.struct(get_fhir_model_class(resource))
     resources = tuple(maker.made[_struct_name(get_fhir_model_class(r))] for r in RESOURCES)
     setattr(NAMESPACE, _RESOURCE_UNION, typing.Union[resources])  # noqa: UP007
+    for struct in resources:  # msgspec reads the types on first use: here, not in a request
+        with contextlib.suppress(msgspec.ValidationError):
+            msgspec.convert({}, struct)
     return {resource: struct for resource, struct in zip(RESOURCES, resources, strict=True)}
 
 
