@@ -44,19 +44,22 @@ NEVER = Annotated[str, msgspec.Meta(pattern="(?!)")]  # left to fhir.resources, 
 NAMESPACE = types.ModuleType(f"{__name__}.generated")  # where the Structs find each other by name
 sys.modules[NAMESPACE.__name__] = NAMESPACE
 _INT32 = {"ge": -(2**31), "le": 2**31 - 1}
+_FINITE = msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)  # 1E400 reads as inf
+_YEAR = r"([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)"  # no year 0000
 _FRACTION = r"(\.[0-9]{1,6})?"  # the digits a datetime parser keeps
 _ZONE = r"(Z|[+\-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00))"
-_DAY = r"[0-9]{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)?"
+_FULL_DAY = rf"{_YEAR}-(0[1-9]|1[0-2])-(0[1-9]|[1-2][0-9]|3[0-1])"
+_DAY = rf"{_YEAR}(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1]))?)?"
 _TIME = rf"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]{_FRACTION}"
+# Python's `$` also matches before a final newline; the models' patterns (Rust's regex) do not.
+_END = r"\Z"
+_ANCHORS = ("^", "$", r"\A", r"\Z", r"\b", r"\B", "(?")
 DATE_LIKE: dict[type[Any], tuple[str, Any]] = {
     # The model's type of date: the strings taken, and how a full date is read (valid days only).
-    fhir_types.Instant: (
-        rf"^[0-9]{{4}}-(0[1-9]|1[0-2])-(0[1-9]|[1-2][0-9]|3[0-1])T{_TIME}{_ZONE}$",
-        datetime.fromisoformat,
-    ),
-    fhir_types.DateTime: (rf"^{_DAY}(T{_TIME}{_ZONE})?$", datetime.fromisoformat),
-    fhir_types.Date: (rf"^{_DAY}$", date.fromisoformat),
-    fhir_types.Time: (rf"^{_TIME}$", None),
+    fhir_types.Instant: (rf"^{_FULL_DAY}T{_TIME}{_ZONE}{_END}", datetime.fromisoformat),
+    fhir_types.DateTime: (rf"^{_DAY}(T{_TIME}{_ZONE})?{_END}", datetime.fromisoformat),
+    fhir_types.Date: (rf"^{_DAY}{_END}", date.fromisoformat),
+    fhir_types.Time: (rf"^{_TIME}{_END}", None),
 }
 
 
@@ -189,7 +192,7 @@ def _primitive(python: Any, constraint: Any, *_: Any) -> tuple[Any, Any]:
         if issubclass(kind, date_kind):
             return Annotated[str, msgspec.Meta(pattern=pattern)], reader
     if kind is fhir_types.Decimal:
-        return int | float, None
+        return int | Annotated[float, _FINITE], None
     if python is int:
         bounds = {**_INT32, **_bounds(constraint)}
         if issubclass(kind, fhir_types.UnsignedInt):
@@ -208,6 +211,13 @@ def _bounds(constraint: Any) -> dict[str, Any]:
             value = getattr(item, name, None)
             if value is not None:
                 found[name] = value.pattern if isinstance(value, re.Pattern) else value
+    pattern = found.get("pattern")
+    if pattern is None:
+        return found
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        found["pattern"] = pattern[:-1] + _END
+    elif re.fullmatch(pattern, "") and not any(a in pattern for a in _ANCHORS):
+        del found["pattern"]  # matches every string (an empty match at its start): no check
     return found
 
 
