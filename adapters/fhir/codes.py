@@ -14,7 +14,7 @@ from fhir.resources.R4B.coding import Coding
 
 from adapters.fhir.outcome import invalid_element
 from domain.events import Product, ProductSystem
-from domain.identifiers import Ins, InvalidIdentifier, Rpps
+from domain.identifiers import Finess, Ins, InvalidIdentifier, Rpps
 
 INS_SYSTEM = "urn:oid:1.2.250.1.213.1.4.8"
 RPPS_SYSTEM = "urn:oid:1.2.250.1.71.4.2.1"
@@ -85,6 +85,16 @@ def rpps_of(value: str | None, expression: str) -> Rpps:
         raise invalid_element(f"an RPPS identifier is '{RPPS_PREFIX}' + the RPPS", expression)
     try:
         return Rpps.parse(text[len(RPPS_PREFIX) :])
+    except InvalidIdentifier as error:
+        raise invalid_element(str(error), expression) from None
+
+
+def finess_of(value: str | None, expression: str) -> Finess:
+    text = value or ""
+    if not text.startswith(FINESS_PREFIX):
+        raise invalid_element(f"a FINESS identifier is '{FINESS_PREFIX}' + the FINESS", expression)
+    try:
+        return Finess.parse(text[len(FINESS_PREFIX) :])
     except InvalidIdentifier as error:
         raise invalid_element(str(error), expression) from None
 

@@ -8,9 +8,6 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 import msgspec
-from fhir.resources.R4B.codeableconcept import CodeableConcept
-from fhir.resources.R4B.medication import Medication
-from fhir.resources.R4B.medicationdispense import MedicationDispense
 
 from adapters.fhir.codes import (
     concept_of,
@@ -21,6 +18,7 @@ from adapters.fhir.codes import (
 from adapters.fhir.medication_request import line_of_id, request_id
 from adapters.fhir.outcome import FhirError, emitted, invalid_element
 from adapters.fhir.prescribing import whole_number
+from adapters.fhir.structure import Valid
 from domain.decisions.dispensing import Dispense, DispenseLine
 from domain.events import DispensedLine
 from domain.identifiers import Finess, Rpps
@@ -31,7 +29,7 @@ COMPLETED, ENTERED_IN_ERROR = "completed", "entered-in-error"
 
 class SentDispense(NamedTuple):
     raw: dict[str, Any]
-    dispense: MedicationDispense
+    dispense: Valid
     where: str
 
 
@@ -53,14 +51,14 @@ def dispensing(sent: Sequence[SentDispense]) -> Dispensing:
                 "every MedicationDispense of one dispensing is for one prescription",
                 f"{line.where}.authorizingPrescription",
             )
-    handed_over = {line.dispense.whenHandedOver for line in sent}
+    handed_over = {_moment(line.dispense.whenHandedOver) for line in sent}
     if len(handed_over) > 1:
         raise invalid_element(
             "every line of one dispensing is handed over at once", f"{sent[1].where}.whenHandedOver"
         )
     lines = tuple(_line(line, line_no) for line, (_, line_no) in zip(sent, prescribed, strict=True))
     as_sent = tuple(msgspec.json.encode(line.raw).decode() for line in sent)
-    at = sent[0].dispense.whenHandedOver
+    at = _moment(sent[0].dispense.whenHandedOver)
 
     def command(pharmacy: Finess, pharmacist: Rpps) -> Dispense:
         return Dispense(
@@ -104,9 +102,7 @@ def _line(line: SentDispense, line_no: int) -> DispenseLine:
     )
 
 
-def _medication(
-    dispense: MedicationDispense, where: str
-) -> tuple[CodeableConcept | None, str | None, str]:
+def _medication(dispense: Valid, where: str) -> tuple[Valid | None, str | None, str]:
     """The pack handed over, its lot and the element naming it: `medicationCodeableConcept`,
     or `medicationReference` to a contained Medication (its `code`, its `batch.lotNumber`)."""
     reference = dispense.medicationReference
@@ -115,10 +111,18 @@ def _medication(
     expression = f"{where}.medicationReference"
     target = (reference.reference or "").removeprefix("#")
     for contained in dispense.contained or []:
-        if isinstance(contained, Medication) and contained.id == target:
+        if contained.get_resource_type() == "Medication" and contained.id == target:
             lot = contained.batch.lotNumber if contained.batch else None
             return contained.code, lot, "medicationReference"
     raise invalid_element("medicationReference names no contained Medication (#<id>)", expression)
+
+
+def _moment(value: Any) -> Any:
+    """A dateTime with its time as a datetime, whichever validated it (the Structs keep the
+    string sent, the models read it); a day, a month or a year stays as it is."""
+    if isinstance(value, str) and "T" in value:
+        return datetime.fromisoformat(value)
+    return value
 
 
 def _instant(value: Any, expression: str) -> datetime | None:

@@ -20,6 +20,7 @@ from adapters.fhir.codes import (
     concept_of,
     identifier,
     patient_identifier,
+    pharmacy_identifier,
     rpps_identifier,
 )
 from adapters.fhir.outcome import FhirError, emitted
@@ -103,6 +104,8 @@ def _written(state: Prescription, line: PrescribedLine) -> dict[str, Any]:
     dispense: dict[str, Any] = {"quantity": {"value": line.quantity}}
     if line.fraction_days is not None:
         dispense["dispenseInterval"] = {**days, "value": line.fraction_days}
+    if line.designated_finess is not None:
+        dispense["performer"] = {"identifier": pharmacy_identifier(line.designated_finess)}
     written: dict[str, Any] = {
         "resourceType": "MedicationRequest",
         "intent": "order",

@@ -1,24 +1,24 @@
 """From request bytes to a validated FHIR resource, or a 400 that names the element.
 
 The JSON is read by msgspec (malformed JSON, bad UTF-8), bounded (nesting depth, entries of a
-Bundle), then validated by `fhir.resources`' R4B model of the resource type the route expects:
-unknown elements, wrong datatypes and a wrong `resourceType` are refused with the element's
-FHIRPath in `expression`.
+Bundle), then validated against R4B's structure of the resource type the route expects: first by
+msgspec Structs made from `fhir.resources`' models (adapters.fhir.structure), and what they do not
+accept by the models themselves, which refuse unknown elements, wrong datatypes and a wrong
+`resourceType` with the element's FHIRPath in `expression`.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 from pydantic import BaseModel, ValidationError
 
 from adapters.fhir.outcome import FhirError
+from adapters.fhir.structure import Valid, checked
 
 MAX_DEPTH = 48  # the deepest a MedicationRequest goes is about 12 (extension in extension...)
 MAX_ENTRIES = 200  # lines of one prescription or one dispensing, as /v1 allows
-
-Model = TypeVar("Model", bound=BaseModel)
 
 
 def bad_structure(diagnostics: str, expression: str | None = None) -> FhirError:
@@ -67,8 +67,12 @@ def resource_type(data: dict[str, Any], *expected: str) -> str:
     return kind
 
 
-def validated(model: type[Model], data: dict[str, Any], where: str | None = None) -> Model:
-    """`data` as `model` (an R4B resource), or 400 naming the first element at fault."""
+def validated(model: type[BaseModel], data: dict[str, Any], where: str | None = None) -> Valid:
+    """`data` as R4B's `model` says (its Struct, else the model itself), or 400 naming the first
+    element at fault."""
+    fast = checked(model.__name__, data)
+    if fast is not None:
+        return fast
     try:
         return model.model_validate(data)
     except ValidationError as error:

@@ -13,26 +13,26 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 import msgspec
-from fhir.resources.R4B.duration import Duration
-from fhir.resources.R4B.extension import Extension
-from fhir.resources.R4B.medicationrequest import MedicationRequest, MedicationRequestSubstitution
 
 from adapters.fhir.codes import (
     CONSENT_URL,
+    FINESS_SYSTEM,
     INS_SYSTEM,
     KIND_SYSTEM,
     OVERLAP_URL,
     RENDERED_DOSAGE_URL,
     RPPS_SYSTEM,
+    finess_of,
     ins_of,
     product_of,
     rpps_of,
 )
 from adapters.fhir.outcome import FhirError, invalid_element
 from adapters.fhir.references import Referenced
+from adapters.fhir.structure import Valid
 from domain.decisions.issuing import IssuePrescription, RequestedLine
 from domain.events import NonSubstitutable, NonSubstitutionReason, PrescriptionKind
-from domain.identifiers import Rpps
+from domain.identifiers import Finess, Rpps
 
 DAYS_IN = {"d": 1, "wk": 7, "mo": 30}  # UCUM; a month of the contract is 30 days
 REASONS: dict[str, NonSubstitutionReason] = {"MTE": "MTE", "EFG": "EFG", "CIF": "CIF"}
@@ -43,7 +43,7 @@ class SentRequest(NamedTuple):
     """One MedicationRequest as sent, validated, and where it is in the request (FHIRPath)."""
 
     raw: dict[str, Any]
-    request: MedicationRequest
+    request: Valid
     where: str
 
 
@@ -146,12 +146,23 @@ def _requested(line: SentRequest, referenced: Referenced) -> RequestedLine:
         ),
         overlap_allowed=bool(_flag(request.extension, OVERLAP_URL, where)),
         non_substitutable=_non_substitutable(request.substitution, where),
+        designated_finess=_designated(dispense, referenced, where),
     )
 
 
-def _non_substitutable(
-    substitution: MedicationRequestSubstitution | None, where: str
-) -> NonSubstitutable | None:
+def _designated(dispense: Valid | None, referenced: Referenced, where: str) -> Finess | None:
+    """The pharmacy named on the line (CSS L162-4-2): `dispenseRequest.performer`, an
+    Organization by its FINESS (`1` + FINESS), in the reference or the resource it points to."""
+    if dispense is None or dispense.performer is None:
+        return None
+    expression = f"{where}.dispenseRequest.performer"
+    found = referenced.identifier_value(
+        dispense.performer, "Organization", FINESS_SYSTEM, expression
+    )
+    return finess_of(found, expression)
+
+
+def _non_substitutable(substitution: Valid | None, where: str) -> NonSubstitutable | None:
     """`substitution.allowedBoolean` false is the "non substituable" mention, its reason
     `substitution.reason.coding[0].code` (MTE, EFG or CIF)."""
     if substitution is None or substitution.allowedBoolean is not False:
@@ -169,7 +180,7 @@ def _non_substitutable(
     return NonSubstitutable(reason=reason)
 
 
-def _packs(request: MedicationRequest, where: str) -> int:
+def _packs(request: Valid, where: str) -> int:
     """Packs over the whole life of the line: the quantity, then once more per repeat."""
     dispense = request.dispenseRequest
     expression = f"{where}.dispenseRequest.quantity.value"
@@ -179,7 +190,7 @@ def _packs(request: MedicationRequest, where: str) -> int:
     return packs * (1 + (dispense.numberOfRepeatsAllowed or 0))
 
 
-def _days(duration: Duration | None, expression: str) -> int:
+def _days(duration: Valid | None, expression: str) -> int:
     if duration is None or duration.value is None:
         raise invalid_element("the duration is missing", expression)
     factor = DAYS_IN.get(duration.code or duration.unit or "")
@@ -194,7 +205,7 @@ def whole_number(value: Decimal | int | float, what: str, expression: str) -> in
     return int(value)
 
 
-def _dosage(request: MedicationRequest, where: str) -> str:
+def _dosage(request: Valid, where: str) -> str:
     rendered = next(
         (e.valueMarkdown for e in request.extension or [] if e.url == RENDERED_DOSAGE_URL), None
     )
@@ -211,7 +222,7 @@ def _dosage(request: MedicationRequest, where: str) -> str:
     return str(text)
 
 
-def _flag(extensions: list[Extension] | None, url: str, where: str) -> bool | None:
+def _flag(extensions: list[Valid] | None, url: str, where: str) -> bool | None:
     found = [e for e in extensions or [] if e.url == url]
     if not found:
         return None
@@ -220,7 +231,7 @@ def _flag(extensions: list[Extension] | None, url: str, where: str) -> bool | No
     return bool(found[0].valueBoolean)
 
 
-def _is_secure(request: MedicationRequest) -> bool:
+def _is_secure(request: Valid) -> bool:
     return any(
         coding.system == KIND_SYSTEM and coding.code == "secure"
         for category in request.category or []
@@ -252,6 +263,7 @@ ELEMENT_OF_FIELD = {
     "assimilated": "medicationCodeableConcept",
     "overlap_allowed": "extension",
     "non_substitutable": "substitution.reason",
+    "designated_finess": "dispenseRequest.performer",
 }
 ELEMENT_OF_HEADING = {"issued_on": "authoredOn", "kind": "category", "patient.ins": "subject"}
 

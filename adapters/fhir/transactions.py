@@ -1,5 +1,5 @@
 """What a POST holds: one resource, or a `transaction` Bundle of them (with, for prescribing,
-the Patient, Practitioner and Medication resources the lines reference)."""
+the Patient, Practitioner, Medication and Organization resources the lines reference)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from adapters.fhir.outcome import invalid_element
 from adapters.fhir.parsing import bundle_entries, resource_type, validated
 from adapters.fhir.prescribing import SentRequest
 from adapters.fhir.references import Referenced
+from adapters.fhir.structure import Valid
 
-REFERENCED_KINDS = {"Patient", "Practitioner", "Medication"}
+REFERENCED_KINDS = {"Patient", "Practitioner", "Medication", "Organization"}
 
 
 class Prescribing(NamedTuple):
@@ -49,13 +50,13 @@ def transaction(data: dict[str, Any]) -> Prescribing | list[SentDispense]:
     return _requests(bundle, raw)
 
 
-def _requests(bundle: Bundle, raw: list[Any]) -> Prescribing:
+def _requests(bundle: Valid, raw: list[Any]) -> Prescribing:
     lines: list[SentRequest] = []
     by_url: dict[str, Any] = {}
     for index, entry in enumerate(bundle.entry or []):
         where = _created_at(entry, index)
         kind = entry.resource.get_resource_type() if entry.resource else None
-        if isinstance(entry.resource, MedicationRequest):
+        if kind == "MedicationRequest":
             lines.append(SentRequest(raw[index], entry.resource, where))
         elif kind in REFERENCED_KINDS:
             by_url.update(_addresses(entry, kind))
@@ -66,7 +67,7 @@ def _requests(bundle: Bundle, raw: list[Any]) -> Prescribing:
     return Prescribing(lines, Referenced(by_url))
 
 
-def _created_at(entry: Any, index: int) -> str:
+def _created_at(entry: Valid, index: int) -> str:
     """Where the entry's resource is (FHIRPath); a transaction here only creates (POST)."""
     if entry.request is not None and entry.request.method != "POST":
         raise invalid_element(
@@ -76,7 +77,7 @@ def _created_at(entry: Any, index: int) -> str:
     return f"Bundle.entry[{index}].resource"
 
 
-def _addresses(entry: Any, kind: str) -> dict[str, Any]:
+def _addresses(entry: Valid, kind: str) -> dict[str, Valid]:
     """How the lines may refer to an entry: its fullUrl, or Type/id."""
     found = {entry.fullUrl: entry.resource} if entry.fullUrl else {}
     if entry.resource.id:
@@ -84,11 +85,11 @@ def _addresses(entry: Any, kind: str) -> dict[str, Any]:
     return found
 
 
-def _dispenses(bundle: Bundle, raw: list[Any]) -> list[SentDispense]:
+def _dispenses(bundle: Valid, raw: list[Any]) -> list[SentDispense]:
     sent: list[SentDispense] = []
     for index, entry in enumerate(bundle.entry or []):
         where = _created_at(entry, index)
-        if not isinstance(entry.resource, MedicationDispense):
+        if entry.resource is None or entry.resource.get_resource_type() != "MedicationDispense":
             raise invalid_element("a dispensing's Bundle holds only MedicationDispenses", where)
         sent.append(SentDispense(raw[index], entry.resource, where))
     return sent

@@ -1,6 +1,6 @@
-"""The FHIR routes in the OpenAPI document: FHIR JSON bodies, and every refusal an
-`OperationOutcome` (`application/fhir+json`), as `adapters.http.openapi` does for /v1's
-problems."""
+"""The FHIR routes in the OpenAPI document: FHIR JSON bodies, and each refusal an operation can
+answer (its statuses and codes, `adapters.http.fhir_problem_codes`) an `OperationOutcome`
+(`application/fhir+json`), as `adapters.http.openapi` does for /v1's problems."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from litestar.openapi.spec import (
 )
 
 from adapters.http.fhir_outcomes import FHIR_JSON
+from adapters.http.fhir_problem_codes import fhir_problems_of
+from adapters.http.problem_codes import Problems
 
 PREFIX = "/fhir/R4"
 STRING = OpenAPIType.STRING
@@ -44,7 +46,7 @@ OUTCOMES = {
     401: "No valid bearer token",
     403: "The caller's role may not do this, or the requester is not the caller",
     404: "No such resource (or not the caller's)",
-    406: "Only JSON is served (`_format`, `Accept`)",
+    406: "Only JSON is served (_format, Accept)",
     408: "The request body did not arrive in time",
     409: "The prescription's state refuses it (the /v1 code)",
     413: "The body is too large",
@@ -59,8 +61,8 @@ EXCHANGES: dict[tuple[str, str], tuple[str | None, str]] = {
     ("get", "/fhir/R4/metadata"): (None, "The CapabilityStatement"),
     ("post", "/fhir/R4"): (
         "A `transaction` Bundle: the MedicationRequests of one prescription (with the Patient, "
-        "Practitioner and Medication they reference), or the MedicationDispenses of one "
-        "dispensing",
+        "Practitioner, Medication and Organization they reference), or the MedicationDispenses of "
+        "one dispensing",
         "A `transaction-response` Bundle, each entry `201 Created` with its `location` "
         "(`MedicationRequest/<prescription_id>-<line_no>` or "
         "`MedicationDispense/<dispensation_id>-<line_no>`); all or nothing",
@@ -98,8 +100,6 @@ EXCHANGES: dict[tuple[str, str], tuple[str | None, str]] = {
         "The MedicationDispense, `status` `entered-in-error`",
     ),
 }
-METADATA_OUTCOMES = (406, 429)
-WRITE_OUTCOMES = (408, 413, 415)  # about a body: only where one is sent
 RETRY_AFTER: dict[str, OpenAPIHeader | Reference] = {
     "Retry-After": OpenAPIHeader(schema=Schema(type=OpenAPIType.INTEGER))
 }
@@ -118,7 +118,9 @@ def complete_fhir_document(document: OpenAPI) -> OpenAPI:
             operation = getattr(item, method, None)
             if isinstance(operation, Operation):
                 _exchanges(operation, *EXCHANGES[(method, path)])
-                _as_fhir(operation, path.endswith("/metadata"), method == "post")
+                _as_fhir(operation, fhir_problems_of(method.upper(), path))
+                if path.endswith("/metadata"):
+                    operation.security = []
     return document
 
 
@@ -137,18 +139,18 @@ def _exchanges(operation: Operation, body: str | None, answer: str) -> None:
                 response.headers = {"Location": OpenAPIHeader(schema=Schema(type=STRING))}
 
 
-def _as_fhir(operation: Operation, metadata: bool, writes: bool) -> None:
-    responses = operation.responses if operation.responses is not None else {}
-    for status, title in OUTCOMES.items():
-        if (metadata and status not in METADATA_OUTCOMES) or (
-            status in WRITE_OUTCOMES and not writes
-        ):
-            continue
+def _as_fhir(operation: Operation, problems: Problems) -> None:
+    """Each status the operation can refuse with, naming its codes; none other."""
+    responses = {
+        status: response
+        for status, response in (operation.responses or {}).items()
+        if not status.startswith(("4", "5"))
+    }
+    for status in sorted({status for status, _ in problems}):
+        codes = ", ".join(f"`{code}`" for code in sorted(c for s, c in problems if s == status))
         responses[str(status)] = OpenAPIResponse(
-            description=title,
+            description=f"{OUTCOMES[status]}: {codes}",
             content={FHIR_JSON: OpenAPIMediaType(schema=OUTCOME)},
             headers=RETRY_AFTER if status in {429, 503} else None,
         )
-    if metadata:
-        operation.security = []
     operation.responses = responses

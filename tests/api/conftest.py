@@ -1,8 +1,9 @@
 """Every problem the API tests provoke is one its operation lists in the OpenAPI document.
 
-An autouse fixture records each `/v1` problem answered to a test client during a test; at its
-end, each (operation, status, code) must be among the operation's stated problems
-(`adapters/http/problem_codes.py`, as `/schema/openapi.json` serves them).
+An autouse fixture records each `/v1` problem and each `/fhir` OperationOutcome answered to a test
+client during a test; at its end, each (operation, status, code) must be among the operation's
+stated problems (`adapters/http/problem_codes.py` and `fhir_problem_codes.py`, as
+`/schema/openapi.json` serves them).
 """
 
 from __future__ import annotations
@@ -27,15 +28,17 @@ class Answered(NamedTuple):
 
 
 class StatedProblems:
-    """The codes each /v1 operation lists per status, and the operation a request is of."""
+    """The codes each /v1 and /fhir operation lists per status, and the operation a request is
+    of."""
 
     def __init__(self, document: dict[str, Any]) -> None:
         self.listed: dict[str, dict[int, set[str]]] = {}
         self._templates: list[tuple[re.Pattern[str], str, str]] = []
         for path, item in document["paths"].items():
-            if not path.startswith("/v1/"):
+            if not path.startswith(("/v1/", "/fhir/")):
                 continue
-            pattern = re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", path) + "/?$")
+            literals = re.split(r"\{[^}]+\}", path)  # `$cancel` is no end of line
+            pattern = re.compile("^" + "[^/]+".join(map(re.escape, literals)) + "/?$")
             for method, operation in item.items():
                 key = f"{method.upper()} {path}"
                 self._templates.append((pattern, method.upper(), key))
@@ -76,8 +79,22 @@ def problems_are_stated(
 
 
 def _record(stated: StatedProblems, response: httpx.Response, answered: list[Answered]) -> None:
-    if not response.headers.get("content-type", "").startswith("application/problem+json"):
+    code = _code_of(response)
+    if code is None:
         return
     operation = stated.operation(response.request.method, response.request.url.path)
     if operation is not None:  # an unknown route's 404 or 405 is no operation's
-        answered.append(Answered(operation, response.status_code, response.json()["code"]))
+        answered.append(Answered(operation, response.status_code, code))
+
+
+def _code_of(response: httpx.Response) -> str | None:
+    """The code of a problem, or of an OperationOutcome's first issue (None: neither)."""
+    content = response.headers.get("content-type", "")
+    if content.startswith("application/problem+json"):
+        return str(response.json()["code"])
+    if not content.startswith("application/fhir+json") or response.status_code < 400:
+        return None
+    outcome = response.json()
+    if outcome.get("resourceType") != "OperationOutcome":
+        return None
+    return str(outcome["issue"][0]["details"]["coding"][0]["code"])

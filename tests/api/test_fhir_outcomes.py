@@ -1,6 +1,7 @@
 """Under /fhir, what the middleware and the router refuse is an OperationOutcome too (never
 problem+json), with the /v1 code: no token, a bad one, a forbidden role, a body too large or not
-JSON, no such route or method, past the rate limit; and no answer lingers in a cache."""
+JSON, no such route or method, past the rate limit; and no answer lingers in a cache. Each
+operation states in the OpenAPI document exactly the outcomes it can answer."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from litestar.testing import TestClient
 
 from adapters.bootstrap import build_app
 from adapters.config import Settings
+from adapters.http.fhir_problem_codes import FHIR_PROBLEMS_OF
 from tests.api.test_fhir_dispensing import dispense, v1_prescription
 from tests.api.test_fhir_prescribing import FHIR_JSON, assert_outcome
 from tests.conftest import Client
@@ -95,17 +97,17 @@ def test_past_the_rate_limit_is_429_with_retry_after(tmp_path: Path, people: Peo
     assert 1 <= int(answers[2].headers["retry-after"]) <= 10
 
 
-def test_every_fhir_operation_declares_its_outcomes(client: Client) -> None:
+def test_every_fhir_operation_declares_exactly_its_outcomes(client: Client) -> None:
     paths = client.get("/schema/openapi.json").json()["paths"]
     fhir = {p: item for p, item in paths.items() if p.startswith("/fhir/R4")}
 
-    for path, item in fhir.items():
-        for method, operation in item.items():
-            expected = {"406", "429"} if path.endswith("/metadata") else {"401", "404", "429"}
-            if method == "post":
-                expected |= {"408", "413", "415"}
-            assert expected <= set(operation["responses"]), f"{method} {path}"
-            for status in expected:
-                content = operation["responses"][status]["content"]
-                assert set(content) == {"application/fhir+json"}, f"{method} {path} {status}"
-            assert "Retry-After" in operation["responses"]["429"]["headers"]
+    assert {(m.upper(), p) for p, item in fhir.items() for m in item} == set(FHIR_PROBLEMS_OF)
+    for (method, path), problems in FHIR_PROBLEMS_OF.items():
+        responses = fhir[path][method.lower()]["responses"]
+        refusals = {status for status in responses if status.startswith(("4", "5"))}
+        assert refusals == {str(status) for status, _ in problems}, f"{method} {path}"
+        for status, code in problems:
+            answer = responses[str(status)]
+            assert f"`{code}`" in answer["description"], f"{method} {path} {status} {code}"
+            assert set(answer["content"]) == {"application/fhir+json"}, f"{method} {path}"
+        assert "Retry-After" in responses["429"]["headers"]
