@@ -120,9 +120,9 @@ END $$"""
         The caller never puts two commands touching one stream, key or invoice number in one
         group (the second would be decided against a state the first changes), so the checks
         are set-based. The returned rows are the inserted events with their log positions and
-        hashes (the chain's trigger, `adapters.chain_postgres`, sets them): a command is
-        committed iff its events are among them. An idempotency record is inserted once its
-        command's events are, with the position of the first of them.
+        hashes (`ordo_append_chained`, `adapters.chain_postgres`, chains them once for the
+        group): a command is committed iff its events are among them. An idempotency record
+        is inserted once its command's events are, with the position of the first of them.
         """
         return f"""
 CREATE OR REPLACE FUNCTION {self.group_function}(
@@ -136,6 +136,10 @@ LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
     refused int[];
+    kept_ids text[];
+    kept_versions bigint[];
+    kept_topics text[];
+    kept_states bytea[];
 BEGIN
     LOCK TABLE {self.events} IN EXCLUSIVE MODE;
     SELECT coalesce(array_agg(r.cmd), '{{}}') INTO refused FROM (
@@ -158,16 +162,22 @@ BEGIN
     IF EXISTS (SELECT 1 FROM unnest(event_cmds) AS c(cmd) WHERE c.cmd <> ALL (refused)) THEN
         NOTIFY {CHANNEL};
     END IF;
-    RETURN QUERY
-    INSERT INTO {self.events} AS t (originator_id, originator_version, topic, state)
-        SELECT e.id, e.version, e.topic, e.state
-        FROM unnest(event_cmds, ids, versions, topics, states) WITH ORDINALITY
-            AS e(cmd, id, version, topic, state, n)
-        WHERE e.cmd <> ALL (refused)
-        ORDER BY e.n
-    RETURNING t.originator_id, t.originator_version, t.notification_id, t.hash;
+    {self._keep_rows()}
+    RETURN QUERY SELECT * FROM {quoted(self.schema)}.ordo_append_chained(
+        kept_ids, kept_versions, kept_topics, kept_states);
     {self._insert_records()}
 END $$"""
+
+    def _keep_rows(self) -> str:
+        """In `ordo_append_group`: the rows of the commands not refused, in the group's order."""
+        return """SELECT coalesce(array_agg(e.id ORDER BY e.n), '{}'),
+           coalesce(array_agg(e.version ORDER BY e.n), '{}'),
+           coalesce(array_agg(e.topic ORDER BY e.n), '{}'),
+           coalesce(array_agg(e.state ORDER BY e.n), '{}')
+        INTO kept_ids, kept_versions, kept_topics, kept_states
+        FROM unnest(event_cmds, ids, versions, topics, states) WITH ORDINALITY
+            AS e(cmd, id, version, topic, state, n)
+        WHERE e.cmd <> ALL (refused);"""
 
     def _insert_records(self) -> str:
         """In `ordo_append_group`, once the events are inserted: the idempotency records of the

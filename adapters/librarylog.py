@@ -296,9 +296,8 @@ class SingleTripPostgresRecorder(PostgresApplicationRecorder):
             "RETURNS SETOF bigint LANGUAGE plpgsql AS $$ BEGIN "
             "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
             "NOTIFY {channel}; "
-            "RETURN QUERY INSERT INTO {schema}.{table} "
-            "(originator_id, originator_version, topic, state) "
-            "SELECT * FROM unnest(ids, versions, topics, states) RETURNING notification_id; "
+            "RETURN QUERY SELECT c.log_position "
+            "FROM {schema}.ordo_append_chained(ids, versions, topics, states) AS c; "
             "END $$"
         ).format(schema=schema, table=table, channel=Identifier(self.channel_name))
         self._append = SQL(
