@@ -1,7 +1,7 @@
 """The hash-chained log: each event's `hash = SHA-256(previous hash || canonical bytes)`.
 
 The chain is extended where positions are assigned, in the appending transaction, so two
-writers can never fork it: on PostgreSQL by `ordo_append_chained`, every writer's insert, once
+writers can never fork it: on PostgreSQL by `ordo_append_group`, every writer's insert, once
 per transaction under the event table's EXCLUSIVE lock (the head read once, the rows' positions
 taken and hashes computed there; a row inserted without its hash is refused); on SQLite the
 embedded recorder chains its rows after inserting them (the insert holds the database's write

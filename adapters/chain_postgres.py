@@ -1,13 +1,12 @@
 # ruff: noqa: S608 - SQL is built from our own table names; every value is a bound parameter.
-"""The hash chain on PostgreSQL (`adapters.chain`): the column, the chained insert, the one-off
-upgrade.
+"""The hash chain on PostgreSQL (`adapters.chain`): the column, the guard, the one-off upgrade.
 
 `statements` is idempotent DDL, run under the DDL's advisory lock by every server at start (and
 by the library log's recorder, the tools' writer): the `hash` column, `ordo_event_head` (the
-canonical bytes before the state, as `adapters.chain.event_head`), `ordo_append_chained`, the
-one insert of every writer (the group append, the tools' `ordo_append`), which reads the head
-once and chains its rows after it, and `ordo_chain_log`, which chains the rows a previous
-release wrote, in log order, once. Then `guard`: a row inserted without its hash is refused.
+canonical bytes before the state, as `adapters.chain.event_head`) and `ordo_chain_log`, which
+chains the rows a previous release wrote, in log order, once. New rows are chained by the one
+insert of every writer, `ordo_append_group` (`adapters.eventtable`), once per group; `guard`
+refuses a row inserted without its hash.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from adapters.chain import CHAIN_MIGRATION
-from adapters.eventtable import EventTableSql, quoted
+from adapters.eventtable import GENESIS_SQL, EventTableSql, literal, quoted
 
 if TYPE_CHECKING:
     from psycopg import Cursor
@@ -26,7 +25,6 @@ if TYPE_CHECKING:
     from adapters.postgres import Conn
 
 CHAIN_BATCH = 10_000  # rows hashed between two UPDATEs of the one-off upgrade
-GENESIS_SQL = "decode(repeat('00', 32), 'hex')"
 # The constraint that refuses an unchained row.
 CHAINED_CONSTRAINT = "ordo_events_chained"
 log = structlog.get_logger("ordo.store")
@@ -42,10 +40,6 @@ def event_head_sql(stream: str, version: str, topic: str) -> str:
     )
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 class ChainSql:
     """The chain's statements on one schema's event table."""
 
@@ -58,23 +52,22 @@ class ChainSql:
         return [
             self._hash_column(),
             self._event_head(),
-            self._append_chained(),
             self._chain_log(),
         ]
 
     def guard(self) -> str:
         """Refuses a row without its hash (a writer that did not go through
-        `ordo_append_chained`): a constraint checked on new rows only (NOT VALID: no scan of the
+        `ordo_append_group`): a constraint checked on new rows only (NOT VALID: no scan of the
         log). A database whose rows a per-row trigger chained loses that trigger here."""
         return f"""
 DO $$ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = '{CHAINED_CONSTRAINT}'
-                   AND conrelid = {_literal(self.events)}::regclass) THEN
+                   AND conrelid = {literal(self.events)}::regclass) THEN
         ALTER TABLE {self.events} ADD CONSTRAINT {CHAINED_CONSTRAINT}
             CHECK (hash IS NOT NULL) NOT VALID;
     END IF;
     IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'ordo_chain'
-               AND tgrelid = {_literal(self.events)}::regclass) THEN
+               AND tgrelid = {literal(self.events)}::regclass) THEN
         DROP TRIGGER ordo_chain ON {self.events};
         DROP FUNCTION {self.schema}.ordo_chain_event();
     END IF;
@@ -85,7 +78,7 @@ END $$"""
         return f"""
 DO $$ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attname = 'hash' AND NOT attisdropped
-                   AND attrelid = {_literal(self.events)}::regclass) THEN
+                   AND attrelid = {literal(self.events)}::regclass) THEN
         ALTER TABLE {self.events} ADD COLUMN hash bytea;
     END IF;
 END $$"""
@@ -96,38 +89,6 @@ CREATE OR REPLACE FUNCTION {self.schema}.ordo_event_head(stream text, version bi
 RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT {event_head_sql("stream", "version", "topic")}
 $$"""
-
-    def _append_chained(self) -> str:
-        """Inserts rows chained after the head, in the caller's order: the head read once, each
-        row's position taken and its hash computed here, under the table's lock (taken here
-        too, so that no caller can chain from a head another writer is about to pass)."""
-        return f"""
-CREATE OR REPLACE FUNCTION {self.schema}.ordo_append_chained(
-    ids text[], versions bigint[], topics text[], states bytea[])
-RETURNS TABLE (stream text, stream_version bigint, log_position bigint, log_hash bytea)
-LANGUAGE plpgsql AS $$
-#variable_conflict use_column
-DECLARE
-    sequence regclass := pg_get_serial_sequence({_literal(self.events)}, 'notification_id');
-    previous bytea;
-    positions bigint[] := '{{}}';
-    hashes bytea[] := '{{}}';
-BEGIN
-    LOCK TABLE {self.events} IN EXCLUSIVE MODE;
-    SELECT e.hash INTO previous FROM {self.events} e ORDER BY e.notification_id DESC LIMIT 1;
-    previous := coalesce(previous, {GENESIS_SQL});
-    FOR i IN 1 .. coalesce(cardinality(ids), 0) LOOP
-        previous := sha256(previous || {self.schema}.ordo_event_head(ids[i], versions[i], topics[i])
-            || coalesce(states[i], ''));
-        positions[i] := nextval(sequence);
-        hashes[i] := previous;
-    END LOOP;
-    RETURN QUERY
-    INSERT INTO {self.events} AS t
-        (notification_id, originator_id, originator_version, topic, state, hash)
-        SELECT * FROM unnest(positions, ids, versions, topics, states, hashes)
-    RETURNING t.originator_id, t.originator_version, t.notification_id, t.hash;
-END $$"""
 
     def _chain_log(self) -> str:
         """Chains the rows without a hash, in log order; returns how many it chained."""
