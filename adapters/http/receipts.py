@@ -24,8 +24,7 @@ RECEIPT_HEADER = OpenAPIHeader(
     schema=Schema(type=OpenAPIType.STRING),
     description=(
         "The signed receipt of what was recorded and where in the log (compact JWS, EdDSA or "
-        "ES256); "
-        "keys at /.well-known/jwks.json"
+        "ES256); keys at /.well-known/jwks.json"
     ),
 )
 
