@@ -1,6 +1,7 @@
 """Signed receipts on SQLite and PostgreSQL: `Ordo-Receipt` on the 201s of prescribing,
 dispensing and billing (/v1 and /fhir), checked with a JOSE library (PyJWT) against the keys
-published at `/.well-known/jwks.json`, before and after a key rotation; one byte changed and the
+published at `/.well-known/jwks.json` (EdDSA with Ed25519 keys, ES256 with a P-256 key the ring or
+`ORDO_RECEIPT_KEY` already held), before and after a key rotation; one byte changed and the
 receipt no longer verifies; its log position and hash are the event's in the chained log; a retry
 answered from its `Idempotency-Key` carries a receipt naming the first answer's position and hash
 (none when its record was kept before records kept their position)."""
