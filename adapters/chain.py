@@ -1,10 +1,11 @@
 """The hash-chained log: each event's `hash = SHA-256(previous hash || canonical bytes)`.
 
 The chain is extended where positions are assigned, in the appending transaction, so two
-writers can never fork it: on PostgreSQL a row trigger on the event table (every writer takes
-the table's EXCLUSIVE lock before it inserts, the trigger reads the head's hash once per
-transaction and keeps the running head in a transaction-local setting); on SQLite the embedded
-recorder chains its rows after inserting them (the insert holds the database's write lock).
+writers can never fork it: on PostgreSQL by `ordo_append_group`, every writer's insert, once
+per transaction under the event table's EXCLUSIVE lock (the head read once, the rows' positions
+taken and hashes computed there; a row inserted without its hash is refused); on SQLite the
+embedded recorder chains its rows after inserting them (the insert holds the database's write
+lock).
 The first event's previous hash is `GENESIS`. An event's canonical bytes are its stream,
 version, topic and stored state, each length-prefixed (big-endian), so that no two events
 share them; its log position is not in them (positions may have gaps), but the chain binds the

@@ -1,12 +1,12 @@
 # ruff: noqa: S608 - SQL is built from our own table names; every value is a bound parameter.
-"""The hash chain on PostgreSQL (`adapters.chain`): the column, the trigger, the one-off upgrade.
+"""The hash chain on PostgreSQL (`adapters.chain`): the column, the guard, the one-off upgrade.
 
 `statements` is idempotent DDL, run under the DDL's advisory lock by every server at start (and
 by the library log's recorder, the tools' writer): the `hash` column, `ordo_event_head` (the
-canonical bytes before the state, as `adapters.chain.event_head`), the trigger that chains each
-inserted row, and `ordo_chain_log`, which chains the rows a previous release wrote, in log
-order, once. The trigger is created after the upgrade ran, so no row is chained before the rows
-it follows.
+canonical bytes before the state, as `adapters.chain.event_head`) and `ordo_chain_log`, which
+chains the rows a previous release wrote, in log order, once. New rows are chained by the one
+insert of every writer, `ordo_append_group` (`adapters.eventtable`), once per group; `guard`
+refuses a row inserted without its hash.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from adapters.chain import CHAIN_MIGRATION
-from adapters.eventtable import EventTableSql, quoted
+from adapters.eventtable import GENESIS_SQL, EventTableSql, literal, quoted
 
 if TYPE_CHECKING:
     from psycopg import Cursor
@@ -25,9 +25,8 @@ if TYPE_CHECKING:
     from adapters.postgres import Conn
 
 CHAIN_BATCH = 10_000  # rows hashed between two UPDATEs of the one-off upgrade
-GENESIS_SQL = "decode(repeat('00', 32), 'hex')"
-# The transaction-local setting holding the head of the chain as the trigger left it.
-HEAD_SETTING = "ordo.chain_head"
+# The constraint that refuses an unchained row.
+CHAINED_CONSTRAINT = "ordo_events_chained"
 log = structlog.get_logger("ordo.store")
 
 
@@ -39,10 +38,6 @@ def event_head_sql(stream: str, version: str, topic: str) -> str:
         f"|| int8send({version}) "
         f"|| int4send(octet_length(convert_to({topic}, 'UTF8'))) || convert_to({topic}, 'UTF8')"
     )
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 class ChainSql:
@@ -57,17 +52,24 @@ class ChainSql:
         return [
             self._hash_column(),
             self._event_head(),
-            self._trigger_function(),
             self._chain_log(),
         ]
 
-    def trigger(self) -> str:
+    def guard(self) -> str:
+        """Refuses a row without its hash (a writer that did not go through
+        `ordo_append_group`): a constraint checked on new rows only (NOT VALID: no scan of the
+        log). A database whose rows a per-row trigger chained loses that trigger here."""
         return f"""
 DO $$ BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'ordo_chain'
-                   AND tgrelid = {_literal(self.events)}::regclass) THEN
-        CREATE TRIGGER ordo_chain BEFORE INSERT ON {self.events}
-            FOR EACH ROW EXECUTE FUNCTION {self.schema}.ordo_chain_event();
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = '{CHAINED_CONSTRAINT}'
+                   AND conrelid = {literal(self.events)}::regclass) THEN
+        ALTER TABLE {self.events} ADD CONSTRAINT {CHAINED_CONSTRAINT}
+            CHECK (hash IS NOT NULL) NOT VALID;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'ordo_chain'
+               AND tgrelid = {literal(self.events)}::regclass) THEN
+        DROP TRIGGER ordo_chain ON {self.events};
+        DROP FUNCTION {self.schema}.ordo_chain_event();
     END IF;
 END $$"""
 
@@ -76,7 +78,7 @@ END $$"""
         return f"""
 DO $$ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attname = 'hash' AND NOT attisdropped
-                   AND attrelid = {_literal(self.events)}::regclass) THEN
+                   AND attrelid = {literal(self.events)}::regclass) THEN
         ALTER TABLE {self.events} ADD COLUMN hash bytea;
     END IF;
 END $$"""
@@ -87,30 +89,6 @@ CREATE OR REPLACE FUNCTION {self.schema}.ordo_event_head(stream text, version bi
 RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT {event_head_sql("stream", "version", "topic")}
 $$"""
-
-    def _trigger_function(self) -> str:
-        """Chains NEW after the head: read once per transaction (under the table's lock, which
-        every writer holds already), then kept with the table's oid in `HEAD_SETTING`."""
-        return f"""
-CREATE OR REPLACE FUNCTION {self.schema}.ordo_chain_event() RETURNS trigger
-LANGUAGE plpgsql AS $$
-DECLARE
-    head text := current_setting('{HEAD_SETTING}', true);
-    previous bytea;
-BEGIN
-    IF head IS NOT NULL AND starts_with(head, TG_RELID::text || ':') THEN
-        previous := decode(split_part(head, ':', 2), 'hex');
-    ELSE
-        LOCK TABLE {self.events} IN EXCLUSIVE MODE;
-        SELECT e.hash INTO previous FROM {self.events} e
-            ORDER BY e.notification_id DESC LIMIT 1;
-        previous := coalesce(previous, {GENESIS_SQL});
-    END IF;
-    NEW.hash := sha256(previous || {self.schema}.ordo_event_head(
-        NEW.originator_id, NEW.originator_version, NEW.topic) || coalesce(NEW.state, ''));
-    PERFORM set_config('{HEAD_SETTING}', TG_RELID::text || ':' || encode(NEW.hash, 'hex'), true);
-    RETURN NEW;
-END $$"""
 
     def _chain_log(self) -> str:
         """Chains the rows without a hash, in log order; returns how many it chained."""
@@ -160,7 +138,7 @@ END $$"""
 
 
 async def install_chain(conn: Conn, sql: EventTableSql) -> None:
-    """The chain's DDL, the one-off upgrade of an unchained log, then the trigger; in the
+    """The chain's DDL, the one-off upgrade of an unchained log, then the guard; in the
     caller's transaction, under its advisory lock."""
     chain = ChainSql(sql)
     for statement in chain.statements():
@@ -169,7 +147,7 @@ async def install_chain(conn: Conn, sql: EventTableSql) -> None:
         chained: int = await conn.fetchval(f"SELECT {chain.schema}.ordo_chain_log()")
         await conn.execute(sql.mark_migrated, CHAIN_MIGRATION, chained, 0)
         log.info("log_chained", events=chained)
-    await conn.execute(chain.trigger())
+    await conn.execute(chain.guard())
 
 
 def install_chain_sync(curs: Cursor[DictRow], sql: EventTableSql) -> None:
@@ -188,7 +166,7 @@ def install_chain_sync(curs: Cursor[DictRow], sql: EventTableSql) -> None:
             (CHAIN_MIGRATION, chained),
         )
         log.info("log_chained", events=chained)
-    curs.execute(chain.trigger())
+    curs.execute(chain.guard())
 
 
 __all__ = ["ChainSql", "install_chain", "install_chain_sync"]

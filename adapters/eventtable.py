@@ -33,8 +33,17 @@ MIGRATIONS_TABLE = "ordo_migrations"
 CHANNEL = EVENTS_TABLE
 
 
+# The hash chain's previous hash before the first event (`adapters.chain.GENESIS`).
+GENESIS_SQL = "decode(repeat('00', 32), 'hex')"
+
+
 def quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    """A SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,11 @@ class EventTableSql:
     @property
     def traces(self) -> str:
         return f"{quoted(self.schema)}.{TRACES_TABLE}"
+
+    @property
+    def sequence(self) -> str:
+        """The positions' sequence: the one PostgreSQL names for the `bigserial` column."""
+        return f"{quoted(self.schema)}.{EVENTS_TABLE}_notification_id_seq"
 
     @property
     def group_function(self) -> str:
@@ -130,10 +144,9 @@ END $$"""
         The caller never puts two commands touching one stream, key or invoice number in one
         group (the second would be decided against a state the first changes), so the checks
         are set-based. The returned rows are the inserted events with their log positions and
-        hashes (the chain's trigger, `adapters.chain_postgres`, sets them): a command is
-        committed iff its events are among them. An idempotency record is inserted once its
-        command's events are, with the position of the first of them.
-        """
+        hashes (`_insert_chained`): a command is committed iff its events are among them. An
+        idempotency record is inserted once its command's events are, with the position of the
+        first of them."""
         return f"""
 CREATE OR REPLACE FUNCTION {self.group_function}(
     expected_cmds int[], expected_ids text[], expected_versions bigint[],
@@ -146,6 +159,11 @@ LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
     refused int[];
+    previous bytea;
+    stream_bytes bytea;
+    topic_bytes bytea;
+    positions bigint[] := '{{}}';
+    hashes bytea[] := '{{}}';
 BEGIN
     LOCK TABLE {self.events} IN EXCLUSIVE MODE;
     SELECT coalesce(array_agg(r.cmd), '{{}}') INTO refused FROM (
@@ -168,16 +186,37 @@ BEGIN
     IF EXISTS (SELECT 1 FROM unnest(event_cmds) AS c(cmd) WHERE c.cmd <> ALL (refused)) THEN
         NOTIFY {CHANNEL};
     END IF;
-    RETURN QUERY
-    INSERT INTO {self.events} AS t (originator_id, originator_version, topic, state)
-        SELECT e.id, e.version, e.topic, e.state
-        FROM unnest(event_cmds, ids, versions, topics, states) WITH ORDINALITY
-            AS e(cmd, id, version, topic, state, n)
-        WHERE e.cmd <> ALL (refused)
-        ORDER BY e.n
-    RETURNING t.originator_id, t.originator_version, t.notification_id, t.hash;
+    {self._insert_chained()}
     {self._insert_records()}
 END $$"""
+
+    def _insert_chained(self) -> str:
+        """In `ordo_append_group`, under the table's lock: the rows inserted and the hash chain
+        (`adapters.chain`) extended once for the group. The head's hash is read once; each row
+        of a command not refused, in the group's order, takes the next position and its hash
+        (the canonical bytes are `ordo_event_head`'s, written out: PL/pgSQL does not inline a
+        SQL function, and calling it took two thirds of a row's chaining). A refused command's
+        rows keep a NULL position and are not inserted."""
+        return f"""SELECT e.hash INTO previous FROM {self.events} e
+        ORDER BY e.notification_id DESC LIMIT 1;
+    previous := coalesce(previous, {GENESIS_SQL});
+    FOR i IN 1 .. coalesce(cardinality(ids), 0) LOOP
+        CONTINUE WHEN event_cmds[i] = ANY (refused);
+        stream_bytes := convert_to(ids[i], 'UTF8');
+        topic_bytes := convert_to(topics[i], 'UTF8');
+        previous := sha256(previous || int4send(octet_length(stream_bytes)) || stream_bytes
+            || int8send(versions[i]) || int4send(octet_length(topic_bytes)) || topic_bytes
+            || coalesce(states[i], ''));
+        positions[i] := nextval({literal(self.sequence)});
+        hashes[i] := previous;
+    END LOOP;
+    RETURN QUERY
+    INSERT INTO {self.events} AS t
+        (notification_id, originator_id, originator_version, topic, state, hash)
+        SELECT * FROM unnest(positions, ids, versions, topics, states, hashes)
+            AS e(position, id, version, topic, state, hash)
+        WHERE e.position IS NOT NULL
+    RETURNING t.originator_id, t.originator_version, t.notification_id, t.hash;"""
 
     def _insert_records(self) -> str:
         """In `ordo_append_group`, once the events are inserted: the idempotency records of the

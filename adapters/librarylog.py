@@ -279,8 +279,9 @@ class EmbeddedRecorder(SQLiteApplicationRecorder):
 class SingleTripPostgresRecorder(PostgresApplicationRecorder):
     """The library's PostgreSQL recorder, appending in one round trip instead of a pipeline.
 
-    `ordo_append` takes the same EXCLUSIVE table lock (so notification ids commit in the
-    order they are issued and no reader skips one), sends the same NOTIFY, and inserts with
+    `ordo_append` is the event store's group append (`ordo_append_group`) of one command with
+    no expected versions: the same EXCLUSIVE table lock (so notification ids commit in the
+    order they are issued and no reader skips one), the same NOTIFY, the same hash chain, and
     the same primary key on (prescription, version) that makes a concurrent append fail. As a
     single statement on an autocommit connection it is its own transaction: the lock is held
     for one server-side call, not for client round trips, and the client does a tenth of the
@@ -289,18 +290,17 @@ class SingleTripPostgresRecorder(PostgresApplicationRecorder):
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str) -> None:
         super().__init__(datastore, events_table_name=events_table_name)
-        schema, table = Identifier(datastore.schema), Identifier(events_table_name)
+        schema = Identifier(datastore.schema)
+        nothing = ", ".join(["'{{}}'"] * 9)  # no idempotency record, no invoice claim
         self._function_ddl = SQL(
             "CREATE OR REPLACE FUNCTION {schema}.ordo_append("
             "ids text[], versions bigint[], topics text[], states bytea[]) "
             "RETURNS SETOF bigint LANGUAGE plpgsql AS $$ BEGIN "
-            "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
-            "NOTIFY {channel}; "
-            "RETURN QUERY INSERT INTO {schema}.{table} "
-            "(originator_id, originator_version, topic, state) "
-            "SELECT * FROM unnest(ids, versions, topics, states) RETURNING notification_id; "
+            "RETURN QUERY SELECT g.log_position FROM {schema}.ordo_append_group("
+            "'{{}}', '{{}}', '{{}}', array_fill(0, ARRAY[cardinality(ids)]), "
+            f"ids, versions, topics, states, {nothing}) AS g; "
             "END $$"
-        ).format(schema=schema, table=table, channel=Identifier(self.channel_name))
+        ).format(schema=schema)
         self._append = SQL(
             "SELECT n AS notification_id FROM {schema}.ordo_append(%s, %s, %s, %s) AS n"
         ).format(schema=schema)

@@ -1,4 +1,4 @@
-"""Signed receipts: a compact JWS (ES256, `kid` in its header) of what one append recorded.
+"""Signed receipts: a compact JWS (EdDSA, `kid` in its header) of what one append recorded.
 
 Every 201 of prescribing, dispensing and billing carries one in `Ordo-Receipt`: who did what
 (the action, the prescription number, the dispensation, the FINESS and RPPS, the lines with
@@ -6,11 +6,14 @@ their quantities) and where it landed in the hash-chained log (`log_position`, `
 `adapters.chain`). Anyone holding the published keys (`GET /.well-known/jwks.json`) can check
 it without asking us; the insurer's reconciliation does (`receipt_invalid`).
 
-The keys: `ORDO_RECEIPT_KEY` names the signing key's PEM file; without it a P-256 key is
+The keys: `ORDO_RECEIPT_KEY` names the signing key's PEM file; without it an Ed25519 key is
 generated once under `ORDO_DATA_DIR/receipt-keys/` (mode 0600) and named by `current` there.
-`ordo keys rotate` makes a new key the signer; the old ones stay in the key ring, published, so
-receipts they signed keep verifying. A server notices a rotation at its next receipt (the ring's
-files are looked at, not read again, on each one). Keys are never logged.
+`ordo keys rotate` makes a new Ed25519 key the signer; the old ones stay in the key ring,
+published, so receipts they signed keep verifying. A key may be Ed25519 (signing EdDSA, an OKP
+JWK) or EC P-256 (signing ES256, an EC JWK): a P-256 key in the ring, or the PEM that
+`ORDO_RECEIPT_KEY` names, goes on signing with ES256 until the next rotation, and its receipts
+verify after it. A server notices a rotation at its next receipt (the ring's files are looked
+at, not read again, on each one). Keys are never logged.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ from typing import Any
 import jwt
 import msgspec
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from jwt.algorithms import ECAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
 from adapters.chain import LogPoint
 from adapters.storedevents import AnyEvent
@@ -44,26 +47,43 @@ from domain.events import (
 from domain.identifiers import PrescriptionNumber
 from domain.reconciliation.receipts import Receipt
 
-ALGORITHM = "ES256"
 HEADER = "Ordo-Receipt"
 RING = "receipt-keys"
 CURRENT = "current"
 
 
-def thumbprint(public: ec.EllipticCurvePublicKey) -> str:
-    """The key's RFC 7638 JWK thumbprint (base64url SHA-256): its `kid`."""
-    jwk = ECAlgorithm.to_jwk(public, as_dict=True)
-    members = json.dumps({k: jwk[k] for k in ("crv", "kty", "x", "y")}, separators=(",", ":"))
+SigningKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
+PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
+
+
+def algorithm_of(public: PublicKey) -> str:
+    """The JWS algorithm a key signs with."""
+    return "EdDSA" if isinstance(public, ed25519.Ed25519PublicKey) else "ES256"
+
+
+def _jwk(public: PublicKey) -> dict[str, Any]:
+    if isinstance(public, ed25519.Ed25519PublicKey):
+        okp: dict[str, Any] = OKPAlgorithm.to_jwk(public, as_dict=True)
+        return okp
+    ec_jwk: dict[str, Any] = ECAlgorithm.to_jwk(public, as_dict=True)
+    return ec_jwk
+
+
+def thumbprint(public: PublicKey) -> str:
+    """The key's RFC 7638 JWK thumbprint (base64url SHA-256 of its required members): its
+    `kid`."""
+    jwk = _jwk(public)
+    required = ("crv", "kty", "x") if jwk["kty"] == "OKP" else ("crv", "kty", "x", "y")
+    members = json.dumps({k: jwk[k] for k in required}, separators=(",", ":"))
     digest = hashlib.sha256(members.encode()).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def public_jwk(public: ec.EllipticCurvePublicKey) -> dict[str, Any]:
-    jwk: dict[str, Any] = ECAlgorithm.to_jwk(public, as_dict=True)
-    return {**jwk, "kid": thumbprint(public), "alg": ALGORITHM, "use": "sig"}
+def public_jwk(public: PublicKey) -> dict[str, Any]:
+    return {**_jwk(public), "kid": thumbprint(public), "alg": algorithm_of(public), "use": "sig"}
 
 
-def _pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def _pem(key: SigningKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -71,12 +91,14 @@ def _pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def _read_key(path: Path) -> ec.EllipticCurvePrivateKey:
+def _read_key(path: Path) -> SigningKey:
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-        msg = f"{path}: a receipt key must be an EC P-256 private key (PEM)"
-        raise ValueError(msg)
-    return key
+    if isinstance(key, ed25519.Ed25519PrivateKey) or (
+        isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1"
+    ):
+        return key
+    msg = f"{path}: a receipt key must be an Ed25519 or EC P-256 private key (PEM)"
+    raise ValueError(msg)
 
 
 def _write_private(path: Path, data: bytes) -> None:
@@ -102,12 +124,13 @@ def _modified(path: Path) -> int:
 class Keys:
     """The signer and every key published (the signer's included), as loaded once."""
 
-    signer: ec.EllipticCurvePrivateKey
+    signer: SigningKey
     kid: str
-    published: tuple[ec.EllipticCurvePublicKey, ...]
-    by_kid: dict[str, ec.EllipticCurvePublicKey]
+    algorithm: str
+    published: tuple[PublicKey, ...]
+    by_kid: dict[str, PublicKey]
 
-    def public(self, kid: str) -> ec.EllipticCurvePublicKey | None:
+    def public(self, kid: str) -> PublicKey | None:
         return self.by_kid.get(kid)
 
 
@@ -129,9 +152,9 @@ class KeyRing:
         return self._keys
 
     def rotate(self) -> str:
-        """A new signing key; the old one stays published. Returns the new `kid`."""
+        """A new signing key (Ed25519); the old one stays published. Returns the new `kid`."""
         with self._locked():
-            key = ec.generate_private_key(ec.SECP256R1())
+            key = ed25519.Ed25519PrivateKey.generate()
             kid = thumbprint(key.public_key())
             if self.key_file is not None:
                 old = _read_key(self.key_file)
@@ -158,13 +181,14 @@ class KeyRing:
         ring = [_read_key(path) for path in sorted(self.directory.glob("*.pem"))]
         others = [key.public_key() for key in ring if thumbprint(key.public_key()) != kid]
         published = (signer.public_key(), *others)
-        return Keys(signer, kid, published, {thumbprint(key): key for key in published})
+        by_kid = {thumbprint(key): key for key in published}
+        return Keys(signer, kid, algorithm_of(signer.public_key()), published, by_kid)
 
-    def _current_or_new(self) -> ec.EllipticCurvePrivateKey:
+    def _current_or_new(self) -> SigningKey:
         current = self.directory / CURRENT
         if current.exists():
             return _read_key(self.directory / f"{current.read_text().strip()}.pem")
-        key = ec.generate_private_key(ec.SECP256R1())
+        key = ed25519.Ed25519PrivateKey.generate()
         kid = thumbprint(key.public_key())
         _write_private(self.directory / f"{kid}.pem", _pem(key))
         _write_private(current, kid.encode())
@@ -187,7 +211,7 @@ class KeyRing:
 
     def sign(self, claims: dict[str, Any]) -> str:
         keys = self.keys()
-        return jwt.encode(claims, keys.signer, algorithm=ALGORITHM, headers={"kid": keys.kid})
+        return jwt.encode(claims, keys.signer, algorithm=keys.algorithm, headers={"kid": keys.kid})
 
 
 class ReceiptVerifier:
@@ -203,7 +227,7 @@ class ReceiptVerifier:
             public = self._ring.keys().public(str(kid))
             if public is None:
                 return None
-            claims = jwt.decode(token, public, algorithms=[ALGORITHM])
+            claims = jwt.decode(token, public, algorithms=[algorithm_of(public)])
             return msgspec.convert(claims, Receipt)
         except (jwt.PyJWTError, msgspec.ValidationError):
             return None

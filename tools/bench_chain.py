@@ -28,7 +28,6 @@ from adapters.verify import PostgresLogRows, verify_chain
 async def unchained_log(conn: asyncpg.Connection, schema: str, events: int, size: int) -> None:
     """The store's tables, then `events` rows written as a release without the chain did."""
     table = f'"{schema}".ordo_events'
-    await conn.execute(f"DROP TRIGGER ordo_chain ON {table}")
     await conn.execute(f"ALTER TABLE {table} DROP COLUMN hash")
     await conn.execute(f'DELETE FROM "{schema}".ordo_migrations WHERE name = $1', CHAIN_MIGRATION)
     await conn.execute(

@@ -82,8 +82,7 @@ async def postgres_starts(url: str, events: int, legacy: int) -> list[float]:
         )
         log = open_library_log(scratch, Path(tempfile.gettempdir()))
         log.close()  # the library's event table, as the previous release created it ...
-        await conn.execute(f"DROP TRIGGER ordo_chain ON {table}")  # ... without the chain
-        await conn.execute(f"ALTER TABLE {table} DROP COLUMN hash")
+        await conn.execute(f"ALTER TABLE {table} DROP COLUMN hash")  # ... without the chain
         for beside in ("ordo_migrations", "ordo_idempotency", "ordo_invoice_claims"):
             await conn.execute(f'DROP TABLE "{schema}".{beside}')
         await conn.execute(

@@ -23,8 +23,8 @@ RECEIPTED = (
 RECEIPT_HEADER = OpenAPIHeader(
     schema=Schema(type=OpenAPIType.STRING),
     description=(
-        "The signed receipt of what was recorded and where in the log (compact JWS, ES256); "
-        "keys at /.well-known/jwks.json"
+        "The signed receipt of what was recorded and where in the log (compact JWS, EdDSA or "
+        "ES256); keys at /.well-known/jwks.json"
     ),
 )
 

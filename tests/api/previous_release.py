@@ -10,7 +10,7 @@ eventsourcing recorder.
 turns it into the one the previous release would have written for the same requests: each row of
 `ordo_idempotency` and `ordo_invoice_claims` becomes its fake stream in the log, and the tables
 the previous release did not have are dropped, as is the log's hash chain (its column, and on
-PostgreSQL its trigger). Keys and fingerprints are computed the same way
+PostgreSQL the constraint on it). Keys and fingerprints are computed the same way
 by both releases (`adapters.service._scoped` is unchanged), and the old record's body is the
 JSON of the same view the new record's result holds, with status 201.
 """
@@ -98,8 +98,6 @@ def as_previous_release(
         log.close()
     for table in NEW_TABLES:
         query(settings, f"DROP TABLE {table}")
-    if settings.database_url is not None:
-        query(settings, "DROP TRIGGER ordo_chain ON ordo_events")
     query(settings, "ALTER TABLE ordo_events DROP COLUMN hash")
     return len(legacy)
 

@@ -1,6 +1,7 @@
 """Signed receipts on SQLite and PostgreSQL: `Ordo-Receipt` on the 201s of prescribing,
 dispensing and billing (/v1 and /fhir), checked with a JOSE library (PyJWT) against the keys
-published at `/.well-known/jwks.json`, before and after a key rotation; one byte changed and the
+published at `/.well-known/jwks.json` (EdDSA with Ed25519 keys, ES256 with a P-256 key the ring or
+`ORDO_RECEIPT_KEY` already held), before and after a key rotation; one byte changed and the
 receipt no longer verifies; its log position and hash are the event's in the chained log; a retry
 answered from its `Idempotency-Key` carries a receipt naming the first answer's position and hash
 (none when its record was kept before records kept their position)."""
@@ -166,19 +167,67 @@ def test_the_generated_key_is_kept_once_readable_by_its_owner_only(
         assert [k.key_id for k in published(again).keys] == [key.stem]
 
 
+def test_receipts_are_signed_with_eddsa_and_the_key_published_as_okp(
+    client: Client, people: People
+) -> None:
+    receipt = issue_receipt(client, people)
+
+    assert jwt.get_unverified_header(receipt)["alg"] == "EdDSA"
+    [key] = client.get("/.well-known/jwks.json").json()["keys"]
+    assert (key["kty"], key["crv"], key["alg"]) == ("OKP", "Ed25519", "EdDSA")
+    assert key["kid"] == jwt.get_unverified_header(receipt)["kid"]
+
+
+def issue_receipt(client: Client, people: People) -> str:
+    answer = client.post(
+        "/v1/prescriptions", json=people.prescription_body(1), headers=people.as_prescriber()
+    )
+    assert answer.status_code == 201, answer.text
+    return answer.headers["Ordo-Receipt"]
+
+
+def pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+@pytest.mark.parametrize(
+    "settings", ["sqlite"], indirect=True
+)  # keys are files, whatever the store
+def test_a_ring_signing_with_es256_rotates_to_eddsa_and_both_receipts_verify(
+    settings: Settings, people: People
+) -> None:
+    old = ec.generate_private_key(ec.SECP256R1())  # the ring as a release signing ES256 left it
+    ring = settings.data_dir / "receipt-keys"
+    ring.mkdir(mode=0o700)
+    (ring / f"{thumbprint(old.public_key())}.pem").write_bytes(pem(old))
+    (ring / "current").write_text(thumbprint(old.public_key()))
+
+    with TestClient(build_app(settings)) as client:
+        before = issue_receipt(client, people)
+        KeyRing(settings.data_dir).rotate()
+        after = issue_receipt(client, people)
+
+        assert jwt.get_unverified_header(before)["alg"] == "ES256"
+        assert jwt.get_unverified_header(after)["alg"] == "EdDSA"
+        assert verified(client, before)["action"] == verified(client, after)["action"]
+        keys = {key["kid"]: key for key in client.get("/.well-known/jwks.json").json()["keys"]}
+        assert keys[thumbprint(old.public_key())]["kty"] == "EC"
+        for receipt in (before, after):
+            header, payload, signature = receipt.split(".")
+            flipped = signature[:10] + ("A" if signature[10] != "A" else "B") + signature[11:]
+            with pytest.raises(jwt.InvalidSignatureError):
+                verified(client, f"{header}.{payload}.{flipped}")
+
+
 @pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
 def test_ordo_receipt_key_names_the_signing_key(
     settings: Settings, people: People, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     path = tmp_path_factory.mktemp("keys") / "receipts.pem"
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    path.write_bytes(pem(key))
     named = settings_for(settings.data_dir)
     named = Settings(
         **{**{f: getattr(named, f) for f in named.__struct_fields__}, "receipt_key": path}

@@ -188,7 +188,7 @@ def test_starting_twice_migrates_once(
 def test_the_upgraded_log_is_chained_once_and_verifies(
     upgraded: Client, people: People, settings: Settings
 ) -> None:
-    issue(upgraded, people, 3)  # chained by the trigger after the rows the upgrade chained
+    issue(upgraded, people, 3)  # chained by the append after the rows the upgrade chained
 
     out = io.StringIO()
     holds = asyncio.run(verify(settings, Console(file=out, width=200)))

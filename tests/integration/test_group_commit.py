@@ -25,6 +25,7 @@ from adapters.postgres import asyncpg_target, connection_settings
 from adapters.service import PrescriptionService
 from adapters.store import ConflictError, EventStore, Write
 from adapters.store.postgres import PostgresEventStore
+from adapters.verify import PostgresLogRows, verify_chain
 from domain.actors import Actor
 from domain.errors import DomainError
 from domain.events import DispensationRecorded, Event
@@ -153,6 +154,14 @@ def test_a_stale_command_is_refused_alone_and_the_rest_of_its_group_commits(
             assert all(isinstance(r, ConflictError) for r in results[1::2])
             stored = await stored_dispensations(store)
             assert stored == dict.fromkeys(numbers, 1)
+            # The group's chain skips the refused commands' rows: its landed rows follow one
+            # another, and the whole log's chain holds.
+            landed = [point for r in results if isinstance(r, list) for point in r]
+            assert [p.position for p in landed] == list(
+                range(landed[0].position, landed[0].position + 10)
+            )
+            broken, check = await verify_chain(PostgresLogRows(store.pool, store.sql.schema))
+            assert broken is None and check.checked == 20 + 10 + 10
         finally:
             await store.close()
 
