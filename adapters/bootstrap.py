@@ -459,7 +459,7 @@ def build_app(settings: Settings, log: LibraryLog | None = None) -> Litestar:
         open_access_log(settings.database_url, settings.data_dir), patient_lookup(event_log)
     )
     conversations = ConversationService(
-        store, directory, settings.postmaster, after_append=appended
+        store, directory, settings.postmaster, after_append=appended, catalogue=catalogue.in_force
     )
     return create_app(
         service,
