@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -50,10 +50,18 @@ class InboxLine(msgspec.Struct, frozen=True, kw_only=True):
     line_no: int
     product: Product
     quantity: int
-    remaining: int
+    remaining: Annotated[
+        int, msgspec.Meta(description="packs of the prescribed size left, as the read counts them")
+    ]
     # The prescriber's "non substituable" mention; rows stored before it had none.
     non_substitutable: NonSubstitutable | None = None
-    remaining_units: int | None = None
+    remaining_units: Annotated[
+        int | None,
+        msgspec.Meta(
+            description="units left (tablets, capsules…) on a line counted in units, as the read "
+            "counts them; null on a line counted in packs"
+        ),
+    ] = None
 
 
 class InboxEntry(msgspec.Struct, frozen=True, kw_only=True):

@@ -135,7 +135,14 @@ class ListsController(Controller):
     async def patient_list(self, lists: NamedDependency[Lists]) -> PrescriptionPage:
         return await lists.prescriptions("patient_list", "patient_ins", lists.actor.ins)
 
-    @get("/pharmacies/me/inbox", summary="Prescriptions sent to the pharmacy, oldest first")
+    @get(
+        "/pharmacies/me/inbox",
+        summary="Prescriptions sent to the pharmacy, oldest first",
+        description="Each line says what is left as `GET /v1/prescriptions/{id}` counts it: "
+        "`remaining` in packs of the prescribed size, `remaining_units` on a line counted in "
+        "units (the catalogue knows its packs' units). A prescription leaves once nothing is "
+        "left (in units where counted in units) or it is cancelled.",
+    )
     async def inbox(self, lists: NamedDependency[Lists]) -> InboxPage:
         return await lists.inbox()
 
