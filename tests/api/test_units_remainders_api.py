@@ -126,3 +126,15 @@ def test_the_pdf_says_the_tablets_left(counter: Client, people: People) -> None:
     text = text_of(document(counter, number, people.as_pharmacist()))
 
     assert "Délivré : 1 boîte ; reste : 2 boîtes (60 unités)" in text
+
+
+def test_the_fhir_medication_request_says_the_tablets_left(counter: Client, people: People) -> None:
+    number = written(counter, people, LEVOTHYROX_30, 3, 90)
+    assert give(counter, people, number, 1).status_code == 201
+
+    read = counter.get(f"/fhir/R4/MedicationRequest/{number}-1", headers=people.as_pharmacist())
+
+    assert read.status_code == 200, read.text
+    extensions = read.json()["extension"]
+    assert {"url": "urn:ordo:remaining", "valueInteger": 2} in extensions
+    assert {"url": "urn:ordo:remaining-units", "valueInteger": 60} in extensions
