@@ -4,10 +4,12 @@ Every view is derived from the prescription's state, which is itself the fold of
 (`domain.prescription.evolve`): the same rule that answers the single read. So the lists agree
 with `GET /v1/prescriptions/{id}` by construction, and masking for the patient's opposition is
 applied when a list is read (`domain.views.view_of`), so a change of consent takes effect
-at once without rewriting any row.
+at once without rewriting any row. Likewise a line's units are counted when the inbox is read,
+from the packs its row keeps, so that a rebuild gives the same rows whatever the catalogue.
 
     state'  = evolve(state, event)                  (the "prescriptions" view: one row each)
     inbox   = inbox_entries(state')                 (the rows of this prescription in inboxes)
+    inbox'  = counted(inbox, sizes)                 (read: counted with the catalogue in force)
     index   = dispensing_records(state')            (what the patient received, per product)
     convs   = state'.conversations                  (its MSSanté conversations, one row each)
 
