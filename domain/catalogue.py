@@ -362,18 +362,13 @@ def sized(
     if catalogue is None:
         return state
     products = (*_products_of(state), *handing)
-    return msgspec.structs.replace(
-        state, pack_sizes=pack_sizes(products, catalogue, state.pack_sizes)
-    )
+    return msgspec.structs.replace(state, pack_sizes=pack_sizes(products, catalogue))
 
 
-def pack_sizes(
-    products: Iterable[Product], catalogue: PackLookup, before: PackSizes | None = None
-) -> PackSizes:
-    """`before` (if any) with the units of these packs as the catalogue states them, and which
-    of them are contraceptives."""
-    units = dict(before.units) if before else {}
-    contraceptives = set(before.contraceptives) if before else set()
+def pack_sizes(products: Iterable[Product], catalogue: PackLookup) -> PackSizes:
+    """The units of these packs as the catalogue states them, and which are contraceptives."""
+    units: dict[str, int] = {}
+    contraceptives: set[str] = set()
     for product in products:
         facts = _facts_of(product, catalogue)
         if facts is not None and facts.units is not None:

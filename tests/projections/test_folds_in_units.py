@@ -105,6 +105,8 @@ def test_tablets_left_short_of_a_box_are_still_left_to_dispense() -> None:
     assert left_to_dispense(msgspec.structs.replace(read, lines=(first,)))
     given_up = msgspec.structs.replace(first, remaining_units=0)
     assert not left_to_dispense(msgspec.structs.replace(read, lines=(given_up,)))
+    one_tablet = msgspec.structs.replace(first, remaining_units=1)
+    assert left_to_dispense(msgspec.structs.replace(read, lines=(one_tablet,)))
 
 
 def test_counted_when_read_or_when_folded_the_lines_are_the_read_s() -> None:
