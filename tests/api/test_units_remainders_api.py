@@ -6,14 +6,17 @@ for Levothyrox 25 µg written in boxes of 30 (3400930065556) and given in boxes 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from email.message import EmailMessage
 from typing import Any
 
 import msgspec
 import pytest
 from litestar.testing import TestClient
 
-from adapters.bootstrap import build_app
+from adapters.bootstrap import build_app, mailer_for
+from adapters.catalogue import LiveCatalogue, open_catalogue_store
 from adapters.config import Settings
 from tests.api.test_catalogue_rules_api import give, pack
 from tests.api.test_conversations_api import BAL_ORG, outbox, transmit
@@ -21,6 +24,7 @@ from tests.api.test_document_api import document, text_of
 from tests.api.test_lists_api import eventually
 from tests.api.test_prescriptions_api import assert_problem
 from tests.api.test_products_api import import_sample
+from tests.api.test_send_to_patient_api import attached_pdf, send_to_patient
 from tests.api.test_units_api import LEVOTHYROX_30, LEVOTHYROX_90, written
 from tests.conftest import Client
 from tests.mails import body_text
@@ -138,3 +142,37 @@ def test_the_fhir_medication_request_says_the_tablets_left(counter: Client, peop
     extensions = read.json()["extension"]
     assert {"url": "urn:ordo:remaining", "valueInteger": 2} in extensions
     assert {"url": "urn:ordo:remaining-units", "valueInteger": 60} in extensions
+
+
+def delivered(settings: Settings, count: int) -> list[EmailMessage]:
+    """The e-mails delivered: by `ordo serve` itself on SQLite (its catalogue in force); on
+    PostgreSQL, by one pass of a mailer given the catalogue in force, as `ordo serve` gives its
+    own when it delivers (with ORDO_SMTP_URL)."""
+    if settings.database_url is not None:
+        asyncio.run(_deliver_with_the_catalogue(settings))
+    return outbox(msgspec.structs.replace(settings, database_url=None), count)
+
+
+async def _deliver_with_the_catalogue(settings: Settings) -> None:
+    catalogue, store = LiveCatalogue(), await open_catalogue_store(settings)
+    try:
+        await catalogue.refresh(store)
+    finally:
+        await store.close()
+    async with mailer_for(settings, catalogue=catalogue.in_force) as mailer:
+        await mailer.store.create()
+        while await mailer.step():
+            pass
+
+
+def test_the_ordonnance_e_mailed_to_the_patient_says_the_tablets_left(
+    counter: Client, settings: Settings, people: People
+) -> None:
+    number = written(counter, people, LEVOTHYROX_30, 3, 90)
+    assert give(counter, people, number, 1).status_code == 201
+
+    sent = send_to_patient(counter, number, people.as_prescriber())
+
+    assert sent.status_code == 202, sent.text
+    (mail,) = delivered(settings, 1)
+    assert "reste : 2 boîtes (60 unités)" in text_of(attached_pdf(mail))
