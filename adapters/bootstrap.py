@@ -59,7 +59,6 @@ from domain.catalogue import PackLookup
 from domain.reconciliation.records import catalogue_substitutes
 
 Packs = Callable[[], PackLookup | None]  # the catalogue snapshot in force, None: none imported
-
 log = structlog.get_logger("ordo.serve")
 
 
@@ -211,8 +210,7 @@ async def mailer_for(
     settings: Settings, event_log: LibraryLog | None = None, catalogue: Packs = lambda: None
 ) -> AsyncIterator[Mailer]:
     """A mailer on this instance's log and store: SQLite beside the embedded log, or the
-    PostgreSQL schema of the log. `ordo serve`'s PDFs count units with its catalogue in force;
-    `ordo mailer` on its own follows no catalogue, and its PDFs count packs."""
+    PostgreSQL schema of the log; its PDFs count units where `catalogue` knows the packs."""
     transports = [
         transport_for(settings.smtp_url, settings.data_dir)
         for _ in range(settings.mailer_connections)
@@ -340,10 +338,7 @@ def announce_mailer(here: bool) -> None:
 
 
 def mailer_in_process(
-    settings: Settings,
-    event_log: LibraryLog,
-    woken_by: list[Callable[[], None]] | None = None,
-    catalogue: Packs = lambda: None,
+    settings: Settings, event_log: LibraryLog, woken_by: list[Callable[[], None]], packs: Packs
 ) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
     """A lifespan: the mailer running in this process when `mailer_here`, said at start."""
 
@@ -355,8 +350,8 @@ def mailer_in_process(
             yield
             return
         stopping = asyncio.Event()
-        async with mailer_for(settings, event_log, catalogue) as mailer:
-            if woken_by is not None and isinstance(mailer.source, SqliteEventFeed):
+        async with mailer_for(settings, event_log, packs) as mailer:
+            if isinstance(mailer.source, SqliteEventFeed):
                 woken_by.append(mailer.source.notify)  # at once after this process's appends
             task = asyncio.create_task(mailer.run(stopping))
             try:
