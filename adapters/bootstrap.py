@@ -56,8 +56,10 @@ from adapters.webhooks.signing import SecretBox, webhooks_key
 from adapters.webhooks.store import SqliteWebhooks
 from adapters.webhooks.store_postgres import PostgresWebhooks
 from adapters.webhooks.subscriptions import Subscriptions
+from domain.catalogue import PackLookup
 from domain.reconciliation.records import catalogue_substitutes
 
+Packs = Callable[[], PackLookup | None]  # the catalogue snapshot in force, None: none imported
 log = structlog.get_logger("ordo.serve")
 
 
@@ -197,18 +199,19 @@ def catalogue_follower(
 # --- the mailer: `ordo mailer`, or in-process in `ordo serve` -----------------------------
 
 
-def renderers_for(event_log: LibraryLog) -> dict[str, Renderer]:
+def renderers_for(event_log: LibraryLog, catalogue: Packs = lambda: None) -> dict[str, Renderer]:
     """The QR code, and the ordonnance as a PDF read from this log (each recipient's copy, as
-    its day in Paris reads it)."""
-    return {**RENDERERS, **ordonnance_renderers(event_log, lambda: paris_clock().today)}
+    its day in Paris reads it, counted in units where `catalogue` knows its packs)."""
+    drawn = ordonnance_renderers(event_log, lambda: paris_clock().today, catalogue)
+    return {**RENDERERS, **drawn}
 
 
 @asynccontextmanager
 async def mailer_for(
-    settings: Settings, event_log: LibraryLog | None = None
+    settings: Settings, event_log: LibraryLog | None = None, catalogue: Packs = lambda: None
 ) -> AsyncIterator[Mailer]:
     """A mailer on this instance's log and store: SQLite beside the embedded log, or the
-    PostgreSQL schema of the log."""
+    PostgreSQL schema of the log; its PDFs count units where `catalogue` knows the packs."""
     transports = [
         transport_for(settings.smtp_url, settings.data_dir)
         for _ in range(settings.mailer_connections)
@@ -218,9 +221,8 @@ async def mailer_for(
         the_log = event_log or open_library_log(None, settings.data_dir, 2)
         store = SqliteOutbox(settings.data_dir / "mailer.sqlite3")
         try:
-            yield Mailer(
-                SqliteEventFeed(the_log), store, transports, renderers=renderers_for(the_log)
-            )
+            renderers = renderers_for(the_log, catalogue)
+            yield Mailer(SqliteEventFeed(the_log), store, transports, renderers=renderers)
         finally:
             for transport in transports:
                 transport.close()
@@ -235,9 +237,8 @@ async def mailer_for(
         settings.database_url, settings.data_dir, settings.mailer_connections
     )
     try:
-        yield Mailer(
-            source, PostgresOutbox(pool, schema), transports, renderers=renderers_for(documents)
-        )
+        renderers = renderers_for(documents, catalogue)
+        yield Mailer(source, PostgresOutbox(pool, schema), transports, renderers=renderers)
     finally:
         for transport in transports:
             transport.close()
@@ -339,7 +340,7 @@ def announce_mailer(here: bool) -> None:
 
 
 def mailer_in_process(
-    settings: Settings, event_log: LibraryLog, woken_by: list[Callable[[], None]] | None = None
+    settings: Settings, event_log: LibraryLog, woken_by: list[Callable[[], None]], packs: Packs
 ) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
     """A lifespan: the mailer running in this process when `mailer_here`, said at start."""
 
@@ -351,8 +352,8 @@ def mailer_in_process(
             yield
             return
         stopping = asyncio.Event()
-        async with mailer_for(settings, event_log) as mailer:
-            if woken_by is not None and isinstance(mailer.source, SqliteEventFeed):
+        async with mailer_for(settings, event_log, packs) as mailer:
+            if isinstance(mailer.source, SqliteEventFeed):
                 woken_by.append(mailer.source.notify)  # at once after this process's appends
             task = asyncio.create_task(mailer.run(stopping))
             try:
@@ -462,7 +463,7 @@ def build_app(settings: Settings, log: LibraryLog | None = None) -> Litestar:
         open_access_log(settings.database_url, settings.data_dir), patient_lookup(event_log)
     )
     conversations = ConversationService(
-        store, directory, settings.postmaster, after_append=appended
+        store, directory, settings.postmaster, after_append=appended, catalogue=catalogue.in_force
     )
     return create_app(
         service,
@@ -473,7 +474,7 @@ def build_app(settings: Settings, log: LibraryLog | None = None) -> Litestar:
             read_side(settings, event_log, catalogue, appended),
             catalogue_follower(settings, catalogue),
             access_log_writer(access_log),
-            mailer_in_process(settings, event_log, appended.listeners),
+            mailer_in_process(settings, event_log, appended.listeners, catalogue.in_force),
             webhooks_side(settings, event_log),
         ],
         access_log=access_log,

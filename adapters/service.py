@@ -15,7 +15,7 @@ prescription) or `self._uow.decide_once` (results replayed under an `Idempotency
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, date, datetime
 from typing import TypeVar
 
@@ -35,7 +35,7 @@ from adapters.unit_of_work import (
 )
 from domain.actors import Actor
 from domain.calendar import Moment, local_day, paris_day
-from domain.catalogue import Catalogue, PackLookup, sized
+from domain.catalogue import Catalogue, PackLookup, pack_sizes, sized
 from domain.coverage import CoverageEvent
 from domain.decisions import billing, corrections, dispensing, lifecycle
 from domain.decisions.billing import Bill
@@ -43,9 +43,10 @@ from domain.decisions.corrections import RecordAdaptation, Withdraw
 from domain.decisions.dispensing import Dispense
 from domain.decisions.issuing import IssuePrescription, issue
 from domain.dispensable import Allowance, allowances
-from domain.events import ConsentActor, DispensationRecorded, Event
+from domain.events import ConsentActor, DispensationRecorded, Event, Product
 from domain.identifiers import Finess, PrescriptionNumber, Rpps
 from domain.prescription import Prescription, fold
+from domain.units import PackSizes
 from domain.views import (
     DispensationReceipt,
     DispensationView,
@@ -110,6 +111,12 @@ class PrescriptionService:
         """A state read elsewhere (the lists' read models, folded without the catalogue) with
         the units of its packs, as `read` gives it."""
         return sized(state, self._packs())
+
+    def pack_sizes(self, products: Iterable[Product]) -> PackSizes | None:
+        """The units of these packs as the catalogue in force states them (None: no catalogue),
+        for a read model's rows that name packs (the inbox's), as `with_units` for a state."""
+        packs = self._packs()
+        return None if packs is None else pack_sizes(products, packs)
 
     async def history(self, actor: Actor, prescription_id: str) -> list[Event]:
         allow(actor, "history")

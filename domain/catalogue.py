@@ -361,18 +361,21 @@ def sized(
     (`domain.units`)."""
     if catalogue is None:
         return state
-    before = state.pack_sizes or PackSizes()
-    units = dict(before.units)
-    contraceptives = set(before.contraceptives)
-    for product in (*_products_of(state), *handing):
+    products = (*_products_of(state), *handing)
+    return msgspec.structs.replace(state, pack_sizes=pack_sizes(products, catalogue))
+
+
+def pack_sizes(products: Iterable[Product], catalogue: PackLookup) -> PackSizes:
+    """The units of these packs as the catalogue states them, and which are contraceptives."""
+    units: dict[str, int] = {}
+    contraceptives: set[str] = set()
+    for product in products:
         facts = _facts_of(product, catalogue)
         if facts is not None and facts.units is not None:
             units[facts.cip13] = facts.units
             if facts.contraceptive:
                 contraceptives.add(facts.cip13)
-    return msgspec.structs.replace(
-        state, pack_sizes=PackSizes(units=units, contraceptives=frozenset(contraceptives))
-    )
+    return PackSizes(units=units, contraceptives=frozenset(contraceptives))
 
 
 def _products_of(state: Prescription) -> Iterable[Product]:

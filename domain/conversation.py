@@ -36,6 +36,7 @@ from domain.events import (
     RemainingLine,
 )
 from domain.prescription import Prescription
+from domain.views import remaining_units
 
 MSSANTE_DOMAIN = "mssante.fr"
 PATIENT_DOMAIN = "patient.mssante.fr"
@@ -238,13 +239,15 @@ def message_id_header(message_id: str, domain: str) -> str:
 
 
 def remaining_lines(state: Prescription) -> tuple[RemainingLine, ...]:
-    """What remains to dispense of each line at this moment (nothing once cancelled)."""
+    """What remains to dispense of each line at this moment, as the read counts it (nothing
+    once cancelled; in units where `state` knows its packs' units)."""
     return tuple(
         RemainingLine(
             line_no=line.line_no,
             label=line.prescribed.product.label,
-            remaining=line.remaining(cancelled=state.cancelled),
+            remaining=state.remaining(line.line_no),
             quantity=line.prescribed.quantity,
+            remaining_units=remaining_units(state, line),
         )
         for line in state.lines
     )

@@ -217,13 +217,16 @@ class Attachment(msgspec.Struct, frozen=True, kw_only=True):
     inline: bool = False  # shown in the HTML body by its Content-ID rather than attached
 
 
-class RemainingLine(msgspec.Struct, frozen=True, kw_only=True):
-    """What remains to dispense of one line when the e-mail was written."""
+class RemainingLine(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What remains to dispense of one line when the e-mail was written: packs of the prescribed
+    size, and units on a line counted in units (absent on a line counted in packs, and in the
+    e-mails recorded before they were counted)."""
 
     line_no: int
     label: str
     remaining: int
     quantity: int
+    remaining_units: int | None = None
 
 
 MailKind = Literal["message", "no_mailbox_notice", "ordonnance", "non_substitution_notice"]

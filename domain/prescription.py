@@ -44,10 +44,6 @@ class LineState(msgspec.Struct, frozen=True, kw_only=True):
     def line_no(self) -> int:
         return self.prescribed.line_no
 
-    def remaining(self, *, cancelled: bool) -> int:
-        """Packs that may still be handed over; a cancellation cancels what remained."""
-        return 0 if cancelled else self.prescribed.quantity - self.dispensed
-
 
 class Dispensation(msgspec.Struct, frozen=True, kw_only=True):
     dispensation_id: str
@@ -182,7 +178,7 @@ class Prescription(msgspec.Struct, frozen=True, kw_only=True):
         handed = [given_line.product for given_line in self.handed_over(line.line_no)]
         if handing is not None:
             handed.append(handing)
-        return counting(self.pack_sizes, line.prescribed, handed)
+        return counting(self.pack_sizes, line.prescribed.product, handed)
 
     def amount_left(self, line: LineState, count: Counting) -> int:
         """What the line has left in `count` (units, or packs), whatever a cancellation."""

@@ -14,7 +14,7 @@ before a catalogue was imported is counted in units as soon as one is.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
 
 import msgspec
@@ -92,17 +92,34 @@ class Counting(msgspec.Struct, frozen=True, kw_only=True):
 IN_PACKS = Counting(per_pack=1, sizes=None)
 
 
-def counting(sizes: PackSizes | None, line: PrescribedLine, handed: Iterable[Product]) -> Counting:
-    """The line in units when the units of its prescribed pack and of every pack `handed` over
-    for it are known, else in packs."""
+def counting(sizes: PackSizes | None, prescribed: Product, handed: Iterable[Product]) -> Counting:
+    """The line of the `prescribed` pack in units when the units of that pack and of every pack
+    `handed` over for it are known, else in packs."""
     if sizes is None:
         return IN_PACKS
-    per_pack = sizes.of(line.product)
+    per_pack = sizes.of(prescribed)
     if per_pack is None or any(sizes.of(product) is None for product in handed):
         return IN_PACKS
-    return Counting(per_pack=per_pack, sizes=sizes, contraceptive=sizes.contraceptive(line.product))
+    return Counting(per_pack=per_pack, sizes=sizes, contraceptive=sizes.contraceptive(prescribed))
 
 
 def given(count: Counting, lines: Iterable[DispensedLine]) -> int:
     """What these dispensed lines gave, in the line's count."""
     return sum(count.amount(line.quantity, line.product) for line in lines)
+
+
+class Left(msgspec.Struct, frozen=True, kw_only=True):
+    """What a line has left: `packs` of the prescribed size, and `units` on a line counted in
+    units (None on a line counted in packs)."""
+
+    packs: int
+    units: int | None
+
+
+def left(
+    sizes: PackSizes | None, prescribed: Product, quantity: int, handed: Sequence[DispensedLine]
+) -> Left:
+    """What a line of `quantity` packs of `prescribed` has left once `handed` was given for it."""
+    count = counting(sizes, prescribed, (line.product for line in handed))
+    amount = quantity * count.per_pack - given(count, handed)
+    return Left(packs=amount // count.per_pack, units=amount if count.in_units else None)

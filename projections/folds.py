@@ -4,10 +4,12 @@ Every view is derived from the prescription's state, which is itself the fold of
 (`domain.prescription.evolve`): the same rule that answers the single read. So the lists agree
 with `GET /v1/prescriptions/{id}` by construction, and masking for the patient's opposition is
 applied when a list is read (`domain.views.view_of`), so a change of consent takes effect
-at once without rewriting any row.
+at once without rewriting any row. Likewise a line's units are counted when the inbox is read,
+from the packs its row keeps, so that a rebuild gives the same rows whatever the catalogue.
 
     state'  = evolve(state, event)                  (the "prescriptions" view: one row each)
     inbox   = inbox_entries(state')                 (the rows of this prescription in inboxes)
+    inbox'  = counted(inbox, sizes)                 (read: counted with the catalogue in force)
     index   = dispensing_records(state')            (what the patient received, per product)
     convs   = state'.conversations                  (its MSSanté conversations, one row each)
 
@@ -17,14 +19,22 @@ transaction as the log position it has reached.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
-from domain.events import Event, NonSubstitutable, Product, TransmissionSender
+from domain.events import (
+    DispensedLine,
+    Event,
+    NonSubstitutable,
+    PrescribedLine,
+    Product,
+    TransmissionSender,
+)
 from domain.prescription import Prescription, evolve
+from domain.units import Left, PackSizes, left
 
 ReadModelName = Literal["prescriptions", "inbox", "dispensings", "conversations"]
 READ_MODEL_NAMES: tuple[ReadModelName, ...] = (
@@ -36,12 +46,24 @@ READ_MODEL_NAMES: tuple[ReadModelName, ...] = (
 
 
 class InboxLine(msgspec.Struct, frozen=True, kw_only=True):
+    """A line as the pharmacy's inbox shows it: `remaining` in packs of the prescribed size,
+    `remaining_units` on a line counted in units (`domain.units`), as the read counts them."""
+
     line_no: int
     product: Product
     quantity: int
-    remaining: int
+    remaining: Annotated[
+        int, msgspec.Meta(description="packs of the prescribed size left, as the read counts them")
+    ]
     # The prescriber's "non substituable" mention; rows stored before it had none.
     non_substitutable: NonSubstitutable | None = None
+    remaining_units: Annotated[
+        int | None,
+        msgspec.Meta(
+            description="units left (tablets, capsules…) on a line counted in units, as the read "
+            "counts them; null on a line counted in packs"
+        ),
+    ] = None
 
 
 class InboxEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -56,6 +78,9 @@ class InboxEntry(msgspec.Struct, frozen=True, kw_only=True):
     lines: tuple[InboxLine, ...]
     # Who sent it (the latest sending); rows stored before it was recorded were the patient's.
     sent_by: TransmissionSender = "patient"
+    # The packs its standing dispensings handed over, so that its lines are counted with the
+    # catalogue in force when the inbox is read (`counted`); None in rows stored before them.
+    handed: tuple[DispensedLine, ...] | None = None
 
 
 class DispensingRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -78,16 +103,8 @@ def inbox_entries(state: Prescription) -> tuple[InboxEntry, ...]:
     if state.cancelled or state.fully_dispensed:
         return ()
     latest = {t.finess: t for t in sorted(state.transmissions, key=lambda t: t.transmitted_at)}
-    lines = tuple(
-        InboxLine(
-            line_no=line.line_no,
-            product=line.prescribed.product,
-            quantity=line.prescribed.quantity,
-            remaining=line.remaining(cancelled=False),
-            non_substitutable=line.prescribed.non_substitutable,
-        )
-        for line in state.lines
-    )
+    handed = tuple(line for d in state.standing_dispensations for line in d.lines)
+    lines = tuple(_inbox_line(line.prescribed, handed, state.pack_sizes) for line in state.lines)
     return tuple(
         InboxEntry(
             finess=t.finess,
@@ -98,9 +115,66 @@ def inbox_entries(state: Prescription) -> tuple[InboxEntry, ...]:
             expires_on=state.expires_on(),
             lines=lines,
             sent_by=t.sent_by,
+            handed=handed,
         )
         for t in latest.values()
     )
+
+
+def _inbox_line(
+    prescribed: PrescribedLine, handed: Sequence[DispensedLine], sizes: PackSizes | None
+) -> InboxLine:
+    left_on = _left_on(prescribed.line_no, prescribed.product, prescribed.quantity, handed, sizes)
+    return InboxLine(
+        line_no=prescribed.line_no,
+        product=prescribed.product,
+        quantity=prescribed.quantity,
+        remaining=left_on.packs,
+        non_substitutable=prescribed.non_substitutable,
+        remaining_units=left_on.units,
+    )
+
+
+def _left_on(
+    line_no: int,
+    product: Product,
+    quantity: int,
+    handed: Sequence[DispensedLine],
+    sizes: PackSizes | None,
+) -> Left:
+    return left(sizes, product, quantity, [line for line in handed if line.line_no == line_no])
+
+
+def counted(entry: InboxEntry, sizes: PackSizes | None) -> InboxEntry:
+    """The entry's lines counted with these pack sizes (the catalogue in force when the inbox is
+    read), as `GET /v1/prescriptions/{id}` counts them; a row stored before its packs were kept
+    reads as stored."""
+    handed = entry.handed
+    if handed is None:
+        return entry
+    lines = []
+    for line in entry.lines:
+        left_on = _left_on(line.line_no, line.product, line.quantity, handed, sizes)
+        lines.append(
+            msgspec.structs.replace(line, remaining=left_on.packs, remaining_units=left_on.units)
+        )
+    return msgspec.structs.replace(entry, lines=tuple(lines))
+
+
+def left_to_dispense(entry: InboxEntry) -> bool:
+    """Whether any line has something left, in units where it is counted in units (a line of
+    boxes of 30 with 20 tablets left has 0 boxes but something left)."""
+    return any(
+        (line.remaining if line.remaining_units is None else line.remaining_units) > 0
+        for line in entry.lines
+    )
+
+
+def packs_named(entries: Iterable[InboxEntry]) -> Iterator[Product]:
+    """The packs these entries prescribe or were handed over: the catalogue's sizes they need."""
+    for entry in entries:
+        yield from (line.product for line in entry.lines)
+        yield from (line.product for line in entry.handed or ())
 
 
 def dispensing_records(state: Prescription) -> tuple[DispensingRecord, ...]:

@@ -70,6 +70,11 @@ def packs(count: int, *, spelt: bool) -> str:
     return f"{count} ({in_words(count, feminine=True)}) {noun}" if spelt else f"{count} {noun}"
 
 
+def units(count: int) -> str:
+    """'60 unités': tablets, capsules, sachets… of a line counted in units (`domain.units`)."""
+    return f"{count} {_plural(count, 'unité', 'unités')}"
+
+
 def _number(figures: str) -> int | Decimal:
     if figures.isdigit():
         return int(figures)

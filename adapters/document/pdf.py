@@ -268,9 +268,10 @@ def _draw_line(pages: _Pages, line: LineView, *, secure: bool) -> None:
     for mention in _mentions(line, secure=secure):
         pages.text(mention, BODY, indent=INDENT)
     if line.dispensed is not None and line.remaining is not None:
+        units = "" if line.remaining_units is None else f" ({french.units(line.remaining_units)})"
         pages.text(
             f"Délivré : {french.packs(line.dispensed, spelt=False)} ; "
-            f"reste : {french.packs(line.remaining, spelt=False)}",
+            f"reste : {french.packs(line.remaining, spelt=False)}{units}",
             SMALL,
             indent=INDENT,
         )

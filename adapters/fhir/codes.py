@@ -28,6 +28,7 @@ KIND_SYSTEM = "urn:ordo:prescription-kind"
 CONSENT_URL = "urn:ordo:execution-view-consent"
 OVERLAP_URL = "urn:ordo:overlap-allowed"
 REMAINING_URL = "urn:ordo:remaining"
+REMAINING_UNITS_URL = "urn:ordo:remaining-units"  # on a line counted in units (`domain.units`)
 # The reason of a "non substituable" line (MTE, EFG, CIF) in `substitution.reason`; a reason is
 # read by its code, whatever the system.
 NON_SUBSTITUTION_SYSTEM = "urn:ordo:non-substitution-reason"

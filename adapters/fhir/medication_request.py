@@ -15,6 +15,7 @@ from adapters.fhir.codes import (
     NON_SUBSTITUTION_SYSTEM,
     OVERLAP_URL,
     PRESCRIPTION_SYSTEM,
+    REMAINING_UNITS_URL,
     REMAINING_URL,
     UCUM,
     concept_of,
@@ -36,7 +37,7 @@ STATUS_OF = {
     "cancelled": "cancelled",
     "expired": "stopped",
 }
-SERVER_EXTENSIONS = {REMAINING_URL, CONSENT_URL}
+SERVER_EXTENSIONS = {REMAINING_URL, REMAINING_UNITS_URL, CONSENT_URL}
 
 
 def request_id(prescription_id: str, line_no: int) -> str:
@@ -83,6 +84,8 @@ def _extensions(sent: list[Any], view: PrescriptionView, line: LineView) -> list
     managed: list[Any] = [{"url": CONSENT_URL, "valueBoolean": view.execution_view_consent}]
     if line.remaining is not None:
         managed.append({"url": REMAINING_URL, "valueInteger": line.remaining})
+    if line.remaining_units is not None:
+        managed.append({"url": REMAINING_UNITS_URL, "valueInteger": line.remaining_units})
     return kept + managed
 
 

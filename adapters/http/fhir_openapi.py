@@ -74,7 +74,8 @@ EXCHANGES: dict[tuple[str, str], tuple[str | None, str]] = {
     ("get", "/fhir/R4/MedicationRequest/{resource_id}"): (
         None,
         "The MedicationRequest as sent, with `id`, `meta`, `groupIdentifier`, `status` and the "
-        "extension `urn:ordo:remaining`",
+        "extension `urn:ordo:remaining` (`urn:ordo:remaining-units` too on a line counted in "
+        "units)",
     ),
     ("get", "/fhir/R4/MedicationRequest"): (
         None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from typing import Annotated, Literal
 
@@ -17,10 +17,11 @@ from adapters.readmodels.queries import CursorKey
 from adapters.service import PrescriptionService
 from domain.actors import Actor
 from domain.errors import DomainError
-from domain.events import TransmissionSender
+from domain.events import Product, TransmissionSender
 from domain.prescription import Prescription
+from domain.units import PackSizes
 from domain.views import PatientRef, PrescriptionView, display_number, view_of
-from projections.folds import InboxEntry, InboxLine
+from projections.folds import InboxEntry, InboxLine, counted, left_to_dispense, packs_named
 
 
 class PrescriptionPage(msgspec.Struct, frozen=True):
@@ -52,7 +53,14 @@ def provide_lists(
     actor: NamedDependency[Actor],
     page: NamedDependency[PageRequest],
 ) -> Lists:
-    return Lists(read_models, actor, service.clock().today, page, service.with_units)
+    return Lists(
+        read_models,
+        actor,
+        service.clock().today,
+        page,
+        with_units=service.with_units,
+        pack_sizes=service.pack_sizes,
+    )
 
 
 class Lists:
@@ -64,13 +72,17 @@ class Lists:
         actor: Actor,
         today: date,
         page: PageRequest,
+        *,
         with_units: Callable[[Prescription], Prescription],
+        pack_sizes: Callable[[Iterable[Product]], PackSizes | None],
     ) -> None:
         self.read_models = read_models
         self.actor = actor
         self.today = today
         self.page = page
-        self.with_units = with_units  # so that an item reads as `GET /v1/prescriptions/{id}`
+        # So that an item, and an inbox line, counts as `GET /v1/prescriptions/{id}` does.
+        self.with_units = with_units
+        self.pack_sizes = pack_sizes
 
     def own(self, list_name: str, identity: str | None) -> str:
         """The caller's own identifier, the only one a list is ever read for."""
@@ -99,8 +111,12 @@ class Lists:
         found = await self.read_models.store.inbox_page(
             finess, self.today, page.after(CursorKey), page.fetch
         )
+        entries = page.items(found)
+        sizes = self.pack_sizes(packs_named(entries))
+        counted_now = (counted(entry, sizes) for entry in entries)
         return InboxPage(
-            items=[_inbox_item(entry) for entry in page.items(found)],
+            # An entry whose lines are all given in units leaves (the fold counts in packs).
+            items=[_inbox_item(entry) for entry in counted_now if left_to_dispense(entry)],
             next_cursor=page.next_cursor(
                 found, lambda e: CursorKey(e.transmitted_at, e.prescription_id)
             ),
@@ -119,7 +135,14 @@ class ListsController(Controller):
     async def patient_list(self, lists: NamedDependency[Lists]) -> PrescriptionPage:
         return await lists.prescriptions("patient_list", "patient_ins", lists.actor.ins)
 
-    @get("/pharmacies/me/inbox", summary="Prescriptions sent to the pharmacy, oldest first")
+    @get(
+        "/pharmacies/me/inbox",
+        summary="Prescriptions sent to the pharmacy, oldest first",
+        description="Each line says what is left as `GET /v1/prescriptions/{id}` counts it: "
+        "`remaining` in packs of the prescribed size, `remaining_units` on a line counted in "
+        "units (the catalogue knows its packs' units). A prescription leaves once nothing is "
+        "left (in units where counted in units) or it is cancelled.",
+    )
     async def inbox(self, lists: NamedDependency[Lists]) -> InboxPage:
         return await lists.inbox()
 

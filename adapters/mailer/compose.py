@@ -25,6 +25,7 @@ from email.utils import format_datetime
 
 import segno
 
+from adapters.document import french
 from domain.events import Attachment, Mail
 from domain.identifiers import PrescriptionNumber
 from domain.views import qr_payload
@@ -106,8 +107,11 @@ def _number(mail: Mail) -> str:
 
 
 def _remaining(mail: Mail) -> list[str]:
+    """Each line's remainder in boxes, and in units where the line is counted in units."""
     return [
-        f"{line.label} : {line.remaining} boîte(s) sur {line.quantity}" for line in mail.remaining
+        f"{line.label} : {line.remaining} boîte(s) sur {line.quantity}"
+        + ("" if line.remaining_units is None else f" ({french.units(line.remaining_units)})")
+        for line in mail.remaining
     ]
 
 

@@ -16,6 +16,7 @@ from datetime import date
 from adapters.document.pdf import render
 from adapters.librarylog import LibraryLog
 from domain.actors import Actor
+from domain.catalogue import PackLookup, sized
 from domain.conversation import message_id_header, patient_address, remaining_lines
 from domain.events import Attachment, Mail
 from domain.prescription import Prescription, fold
@@ -98,16 +99,21 @@ def _body(message: str, notice: str) -> str:
 Renderer = Callable[[str], bytes]
 
 
-def ordonnance_renderers(log: LibraryLog, today: Callable[[], date]) -> dict[str, Renderer]:
+def ordonnance_renderers(
+    log: LibraryLog,
+    today: Callable[[], date],
+    catalogue: Callable[[], PackLookup | None] = lambda: None,
+) -> dict[str, Renderer]:
     """The PDF renderers the mailer registers, reading the prescription from its own log (they
-    run in the mailer's worker threads, where the log's synchronous reads belong)."""
+    run in the mailer's worker threads, where the log's synchronous reads belong), with the
+    units of its packs as the catalogue in force states them (what is left, as the read says)."""
 
     def prescription(prescription_id: str) -> Prescription:
         state = fold(log.events_of(prescription_id))
         if state is None:  # an event named it: the log cannot have lost it
             msg = f"no prescription {prescription_id} in the log"
             raise LookupError(msg)
-        return state
+        return sized(state, catalogue())
 
     def patient_copy(ref: str) -> bytes:
         state = prescription(ref)

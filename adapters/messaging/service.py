@@ -33,6 +33,7 @@ from adapters.unit_of_work import (
 )
 from domain.actors import Actor
 from domain.calendar import Moment
+from domain.catalogue import PackLookup, sized
 from domain.conversation import (
     CONVERSATION_NOT_FOUND,
     Addresses,
@@ -72,10 +73,15 @@ class ConversationService:
         postmaster: str,
         clock: Callable[[], Moment] = paris_clock,
         after_append: Callable[[], None] = lambda: None,
+        *,
+        catalogue: Callable[[], PackLookup | None] = lambda: None,
     ) -> None:
         self.directory = directory
         self.postmaster = postmaster
         self.clock = clock
+        # The catalogue snapshot in force (None: none imported): a prescription's lines are
+        # counted in units where it knows their packs, as the read counts them.
+        self._packs = catalogue
         # A prescription is transmitted a few times in its life: no folded states are kept.
         # `after_append`: a failpoint for crash tests, run once an append is durable.
         self._uow = UnitOfWork(store, StateCache(size=0), after_append)
@@ -112,7 +118,7 @@ class ConversationService:
         """The transmission, the conversation it opens and its first message, in one append."""
 
         async def attempt(prescriptions: Prescriptions) -> Decision[Transmitted]:
-            state = await prescriptions.load(prescription_id)
+            state = await self._load(prescriptions, prescription_id)
             if not actor.is_patient(state.patient_ins):
                 raise NOT_FOUND
             transmitted = sending.transmit(state, pharmacy, message, self.clock())
@@ -149,7 +155,7 @@ class ConversationService:
         """The transmission to the pharmacy's inbox, by the prescriber who wrote it."""
 
         async def attempt(prescriptions: Prescriptions) -> Decision[Transmitted]:
-            state = await prescriptions.load(prescription_id)
+            state = await self._load(prescriptions, prescription_id)
             if not actor.wrote(state.prescriber_rpps):
                 raise NOT_FOUND
             sent = self._with_ordonnance(
@@ -197,7 +203,7 @@ class ConversationService:
         )
 
         async def attempt(prescriptions: Prescriptions) -> Decision[Prescription]:
-            state = await prescriptions.load(prescription_id)
+            state = await self._load(prescriptions, prescription_id)
             if not actor.wrote(state.prescriber_rpps):
                 raise NOT_FOUND
             sent = sending.send_to_patient(state, message, self.clock())
@@ -226,7 +232,7 @@ class ConversationService:
             conversation = await prescriptions.conversation(stream)
             if conversation is None or not conversation.is_party(actor):
                 raise CONVERSATION_NOT_FOUND  # others learn nothing, not even that it exists
-            state = await prescriptions.load(conversation.prescription_id)
+            state = await self._load(prescriptions, conversation.prescription_id)
             posting = posting_of(actor, str(uuid.uuid4()), subject, body)
             addresses = self._addresses(state, conversation.finess)
             events = post(conversation, state, actor, posting, self.clock().at, addresses)
@@ -252,6 +258,11 @@ class ConversationService:
         if found is None or not found.is_party(actor):
             raise CONVERSATION_NOT_FOUND
         return found
+
+    async def _load(self, prescriptions: Prescriptions, prescription_id: str) -> Prescription:
+        """The prescription with the units of its packs (`domain.catalogue.sized`): what is
+        left of it, in its e-mails and in the decision whether anything is, as the read says."""
+        return sized(await prescriptions.load(prescription_id), self._packs())
 
     def _addresses(self, state: Prescription, finess: str) -> Addresses:
         return Addresses(

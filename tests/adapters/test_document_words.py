@@ -8,7 +8,15 @@ from decimal import Decimal
 
 import pytest
 
-from adapters.document.french import days, in_words, long_date, packs, short_date, with_words
+from adapters.document.french import (
+    days,
+    in_words,
+    long_date,
+    packs,
+    short_date,
+    units,
+    with_words,
+)
 
 
 @pytest.mark.parametrize(
@@ -54,6 +62,10 @@ def test_packs_in_figures_or_in_words_too() -> None:
     assert packs(1, spelt=True) == "1 (une) boîte"
     assert packs(0, spelt=False) == "0 boîte"
     assert packs(2, spelt=False) == "2 boîtes"
+
+
+def test_units_left_of_a_line_counted_in_units() -> None:
+    assert [units(60), units(1), units(0)] == ["60 unités", "1 unité", "0 unité"]
 
 
 def test_dates_as_french_writes_them() -> None:

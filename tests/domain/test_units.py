@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from domain.events import Product
 from domain.units import IN_PACKS, PackSizes, counting
-from tests.domain.counter import line
 from tests.domain.real_packs import LEVOTHYROX_30, LEVOTHYROX_90, MINIDRIL_1, pack
 
 SIZES = PackSizes(units={LEVOTHYROX_30: 30, LEVOTHYROX_90: 90, MINIDRIL_1: 21})
@@ -23,7 +22,7 @@ def test_only_a_cip13_pack_has_a_size_and_is_a_contraceptive() -> None:
 
 
 def test_a_line_is_counted_in_units_only_when_every_pack_of_it_states_its_units() -> None:
-    written = line(3, 90, product=pack(LEVOTHYROX_30))
+    written = pack(LEVOTHYROX_30)
     unknown = pack("3400930000007")
 
     in_units = counting(SIZES, written, [pack(LEVOTHYROX_90)])
@@ -32,5 +31,5 @@ def test_a_line_is_counted_in_units_only_when_every_pack_of_it_states_its_units(
     assert in_units.amount(2, pack(LEVOTHYROX_90)) == 180
     assert counting(SIZES, written, [unknown]) == IN_PACKS
     assert counting(None, written, []) == IN_PACKS
-    assert counting(SIZES, line(3, 90, product=unknown), []) == IN_PACKS
+    assert counting(SIZES, unknown, []) == IN_PACKS
     assert IN_PACKS.amount(2, pack(LEVOTHYROX_90)) == 2

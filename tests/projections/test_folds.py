@@ -168,6 +168,7 @@ def test_an_inbox_entry_carries_everything_the_pharmacy_prepares_from() -> None:
             InboxLine(line_no=1, product=PARACETAMOL, quantity=3, remaining=2),
             InboxLine(line_no=2, product=AMOXICILLINE, quantity=2, remaining=2),
         ),
+        handed=(DispensedLine(line_no=1, quantity=1, product=PARACETAMOL),),
     )
 
 

@@ -25,22 +25,24 @@ from tools.harness import ROOT
 
 
 def plan(opts: Options, baseline_source: Path | None = None) -> list[ServerSpec]:
-    """Each backend with each number of workers (SQLite: 1) and kind of line; then the same
-    servers at `--rev`, checked out in `baseline_source`."""
+    """Each backend with each number of workers (SQLite: 1), kind of line and catalogue (none,
+    and `--catalogue`'s); then the same servers at `--rev`, checked out in `baseline_source`."""
     specs: list[ServerSpec] = []
+    catalogues = (None, *([opts.catalogue] if opts.catalogue else []))
     for backend in opts.backends:
         workers = (1,) if backend == "sqlite" else opts.workers
         specs += [
             ServerSpec(backend, w, env=opts.env_items, lines=kind, catalogue=catalogue)
             for w in workers
             for kind in opts.lines
-            for catalogue in (None, *([opts.catalogue] if opts.catalogue else []))
+            for catalogue in catalogues
         ]
         if baseline_source is not None:
             specs += [
-                ServerSpec(backend, w, env=opts.env_items, lines=kind, rev=opts.rev)
+                ServerSpec(backend, w, env=opts.env_items, lines=kind, rev=opts.rev, catalogue=c)
                 for w in workers
                 for kind in opts.lines
+                for c in catalogues
             ]
             specs = [replace(spec, source=baseline_source) if spec.rev else spec for spec in specs]
     return specs

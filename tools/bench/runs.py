@@ -190,7 +190,7 @@ async def api_server(
         data_dir = Path(tmp) / "data"
         env = server_env(spec, data_dir, url)
         if spec.catalogue is not None:
-            import_catalogue(spec.catalogue, env, Path(tmp) / "import.log")
+            import_catalogue(spec, env, Path(tmp) / "import.log")
         async with running(spec, env, Path(tmp) / "server.log") as srv:
             say(f"{spec.label} {spec.backend} w{spec.workers} on :{srv.port}: seeding")
             ids = await seed(srv.port, cast, opts.prescriptions, opts.client, spec.lines)
@@ -198,11 +198,16 @@ async def api_server(
             yield ApiTarget(spec, srv, ids, dsn), schema
 
 
-def import_catalogue(directory: Path, env: dict[str, str], log: Path) -> None:
-    """`ordo catalogue import DIR` into the server's store, before it starts."""
+def import_catalogue(spec: ServerSpec, env: dict[str, str], log: Path) -> None:
+    """`ordo catalogue import DIR` into the server's store, before it starts, by the server's
+    own code (another revision's imports as it would); DIR is read from this checkout."""
+    assert spec.catalogue is not None
+    directory = spec.catalogue if spec.catalogue.is_absolute() else ROOT / spec.catalogue
     argv = harness.ordo_argv("catalogue", "import", str(directory))
     with log.open("ab") as out:
-        done = subprocess.run(argv, cwd=ROOT, env=env, stdout=out, stderr=out, check=False)
+        done = subprocess.run(
+            argv, cwd=spec.source or ROOT, env=env, stdout=out, stderr=out, check=False
+        )
     if done.returncode != 0:
         raise BenchError(f"catalogue import failed:\n{log.read_text()[-2000:]}")
 
