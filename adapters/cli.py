@@ -150,7 +150,7 @@ def _backup_commands(commands: Any) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from adapters.serving import serve  # noqa: PLC0415 - only the server needs it
+    import uvicorn  # noqa: PLC0415 - only the server needs it
 
     settings = Settings.from_env()
     if args.workers > 1 and settings.database_url is None:
@@ -165,7 +165,19 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 2
     print(f"ordo: serving on http://{args.host}:{args.port} (docs at /schema)", file=sys.stderr)
-    serve(settings.http_server, args.host, args.port, args.workers)
+    uvicorn.run(
+        "adapters.bootstrap:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=False,  # our own log line has the route template, not the raw path
+        log_level="warning",
+        server_header=False,  # no banner naming the server software and its version
+        # An idle keep-alive connection is closed after this; a slow body is answered 408 by
+        # the app (ORDO_REQUEST_TIMEOUT_SECONDS), and h11 bounds the headers' size.
+        timeout_keep_alive=5,
+    )
     return 0
 
 

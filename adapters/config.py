@@ -10,7 +10,6 @@ from urllib.parse import parse_qsl, urlsplit
 import msgspec
 
 from adapters.auth import CLAIMS_SHAPES, ClaimsShape
-from adapters.serving import HTTP_SERVERS, HttpServer
 
 # Secrets once written in this repository (docker/compose.yaml's old default): anyone can mint
 # tokens with them, so they count as the development secret.
@@ -69,8 +68,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # The receipts' signing key (PEM, EC P-256); None: one generated under data_dir. Their `iss`.
     receipt_key: Path | None = None
     receipt_issuer: str = "ordo"
-    # The HTTP server `ordo serve` runs the app in (adapters/serving.py).
-    http_server: HttpServer = "uvicorn"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -123,7 +120,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             request_timeout_seconds=float(env.get("ORDO_REQUEST_TIMEOUT_SECONDS", 30)),
             receipt_key=Path(env["ORDO_RECEIPT_KEY"]) if env.get("ORDO_RECEIPT_KEY") else None,
             receipt_issuer=env.get("ORDO_RECEIPT_ISSUER") or "ordo",
-            http_server=_http_server(env.get("ORDO_HTTP_SERVER", "uvicorn")),
         )
 
 
@@ -205,12 +201,4 @@ def _claims_shape(value: str) -> ClaimsShape:
         if value == shape:
             return shape
     msg = f"ORDO_AUTH_CLAIMS must be one of {', '.join(CLAIMS_SHAPES)}, got {value!r}"
-    raise ValueError(msg)
-
-
-def _http_server(value: str) -> HttpServer:
-    for server in HTTP_SERVERS:
-        if value == server:
-            return server
-    msg = f"ORDO_HTTP_SERVER must be one of {', '.join(HTTP_SERVERS)}, got {value!r}"
     raise ValueError(msg)
