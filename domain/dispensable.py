@@ -149,9 +149,9 @@ def covered_until(state: Prescription, line: LineState) -> date | None:
 def period_covered(
     state: Prescription, line: LineState, day: date, handed: DispensedLine
 ) -> tuple[date, date]:
-    """Days [first, until) that the packs `handed` over on `day` for this narcotic line cover:
-    from that day, or from when the packs already given run out if that is later (the patient
-    takes them one after the other)."""
+    """Days [first, until) that the packs `handed` over on `day` for this line (a narcotic, or a
+    product whose overlap is forbidden) cover: from that day, or from when the packs already
+    given run out if that is later (the patient takes them one after the other)."""
     count = state.counting(line, handing=handed.product)
     given = _given(state, line.line_no, count)
     per_unit = count.days_per_unit(line.prescribed)
