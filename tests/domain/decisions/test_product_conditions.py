@@ -310,6 +310,10 @@ def test_a_second_prescription_of_zolpidem_waits_for_the_first_to_run_out_across
         "another prescription of zolpidem of this patient covers 2027-02-16 (until 2027-02-17)"
     )
     assert (refusal.code, refusal.field) == ("narcotic_overlap", "lines[0].quantity")
+    assert refusal.detail == (
+        "line 1: at most 0 units may be dispensed now, 10 units asked (another prescription of "
+        "zolpidem of this patient covers 2027-02-16 (until 2027-02-17))"
+    )
     assert counter.allowed(second.prescription_id, at(date(2027, 2, 17))).max_quantity == 2
 
 
