@@ -25,10 +25,10 @@ from domain.coverage import CoveredPeriod, NarcoticCoverage, coverage_stream_of,
 from domain.decisions.corrections import Withdraw, withdraw
 from domain.decisions.dispensing import Dispense, DispenseLine, dispense
 from domain.decisions.issuing import IssuePrescription, RequestedLine, issue
-from domain.dispensable import Allowance, allowances
+from domain.dispensable import Allowance, allowances, covered_until
 from domain.errors import DomainError
 from domain.events import Event, PrescriptionIssued, Product
-from domain.identifiers import PrescriptionNumber
+from domain.identifiers import Cip13, PrescriptionNumber
 from domain.prescription import Prescription, fold
 from tests.domain.builders import PATIENT, PHARMACIST, PHARMACY_A, PHARMACY_B, PRESCRIBER
 from tests.domain.counter import at
@@ -40,6 +40,8 @@ STILNOX_14 = "3400934658570"  # STILNOX 10 mg, 14 comprimés
 EDLUAR_10 = "3400926612207"  # EDLUAR 10 mg (zolpidem, sublingual), 10 comprimés
 STABLON_28 = "3400926722357"  # STABLON 12,5 mg (tianeptine), 28 comprimés
 SKENAN_14 = "3400933323523"  # SKENAN LP 10 mg (morphine: a narcotic), 14 gélules
+# A box of 28 of SUBUTEX 8 mg: no such pack in the snapshot (every buprénorphine pack holds 7).
+SUBUTEX_28 = Cip13.from_body("340093000028").value
 
 SECURE = "prescription en toutes lettres sur ordonnance sécurisée"
 FOUR_WEEKS = "prescription limitée à 4 semaines"
@@ -75,6 +77,12 @@ _REAL: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
         "plaquette(s) thermoformée(s) PVC-Aluminium de 28 comprimé(s)",
         "TIANEPTINE SODIQUE",
         (FOUR_WEEKS, "liste I", SECURE, NO_OVERLAP),
+    ),
+    SUBUTEX_28: (
+        "68945058",
+        "plaquette(s) de 28 comprimé(s)",
+        "CHLORHYDRATE DE BUPRÉNORPHINE",
+        (FOUR_WEEKS, "délivrance fractionnée de 7 jours", SECURE, "liste I"),
     ),
     SKENAN_14: (
         "61227030",
@@ -160,14 +168,20 @@ class Counter:
         return allowances(self.state(number), self.coverage, when, finess)[0]
 
     def dispense(
-        self, number: str, quantity: int, when: datetime, finess: str = PHARMACY_A.value
+        self,
+        number: str,
+        quantity: int,
+        when: datetime,
+        finess: str = PHARMACY_A.value,
+        handing: Product | None = None,
     ) -> str:
-        """Dispense line 1 at `when` (the server's clock too); applies the events."""
+        """Dispense line 1 at `when` (the server's clock too), of `handing` if another pack
+        than the prescribed one; applies the events."""
         self._count += 1
         command = Dispense(
             pharmacy=PHARMACY_A if finess == PHARMACY_A.value else PHARMACY_B,
             pharmacist=PHARMACIST,
-            lines=(DispenseLine(line_no=1, quantity=quantity),),
+            lines=(DispenseLine(line_no=1, quantity=quantity, product=handing),),
         )
         now = Moment(at=when, today=when.date())
         done = dispense(
@@ -276,6 +290,31 @@ def test_the_prescriber_s_own_fraction_of_a_fractioned_product_is_kept() -> None
         2,
         "a fraction covers at most 14 days: 14 unit(s)",
     )
+
+
+def test_a_pack_lasting_longer_than_the_fraction_is_given_whole() -> None:
+    issued = prescribing(SUBUTEX_8, 4, 28, date(2027, 3, 1))
+    counter = Counter(issued)
+
+    counter.dispense(issued.prescription_id, 1, at(date(2027, 3, 1)), handing=product(SUBUTEX_28))
+
+    assert counter.state(issued.prescription_id).lines[0].dispensed == 1
+
+
+def test_a_fractioned_line_runs_out_when_its_fractions_do_and_another_line_by_its_days() -> None:
+    subutex = prescribing(SUBUTEX_8, 4, 28, date(2027, 3, 1))
+    stilnox = prescribing(STILNOX_7, 4, 28, date(2027, 3, 1), seed=2)
+    counter = Counter(subutex, stilnox)
+    for issued in (subutex, stilnox):
+        counter.dispense(issued.prescription_id, 1, at(date(2027, 3, 1)))
+        counter.dispense(issued.prescription_id, 1, at(date(2027, 3, 11)))  # 3 days late
+
+    fractioned = counter.state(subutex.prescription_id)
+    by_days = counter.state(stilnox.prescription_id)
+
+    # The fractions end to end from the late one: 11 + 7; the other line: 1 March + 14 days.
+    assert covered_until(fractioned, fractioned.lines[0]) == date(2027, 3, 18)
+    assert covered_until(by_days, by_days.lines[0]) == date(2027, 3, 15)
 
 
 # --- chevauchement interdit: zolpidem ---------------------------------------------------------
@@ -424,7 +463,8 @@ def test_a_line_written_before_the_catalogue_is_dispensed_in_its_product_s_fract
     issued = prescribing(SUBUTEX_8, 4, 28, date(2027, 3, 1))
     unwritten = msgspec.structs.replace(issued.lines[0], fraction_days=None)
 
-    assert catalogued_line(unwritten, PACKS).fraction_days == 7
+    known = catalogued_line(unwritten, PACKS)
+    assert (known.fraction_days, known.narcotic, known.assimilated) == (7, False, False)
     assert catalogued_line(unwritten, None).fraction_days is None
 
 
