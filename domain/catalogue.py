@@ -131,8 +131,8 @@ class PackFacts(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def overlap_forbidden(self) -> bool:
-        """ "Chevauchement interdit" (`overlap_forbidden`): no two prescriptions of its
-        substance cover the same day."""
+        """Its conditions say "chevauchement interdit" (`overlap_forbidden`): no two
+        prescriptions of its substance cover the same day."""
         return overlap_forbidden(self.conditions)
 
     @property
