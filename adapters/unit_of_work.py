@@ -192,8 +192,9 @@ class Prescriptions:
     async def coverage_for(
         self, state: Prescription, line_nos: set[int]
     ) -> NarcoticCoverage | None:
-        """The patient's narcotic coverage, read only when one of these lines is a narcotic."""
-        if not any(line.prescribed.narcotic for line in state.lines if line.line_no in line_nos):
+        """The patient's coverage, read only when one of these lines covers days on it (a
+        narcotic, or a product whose overlap is forbidden)."""
+        if not any(line.covers_days for line in state.lines if line.line_no in line_nos):
             return None
         return await self._store.coverage(coverage_stream_of(state.patient_ins))
 

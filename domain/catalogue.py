@@ -19,7 +19,7 @@ import msgspec
 from domain.errors import DomainError
 from domain.events import PrescribedLine, Product
 from domain.pack_contents import is_contraceptive, units_in_pack
-from domain.prescription import Prescription
+from domain.prescription import LineState, Prescription
 from domain.text import normalized, words
 from domain.units import PackSizes
 
@@ -129,6 +129,20 @@ class PackFacts(msgspec.Struct, frozen=True, kw_only=True):
         """Reserved to hospital use (`hospital_only`): never on a community prescription."""
         return hospital_only(self.conditions)
 
+    @property
+    def overlap_forbidden(self) -> bool:
+        """Its conditions say "chevauchement interdit" (`overlap_forbidden`): no two
+        prescriptions of its substance cover the same day."""
+        return overlap_forbidden(self.conditions)
+
+    @property
+    def substance_key(self) -> str:
+        """What it is, whatever the brand, salt or form: the core words of its substances'
+        names ("TARTRATE DE ZOLPIDEM" and "ZOLPIDEM (TARTRATE DE)" are "zolpidem"); its CIS
+        when the catalogue lists none."""
+        core = set().union(*(core_words(s.name) for s in self.substances))
+        return " ".join(sorted(core)) or f"CIS {self.cis}"
+
 
 class LineRequirements(msgspec.Struct, frozen=True, kw_only=True):
     """What a prescription line of this pack must say, and how it may be dispensed."""
@@ -193,6 +207,16 @@ _HOSPITAL_ONLY = re.compile(
 def hospital_only(texts: Iterable[str]) -> bool:
     """Do CIS_CPD's condition texts reserve the product to hospital use?"""
     return any(_HOSPITAL_ONLY.search(" ".join(normalized(text).split())) for text in texts)
+
+
+# CIS_CPD's "chevauchement interdit sauf mention expresse du prescripteur portée sur
+# l'ordonnance" (R5132-33 applied beyond narcotics: zolpidem, tianeptine, clonazépam…).
+_OVERLAP_FORBIDDEN = re.compile(r"chevauchement interdit")
+
+
+def overlap_forbidden(texts: Iterable[str]) -> bool:
+    """Do CIS_CPD's condition texts forbid a prescription to overlap another?"""
+    return any(_OVERLAP_FORBIDDEN.search(" ".join(normalized(text).split())) for text in texts)
 
 
 def _days(match: re.Match[str]) -> int:
@@ -325,32 +349,38 @@ _HYDRATE = re.compile(r"[a-z]*hydrate[es]{0,2}")
 
 def catalogued_line(line: PrescribedLine, catalogue: PackLookup | None) -> PrescribedLine:
     """A prescribed line as the catalogue knows its pack: a narcotic or assimilated product is
-    one whatever the prescriber's software said, and the product's fractioning applies when
-    the prescriber wrote none. Lines written before a catalogue was imported are dispensed by
-    the rules their product needs, like the ones written after."""
+    one whatever the prescriber's software said, and the product's fractioning (narcotic or
+    not: "délivrance fractionnée de 7 jours") applies when the prescriber wrote none. Lines
+    written before a catalogue was imported are dispensed by the rules their product needs,
+    like the ones written after."""
     facts = _facts_of(line.product, catalogue)
     if facts is None:
         return line
     narcotic = line.narcotic or facts.narcotic
-    fraction = line.fraction_days or product_fraction(facts, line.duration_days)
     return msgspec.structs.replace(
         line,
         narcotic=narcotic,
         assimilated=line.assimilated or (facts.assimilated and not narcotic),
-        fraction_days=fraction if narcotic else None,
+        fraction_days=line.fraction_days or product_fraction(facts, line.duration_days),
     )
 
 
 def catalogued(state: Prescription, catalogue: PackLookup | None) -> Prescription:
-    """The prescription with each line as the catalogue knows it (`catalogued_line`), its
-    packs' units known (`sized`)."""
+    """The prescription with each line as the catalogue knows it (`catalogued_line`, and the
+    substance whose overlap it forbids), its packs' units known (`sized`)."""
     if catalogue is None:
         return state
-    lines = tuple(
-        msgspec.structs.replace(line, prescribed=catalogued_line(line.prescribed, catalogue))
-        for line in state.lines
-    )
+    lines = tuple(_catalogued_state(line, catalogue) for line in state.lines)
     return sized(msgspec.structs.replace(state, lines=lines), catalogue)
+
+
+def _catalogued_state(line: LineState, catalogue: PackLookup) -> LineState:
+    prescribed = catalogued_line(line.prescribed, catalogue)
+    facts = _facts_of(prescribed.product, catalogue)
+    substance = None
+    if facts is not None and facts.overlap_forbidden and not prescribed.narcotic:
+        substance = facts.substance_key
+    return msgspec.structs.replace(line, prescribed=prescribed, overlap_substance=substance)
 
 
 def sized(

@@ -1,7 +1,10 @@
 """A patient's narcotic coverage: which days narcotic dispensings cover, across prescriptions.
 
 R5132-33 CSP forbids a new narcotic prescription to be executed during a period already covered
-by another, unless the prescriber wrote so. The rule spans prescriptions and pharmacies, so it
+by another, unless the prescriber wrote so; the catalogue's condition "chevauchement interdit"
+applies the same rule to other products (zolpidem, tianeptine…), between prescriptions of the
+same substance. Their periods share the stream, each naming its `substance` (None: a
+narcotic's, against every other narcotic). The rule spans prescriptions and pharmacies, so it
 cannot be decided from one prescription's stream, nor from a view that lags the log: each
 patient has a stream of their own, appended in the same transaction as the prescription's
 dispensing event and under the same optimistic concurrency. Of two pharmacies dispensing two
@@ -31,14 +34,17 @@ def coverage_stream_of(patient_ins: str) -> str:
     return STREAM_PREFIX + digest
 
 
-class CoveredPeriod(msgspec.Struct, frozen=True, kw_only=True):
-    """Days [first_day, until) a narcotic dispensing covers, in the pharmacy's calendar."""
+class CoveredPeriod(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Days [first_day, until) a narcotic dispensing covers, in the pharmacy's calendar; or a
+    dispensing of a product whose overlap is forbidden ("chevauchement interdit"), naming its
+    `substance` (the only periods it may not overlap are that substance's)."""
 
     prescription_id: str
     dispensation_id: str
     line_no: int
     first_day: date
     until: date
+    substance: str | None = None  # None: a narcotic's period (periods stored before it were)
 
     def overlaps(self, first_day: date, until: date) -> bool:
         return self.first_day < until and first_day < self.until
@@ -55,7 +61,8 @@ class CoverageEvent(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class NarcoticPeriodsCovered(CoverageEvent, frozen=True, kw_only=True):
-    """A dispensing of narcotic lines covers these days (one period per narcotic line)."""
+    """A dispensing of narcotic lines (or of products whose overlap is forbidden) covers these
+    days: one period per such line."""
 
     periods: tuple[CoveredPeriod, ...]
 

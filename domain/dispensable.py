@@ -27,8 +27,14 @@ packs). The rules, per line:
   whole period went by without being collected is lost, and with it the rest of the line (our
   reading of R5132-30: the pharmacist gives only "the treatment left to run"); the prescriber
   writes a new prescription;
+- products the catalogue dispenses in fractions ("délivrance fractionnée de 7 jours":
+  buprénorphine) but which are no narcotics: the same fractions, each of at most F days and the
+  next from 1 day before the previous one runs out, without the 3-day rule (R5132-30 is the
+  narcotics'); one month at a time still applies;
 - no overlap: a narcotic dispensing may not cover a day that a narcotic dispensing of another
   prescription of the same patient covers, unless the line carries `overlap_allowed` (R5132-33);
+  nor may a dispensing of a product whose conditions say "chevauchement interdit" (zolpidem)
+  cover a day that another prescription of the same substance covers;
 - designated pharmacy: a line naming a pharmacy (`designated_finess`, CSS L162-4-2: "le
   pharmacien désigné par le patient" for products misused or diverted) is dispensed by that
   pharmacy only; any other gets nothing of it.
@@ -133,7 +139,7 @@ def covered_until(state: Prescription, line: LineState) -> date | None:
     if not given:
         return None
     per_unit = count.days_per_unit(line.prescribed)
-    if line.prescribed.narcotic:
+    if line.prescribed.narcotic or line.prescribed.fraction_days is not None:
         return _chain_end(given, per_unit)
     first_day = given[0][0]
     total = sum((amount * per_unit for _, amount in given), Fraction(0))
@@ -143,9 +149,9 @@ def covered_until(state: Prescription, line: LineState) -> date | None:
 def period_covered(
     state: Prescription, line: LineState, day: date, handed: DispensedLine
 ) -> tuple[date, date]:
-    """Days [first, until) that the packs `handed` over on `day` for this narcotic line cover:
-    from that day, or from when the packs already given run out if that is later (the patient
-    takes them one after the other)."""
+    """Days [first, until) that the packs `handed` over on `day` for this line (a narcotic, or a
+    product whose overlap is forbidden) cover: from that day, or from when the packs already
+    given run out if that is later (the patient takes them one after the other)."""
     count = state.counting(line, handing=handed.product)
     given = _given(state, line.line_no, count)
     per_unit = count.days_per_unit(line.prescribed)
@@ -228,7 +234,16 @@ def _verdict(
             _no_overlap(state, line, others, day, count),
         )
     else:
-        verdicts = (_one_month(line, count, handing), _no_stockpiling(state, line, day))
+        paced = (
+            _no_stockpiling(state, line, day)
+            if line.prescribed.fraction_days is None
+            else _in_fractions(state, line, day, count, handing, narcotic=False)
+        )
+        verdicts = (
+            _one_month(line, count, handing),
+            paced,
+            _no_overlap(state, line, others, day, count),
+        )
     return min(verdicts, key=lambda v: v.packs)
 
 
@@ -259,12 +274,9 @@ def _no_stockpiling(state: Prescription, line: LineState, day: date) -> _Verdict
 def _narcotic_period(
     state: Prescription, line: LineState, day: date, count: Counting, handing: Product | None
 ) -> _Verdict:
-    fraction = line.prescribed.fraction_days
-    if fraction is None:
+    if line.prescribed.fraction_days is None:
         return _whole_narcotic_line(state, line, day, count)
-    # A fraction covers at most its days, or one pack handed over when that lasts longer.
-    longest = max(Fraction(fraction), count.pack_days(line.prescribed, handing))
-    return _narcotic_fraction(state, line, day, fraction, count=count, longest=longest)
+    return _in_fractions(state, line, day, count, handing, narcotic=True)
 
 
 def _whole_narcotic_line(
@@ -284,15 +296,21 @@ def _whole_narcotic_line(
     return _Verdict(amount, "quantity_exceeds_allowed_now", why)
 
 
-def _narcotic_fraction(
+def _in_fractions(
     state: Prescription,
     line: LineState,
     day: date,
-    fraction: int,
-    *,
     count: Counting,
-    longest: Fraction,
+    handing: Product | None,
+    *,
+    narcotic: bool,
 ) -> _Verdict:
+    """A line dispensed in fractions of `fraction_days`; a narcotic's fraction presented late
+    gives only the days left of it (the 3-day rule)."""
+    fraction = line.prescribed.fraction_days
+    assert fraction is not None  # the caller's condition
+    # A fraction covers at most its days, or one pack handed over when that lasts longer.
+    longest = max(Fraction(fraction), count.pack_days(line.prescribed, handing))
     given = _given(state, line.line_no, count)
     per_unit = count.days_per_unit(line.prescribed)
     reference = _chain_end(given, per_unit) if given else state.issued_on
@@ -302,7 +320,7 @@ def _narcotic_fraction(
         return _Verdict(0, "quantity_exceeds_allowed_now", why, opens_on=earliest)
     late = (day - reference).days
     unit = "unit(s)" if count.in_units else "pack(s)"
-    if late <= NARCOTIC_GRACE_DAYS:
+    if late <= NARCOTIC_GRACE_DAYS or not narcotic:
         amount = math.floor(longest / per_unit)
         why = f"a fraction covers at most {fraction} days: {amount} {unit}"
         return _Verdict(amount, "quantity_exceeds_allowed_now", why)
@@ -322,16 +340,22 @@ def _no_overlap(
     count: Counting,
 ) -> _Verdict:
     """More of this line would cover the days from `first` (today, or when what was already
-    given runs out): none of them may be a day another prescription covers."""
-    if line.prescribed.overlap_allowed or not others:
+    given runs out): none of them may be a day another prescription of its kind covers (a
+    narcotic's, or one of the same substance for a product whose overlap is forbidden)."""
+    if not line.covers_days or line.prescribed.overlap_allowed:
         return _UNLIMITED
+    substance = line.overlap_substance  # None for a narcotic: every narcotic's periods
+    others = tuple(p for p in others if p.substance == substance)
+    if not others:
+        return _UNLIMITED
+    kind = "narcotic prescription" if substance is None else f"prescription of {substance}"
     per_unit = count.days_per_unit(line.prescribed)
     first = _first_day_of_more(_given(state, line.line_no, count), per_unit, day)
     covering = [p for p in others if p.first_day <= first < p.until]
     if covering:
         free_on = _first_uncovered_day(others, first)
         why = (
-            f"another narcotic prescription of this patient covers {first} "
+            f"another {kind} of this patient covers {first} "
             f"(until {max(p.until for p in covering)})"
         )
         return _Verdict(0, "narcotic_overlap", why, opens_on=free_on)
@@ -340,7 +364,7 @@ def _no_overlap(
         return _UNLIMITED
     starts = min(later)
     amount = math.floor((starts - first).days / per_unit)
-    why = f"another narcotic prescription of this patient covers the days from {starts}"
+    why = f"another {kind} of this patient covers the days from {starts}"
     # Too few days before it for one pack: the line opens again once that period is over.
     opens_on = _first_uncovered_day(others, starts) if amount == 0 else None
     return _Verdict(amount, "narcotic_overlap", why, opens_on=opens_on)

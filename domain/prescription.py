@@ -39,6 +39,16 @@ LIFETIME_MONTHS = 12
 class LineState(msgspec.Struct, frozen=True, kw_only=True):
     prescribed: PrescribedLine
     dispensed: int = 0
+    # The substance of a product whose prescribing conditions forbid overlap ("chevauchement
+    # interdit"), as the catalogue knows the pack (`domain.catalogue.catalogued`); None for a
+    # narcotic (its own rule) and for every other product.
+    overlap_substance: str | None = None
+
+    @property
+    def covers_days(self) -> bool:
+        """Its dispensings cover days on the patient's coverage stream (`domain.coverage`),
+        which no other prescription of the same kind may cover again."""
+        return self.prescribed.narcotic or self.overlap_substance is not None
 
     @property
     def line_no(self) -> int:

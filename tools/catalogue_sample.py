@@ -40,6 +40,8 @@ SEEDS = {
     "64558256": "MINIDRIL (contraceptive): 1 cycle 3400931823902, 3 cycles 3400931824091",
     "66477582": "DOLIPRANE 2,4 % oral suspension, a 100 ml bottle (no unit count): 3400934615467",
     "60080232": "VENOFER 20 mg/mL (iron sucrose; reserved to hospital use): CIP13 3400957128340",
+    "63179285": "STILNOX 10 mg (zolpidem; chevauchement interdit): B/7 3400933903619, "
+    "B/14 3400934658570",
 }
 GROUP_MEMBERS_KEPT = 4  # of each seed's generic group, besides the seed (the first by order)
 

@@ -115,10 +115,26 @@ def units_summary(packs: Iterable[PackFacts]) -> str:
 
 
 def conditions_summary(packs: Iterable[PackFacts]) -> str:
-    """How many medicines (CIS) carry each prescribing condition ordo enforces beyond the
-    narcotic rules: reserved to hospital use (422 hospital_use_only at prescribing)."""
-    hospital = {facts.cis for facts in packs if facts.hospital_only}
-    return f"{len(hospital):,} medicines reserved to hospital use (refused at prescribing)"
+    """How many medicines (CIS) carry each prescribing condition ordo enforces on every
+    product: dispensed in fractions (by the fraction's days), no overlap ("chevauchement
+    interdit"), reserved to hospital use (422 hospital_use_only at prescribing)."""
+    fractioned: dict[int, set[str]] = {}
+    no_overlap: set[str] = set()
+    hospital: set[str] = set()
+    for facts in packs:
+        if facts.fraction_days is not None:
+            fractioned.setdefault(facts.fraction_days, set()).add(facts.cis)
+        if facts.overlap_forbidden:
+            no_overlap.add(facts.cis)
+        if facts.hospital_only:
+            hospital.add(facts.cis)
+    by_days = ", ".join(f"{len(cis):,} of {days} days" for days, cis in sorted(fractioned.items()))
+    in_fractions = sum(len(cis) for cis in fractioned.values())
+    return (
+        f"{in_fractions:,} medicines dispensed in fractions ({by_days or 'none'}); "
+        f"{len(no_overlap):,} whose prescriptions may not overlap (chevauchement interdit); "
+        f"{len(hospital):,} reserved to hospital use (refused at prescribing)"
+    )
 
 
 def snapshot_table(info: SnapshotInfo, caption: str) -> Table:

@@ -59,7 +59,8 @@ class PrescriptionLineBody(Body, frozen=True, kw_only=True):
     fraction_days: Annotated[
         int | None,
         msgspec.Meta(
-            description="Narcotic lines only: each dispensing covers at most this many days; "
+            description="Narcotic lines, and lines of a product the catalogue dispenses in "
+            "fractions: each dispensing covers at most this many days; "
             "1 <= fraction_days < duration_days (else 422). Unset: the catalogue's fractioning "
             "of the pack, if any"
         ),
@@ -67,8 +68,10 @@ class PrescriptionLineBody(Body, frozen=True, kw_only=True):
     overlap_allowed: Annotated[
         bool,
         msgspec.Meta(
-            description="Narcotic lines: the prescriber's express mention that this line may "
-            "overlap another narcotic prescription of the patient"
+            description="Narcotic lines, and lines of a product whose conditions forbid "
+            "overlap (chevauchement interdit): the prescriber's express mention that this line "
+            "may overlap another prescription of the patient (a narcotic's, or one of the same "
+            "substance)"
         ),
     ] = False
     non_substitutable: Annotated[

@@ -275,7 +275,7 @@ def _coverage_extended(
     for given in recorded.lines:
         line = state.line(given.line_no)
         assert line is not None  # checked by _check_dispense_request
-        if line.prescribed.narcotic:
+        if line.covers_days:
             first_day, until = period_covered(state, line, day, given)
             periods.append(
                 CoveredPeriod(
@@ -284,6 +284,7 @@ def _coverage_extended(
                     line_no=given.line_no,
                     first_day=first_day,
                     until=until,
+                    substance=line.overlap_substance,
                 )
             )
     if not periods:

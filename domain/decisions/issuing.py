@@ -8,7 +8,7 @@ from datetime import date
 import msgspec
 
 from domain.calendar import Moment
-from domain.catalogue import Catalogue, product_fraction
+from domain.catalogue import Catalogue, PackFacts, product_fraction
 from domain.checks import MAX_PACKS_PER_LINE, check_line_count, check_product, check_range
 from domain.errors import DomainError, invalid
 from domain.events import (
@@ -109,13 +109,10 @@ def _with_facts(
     if limit is not None and line.duration_days > limit:
         raise invalid(f"{name} is prescribed for {limit} days at most", f"{field}.duration_days")
     fraction = line.fraction_days
-    if narcotic and fraction is None:
+    if fraction is None:
         fraction = product_fraction(facts, line.duration_days)
     return msgspec.structs.replace(
-        line,
-        narcotic=narcotic,
-        assimilated=assimilated and not narcotic,
-        fraction_days=fraction,
+        line, narcotic=narcotic, assimilated=assimilated and not narcotic, fraction_days=fraction
     )
 
 
@@ -135,9 +132,9 @@ def _prescribed_line(
     check_range(line.quantity, 1, MAX_PACKS_PER_LINE, f"{field}.quantity")
     check_range(line.duration_days, 1, MAX_DURATION_DAYS, f"{field}.duration_days")
     _check_secure_only(line, command.kind, field)
-    _check_narcotic_mentions(line, field)
+    facts = catalogue.facts(product, f"{field}.product") if catalogue else None
+    _check_narcotic_mentions(line, field, facts)
     if line.non_substitutable is not None:
-        facts = catalogue.facts(product, f"{field}.product") if catalogue else None
         check_non_substitutable(
             line.non_substitutable, product, facts, command.patient, command.issued_on, field
         )
@@ -168,11 +165,20 @@ def _check_secure_only(line: RequestedLine, kind: PrescriptionKind, field: str) 
         raise invalid(f"{what} line covers at most {longest} days", f"{field}.duration_days")
 
 
-def _check_narcotic_mentions(line: RequestedLine, field: str) -> None:
-    """Fractioning and the overlap mention are the prescriber's words on a narcotic line."""
+def _check_narcotic_mentions(line: RequestedLine, field: str, facts: PackFacts | None) -> None:
+    """Fractioning and the overlap mention are the prescriber's words on a narcotic line, or on
+    a line of a product the catalogue dispenses in fractions, or whose overlap it forbids."""
     if line.fraction_days is not None:
-        if not line.narcotic:
-            raise invalid("fraction_days is for narcotic lines only", f"{field}.fraction_days")
+        if not (line.narcotic or (facts is not None and facts.fraction_days is not None)):
+            raise invalid(
+                "fraction_days is for narcotic lines and products dispensed in fractions only",
+                f"{field}.fraction_days",
+            )
         check_range(line.fraction_days, 1, line.duration_days - 1, f"{field}.fraction_days")
-    if line.overlap_allowed and not line.narcotic:
-        raise invalid("overlap_allowed is for narcotic lines only", f"{field}.overlap_allowed")
+    if line.overlap_allowed and not (
+        line.narcotic or (facts is not None and facts.overlap_forbidden)
+    ):
+        raise invalid(
+            "overlap_allowed is for narcotic lines and products whose overlap is forbidden only",
+            f"{field}.overlap_allowed",
+        )

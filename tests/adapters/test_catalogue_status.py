@@ -1,6 +1,7 @@
 """`ordo catalogue status`'s lines on units (`adapters.catalogue.cli.units_summary`): how many
 packs state their units, and how many are contraceptives; and on the prescribing conditions
-enforced (`conditions_summary`): how many medicines are reserved to hospital use."""
+enforced on every product (`conditions_summary`): how many medicines are dispensed in fractions,
+may not overlap, are reserved to hospital use."""
 
 from __future__ import annotations
 
@@ -38,7 +39,33 @@ def test_the_status_counts_the_medicines_reserved_to_hospital_use() -> None:
         pack("3400931587538", "67707794", conditions=("prescription hospitalière",)),
     ]
 
-    assert conditions_summary(facts) == (
-        "2 medicines reserved to hospital use (refused at prescribing)"
+    assert conditions_summary(facts).endswith(
+        "; 2 reserved to hospital use (refused at prescribing)"
     )
-    assert conditions_summary([]) == "0 medicines reserved to hospital use (refused at prescribing)"
+    assert conditions_summary([]) == (
+        "0 medicines dispensed in fractions (none); 0 whose prescriptions may not overlap "
+        "(chevauchement interdit); 0 reserved to hospital use (refused at prescribing)"
+    )
+
+
+def test_the_status_counts_the_medicines_in_fractions_by_days_and_those_that_may_not_overlap() -> (
+    None
+):
+    seven = ("délivrance fractionnée de 7 jours",)
+    facts = [
+        pack("3400933943998", "68945058", conditions=seven),  # SUBUTEX 8 mg
+        pack("3400933943999", "68945058", conditions=seven),  # another pack, same medicine
+        pack("3400930000021", "65150204", conditions=seven),
+        pack("3400934238307", "60914025", conditions=("délivrance fractionnée de 14 jours",)),
+        pack(
+            "3400934658570",
+            "63179285",
+            conditions=("chevauchement interdit sauf mention expresse du prescripteur",),
+        ),
+    ]
+
+    assert conditions_summary(facts) == (
+        "3 medicines dispensed in fractions (2 of 7 days, 1 of 14 days); 1 whose "
+        "prescriptions may not overlap (chevauchement interdit); 0 reserved to hospital use "
+        "(refused at prescribing)"
+    )

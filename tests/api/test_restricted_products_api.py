@@ -68,7 +68,8 @@ def test_the_designated_pharmacy_dispenses_and_no_other(
     assert problem["field"] == "lines[0].quantity"
     told = dispensable(with_catalogue, number, elsewhere)
     assert (told["max_quantity"], told["reason"]) == (0, "designated_pharmacy_only")
-    assert dispensable(with_catalogue, number, people.as_pharmacist())["reason"] is None
+    there = dispensable(with_catalogue, number, people.as_pharmacist())
+    assert (there["max_quantity"], there["reason"]) == (1, "quantity_exceeds_allowed_now")  # 7 days
     assert give(with_catalogue, people, number, 1).status_code == 201
     read = with_catalogue.get(f"/v1/prescriptions/{number}", headers=people.as_patient())
     assert read.json()["lines"][0]["designated_finess"] == people.pharmacy

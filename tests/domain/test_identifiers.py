@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.identifiers import (
@@ -29,6 +29,10 @@ CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 DIGITS = string.digits
 
 Identifier = Ins | Rpps | Finess | Cip13 | PrescriptionNumber
+
+# What is checked holds or not however long an example takes: no deadline to fail on a busy
+# machine (or under mutation testing).
+no_deadline = settings(deadline=None)
 
 
 def digit_strings(length: int) -> st.SearchStrategy[str]:
@@ -198,6 +202,7 @@ def test_an_invalid_ins_is_refused_with_the_reason(text: str, reason: str) -> No
         Ins.parse(text)
 
 
+@no_deadline
 @given(ins_bodies)
 def test_any_swap_of_two_adjacent_characters_of_an_ins_is_detected(body: str) -> None:
     """Mod 97 also catches every adjacent transposition: it changes the number by a
@@ -265,21 +270,25 @@ def test_a_non_3400_ean_with_a_correct_check_digit_is_not_a_cip13() -> None:
         Cip13("5000159407236")
 
 
+@no_deadline
 @given(digit_strings(10))
 def test_every_rpps_built_from_a_body_passes_luhn(body: str) -> None:
     assert luhn_is_valid(Rpps.from_body(body).value)
 
 
+@no_deadline
 @given(digit_strings(8))
 def test_every_finess_built_from_a_body_passes_luhn(body: str) -> None:
     assert luhn_is_valid(Finess.from_body(body).value)
 
 
+@no_deadline
 @given(cip13_bodies)
 def test_every_cip13_built_from_a_body_passes_ean13(body: str) -> None:
     assert ean13_is_valid(Cip13.from_body(body).value)
 
 
+@no_deadline
 @given(ins_bodies)
 def test_every_ins_built_from_a_body_carries_the_mod_97_key(body: str) -> None:
     number = int(body.replace("2A", "19").replace("2B", "18"))
@@ -290,6 +299,7 @@ def test_every_ins_built_from_a_body_carries_the_mod_97_key(body: str) -> None:
 
 
 @by_kind
+@no_deadline
 @given(data=st.data())
 def test_an_identifier_built_from_its_body_round_trips(kind: Kind, data: st.DataObject) -> None:
     identifier = kind.build(data.draw(kind.bodies))
@@ -298,6 +308,7 @@ def test_an_identifier_built_from_its_body_round_trips(kind: Kind, data: st.Data
 
 
 @by_kind
+@no_deadline
 @given(data=st.data())
 def test_an_identifier_typed_with_spaces_anywhere_parses(kind: Kind, data: st.DataObject) -> None:
     identifier = kind.build(data.draw(kind.bodies))
@@ -305,6 +316,7 @@ def test_an_identifier_typed_with_spaces_anywhere_parses(kind: Kind, data: st.Da
 
 
 @by_kind
+@no_deadline
 @given(data=st.data())
 def test_a_mistyped_character_in_an_identifier_is_detected(kind: Kind, data: st.DataObject) -> None:
     """Luhn, EAN-13 (weights 1 and 3, both prime to 10) and mod 97 all catch any single
@@ -333,6 +345,7 @@ def test_the_check_symbol_multiplies_by_x_in_gf32_as_written_out_here() -> None:
     assert _gf32_times_x(0b10000) == 0b00101
 
 
+@no_deadline
 @given(prescription_numbers)
 def test_a_generated_prescription_number_folds_to_zero_in_gf32(
     number: PrescriptionNumber,
@@ -368,6 +381,7 @@ def test_two_new_prescription_numbers_differ() -> None:
     assert len(first.value) == 20
 
 
+@no_deadline
 @given(prescription_numbers)
 def test_a_displayed_prescription_number_reads_back(number: PrescriptionNumber) -> None:
     shown = number.display()
@@ -377,6 +391,7 @@ def test_a_displayed_prescription_number_reads_back(number: PrescriptionNumber) 
     assert PrescriptionNumber.parse(str(number)) == number
 
 
+@no_deadline
 @given(prescription_numbers, st.data())
 def test_a_prescription_number_typed_in_lower_case_with_spaces_and_dashes_parses(
     number: PrescriptionNumber, data: st.DataObject
@@ -421,6 +436,7 @@ def test_an_invalid_prescription_number_is_refused_with_the_reason(text: str, re
         PrescriptionNumber.parse(text)
 
 
+@no_deadline
 @given(prescription_numbers)
 def test_a_refused_prescription_number_is_not_echoed_in_the_reason(
     number: PrescriptionNumber,
@@ -432,6 +448,7 @@ def test_a_refused_prescription_number_is_not_echoed_in_the_reason(
     assert number.value[:19] not in str(refused.value)
 
 
+@no_deadline
 @given(prescription_numbers)
 def test_a_mistyped_character_in_a_prescription_number_is_detected(
     number: PrescriptionNumber,
@@ -442,6 +459,7 @@ def test_a_mistyped_character_in_a_prescription_number_is_detected(
     assert_all_invalid(PrescriptionNumber, typos)
 
 
+@no_deadline
 @given(prescription_numbers)
 def test_two_swapped_adjacent_characters_in_a_prescription_number_are_detected(
     number: PrescriptionNumber,

@@ -1,7 +1,8 @@
 """Units, contraceptives and prescribing conditions as the import reads them from the full
 official snapshot (`ORDO_BDPM_DIR`, by default `../shared/data/bdpm/` beside the repository;
 skipped without it): the share of packs with a unit count, the contraceptives, the medicines
-reserved to hospital use, and real packs read right."""
+in fractions, whose prescriptions may not overlap or reserved to hospital use, and real packs
+read right."""
 
 from __future__ import annotations
 
@@ -43,13 +44,8 @@ def test_most_packs_state_their_units_and_the_contraceptives_are_found(
     )
 
 
-def test_the_medicines_reserved_to_hospital_use_are_those_cis_cpd_names(
-    packs: dict[str, PackFacts],
-) -> None:
-    texts = (
-        "réservé à l'usage hospitalier",
-        "délivrance réservée aux pharmacies à usage intérieur",
-    )
+def named_by(packs: dict[str, PackFacts], *texts: str) -> set[str]:
+    """The medicines with packs that CIS_CPD gives one of these texts (in lower case)."""
     named = {
         cis
         for cis, text in (
@@ -59,13 +55,43 @@ def test_the_medicines_reserved_to_hospital_use_are_those_cis_cpd_names(
         )
         if text.strip().lower() in texts
     }
-    with_packs = named & {facts.cis for facts in packs.values()}
+    return named & {facts.cis for facts in packs.values()}
 
-    assert 500 < len(with_packs) < 900  # 711 + 85 texts in the snapshot of 2 June 2022
+
+def test_the_conditions_enforced_are_counted_as_cis_cpd_names_them(
+    packs: dict[str, PackFacts],
+) -> None:
+    hospital = named_by(
+        packs,
+        "réservé à l'usage hospitalier",
+        "délivrance réservée aux pharmacies à usage intérieur",
+    )
+    seven = named_by(packs, "délivrance fractionnée de 7 jours")
+    fourteen = named_by(packs, "délivrance fractionnée de 14 jours")
+    no_overlap = named_by(
+        packs,
+        "chevauchement interdit sauf mention expresse du prescripteur portée sur l'ordonnance",
+    )
+
+    # The snapshot of 2 June 2022: 711 + 85 hospital texts (790 medicines with packs), 115
+    # fractions of 7 days (buprénorphine, midazolam, narcotics), 48 of 14 days (fentanyl
+    # patches…), 21 "chevauchement interdit" (zolpidem, tianeptine, clonazépam, clorazépate).
+    assert (len(hospital), len(seven), len(fourteen), len(no_overlap)) == (790, 115, 48, 21)
     assert conditions_summary(packs.values()) == (
-        f"{len(with_packs):,} medicines reserved to hospital use (refused at prescribing)"
+        "163 medicines dispensed in fractions (115 of 7 days, 48 of 14 days); 21 whose "
+        "prescriptions may not overlap (chevauchement interdit); 790 reserved to hospital use "
+        "(refused at prescribing)"
     )
     assert packs["3400957128340"].hospital_only  # VENOFER 20 mg/mL
+    assert packs["3400933943998"].fraction_days == 7  # SUBUTEX 8 mg
+    stilnox = packs["3400934658570"]  # STILNOX 10 mg, 14 comprimés
+    assert stilnox.overlap_forbidden and stilnox.substance_key == "zolpidem"
+    assert {packs[c].substance_key for c in packs if packs[c].cis in no_overlap} == {
+        "zolpidem",
+        "tianeptine",
+        "clonazepam",
+        "clorazepate dipotassique",
+    }
 
 
 @pytest.mark.parametrize(

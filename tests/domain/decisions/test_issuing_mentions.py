@@ -119,7 +119,7 @@ def test_every_mention_is_recorded_as_written() -> None:
         (
             on("secure", written(fraction_days=7)),
             "lines[0].fraction_days",
-            "fraction_days is for narcotic lines only",
+            "fraction_days is for narcotic lines and products dispensed in fractions only",
         ),
         (
             on("secure", written(narcotic=True, fraction_days=28)),
@@ -134,7 +134,7 @@ def test_every_mention_is_recorded_as_written() -> None:
         (
             on("standard", written(overlap_allowed=True)),
             "lines[0].overlap_allowed",
-            "overlap_allowed is for narcotic lines only",
+            "overlap_allowed is for narcotic lines and products whose overlap is forbidden only",
         ),
     ],
     ids=[
