@@ -177,7 +177,7 @@ class PrescriptionService:
             event = self._notices(after, dispensed.recorded)
             pharmacy = command.pharmacy.value
             receipt = receipt_of(after, dispensation_id, pharmacy, local_day(now.at, pharmacy))
-            return Decision(receipt, _present(event, dispensed.coverage))
+            return Decision(receipt, _present(event, dispensed.coverage), state=after)
 
         return await self._uow.decide_once(scoped, attempt, DispensationReceipt)
 

@@ -94,18 +94,23 @@ def prescription_request(
 
 class Decision(msgspec.Struct, Generic[T], frozen=True):
     """One decision of a command: its result, and what to append for it (no events: the result
-    stands without an append), with the invoice number it claims."""
+    stands without an append), with the invoice number it claims, and the prescription as the
+    decision leaves it (handed to the caller with what was appended, never recorded)."""
 
     result: T
     events: Sequence[AnyEvent] = ()
     claim: InvoiceClaim | None = None
+    state: Prescription | None = None
 
 
 class Appended(msgspec.Struct, frozen=True):
-    """The events one decision appended, and where each landed in the log (in order)."""
+    """The events one decision appended, and where each landed in the log (in order), with the
+    prescription as they leave it when the decision told it (None for a replayed result: read
+    it again)."""
 
     events: Sequence[AnyEvent]
     points: Sequence[LogPoint]
+    state: Prescription | None = None
 
 
 # What the current request's last decision appended, or what its replayed result's command
@@ -248,18 +253,19 @@ class UnitOfWork:
             if not decision.events:
                 return decision.result
             record = _record(request, decision.result) if request else None
-            if await self._try_append(Write(decision.events, record, decision.claim)):
+            write = Write(decision.events, record, decision.claim)
+            if await self._try_append(write, decision.state):
                 return decision.result
         raise ContentionError(f"{MAX_ATTEMPTS} attempts lost to concurrent writers, retry later")
 
-    async def _try_append(self, write: Write) -> bool:
+    async def _try_append(self, write: Write, state: Prescription | None) -> bool:
         """Append, or report that another writer got there first (then back off a little)."""
         try:
             points = await self._store.append(write)
         except ConflictError:
             await asyncio.sleep(random.uniform(0, 0.005))
             return False
-        last_appended.set(Appended(write.events, points))
+        last_appended.set(Appended(write.events, points, state))
         self._after_append()
         return True
 

@@ -40,6 +40,7 @@ from adapters.fhir.parsing import json_of
 from adapters.fhir.prescribing import element_of, issuing
 from adapters.fhir.searching import cursor_of, own_lines, resume_of
 from adapters.fhir.transactions import Prescribing, single_dispense, single_request, transaction
+from adapters.http.conditional import ETAG_HEADER, NOT_MODIFIED, IfNoneMatch, entity_tag, held
 from adapters.http.dependencies import today_of
 from adapters.http.fhir_outcomes import FHIR_EXCEPTION_HANDLERS, FHIR_JSON, negotiate, refused
 from adapters.http.fhir_search import SEARCH, Search
@@ -47,6 +48,7 @@ from adapters.http.routes import IdempotencyKey
 from adapters.permissions import allow
 from adapters.readmodels import ReadModels
 from adapters.service import PrescriptionService
+from adapters.unit_of_work import last_appended
 from domain.actors import Actor
 from domain.decisions.corrections import Withdraw
 from domain.errors import DomainError
@@ -139,16 +141,24 @@ class FhirController(Controller):
         "/MedicationRequest/{resource_id:str}",
         media_type=FHIR_JSON,
         summary="One line of a prescription",
+        response_headers=[ETAG_HEADER],
+        responses=NOT_MODIFIED,
     )
     async def read_request(
         self,
         resource_id: FromPath[str],
         actor: NamedDependency[Actor],
         service: NamedDependency[PrescriptionService],
-    ) -> dict[str, Any]:
+        if_none_match: IfNoneMatch = None,
+    ) -> Response[Any]:
         number, line_no = line_of_id(resource_id)
         state = await service.read(actor, number)
-        return medication_request(state, view_of(state, actor, today_of(service, actor)), line_no)
+        view = view_of(state, actor, today_of(service, actor))
+        resource = medication_request(state, view, line_no)  # not found before any tag
+        tag = entity_tag(state.version, view)  # begins with `meta.versionId`
+        if held(if_none_match, tag):
+            return Response(None, status_code=304, media_type=FHIR_JSON, headers={"ETag": tag})
+        return Response(resource, media_type=FHIR_JSON, headers={"ETag": tag})
 
     @get(
         "/MedicationRequest",
@@ -224,7 +234,7 @@ class FhirController(Controller):
             service, actor, single_dispense(resource), idempotency_key
         )
         (line_no,) = asked.line_nos
-        state = await service.read(actor, asked.prescription_id)
+        state = await _after_dispensing(service, actor, asked.prescription_id)
         number = display_number(state.prescription_id)
         created = medication_dispense(state, number, dispensation_id, line_no)
         assert created is not None  # just recorded (or replayed) on this line
@@ -366,3 +376,14 @@ async def _dispense(
     except DomainError as error:
         raise refused(error, dispense_element_of(error.field, sent)) from None
     return asked, receipt.dispensation_id
+
+
+async def _after_dispensing(
+    service: PrescriptionService, actor: Actor, prescription_id: str
+) -> Prescription:
+    """The prescription as the dispensing just recorded left it, as the use case decided it;
+    a replayed one (`Idempotency-Key`) is read again: withdrawn since, it reads so."""
+    appended = last_appended.get()
+    if appended is not None and appended.state is not None:
+        return appended.state
+    return await service.read(actor, prescription_id)

@@ -75,7 +75,8 @@ EXCHANGES: dict[tuple[str, str], tuple[str | None, str]] = {
         None,
         "The MedicationRequest as sent, with `id`, `meta`, `groupIdentifier`, `status` and the "
         "extension `urn:ordo:remaining` (`urn:ordo:remaining-units` too on a line counted in "
-        "units)",
+        "units); its `ETag` begins with `meta.versionId` (send it back in `If-None-Match`: 304 "
+        "while this caller would be shown the same)",
     ),
     ("get", "/fhir/R4/MedicationRequest"): (
         None,

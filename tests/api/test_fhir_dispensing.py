@@ -231,3 +231,51 @@ def test_what_is_not_json_or_not_served_is_an_outcome(client: Client, people: Pe
     assert_outcome(no_route, 404, "route_not_found")
     assert_outcome(no_object, 400, "invalid_request")
     assert_outcome(patient_prescribing, 403, "forbidden")
+
+
+def test_a_dispensing_answers_as_a_read_right_after_it(client: Client, people: People) -> None:
+    number = v1_prescription(client, people, 3, 2)
+    line = f"MedicationRequest/{number}-1"
+    before = client.get(f"/fhir/R4/{line}", headers=people.as_pharmacist()).json()
+
+    created = client.post(
+        "/fhir/R4/MedicationDispense",
+        json=dispense(line, 3),
+        headers={**people.as_pharmacist(), **FHIR_JSON},
+    ).json()
+
+    found = client.get(
+        f"/fhir/R4/MedicationDispense?prescription={line}", headers=people.as_pharmacist()
+    ).json()
+    request = client.get(f"/fhir/R4/{line}", headers=people.as_pharmacist()).json()
+    assert created == found["entry"][0]["resource"]
+    assert (created["status"], created["meta"]["lastUpdated"]) == (
+        "completed",
+        request["meta"]["lastUpdated"],
+    )
+    assert int(request["meta"]["versionId"]) == int(before["meta"]["versionId"]) + 1
+    assert (request["status"], before["status"]) == ("active", "active")
+    assert {"url": "urn:ordo:remaining", "valueInteger": 0} in request["extension"]
+
+
+def test_a_retry_of_a_withdrawn_dispensing_answers_it_withdrawn(
+    client: Client, people: People
+) -> None:
+    number = v1_prescription(client, people, 3)
+    headers = {**people.as_pharmacist(), **FHIR_JSON, "Idempotency-Key": "lgo-43"}
+    sent = dispense(f"MedicationRequest/{number}-1", 1)
+    first = client.post("/fhir/R4/MedicationDispense", json=sent, headers=headers).json()
+    withdrawal = {
+        "resourceType": "Parameters",
+        "parameter": [{"name": "reason", "valueString": "saisie en double"}],
+    }
+    client.post(
+        f"/fhir/R4/MedicationDispense/{first['id']}/$withdraw",
+        json=withdrawal,
+        headers={**people.as_pharmacist(), **FHIR_JSON},
+    )
+
+    again = client.post("/fhir/R4/MedicationDispense", json=sent, headers=headers)
+
+    assert (again.status_code, again.json()["id"]) == (201, first["id"])
+    assert (first["status"], again.json()["status"]) == ("completed", "entered-in-error")
