@@ -18,6 +18,7 @@ from litestar.testing import TestClient
 from adapters.bootstrap import build_app
 from adapters.config import Settings
 from tests.api.test_catalogue_rules_api import give, line, pack, prescribe
+from tests.api.test_document_api import document, text_of
 from tests.api.test_prescriptions_api import assert_problem
 from tests.api.test_products_api import import_sample
 from tests.conftest import Client
@@ -96,6 +97,8 @@ def test_an_expired_chronic_treatment_is_continued_and_the_prescriber_told(
     assert [(m["kind"], m["recipient"]) for m in recorded["mails"]] == [
         ("exceptional_supply_notice", "dr.martin@medecin.mssante.fr")
     ]
+    pdf = text_of(document(counter, number, people.as_pharmacist()))
+    assert "(dispensation supplémentaire exceptionnelle)" in pdf
 
 
 def test_more_than_a_month_is_refused_with_the_most_that_may_be_given(
@@ -128,6 +131,8 @@ def test_an_oral_contraceptive_all_given_is_extended(counter: Client, people: Pe
     read = counter.get(f"/v1/prescriptions/{number}", headers=people.as_pharmacist()).json()
     assert [d["procedure"] for d in read["dispensations"]] == [None, "contraceptive_extension"]
     assert history(counter, people, number)[2]["mails"] == []
+    pdf = text_of(document(counter, number, people.as_pharmacist()))
+    assert "(dispensation supplémentaire de contraceptifs oraux)" in " ".join(pdf.split())
     assert assert_problem(too_much, 409, "exceptional_supply_not_allowed")["max_quantity"] == 3
 
 
