@@ -74,7 +74,7 @@ class ProcedureAllowance(msgspec.Struct, frozen=True, kw_only=True):
 
     procedure: Procedure
     max_quantity: int
-    max_units: int | None = None
+    max_units: int | None
     why: str
 
 

@@ -17,6 +17,7 @@ from domain.errors import DomainError
 from domain.events import PrescriptionCancelled, Procedure
 from domain.prescription import Prescription, evolve, fold
 from domain.procedures import ProcedureAllowance
+from domain.views import dispensation_view
 from tests.domain.builders import PHARMACIST, PHARMACY_A, PHARMACY_B, moment
 from tests.domain.counter import LEVOTHYROX, at, line, prescribed
 from tests.domain.real_packs import (
@@ -105,10 +106,30 @@ def test_an_expired_chronic_treatment_is_continued_for_a_month_beyond_the_prescr
     after = giving(state, date(2026, 2, 1), LEVOTHYROX_30, 1, "exceptional_supply")
 
     assert after.dispensations[-1].procedure == "exceptional_supply"
+    assert dispensation_view(after.dispensations[-1]).procedure == "exceptional_supply"
     assert after.lines[0].dispensed == 1  # the prescription's own count is unchanged
     assert after.remaining(1) == 2
     assert after.given_under("exceptional_supply", 1)[0].quantity == 1
     assert after.status(date(2026, 2, 1)) == "expired"
+
+
+def test_a_line_the_catalogue_does_not_count_in_units_is_supplied_in_packs() -> None:
+    state = fold([prescribed(line(3, 90, product=pack(UNKNOWN_PACK)), issued_on=ISSUED)])
+    assert state is not None
+    state = giving(state, ISSUED, UNKNOWN_PACK, 1)
+
+    refusal = refused(state, date(2026, 2, 1), UNKNOWN_PACK, 2, "exceptional_supply")
+
+    assert refusal.detail == (
+        "line 1: exceptional supply gives at most 1 pack(s) now, 2 asked (at most 30 days of "
+        "treatment at once)"
+    )
+    assert allowed(state, date(2026, 2, 1)).procedure == ProcedureAllowance(
+        procedure="exceptional_supply",
+        max_quantity=1,
+        max_units=None,
+        why="at most 30 days of treatment at once",
+    )
 
 
 def test_an_exceptional_supply_is_one_month_at_a_time() -> None:
@@ -165,6 +186,12 @@ def test_three_months_in_all_each_from_a_week_before_the_last_runs_out() -> None
     )
 
     state = giving(state, date(2026, 2, 24), LEVOTHYROX_30, 1, "exceptional_supply")
+    last = allowed(state, date(2026, 3, 26)).procedure
+    assert last is not None
+    assert (last.max_units, last.why) == (
+        30,
+        "90 days of treatment in all, some of them given already",
+    )
     state = giving(state, date(2026, 3, 26), LEVOTHYROX_30, 1, "exceptional_supply")
     refusal = refused(state, date(2026, 4, 25), LEVOTHYROX_30, 1, "exceptional_supply")
 

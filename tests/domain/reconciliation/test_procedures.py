@@ -46,3 +46,14 @@ def test_another_pharmacys_or_a_withdrawn_supply_is_not_this_pharmacys() -> None
 
     assert verdict.outcome == "matched"
     assert verdict.detail.endswith("dispensed 2)")
+
+
+def test_each_procedure_of_a_line_is_named() -> None:
+    extended = msgspec.structs.replace(supplied(4, 1), procedure="contraceptive_extension")
+    record = log(issued(2), substituted(2, 1, 2, PARACETAMOL), supplied(3, 1), extended)
+
+    verdict = reconcile(invoice((1, 4)), record, None)
+
+    assert verdict.detail.endswith(
+        "dispensed 4 (1 by contraceptive_extension, 1 by exceptional_supply))"
+    )
