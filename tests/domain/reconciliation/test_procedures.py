@@ -48,12 +48,19 @@ def test_another_pharmacys_or_a_withdrawn_supply_is_not_this_pharmacys() -> None
     assert verdict.detail.endswith("dispensed 2)")
 
 
-def test_each_procedure_of_a_line_is_named() -> None:
-    extended = msgspec.structs.replace(supplied(4, 1), procedure="contraceptive_extension")
-    record = log(issued(2), substituted(2, 1, 2, PARACETAMOL), supplied(3, 1), extended)
+def test_each_procedure_of_a_line_is_named_after_another_pharmacys() -> None:
+    extended = msgspec.structs.replace(supplied(5, 1), procedure="contraceptive_extension")
+    record = log(
+        issued(2),
+        substituted(2, 1, 2, PARACETAMOL),
+        supplied(3, 1, PHARMACY_B.value),
+        supplied(4, 1),
+        extended,
+        supplied(6, 1),
+    )
 
-    verdict = reconcile(invoice((1, 4)), record, None)
+    verdict = reconcile(invoice((1, 5)), record, None)
 
     assert verdict.detail.endswith(
-        "dispensed 4 (1 by contraceptive_extension, 1 by exceptional_supply))"
+        "dispensed 5 (1 by contraceptive_extension, 2 by exceptional_supply))"
     )
