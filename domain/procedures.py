@@ -86,15 +86,10 @@ class _Cap(msgspec.Struct, frozen=True):
 
 
 def procedure_allowance(
-    state: Prescription,
-    line: LineState,
-    procedure: Procedure,
-    day: date,
-    handing: Product | None = None,
+    state: Prescription, line: LineState, procedure: Procedure, day: date
 ) -> ProcedureAllowance:
-    """The most `procedure` gives of the line on `day`, `handing` the pack about to be handed
-    over (None: the prescribed one)."""
-    count = _count(state, line, procedure, handing)
+    """The most `procedure` gives of the line on `day`, in packs of the prescribed size."""
+    count = _count(state, line, procedure, None)
     cap = _cap(state, line, procedure, day, count)
     return ProcedureAllowance(
         procedure=procedure,

@@ -172,17 +172,18 @@ def test_the_first_supply_is_within_the_month_after_expiry_clamped_to_its_end() 
 def test_a_prescription_still_valid_is_dispensed_not_supplied() -> None:
     refusal = refused(levothyrox_expired(), EXPIRES_ON, LEVOTHYROX_30, 1, "exceptional_supply")
 
-    assert refusal.detail.endswith(
-        "(this prescription may be dispensed until 2026-01-31: dispense it)"
+    assert refusal.detail == (
+        "line 1: exceptional supply gives at most 0 unit(s) now, 30 asked (this prescription "
+        "may be dispensed until 2026-01-31: dispense it)"
     )
 
 
 def test_three_months_in_all_each_from_a_week_before_the_last_runs_out() -> None:
     state = giving(levothyrox_expired(), date(2026, 2, 1), LEVOTHYROX_30, 1, "exceptional_supply")
     too_early = refused(state, date(2026, 2, 23), LEVOTHYROX_30, 1, "exceptional_supply")
-    assert too_early.detail.endswith(
-        "(the exceptional supply given covers the treatment until 2026-03-03; the next from "
-        "2026-02-24)"
+    assert too_early.detail == (
+        "line 1: exceptional supply gives at most 0 unit(s) now, 30 asked (the exceptional "
+        "supply given covers the treatment until 2026-03-03; the next from 2026-02-24)"
     )
 
     state = giving(state, date(2026, 2, 24), LEVOTHYROX_30, 1, "exceptional_supply")

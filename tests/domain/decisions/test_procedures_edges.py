@@ -90,3 +90,28 @@ def test_a_pack_of_unknown_size_the_prescription_gave_does_not_count_a_supply_in
     assert refusal.detail.startswith(
         "line 1: exceptional supply gives at most 30 unit(s) now, 60 asked"
     )
+    supply = allowed(state, date(2026, 2, 1)).procedure
+    assert supply is not None
+    assert (supply.max_quantity, supply.max_units) == (1, 30)
+
+
+def test_a_supply_in_a_pack_of_unknown_size_counts_the_next_in_packs() -> None:
+    state = giving(written(LEVOTHYROX_30, 3, 90), ISSUED, LEVOTHYROX_30, 1)
+    state = giving(state, date(2026, 2, 1), UNKNOWN_PACK, 1, "exceptional_supply")
+
+    assert allowed(state, date(2026, 2, 24)).procedure == ProcedureAllowance(
+        procedure="exceptional_supply",
+        max_quantity=1,
+        max_units=None,
+        why="at most 30 days of treatment at once",
+    )
+
+
+def test_two_tablets_a_day_a_month_is_two_boxes_and_runs_out_in_a_month() -> None:
+    state = giving(written(LEVOTHYROX_30, 6, 90), ISSUED, LEVOTHYROX_30, 2)
+    state = giving(state, date(2026, 2, 1), LEVOTHYROX_30, 2, "exceptional_supply")
+
+    too_early = refused(state, date(2026, 2, 23), LEVOTHYROX_30, 2, "exceptional_supply")
+    giving(state, date(2026, 2, 24), LEVOTHYROX_30, 2, "exceptional_supply")
+
+    assert too_early.detail.endswith("until 2026-03-03; the next from 2026-02-24)")
