@@ -12,7 +12,7 @@ import pytest
 
 from domain.catalogue import Catalogue, catalogued, sized
 from domain.decisions.dispensing import Dispense, DispenseLine, dispense
-from domain.dispensable import Allowance, allowances
+from domain.dispensable import Allowance, allowances, covered_until
 from domain.errors import DomainError
 from domain.events import PrescriptionCancelled, Procedure
 from domain.prescription import Prescription, evolve, fold
@@ -287,6 +287,7 @@ def test_an_oral_contraceptive_all_given_is_extended_three_months_at_once() -> N
 
     assert after.dispensations[-1].procedure == "contraceptive_extension"
     assert after.remaining(1) == 0
+    assert covered_until(after, after.lines[0]) == covered_until(state, state.lines[0])
     refusal = refused(state, date(2025, 4, 20), MINIDRIL_1, 4, "contraceptive_extension")
     assert (refusal.code, refusal.max_quantity) == ("exceptional_supply_not_allowed", 3)
     assert refusal.detail == (
