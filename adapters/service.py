@@ -58,7 +58,7 @@ C = TypeVar("C")
 # A command as the HTTP body gives it, completed with who acts once their role is checked.
 ByPharmacist = Callable[[Finess, Rpps], C]
 ByPrescriber = Callable[[Rpps, date], C]
-# The e-mails a dispensing owes its prescriber (the MTE-PH notice), added to its event: the
+# The e-mails a dispensing owes its prescriber (MTE-PH, exceptional supply), added to its event: the
 # prescription after it, and the event.
 PrescriberNotices = Callable[[Prescription, DispensationRecorded], DispensationRecorded]
 

@@ -38,6 +38,10 @@ packs). The rules, per line:
 - designated pharmacy: a line naming a pharmacy (`designated_finess`, CSS L162-4-2: "le
   pharmacien désigné par le patient" for products misused or diverted) is dispensed by that
   pharmacy only; any other gets nothing of it.
+
+A line the prescription itself gives nothing more of (expired, or all given) may still be
+continued by one of the pharmacist's own procedures: its allowance says which, and how much
+(`domain.procedures`). What a procedure gave counts in none of the rules above.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ from domain.checks import CANCELLED
 from domain.coverage import CoveredPeriod, NarcoticCoverage
 from domain.events import DispensedLine, Product
 from domain.prescription import Dispensation, LineState, Prescription
+from domain.procedures import ProcedureAllowance, open_procedure
 from domain.units import Counting
 
 LimitingRule = Literal[
@@ -84,6 +89,8 @@ class Allowance(msgspec.Struct, frozen=True, kw_only=True):
     why: str = ""
     max_units: int | None = None
     remaining_units: int | None = None
+    # The procedure that continues a line the prescription gives nothing more of, if any.
+    procedure: ProcedureAllowance | None = None
 
 
 class _Verdict(msgspec.Struct, frozen=True):
@@ -188,7 +195,9 @@ def _allowance(asked: _Asked, line: LineState, *, with_next_on: bool = True) -> 
             why=why,
             max_units=_units(count, 0),
             remaining_units=_units(count, 0),
+            procedure=open_procedure(state, line, asked.day),
         )
+    expired = verdict.reason == "prescription_expired"
     amount = min(remaining, verdict.packs)
     limited = verdict.packs < remaining
     packs = amount // count.per_pack
@@ -201,6 +210,7 @@ def _allowance(asked: _Asked, line: LineState, *, with_next_on: bool = True) -> 
         why=verdict.why if limited else f"{what} left on this line",
         max_units=_units(count, amount),
         remaining_units=_units(count, remaining),
+        procedure=open_procedure(state, line, asked.day) if expired else None,
     )
 
 
@@ -382,8 +392,8 @@ def _first_uncovered_day(periods: tuple[CoveredPeriod, ...], day: date) -> date:
 
 
 def _given(state: Prescription, line_no: int, count: Counting) -> list[tuple[date, int]]:
-    """(day handed over, amount in the line's count) of the line's standing dispensings, in
-    the order handed over."""
+    """(day handed over, amount in the line's count) of the line's standing dispensings on the
+    prescription itself, in the order handed over."""
     given = [
         (
             dispensation.dispensed_at,
@@ -395,7 +405,7 @@ def _given(state: Prescription, line_no: int, count: Counting) -> list[tuple[dat
             ),
         )
         for dispensation in state.standing_dispensations
-        if dispensation.quantity_of(line_no)
+        if dispensation.procedure is None and dispensation.quantity_of(line_no)
     ]
     return [(day, amount) for _, day, amount in sorted(given)]
 

@@ -32,6 +32,7 @@ ErrorCode = Literal[
     "lot_required",
     "designated_pharmacy_only",
     "hospital_use_only",
+    "exceptional_supply_not_allowed",
 ]
 
 
@@ -50,8 +51,8 @@ class DomainError(Exception):
         self.code: ErrorCode = code
         self.detail = detail
         self.field = field
-        # quantity_exceeds_allowed_now / narcotic_overlap / designated_pharmacy_only: the most
-        # that may be given now.
+        # quantity_exceeds_allowed_now / narcotic_overlap / designated_pharmacy_only /
+        # exceptional_supply_not_allowed: the most that may be given now.
         self.max_quantity = max_quantity
 
     def __repr__(self) -> str:

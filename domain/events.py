@@ -26,6 +26,10 @@ NonSubstitutionReason = Literal["MTE", "EFG", "CIF"]
 # The pharmacist's own exclusion for a narrow-therapeutic-margin substance (arrêté of 30 January
 # 2020), written "non substituable (MTE-PH)".
 PharmacistNonSubstitution = Literal["MTE-PH"]
+# The pharmacist's own procedures (`domain.procedures`): continuing a chronic treatment on an
+# expired renewable prescription (CSP L5125-23-1, R5123-2-1), or oral contraceptives once
+# everything prescribed was given (CSP R5134-4-1/-2).
+Procedure = Literal["exceptional_supply", "contraceptive_extension"]
 
 
 class Product(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -130,8 +134,11 @@ class DispensationRecorded(Event, frozen=True, kw_only=True):
     # to the rules; empty for a dispensing sent as /v1 JSON.
     lines_as_sent: tuple[str, ...] = ()
     # The e-mails it causes (the log is the outbox): the prescriber told of a "non substituable
-    # (MTE-PH)" exclusion. Defaulted: older events had none.
+    # (MTE-PH)" exclusion, of an exceptional supply. Defaulted: older events had none.
     mails: tuple[Mail, ...] = ()
+    # The pharmacist's own procedure it was given under (`domain.procedures`); None: the
+    # prescription itself, as every dispensing recorded before procedures were.
+    procedure: Procedure | None = None
 
 
 class DispensationWithdrawn(Event, frozen=True, kw_only=True):
@@ -229,7 +236,13 @@ class RemainingLine(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     remaining_units: int | None = None
 
 
-MailKind = Literal["message", "no_mailbox_notice", "ordonnance", "non_substitution_notice"]
+MailKind = Literal[
+    "message",
+    "no_mailbox_notice",
+    "ordonnance",
+    "non_substitution_notice",
+    "exceptional_supply_notice",
+]
 
 
 class Mail(msgspec.Struct, frozen=True, kw_only=True):

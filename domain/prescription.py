@@ -24,6 +24,7 @@ from domain.events import (
     Event,
     PrescribedLine,
     PrescriptionKind,
+    Procedure,
     Product,
     TransmissionSender,
 )
@@ -68,6 +69,9 @@ class Dispensation(msgspec.Struct, frozen=True, kw_only=True):
     billed_lines: tuple[BilledLine, ...] = ()
     withdrawn_at: datetime | None = None
     lines_as_sent: tuple[str, ...] = ()  # as DispensationRecorded keeps them
+    # Given under one of the pharmacist's own procedures (`domain.procedures`): beyond what the
+    # prescription itself gives, so it does not count against its lines.
+    procedure: Procedure | None = None
 
     @property
     def billed(self) -> bool:
@@ -157,7 +161,9 @@ class Prescription(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def has_dispensations(self) -> bool:
-        return any(not d.withdrawn for d in self.dispensations)
+        """Whether the prescription itself was dispensed (a procedure's dispensing does not
+        start its 12 months)."""
+        return any(not d.withdrawn and d.procedure is None for d in self.dispensations)
 
     @property
     def fully_dispensed(self) -> bool:
@@ -175,10 +181,17 @@ class Prescription(msgspec.Struct, frozen=True, kw_only=True):
         return self.amount_left(line, count) // count.per_pack
 
     def handed_over(self, line_no: int) -> list[DispensedLine]:
-        """The packs of the line its standing dispensings handed over."""
+        """The packs of the line its standing dispensings handed over on the prescription
+        itself (a procedure's are `given_under`)."""
+        return self.given_under(None, line_no)
+
+    def given_under(self, procedure: Procedure | None, line_no: int) -> list[DispensedLine]:
+        """The packs of the line the standing dispensings under `procedure` handed over (None:
+        on the prescription itself)."""
         return [
             given_line
             for dispensation in self.standing_dispensations
+            if dispensation.procedure == procedure
             for given_line in dispensation.lines
             if given_line.line_no == line_no
         ]
@@ -260,6 +273,7 @@ def _dispensed(event: events.DispensationRecorded, state: Prescription | None) -
         recorded_at=event.at,
         lines=event.lines,
         lines_as_sent=event.lines_as_sent,
+        procedure=event.procedure,
     )
     return _counted(current, event.version, (*current.dispensations, dispensation))
 
@@ -279,10 +293,11 @@ def _withdrawn(event: events.DispensationWithdrawn, state: Prescription | None) 
 def _counted(
     current: Prescription, version: int, dispensations: tuple[Dispensation, ...]
 ) -> Prescription:
-    """The state with these dispensations, each line's count net of the withdrawn ones."""
+    """The state with these dispensations, each line's count net of the withdrawn ones and of
+    what a procedure gave beyond the prescription."""
     given = {line.line_no: 0 for line in current.lines}
     for dispensation in dispensations:
-        if not dispensation.withdrawn:
+        if not dispensation.withdrawn and dispensation.procedure is None:
             for line in dispensation.lines:
                 given[line.line_no] += line.quantity
     return msgspec.structs.replace(

@@ -15,7 +15,7 @@ import msgspec
 
 from domain.actors import Actor
 from domain.dispensable import covered_until
-from domain.events import DispensedLine, PrescribedLine
+from domain.events import DispensedLine, PrescribedLine, Procedure
 from domain.identifiers import PrescriptionNumber
 from domain.prescription import (
     FIRST_DISPENSING_WINDOW_MONTHS,
@@ -50,6 +50,9 @@ class DispensationView(msgspec.Struct, frozen=True, kw_only=True):
     lines: tuple[DispensedLine, ...]
     billed: bool
     withdrawn: bool
+    # The pharmacist's own procedure it was given under (`domain.procedures`); None: the
+    # prescription itself.
+    procedure: Procedure | None = None
 
 
 class AdaptationView(msgspec.Struct, frozen=True, kw_only=True):
@@ -178,6 +181,7 @@ def dispensation_view(dispensation: Dispensation) -> DispensationView:
         lines=dispensation.lines,
         billed=dispensation.billed,
         withdrawn=dispensation.withdrawn,
+        procedure=dispensation.procedure,
     )
 
 

@@ -330,8 +330,17 @@ def _noted(given: DispensedLine) -> str:
     return f" ({', '.join(notes)})" if notes else ""
 
 
+# The mention a procedure's dispensing carries (CSP R5123-2-1; R5134-4-2, 3°).
+PROCEDURE_MENTIONS = {
+    "exceptional_supply": "dispensation supplémentaire exceptionnelle",
+    "contraceptive_extension": "dispensation supplémentaire de contraceptifs oraux",
+}
+
+
 def _dispensation_title(dispensation: DispensationView) -> str:
     states = [word for word, on in (("facturée", dispensation.billed),) if on]
+    if dispensation.procedure is not None:
+        states.insert(0, PROCEDURE_MENTIONS[dispensation.procedure])
     if dispensation.withdrawn:
         states = ["retirée (saisie en erreur)"]
     state = f" ({', '.join(states)})" if states else ""

@@ -177,9 +177,9 @@ Every error is `application/problem+json` with a stable `code`; a client branche
 | --- | --- |
 {codes}
 
-`quantity_exceeds_allowed_now`, `narcotic_overlap` and `designated_pharmacy_only` also carry
-`max_quantity`, the most that may be dispensed of the line at that instant
-(`GET /v1/prescriptions/{{id}}/dispensable` says the same beforehand).
+`quantity_exceeds_allowed_now`, `narcotic_overlap`, `designated_pharmacy_only` and
+`exceptional_supply_not_allowed` also carry `max_quantity`, the most that may be dispensed of the
+line at that instant (`GET /v1/prescriptions/{{id}}/dispensable` says the same beforehand).
 """
 
 

@@ -145,6 +145,7 @@ CODE_NOTES = {
     "quantity_exceeds_allowed_now": "with max_quantity",
     "narcotic_overlap": "with max_quantity",
     "designated_pharmacy_only": "with max_quantity (0)",
+    "exceptional_supply_not_allowed": "with max_quantity",
 }
 RETRY_AFTER = OpenAPIHeader(
     schema=Schema(type=OpenAPIType.INTEGER, minimum=1),

@@ -69,6 +69,7 @@ _ANSWERED: dict[tuple[str, str], Problems] = {
         "quantity_exceeds_allowed_now",
         "narcotic_overlap",
         "designated_pharmacy_only",
+        "exceptional_supply_not_allowed",
         "substitution_not_allowed",
         "substitution_excluded",
         "non_substitution_reason_invalid",

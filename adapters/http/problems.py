@@ -30,6 +30,7 @@ STATUS_OF = {
     "quantity_exceeds_allowed_now": 409,
     "narcotic_overlap": 409,
     "designated_pharmacy_only": 409,
+    "exceptional_supply_not_allowed": 409,
     "hospital_use_only": 422,
     "withdrawal_window_closed": 409,
     "invoice_number_used": 409,
@@ -67,8 +68,8 @@ class Problem(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     detail: str
     code: str
     field: str | None = None
-    # quantity_exceeds_allowed_now, narcotic_overlap, designated_pharmacy_only: the most that
-    # may be dispensed now.
+    # quantity_exceeds_allowed_now, narcotic_overlap, designated_pharmacy_only,
+    # exceptional_supply_not_allowed: the most that may be dispensed now.
     max_quantity: int | None = None
 
 

@@ -40,8 +40,9 @@ from domain.actors import Actor
 from domain.calendar import local_day, paris_day
 from domain.dispensable import Allowance, LimitingRule
 from domain.errors import invalid
-from domain.events import Event
+from domain.events import Event, Procedure
 from domain.identifiers import Finess
+from domain.procedures import ProcedureAllowance
 from domain.views import (
     DispensationReceipt,
     DispensationView,
@@ -74,6 +75,19 @@ class DispensableLine(msgspec.Struct, frozen=True, kw_only=True):
     counted_in: Literal["units", "packs"]
     max_units: int | None
     remaining_units: int | None
+    # A line the prescription gives nothing more of that one of the pharmacist's own
+    # procedures continues: which, and how much (null: none does).
+    procedure: DispensableByProcedure | None = None
+
+
+class DispensableByProcedure(msgspec.Struct, frozen=True, kw_only=True):
+    """What one of the pharmacist's own procedures gives of a line now (packs of the
+    prescribed size; units on a line counted in units, else null)."""
+
+    procedure: Procedure
+    max_quantity: int
+    max_units: int | None
+    detail: str
 
 
 class Dispensable(msgspec.Struct, frozen=True, kw_only=True):
@@ -93,6 +107,16 @@ def dispensable_line(allowance: Allowance) -> DispensableLine:
         counted_in="packs" if allowance.max_units is None else "units",
         max_units=allowance.max_units,
         remaining_units=allowance.remaining_units,
+        procedure=None if allowance.procedure is None else _by_procedure(allowance.procedure),
+    )
+
+
+def _by_procedure(allowed: ProcedureAllowance) -> DispensableByProcedure:
+    return DispensableByProcedure(
+        procedure=allowed.procedure,
+        max_quantity=allowed.max_quantity,
+        max_units=allowed.max_units,
+        detail=allowed.why,
     )
 
 
@@ -336,7 +360,9 @@ class PrescriptionController(Controller):
         "be dispensed again once `max_quantity` is given (null: never). A line `counted_in` "
         "`units` (the catalogue knows its packs' units) also says `max_units` and "
         "`remaining_units`: any pack may be given whose units fit, and a pack lasting longer "
-        "than 30 days whole, up to 3 months.",
+        "than 30 days whole, up to 3 months. A line the prescription gives nothing more of "
+        "(expired, or all given) names in `procedure` the pharmacist's own procedure that "
+        "continues it, with its `max_quantity` (and `max_units`) and why.",
     )
     async def dispensable(
         self,

@@ -21,7 +21,13 @@ from domain.decisions.corrections import RecordAdaptation, Withdraw
 from domain.decisions.dispensing import Dispense, DispenseLine
 from domain.decisions.issuing import IssuePrescription, RequestedLine
 from domain.errors import invalid
-from domain.events import BilledLine, NonSubstitutable, PharmacistNonSubstitution, Product
+from domain.events import (
+    BilledLine,
+    NonSubstitutable,
+    PharmacistNonSubstitution,
+    Procedure,
+    Product,
+)
 from domain.identifiers import Finess, Ins, InvalidIdentifier, Rpps
 
 ShortText = Annotated[str, msgspec.Meta(max_length=500)]
@@ -184,6 +190,18 @@ class DispenseBody(Body, frozen=True, kw_only=True):
             "5 minutes ahead of the server's clock and 72 hours behind it; default: now"
         ),
     ] = None
+    procedure: Annotated[
+        Procedure | None,
+        msgspec.Meta(
+            description="The pharmacist's own procedure, beyond what the prescription gives: "
+            "exceptional_supply continues a chronic treatment (at least 3 months prescribed, no "
+            "narcotic, assimilated or restricted line) on an expired prescription, one month "
+            "at a time, 3 months in all, the first within a month of expiry, and the "
+            "prescriber is told; contraceptive_extension gives an oral contraceptive once all "
+            "of it was given, on a prescription under a year old, 3 months at once, 6 in all. "
+            "Else 409 exceptional_supply_not_allowed"
+        ),
+    ] = None
 
     def command(self, pharmacy: Finess, pharmacist: Rpps) -> Dispense:
         return Dispense(
@@ -191,6 +209,7 @@ class DispenseBody(Body, frozen=True, kw_only=True):
             pharmacist=pharmacist,
             lines=tuple(line.command() for line in self.lines),
             dispensed_at=self.dispensed_at,
+            procedure=msgspec.UNSET if self.procedure is None else self.procedure,
         )
 
 

@@ -1,5 +1,6 @@
 """The prescriber told of the pharmacist's "non substituable (MTE-PH)" (arrêté of 30 January
-2020: the pharmacist who keeps a narrow-therapeutic-margin medicine informs the prescriber).
+2020: the pharmacist who keeps a narrow-therapeutic-margin medicine informs the prescriber), and
+of an exceptional supply (`adapters.messaging.exceptional_supply`).
 
 The e-mail is recorded in the `DispensationRecorded` that carries the mention (the log is the
 outbox), to the prescriber's MSSanté address in the directory (`rpps,address` rows); a
@@ -12,6 +13,7 @@ import msgspec
 import structlog
 
 from adapters.messaging.directory import MssanteDirectory
+from adapters.messaging.exceptional_supply import exceptional_supply_notice
 from domain.conversation import message_id_header, remaining_lines
 from domain.events import DispensationRecorded, DispensedLine, Mail
 from domain.prescription import Prescription
@@ -28,22 +30,25 @@ class PrescriberNotices:
         self.postmaster = postmaster
 
     def told(self, state: Prescription, recorded: DispensationRecorded) -> DispensationRecorded:
-        """`recorded` with the MTE-PH notice to the prescriber, when a line carries the mention
-        and the prescriber has an MSSanté address."""
+        """`recorded` with the notices to the prescriber, when it has an MSSanté address: of
+        MTE-PH when a line carries the mention, of an exceptional supply when it is one."""
         kept = tuple(line for line in recorded.lines if line.non_substitution == "MTE-PH")
-        if not kept:
+        supplied = recorded.procedure == "exceptional_supply"
+        if not kept and not supplied:
             return recorded
         address = self.directory.prescriber_mailbox(state.prescriber_rpps)
         if address is None:
             log.info(
-                "prescriber not told of MTE-PH: no MSSanté address in the directory",
+                "prescriber not told of MTE-PH or an exceptional supply: no MSSanté address "
+                "in the directory",
                 rpps=state.prescriber_rpps,
                 prescription_id=recorded.prescription_id,
             )
             return recorded
-        return msgspec.structs.replace(
-            recorded, mails=(self._notice(state, recorded, kept, address),)
-        )
+        mails = [self._notice(state, recorded, kept, address)] if kept else []
+        if supplied:
+            mails.append(exceptional_supply_notice(state, recorded, address, self.postmaster))
+        return msgspec.structs.replace(recorded, mails=tuple(mails))
 
     def _notice(
         self,

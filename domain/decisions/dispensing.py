@@ -12,6 +12,7 @@ from domain.catalogue import Catalogue, PackFacts, sized, substitute_allowed
 from domain.checks import (
     check_dispensable,
     check_line_count,
+    check_not_cancelled,
     check_product,
     check_unique_line_numbers,
 )
@@ -23,10 +24,12 @@ from domain.events import (
     DispensedLine,
     PharmacistNonSubstitution,
     PrescribedLine,
+    Procedure,
     Product,
 )
 from domain.identifiers import Finess, Rpps
 from domain.prescription import Prescription
+from domain.procedures import check_procedure
 from domain.substitution import biosimilar_of, check_lot, check_mentions, is_substitution
 
 # An LGO may record a dispensing after an outage: when the packs were handed over may be given,
@@ -63,6 +66,14 @@ class Dispense(msgspec.Struct, frozen=True, kw_only=True):
     # Kept verbatim in the event (DispensationRecorded). UNSET rather than () so that a command
     # without it encodes as before: its encoding fingerprints an Idempotency-Key's request.
     lines_as_sent: tuple[str, ...] | msgspec.UnsetType = msgspec.UNSET
+    # One of the pharmacist's own procedures (`domain.procedures`); UNSET: the prescription
+    # itself (and the encoding of a command without it is unchanged, as for `lines_as_sent`).
+    procedure: Procedure | msgspec.UnsetType = msgspec.UNSET
+
+    @property
+    def under(self) -> Procedure | None:
+        """The procedure the packs are given under, None for the prescription itself."""
+        return None if isinstance(self.procedure, msgspec.UnsetType) else self.procedure
 
 
 class Dispensed(msgspec.Struct, frozen=True):
@@ -94,7 +105,38 @@ def dispense(
         state = sized(state, catalogue.packs, handing.values())
     at = handed_over_at(state, command.dispensed_at, now, "dispensed_at")
     day = local_day(at, command.pharmacy.value)
-    check_dispensable(state, day)
+    if command.under is None:
+        _check_prescription_gives(state, command, coverage, at, handing)
+    else:
+        check_not_cancelled(state)
+        for index, requested in enumerate(command.lines):
+            handed = _handed_over(state, requested)
+            check_procedure(state, command.under, handed, day, f"lines[{index}].quantity")
+    recorded = DispensationRecorded(
+        prescription_id=state.prescription_id,
+        version=state.version + 1,
+        at=now.at,
+        dispensation_id=dispensation_id,
+        finess=command.pharmacy.value,
+        pharmacist_rpps=command.pharmacist.value,
+        dispensed_at=at,
+        lines=tuple(_handed_over(state, requested) for requested in command.lines),
+        lines_as_sent=_as_sent(command),
+        procedure=command.under,
+    )
+    return Dispensed(recorded, _coverage_extended(state, recorded, day, coverage, now))
+
+
+def _check_prescription_gives(
+    state: Prescription,
+    command: Dispense,
+    coverage: NarcoticCoverage | None,
+    at: datetime,
+    handing: dict[int, Product],
+) -> None:
+    """The prescription itself gives what is asked at `at`: never more than remains, nor than
+    may be given at that instant (`domain.dispensable`)."""
+    check_dispensable(state, local_day(at, command.pharmacy.value))
     asked = {requested.line_no for requested in command.lines}
     allowed = {
         a.line_no: a
@@ -107,18 +149,6 @@ def dispense(
         handed = _handed_over(state, requested)
         _check_remaining(state, handed, quantity)
         _check_allowed(state, allowed[requested.line_no], handed, quantity)
-    recorded = DispensationRecorded(
-        prescription_id=state.prescription_id,
-        version=state.version + 1,
-        at=now.at,
-        dispensation_id=dispensation_id,
-        finess=command.pharmacy.value,
-        pharmacist_rpps=command.pharmacist.value,
-        dispensed_at=at,
-        lines=tuple(_handed_over(state, requested) for requested in command.lines),
-        lines_as_sent=_as_sent(command),
-    )
-    return Dispensed(recorded, _coverage_extended(state, recorded, day, coverage, now))
 
 
 def handed_over_at(

@@ -43,6 +43,7 @@ def matched_detail(invoice: Invoice, facts: Facts) -> str:
     lines = "; ".join(
         f"line {line.line_no}: billed {line.quantity} of {describe(line.product)} "
         f"({line.amount_cents} cents), dispensed {facts.given.get(line.line_no, 0)}"
+        + _by_procedure(facts, line.line_no)
         + (
             f", already paid {facts.paid[line.line_no]} ({invoices(facts.paid_in[line.line_no])})"
             if line.line_no in facts.paid
@@ -51,6 +52,14 @@ def matched_detail(invoice: Invoice, facts: Facts) -> str:
         for line in invoice.lines
     )
     return f"billed as dispensed by pharmacy {invoice.finess} ({lines})"
+
+
+def _by_procedure(facts: Facts, line_no: int) -> str:
+    """ " (1 by exceptional_supply)": what of the line a procedure gave, "" when none did."""
+    given = facts.by_procedure.get(line_no)
+    if not given:
+        return ""
+    return " (" + ", ".join(f"{n} by {procedure}" for procedure, n in sorted(given.items())) + ")"
 
 
 def unknown_detail(text: str) -> str:

@@ -64,6 +64,7 @@ class DispensationRef(msgspec.Struct, frozen=True, gc=False):
     invoice_number: str | None = None
     billed_lines: tuple[Billed, ...] = ()
     withdrawn_at: datetime | None = None
+    procedure: str | None = None  # the pharmacist's own procedure it was given under
 
 
 class PrescriptionRecord(msgspec.Struct, frozen=True, gc=False):
@@ -119,6 +120,8 @@ class Facts(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     handed_quantities: Mapping[int, tuple[tuple[int, ProductRef], ...]] = msgspec.field(
         default_factory=dict
     )
+    # line_no -> procedure -> how much of `given` this pharmacy gave under that procedure
+    by_procedure: Mapping[int, Mapping[str, int]] = msgspec.field(default_factory=dict)
 
     def units(self, quantities: Iterable[tuple[int, ProductRef]]) -> int | None:
         """The units of these packs (quantity, product), None unless the catalogue states
@@ -188,7 +191,24 @@ def facts_of(
             if line.prescribed.non_substitutable is not None
         },
         handed_quantities=handed_quantities,
+        by_procedure=_by_procedure(record, finess),
     )
+
+
+def _by_procedure(record: PrescriptionRecord, finess: str) -> dict[int, dict[str, int]]:
+    """Per line, how much the standing dispensings of pharmacy `finess` gave under each of
+    the pharmacist's own procedures."""
+    given: dict[int, dict[str, int]] = {}
+    for dispensation in record.dispensations:
+        procedure = dispensation.procedure
+        if procedure is None or dispensation.withdrawn_at is not None:
+            continue
+        if dispensation.finess != finess:
+            continue
+        for line in dispensation.lines:
+            of_line = given.setdefault(line.line_no, {})
+            of_line[procedure] = of_line.get(procedure, 0) + line.quantity
+    return given
 
 
 def _paid_by(

@@ -184,6 +184,7 @@ def _dispensation(case: Case, product: dict[str, Any], people: People) -> dict[s
         "lines": [line],
         "billed": False,
         "withdrawn": False,
+        "procedure": None,
     }
 
 
