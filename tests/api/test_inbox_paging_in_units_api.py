@@ -6,13 +6,19 @@ together hold each prescription with something left exactly once."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import date
 from typing import Any
 
 import pytest
 
+from adapters.bootstrap import read_models_for
+from adapters.config import Settings
 from adapters.http import lists
+from domain.views import display_number
+from projections.folds import InboxEntry
 from tests.api.test_catalogue_rules_api import give, pack
-from tests.api.test_conversations_api import transmit
+from tests.api.test_conversations_api import rebuild_everything, transmit
 from tests.api.test_units_api import LEVOTHYROX_30, LEVOTHYROX_90, written
 from tests.api.test_units_remainders_api import counter, projected
 from tests.conftest import Client
@@ -84,3 +90,21 @@ def test_a_page_that_reads_its_bound_ends_after_the_last_row_read(
     read = pages(counter, people, limit=2)
 
     assert [numbers_of(page) for page in read] == [left[:1], left[1:]]
+
+
+async def inbox_rows(settings: Settings, finess: str) -> list[InboxEntry]:
+    """The pharmacy's rows as the read model stores them, the used-up ones included."""
+    async with read_models_for(settings) as read_models:
+        return await read_models.store.inbox_page(finess, date.today(), None, 100)
+
+
+def test_a_rebuild_gives_the_same_inbox_rows(
+    counter: Client, settings: Settings, people: People
+) -> None:
+    numbers, _ = sent_in_order(counter, people)
+    incremental = asyncio.run(inbox_rows(settings, people.pharmacy))
+
+    asyncio.run(rebuild_everything(settings))
+
+    assert [display_number(row.prescription_id) for row in incremental] == numbers
+    assert asyncio.run(inbox_rows(settings, people.pharmacy)) == incremental
