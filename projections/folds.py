@@ -8,7 +8,7 @@ at once without rewriting any row. Likewise a line's units are counted when the 
 from the packs its row keeps, so that a rebuild gives the same rows whatever the catalogue.
 
     state'  = evolve(state, event)                  (the "prescriptions" view: one row each)
-    inbox   = inbox_entries(state')                 (the rows of this prescription in inboxes)
+    inbox   = inbox_entries(state')                 (its rows in inboxes, while units may be left)
     inbox'  = counted(inbox, sizes)                 (read: counted with the catalogue in force)
     index   = dispensing_records(state')            (what the patient received, per product)
     convs   = state'.conversations                  (its MSSanté conversations, one row each)
@@ -99,12 +99,15 @@ class DispensingRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def inbox_entries(state: Prescription) -> tuple[InboxEntry, ...]:
-    """One entry per pharmacy it was sent to (the latest sending), until nothing is left."""
-    if state.cancelled or state.fully_dispensed:
+    """One entry per pharmacy it was sent to (the latest sending), as long as something could
+    be left (`may_be_left`): the read decides in units."""
+    if state.cancelled:
         return ()
-    latest = {t.finess: t for t in sorted(state.transmissions, key=lambda t: t.transmitted_at)}
     handed = tuple(line for d in state.standing_dispensations for line in d.lines)
     lines = tuple(_inbox_line(line.prescribed, handed, state.pack_sizes) for line in state.lines)
+    if not may_be_left(lines, handed):
+        return ()
+    latest = {t.finess: t for t in sorted(state.transmissions, key=lambda t: t.transmitted_at)}
     return tuple(
         InboxEntry(
             finess=t.finess,
@@ -161,13 +164,24 @@ def counted(entry: InboxEntry, sizes: PackSizes | None) -> InboxEntry:
     return msgspec.structs.replace(entry, lines=tuple(lines))
 
 
+def may_be_left(lines: Sequence[InboxLine], handed: Sequence[DispensedLine]) -> bool:
+    """Whether something could be left whatever the catalogue says: a line has something left
+    as counted, or a line was given packs other than the prescribed ones (two boxes of 30
+    against one box of 90 leave 30 tablets, which only the catalogue in force can tell)."""
+    prescribed = {line.line_no: line.product for line in lines}
+    return any(_has_left(line) for line in lines) or any(
+        given.product != prescribed[given.line_no] for given in handed
+    )
+
+
 def left_to_dispense(entry: InboxEntry) -> bool:
     """Whether any line has something left, in units where it is counted in units (a line of
     boxes of 30 with 20 tablets left has 0 boxes but something left)."""
-    return any(
-        (line.remaining if line.remaining_units is None else line.remaining_units) > 0
-        for line in entry.lines
-    )
+    return any(_has_left(line) for line in entry.lines)
+
+
+def _has_left(line: InboxLine) -> bool:
+    return (line.remaining if line.remaining_units is None else line.remaining_units) > 0
 
 
 def packs_named(entries: Iterable[InboxEntry]) -> Iterator[Product]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime
 from typing import Annotated, Literal
 
@@ -10,7 +10,7 @@ import msgspec
 from litestar import Controller, get
 from litestar.di import NamedDependency
 
-from adapters.http.pages import PageRequest
+from adapters.http.pages import PageRequest, cursor_at
 from adapters.permissions import PERMISSIONS, allow
 from adapters.readmodels import ReadModels
 from adapters.readmodels.queries import CursorKey
@@ -22,6 +22,10 @@ from domain.prescription import Prescription
 from domain.units import PackSizes
 from domain.views import PatientRef, PrescriptionView, display_number, view_of
 from projections.folds import InboxEntry, InboxLine, counted, left_to_dispense, packs_named
+
+# The most reads of `limit + 1` inbox rows one page makes: a page that meets more rows whose
+# units are all given than that ends short of `limit`, its cursor after the last row read.
+INBOX_READS = 4
 
 
 class PrescriptionPage(msgspec.Struct, frozen=True):
@@ -107,20 +111,25 @@ class Lists:
         )
 
     async def inbox(self) -> InboxPage:
+        """Filled up to `limit` by reading on along the keyset past the rows whose units are all
+        given (the fold keeps them, not knowing the catalogue), at most `INBOX_READS` reads."""
         finess, page = self.own("pharmacy_inbox", self.actor.finess), self.page
-        found = await self.read_models.store.inbox_page(
-            finess, self.today, page.after(CursorKey), page.fetch
-        )
-        entries = page.items(found)
-        sizes = self.pack_sizes(packs_named(entries))
-        counted_now = (counted(entry, sizes) for entry in entries)
-        return InboxPage(
-            # An entry whose lines are all given in units leaves (the fold counts in packs).
-            items=[_inbox_item(entry) for entry in counted_now if left_to_dispense(entry)],
-            next_cursor=page.next_cursor(
-                found, lambda e: CursorKey(e.transmitted_at, e.prescription_id)
-            ),
-        )
+        after, shown = page.after(CursorKey), list[InboxEntry]()
+        for _ in range(INBOX_READS):
+            found = await self.read_models.store.inbox_page(finess, self.today, after, page.fetch)
+            shown += self.left_in_units(found)
+            if len(shown) > page.limit or len(found) < page.fetch:
+                return _inbox_page(page.items(shown), page.next_cursor(shown, _entry_key))
+            after = _entry_key(found[-1])
+        # Every row up to `after` was read, so the next page starts there: none twice, none skipped.
+        assert after is not None  # set by each read that did not end the page
+        return _inbox_page(shown, cursor_at(after))
+
+    def left_in_units(self, found: Sequence[InboxEntry]) -> Iterator[InboxEntry]:
+        """The rows with something left once counted with the catalogue in force."""
+        sizes = self.pack_sizes(packs_named(found))
+        counted_now = (counted(entry, sizes) for entry in found)
+        return (entry for entry in counted_now if left_to_dispense(entry))
 
 
 class ListsController(Controller):
@@ -149,6 +158,14 @@ class ListsController(Controller):
 
 def _key_of(state: Prescription) -> CursorKey:
     return CursorKey(state.issued_at, state.prescription_id)
+
+
+def _entry_key(entry: InboxEntry) -> CursorKey:
+    return CursorKey(entry.transmitted_at, entry.prescription_id)
+
+
+def _inbox_page(entries: Sequence[InboxEntry], next_cursor: str | None) -> InboxPage:
+    return InboxPage(items=[_inbox_item(entry) for entry in entries], next_cursor=next_cursor)
 
 
 def _inbox_item(entry: InboxEntry) -> InboxItem:

@@ -55,8 +55,13 @@ class PageRequest(msgspec.Struct, frozen=True):
     ) -> str | None:
         if len(found) <= self.limit:
             return None
-        encoded = msgspec.json.encode(key(found[self.limit - 1]))
-        return base64.urlsafe_b64encode(encoded).decode().rstrip("=")
+        return cursor_at(key(found[self.limit - 1]))
+
+
+def cursor_at(key: msgspec.Struct) -> str:
+    """The cursor of a page that ends at `key`."""
+    encoded = msgspec.json.encode(key)
+    return base64.urlsafe_b64encode(encoded).decode().rstrip("=")
 
 
 def provide_page(limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> PageRequest:

@@ -222,6 +222,7 @@ def expected_inbox(issued: dict[str, Any], case: Case, people: People) -> list[d
                     "quantity": PACKS,
                     "remaining": case.remaining,
                     "non_substitutable": None,
+                    "remaining_units": None,  # no catalogue: counted in packs
                 }
             ],
             "sent_by": "patient",

@@ -173,3 +173,52 @@ def test_an_entry_keeps_the_packs_of_standing_dispensings_only() -> None:
     (entry,) = inbox_entries(state)
 
     assert entry.handed == (DispensedLine(line_no=1, quantity=1, product=pack(LEVOTHYROX_90)),)
+
+
+def test_two_boxes_of_30_against_a_box_of_90_keep_it_in_the_inbox_with_30_tablets_left() -> None:
+    issued = written(line(1, 90, product=pack(LEVOTHYROX_90)))
+    state = state_of(issued, sent(issued), handed(issued, (1, 2, LEVOTHYROX_30)))
+
+    (folded,) = inbox_entries(state)  # in packs: 2 boxes given of 1, yet other packs
+    read = counted(folded, sizes_of(state))
+
+    assert folded.lines[0].remaining == -1
+    assert (read.lines[0].remaining, read.lines[0].remaining_units) == (0, 30)
+    assert left_to_dispense(read)
+
+
+def test_three_boxes_of_30_against_a_box_of_90_are_kept_by_the_fold_and_left_out_when_read() -> (
+    None
+):
+    issued = written(line(1, 90, product=pack(LEVOTHYROX_90)))
+    state = state_of(issued, sent(issued), handed(issued, (1, 3, LEVOTHYROX_30)))
+
+    (folded,) = inbox_entries(state)
+    read = counted(folded, sizes_of(state))
+
+    assert (read.lines[0].remaining, read.lines[0].remaining_units) == (0, 0)
+    assert not left_to_dispense(read)
+
+
+def test_the_prescribed_packs_all_given_leave_the_inbox_whatever_the_catalogue() -> None:
+    issued = written(
+        line(1, 90, product=pack(LEVOTHYROX_90)), line(3, 90, product=pack(LEVOTHYROX_30))
+    )
+    given_packs = ((1, 1, LEVOTHYROX_90), (2, 3, LEVOTHYROX_30))
+    state = state_of(issued, sent(issued), handed(issued, *given_packs))
+
+    assert inbox_entries(state) == ()
+    assert inbox_entries(sized(state, PACKS)) == ()
+
+
+def test_a_line_given_other_packs_keeps_the_prescription_though_another_line_is_used_up() -> None:
+    issued = written(
+        line(1, 90, product=pack(LEVOTHYROX_90)), line(3, 90, product=pack(LEVOTHYROX_30))
+    )
+    given_packs = ((1, 3, LEVOTHYROX_30), (2, 3, LEVOTHYROX_30))
+    state = state_of(issued, sent(issued), handed(issued, *given_packs))
+
+    (folded,) = inbox_entries(state)
+
+    assert [line.remaining for line in folded.lines] == [-2, 0]
+    assert not left_to_dispense(counted(folded, sizes_of(state)))
