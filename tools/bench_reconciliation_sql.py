@@ -56,40 +56,48 @@ ANALYZE {s}.bench_sql_prescribed; ANALYZE {s}.bench_sql_recorded;
 # against: the prescribed line, what the invoice's pharmacy handed over of it.
 BILLED = """
 CREATE TEMP TABLE billed ON COMMIT DROP AS
-WITH invoice AS (
+WITH handed AS (
+    SELECT prescription_id, finess, line_no, sum(quantity) AS given,
+           array_agg(product_code) AS codes
+    FROM {s}.ordo_view_dispensings GROUP BY prescription_id, finess, line_no
+), pharmacies AS (
+    SELECT DISTINCT prescription_id, finess FROM handed
+), recorded AS (
+    SELECT DISTINCT prescription_id, finess, invoice_number FROM {s}.bench_sql_recorded
+), invoice AS (
     SELECT i.line, i.finess, i.invoice_number, i.number, i.valid,
-           p.prescription_id IS NOT NULL AS known
+           p.prescription_id IS NOT NULL AS known, ph.finess IS NOT NULL AS dispensed,
+           r.finess IS NOT NULL AS recorded
     FROM {s}.bench_sql_invoices i
     LEFT JOIN {s}.ordo_view_prescriptions p ON p.prescription_id = i.number
+    LEFT JOIN pharmacies ph ON ph.prescription_id = i.number AND ph.finess = i.finess
+    LEFT JOIN recorded r ON r.prescription_id = i.number AND r.finess = i.finess
+                        AND r.invoice_number = i.invoice_number
 ), claimed AS (
     SELECT line, row_number() OVER (PARTITION BY finess, invoice_number ORDER BY line) AS nth
     FROM invoice WHERE valid AND known
 ), each_line AS (
-    SELECT l.line, l.line_no, l.quantity, l.amount_cents,
-           NOT (EXISTS (SELECT 1 FROM {s}.bench_sql_prescribed w
-                        WHERE w.prescription_id = i.number AND w.line_no = l.line_no
-                          AND w.system <> 'DCI' AND w.code = l.code)
-                OR EXISTS (SELECT 1 FROM {s}.ordo_view_dispensings d
-                           WHERE d.prescription_id = i.number AND d.finess = i.finess
-                             AND d.line_no = l.line_no AND d.product_code = l.code))
-           AS other_product
+    SELECT l.line, l.line_no, l.quantity, l.amount_cents, coalesce(h.given, 0) AS given,
+           w.line_no IS NULL
+           OR (NOT coalesce(w.system <> 'DCI' AND w.code = l.code, false)
+               AND NOT coalesce(l.code = ANY(h.codes), false)) AS other_product
     FROM {s}.bench_sql_lines l JOIN {s}.bench_sql_invoices i ON i.line = l.line
+    LEFT JOIN {s}.bench_sql_prescribed w
+           ON w.prescription_id = i.number AND w.line_no = l.line_no
+    LEFT JOIN handed h
+           ON h.prescription_id = i.number AND h.finess = i.finess AND h.line_no = l.line_no
     WHERE i.valid
 ), per_line AS (
     SELECT line, line_no, sum(quantity) AS quantity, sum(amount_cents) AS amount_cents,
-           bool_or(other_product) AS other_product
+           bool_or(other_product) AS other_product, max(given) AS given
     FROM each_line GROUP BY line, line_no
 )
-SELECT i.line, i.finess, i.invoice_number, i.number, i.valid, i.known,
-       coalesce(c.nth, 0) AS nth, b.line_no, b.quantity, b.amount_cents,
-       b.other_product AS wrong_product, coalesce(g.given, 0) AS given
+SELECT i.line, i.finess, i.invoice_number, i.number, i.valid, i.known, i.dispensed,
+       i.recorded, coalesce(c.nth, 0) AS nth, b.line_no, b.quantity, b.amount_cents,
+       b.other_product AS wrong_product, b.given
 FROM invoice i
 LEFT JOIN claimed c ON c.line = i.line
 LEFT JOIN per_line b ON b.line = i.line AND i.valid AND i.known
-LEFT JOIN LATERAL (
-    SELECT sum(d.quantity) AS given FROM {s}.ordo_view_dispensings d
-    WHERE d.prescription_id = i.number AND d.finess = i.finess AND d.line_no = b.line_no
-) g ON b.line IS NOT NULL
 """
 BILLED_INDEX = "CREATE INDEX ON billed (line); ANALYZE billed"
 
@@ -97,27 +105,25 @@ BILLED_INDEX = "CREATE INDEX ON billed (line); ANALYZE billed"
 DECIDED = """
 CREATE TEMP TABLE decided ON COMMIT DROP AS
 WITH checked AS (
-    SELECT line, finess, invoice_number, number, valid, known, nth,
-           EXISTS (SELECT 1 FROM {s}.ordo_view_dispensings d
-                   WHERE d.prescription_id = b.number AND d.finess = b.finess) AS dispensed,
-           bool_or(wrong_product) AS wrong_product,
-           bool_or(quantity > given) AS too_many,
-           EXISTS (SELECT 1 FROM {s}.bench_sql_recorded r
-                   WHERE r.prescription_id = b.number AND r.finess = b.finess
-                     AND r.invoice_number = b.invoice_number) AS recorded
-    FROM billed b GROUP BY line, finess, invoice_number, number, valid, known, nth
+    SELECT line, finess, invoice_number, number, valid, known, nth, dispensed, recorded,
+           bool_or(wrong_product) AS wrong_product, bool_or(quantity > given) AS too_many
+    FROM billed
+    GROUP BY line, finess, invoice_number, number, valid, known, nth, dispensed, recorded
+), as_billed AS (
+    SELECT b.line, b.line_no, b.quantity, b.amount_cents FROM billed b
+    WHERE b.recorded AND b.nth = 1
+), as_recorded AS (
+    SELECT c.line, r.line_no, r.quantity, r.amount_cents
+    FROM checked c JOIN {s}.bench_sql_recorded r
+      ON r.prescription_id = c.number AND r.finess = c.finess
+     AND r.invoice_number = c.invoice_number
+    WHERE c.recorded AND c.nth = 1
 ), amounts AS (
-    SELECT c.line FROM checked c
-    WHERE c.recorded AND c.nth = 1 AND EXISTS (
-        (SELECT line_no, quantity, amount_cents FROM billed b WHERE b.line = c.line
-         EXCEPT SELECT line_no, quantity, amount_cents FROM {s}.bench_sql_recorded r
-         WHERE r.prescription_id = c.number AND r.finess = c.finess
-           AND r.invoice_number = c.invoice_number)
-        UNION ALL
-        (SELECT line_no, quantity, amount_cents FROM {s}.bench_sql_recorded r
-         WHERE r.prescription_id = c.number AND r.finess = c.finess
-           AND r.invoice_number = c.invoice_number
-         EXCEPT SELECT line_no, quantity, amount_cents FROM billed b WHERE b.line = c.line))
+    SELECT coalesce(b.line, r.line) AS line
+    FROM as_billed b FULL JOIN as_recorded r
+      ON r.line = b.line AND r.line_no = b.line_no AND r.quantity = b.quantity
+     AND r.amount_cents = b.amount_cents
+    WHERE b.line IS NULL OR r.line IS NULL GROUP BY 1
 ), payable AS (
     SELECT b.line, b.quantity, b.given,
            sum(CASE WHEN a.line IS NULL THEN b.quantity ELSE 0 END) OVER (
