@@ -14,8 +14,8 @@ own reconciliation tables.
 
 Set-based simplifications, exact on the generator's files (the counts are checked): packs, not
 units (the benchmark has no catalogue); an invoice counts as paid for the later invoices of the
-same pharmacy and prescription when it passes every check but over-billing (an invoice that is
-itself `over_billed` still counts); products are compared by code.
+same pharmacy and prescription when it passes every check but its own over-billing (one that is
+itself `over_billed` still counts); products are compared by code, not by system and label.
 ruff: noqa: S608 - SQL names our own scratch schema; values are COPYed or bound
 """
 
