@@ -1,15 +1,17 @@
 """scripts/bench_reconciliation: Assurance Maladie reconciliation on PostgreSQL (not a test).
 
   scripts/bench_reconciliation [--prescriptions 1000000] [--invoices 1000000]
-                               [--via cli,api] [--reuse] [--workdir DIR]
-                               [--baseline COMMIT] [--write BENCHMARKS.md]
+                               [--via cli,api,sql] [--reuse] [--workdir DIR]
+                               [--baseline COMMIT] [--write BENCHMARKS.md [--section NAME]]
 
 Builds (or, with --reuse, finds) a log of N prescriptions in the scratch schema
 bench_rec_<N> and an invoice file with the default outcome mix (scripts/invoices), then
 reconciles the file with `ordo reconcile` and through the API (`ordo serve`, POST the file
 streamed, poll the batch until done), each time with no invoice reconciled before. Prints
 invoices/s and the peak RSS of the process that did the work, and checks the counts per
-outcome against what the generator expects. With --baseline COMMIT, the same runs again with
+outcome against what the generator expects. *sql* computes the same outcomes with set-based
+SQL alone (tools/bench_reconciliation_sql.py), the reference ordo's rate is compared with. With
+--baseline COMMIT, the same runs again with
 that commit's code (extracted under the workdir, same interpreter and data), so the rows
 compare within one run. PostgreSQL: ORDO_TEST_DATABASE_URL (see `scripts/services env`) or
 --database-url.
@@ -40,12 +42,12 @@ from rich.table import Table
 
 from adapters.auth import sign_token
 from adapters.config import with_schema
-from tools import benchmarks_md, harness
+from tools import bench_reconciliation_sql, benchmarks_md, harness
 
 ROOT = Path(__file__).resolve().parent.parent
 console = Console(stderr=True)
 SECRET = f"bench-{uuid.uuid4().hex}"
-GOAL_RATE, GOAL_RSS_MIB = 50_000, 300
+GOAL_RATE, GOAL_RSS_MIB, GOAL_OF_SQL = 50_000, 300, 0.5
 WORKDIR = Path(tempfile.gettempdir()) / "ordo-bench-reconciliation"
 
 
@@ -216,6 +218,30 @@ def via_api(
         return Run("api", count, uploaded - started, seconds, total, peak.mib, counts)
 
 
+def via_sql(url: str, schema: str, invoices: Path, count: int) -> Run:
+    """The set-based SQL reference: staging = parse and COPY, reconcile = the SQL alone."""
+    forget_reconciliations(url, schema)
+    with psycopg.connect(url) as conn:
+        bench_reconciliation_sql.extract_states(conn, schema)
+        conn.commit()
+        staging = bench_reconciliation_sql.stage(conn, schema, invoices)
+        conn.commit()
+        seconds, counts = bench_reconciliation_sql.reconcile(conn, schema)
+    return Run("sql", count, staging, seconds, staging + seconds, 0.0, counts)
+
+
+def of_sql(runs: list[Run]) -> str:
+    """Each run of ordo's current code as a share of the SQL reference's rate."""
+    sql = next((run for run in runs if run.via == "sql"), None)
+    ordo = [run for run in runs if run.via in ("cli", "api")]
+    if sql is None or not ordo:
+        return ""
+    return "ordo / SQL (reconcile, end to end): " + "; ".join(
+        f"{run.via} {run.rate / sql.rate:.2f}, {run.overall_rate / sql.overall_rate:.2f}"
+        for run in ordo
+    )
+
+
 def _file_pieces(path: Path) -> Iterator[bytes]:
     with path.open("rb") as handle:
         while piece := handle.read(256 * 1024):
@@ -281,7 +307,7 @@ def cells(run: Run, expected: dict[str, int]) -> list[str]:
         f"{run.rate:,.0f}",
         f"{run.total_s:.1f}",
         f"{run.overall_rate:,.0f}",
-        f"{run.peak_rss_mib:.0f}",
+        f"{run.peak_rss_mib:.0f}" if run.peak_rss_mib else "-",
         "yes" if _nonzero(run.counts) == _nonzero(expected) else f"no: {run.counts}",
     ]
 
@@ -302,19 +328,28 @@ default share of each outcome, and its expected counts are checked against the b
 *cli*: `ordo reconcile FILE` (staging the file, then reconciling it chunk by chunk). *api*:
 `ordo serve`, the file POSTed streamed (staging = the upload), the batch polled until done.
 *reconcile s* is the batch's own time from its first chunk to done; *end to end* includes
-staging. Peak RSS is VmHWM of the process that did the work, sampled every 100 ms."""
+staging. Peak RSS is VmHWM of the process that did the work, sampled every 100 ms. *sql*: the
+same outcomes by set-based SQL alone (`tools/bench_reconciliation_sql.py`: its staging parses
+and COPYs the file, its reconcile is one transaction of INSERT … SELECT writing the items,
+without details, and the claims)."""
 
 
 def block(
-    command: str, runs: list[Run], expected: dict[str, int], prescriptions: int, speed: str
+    command: str,
+    runs: list[Run],
+    expected: dict[str, int],
+    prescriptions: int,
+    speed: str,
+    *,
+    section: str = "reconciliation",
 ) -> str:
-    current = [run for run in runs if "baseline" not in run.via] or runs
+    current = [run for run in runs if "baseline" not in run.via and run.via != "sql"] or runs
     best = max(current, key=lambda run: run.rate)
     worst_rss = max(run.peak_rss_mib for run in current)
     met = best.rate >= GOAL_RATE and worst_rss < GOAL_RSS_MIB
     return "\n".join(
         [
-            f"### `reconciliation`: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            f"### `{section}`: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
             "",
             f"Command: `{command}`",
             "",
@@ -328,7 +363,7 @@ def block(
             benchmarks_md.markdown_table(list(COLUMNS), [cells(run, expected) for run in runs]),
             "",
             f"Goal: **{'met' if met else 'not met'}**: best {best.rate:,.0f} invoices/s, "
-            f"peak RSS at most {worst_rss:.0f} MiB.",
+            f"peak RSS at most {worst_rss:.0f} MiB. {of_sql(runs)}",
         ]
     )
 
@@ -350,6 +385,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--workdir", type=Path, default=WORKDIR)
     parser.add_argument("--database-url", default=os.environ.get("ORDO_TEST_DATABASE_URL"))
     parser.add_argument("--write", type=Path, metavar="FILE", help="record in FILE's block")
+    parser.add_argument("--section", default="reconciliation", help="the block's name")
     parser.add_argument("--baseline", metavar="COMMIT", help="also run that commit's code")
     args = parser.parse_args(argv)
     if not args.database_url:
@@ -365,18 +401,24 @@ def main(argv: list[str]) -> int:
     for label, code in codes:
         for via in [v.strip() for v in args.via.split(",") if v.strip()]:
             console.log(f"reconciling {args.invoices:,} invoices through the {via}{label}")
-            run = (via_cli if via == "cli" else via_api)(
-                args.database_url, schema, invoices, args.workdir, args.invoices, code=code
-            )
+            if via == "sql":
+                if label:
+                    continue  # the reference does not depend on ordo's code
+                run = via_sql(args.database_url, schema, invoices, args.invoices)
+            else:
+                run = (via_cli if via == "cli" else via_api)(
+                    args.database_url, schema, invoices, args.workdir, args.invoices, code=code
+                )
             run.via += label
             console.log(f"{via}{label}: {run.rate:,.0f} invoices/s, {run.peak_rss_mib:.0f} MiB")
             runs.append(run)
     Console(width=160).print(report(runs, expected, args.prescriptions))
+    console.print(of_sql(runs))
     if args.write and runs:
         command = shlex.join(["scripts/bench_reconciliation", *argv])
         speed = f"{before} → {benchmarks_md.python_speed()}"
-        text = block(command, runs, expected, args.prescriptions, speed)
-        benchmarks_md.update_benchmarks(args.write, "reconciliation", text)
+        text = block(command, runs, expected, args.prescriptions, speed, section=args.section)
+        benchmarks_md.update_benchmarks(args.write, args.section, text)
     return 0
 
 

@@ -8,7 +8,7 @@ what it found here, and commits the rows.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import NamedTuple
 
 import msgspec
@@ -58,10 +58,14 @@ class LookedUp(NamedTuple):
     paid: Paid  # invoices matched before, by prescription
 
 
-def with_paid(paid: PaidByPrescription, more: PaidByPrescription) -> dict[str, PaidInvoices]:
-    """Both, merged by invoice number: an invoice in both is the same invoice, counted once."""
+def with_paid(
+    paid: PaidByPrescription, more: PaidByPrescription, numbers: Collection[str]
+) -> dict[str, PaidInvoices]:
+    """Both, merged by invoice number (an invoice in both is the same invoice, counted once),
+    `more` only for the prescriptions `numbers`: the only ones a chunk asks about."""
     merged = dict(paid)
-    for number, invoices in more.items():
+    for number in more.keys() & numbers:  # a set operation, not a loop over all of `more`
+        invoices = more[number]
         merged[number] = {**merged[number], **invoices} if number in merged else invoices
     return merged
 
@@ -72,6 +76,11 @@ class Handover(NamedTuple):
 
     claimed: dict[InvoiceKey, Previous]
     paid: dict[str, PaidInvoices]
+
+    def claimed_of(self, keys: Collection[InvoiceKey]) -> dict[InvoiceKey, Previous]:
+        """The numbers it claims among `keys` (a set operation, not a loop over all)."""
+        claimed = self.claimed
+        return {key: claimed[key] for key in claimed.keys() & keys}
 
 
 class PreparedChunk:

@@ -280,9 +280,10 @@ class Reconciliation:
         found = await looking_up
         taken = dict(found.taken)
         paid = found.paid.invoices
-        for chunk in before:
-            taken.update(chunk.claimed)
-            paid = with_paid(paid, chunk.paid)
+        keys, numbers = set(found.parsed.keys), found.parsed.numbers
+        for chunk in before:  # only what this chunk's invoices ask about
+            taken.update(chunk.claimed_of(keys))
+            paid = with_paid(paid, chunk.paid, numbers)
         decide = partial(
             decide_chunk,
             previous=taken,
