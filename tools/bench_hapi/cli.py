@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import uvloop
-from rich.table import Table
 
 from adapters.config import with_schema
 from tools import benchmarks_md, harness
@@ -50,6 +49,12 @@ def parser() -> argparse.ArgumentParser:
     cli.add_argument("--seconds", type=float, default=15.0, help="measured seconds per run")
     cli.add_argument("--warmup", type=float, default=5.0, help="unmeasured seconds first")
     cli.add_argument("--prescriptions", type=int, default=500, help="seeded on each server")
+    cli.add_argument(
+        "--prime",
+        type=float,
+        default=20.0,
+        help="unmeasured seconds of each call at the most clients, before the runs (the JIT)",
+    )
     cli.add_argument("--servers", default="ordo,hapi", help="which, in this order")
     cli.add_argument("--write", type=Path, metavar="FILE", help="write/update BENCHMARKS.md")
     cli.add_argument("--section", default="hapi", help="which block of FILE to (re)write")
@@ -85,6 +90,17 @@ async def seed(target: Target, cast: Cast, count: int) -> list[str]:
     if failures:
         raise BenchError(f"seeding {target.door.name} failed: {dict(failures)}")
     return ids
+
+
+async def prime(target: Target, opts: argparse.Namespace, cast: Cast, ids: Sequence[str]) -> None:
+    """Each call at the most clients, unmeasured: HAPI's JVM compiles its hot paths."""
+    clients = max(opts.clients)
+    for call in CALLS:
+        sessions = await open_sessions("raw", target.port, clients)
+        command = command_for(call, target.door, ids, cast, clients)
+        tally = await closed_loops(sessions, command, Window.after(0.0, opts.prime))
+        await close_all(sessions)
+        say(f"{target.door.name} {call}: primed, errors {dict(tally.errors)}")
 
 
 async def measure(
@@ -140,18 +156,14 @@ async def bench(opts: argparse.Namespace, war: Path | None, url: str) -> list[Ru
             async with serving(name, opts, war, url, Path(tmp)) as target:
                 say(f"{target.door.name} on :{target.port}: seeding {opts.prescriptions}")
                 ids = await seed(target, cast, opts.prescriptions)
+                if opts.prime:
+                    await prime(target, opts, cast, ids)
                 runs += await measure(target, opts, cast, ids)
     return runs
 
 
 def report(runs: Sequence[Run], opts: argparse.Namespace, facts: dict[str, str]) -> None:
-    head, rows = comparison_rows(runs)
-    table = Table(title="ordo against HAPI FHIR (same PostgreSQL)", title_justify="left")
-    for name in head:
-        table.add_column(name, justify="left" if name == "call" else "right")
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
+    print(benchmarks_md.markdown_table(*comparison_rows(runs)))
     if opts.write:
         command = "scripts/bench_hapi " + shlex.join(opts.argv)
         benchmarks_md.update_benchmarks(opts.write, opts.section, block(command, facts, runs))
