@@ -20,7 +20,7 @@ CAST = make_cast(prescribers=1, pharmacies=1, patients=20)
 
 def run(target: str, clients: int, answered: int, errors: int = 0) -> Run:
     tally = Tally(latencies=[0.002] * answered, errors=Counter({"409 conflict": errors}))
-    observation = Observation(cores={}, sessions={})
+    observation = Observation(cores={"server": 0.5}, sessions={})
     return Run(target, "postgres", None, clients, Window(0.0, 1.0), tally, observation)
 
 
@@ -80,6 +80,7 @@ def test_the_table_compares_each_call_at_the_same_clients_with_the_aims() -> Non
     assert by_key["prescribe", "32"]["errors (ordo / HAPI)"] == "0 / 3 (409 conflict: 3)"
     assert by_key["read", "32"]["aim"] == "≥ 3: met"
     assert by_key["read", "32"]["ordo p50 / p99 ms"] == "2.0 / 2.0"
+    assert by_key["read", "32"]["server CPU µs/call (ordo / HAPI)"] == "250 / 1,000"
 
 
 def test_the_starter_is_checked_out_at_its_tag_without_its_tests(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ HEAD = [
     "HAPI p50 / p99 ms",
     "ordo/HAPI",
     "aim",
+    "server CPU µs/call (ordo / HAPI)",
     "errors (ordo / HAPI)",
 ]
 
@@ -49,6 +50,14 @@ def _errors(run: Run | None) -> str:
     total = sum(run.tally.errors.values())
     top = ", ".join(f"{k}: {v}" for k, v in run.tally.errors.most_common(2))
     return f"{total} ({top})" if total else "0"
+
+
+def _cpu(run: Run | None) -> str:
+    """The server's CPU per answered call (all its processes), in µs."""
+    cores = run.observation.cores.get("server") if run else None
+    if run is None or cores is None or not run.ok:
+        return "—"
+    return f"{cores * run.window.seconds / run.ok * 1e6:,.0f}"
 
 
 def _verdict(ordo: Run | None, hapi: Run | None, clients: int) -> tuple[str, str]:
@@ -79,6 +88,7 @@ def comparison_rows(runs: Sequence[Run]) -> tuple[list[str], list[list[str]]]:
                     _latency(hapi),
                     ratio,
                     aim,
+                    f"{_cpu(ordo)} / {_cpu(hapi)}",
                     f"{_errors(ordo)} / {_errors(hapi)}",
                 ]
             )
@@ -95,6 +105,8 @@ def block(command: str, facts: Mapping[str, str], runs: Sequence[Run]) -> str:
         "closed-loop clients; a prescribe is `POST MedicationRequest` (one line), a read",
         "`GET MedicationRequest/<id>` of a seeded line, a dispense `POST MedicationDispense` of",
         "one pack against a seeded line; rates count only the expected answer (201, 200).",
+        "Both servers as shipped (HAPI: the starter's application.yaml, its datasource and",
+        "dialect set to PostgreSQL); each call first ran unmeasured at the most clients.",
         "",
         *(f"- {name}: {value}" for name, value in facts.items()),
         "",
