@@ -1,10 +1,12 @@
 """What `scripts/bench_hapi` sends is what it claims to measure: ordo answers each call with the
 expected status (a run counts successes, never refusals), the created line's id reads back and
 is dispensed against; the table compares each call's rates at the same clients against issue
-28's aims; the starter's checkout leaves its tests out."""
+28's aims; the starter's checkout leaves its tests out; a connection the server closes is
+not reused."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from collections import Counter
 from pathlib import Path
@@ -13,7 +15,9 @@ from tests.conftest import Client
 from tools.bench.load import Observation, Run, Tally, Window, make_cast
 from tools.bench_hapi import calls, hapi
 from tools.bench_hapi.report import comparison_rows
+from tools.bench_hapi.sessions import open_sessions
 from tools.cast import prescriber
+from tools.harness import HOST
 
 CAST = make_cast(prescribers=1, pharmacies=1, patients=20)
 
@@ -101,3 +105,25 @@ def test_the_starter_is_checked_out_at_its_tag_without_its_tests(tmp_path: Path)
     assert (tree / "pom.xml").read_text() == "<project/>"
     assert not (tree / "src" / "test").exists()
     assert hapi.checkout(str(origin), "image/v8.8.0-1", tree) == tree
+
+
+async def test_a_session_opens_a_new_connection_after_connection_close() -> None:
+    connections = 0
+
+    async def answer_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer_once, HOST, 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        (session,) = await open_sessions(port, 1)
+        answers = [await session.get("/fhir/metadata", "token") for _ in range(3)]
+        await session.aclose()
+
+    assert answers == [(200, b"ok")] * 3
+    assert connections == 3

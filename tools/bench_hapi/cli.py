@@ -19,7 +19,7 @@ import uvloop
 
 from adapters.config import with_schema
 from tools import benchmarks_md, harness
-from tools.bench.load import Cast, Run, Session, Window, close_all, make_cast, open_sessions
+from tools.bench.load import Cast, Run, Session, Window, close_all, make_cast
 from tools.bench.load import run_loops as closed_loops
 from tools.bench.options import _ints
 from tools.bench.progress import BenchError, console, say
@@ -28,6 +28,7 @@ from tools.bench.servers import Scratch, ServerSpec, machine_facts, private_post
 from tools.bench_hapi import hapi
 from tools.bench_hapi.calls import CALLS, Door, command_for, created_id, prescriptions
 from tools.bench_hapi.report import block, comparison_rows
+from tools.bench_hapi.sessions import open_sessions
 
 ORDO, HAPI = Door("ordo", "/fhir/R4"), Door("HAPI", "/fhir")
 SEEDING_SESSIONS = 16
@@ -83,7 +84,7 @@ async def seed(target: Target, cast: Cast, count: int) -> list[str]:
             else:
                 failures[f"{status} {answer[:300]!r}"] += 1
 
-    sessions = await open_sessions("raw", target.port, SEEDING_SESSIONS)
+    sessions = await open_sessions(target.port, SEEDING_SESSIONS)
     async with asyncio.timeout(max(120.0, count / 2)):
         await asyncio.gather(*(issue(session) for session in sessions))
     await close_all(sessions)
@@ -96,7 +97,7 @@ async def prime(target: Target, opts: argparse.Namespace, cast: Cast, ids: Seque
     """Each call at the most clients, unmeasured: HAPI's JVM compiles its hot paths."""
     clients = max(opts.clients)
     for call in CALLS:
-        sessions = await open_sessions("raw", target.port, clients)
+        sessions = await open_sessions(target.port, clients)
         command = command_for(call, target.door, ids, cast, clients)
         tally = await closed_loops(sessions, command, Window.after(0.0, opts.prime))
         await close_all(sessions)
@@ -109,7 +110,7 @@ async def measure(
     runs = []
     for clients in opts.clients:
         for call in CALLS:
-            sessions = await open_sessions("raw", target.port, clients)
+            sessions = await open_sessions(target.port, clients)
             window = Window.after(opts.warmup, opts.seconds)
             observer = asyncio.create_task(observe(window, [target.pid], None))
             command = command_for(call, target.door, ids, cast, clients)
