@@ -84,6 +84,7 @@ def test_the_table_compares_each_call_at_the_same_clients_with_the_aims() -> Non
     assert by_key["prescribe", "32"]["errors (ordo / HAPI)"] == "0 / 3 (409 conflict: 3)"
     assert by_key["read", "32"]["aim"] == "≥ 3: met"
     assert by_key["read", "32"]["ordo p50 / p99 ms"] == "2.0 / 2.0"
+    assert by_key["read", "32"]["server cores (ordo / HAPI)"] == "0.50 / 0.50"
     assert by_key["read", "32"]["server CPU µs/call (ordo / HAPI)"] == "250 / 1,000"
 
 

@@ -22,6 +22,7 @@ HEAD = [
     "HAPI p50 / p99 ms",
     "ordo/HAPI",
     "aim",
+    "server cores (ordo / HAPI)",
     "server CPU µs/call (ordo / HAPI)",
     "errors (ordo / HAPI)",
 ]
@@ -50,6 +51,12 @@ def _errors(run: Run | None) -> str:
     total = sum(run.tally.errors.values())
     top = ", ".join(f"{k}: {v}" for k, v in run.tally.errors.most_common(2))
     return f"{total} ({top})" if total else "0"
+
+
+def _cores(run: Run | None) -> str:
+    """The cores the server's processes used on average during the run (of nproc)."""
+    cores = run.observation.cores.get("server") if run else None
+    return "—" if cores is None else f"{cores:.2f}"
 
 
 def _cpu(run: Run | None) -> str:
@@ -88,6 +95,7 @@ def comparison_rows(runs: Sequence[Run]) -> tuple[list[str], list[list[str]]]:
                     _latency(hapi),
                     ratio,
                     aim,
+                    f"{_cores(ordo)} / {_cores(hapi)}",
                     f"{_cpu(ordo)} / {_cpu(hapi)}",
                     f"{_errors(ordo)} / {_errors(hapi)}",
                 ]
