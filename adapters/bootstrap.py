@@ -181,17 +181,11 @@ def catalogue_follower(
 
     @asynccontextmanager
     async def follow(_: Litestar) -> AsyncIterator[None]:
-        async with catalogue_store_for(settings) as store:
-            stopping = asyncio.Event()
-            await catalogue.refresh(store)
-            task = asyncio.create_task(
-                catalogue.follow(store, stopping, settings.catalogue_refresh_seconds)
-            )
-            try:
-                yield
-            finally:
-                stopping.set()
-                await task
+        async with (
+            catalogue_store_for(settings) as store,
+            catalogue.kept_current(store, settings.catalogue_refresh_seconds),
+        ):
+            yield
 
     return follow
 

@@ -17,7 +17,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from adapters.bootstrap import failpoint, mailer_for, read_models_for, webhooks_for
+from adapters.bootstrap import (
+    catalogue_store_for,
+    failpoint,
+    mailer_for,
+    read_models_for,
+    webhooks_for,
+)
+from adapters.catalogue.index import LiveCatalogue
 from adapters.config import KafkaSettings, Settings
 from adapters.eventfeed import PostgresEventFeed
 from adapters.kafka.lag import group_lag
@@ -46,7 +53,12 @@ async def mailer(settings: Settings, metrics_port: int | None) -> None:
     """`ordo mailer`: deliver the outbox's e-mails until SIGTERM or SIGINT."""
 
     async def work(stopping: asyncio.Event) -> None:
-        async with mailer_for(settings) as running:
+        catalogue = LiveCatalogue()  # its PDFs count units as the servers' do
+        async with (
+            catalogue_store_for(settings) as store,
+            catalogue.kept_current(store, settings.catalogue_refresh_seconds),
+            mailer_for(settings, catalogue=catalogue.in_force) as running,
+        ):
             await running.run(stopping)
 
     await _until_signalled(settings, metrics_port, work)

@@ -11,8 +11,8 @@ the rules take the prescriber's word.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Mapping
-from contextlib import suppress
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, suppress
 from datetime import date
 from types import MappingProxyType
 
@@ -111,6 +111,21 @@ class LiveCatalogue:
                 packs=len(snapshot),
             )
         return changed
+
+    @asynccontextmanager
+    async def kept_current(
+        self, store: CatalogueStore, every: float = REFRESH_SECONDS
+    ) -> AsyncIterator[None]:
+        """The snapshot in force loaded before the body runs, a new import's within `every`
+        seconds (plus its loading time) while it runs."""
+        await self.refresh(store)
+        stopping = asyncio.Event()
+        following = asyncio.create_task(self.follow(store, stopping, every))
+        try:
+            yield
+        finally:
+            stopping.set()
+            await following
 
     async def follow(
         self, store: CatalogueStore, stopping: asyncio.Event, every: float = REFRESH_SECONDS

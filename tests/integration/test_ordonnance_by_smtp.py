@@ -7,7 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -22,6 +26,8 @@ from adapters.config import Settings
 from adapters.messaging.ordonnance import ordonnance_pdf
 from domain.events import Mail, PrescriptionSentToPatient
 from domain.identifiers import PrescriptionNumber
+from tests.api.test_catalogue_rules_api import line, pack, prescribe
+from tests.api.test_products_api import import_sample
 from tests.integration.smtp_relay import Relay
 from tests.integration.test_mailer_smtp import (
     BAL_ORG,
@@ -31,6 +37,7 @@ from tests.integration.test_mailer_smtp import (
     settings_with,
 )
 from tests.mails import body_text
+from tools import harness
 from tools.cast import SECRET, People
 
 
@@ -150,3 +157,36 @@ def test_a_pdf_that_cannot_be_drawn_holds_back_its_email_alone(
             "SELECT reason FROM ordo_mail_outbox WHERE state = 'pending'"
         ).fetchone()
     assert reason == f"could not be written: LookupError: no prescription {missing} in the log"
+
+
+def test_ordo_mailer_on_its_own_counts_the_pdf_in_units_as_a_server_does(
+    settings: Settings, relay: Relay, people: People
+) -> None:
+    import_sample(settings)
+    with TestClient(build_app(settings)) as client:
+        levothyrox_25_box_of_30 = pack("3400930065556")
+        issued = prescribe(client, people, line(levothyrox_25_box_of_30, 60, 2), kind="standard")
+        assert issued.status_code == 201, issued.text
+        number = issued.json()["prescription_id"]
+        sent = client.post(
+            f"/v1/prescriptions/{number}/send-to-patient", json={}, headers=people.as_prescriber()
+        )
+        assert sent.status_code == 202, sent.text
+    env = harness.without_ordo_settings() | {
+        "ORDO_DATA_DIR": str(settings.data_dir),
+        "ORDO_AUTH_SECRET": SECRET,
+        "ORDO_SMTP_URL": relay.url,
+        **({"ORDO_DATABASE_URL": settings.database_url} if settings.database_url else {}),
+    }
+
+    mailer = subprocess.Popen([sys.executable, "-m", "adapters.cli", "mailer"], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not relay.handler.received and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        mailer.send_signal(signal.SIGTERM)
+        mailer.wait(15)
+
+    (received,) = relay.handler.received
+    assert "60 unités" in pdf_text(received.message)  # 2 boxes of 30 tablets, none given yet
