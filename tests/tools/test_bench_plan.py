@@ -1,12 +1,15 @@
 """`scripts/bench dispensing` plans the same servers at `--rev` as on this checkout, the
-catalogue's included: `--rev` with `--catalogue` measures both revisions with and without it."""
+catalogue's included: `--rev` with `--catalogue` measures both revisions with and without it;
+with `--rounds` each run is reported by its median round."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from tools.bench.cli import plan
+from tools.bench.load import Observation, Run, Tally, Window, median_rounds
 from tools.bench.options import parse_options
+from tools.bench.report import rounds_note
 
 SAMPLE = Path("adapters/catalogue/sample")
 TREE = Path("rev-tree")  # where the revision is checked out
@@ -26,3 +29,45 @@ def test_the_revision_runs_with_the_catalogue_too() -> None:
     ]
     assert [spec.source for spec in specs] == [None, None, TREE, TREE]
     assert [spec.catalogue for spec in specs] == [None, SAMPLE, None, SAMPLE]
+
+
+def run_at(target: str, clients: int, rate: int) -> Run:
+    """A run of one second that answered `rate` requests."""
+    return Run(
+        target,
+        "sqlite",
+        1,
+        clients,
+        Window(0.0, 1.0),
+        Tally(latencies=[0.001] * rate),
+        Observation(cores={}, sessions={}),
+    )
+
+
+def test_each_run_is_reported_by_its_median_round() -> None:
+    rounds = [
+        run_at("API", 32, 500),
+        run_at("API @8f8cf49", 32, 610),
+        run_at("API", 32, 700),
+        run_at("API @8f8cf49", 32, 590),
+        run_at("API", 32, 600),
+        run_at("API @8f8cf49", 32, 400),
+    ]
+
+    reported = median_rounds(rounds)
+
+    assert [(run.target, run.rate) for run in reported] == [("API", 600), ("API @8f8cf49", 590)]
+
+
+def test_two_rounds_report_the_slower() -> None:
+    reported = median_rounds([run_at("API", 1, 400), run_at("API", 1, 300)])
+
+    assert [run.rate for run in reported] == [300]
+
+
+def test_rounds_are_asked_for_and_said() -> None:
+    opts = parse_options([*ARGV, "--rounds", "3"])
+
+    assert opts.rounds == 3
+    assert "3 times in turn" in rounds_note(opts.rounds)
+    assert rounds_note(1) == ""

@@ -92,12 +92,18 @@ def prepare_baseline(scratch: Scratch, source: str) -> Baseline:
     open_library_log(with_schema(scratch.url, schema), Path(tempfile.gettempdir()), 1).close()
     src, dst = sql.Identifier(source, "ordo_events"), sql.Identifier(schema, "ordo_events")
     with psycopg.connect(scratch.url, autocommit=True) as conn:
-        conn.execute(
+        columns = ("originator_id", "originator_version", "topic", "state")
+        arrays = sql.SQL(", ").join(
             sql.SQL(
-                "INSERT INTO {} (originator_id, originator_version, topic, state) SELECT "
-                "originator_id, originator_version, topic, state FROM {} "
-                "WHERE originator_version = 1 ORDER BY notification_id"
-            ).format(dst, src)
+                "(SELECT array_agg({column} ORDER BY notification_id) FROM {src} "
+                "WHERE originator_version = 1)"
+            ).format(column=sql.Identifier(column), src=src)
+            for column in columns
+        )
+        conn.execute(  # through the store's own append, which chains the rows
+            sql.SQL("SELECT count(*) FROM {schema}.ordo_append({arrays})").format(
+                schema=sql.Identifier(schema), arrays=arrays
+            )
         )
         conn.execute(sql.SQL("ANALYZE {}").format(dst))
         ids = [r[0] for r in conn.execute(sql.SQL("SELECT originator_id FROM {}").format(dst))]

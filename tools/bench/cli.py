@@ -13,7 +13,7 @@ import uvloop
 
 from tools import benchmarks_md, harness
 from tools.bench.baseline import bench_baseline
-from tools.bench.load import Run, make_cast
+from tools.bench.load import Run, make_cast, median_rounds
 from tools.bench.options import Options, parse_options
 from tools.bench.progress import BenchError, console, say
 from tools.bench.report import block, print_report
@@ -71,8 +71,12 @@ async def bench(opts: Options, url: str | None, where: str) -> int:
     runs: list[Run] = []
     try:
         with checkout(opts.rev) as source:
-            results = [await bench_api(opts, cast, spec, scratch) for spec in plan(opts, source)]
-        runs = [run for result in results for run in result.runs]
+            results = [
+                await bench_api(opts, cast, spec, scratch)
+                for _ in range(opts.rounds)
+                for spec in plan(opts, source)
+            ]
+        runs = median_rounds([run for result in results for run in result.runs])
         seeded = next((r.schema for r in results if r.schema), None)
         if scratch and seeded and opts.baseline:
             runs += await bench_baseline(opts, scratch, seeded)

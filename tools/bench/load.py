@@ -390,3 +390,12 @@ class Run:
         if not ordered:
             return math.nan
         return 1000 * ordered[min(len(ordered) - 1, max(0, math.ceil(quantile * len(ordered)) - 1))]
+
+
+def median_rounds(runs: Sequence[Run]) -> list[Run]:
+    """One run for each target, backend, workers and clients: the median by rate of its rounds
+    (the lower of the two middle ones for an even count), in the order first measured."""
+    rounds: dict[tuple[str, str, int | None, int], list[Run]] = {}
+    for run in runs:
+        rounds.setdefault((run.target, run.backend, run.workers, run.clients), []).append(run)
+    return [sorted(same, key=lambda r: r.rate)[(len(same) - 1) // 2] for same in rounds.values()]

@@ -37,6 +37,7 @@ class Options:
     py_spy: bool = False
     rev: str | None = None
     catalogue: Path | None = None
+    rounds: int = 1
 
     @property
     def env_items(self) -> tuple[tuple[str, str], ...]:
@@ -158,6 +159,14 @@ def bench_parser() -> argparse.ArgumentParser:
         "files; the sample ships in adapters/catalogue/sample), to measure what its lookups cost",
     )
     run.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run every server N times in turn (A B A B …) and report each run's median round "
+        "by rate: the ratios of one round move by up to 10 %% on a shared machine",
+    )
+    run.add_argument(
         "--wait-quiet",
         type=float,
         default=0.0,
@@ -195,4 +204,5 @@ def parse_options(argv: Sequence[str]) -> Options:
         py_spy=args.py_spy,
         rev=args.rev,
         catalogue=args.catalogue,
+        rounds=max(1, args.rounds),
     )

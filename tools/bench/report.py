@@ -336,6 +336,15 @@ def facts_line(facts: dict[str, str]) -> str:
     return "; ".join(f"{name}: {value}" for name, value in facts.items())
 
 
+def rounds_note(rounds: int) -> str:
+    if rounds == 1:
+        return ""
+    return (
+        f" Every server ran {rounds} times in turn (all of them, then all again); each row is"
+        " the median of its rounds by rate, with that round's latencies and CPU."
+    )
+
+
 def block(opts: Options, facts: dict[str, str], runs: Sequence[Run]) -> str:
     method = METHOD.format(
         prescriptions=opts.prescriptions,
@@ -353,7 +362,7 @@ def block(opts: Options, facts: dict[str, str], runs: Sequence[Run]) -> str:
         "",
         f"Machine: {facts_line(facts)}.",
         "",
-        method,
+        method + rounds_note(opts.rounds),
         "",
         markdown_table(results_rows(runs, opts.rev)),
         "",

@@ -52,13 +52,14 @@ async def run(args: argparse.Namespace, scratch: Scratch, work: Path) -> list[Ro
                     args, scratch, work, label="in-process projection", rate=rate, kafka=False
                 )
             )
-    if "kafka" in only:
+    if "kafka" in only or "kafka-lag" in only:
+        workers = f"{args.lag_workers} worker{'s' if args.lag_workers > 1 else ''}"
         lag_runs.append(
             await lag_run(
                 args,
                 scratch,
                 work,
-                label="serve + relay + 1 worker",
+                label=f"serve + relay + {workers}",
                 rate=args.rates[-1],
                 kafka=True,
             )
@@ -68,7 +69,16 @@ async def run(args: argparse.Namespace, scratch: Scratch, work: Path) -> list[Ro
 
 def readside_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scripts/bench_readside", description=DESCRIPTION)
-    parser.add_argument("--only", default="project,rebuild,lag,kafka")
+    parser.add_argument(
+        "--only",
+        default="project,rebuild,lag,kafka",
+        help="of project, rebuild, lag (in-process projection), kafka (relay, workers and the "
+        "lag through Kafka), kafka-lag (the lag through Kafka alone)",
+    )
+    parser.add_argument(
+        "--lag-workers", type=int, default=1, help="Kafka workers beside the relay in the lag run"
+    )
+    parser.add_argument("--section", default="readside", help="the block of --write to rewrite")
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rebuild-events", type=int, default=1_000_000)
     parser.add_argument("--rates", type=positive_floats, default=(1000.0,))
@@ -84,7 +94,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if not args.database_url:
         parser.error('no PostgreSQL: eval "$(scripts/services env)" or --database-url')
-    if "kafka" in args.only and not args.kafka:
+    if "kafka" in args.only and not args.kafka:  # kafka-lag too
         parser.error("no Kafka: ORDO_TEST_KAFKA_BOOTSTRAP or --kafka")
     if args.write:  # something below may change the working directory
         args.write = args.write.resolve()
@@ -98,6 +108,8 @@ def main(argv: list[str]) -> int:
         scratch.cleanup()
     print_table(rows)
     if args.write:
-        benchmarks_md.update_benchmarks(args.write, "readside", block(command, facts, rows))
-        say(f"wrote the readside block of {args.write}")
+        benchmarks_md.update_benchmarks(
+            args.write, args.section, block(command, facts, rows, args.section)
+        )
+        say(f"wrote the {args.section} block of {args.write}")
     return 0

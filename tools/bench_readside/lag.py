@@ -192,8 +192,8 @@ async def lag_run(
     run = LagRun(label, rate, args.seconds)
     async with running(spec, env, data / "server.log") as server:
         if kafka:
-            for command in ("relay", "worker"):
-                helpers.append(harness.start_ordo([command], env, data / f"{command}.log"))
+            for n, command in enumerate(("relay", *["worker"] * args.lag_workers)):
+                helpers.append(harness.start_ordo([command], env, data / f"{command}-{n}.log"))
         try:
             cast = make_cast()
             ids = await seed(server.port, cast, 1000, "raw", "standard")

@@ -74,7 +74,7 @@ this process, from position 0 to head; baseline: one asyncpg COPY of the rows it
 empty tables `LIKE … INCLUDING ALL` (same indexes), as events/s. SQLite: the embedded default in
 a temp dir, same runner. *Rebuild*: `ordo projections rebuild` as a subprocess, whole process
 time (start-up included). *List lag*: `ordo serve --workers 2` (projection in process; with
-Kafka: serve + `ordo relay` + one `ordo worker`, fresh topic of 6 partitions), 1,000
+Kafka: serve + `ordo relay` + `--lag-workers` `ordo worker`s, fresh topic of 6 partitions), 1,000
 prescriptions seeded through the API plus 8 probe prescribers × 10; an open-loop schedule at
 the target rate over up to 96 keep-alive connections (when all are busy the send waits: the
 achieved rate is what the server sustained) POSTs one-pack dispensings; every 50th goes to a
@@ -87,10 +87,10 @@ truncated first, until `count(*), sum(version)` of the prescriptions view equals
 (prescriptions, events); ratio against the in-process runner."""
 
 
-def block(command: str, facts: dict[str, str], rows: list[Row]) -> str:
+def block(command: str, facts: dict[str, str], rows: list[Row], section: str = "readside") -> str:
     return "\n".join(
         [
-            f"### `readside`: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            f"### `{section}`: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
             "",
             f"Command: `{command}`",
             "",
