@@ -43,6 +43,7 @@ LAG = Histogram(
 )
 MAX_WAIT = 3600.0
 MAX_ATTEMPTS = 13  # 1 s, 2 s… 2048 s, then an hour: the last attempt ends the back-off
+IDLE_CLIENT_SECONDS = 300.0  # a subscription's connection kept this long after its last delivery
 
 
 class Senders:
@@ -52,10 +53,12 @@ class Senders:
     per delivery: BENCHMARKS.md, `webhooks`). They share one TLS context: each of its own
     would load the certificate authorities again, per subscription."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.timeout = timeout
+        self._clock = clock
         self._tls = httpx.create_ssl_context()
         self._clients: dict[str, httpx.AsyncClient] = {}
+        self._used: dict[str, float] = {}
 
     def of(self, subscription_id: str) -> httpx.AsyncClient:
         client = self._clients.get(subscription_id)
@@ -63,10 +66,22 @@ class Senders:
             one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
             client = httpx.AsyncClient(timeout=self.timeout, limits=one, verify=self._tls)
             self._clients[subscription_id] = client
+        self._used[subscription_id] = self._clock()
         return client
 
+    async def close_idle(self) -> int:
+        """Close the clients no delivery used for `IDLE_CLIENT_SECONDS`: a deleted
+        subscription's, or one waiting out a long back-off (its next delivery opens another).
+        Returns how many were closed."""
+        since = self._clock() - IDLE_CLIENT_SECONDS
+        idle = [key for key, used in self._used.items() if used < since]
+        for key in idle:
+            del self._used[key]
+            await self._clients.pop(key).aclose()
+        return len(idle)
+
     async def aclose(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
+        clients, self._clients, self._used = list(self._clients.values()), {}, {}
         for client in clients:
             await client.aclose()
 
@@ -172,6 +187,7 @@ class Deliverer:
             if await self.step():
                 continue
             PENDING.set((await self.store.counts())["pending"])
+            await self.senders.close_idle()
             await self.source.wait_for_news(await self._idle_wait())
 
     async def _idle_wait(self) -> float:
