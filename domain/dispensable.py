@@ -59,7 +59,7 @@ from domain.checks import CANCELLED
 from domain.coverage import CoveredPeriod, NarcoticCoverage
 from domain.events import DispensedLine, Product
 from domain.prescription import Dispensation, LineState, Prescription
-from domain.procedures import ProcedureAllowance, open_procedure
+from domain.procedures import ProcedureAllowance, given_days, open_procedure
 from domain.units import Counting
 
 LimitingRule = Literal[
@@ -142,7 +142,7 @@ def allowances(
 def covered_until(state: Prescription, line: LineState) -> date | None:
     """The day the line's dispensings so far run out (None before the first one)."""
     count = state.counting(line)
-    given = _given(state, line.line_no, count)
+    given = given_days(state, line.line_no, count, None)
     if not given:
         return None
     per_unit = count.days_per_unit(line.prescribed)
@@ -160,7 +160,7 @@ def period_covered(
     product whose overlap is forbidden) cover: from that day, or from when the packs already
     given run out if that is later (the patient takes them one after the other)."""
     count = state.counting(line, handing=handed.product)
-    given = _given(state, line.line_no, count)
+    given = given_days(state, line.line_no, count, None)
     per_unit = count.days_per_unit(line.prescribed)
     more = count.amount(handed.quantity, handed.product)
     return _first_day_of_more(given, per_unit, day), _chain_end([*given, (day, more)], per_unit)
@@ -297,7 +297,7 @@ def _whole_narcotic_line(
     if late <= NARCOTIC_GRACE_DAYS:
         return _UNLIMITED
     days_left = max(0, duration - late)
-    given = sum(amount for _, amount in _given(state, line.line_no, count))
+    given = sum(amount for _, amount in given_days(state, line.line_no, count, None))
     amount = max(0, math.floor(days_left / count.days_per_unit(line.prescribed)) - given)
     why = (
         f"narcotic presented {late} days after {state.issued_on}: only the {days_left} days "
@@ -321,7 +321,7 @@ def _in_fractions(
     assert fraction is not None  # the caller's condition
     # A fraction covers at most its days, or one pack handed over when that lasts longer.
     longest = max(Fraction(fraction), count.pack_days(line.prescribed, handing))
-    given = _given(state, line.line_no, count)
+    given = given_days(state, line.line_no, count, None)
     per_unit = count.days_per_unit(line.prescribed)
     reference = _chain_end(given, per_unit) if given else state.issued_on
     if given and day < reference - timedelta(days=FRACTION_MARGIN_DAYS):
@@ -360,7 +360,7 @@ def _no_overlap(
         return _UNLIMITED
     kind = "narcotic prescription" if substance is None else f"prescription of {substance}"
     per_unit = count.days_per_unit(line.prescribed)
-    first = _first_day_of_more(_given(state, line.line_no, count), per_unit, day)
+    first = _first_day_of_more(given_days(state, line.line_no, count, None), per_unit, day)
     covering = [p for p in others if p.first_day <= first < p.until]
     if covering:
         free_on = _first_uncovered_day(others, first)
@@ -389,25 +389,6 @@ def _first_uncovered_day(periods: tuple[CoveredPeriod, ...], day: date) -> date:
 
 
 # --- history of one line ----------------------------------------------------------------------
-
-
-def _given(state: Prescription, line_no: int, count: Counting) -> list[tuple[date, int]]:
-    """(day handed over, amount in the line's count) of the line's standing dispensings on the
-    prescription itself, in the order handed over."""
-    given = [
-        (
-            dispensation.dispensed_at,
-            local_day(dispensation.dispensed_at, dispensation.finess),
-            sum(
-                count.amount(x.quantity, x.product)
-                for x in dispensation.lines
-                if x.line_no == line_no
-            ),
-        )
-        for dispensation in state.standing_dispensations
-        if dispensation.procedure is None and dispensation.quantity_of(line_no)
-    ]
-    return [(day, amount) for _, day, amount in sorted(given)]
 
 
 def _first_day_of_more(given: list[tuple[date, int]], per_unit: Fraction, day: date) -> date:

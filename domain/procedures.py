@@ -164,7 +164,7 @@ def _exceptional_supply(state: Prescription, line: LineState, day: date, count: 
     expires_on = state.expires_on()
     if not state.is_expired(day):
         return _Cap(0, f"this prescription may be dispensed until {expires_on}: dispense it")
-    given = _given(state, line.line_no, "exceptional_supply", count)
+    given = given_days(state, line.line_no, count, "exceptional_supply")
     per_unit = count.days_per_unit(line.prescribed)
     if not given:
         last = add_months(expires_on, FIRST_SUPPLY_WITHIN_MONTHS)
@@ -200,7 +200,7 @@ def _contraceptive_extension(
     year_old = add_months(state.issued_on, LIFETIME_MONTHS)
     if day >= year_old:
         return _Cap(0, f"this prescription of {state.issued_on} is a year old since {year_old}")
-    given = _given(state, line.line_no, "contraceptive_extension", count)
+    given = given_days(state, line.line_no, count, "contraceptive_extension")
     per_unit = count.days_per_unit(line.prescribed)
     return _within(given, per_unit, CONTRACEPTIVE_AT_ONCE_DAYS, CONTRACEPTIVE_IN_ALL_DAYS)
 
@@ -229,11 +229,11 @@ def _count(
     return counting(state.pack_sizes, line.prescribed.product, handed)
 
 
-def _given(
-    state: Prescription, line_no: int, procedure: Procedure, count: Counting
+def given_days(
+    state: Prescription, line_no: int, count: Counting, procedure: Procedure | None
 ) -> list[tuple[date, int]]:
-    """(day handed over, amount in the line's count) of what `procedure` gave of the line, in
-    the order handed over."""
+    """(day handed over, amount in the line's count) of what the standing dispensings gave of
+    the line under `procedure` (None: on the prescription itself), in the order handed over."""
     given = sorted(
         (
             dispensation.dispensed_at,
