@@ -40,8 +40,10 @@ def v1_prescription(product: str, patient: str) -> bytes:
     return msgspec.json.encode(body)
 
 
-def fhir_prescription(product: str, patient: str, rpps: str) -> bytes:
-    request = {
+def medication_request_of(product: str, patient: str, rpps: str, packs: int) -> dict[str, Any]:
+    """One active order of `packs` packs of `product` for `patient`, written by `rpps`: ordo's
+    FRMedicationRequest vocabulary, patient and prescriber as logical references."""
+    return {
         "resourceType": "MedicationRequest",
         "extension": [CONSENT],
         "status": "active",
@@ -57,25 +59,35 @@ def fhir_prescription(product: str, patient: str, rpps: str) -> bytes:
                 "timing": {"repeat": {"boundsDuration": {"value": 8, "code": "d"}}},
             }
         ],
-        "dispenseRequest": {"quantity": {"value": 2}},
+        "dispenseRequest": {"quantity": {"value": packs}},
     }
+
+
+def fhir_prescription(product: str, patient: str, rpps: str) -> bytes:
+    request = medication_request_of(product, patient, rpps, 2)
     entry = {"resource": request, "request": {"method": "POST", "url": "MedicationRequest"}}
     return msgspec.json.encode(
         {"resourceType": "Bundle", "type": "transaction", "entry": [entry] * LINES}
     )
 
 
-def medication_dispense(prescription_id: str, product: str) -> bytes:
+def dispense_of(request_id: str, product: str) -> bytes:
+    """One pack of `product` handed over against the line `MedicationRequest/<request_id>`."""
     dispense: dict[str, Any] = {
         "resourceType": "MedicationDispense",
         "status": "completed",
         "medicationCodeableConcept": {
             "coding": [{"system": CIP13, "code": product, "display": "Paracétamol 1 g, 8 cp"}]
         },
-        "authorizingPrescription": [{"reference": f"MedicationRequest/{prescription_id}-1"}],
+        "authorizingPrescription": [{"reference": f"MedicationRequest/{request_id}"}],
         "quantity": {"value": 1},
     }
     return msgspec.json.encode(dispense)
+
+
+def medication_dispense(prescription_id: str, product: str) -> bytes:
+    """One pack against the first line of the prescription `prescription_id`."""
+    return dispense_of(f"{prescription_id}-1", product)
 
 
 def _checked(status: int, body: bytes, expected: int) -> str | None:

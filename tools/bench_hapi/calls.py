@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import msgspec
 
 from tools import cast as people
-from tools.bench.fhir import CIP13, CONSENT, INS, RPPS
+from tools.bench.fhir import dispense_of, medication_request_of
 from tools.bench.load import Cast, Command, Session, error_label
 
 PACKS = 999  # a line's packs: a run dispenses one at a time and must not exhaust it
@@ -34,39 +34,12 @@ class Created(msgspec.Struct):
 
 def medication_request(product: str, patient: str, rpps: str) -> bytes:
     """One active order of `PACKS` packs of `product` for `patient`, written by `rpps`."""
-    request = {
-        "resourceType": "MedicationRequest",
-        "extension": [CONSENT],
-        "status": "active",
-        "intent": "order",
-        "medicationCodeableConcept": {
-            "coding": [{"system": CIP13, "code": product, "display": "Paracétamol 1 g, 8 cp"}]
-        },
-        "subject": {"identifier": {"system": INS, "value": patient}},
-        "requester": {"identifier": {"system": RPPS, "value": f"8{rpps}"}},
-        "dosageInstruction": [
-            {
-                "text": "1 comprimé 3 fois par jour",
-                "timing": {"repeat": {"boundsDuration": {"value": 8, "code": "d"}}},
-            }
-        ],
-        "dispenseRequest": {"quantity": {"value": PACKS}},
-    }
-    return msgspec.json.encode(request)
+    return msgspec.json.encode(medication_request_of(product, patient, rpps, PACKS))
 
 
 def medication_dispense(request_id: str, product: str) -> bytes:
     """One pack of `product` handed over against the line `MedicationRequest/<request_id>`."""
-    dispense = {
-        "resourceType": "MedicationDispense",
-        "status": "completed",
-        "medicationCodeableConcept": {
-            "coding": [{"system": CIP13, "code": product, "display": "Paracétamol 1 g, 8 cp"}]
-        },
-        "authorizingPrescription": [{"reference": f"MedicationRequest/{request_id}"}],
-        "quantity": {"value": 1},
-    }
-    return msgspec.json.encode(dispense)
+    return dispense_of(request_id, product)
 
 
 def created_id(body: bytes) -> str:
