@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.tools.test_bench_healthz import run
 from tools.bench.cli import plan
-from tools.bench.load import Observation, Run, Tally, Window, median_rounds
+from tools.bench.load import Run, median_rounds
 from tools.bench.options import parse_options
 from tools.bench.report import rounds_note
 
@@ -31,38 +32,30 @@ def test_the_revision_runs_with_the_catalogue_too() -> None:
     assert [spec.catalogue for spec in specs] == [None, SAMPLE, None, SAMPLE]
 
 
-def run_at(target: str, clients: int, rate: int) -> Run:
-    """A run of one second that answered `rate` requests."""
-    return Run(
-        target,
-        "sqlite",
-        1,
-        clients,
-        Window(0.0, 1.0),
-        Tally(latencies=[0.001] * rate),
-        Observation(cores={}, sessions={}),
-    )
+def run_at(target: str, rate: int) -> Run:
+    """A run of one second at 32 clients that answered `rate` requests."""
+    return run(target, "sqlite", 32, rate)
 
 
 def test_each_run_is_reported_by_its_median_round() -> None:
     rounds = [
-        run_at("API", 32, 500),
-        run_at("API @8f8cf49", 32, 610),
-        run_at("API", 32, 700),
-        run_at("API @8f8cf49", 32, 590),
-        run_at("API", 32, 600),
-        run_at("API @8f8cf49", 32, 400),
+        run_at("API", 500),
+        run_at("API @8f8cf49", 610),
+        run_at("API", 700),
+        run_at("API @8f8cf49", 590),
+        run_at("API", 600),
+        run_at("API @8f8cf49", 400),
     ]
 
     reported = median_rounds(rounds)
 
-    assert [(run.target, run.rate) for run in reported] == [("API", 600), ("API @8f8cf49", 590)]
+    assert [(each.target, each.rate) for each in reported] == [("API", 600), ("API @8f8cf49", 590)]
 
 
 def test_two_rounds_report_the_slower() -> None:
-    reported = median_rounds([run_at("API", 1, 400), run_at("API", 1, 300)])
+    reported = median_rounds([run_at("API", 400), run_at("API", 300)])
 
-    assert [run.rate for run in reported] == [300]
+    assert [each.rate for each in reported] == [300]
 
 
 def test_rounds_are_asked_for_and_said() -> None:
