@@ -18,7 +18,7 @@ from litestar.openapi.spec import (
 
 from adapters.http.fhir_outcomes import FHIR_JSON
 from adapters.http.fhir_problem_codes import fhir_problems_of
-from adapters.http.problem_codes import Problems
+from adapters.http.problem_codes import Problems, answers_besides_problems
 
 PREFIX = "/fhir/R4"
 STRING = OpenAPIType.STRING
@@ -143,11 +143,7 @@ def _exchanges(operation: Operation, body: str | None, answer: str) -> None:
 
 def _as_fhir(operation: Operation, problems: Problems) -> None:
     """Each status the operation can refuse with, naming its codes; none other."""
-    responses = {
-        status: response
-        for status, response in (operation.responses or {}).items()
-        if not status.startswith(("4", "5"))
-    }
+    responses = answers_besides_problems(operation)
     for status in sorted({status for status, _ in problems}):
         codes = ", ".join(f"`{code}`" for code in sorted(c for s, c in problems if s == status))
         responses[str(status)] = OpenAPIResponse(

@@ -31,7 +31,7 @@ from litestar.openapi.spec import (
     Schema,
 )
 
-from adapters.http.problem_codes import Problems, problems_of
+from adapters.http.problem_codes import Problems, answers_besides_problems, problems_of
 from adapters.http.problems import PROBLEM_JSON
 from adapters.http.schemas import Body
 from domain.checks import MAX_LINES, MAX_PACKS_PER_LINE
@@ -258,11 +258,7 @@ def _constrain_path_parameters(operation: Operation) -> None:
 
 def _declare_problems(operation: Operation, problems: Problems) -> None:
     """Each status the operation can answer a problem with, naming its codes; none other."""
-    responses = {
-        status: response
-        for status, response in (operation.responses or {}).items()
-        if not status.startswith(("4", "5"))
-    }
+    responses = answers_besides_problems(operation)
     for status in sorted({status for status, _ in problems}):
         codes = sorted(code for answered, code in problems if answered == status)
         declared = (operation.responses or {}).get(str(status))

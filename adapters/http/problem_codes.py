@@ -6,9 +6,22 @@ OpenAPI document; `tests/api/conftest.py` checks every problem the API tests pro
 
 from __future__ import annotations
 
+from litestar.openapi.spec import Operation
+from litestar.openapi.spec.responses import Responses
+
 from adapters.http.problems import STATUS_OF
 
 Problems = frozenset[tuple[int, str]]
+
+
+def answers_besides_problems(operation: Operation) -> Responses:
+    """The operation's documented answers but its 4xx and 5xx, which the problems it lists
+    replace (in /v1's OpenAPI document as in FHIR's)."""
+    return {
+        status: response
+        for status, response in (operation.responses or {}).items()
+        if not status.startswith(("4", "5"))
+    }
 
 
 def _domain(*codes: str) -> Problems:
