@@ -24,9 +24,6 @@ import os
 import subprocess
 import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +34,7 @@ from adapters.config import with_schema
 from adapters.store.postgres import PostgresEventStore
 from adapters.verify import PostgresLogRows, verify_chain
 from tools import harness
-from tools.bench.servers import machine_facts
+from tools.bench.servers import Scratch, machine_facts
 from tools.bench_readside.log import build_log, ordo_env
 from tools.benchmarks_md import markdown_table, update_benchmarks
 
@@ -61,18 +58,6 @@ class Step:
     def cells(self) -> list[str]:
         ratio = f"{self.rate / self.baseline.rate:.2f}" if self.baseline else "—"
         return [self.name, f"{self.events:,}", f"{self.seconds:.1f}", f"{self.rate:,.0f}", ratio]
-
-
-@asynccontextmanager
-async def scratch_schema(url: str, label: str) -> AsyncIterator[str]:
-    schema = f"bench_chain_{label}_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(url)
-    await conn.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield schema
-    finally:
-        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await conn.close()
 
 
 async def unchained_log(url: str, schema: str, events: int, size: int) -> None:
@@ -99,45 +84,36 @@ async def unchained_log(url: str, schema: str, events: int, size: int) -> None:
         await conn.close()
 
 
-async def chain_steps(url: str, events: int, size: int) -> list[Step]:
+async def chain_steps(url: str, schema: str, events: int, size: int) -> list[Step]:
     """Chaining at start, reading the pages alone, checking the chain over them."""
-    async with scratch_schema(url, "synthetic") as schema:
-        await unchained_log(url, schema, events, size)
-        store = PostgresEventStore(with_schema(url, schema), pool_size=2)
+    await unchained_log(url, schema, events, size)
+    store = PostgresEventStore(with_schema(url, schema), pool_size=2)
+    began = time.perf_counter()
+    await store.start()  # chains the log once
+    chaining = Step("chain an unchained log at start (upgrade)", events, _since(began))
+    try:
+        rows = PostgresLogRows(store.pool, schema)
         began = time.perf_counter()
-        await store.start()  # chains the log once
-        chaining = Step("chain an unchained log at start (upgrade)", events, _since(began))
-        try:
-            rows = PostgresLogRows(store.pool, schema)
-            began = time.perf_counter()
-            read = sum([len(batch) async for batch in rows.batches()])
-            reading = Step("read the log's pages, no hashing (baseline)", read, _since(began))
-            began = time.perf_counter()
-            broken, check = await verify_chain(rows)
-            if broken is not None:
-                raise SystemExit(f"the chain does not hold: {broken}")
-            checking = Step(
-                "check the chain (`ordo verify`'s first part)",
-                check.checked,
-                _since(began),
-                reading,
-            )
-        finally:
-            await store.close()
+        read = sum([len(batch) async for batch in rows.batches()])
+        reading = Step("read the log's pages, no hashing (baseline)", read, _since(began))
+        began = time.perf_counter()
+        broken, check = await verify_chain(rows)
+        if broken is not None:
+            raise SystemExit(f"the chain does not hold: {broken}")
+        checking = Step(
+            "check the chain (`ordo verify`'s first part)", check.checked, _since(began), reading
+        )
+    finally:
+        await store.close()
     return [reading, checking, chaining]
 
 
-def verify_steps(url: str, events: int) -> list[Step]:
+def verify_steps(url: str, schema: str, events: int) -> list[Step]:
     """`ordo projections rebuild` then `ordo verify`, both whole processes, on a busy day."""
+    scoped = with_schema(url, schema)
     with tempfile.TemporaryDirectory(prefix="ordo-bench-chain-") as work:
-        return asyncio.run(_verify_steps(url, events, Path(work)))
-
-
-async def _verify_steps(url: str, events: int, work: Path) -> list[Step]:
-    async with scratch_schema(url, "busy") as schema:
-        scoped = with_schema(url, schema)
-        built = await asyncio.to_thread(build_log, scoped, work, events)
-        env = ordo_env(scoped, work)
+        built = build_log(scoped, Path(work), events)
+        env = ordo_env(scoped, Path(work))
         rebuild = Step(
             "`ordo projections rebuild` (baseline)",
             built.events,
@@ -200,9 +176,13 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help=f"update this BENCHMARKS.md's {SECTION} block")
     args = parser.parse_args()
     url = os.environ["ORDO_TEST_DATABASE_URL"]
-    steps = asyncio.run(chain_steps(url, args.events, args.state_bytes))
-    if args.busy_events:
-        steps += verify_steps(url, args.busy_events)
+    scratch = Scratch(url)  # schemas of its own, dropped at the end
+    try:
+        steps = asyncio.run(chain_steps(url, scratch.create(), args.events, args.state_bytes))
+        if args.busy_events:
+            steps += verify_steps(url, scratch.create(), args.busy_events)
+    finally:
+        scratch.drop_all()
     text = report(args, url, steps)
     print(text)
     if args.write:

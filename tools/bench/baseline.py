@@ -92,18 +92,16 @@ def prepare_baseline(scratch: Scratch, source: str) -> Baseline:
     open_library_log(with_schema(scratch.url, schema), Path(tempfile.gettempdir()), 1).close()
     src, dst = sql.Identifier(source, "ordo_events"), sql.Identifier(schema, "ordo_events")
     with psycopg.connect(scratch.url, autocommit=True) as conn:
-        columns = ("originator_id", "originator_version", "topic", "state")
-        arrays = sql.SQL(", ").join(
-            sql.SQL(
-                "(SELECT array_agg({column} ORDER BY notification_id) FROM {src} "
-                "WHERE originator_version = 1)"
-            ).format(column=sql.Identifier(column), src=src)
-            for column in columns
-        )
         conn.execute(  # through the store's own append, which chains the rows
-            sql.SQL("SELECT count(*) FROM {schema}.ordo_append({arrays})").format(
-                schema=sql.Identifier(schema), arrays=arrays
-            )
+            sql.SQL(
+                "SELECT count(*) FROM (SELECT "
+                "array_agg(originator_id ORDER BY notification_id) AS ids, "
+                "array_agg(originator_version ORDER BY notification_id) AS versions, "
+                "array_agg(topic ORDER BY notification_id) AS topics, "
+                "array_agg(state ORDER BY notification_id) AS states "
+                "FROM {src} WHERE originator_version = 1) AS seed, "
+                "LATERAL {schema}.ordo_append(seed.ids, seed.versions, seed.topics, seed.states)"
+            ).format(src=src, schema=sql.Identifier(schema))
         )
         conn.execute(sql.SQL("ANALYZE {}").format(dst))
         ids = [r[0] for r in conn.execute(sql.SQL("SELECT originator_id FROM {}").format(dst))]
