@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, urlsplit
 import msgspec
 
 from adapters.auth import CLAIMS_SHAPES, ClaimsShape
+from adapters.private_files import written_once
 
 # Secrets once written in this repository (docker/compose.yaml's old default): anyone can mint
 # tokens with them, so they count as the development secret.
@@ -175,12 +176,8 @@ def _public_key(value: str | None) -> str | None:
 def local_secret(data_dir: Path) -> str:
     """A development secret kept under ./var, so `ordo serve` and `ordo token` agree with no
     set-up. Production sets ORDO_AUTH_SECRET or, better, ORDO_AUTH_PUBLIC_KEY."""
-    path = data_dir / "auth-secret"
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    secret = written_once(data_dir / "auth-secret", lambda: secrets.token_urlsafe(32).encode())
+    return secret.decode().strip()
 
 
 def with_schema(database_url: str, schema: str) -> str:

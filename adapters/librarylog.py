@@ -306,16 +306,19 @@ class SingleTripPostgresRecorder(PostgresApplicationRecorder):
         ).format(schema=schema)
 
     def create_table(self) -> None:
-        super().create_table()
-        # Several servers start at once: one of them (re)defines the function at a time.
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute("SELECT pg_advisory_xact_lock(hashtext('ordo_append'))")
-            curs.execute(self._function_ddl)
-        # The event store's tables and the hash chain, under the event store's DDL lock.
+        # Servers starting together (the workers of one `ordo serve`) run this DDL one at a
+        # time: two concurrent `CREATE TABLE IF NOT EXISTS` of one table make one of them fail.
         sql = EventTableSql(self.datastore.schema or "public")
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key(sql.schema, "event-table"),))
-            install_chain_sync(curs, sql)
+        key = lock_key(sql.schema, "event-table")
+        with self.datastore.get_connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+            try:
+                super().create_table()
+                with self.datastore.transaction(commit=True) as curs:
+                    curs.execute(self._function_ddl)
+                    install_chain_sync(curs, sql)
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **_: Any) -> Sequence[int]:

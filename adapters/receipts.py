@@ -22,7 +22,6 @@ import base64
 import fcntl
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm
 
 from adapters.chain import LogPoint
+from adapters.private_files import write_private
 from adapters.storedevents import AnyEvent
 from domain.events import (
     BillingRecorded,
@@ -101,18 +101,6 @@ def _read_key(path: Path) -> SigningKey:
     raise ValueError(msg)
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Written whole, readable by its owner only, then put in place."""
-    partial = path.with_name(f".{path.name}.partial")
-    partial.unlink(missing_ok=True)
-    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    partial.replace(path)
-
-
 def _modified(path: Path) -> int:
     try:
         return path.stat().st_mtime_ns
@@ -158,11 +146,11 @@ class KeyRing:
             kid = thumbprint(key.public_key())
             if self.key_file is not None:
                 old = _read_key(self.key_file)
-                _write_private(self.directory / f"{thumbprint(old.public_key())}.pem", _pem(old))
-                _write_private(self.key_file, _pem(key))
+                write_private(self.directory / f"{thumbprint(old.public_key())}.pem", _pem(old))
+                write_private(self.key_file, _pem(key))
             else:
-                _write_private(self.directory / f"{kid}.pem", _pem(key))
-                _write_private(self.directory / CURRENT, kid.encode())
+                write_private(self.directory / f"{kid}.pem", _pem(key))
+                write_private(self.directory / CURRENT, kid.encode())
         return kid
 
     def _files_stamp(self) -> tuple[int, ...]:
@@ -190,8 +178,8 @@ class KeyRing:
             return _read_key(self.directory / f"{current.read_text().strip()}.pem")
         key = ed25519.Ed25519PrivateKey.generate()
         kid = thumbprint(key.public_key())
-        _write_private(self.directory / f"{kid}.pem", _pem(key))
-        _write_private(current, kid.encode())
+        write_private(self.directory / f"{kid}.pem", _pem(key))
+        write_private(current, kid.encode())
         return key
 
     @contextmanager

@@ -163,6 +163,10 @@ def serving(
         try:
             wait_ready(server, patience)
             yield server
+        except Exception:
+            # A failing test shows what the server said (pytest reports the captured stderr).
+            print(f"--- the end of {log}:\n{_tail(log)}", file=sys.stderr)
+            raise
         finally:
             stop(server.process, grace)
 

@@ -26,6 +26,7 @@ import psycopg
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
+from adapters.locks import lock_key
 from adapters.postgres import asyncpg_target
 
 TABLE = "ordo_access_log"
@@ -201,7 +202,10 @@ class PostgresAccessLog:
         self._pool: ConnectionPool[psycopg.Connection[TupleRow]] = ConnectionPool(
             dsn, min_size=1, max_size=4, kwargs={"autocommit": True}, open=True
         )
-        with self._pool.connection() as conn:
+        # Servers starting together create the table one at a time (concurrent `CREATE TABLE
+        # IF NOT EXISTS` of one table make one of them fail).
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key(schema, "access-log-ddl")])
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {self._table} (id BIGSERIAL PRIMARY KEY, "
                 "prescription_id TEXT NOT NULL, at TIMESTAMPTZ NOT NULL, role TEXT NOT NULL, "

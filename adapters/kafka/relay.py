@@ -86,6 +86,17 @@ def positions_table(schema: str) -> str:
     return f'"{schema}".ordo_relay_positions'
 
 
+async def create_positions_table(pool: asyncpg.Pool, schema: str) -> None:
+    # One process at a time (a standby relay starting with the leader): concurrent `CREATE
+    # TABLE IF NOT EXISTS` of one table make one of them fail.
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", lock_key(schema, "relay-ddl"))
+        await conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {positions_table(schema)} (topic text PRIMARY KEY, "
+            "position bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())"
+        )
+
+
 async def acknowledged_position(pool: asyncpg.Pool, schema: str, topic: str) -> int:
     """The last log position the broker acknowledged for `topic`; 0 before any relay ran."""
     try:
@@ -112,16 +123,9 @@ class Relay:
         self.producer = send
         self.topic = topic
         self.batch_size = batch_size
-        self._table = positions_table(schema)
         self._events = EventTableSql(schema)
         # Read when /metrics is scraped: the producer's own count, so an outage shows at once.
         BROKER_CONNECTIONS.set_function(self._broker_connections)
-
-    async def create(self) -> None:
-        await self.pool.execute(
-            f"CREATE TABLE IF NOT EXISTS {self._table} (topic text PRIMARY KEY, "
-            "position bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())"
-        )
 
     async def position(self) -> int:
         return await acknowledged_position(self.pool, self.schema, self.topic)
@@ -149,7 +153,7 @@ class Relay:
         end_all(spans.values())
         UNACKNOWLEDGED.set(0)
         await self.pool.execute(
-            f"INSERT INTO {self._table} (topic, position) VALUES ($1, $2) "
+            f"INSERT INTO {positions_table(self.schema)} (topic, position) VALUES ($1, $2) "
             "ON CONFLICT (topic) DO UPDATE SET position = EXCLUDED.position, updated_at = now()",
             self.topic,
             reached,
@@ -201,7 +205,7 @@ class Relay:
         """Publish until `stopping`; a failure (broker away) retries from the recorded position."""
         if not await self._event_store_created(stopping):
             return
-        await self.create()
+        await create_positions_table(self.pool, self.schema)
         while not stopping.is_set():
             try:
                 async with leadership(self.pool, lock_key(self.schema, f"relay:{self.topic}")):

@@ -8,13 +8,14 @@ HMAC-SHA256 key), so it cannot be stored hashed: it is stored encrypted (Fernet)
 from __future__ import annotations
 
 import base64
-import os
 import secrets
 from datetime import datetime
 from pathlib import Path
 
 from cryptography.fernet import Fernet
 from standardwebhooks.webhooks import Webhook
+
+from adapters.private_files import written_once
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the prefix Standard Webhooks gives secrets
 
@@ -52,10 +53,4 @@ def webhooks_key(configured: str | None, data_dir: Path) -> bytes:
     (readable by its owner only) the first time it is needed."""
     if configured:
         return configured.encode()
-    path = data_dir / "webhooks.key"
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(Fernet.generate_key())
-    return path.read_bytes().strip()
+    return written_once(data_dir / "webhooks.key", Fernet.generate_key).strip()

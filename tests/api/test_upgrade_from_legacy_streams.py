@@ -28,7 +28,7 @@ from adapters.bootstrap import build_app
 from adapters.config import KafkaSettings, Settings
 from adapters.eventfeed import PostgresEventFeed
 from adapters.kafka.messages import from_message
-from adapters.kafka.relay import Relay, ensure_topics, producer
+from adapters.kafka.relay import Relay, create_positions_table, ensure_topics, producer
 from adapters.postgres import asyncpg_target
 from adapters.store.postgres import PostgresEventStore
 from adapters.verify import verify
@@ -147,7 +147,7 @@ async def relay_everything(database_url: str, kafka: KafkaSettings) -> tuple[int
     send = producer(kafka)
     try:
         relay = Relay(pool, schema, send, kafka.topic, batch_size=3)
-        await relay.create()
+        await create_positions_table(pool, schema)
         while await relay.publish_next():
             pass
         return await relay.position(), await PostgresEventFeed(pool, schema).head()

@@ -28,7 +28,7 @@ from opentelemetry.trace import SpanKind
 from adapters import tracing
 from adapters.bootstrap import build_app
 from adapters.config import KafkaSettings, Settings
-from adapters.kafka.relay import Relay, ensure_topics, producer
+from adapters.kafka.relay import Relay, create_positions_table, ensure_topics, producer
 from adapters.kafka.worker import Worker, consumer
 from adapters.postgres import asyncpg_target
 from adapters.readmodels.postgres import PostgresReadModels
@@ -267,7 +267,7 @@ async def relay_and_apply(postgres_url: str, kafka: KafkaSettings) -> None:
     source = await asyncio.to_thread(consumer, kafka)
     try:
         relay = Relay(pool, schema, send, kafka.topic)
-        await relay.create()
+        await create_positions_table(pool, schema)
         while await relay.publish_next():
             pass
         views = PostgresReadModels(pool, schema)

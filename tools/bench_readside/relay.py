@@ -17,7 +17,7 @@ import psycopg
 
 from adapters.config import with_schema
 from adapters.kafka.messages import to_message
-from adapters.kafka.relay import Relay, ensure_topics, producer
+from adapters.kafka.relay import Relay, create_positions_table, ensure_topics, producer
 from adapters.postgres import asyncpg_target
 from tools import harness
 from tools.bench.progress import say
@@ -40,7 +40,7 @@ async def measure_relay(args: argparse.Namespace, scratch: Scratch, schema: str)
     send = producer(kafka)
     try:
         relay = Relay(pool, schema, send, topic, kafka.relay_batch_size)
-        await relay.create()
+        await create_positions_table(pool, schema)
         head = await relay.source.head()
         started = time.perf_counter()
         published = 0
