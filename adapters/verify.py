@@ -3,20 +3,25 @@
 
 The chain (`adapters.chain`) is read in log order, batch by batch, and each stored hash compared
 with SHA-256 of the previous one and the event's canonical bytes: the first that differs names
-its position. The read models are folded again from the log into a copy beside the live tables
-(suffix `_verify`, dropped afterwards), up to the position the live ones stand at, and each
-table compared with its copy in one snapshot: the first row found in one and not in the other
-names its table. The live read models keep serving meanwhile; when they move on during the
-comparison the copy catches up and the comparison runs again.
+its position.
+
+The read models are folded again from the log in this process, up to the position the live ones
+stand at, and each table's rows compared with the rows the folded states give, all read in one
+snapshot: the first row found on one side and not the other names its table. The live read
+models keep serving meanwhile; when they move on during the fold, the fold catches up and the
+comparison runs again. The folded states and the rows compared are held in memory: at the peak
+about 7 kB per prescription of the log (2.1 GB for a log of 1,000,000 events, 285,714
+prescriptions).
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -34,7 +39,9 @@ from adapters.postgres import open_pool
 from adapters.readmodels import ReadModels
 from adapters.readmodels.postgres import PostgresReadModels
 from adapters.readmodels.sqlite import SqliteReadModels
-from projections.folds import READ_MODEL_NAMES
+from adapters.readmodels.tables import TABLES, Dialect, Row
+from domain.prescription import Prescription
+from projections.folds import READ_MODEL_NAMES, ReadModelName
 from projections.runner import REBUILD_BATCH, ProjectionRunner
 
 CHAIN_BATCH = 20_000  # rows read at a time
@@ -129,12 +136,35 @@ class Difference(msgspec.Struct, frozen=True):
         return f"read model {self.table}: the row {self.row!r} is in {where}"
 
 
-def _difference_query(live: str, rebuilt: str) -> str:
-    return (
-        f"SELECT 'live', * FROM (SELECT * FROM {live} EXCEPT SELECT * FROM {rebuilt}) AS a "
-        f"UNION ALL SELECT 'rebuilt', * FROM (SELECT * FROM {rebuilt} EXCEPT "
-        f"SELECT * FROM {live}) AS b LIMIT 1"
-    )
+class HeldStates:
+    """A rebuild's states held in this process (the `ReadModelStore` port): folding them
+    needs no round trip, and their rows are compared with the live tables' at the end."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, Prescription] = {}
+        self._position = 0
+
+    async def position(self) -> int:
+        return self._position
+
+    async def states(self, ids: Collection[str]) -> dict[str, Prescription]:
+        return {id_: self._by_id[id_] for id_ in ids if id_ in self._by_id}
+
+    async def apply(
+        self, changed: Mapping[str, Prescription], position: int, expected: int
+    ) -> None:
+        assert expected == self._position, "one runner folds a rebuild"
+        self._by_id.update(changed)
+        self._position = position
+
+    def rows(self, dialect: Dialect) -> dict[ReadModelName, set[Row]]:
+        """Each table's rows as the live table stores them."""
+        return {
+            name: {
+                dialect.row(row) for state in self._by_id.values() for row in table.rows_of(state)
+            }
+            for name, table in TABLES.items()
+        }
 
 
 async def first_difference(
@@ -143,57 +173,69 @@ async def first_difference(
     """The first read-model row that differs from a rebuild at the live position (None: all
     equal)."""
     live = read_models.store
-    copy = _verify_copy(live)
-    await copy.drop()
-    await copy.create()
-    runner = ProjectionRunner(read_models.source, copy, batch_size=REBUILD_BATCH, on_batch=advanced)
-    try:
+    held = HeldStates()
+    runner = ProjectionRunner(read_models.source, held, batch_size=REBUILD_BATCH, on_batch=advanced)
+    with _collector_paused():
         for _ in range(COMPARISONS):
             await runner.catch_up(stop=await live.position())
-            compared, difference = await _compare(live, copy)
-            if compared:
-                return difference
-        msg = f"the live read models moved on during {COMPARISONS} comparisons: verify again"
-        raise RuntimeError(msg)
+            rows = await _live_rows(live, at=await held.position())
+            if rows is not None:
+                return _first_of(rows, held.rows(live.sql.dialect))
+    msg = f"the live read models moved on during {COMPARISONS} comparisons: verify again"
+    raise RuntimeError(msg)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The held states grow to every prescription of the log, and the rows to compare to every
+    row of the read models: each full collection would walk them all again (three quarters of
+    the fold's time on 300,000 events), and they hold no cycles to collect."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
     finally:
-        await copy.drop()
+        if was_enabled:
+            gc.enable()
 
 
-def _verify_copy(
-    live: PostgresReadModels | SqliteReadModels,
-) -> PostgresReadModels | SqliteReadModels:
+def _first_of(
+    live: dict[ReadModelName, set[Row]], rebuilt: dict[ReadModelName, set[Row]]
+) -> Difference | None:
+    """The first table (in `READ_MODEL_NAMES`' order) whose rows differ, and its first row
+    that only one side holds (the least, as written)."""
+    for name in READ_MODEL_NAMES:
+        only = [("live", row) for row in live[name] - rebuilt[name]]
+        only += [("rebuilt", row) for row in rebuilt[name] - live[name]]
+        if only:
+            side, row = min(only, key=repr)
+            return Difference(name, side, row)
+    return None
+
+
+async def _live_rows(
+    live: PostgresReadModels | SqliteReadModels, at: int
+) -> dict[ReadModelName, set[Row]] | None:
+    """Every live table's rows in one snapshot, if the live read models stand at `at` then
+    (None: they moved on)."""
+    queries = {
+        name: f"SELECT {', '.join(table.column_names)} FROM {live.table(name)}"
+        for name, table in TABLES.items()
+    }
     if isinstance(live, PostgresReadModels):
-        return PostgresReadModels(live.pool, live.schema, "_verify")
-    return SqliteReadModels(live.path, "_verify", live.db)
-
-
-async def _compare(
-    live: PostgresReadModels | SqliteReadModels, copy: PostgresReadModels | SqliteReadModels
-) -> tuple[bool, Difference | None]:
-    """In one snapshot: whether both stand at one position, and then their first difference."""
-    queries = [
-        (name, _difference_query(live.table(name), copy.table(name))) for name in READ_MODEL_NAMES
-    ]
-    if isinstance(live, PostgresReadModels):
-        assert isinstance(copy, PostgresReadModels)
         async with live.pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
-            if await live.position_in(conn) != await copy.position_in(conn):
-                return False, None
-            for name, query in queries:
-                if (row := await conn.fetchrow(query)) is not None:
-                    return True, Difference(name, row[0], tuple(row)[1:])
-            return True, None
-    assert isinstance(copy, SqliteReadModels)
+            if await live.position_in(conn) != at:
+                return None
+            return {
+                name: {tuple(row) for row in await conn.fetch(q)} for name, q in queries.items()
+            }
 
-    def compare(cur: sqlite3.Cursor) -> tuple[bool, Difference | None]:
-        if live.position_in(cur) != copy.position_in(cur):
-            return False, None
-        for name, query in queries:
-            if (row := cur.execute(query).fetchone()) is not None:
-                return True, Difference(name, row[0], tuple(row)[1:])
-        return True, None
+    def read(cur: sqlite3.Cursor) -> dict[ReadModelName, set[Row]] | None:
+        if live.position_in(cur) != at:
+            return None
+        return {name: set(cur.execute(q).fetchall()) for name, q in queries.items()}
 
-    return await live.db.run(compare)
+    return await live.db.run(read)
 
 
 async def verify(settings: Settings, console: Console) -> bool:

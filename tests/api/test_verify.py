@@ -31,7 +31,7 @@ from tools.cast import People
 
 def verified(settings: Settings) -> tuple[bool, str]:
     out = io.StringIO()
-    holds = asyncio.run(verify(settings, Console(file=out, width=200)))
+    holds = asyncio.run(verify(settings, Console(file=out, width=200, soft_wrap=True)))
     return holds, out.getvalue()
 
 
@@ -146,6 +146,47 @@ def test_a_read_model_row_lost_names_the_read_model(
     assert not holds
     assert "read model prescriptions" in said
     assert "is in a rebuild but not in the live table" in said
+
+
+def test_a_read_model_value_changed_names_the_read_model(
+    client: Client, people: People, settings: Settings
+) -> None:
+    issue_and_dispense(client, people, settings)
+    asyncio.run(caught_up(settings))
+    execute(
+        settings,
+        "UPDATE ordo_view_dispensings SET quantity = 9 WHERE prescription_id = "
+        "(SELECT min(prescription_id) FROM ordo_view_dispensings)",
+        file="views.sqlite3",
+    )
+
+    holds, said = verified(settings)
+
+    assert not holds
+    assert "read model dispensings" in said
+    assert ", 9, " in said  # the changed row, or the rebuilt one it should be
+
+
+def test_a_row_added_to_a_read_model_is_in_the_live_table_but_not_in_a_rebuild(
+    client: Client, people: People, settings: Settings
+) -> None:
+    issue_and_dispense(client, people, settings)
+    asyncio.run(caught_up(settings))
+    columns = "line_no, patient_ins, product_code, quantity, narcotic, duration_days, " + (
+        "dispensed_at, finess"
+    )
+    execute(
+        settings,
+        f"INSERT INTO ordo_view_dispensings (prescription_id, dispensation_id, {columns}) "
+        f"SELECT prescription_id, 'forged', {columns} FROM ordo_view_dispensings LIMIT 1",
+        file="views.sqlite3",
+    )
+
+    holds, said = verified(settings)
+
+    assert not holds
+    assert "read model dispensings: the row (" in said and "'forged'" in said
+    assert "is in the live table but not in a rebuild" in said
 
 
 async def caught_up(settings: Settings) -> None:
