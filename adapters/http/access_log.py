@@ -11,12 +11,11 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
-from adapters.access.store import AccessLogStore, Position, StoredEntry
+from adapters.access.store import Position, StoredEntry
+from adapters.http.call import Call
 from adapters.http.pages import PageRequest
 from adapters.http.problems import Problem
 from adapters.permissions import allow
-from adapters.service import PrescriptionService
-from domain.actors import Actor
 from domain.identifiers import PrescriptionNumber
 
 
@@ -58,11 +57,10 @@ class AccessLogController(Controller):
         self,
         prescription_id: FromPath[str],
         *,
-        actor: NamedDependency[Actor],
-        service: NamedDependency[PrescriptionService],
-        access_log: NamedDependency[AccessLogStore],
+        call: NamedDependency[Call],
         page: NamedDependency[PageRequest],
     ) -> AccessLogPage:
+        actor, service, access_log = call.actor, call.service, call.access_log
         allow(actor, "access_log")
         await service.read(actor, prescription_id)  # another patient's: 404, as for a read
         number = PrescriptionNumber.parse(prescription_id).value

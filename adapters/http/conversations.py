@@ -13,13 +13,12 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
+from adapters.http.call import Call
 from adapters.http.lists import Lists
 from adapters.http.problems import Problem
 from adapters.http.routes import IdempotencyKey
 from adapters.http.schemas import Body, strict_body
-from adapters.messaging.service import ConversationService
 from adapters.readmodels.queries import CursorKey
-from domain.actors import Actor
 from domain.conversation_state import Conversation, Message, message_of
 from domain.events import Party
 from domain.views import display_number
@@ -95,10 +94,10 @@ class ConversationsController(Controller):
         self,
         conversation_id: FromPath[str],
         payload: NamedDependency[MessageBody],
-        actor: NamedDependency[Actor],
-        conversations: NamedDependency[ConversationService],
+        call: NamedDependency[Call],
         idempotency_key: IdempotencyKey = None,
     ) -> PostedMessage:
+        actor, conversations = call.actor, call.conversations
         posted = await conversations.post(
             actor, conversation_id, payload.subject, payload.body, idempotency_key
         )

@@ -9,12 +9,11 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
 from adapters.document.ordonnance import document_for
+from adapters.http.call import Call
 from adapters.http.dependencies import today_of
 from adapters.http.problems import Problem
 
 # The day as the JSON reads count it (a pharmacy's own calendar), so both copies agree.
-from adapters.service import PrescriptionService
-from domain.actors import Actor
 
 PDF = "application/pdf"
 
@@ -45,9 +44,9 @@ class DocumentController(Controller):
     async def document(
         self,
         prescription_id: FromPath[str],
-        actor: NamedDependency[Actor],
-        service: NamedDependency[PrescriptionService],
+        call: NamedDependency[Call],
     ) -> Response[bytes]:
+        actor, service = call.actor, call.service
         document = await document_for(service, actor, prescription_id, today_of(service, actor))
         return Response(
             document.pdf,

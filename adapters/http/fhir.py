@@ -40,6 +40,7 @@ from adapters.fhir.parsing import json_of
 from adapters.fhir.prescribing import element_of, issuing
 from adapters.fhir.searching import cursor_of, own_lines, resume_of
 from adapters.fhir.transactions import Prescribing, single_dispense, single_request, transaction
+from adapters.http.call import Call
 from adapters.http.conditional import ETAG_HEADER, NOT_MODIFIED, IfNoneMatch, entity_tag, held
 from adapters.http.dependencies import today_of
 from adapters.http.fhir_outcomes import FHIR_EXCEPTION_HANDLERS, FHIR_JSON, negotiate, refused
@@ -69,7 +70,13 @@ Prescribed = Annotated[
 ]
 
 
-async def provide_resource(request: Request[Any, Any, Any], data: Any) -> dict[str, Any]:
+async def provide_resource(
+    request: Request[Any, Any, Any],
+    data: Any,
+    call: NamedDependency[
+        Call
+    ],  # only so that the request is read once the caller is known (see `Call`)
+) -> dict[str, Any]:
     return json_of(await request.body())
 
 
@@ -103,10 +110,10 @@ class FhirController(Controller):
     async def transaction(
         self,
         resource: NamedDependency[dict[str, Any]],
-        actor: NamedDependency[Actor],
-        service: NamedDependency[PrescriptionService],
+        call: NamedDependency[Call],
         idempotency_key: IdempotencyKey = None,
     ) -> dict[str, Any]:
+        actor, service = call.actor, call.service
         sent = transaction(resource)
         if isinstance(sent, Prescribing):
             state = await _issue(service, actor, sent, idempotency_key)
@@ -129,10 +136,10 @@ class FhirController(Controller):
     async def prescribe(
         self,
         resource: NamedDependency[dict[str, Any]],
-        actor: NamedDependency[Actor],
-        service: NamedDependency[PrescriptionService],
+        call: NamedDependency[Call],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[dict[str, Any]]:
+        actor, service = call.actor, call.service
         state = await _issue(service, actor, single_request(resource), idempotency_key)
         created = medication_request(state, view_of(state, actor, today_of(service, actor)), 1)
         return _created(created, f"MedicationRequest/{created['id']}")
@@ -147,10 +154,10 @@ class FhirController(Controller):
     async def read_request(
         self,
         resource_id: FromPath[str],
-        actor: NamedDependency[Actor],
-        service: NamedDependency[PrescriptionService],
+        call: NamedDependency[Call],
         if_none_match: IfNoneMatch = None,
     ) -> Response[Any]:
+        actor, service = call.actor, call.service
         number, line_no = line_of_id(resource_id)
         state = await service.read(actor, number)
         view = view_of(state, actor, today_of(service, actor))
@@ -169,14 +176,13 @@ class FhirController(Controller):
     async def search_requests(
         self,
         *,
-        actor: NamedDependency[Actor],
-        service: NamedDependency[PrescriptionService],
-        read_models: NamedDependency[ReadModels],
+        call: NamedDependency[Call],
         search: NamedDependency[Search],
         count: Count = 50,
         offset: Offset = 0,
         cursor: Cursor = None,
     ) -> dict[str, Any]:
+        actor, service, read_models = call.actor, call.service, call.read_models
         today = today_of(service, actor)
         if search.group is not None:
             return await _lines_of_prescription(service, actor, search.group, count, offset)
@@ -208,10 +214,10 @@ class FhirController(Controller):
         self,
         resource_id: FromPath[str],
         resource: NamedDependency[dict[str, Any]],
-        actor: NamedDependency[Actor],
-        service: NamedDependency[PrescriptionService],
+        call: NamedDependency[Call],
         idempotency_key: IdempotencyKey = None,
     ) -> dict[str, Any]:
+        actor, service = call.actor, call.service
         number, line_no = line_of_id(resource_id)
         state = await service.cancel(actor, number, reason_of(resource), idempotency_key)
         return medication_request(state, view_of(state, actor, today_of(service, actor)), line_no)
@@ -226,10 +232,10 @@ class FhirController(Controller):
     async def dispense(
         self,
         resource: NamedDependency[dict[str, Any]],
-        actor: NamedDependency[Actor],
-        service: NamedDependency[PrescriptionService],
+        call: NamedDependency[Call],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[dict[str, Any]]:
+        actor, service = call.actor, call.service
         asked, dispensation_id = await _dispense(
             service, actor, single_dispense(resource), idempotency_key
         )
@@ -243,10 +249,10 @@ class FhirController(Controller):
     @get("/MedicationDispense", media_type=FHIR_JSON, summary="A prescription's dispensings")
     async def search_dispenses(
         self,
-        actor: NamedDependency[Actor],
-        service: NamedDependency[PrescriptionService],
+        call: NamedDependency[Call],
         prescription: Prescribed = None,
     ) -> dict[str, Any]:
+        actor, service = call.actor, call.service
         if prescription is None:
             raise FhirError(422, "invalid_request", "search by prescription", "prescription")
         wanted = prescription.removeprefix("MedicationRequest/")
@@ -273,12 +279,11 @@ class FhirController(Controller):
         self,
         resource_id: FromPath[str],
         resource: NamedDependency[dict[str, Any]],
-        actor: NamedDependency[Actor],
-        service: NamedDependency[PrescriptionService],
-        read_models: NamedDependency[ReadModels],
+        call: NamedDependency[Call],
         *,
         idempotency_key: IdempotencyKey = None,
     ) -> dict[str, Any]:
+        actor, service, read_models = call.actor, call.service, call.read_models
         allow(actor, "withdraw")  # before the id and the body are read
         dispensation_id, line_no = dispensed_line_of_id(resource_id)
         reason = reason_of(resource)

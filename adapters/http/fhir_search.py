@@ -9,12 +9,13 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.params import QueryParameter
 
 from adapters.fhir.codes import INS_SYSTEM, RPPS_PREFIX, RPPS_SYSTEM
 from adapters.fhir.outcome import FhirError
 from adapters.fhir.searching import Owner
+from adapters.http.call import Call
 from adapters.permissions import allow
 from domain.actors import Actor
 
@@ -50,6 +51,10 @@ class Search(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def provide_search(
+    call: NamedDependency[
+        Call
+    ],  # only so that the request is read once the caller is known (see `Call`)
+    *,
     group: Annotated[
         str | None, _query("group-identifier", "urn:ordo:prescription|<prescription_id>")
     ] = None,

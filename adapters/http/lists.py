@@ -10,11 +10,11 @@ import msgspec
 from litestar import Controller, get
 from litestar.di import NamedDependency
 
+from adapters.http.call import Call
 from adapters.http.pages import PageRequest, cursor_at
 from adapters.permissions import PERMISSIONS, allow
 from adapters.readmodels import ReadModels
 from adapters.readmodels.queries import CursorKey
-from adapters.service import PrescriptionService
 from domain.actors import Actor
 from domain.errors import DomainError
 from domain.events import Product, TransmissionSender
@@ -51,15 +51,11 @@ class InboxPage(msgspec.Struct, frozen=True):
     next_cursor: str | None
 
 
-def provide_lists(
-    read_models: NamedDependency[ReadModels],
-    service: NamedDependency[PrescriptionService],
-    actor: NamedDependency[Actor],
-    page: NamedDependency[PageRequest],
-) -> Lists:
+def provide_lists(call: NamedDependency[Call], page: NamedDependency[PageRequest]) -> Lists:
+    service = call.service
     return Lists(
-        read_models,
-        actor,
+        call.read_models,
+        call.actor,
         service.clock().today,
         page,
         with_units=service.with_units,

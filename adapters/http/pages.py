@@ -14,8 +14,10 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, TypeVar
 
 import msgspec
+from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
+from adapters.http.call import Call
 from domain.errors import invalid
 
 DEFAULT_LIMIT = 50
@@ -64,5 +66,11 @@ def cursor_at(key: msgspec.Struct) -> str:
     return base64.urlsafe_b64encode(encoded).decode().rstrip("=")
 
 
-def provide_page(limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> PageRequest:
+def provide_page(
+    call: NamedDependency[
+        Call
+    ],  # only so that the request is read once the caller is known (see `Call`)
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> PageRequest:
     return PageRequest(limit, cursor)

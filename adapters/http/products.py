@@ -13,9 +13,8 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
-from adapters.catalogue.index import LiveCatalogue
+from adapters.http.call import Call
 from adapters.http.problems import Problem
-from domain.actors import Actor
 from domain.catalogue import GenericRole, PackFacts, Substance
 from domain.errors import DomainError, invalid
 from domain.identifiers import Cip13, InvalidIdentifier
@@ -93,10 +92,10 @@ class ProductsController(Controller):
     )
     async def product(
         self,
-        actor: NamedDependency[Actor],
-        catalogue: NamedDependency[LiveCatalogue],
+        call: NamedDependency[Call],
         cip13: str = Parameter(description="the pack's CIP13 code (13 digits)"),
     ) -> ProductView:
+        actor, catalogue = call.actor, call.catalogue
         del actor  # any role may read the catalogue; the token was checked
         snapshot = catalogue.snapshot()
         facts = snapshot.facts(_code(cip13))

@@ -16,13 +16,13 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, get, post
-from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import HTTPException
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
 
+from adapters.http.call import Call
 from adapters.http.schemas import BadBody
 from adapters.permissions import allow
 from adapters.reconciliation import Reconciliation
@@ -66,10 +66,10 @@ class ItemView(msgspec.Struct, frozen=True):
     detail: str
 
 
-async def provide_reconciliation(state: State) -> Reconciliation:
-    """The application's reconciliation (adapters/bootstrap.py); its tables are created and
-    what a dead process left unfinished is resumed on first use."""
-    reconciliation: Reconciliation = state.reconciliation
+async def provide_reconciliation(call: NamedDependency[Call]) -> Reconciliation:
+    """The application's reconciliation (adapters/bootstrap.py), once the caller is known; its
+    tables are created and what a dead process left unfinished is resumed on first use."""
+    reconciliation = call.reconciliation
     await reconciliation.ready()
     return reconciliation
 
@@ -115,9 +115,10 @@ class ReconciliationController(Controller):
     async def submit(
         self,
         request: Request[Any, Any, Any],
-        actor: NamedDependency[Actor],
+        call: NamedDependency[Call],
         reconciliation: NamedDependency[Reconciliation],
     ) -> BatchAccepted:
+        actor = call.actor
         _insurer(actor)
         media_type = request.headers.get("content-type", NDJSON).split(";")[0].strip().lower()
         if media_type not in NDJSON_TYPES:
@@ -131,9 +132,10 @@ class ReconciliationController(Controller):
     async def batch(
         self,
         batch_id: FromPath[str],
-        actor: NamedDependency[Actor],
+        call: NamedDependency[Call],
         reconciliation: NamedDependency[Reconciliation],
     ) -> BatchView:
+        actor = call.actor
         _insurer(actor)
         return _view(await _existing(reconciliation, batch_id))
 
@@ -146,12 +148,13 @@ class ReconciliationController(Controller):
     async def items(
         self,
         batch_id: FromPath[str],
-        actor: NamedDependency[Actor],
+        call: NamedDependency[Call],
         reconciliation: NamedDependency[Reconciliation],
         outcome: Annotated[
             str | None, QueryParameter(description=f"one of {', '.join(OUTCOMES)}")
         ] = None,
     ) -> Stream:
+        actor = call.actor
         _insurer(actor)
         if outcome is not None and outcome not in OUTCOMES:
             raise BadBody(f"outcome must be one of {', '.join(OUTCOMES)}", "outcome")

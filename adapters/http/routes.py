@@ -19,6 +19,7 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, HeaderParameter, QueryParameter
 
+from adapters.http.call import Call
 from adapters.http.conditional import ETAG_HEADER, NOT_MODIFIED, IfNoneMatch, conditional
 from adapters.http.dependencies import today_of
 from adapters.http.schemas import (
@@ -33,8 +34,6 @@ from adapters.http.schemas import (
     parse_identifier,
     strict_body,
 )
-from adapters.messaging.service import ConversationService
-from adapters.service import PrescriptionService
 from adapters.timetravel import history_as_of, prescription_as_of
 from domain.actors import Actor
 from domain.calendar import local_day, paris_day
@@ -211,10 +210,10 @@ class PrescriptionController(Controller):
     async def issue(
         self,
         payload: NamedDependency[IssueBody],
-        actor: NamedDependency[Actor],
-        service: NamedDependency[PrescriptionService],
+        call: NamedDependency[Call],
         idempotency_key: IdempotencyKey = None,
     ) -> IssuedPrescriptionView:
+        actor, service = call.actor, call.service
         state = await service.issue(actor, payload.command, idempotency_key)
         return issued_view(state, actor, today_of(service, actor))
 
@@ -227,11 +226,11 @@ class PrescriptionController(Controller):
     async def read(
         self,
         prescription_id: FromPath[str],
-        actor: NamedDependency[Actor],
-        service: NamedDependency[PrescriptionService],
+        call: NamedDependency[Call],
         as_of: AsOf = None,
         if_none_match: IfNoneMatch = None,
     ) -> Response[PrescriptionView]:
+        actor, service = call.actor, call.service
         instant = _as_of(as_of)
         if instant is not None:
             then = await prescription_as_of(service, actor, prescription_id, instant)
@@ -249,9 +248,9 @@ class PrescriptionController(Controller):
     async def qr_code(
         self,
         prescription_id: FromPath[str],
-        actor: NamedDependency[Actor],
-        service: NamedDependency[PrescriptionService],
+        call: NamedDependency[Call],
     ) -> bytes:
+        actor, service = call.actor, call.service
         state = await service.read(actor, prescription_id)
         buffer = io.BytesIO()
         segno.make(qr_payload(state.prescription_id), error="m").save(
@@ -268,10 +267,10 @@ class PrescriptionController(Controller):
         self,
         prescription_id: FromPath[str],
         payload: NamedDependency[CancelBody],
-        actor: NamedDependency[Actor],
-        service: NamedDependency[PrescriptionService],
+        call: NamedDependency[Call],
         idempotency_key: IdempotencyKey = None,
     ) -> PrescriptionView:
+        actor, service = call.actor, call.service
         state = await service.cancel(actor, prescription_id, payload.reason, idempotency_key)
         return view_of(state, actor, today_of(service, actor))
 
@@ -283,9 +282,9 @@ class PrescriptionController(Controller):
         self,
         prescription_id: FromPath[str],
         payload: NamedDependency[ConsentBody],
-        actor: NamedDependency[Actor],
-        service: NamedDependency[PrescriptionService],
+        call: NamedDependency[Call],
     ) -> PrescriptionView:
+        actor, service = call.actor, call.service
         state = await service.change_consent(actor, prescription_id, payload.consent)
         return view_of(state, actor, today_of(service, actor))
 
@@ -293,10 +292,10 @@ class PrescriptionController(Controller):
     async def history(
         self,
         prescription_id: FromPath[str],
-        actor: NamedDependency[Actor],
-        service: NamedDependency[PrescriptionService],
+        call: NamedDependency[Call],
         as_of: AsOf = None,
     ) -> History:
+        actor, service = call.actor, call.service
         instant = _as_of(as_of)
         events = (
             await service.history(actor, prescription_id)
@@ -319,10 +318,10 @@ class PrescriptionController(Controller):
         self,
         prescription_id: FromPath[str],
         payload: NamedDependency[DispenseBody],
-        actor: NamedDependency[Actor],
-        service: NamedDependency[PrescriptionService],
+        call: NamedDependency[Call],
         idempotency_key: IdempotencyKey = None,
     ) -> DispensationReceipt:
+        actor, service = call.actor, call.service
         return await service.dispense(actor, prescription_id, payload.command, idempotency_key)
 
     @post(
@@ -340,11 +339,11 @@ class PrescriptionController(Controller):
         prescription_id: FromPath[str],
         dispensation_id: FromPath[str],
         payload: NamedDependency[BillBody],
-        actor: NamedDependency[Actor],
-        service: NamedDependency[PrescriptionService],
+        call: NamedDependency[Call],
         *,
         idempotency_key: IdempotencyKey = None,
     ) -> DispensationView:
+        actor, service = call.actor, call.service
         return await service.bill(
             actor,
             prescription_id,
@@ -367,8 +366,7 @@ class PrescriptionController(Controller):
     async def dispensable(
         self,
         prescription_id: FromPath[str],
-        actor: NamedDependency[Actor],
-        service: NamedDependency[PrescriptionService],
+        call: NamedDependency[Call],
         at: Annotated[
             str | None,
             QueryParameter(
@@ -377,6 +375,7 @@ class PrescriptionController(Controller):
             ),
         ] = None,
     ) -> Dispensable:
+        actor, service = call.actor, call.service
         instant, allowed = await service.dispensable(actor, prescription_id, _instant(at))
         return Dispensable(at=instant, lines=tuple(map(dispensable_line, allowed)))
 
@@ -391,11 +390,11 @@ class PrescriptionController(Controller):
         prescription_id: FromPath[str],
         dispensation_id: FromPath[str],
         payload: NamedDependency[WithdrawalBody],
-        actor: NamedDependency[Actor],
-        service: NamedDependency[PrescriptionService],
+        call: NamedDependency[Call],
         *,
         idempotency_key: IdempotencyKey = None,
     ) -> PrescriptionView:
+        actor, service = call.actor, call.service
         state = await service.withdraw(
             actor,
             prescription_id,
@@ -414,10 +413,10 @@ class PrescriptionController(Controller):
         self,
         prescription_id: FromPath[str],
         payload: NamedDependency[AdaptationBody],
-        actor: NamedDependency[Actor],
-        service: NamedDependency[PrescriptionService],
+        call: NamedDependency[Call],
         idempotency_key: IdempotencyKey = None,
     ) -> PrescriptionView:
+        actor, service = call.actor, call.service
         state = await service.record_adaptation(
             actor, prescription_id, payload.command, idempotency_key
         )
@@ -440,13 +439,12 @@ class PrescriptionController(Controller):
         self,
         prescription_id: FromPath[str],
         payload: NamedDependency[TransmissionBody],
-        actor: NamedDependency[Actor],
-        service: NamedDependency[PrescriptionService],
-        conversations: NamedDependency[ConversationService],
+        call: NamedDependency[Call],
         *,
         idempotency_key: IdempotencyKey = None,
     ) -> TransmissionView:
         """Opens a conversation with the pharmacy's BAL ORG (adapters/messaging)."""
+        actor, service, conversations = call.actor, call.service, call.conversations
         pharmacy = parse_identifier(Finess, payload.finess, "finess")
         sent = await conversations.transmit(
             actor, prescription_id, pharmacy, payload.message, idempotency_key

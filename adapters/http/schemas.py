@@ -13,9 +13,10 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from litestar import Request
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
+from adapters.http.call import Call
 from domain.decisions.billing import Bill
 from domain.decisions.corrections import RecordAdaptation, Withdraw
 from domain.decisions.dispensing import Dispense, DispenseLine
@@ -376,8 +377,17 @@ def strict_body(kind: type[BodyT]) -> Provide:
     OpenAPI document describes the request body.
     """
 
-    async def provide_body(request: Request[Any, Any, Any], data: Any) -> Any:
+    # `call` only so that this resolves after the call, never beside it (see `Call`).
+    async def provide_body(
+        request: Request[Any, Any, Any], data: Any, call: NamedDependency[Call]
+    ) -> Any:
         return decode_strictly(await request.body(), kind)
 
-    provide_body.__annotations__ = {"request": Request, "data": JSONBody[kind], "return": kind}  # type: ignore[valid-type,misc]
+    body: Any = JSONBody[kind]  # type: ignore[valid-type,misc]
+    provide_body.__annotations__ = {
+        "request": Request,
+        "data": body,
+        "call": NamedDependency[Call],
+        "return": kind,
+    }
     return Provide(provide_body)

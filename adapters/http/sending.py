@@ -11,11 +11,10 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
+from adapters.http.call import Call
 from adapters.http.problems import Problem
 from adapters.http.routes import IdempotencyKey
 from adapters.http.schemas import Body, LongText, strict_body
-from adapters.messaging.service import ConversationService
-from domain.actors import Actor
 from domain.views import display_number
 
 
@@ -58,10 +57,10 @@ class SendingController(Controller):
         self,
         prescription_id: FromPath[str],
         payload: NamedDependency[SendToPatientBody],
-        actor: NamedDependency[Actor],
-        conversations: NamedDependency[ConversationService],
+        call: NamedDependency[Call],
         idempotency_key: IdempotencyKey = None,
     ) -> SentToPatientView:
+        actor, conversations = call.actor, call.conversations
         state = await conversations.send_to_patient(
             actor, prescription_id, payload.message, idempotency_key
         )

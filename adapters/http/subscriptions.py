@@ -11,13 +11,13 @@ from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
+from adapters.http.call import Call
 from adapters.http.problems import Problem
 from adapters.http.routes import IdempotencyKey
 from adapters.http.schemas import Body, strict_body
 from adapters.webhooks.routing import Kind
 from adapters.webhooks.store import Failure
-from adapters.webhooks.subscriptions import Subscriptions, SubscriptionState
-from domain.actors import Actor
+from adapters.webhooks.subscriptions import SubscriptionState
 
 
 class SubscribeBody(Body, frozen=True, kw_only=True):
@@ -73,10 +73,10 @@ class SubscriptionsController(Controller):
     async def subscribe(
         self,
         payload: NamedDependency[SubscribeBody],
-        actor: NamedDependency[Actor],
-        subscriptions: NamedDependency[Subscriptions],
+        call: NamedDependency[Call],
         idempotency_key: IdempotencyKey = None,
     ) -> SubscribedView:
+        actor, subscriptions = call.actor, call.subscriptions
         made = await subscriptions.create(actor, payload.url, payload.events, idempotency_key)
         s = made.subscription
         return SubscribedView(
@@ -91,9 +91,9 @@ class SubscriptionsController(Controller):
     async def read(
         self,
         subscription_id: FromPath[str],
-        actor: NamedDependency[Actor],
-        subscriptions: NamedDependency[Subscriptions],
+        call: NamedDependency[Call],
     ) -> SubscriptionView:
+        actor, subscriptions = call.actor, call.subscriptions
         return _view(await subscriptions.read(actor, subscription_id))
 
     @delete(
@@ -104,9 +104,9 @@ class SubscriptionsController(Controller):
     async def delete(
         self,
         subscription_id: FromPath[str],
-        actor: NamedDependency[Actor],
-        subscriptions: NamedDependency[Subscriptions],
+        call: NamedDependency[Call],
     ) -> None:
+        actor, subscriptions = call.actor, call.subscriptions
         await subscriptions.delete(actor, subscription_id)
 
 
