@@ -202,8 +202,8 @@ def _collector_paused() -> Iterator[None]:
 def _first_of(
     live: dict[ReadModelName, set[Row]], rebuilt: dict[ReadModelName, set[Row]]
 ) -> Difference | None:
-    """The first table (in `READ_MODEL_NAMES`' order) whose rows differ, and its first row
-    that only one side holds (the least, as written)."""
+    """The first table (in `READ_MODEL_NAMES`' order) whose rows differ, and the first row
+    only one side holds: a live row before a rebuilt one, then the least as written."""
     for name in READ_MODEL_NAMES:
         only = [("live", row) for row in live[name] - rebuilt[name]]
         only += [("rebuilt", row) for row in rebuilt[name] - live[name]]
