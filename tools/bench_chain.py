@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -117,28 +116,11 @@ def verify_steps(url: str, schema: str, events: int) -> list[Step]:
         rebuild = Step(
             "`ordo projections rebuild` (baseline)",
             built.events,
-            _ordo(env, "projections", "rebuild"),
+            harness.timed_ordo(env, "projections", "rebuild"),
         )
-        whole = Step("`ordo verify`, whole", built.events, _ordo(env, "verify"), rebuild)
+        verify = harness.timed_ordo(env, "verify")
+        whole = Step("`ordo verify`, whole", built.events, verify, rebuild)
     return [rebuild, whole]
-
-
-def _ordo(env: dict[str, str], *arguments: str) -> float:
-    """Seconds one `ordo` command takes; a failure stops the benchmark with its output."""
-    began = time.perf_counter()
-    done = subprocess.run(
-        harness.ordo_argv(*arguments),
-        cwd=harness.ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode:
-        raise SystemExit(
-            f"ordo {' '.join(arguments)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
-        )
-    return _since(began)
 
 
 def _since(began: float) -> float:

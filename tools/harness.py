@@ -55,6 +55,26 @@ def ordo_argv(*arguments: str) -> list[str]:
     return [sys.executable, "-m", "adapters.cli", *arguments]
 
 
+def timed_ordo(env: Mapping[str, str], *arguments: str, cwd: Path = ROOT) -> float:
+    """Seconds `ordo ARGUMENTS…` takes to completion; a failure stops the benchmark with the
+    end of its output."""
+    began = time.perf_counter()
+    done = subprocess.run(
+        ordo_argv(*arguments),
+        cwd=cwd,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - began
+    if done.returncode:
+        raise SystemExit(
+            f"ordo {' '.join(arguments)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+        )
+    return seconds
+
+
 def start_ordo(
     arguments: Sequence[str],
     env: Mapping[str, str],

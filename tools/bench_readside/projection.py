@@ -4,7 +4,6 @@ rows), and 2. `ordo projections rebuild` over a large log."""
 from __future__ import annotations
 
 import argparse
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from tools import harness
 from tools.bench.progress import say
 from tools.bench_readside.log import TABLES, Scratch, build_log, ordo_env, settings_for
 from tools.bench_readside.report import GOALS, Row
-from tools.harness import ROOT
 
 # --- 1. projection throughput --------------------------------------------------------------------
 
@@ -121,18 +119,7 @@ def measure_rebuild(args: argparse.Namespace, scratch: Scratch, work: Path) -> l
     built = build_log(url, work / "rb", args.rebuild_events)
     say(f"  {built.events:,} events in {built.seconds:.0f} s ({built.rate:,.0f}/s)")
     env = ordo_env(url, work / "rb")
-    started = time.perf_counter()
-    done = subprocess.run(
-        harness.ordo_argv("projections", "rebuild"),
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    seconds = time.perf_counter() - started
-    if done.returncode:
-        raise SystemExit(f"ordo projections rebuild failed:\n{done.stderr[-3000:]}")
+    seconds = harness.timed_ordo(env, "projections", "rebuild")
     count, versions = view_totals(args.database_url, schema)
     ok = (count, versions) == (built.prescriptions, built.events)
     say(f"  rebuilt in {seconds:.1f} s ({built.events / seconds:,.0f} events/s), complete: {ok}")
