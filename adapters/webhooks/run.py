@@ -18,6 +18,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
@@ -46,6 +47,14 @@ MAX_ATTEMPTS = 13  # 1 s, 2 s… 2048 s, then an hour: the last attempt ends the
 IDLE_CLIENT_SECONDS = 300.0  # a subscription's connection kept this long after its last delivery
 
 
+@dataclass
+class _Sender:
+    """One subscription's HTTP client, and when a delivery last used it."""
+
+    client: httpx.AsyncClient
+    used: float = 0.0
+
+
 class Senders:
     """One HTTP client per subscription, opened at its first delivery: a subscription's
     deliveries, one after the other, reuse one connection, and a request never looks through
@@ -57,33 +66,31 @@ class Senders:
         self.timeout = timeout
         self._clock = clock
         self._tls = httpx.create_ssl_context()
-        self._clients: dict[str, httpx.AsyncClient] = {}
-        self._used: dict[str, float] = {}
+        self._open: dict[str, _Sender] = {}
 
     def of(self, subscription_id: str) -> httpx.AsyncClient:
-        client = self._clients.get(subscription_id)
-        if client is None:
+        sender = self._open.get(subscription_id)
+        if sender is None:
             one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
             client = httpx.AsyncClient(timeout=self.timeout, limits=one, verify=self._tls)
-            self._clients[subscription_id] = client
-        self._used[subscription_id] = self._clock()
-        return client
+            sender = self._open[subscription_id] = _Sender(client)
+        sender.used = self._clock()
+        return sender.client
 
     async def close_idle(self) -> int:
         """Close the clients no delivery used for `IDLE_CLIENT_SECONDS`: a deleted
         subscription's, or one waiting out a long back-off (its next delivery opens another).
         Returns how many were closed."""
         since = self._clock() - IDLE_CLIENT_SECONDS
-        idle = [key for key, used in self._used.items() if used < since]
+        idle = [key for key, sender in self._open.items() if sender.used < since]
         for key in idle:
-            del self._used[key]
-            await self._clients.pop(key).aclose()
+            await self._open.pop(key).client.aclose()
         return len(idle)
 
     async def aclose(self) -> None:
-        clients, self._clients, self._used = list(self._clients.values()), {}, {}
-        for client in clients:
-            await client.aclose()
+        senders, self._open = list(self._open.values()), {}
+        for sender in senders:
+            await sender.client.aclose()
 
 
 class Deliverer:
