@@ -17,11 +17,10 @@ prescriptions).
 from __future__ import annotations
 
 import asyncio
-import gc
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager, suppress
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,6 +34,7 @@ from adapters.chain import ChainBreak, ChainCheck, ChainRow, event_head
 from adapters.chain_postgres import ChainSql
 from adapters.config import Settings
 from adapters.eventtable import EVENTS_TABLE, EventTableSql
+from adapters.heap import collector_paused
 from adapters.postgres import open_pool
 from adapters.readmodels import ReadModels
 from adapters.readmodels.postgres import PostgresReadModels
@@ -175,7 +175,10 @@ async def first_difference(
     live = read_models.store
     held = HeldStates()
     runner = ProjectionRunner(read_models.source, held, batch_size=REBUILD_BATCH, on_batch=advanced)
-    with _collector_paused():
+    # The held states grow to every prescription of the log, and the rows compared to every
+    # row of the read models; they hold no cycles, and each full collection would walk them
+    # all again (three quarters of the fold's time on 300,000 events).
+    with collector_paused():
         for _ in range(COMPARISONS):
             await runner.catch_up(stop=await live.position())
             rows = await _live_rows(live, at=await held.position())
@@ -183,20 +186,6 @@ async def first_difference(
                 return _first_of(rows, held.rows(live.sql.dialect))
     msg = f"the live read models moved on during {COMPARISONS} comparisons: verify again"
     raise RuntimeError(msg)
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """The held states grow to every prescription of the log, and the rows to compare to every
-    row of the read models: each full collection would walk them all again (three quarters of
-    the fold's time on 300,000 events), and they hold no cycles to collect."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _first_of(
