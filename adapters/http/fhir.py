@@ -73,9 +73,8 @@ Prescribed = Annotated[
 async def provide_resource(
     request: Request[Any, Any, Any],
     data: Any,
-    call: NamedDependency[
-        Call
-    ],  # only so that the request is read once the caller is known (see `Call`)
+    # `call` only so that this resolves after the call, never beside it (see `Call`).
+    call: NamedDependency[Call],
 ) -> dict[str, Any]:
     return json_of(await request.body())
 

@@ -51,9 +51,8 @@ class Search(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def provide_search(
-    call: NamedDependency[
-        Call
-    ],  # only so that the request is read once the caller is known (see `Call`)
+    # `call` only so that this resolves after the call, never beside it (see `Call`).
+    call: NamedDependency[Call],
     *,
     group: Annotated[
         str | None, _query("group-identifier", "urn:ordo:prescription|<prescription_id>")

@@ -67,9 +67,8 @@ def cursor_at(key: msgspec.Struct) -> str:
 
 
 def provide_page(
-    call: NamedDependency[
-        Call
-    ],  # only so that the request is read once the caller is known (see `Call`)
+    # `call` only so that this resolves after the call, never beside it (see `Call`).
+    call: NamedDependency[Call],
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> PageRequest:
