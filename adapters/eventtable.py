@@ -248,6 +248,17 @@ END $$"""
         )
 
     @property
+    def streams_after(self) -> str:
+        """`stream_after` for several streams at once ($1 the streams, $2 the versions): each
+        row names its stream's place in the arrays (from 1), in version order."""
+        return (
+            "SELECT q.i, e.topic, e.state FROM unnest($1::text[], $2::bigint[]) "
+            "WITH ORDINALITY AS q(stream, after_version, i) "
+            f"JOIN {self.events} e ON e.originator_id = q.stream "
+            "AND e.originator_version > q.after_version ORDER BY q.i, e.originator_version"
+        )
+
+    @property
     def record_traces(self) -> str:
         """The traceparents of a group's traced events, by log position."""
         return (

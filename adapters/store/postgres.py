@@ -1,14 +1,15 @@
 """The PostgreSQL event store on asyncpg, with group commit.
 
-Reads go straight to the pool (one round trip, prepared statements: asyncpg prepares and
-caches them per connection). Appends go through one writer task per process: it takes every
-append waiting, sends them as one call of `ordo_append_group` (one transaction: one table lock,
-one NOTIFY, one WAL flush at commit), then resolves each caller's future with its own outcome,
-only once COMMIT has returned. A command whose expected version is stale is refused alone
-(`ConflictError`, the service decides it again); on a connection error every command of the group
-fails, none is acknowledged (the client's retry with its `Idempotency-Key` finds out which
-were committed). While tracing, a group with traced commands is one explicit transaction that
-also records their events' traceparents (`ordo_event_traces`), for the Kafka relay.
+Stream reads waiting at once go as one statement (`stream_reads`); other reads go straight to
+the pool (one round trip, prepared statements: asyncpg prepares and caches them per
+connection). Appends go through one writer task per process: it takes every append waiting,
+sends them as one call of `ordo_append_group` (one transaction: one table lock, one NOTIFY, one
+WAL flush at commit), then resolves each caller's future with its own outcome, only once COMMIT
+has returned. A command whose expected version is stale is refused alone (`ConflictError`, the
+service decides it again); on a connection error every command of the group fails, none is
+acknowledged (the client's retry with its `Idempotency-Key` finds out which were committed).
+While tracing, a group with traced commands is one explicit transaction that also records
+their events' traceparents (`ordo_event_traces`), for the Kafka relay.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from adapters.legacy import LEGACY_TOPICS, MIGRATION, rows_of
 from adapters.locks import lock_key
 from adapters.postgres import CONNECT_TIMEOUT, asyncpg_target, connection_settings
 from adapters.store import ConflictError, Write, expected_versions, stream_of
+from adapters.store.stream_reads import GroupedStreamReads, StreamReadSql
 from adapters.storedevents import EventMapper, IdempotencyRecord, InvoiceClaim
 from adapters.tracing import TRACER, current_traceparent
 from domain.coverage import NarcoticCoverage, fold_coverage
@@ -285,6 +287,7 @@ class PostgresEventStore:
         self._mapper = EventMapper()
         self._pool: asyncpg.Pool | None = None
         self._committer: GroupCommitter | None = None
+        self._stream_reads: GroupedStreamReads | None = None
         self.description = f"postgresql (asyncpg, schema {schema})"
 
     @property
@@ -313,6 +316,10 @@ class PostgresEventStore:
         await self._create_tables()
         self._committer = GroupCommitter(self._pool, self._sql)
         self._committer.start()
+        self._stream_reads = GroupedStreamReads(
+            self.read_rows, StreamReadSql(one=self._sql.stream_after, many=self._sql.streams_after)
+        )
+        self._stream_reads.start()
 
     async def _create_tables(self) -> None:
         # Several servers start at once: one of them runs the DDL at a time.
@@ -327,17 +334,24 @@ class PostgresEventStore:
             await migrate_legacy_streams(conn, self._sql)
 
     async def close(self) -> None:
+        if self._stream_reads is not None:
+            await self._stream_reads.stop()
         if self._committer is not None:
             await self._committer.stop()
         if self._pool is not None:
             await self._pool.close()
 
+    @property
+    def stream_reads(self) -> GroupedStreamReads:
+        assert self._stream_reads is not None, "start() first"
+        return self._stream_reads
+
     async def events_of(self, stream_id: str, after_version: int = 0) -> list[Event]:
-        rows = await self.read("fetch", self._sql.stream_after, stream_id, after_version)
+        rows = await self.stream_reads.events_after(stream_id, after_version)
         return [self._mapper.decode(row[0], row[1]) for row in rows]
 
     async def coverage(self, stream_id: str) -> NarcoticCoverage:
-        rows = await self.read("fetch", self._sql.stream_after, stream_id, 0)
+        rows = await self.stream_reads.events_after(stream_id, 0)
         return fold_coverage(stream_id, (self._mapper.coverage(row[0], row[1]) for row in rows))
 
     async def append(self, write: Write) -> list[LogPoint]:
@@ -387,6 +401,10 @@ class PostgresEventStore:
                     raise
                 log.warning("store_read_retried_on_a_dropped_connection")
         raise AssertionError("unreachable")
+
+    async def read_rows(self, query: str, *args: object) -> list[Any]:
+        rows: list[Any] = await self.read("fetch", query, *args)
+        return rows
 
     async def last_position(self) -> int:
         head: int | None = await self.read("fetchval", self._sql.head)
