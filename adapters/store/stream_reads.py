@@ -126,6 +126,10 @@ class GroupedStreamReads:
     async def _send(self, batch: list[StreamRead]) -> None:
         try:
             answers = await self._answers(batch)
+        except asyncio.CancelledError:  # the store is closing under the statement
+            for read in batch:
+                read.answer(RuntimeError("the event store is closing"))
+            raise
         except Exception as error:  # every reader of the statement hears of it
             for read in batch:
                 read.answer(error)
