@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from adapters.store.stream_reads import GroupedStreamReads, StreamReadSql
+from adapters.store.stream_reads import GroupedStreamReads, Rows, StreamReadSql
 
 SQL = StreamReadSql(one="one", many="many")
 TABLE = {
@@ -56,6 +56,17 @@ async def started(database: Database, lanes: int = 1) -> GroupedStreamReads:
     return reads
 
 
+async def one_in_flight(
+    stream: str = "s0",
+) -> tuple[Database, GroupedStreamReads, asyncio.Task[Rows]]:
+    """A store whose database holds every statement, one read of `stream` sent and held."""
+    database = Database(held=True)
+    reads = await started(database)
+    first = asyncio.create_task(reads.events_after(stream, 0))
+    await settle()
+    return database, reads, first
+
+
 async def settle() -> None:
     for _ in range(5):
         await asyncio.sleep(0)
@@ -74,10 +85,7 @@ def test_a_read_with_none_in_flight_goes_at_once_as_the_one_stream_statement() -
 
 def test_reads_asked_while_one_is_in_flight_go_together_in_the_next_statement() -> None:
     async def scenario() -> None:
-        database = Database(held=True)
-        reads = await started(database)
-        first = asyncio.create_task(reads.events_after("s0", 0))
-        await settle()
+        database, reads, first = await one_in_flight()
         waiting = [asyncio.create_task(reads.events_after(f"s{n}", n % 3)) for n in range(1, 7)]
         await settle()
         assert len(database.statements) == 2  # the first alone, the next six in one
@@ -97,10 +105,7 @@ def test_reads_asked_while_one_is_in_flight_go_together_in_the_next_statement() 
 
 def test_the_same_stream_read_twice_in_one_statement_answers_each_from_its_own_version() -> None:
     async def scenario() -> None:
-        database = Database(held=True)
-        reads = await started(database)
-        first = asyncio.create_task(reads.events_after("s2", 0))
-        await settle()
+        database, reads, first = await one_in_flight("s2")
         from_one = asyncio.create_task(reads.events_after("s3", 1))
         from_three = asyncio.create_task(reads.events_after("s3", 3))
         unknown = asyncio.create_task(reads.events_after("nowhere", 0))
@@ -116,10 +121,7 @@ def test_the_same_stream_read_twice_in_one_statement_answers_each_from_its_own_v
 
 def test_a_failed_statement_fails_each_of_its_readers_and_the_next_ones_are_served() -> None:
     async def scenario() -> None:
-        database = Database(held=True)
-        reads = await started(database)
-        first = asyncio.create_task(reads.events_after("s0", 0))
-        await settle()
+        database, reads, first = await one_in_flight()
         failing = [asyncio.create_task(reads.events_after(f"s{n}", 0)) for n in (1, 2)]
         await settle()
         database.failure = ConnectionError("the database went away")
@@ -136,10 +138,7 @@ def test_a_failed_statement_fails_each_of_its_readers_and_the_next_ones_are_serv
 
 def test_a_reader_that_went_away_leaves_the_others_their_answers() -> None:
     async def scenario() -> None:
-        database = Database(held=True)
-        reads = await started(database)
-        first = asyncio.create_task(reads.events_after("s0", 0))
-        await settle()
+        database, reads, first = await one_in_flight()
         gone = asyncio.create_task(reads.events_after("s1", 0))
         kept = asyncio.create_task(reads.events_after("s2", 0))
         await settle()
@@ -175,10 +174,7 @@ def test_every_lane_sends_while_another_statement_is_in_flight() -> None:
 
 def test_a_stopped_store_tells_the_readers_still_waiting_and_refuses_new_ones() -> None:
     async def scenario() -> None:
-        database = Database(held=True)
-        reads = await started(database)
-        first = asyncio.create_task(reads.events_after("s0", 0))
-        await settle()
+        database, reads, first = await one_in_flight()
         second = asyncio.create_task(reads.events_after("s1", 0))
         third = asyncio.create_task(reads.events_after("s2", 0))
         await settle()

@@ -16,41 +16,20 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
-import msgspec
 import pytest
 
 from adapters.eventfeed import PostgresEventFeed
-from adapters.http.schemas import DispenseBody, IssueBody
 from adapters.postgres import asyncpg_target, connection_settings
 from adapters.service import PrescriptionService
 from adapters.store import ConflictError, EventStore, Write
 from adapters.store.postgres import PostgresEventStore
 from adapters.verify import PostgresLogRows, verify_chain
-from domain.actors import Actor
 from domain.errors import DomainError
 from domain.events import DispensationRecorded, Event
 from domain.identifiers import Finess, Rpps
-from tools.cast import People
+from tests.integration.givens import PEOPLE, issue, one_pack, pharmacist
 
 pytestmark = pytest.mark.postgres
-
-PEOPLE = People()
-PRESCRIBER = Actor(role="prescriber", subject="dr", rpps=PEOPLE.prescriber)
-
-
-def pharmacist(index: int) -> Actor:
-    finess = Finess.from_body(f"{75000000 + index:08d}").value
-    return Actor(role="pharmacist", subject=f"ph-{index}", rpps=PEOPLE.pharmacist, finess=finess)
-
-
-def one_pack() -> DispenseBody:
-    return msgspec.convert({"lines": [{"line_no": 1, "quantity": 1}]}, DispenseBody)
-
-
-async def issue(service: PrescriptionService, packs: int) -> str:
-    body = msgspec.convert(PEOPLE.prescription_body(packs), IssueBody)
-    state = await service.issue(PRESCRIBER, body.command)
-    return state.prescription_id
 
 
 async def dispensing_event(

@@ -10,48 +10,25 @@ from __future__ import annotations
 import asyncio
 import random
 
-import msgspec
 import pytest
 
-from adapters.http.schemas import DispenseBody, IssueBody
 from adapters.service import PrescriptionService
-from adapters.store.postgres import PostgresEventStore
-from domain.actors import Actor
 from domain.events import DispensationRecorded
-from domain.identifiers import Finess
-from tools.cast import People
+from tests.integration.givens import issue, one_pack, pharmacist, started_stores
 
 pytestmark = pytest.mark.postgres
-
-PEOPLE = People()
-PRESCRIBER = Actor(role="prescriber", subject="dr", rpps=PEOPLE.prescriber)
-PHARMACIST = Actor(
-    role="pharmacist",
-    subject="ph",
-    rpps=PEOPLE.pharmacist,
-    finess=Finess.from_body("75000001").value,
-)
-ONE_PACK = msgspec.convert({"lines": [{"line_no": 1, "quantity": 1}]}, DispenseBody)
-
-
-async def issue(service: PrescriptionService, packs: int) -> str:
-    body = msgspec.convert(PEOPLE.prescription_body(packs), IssueBody)
-    state = await service.issue(PRESCRIBER, body.command)
-    return state.prescription_id
 
 
 def test_reads_asked_at_once_each_get_their_own_stream_after_their_own_version(
     postgres_url: str,
 ) -> None:
     async def scenario() -> None:
-        store = PostgresEventStore(postgres_url)
-        await store.start()
-        try:
+        async with started_stores(postgres_url) as (store,):
             service = PrescriptionService(store)
             numbers = [await issue(service, packs=4) for _ in range(40)]
             for index, number in enumerate(numbers):
                 for _ in range(index % 4):
-                    await service.dispense(PHARMACIST, number, ONE_PACK.command)
+                    await service.dispense(pharmacist(1), number, one_pack().command)
             whole = {number: await store.events_of(number) for number in numbers}
             asks = [(number, random.Random(n).randint(0, 4)) for n, number in enumerate(numbers)]
             asks *= 5
@@ -62,8 +39,6 @@ def test_reads_asked_at_once_each_get_their_own_stream_after_their_own_version(
                 assert events == whole[number][after:]
             assert store.stream_reads.largest > 1, "the reads never went together"
             assert store.stream_reads.statements < len(asks)
-        finally:
-            await store.close()
 
     asyncio.run(scenario())
 
@@ -75,11 +50,7 @@ def test_a_read_right_after_another_process_dispensed_sees_it_while_the_lanes_ar
     is asked for the events after the version it knew: the dispensing is always there."""
 
     async def scenario() -> None:
-        stores = [PostgresEventStore(postgres_url), PostgresEventStore(postgres_url)]
-        for store in stores:
-            await store.start()
-        writer, reader = stores
-        try:
+        async with started_stores(postgres_url, count=2) as (writer, reader):
             service = PrescriptionService(writer)
             numbers = [await issue(service, packs=99) for _ in range(30)]
             busy = asyncio.Event()
@@ -94,16 +65,13 @@ def test_a_read_right_after_another_process_dispensed_sees_it_while_the_lanes_ar
                 for round_ in range(60):
                     number = numbers[round_ % len(numbers)]
                     known = len(await reader.events_of(number))
-                    await service.dispense(PHARMACIST, number, ONE_PACK.command)
+                    await service.dispense(pharmacist(1), number, one_pack().command)
                     news = await reader.events_of(number, known)
                     assert [type(event) for event in news] == [DispensationRecorded]
             finally:
                 busy.set()
                 await asyncio.gather(*readers)
             assert reader.stream_reads.largest > 1, "the reads never went together"
-        finally:
-            for store in stores:
-                await store.close()
 
     asyncio.run(scenario())
 
@@ -115,9 +83,7 @@ def test_the_grouped_statement_looks_each_stream_up_in_the_index_before_any_anal
     autovacuum not yet come by): the statement must not scan the table."""
 
     async def scenario() -> None:
-        store = PostgresEventStore(postgres_url)
-        await store.start()
-        try:
+        async with started_stores(postgres_url) as (store,):
             service = PrescriptionService(store)
             numbers = [await issue(service, packs=2) for _ in range(300)]
             async with store.pool.acquire() as conn:
@@ -130,7 +96,5 @@ def test_the_grouped_statement_looks_each_stream_up_in_the_index_before_any_anal
             text = "\n".join(row[0] for row in rows)
             assert "Seq Scan" not in text, text
             assert "Index" in text, text
-        finally:
-            await store.close()
 
     asyncio.run(scenario())
