@@ -20,6 +20,7 @@ from domain.actors import ROLES
 from projections.folds import READ_MODEL_NAMES
 
 T = TypeVar("T")
+APP = "adapters.bootstrap:app_from_env"  # what `ordo serve` runs, imported in each worker
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -163,6 +164,8 @@ def _backup_commands(commands: Any) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn  # noqa: PLC0415 - only the server needs it
 
+    from adapters.serving import serve_workers  # noqa: PLC0415 - nor its supervisor
+
     settings = Settings.from_env()
     if args.workers > 1 and settings.database_url is None:
         print("ordo: several workers need PostgreSQL (ORDO_DATABASE_URL)", file=sys.stderr)
@@ -176,19 +179,25 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 2
     print(f"ordo: serving on http://{args.host}:{args.port} (docs at /schema)", file=sys.stderr)
-    uvicorn.run(
-        "adapters.bootstrap:app_from_env",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        access_log=False,  # our own log line has the route template, not the raw path
-        log_level="warning",
-        server_header=False,  # no banner naming the server software and its version
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": args.host,
+        "port": args.port,
+        "access_log": False,  # our own log line has the route template, not the raw path
+        "log_level": "warning",
+        "server_header": False,  # no banner naming the server software and its version
         # An idle keep-alive connection is closed after this; a slow body is answered 408 by
         # the app (ORDO_REQUEST_TIMEOUT_SECONDS), and h11 bounds the headers' size.
-        timeout_keep_alive=5,
-    )
+        "timeout_keep_alive": 5,
+    }
+    if args.workers > 1:
+        try:
+            serve_workers(uvicorn.Config(APP, workers=args.workers, **options))
+        except OSError as error:  # the port is taken, or not ours to take
+            print(f"ordo serve: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
+            return 1
+    else:
+        uvicorn.run(APP, **options)
     return 0
 
 
