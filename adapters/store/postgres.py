@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -317,7 +318,8 @@ class PostgresEventStore:
         self._committer = GroupCommitter(self._pool, self._sql)
         self._committer.start()
         self._stream_reads = GroupedStreamReads(
-            self.read_rows, StreamReadSql(one=self._sql.stream_after, many=self._sql.streams_after)
+            partial(self.read, "fetch"),
+            StreamReadSql(one=self._sql.stream_after, many=self._sql.streams_after),
         )
         self._stream_reads.start()
 
@@ -401,10 +403,6 @@ class PostgresEventStore:
                     raise
                 log.warning("store_read_retried_on_a_dropped_connection")
         raise AssertionError("unreachable")
-
-    async def read_rows(self, query: str, *args: object) -> list[Any]:
-        rows: list[Any] = await self.read("fetch", query, *args)
-        return rows
 
     async def last_position(self) -> int:
         head: int | None = await self.read("fetchval", self._sql.head)

@@ -22,10 +22,6 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-
-log = structlog.get_logger("ordo.store")
-
 LANES = 2  # statements in flight at once per process
 MAX_READS = 256  # streams per statement: bounds one statement's arrays
 Rows = list[tuple[str, bytes]]  # (topic, state) of a stream's events, in version order
@@ -102,9 +98,12 @@ class GroupedStreamReads:
     async def _alone(self, stream: str, after_version: int) -> Rows:
         self._sending += 1
         try:
-            rows = await self._fetch(self._sql.one, stream, after_version)
+            return await self._one(stream, after_version)
         finally:
             self._sending -= 1
+
+    async def _one(self, stream: str, after_version: int) -> Rows:
+        rows = await self._fetch(self._sql.one, stream, after_version)
         self.statements += 1
         return [(row[0], row[1]) for row in rows]
 
@@ -134,20 +133,18 @@ class GroupedStreamReads:
             for read in batch:
                 read.answer(error)
             return
-        self.statements += 1
         self.largest = max(self.largest, len(batch))
         for read, rows in zip(batch, answers, strict=True):
             read.answer(rows)
 
     async def _answers(self, batch: list[StreamRead]) -> list[Rows]:
         if len(batch) == 1:
-            read = batch[0]
-            rows = await self._fetch(self._sql.one, read.stream, read.after_version)
-            return [[(row[0], row[1]) for row in rows]]
+            return [await self._one(batch[0].stream, batch[0].after_version)]
         answers: list[Rows] = [[] for _ in batch]
         rows = await self._fetch(
             self._sql.many, [read.stream for read in batch], [read.after_version for read in batch]
         )
+        self.statements += 1
         for row in rows:
             answers[row[0] - 1].append((row[1], row[2]))
         return answers
