@@ -3,7 +3,7 @@ dependency (adapters/http/dependencies.py says why one)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from litestar import Request
 from litestar.datastructures import State
@@ -30,38 +30,31 @@ class Call:
 
     @property
     def service(self) -> PrescriptionService:
-        service: PrescriptionService = self._state.service
-        return service
+        return cast("PrescriptionService", self._state.service)
 
     @property
     def conversations(self) -> ConversationService:
-        conversations: ConversationService = self._state.conversations
-        return conversations
+        return cast("ConversationService", self._state.conversations)
 
     @property
     def subscriptions(self) -> Subscriptions:
-        subscriptions: Subscriptions = self._state.subscriptions
-        return subscriptions
+        return cast("Subscriptions", self._state.subscriptions)
 
     @property
     def read_models(self) -> ReadModels:
-        read_models: ReadModels = self._state.read_models
-        return read_models
+        return cast("ReadModels", self._state.read_models)
 
     @property
     def catalogue(self) -> LiveCatalogue:
-        catalogue: LiveCatalogue = self._state.catalogue
-        return catalogue
+        return cast("LiveCatalogue", self._state.catalogue)
 
     @property
     def access_log(self) -> AccessLogStore:
-        store: AccessLogStore = self._state.access_log.store
-        return store
+        return cast("AccessLogStore", self._state.access_log.store)
 
     @property
     def reconciliation(self) -> Reconciliation:
-        reconciliation: Reconciliation = self._state.reconciliation
-        return reconciliation
+        return cast("Reconciliation", self._state.reconciliation)
 
 
 async def provide_call(request: Request[Any, Any, Any]) -> Call:
